@@ -1,0 +1,108 @@
+//! Object-store access for Nimbus vaults.
+//!
+//! A vault is a flat set of named objects. Everything above this crate sees
+//! storage only through [`Backend`]: get (optionally a byte range), put, list
+//! by prefix, delete and stat. The real implementation ([`OpendalBackend`])
+//! goes through Apache OpenDAL, so S3, WebDAV and SFTP can be added as OpenDAL
+//! services without touching the vault. [`MemoryBackend`] is for fast tests,
+//! and [`FaultyBackend`] wraps any backend to inject errors, delays and
+//! truncated reads.
+//!
+//! **Architecture invariant:** this crate knows nothing of what the bytes mean.
+
+mod error;
+mod faulty;
+mod opendal_backend;
+mod url;
+
+pub use error::{BackendError, BackendErrorKind};
+pub use faulty::{FaultConfig, FaultStats, FaultyBackend};
+pub use opendal_backend::{MemoryBackend, OpendalBackend};
+pub use url::{create_store, open_store, StoreUrl};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// One object as a listing or `stat` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's full key, `/`-separated, never starting with `/`.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The storage a vault lives on.
+///
+/// Keys are `/`-separated relative paths such as `config` or
+/// `packs/ab/ab12…`. A `put` replaces the whole object atomically from the
+/// point of view of a reader (it sees the old or the new content, never a
+/// mix); no conditional writes or locks are asked of the store.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Reads a whole object, or only `range` of it (end exclusive).
+    ///
+    /// A range that reaches past the end of the object returns the bytes that
+    /// exist; the caller checks the length it got. A missing object is an
+    /// error of kind [`BackendErrorKind::NotFound`].
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError>;
+
+    /// Writes a whole object, replacing any object with that key.
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError>;
+
+    /// Lists every object whose key starts with `prefix` (recursively), in no
+    /// particular order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError>;
+
+    /// Deletes an object. Deleting an object that does not exist succeeds.
+    async fn delete(&self, key: &str) -> Result<(), BackendError>;
+
+    /// The object's size, or `None` when it does not exist.
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError>;
+
+    /// A short human description of where the store is, for messages
+    /// (`local folder /srv/vault`). Never contains a secret.
+    fn describe(&self) -> String;
+}
+
+/// A shared, dynamically typed backend.
+pub type DynBackend = Arc<dyn Backend>;
+
+/// A shared backend is a backend, so wrappers such as [`FaultyBackend`] can
+/// take a [`DynBackend`].
+#[async_trait]
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        (**self).get(key, range).await
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        (**self).put(key, data).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        (**self).list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        (**self).delete(key).await
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        (**self).stat(key).await
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Shows where the store is, so types holding a [`DynBackend`] can derive
+/// `Debug`.
+impl std::fmt::Debug for dyn Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Backend").field(&self.describe()).finish()
+    }
+}

@@ -1,0 +1,207 @@
+//! [`Backend`] over an Apache OpenDAL [`Operator`]: the real store (a local
+//! folder today; S3, WebDAV and SFTP later) and the in-memory one.
+//!
+//! OpenDAL services differ in small ways (ranges past the end, directory
+//! entries in listings, what a missing prefix does); this file irons them out
+//! so every store behaves as the [`Backend`] docs say.
+
+mod keys;
+mod local;
+mod memory;
+
+pub use memory::MemoryBackend;
+
+use crate::error::Op;
+use crate::{Backend, BackendError, BackendErrorKind, ObjectInfo};
+use async_trait::async_trait;
+use bytes::Bytes;
+use keys::{check_key, check_prefix, is_reserved};
+use opendal::{EntryMode, Operator};
+use std::ops::Range;
+
+/// A store reached through OpenDAL.
+///
+/// Cloning is cheap and the clones share the same store.
+#[derive(Clone)]
+pub struct OpendalBackend {
+    op: Operator,
+    description: String,
+    /// Set when a local folder could not get its `.tmp` folder for atomic
+    /// writes; writing without it could leave half-written objects, so all
+    /// changes are refused instead.
+    read_only: bool,
+}
+
+impl std::fmt::Debug for OpendalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpendalBackend")
+            .field("description", &self.description)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpendalBackend {
+    /// Wraps an operator that is already configured. `description` is what
+    /// [`Backend::describe`] returns; it must not contain a secret.
+    ///
+    /// Writes through it are only as atomic as the service makes them: for
+    /// the fs service, configure `atomic_write_dir` (or use
+    /// [`OpendalBackend::local_folder`]).
+    pub fn from_operator(op: Operator, description: impl Into<String>) -> Self {
+        Self {
+            op,
+            description: description.into(),
+            read_only: false,
+        }
+    }
+
+    /// The underlying operator, for callers that need an OpenDAL feature
+    /// this crate does not wrap.
+    pub fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    fn refuse_if_read_only(&self, key: &str) -> Result<(), BackendError> {
+        if !self.read_only {
+            return Ok(());
+        }
+        Err(BackendError::permission_denied(format!(
+            "{} is read-only (its `{}` folder for safe writes cannot be created), so `{key}` \
+             cannot be changed",
+            self.description,
+            keys::TMP_DIR
+        ))
+        .with_key(key))
+    }
+
+    /// Reads `range` of `key` when the range may reach past the end.
+    ///
+    /// Services answer such a read differently (the fs service returns an
+    /// error saying it got too little data), so on any failure other than
+    /// "not found" this looks at the object's size and, when the range was
+    /// indeed too long, reads the part that exists.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
+        if range.start >= range.end {
+            return match self.stat(key).await? {
+                Some(_) => Ok(Bytes::new()),
+                None => Err(BackendError::not_found(key)),
+            };
+        }
+        let first = match self.op.read_with(key).range(range.clone()).await {
+            Ok(buf) => return Ok(buf.to_bytes()),
+            Err(err) => BackendError::from_opendal(Op::Get, Some(key), err),
+        };
+        if first.kind() == BackendErrorKind::NotFound {
+            return Err(first);
+        }
+        let size = match self.stat(key).await {
+            Ok(Some(info)) if info.size < range.end => info.size,
+            Ok(None) => return Err(BackendError::not_found(key)),
+            // The range fits, or the store is failing: the first error is
+            // the one that explains what went wrong.
+            _ => return Err(first),
+        };
+        if range.start >= size {
+            return Ok(Bytes::new());
+        }
+        self.op
+            .read_with(key)
+            .range(range.start..size)
+            .await
+            .map(|buf| buf.to_bytes())
+            .map_err(|err| BackendError::from_opendal(Op::Get, Some(key), err))
+    }
+}
+
+#[async_trait]
+impl Backend for OpendalBackend {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        check_key(key)?;
+        match range {
+            Some(range) => self.get_range(key, range).await,
+            None => self
+                .op
+                .read(key)
+                .await
+                .map(|buf| buf.to_bytes())
+                .map_err(|err| BackendError::from_opendal(Op::Get, Some(key), err)),
+        }
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        check_key(key)?;
+        self.refuse_if_read_only(key)?;
+        self.op
+            .write(key, data)
+            .await
+            .map(drop)
+            .map_err(|err| BackendError::from_opendal(Op::Put, Some(key), err))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        check_prefix(prefix)?;
+        // OpenDAL lists folders; a prefix such as `packs/a` is matched by
+        // listing its folder `packs/` and filtering.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..=i],
+            None => "/",
+        };
+        let entries = self
+            .op
+            .list_with(dir)
+            .recursive(true)
+            .await
+            .map_err(|err| BackendError::from_opendal(Op::List, Some(prefix), err))?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            // Folders, and entries the service could not classify (sockets,
+            // dangling links), are not objects.
+            if entry.metadata().mode() != EntryMode::FILE {
+                continue;
+            }
+            let key = entry.path().trim_start_matches('/');
+            if is_reserved(key) || !key.starts_with(prefix) {
+                continue;
+            }
+            out.push(ObjectInfo {
+                key: key.to_string(),
+                size: entry.metadata().content_length(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        check_key(key)?;
+        self.refuse_if_read_only(key)?;
+        self.op
+            .delete(key)
+            .await
+            .map_err(|err| BackendError::from_opendal(Op::Delete, Some(key), err))
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        check_key(key)?;
+        match self.op.stat(key).await {
+            Ok(meta) if meta.mode() == EntryMode::FILE => Ok(Some(ObjectInfo {
+                key: key.to_string(),
+                size: meta.content_length(),
+            })),
+            // A folder under that name is not an object.
+            Ok(_) => Ok(None),
+            Err(err) => {
+                let err = BackendError::from_opendal(Op::Stat, Some(key), err);
+                if err.kind() == BackendErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}

@@ -1,0 +1,228 @@
+//! The behaviour every [`Backend`] must have, as one suite that the test files
+//! run against each store (local folder, memory, wrappers).
+//!
+//! The suite expects an empty store. Each check works under its own top-level
+//! folder, so the checks cannot see each other's objects.
+
+use bytes::Bytes;
+use nimbus_backend::{Backend, BackendError, BackendErrorKind, ObjectInfo};
+
+type Result<T = ()> = std::result::Result<T, BackendError>;
+
+/// Runs every check against `store`, which must be empty.
+pub async fn run(store: &dyn Backend) -> Result {
+    empty_store(store).await?;
+    put_get_stat(store).await?;
+    ranges(store).await?;
+    overwrite(store).await?;
+    list_prefixes(store).await?;
+    delete(store).await?;
+    folders_are_not_objects(store).await?;
+    invalid_keys(store).await?;
+    concurrent_puts(store).await?;
+    only_suite_objects_remain(store).await?;
+    assert!(!store.describe().is_empty());
+    Ok(())
+}
+
+/// The keys of `list(prefix)`, sorted, since listing order is unspecified.
+pub async fn keys(store: &dyn Backend, prefix: &str) -> Result<Vec<String>> {
+    let mut infos = store.list(prefix).await?;
+    infos.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(infos.into_iter().map(|i| i.key).collect())
+}
+
+fn expect_not_found<T: std::fmt::Debug>(result: Result<T>, key: &str) {
+    let err = result.expect_err("expected a not-found error");
+    assert_eq!(err.kind(), BackendErrorKind::NotFound, "{err}");
+    assert_eq!(err.key(), Some(key));
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains(key), "{err}");
+}
+
+async fn empty_store(store: &dyn Backend) -> Result {
+    assert_eq!(keys(store, "").await?, Vec::<String>::new());
+    assert_eq!(store.stat("config").await?, None);
+    expect_not_found(store.get("config", None).await, "config");
+    expect_not_found(store.get("config", Some(0..4)).await, "config");
+    expect_not_found(store.get("config", Some(2..2)).await, "config");
+    expect_not_found(store.get("a/b/c", None).await, "a/b/c");
+    // Deleting what is not there succeeds.
+    store.delete("config").await?;
+    store.delete("no/such/folder/key").await?;
+    Ok(())
+}
+
+async fn put_get_stat(store: &dyn Backend) -> Result {
+    let all_bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    store.put("basic/config", Bytes::from_static(b"hello")).await?;
+    store.put("basic/deep/a/b/c/d", Bytes::from(all_bytes.clone())).await?;
+    store.put("basic/empty", Bytes::new()).await?;
+
+    assert_eq!(store.get("basic/config", None).await?, &b"hello"[..]);
+    assert_eq!(store.get("basic/deep/a/b/c/d", None).await?, all_bytes);
+    assert_eq!(store.get("basic/empty", None).await?, Bytes::new());
+
+    let info = |key: &str, size| ObjectInfo { key: key.to_string(), size };
+    assert_eq!(store.stat("basic/config").await?, Some(info("basic/config", 5)));
+    assert_eq!(store.stat("basic/empty").await?, Some(info("basic/empty", 0)));
+    assert_eq!(store.stat("basic/deep/a/b/c/d").await?, Some(info("basic/deep/a/b/c/d", 1000)));
+    assert_eq!(store.stat("basic/missing").await?, None);
+    Ok(())
+}
+
+async fn ranges(store: &dyn Backend) -> Result {
+    let data: Vec<u8> = (0..=255u8).collect();
+    store.put("range/obj", Bytes::from(data.clone())).await?;
+    let get = |r: std::ops::Range<u64>| store.get("range/obj", Some(r));
+
+    assert_eq!(get(0..4).await?, data[0..4]);
+    assert_eq!(get(10..20).await?, data[10..20]);
+    assert_eq!(get(0..256).await?, data);
+    // Past the end: the bytes that exist.
+    assert_eq!(get(250..300).await?, data[250..]);
+    assert_eq!(get(0..u64::MAX).await?, data);
+    assert_eq!(get(255..1000).await?, data[255..]);
+    // Nothing there: empty, not an error.
+    assert_eq!(get(256..300).await?, Bytes::new());
+    assert_eq!(get(1000..2000).await?, Bytes::new());
+    assert_eq!(get(5..5).await?, Bytes::new());
+
+    store.put("range/empty", Bytes::new()).await?;
+    assert_eq!(store.get("range/empty", Some(0..10)).await?, Bytes::new());
+
+    // A bigger object, read in the middle.
+    let big: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    store.put("range/big", Bytes::from(big.clone())).await?;
+    let start = 300_000u64;
+    let got = store.get("range/big", Some(start..start + 70_000)).await?;
+    assert_eq!(got, big[300_000..370_000]);
+    Ok(())
+}
+
+async fn overwrite(store: &dyn Backend) -> Result {
+    store.put("over/key", Bytes::from_static(b"first version, long")).await?;
+    store.put("over/key", Bytes::from_static(b"second")).await?;
+    assert_eq!(store.get("over/key", None).await?, &b"second"[..]);
+    assert_eq!(store.stat("over/key").await?.map(|i| i.size), Some(6));
+    let listed = store.list("over/").await?;
+    assert_eq!(listed, vec![ObjectInfo { key: "over/key".into(), size: 6 }]);
+    Ok(())
+}
+
+async fn list_prefixes(store: &dyn Backend) -> Result {
+    let objects = [
+        ("list/config", 1usize),
+        ("list/packs/ab/ab01", 2),
+        ("list/packs/ab/ab02", 3),
+        ("list/packs/cd/cd01", 4),
+        ("list/packsx", 5),
+        ("list/index/0001", 6),
+    ];
+    for (key, size) in objects {
+        store.put(key, Bytes::from(vec![7u8; size])).await?;
+    }
+
+    let mut all = store.list("list/").await?;
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut expected: Vec<ObjectInfo> = objects
+        .iter()
+        .map(|(k, s)| ObjectInfo { key: k.to_string(), size: *s as u64 })
+        .collect();
+    expected.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(all, expected, "full keys and sizes, no folders");
+
+    assert_eq!(
+        keys(store, "list/packs/").await?,
+        ["list/packs/ab/ab01", "list/packs/ab/ab02", "list/packs/cd/cd01"]
+    );
+    assert_eq!(keys(store, "list/packs/ab/").await?, ["list/packs/ab/ab01", "list/packs/ab/ab02"]);
+    // A prefix is a string prefix, not only a folder.
+    assert_eq!(keys(store, "list/packs/a").await?, ["list/packs/ab/ab01", "list/packs/ab/ab02"]);
+    assert_eq!(keys(store, "list/packs/ab/ab0").await?, ["list/packs/ab/ab01", "list/packs/ab/ab02"]);
+    assert_eq!(
+        keys(store, "list/packs").await?,
+        ["list/packs/ab/ab01", "list/packs/ab/ab02", "list/packs/cd/cd01", "list/packsx"]
+    );
+    assert_eq!(keys(store, "lis").await?.len(), objects.len());
+    // A full key lists that object.
+    assert_eq!(keys(store, "list/config").await?, ["list/config"]);
+    // Prefixes that match nothing: empty, not an error.
+    assert!(keys(store, "list/nothing/").await?.is_empty());
+    assert!(keys(store, "list/nothing").await?.is_empty());
+    assert!(keys(store, "nowhere/at/all/").await?.is_empty());
+    // An object used as if it were a folder.
+    assert!(keys(store, "list/config/").await?.is_empty());
+    Ok(())
+}
+
+async fn delete(store: &dyn Backend) -> Result {
+    store.put("del/a/one", Bytes::from_static(b"1")).await?;
+    store.put("del/a/two", Bytes::from_static(b"2")).await?;
+    store.delete("del/a/one").await?;
+    expect_not_found(store.get("del/a/one", None).await, "del/a/one");
+    assert_eq!(store.stat("del/a/one").await?, None);
+    assert_eq!(keys(store, "del/").await?, ["del/a/two"]);
+    // Twice is fine.
+    store.delete("del/a/one").await?;
+    // Removing the last object of a folder leaves nothing listed under it.
+    store.delete("del/a/two").await?;
+    assert!(keys(store, "del/").await?.is_empty());
+    assert!(keys(store, "del/a/").await?.is_empty());
+    // The key can be used again.
+    store.put("del/a/one", Bytes::from_static(b"again")).await?;
+    assert_eq!(store.get("del/a/one", None).await?, &b"again"[..]);
+    Ok(())
+}
+
+async fn folders_are_not_objects(store: &dyn Backend) -> Result {
+    store.put("dir/sub/obj", Bytes::from_static(b"x")).await?;
+    assert_eq!(store.stat("dir/sub").await?, None);
+    assert_eq!(store.stat("dir").await?, None);
+    expect_not_found(store.get("dir/sub", None).await, "dir/sub");
+    // Below an object there is nothing.
+    assert_eq!(store.stat("dir/sub/obj/child").await?, None);
+    expect_not_found(store.get("dir/sub/obj/child", None).await, "dir/sub/obj/child");
+    Ok(())
+}
+
+async fn invalid_keys(store: &dyn Backend) -> Result {
+    for key in ["", "/abs", "trailing/", "a//b", "../escape", "a/../b", "./a", "back\\slash"] {
+        let err = store
+            .put(key, Bytes::from_static(b"x"))
+            .await
+            .expect_err("an invalid key must be refused");
+        assert_eq!(err.kind(), BackendErrorKind::Other, "{key:?}: {err}");
+        assert!(store.get(key, None).await.is_err(), "{key:?}");
+        assert!(store.stat(key).await.is_err(), "{key:?}");
+        assert!(store.delete(key).await.is_err(), "{key:?}");
+    }
+    assert!(store.list("/").await.is_err());
+    assert!(store.list("../").await.is_err());
+    Ok(())
+}
+
+async fn concurrent_puts(store: &dyn Backend) -> Result {
+    let puts = (0..32usize).map(|i| async move {
+        let key = format!("many/{:02}/{i}", i % 4);
+        store.put(&key, Bytes::from(vec![i as u8; i])).await
+    });
+    for result in futures::future::join_all(puts).await {
+        result?;
+    }
+    assert_eq!(store.list("many/").await?.len(), 32);
+    for i in 0..32 {
+        let key = format!("many/{:02}/{i}", i % 4);
+        assert_eq!(store.get(&key, None).await?, Bytes::from(vec![i as u8; i]));
+    }
+    Ok(())
+}
+
+async fn only_suite_objects_remain(store: &dyn Backend) -> Result {
+    let folders = ["basic/", "range/", "over/", "list/", "del/", "dir/", "many/"];
+    for key in keys(store, "").await? {
+        assert!(!key.starts_with('/'), "{key}");
+        assert!(folders.iter().any(|f| key.starts_with(f)), "unexpected object {key}");
+    }
+    Ok(())
+}

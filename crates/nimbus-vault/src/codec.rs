@@ -1,0 +1,213 @@
+//! The blob codec: id, compression and encryption of one piece of plaintext.
+//!
+//! A payload is `encoding byte ‖ body`: encoding 0 stores the body as is,
+//! encoding 1 stores it zstd-compressed. zstd is used only when it makes the
+//! payload smaller, so incompressible data (photos, video, archives) pays one
+//! byte and no decompression. The payload is then sealed (see `crypto`).
+
+use aes_gcm::Aes256Gcm;
+
+use crate::crypto::{self, Keys, OpenError, Purpose};
+use crate::id::BlobId;
+
+const RAW: u8 = 0;
+const ZSTD: u8 = 1;
+
+/// The largest plaintext a payload may expand to. Bigger claims are refused
+/// before any allocation, so a hostile object cannot exhaust memory.
+pub const MAX_PAYLOAD: usize = 256 << 20;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum BlobKind {
+    /// File content.
+    Data,
+    /// A directory listing.
+    Tree,
+}
+
+impl BlobKind {
+    pub(crate) fn purpose(self) -> Purpose {
+        match self {
+            BlobKind::Data => Purpose::DataBlob,
+            BlobKind::Tree => Purpose::TreeBlob,
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            BlobKind::Data => 0,
+            BlobKind::Tree => 1,
+        }
+    }
+}
+
+/// The id of a blob: BLAKE3 keyed with the vault's id key, over the kind byte
+/// and the plaintext. Equal content gets one id across the whole vault, and
+/// without the key the server cannot compute the id of a known file.
+pub(crate) fn blob_id(keys: &Keys, kind: BlobKind, plaintext: &[u8]) -> BlobId {
+    let mut h = blake3::Hasher::new_keyed(&keys.id_key);
+    h.update(&[kind.tag()]);
+    h.update(plaintext);
+    BlobId::from(*h.finalize().as_bytes())
+}
+
+impl From<[u8; 32]> for BlobId {
+    fn from(b: [u8; 32]) -> Self {
+        crate::id::Id(b)
+    }
+}
+
+/// Builds `encoding ‖ body`, compressing only when that is smaller.
+pub(crate) fn encode_payload(plaintext: &[u8], zstd_level: i32) -> Vec<u8> {
+    if zstd_level > 0 && plaintext.len() >= 64 {
+        if let Ok(compressed) = zstd::bulk::compress(plaintext, zstd_level) {
+            if compressed.len() + 1 < plaintext.len() {
+                let mut out = Vec::with_capacity(compressed.len() + 1);
+                out.push(ZSTD);
+                out.extend_from_slice(&compressed);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(plaintext.len() + 1);
+    out.push(RAW);
+    out.extend_from_slice(plaintext);
+    out
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("empty payload")]
+    Empty,
+    #[error("unknown encoding {0}")]
+    UnknownEncoding(u8),
+    #[error("decompression failed: {0}")]
+    Decompress(String),
+    #[error("decoded size {got} differs from the {expected} bytes recorded")]
+    WrongSize { got: usize, expected: usize },
+}
+
+/// Undoes [`encode_payload`]. `limit` bounds the decompressed size.
+pub(crate) fn decode_payload(payload: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
+    let (&enc, body) = payload.split_first().ok_or(PayloadError::Empty)?;
+    match enc {
+        RAW => Ok(body.to_vec()),
+        ZSTD => {
+            // The frame header states the content size; refuse absurd claims
+            // before allocating.
+            let cap = match zstd::zstd_safe::get_frame_content_size(body) {
+                Ok(Some(n)) if (n as usize) <= limit => n as usize,
+                Ok(Some(_)) => return Err(PayloadError::Decompress("frame larger than allowed".into())),
+                _ => limit,
+            };
+            zstd::bulk::decompress(body, cap).map_err(|e| PayloadError::Decompress(e.to_string()))
+        }
+        other => Err(PayloadError::UnknownEncoding(other)),
+    }
+}
+
+/// One blob, ready to be appended to a pack.
+pub(crate) struct EncodedBlob {
+    pub id: BlobId,
+    pub kind: BlobKind,
+    /// Plaintext length.
+    pub raw_len: u32,
+    /// `nonce ‖ ciphertext ‖ tag` of the payload.
+    pub sealed: Vec<u8>,
+}
+
+/// Encodes a blob whose id is already known.
+pub(crate) fn encode_blob(keys: &Keys, kind: BlobKind, id: BlobId, plaintext: &[u8], zstd_level: i32) -> EncodedBlob {
+    let payload = encode_payload(plaintext, zstd_level);
+    let sealed = crypto::seal(&keys.blob, kind.purpose(), id.as_bytes(), &payload);
+    EncodedBlob { id, kind, raw_len: plaintext.len() as u32, sealed }
+}
+
+/// Why a stored blob was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    #[error("authentication failed (wrong key, moved, or altered bytes)")]
+    Auth,
+    #[error("{0}")]
+    Payload(#[from] PayloadError),
+    #[error("content does not hash to its id")]
+    IdMismatch,
+}
+
+impl From<OpenError> for BlobError {
+    fn from(_: OpenError) -> Self {
+        BlobError::Auth
+    }
+}
+
+/// Decrypts, decompresses and verifies one stored blob.
+pub(crate) fn decode_blob(
+    keys: &Keys,
+    kind: BlobKind,
+    id: &BlobId,
+    raw_len: u32,
+    sealed: &[u8],
+) -> Result<Vec<u8>, BlobError> {
+    let payload = crypto::open(&keys.blob, kind.purpose(), id.as_bytes(), sealed)?;
+    let plain = decode_payload(&payload, raw_len as usize)?;
+    if plain.len() != raw_len as usize {
+        return Err(PayloadError::WrongSize { got: plain.len(), expected: raw_len as usize }.into());
+    }
+    if blob_id(keys, kind, &plain) != *id {
+        return Err(BlobError::IdMismatch);
+    }
+    Ok(plain)
+}
+
+/// Seals a metadata object (pack header, index, commit, ref): compressed
+/// when that helps, then encrypted under the metadata key.
+pub(crate) fn seal_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    crypto::seal(cipher, purpose, id, &encode_payload(plaintext, 3))
+}
+
+/// Opens a metadata object sealed by [`seal_meta`].
+pub(crate) fn open_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
+    let payload = crypto::open(cipher, purpose, id, sealed)?;
+    Ok(decode_payload(&payload, MAX_PAYLOAD)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn compressible_is_compressed_random_is_not() {
+        let text = b"hello world ".repeat(1000);
+        assert_eq!(encode_payload(&text, 3)[0], ZSTD);
+        let random: Vec<u8> = (0..10_000).map(|_| rand::random::<u8>()).collect();
+        let enc = encode_payload(&random, 3);
+        assert_eq!(enc[0], RAW);
+        assert_eq!(enc.len(), random.len() + 1);
+    }
+
+    #[test]
+    fn blob_round_trip_and_refusals() {
+        let keys = MasterKey::random().derive();
+        let data = b"some file content ".repeat(100);
+        let id = blob_id(&keys, BlobKind::Data, &data);
+        let b = encode_blob(&keys, BlobKind::Data, id, &data, 3);
+        assert_eq!(decode_blob(&keys, BlobKind::Data, &id, b.raw_len, &b.sealed).unwrap(), data);
+        assert_eq!(decode_blob(&keys, BlobKind::Tree, &id, b.raw_len, &b.sealed), Err(BlobError::Auth));
+        let other = blob_id(&keys, BlobKind::Data, b"x");
+        assert_eq!(decode_blob(&keys, BlobKind::Data, &other, b.raw_len, &b.sealed), Err(BlobError::Auth));
+        assert!(decode_blob(&keys, BlobKind::Data, &id, b.raw_len - 1, &b.sealed).is_err());
+        // Same plaintext, different kind: different id.
+        assert_ne!(blob_id(&keys, BlobKind::Tree, &data), id);
+    }
+
+    #[test]
+    fn decompression_bomb_refused() {
+        let zeros = vec![0u8; 1 << 20];
+        let enc = encode_payload(&zeros, 3);
+        assert!(decode_payload(&enc, 1000).is_err());
+        assert_eq!(decode_payload(&enc, 1 << 20).unwrap().len(), 1 << 20);
+    }
+}

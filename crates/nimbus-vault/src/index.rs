@@ -1,0 +1,112 @@
+//! Index objects: which pack holds which blob, at which offset.
+//!
+//! An index object (`index/<64 hex>`) is a sealed metadata box listing the
+//! packs uploaded by one save and every blob in each. All index objects
+//! together form the master index a client loads at open; a read then
+//! fetches only the byte range of the one blob it needs.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+use crate::codec::{self, BlobKind};
+use crate::crypto::{Keys, Purpose};
+use crate::id::{BlobId, Id, PackId};
+use crate::pack::PackEntry;
+
+/// The packs written by one save.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexFile {
+    pub packs: Vec<IndexPack>,
+}
+
+/// One pack and its blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexPack {
+    pub id: PackId,
+    /// Total size of the pack object in bytes.
+    pub size: u64,
+    pub blobs: Vec<PackEntry>,
+}
+
+/// The object key of an index object.
+pub fn index_key(id: &Id) -> String {
+    format!("index/{}", id.to_hex())
+}
+
+/// Parses an index object key back into its id.
+pub fn parse_index_key(key: &str) -> Option<Id> {
+    Id::from_hex(key.strip_prefix("index/")?).ok()
+}
+
+impl IndexFile {
+    pub(crate) fn seal(&self, keys: &Keys, id: &Id) -> Vec<u8> {
+        let plain = postcard::to_allocvec(self).unwrap_or_default();
+        codec::seal_meta(&keys.meta, Purpose::Index, id.as_bytes(), &plain)
+    }
+
+    pub(crate) fn open(keys: &Keys, id: &Id, sealed: &[u8]) -> Result<IndexFile, String> {
+        let plain = codec::open_meta(&keys.meta, Purpose::Index, id.as_bytes(), sealed)
+            .map_err(|e| format!("it failed authentication ({e})"))?;
+        let file: IndexFile = postcard::from_bytes(&plain).map_err(|e| format!("it does not decode ({e})"))?;
+        for p in &file.packs {
+            for b in &p.blobs {
+                if b.offset as u64 + b.length as u64 > p.size {
+                    return Err(format!("blob {} lies past the end of pack {}", b.id, p.id));
+                }
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// Where a blob is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub pack: PackId,
+    pub kind: BlobKind,
+    pub offset: u32,
+    pub length: u32,
+    pub raw_len: u32,
+}
+
+/// Every blob the client knows of, from all index objects.
+#[derive(Debug, Default)]
+pub struct MasterIndex {
+    blobs: HashMap<BlobId, Location>,
+    packs: HashMap<PackId, u64>,
+}
+
+impl MasterIndex {
+    pub fn add_pack(&mut self, pack: &IndexPack) {
+        self.packs.insert(pack.id, pack.size);
+        for b in &pack.blobs {
+            self.blobs.entry(b.id).or_insert(Location {
+                pack: pack.id,
+                kind: b.kind,
+                offset: b.offset,
+                length: b.length,
+                raw_len: b.raw_len,
+            });
+        }
+    }
+
+    pub fn get(&self, id: &BlobId) -> Option<Location> {
+        self.blobs.get(id).copied()
+    }
+
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.blobs.contains_key(id)
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.blobs.len()
+    }
+
+    pub fn packs(&self) -> &HashMap<PackId, u64> {
+        &self.packs
+    }
+
+    pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &Location)> {
+        self.blobs.iter()
+    }
+}

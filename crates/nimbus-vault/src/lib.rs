@@ -1,0 +1,35 @@
+//! The Nimbus vault format: keys, KDF, AEAD, chunking, compression, blob ids,
+//! packs, indexes, trees, commits and refs.
+//!
+//! **Architecture invariant:** this crate does no I/O of its own. It reaches
+//! storage only through [`nimbus_backend::Backend`], and knows nothing of
+//! local files, mounts or networks. `docs/VAULT-FORMAT.md` describes every
+//! byte it writes.
+
+pub mod check;
+pub mod chunker;
+pub mod codec;
+pub mod commit;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod paths;
+pub mod saver;
+pub mod stats;
+pub mod tree;
+pub mod vault;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use codec::BlobKind;
+pub use commit::{Commit, RefRecord};
+pub use config::{KdfParams, RecoveryKey, VaultParams};
+pub use error::{Result, VaultError};
+pub use id::{BlobId, CommitId, DeviceId, FileId, Id, ShortId};
+pub use saver::{SaveReaderError, SaveStats, Saver};
+pub use tree::{Entry, EntryKind, Timestamp, Tree, Xattr};
+pub use vault::{read_config, Unlock, Vault};

@@ -1,0 +1,120 @@
+//! Paths inside a snapshot: looking entries up and replacing a subtree,
+//! re-saving the trees above it (trees are immutable blobs, so changing one
+//! entry yields new trees up to a new root).
+
+use crate::codec::BlobKind;
+use crate::error::{Result, VaultError};
+use crate::id::BlobId;
+use crate::saver::Saver;
+use crate::tree::{valid_name, Entry, Tree};
+use crate::vault::Vault;
+
+/// Splits `a/b/c` (leading, trailing and doubled slashes ignored) into
+/// validated components.
+pub fn split_path(path: &str) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for part in path.split('/') {
+        if part.is_empty() || part == "." {
+            continue;
+        }
+        if !valid_name(part.as_bytes()) {
+            return Err(VaultError::invalid_input(format!(
+                "`{part}` cannot be a name in the vault (`..`, NUL and names over 255 bytes are not allowed)"
+            )));
+        }
+        out.push(part.as_bytes().to_vec());
+    }
+    Ok(out)
+}
+
+/// The entry at `path` under the tree `root`, or `None`. An empty path is
+/// the root itself, reported as `Ok(None)` here: callers treat it as a dir.
+pub async fn lookup(vault: &Vault, root: &BlobId, path: &[Vec<u8>]) -> Result<Option<Entry>> {
+    let mut tree_id = *root;
+    for (i, name) in path.iter().enumerate() {
+        let tree = vault.read_tree(&tree_id).await?;
+        let Some(entry) = tree.get(name).cloned() else { return Ok(None) };
+        if i + 1 == path.len() {
+            return Ok(Some(entry));
+        }
+        match entry.subtree {
+            Some(s) => tree_id = s,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The tree id of the directory at `path` (the root for an empty path).
+pub async fn dir_tree(vault: &Vault, root: &BlobId, path: &[Vec<u8>]) -> Result<Option<BlobId>> {
+    if path.is_empty() {
+        return Ok(Some(*root));
+    }
+    Ok(lookup(vault, root, path).await?.and_then(|e| e.subtree))
+}
+
+/// Saves a tree and returns its id.
+pub async fn save_tree(saver: &Saver, tree: &Tree) -> Result<BlobId> {
+    saver.save_blob(BlobKind::Tree, tree.encode()).await
+}
+
+/// Puts `entry` at `path` (replacing what is there) and returns the new
+/// root tree id. Missing parent directories are created from
+/// `dir_template` (its name, file id and subtree are replaced). An empty
+/// path replaces the root, so `entry` must then be a directory.
+pub async fn replace_at(
+    vault: &Vault,
+    saver: &Saver,
+    root: Option<BlobId>,
+    path: &[Vec<u8>],
+    entry: Entry,
+    dir_template: &Entry,
+) -> Result<BlobId> {
+    let Some((last, parents)) = path.split_last() else {
+        return entry.subtree.ok_or_else(|| VaultError::invalid_input("only a folder can replace the root of the vault"));
+    };
+    // Load the chain of trees from the root down to the parent of `last`.
+    let mut chain: Vec<Tree> = Vec::with_capacity(path.len());
+    let mut current = match root {
+        Some(r) => Some(vault.read_tree(&r).await?),
+        None => None,
+    };
+    for name in parents {
+        let tree = current.take().unwrap_or_default();
+        let next = match tree.get(name) {
+            Some(e) => match e.subtree {
+                Some(s) => Some(vault.read_tree(&s).await?),
+                None => {
+                    return Err(VaultError::invalid_input(format!(
+                        "`{}` is a file in the vault, not a folder",
+                        String::from_utf8_lossy(name)
+                    )))
+                }
+            },
+            None => None,
+        };
+        chain.push(tree);
+        current = next;
+    }
+    let mut leaf = current.take().unwrap_or_default();
+    let mut entry = entry;
+    entry.name = last.clone();
+    leaf.upsert(entry);
+    let mut id = save_tree(saver, &leaf).await?;
+    // Walk back up, pointing each parent at its new child.
+    for (tree, name) in chain.into_iter().rev().zip(parents.iter().rev()) {
+        let mut tree = tree;
+        let child = match tree.get(name) {
+            Some(e) => Entry { subtree: Some(id), ..e.clone() },
+            None => Entry {
+                name: name.clone(),
+                subtree: Some(id),
+                file_id: crate::id::FileId::random(),
+                ..dir_template.clone()
+            },
+        };
+        tree.upsert(child);
+        id = save_tree(saver, &tree).await?;
+    }
+    Ok(id)
+}

@@ -1,0 +1,294 @@
+//! Saving blobs: deduplication, packing and upload.
+//!
+//! CPU work (hashing, compression, encryption) happens on the calling
+//! thread, so callers save many files at once from blocking threads and use
+//! every core. Full packs go through a bounded channel to one upload task,
+//! which keeps a few uploads in flight; the bound stops a fast disk from
+//! filling memory when the store is slow. [`Saver::finish`] flushes the last
+//! packs and writes one index object for them all: only then are the blobs
+//! part of the vault, and only then may a commit reference them.
+//!
+//! Lock order: `packers` before `state`; neither is held across an await.
+
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::chunker;
+use crate::codec::{self, BlobKind};
+use crate::error::{Result, VaultError};
+use crate::id::BlobId;
+use crate::index::IndexPack;
+use crate::pack::{self, FinishedPack, PackBuilder};
+use crate::vault::Vault;
+
+/// Packs uploaded at once.
+const UPLOADS_IN_FLIGHT: usize = 4;
+/// Full packs waiting for upload before savers block.
+const QUEUE: usize = 2;
+
+/// What a save added to the vault.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveStats {
+    /// Blobs stored by this save.
+    pub new_blobs: u64,
+    /// Blobs that were already in the vault (or seen earlier in this save).
+    pub duplicate_blobs: u64,
+    /// Plaintext bytes of the new blobs.
+    pub new_raw_bytes: u64,
+    /// Bytes of the packs uploaded.
+    pub uploaded_bytes: u64,
+    pub packs: u64,
+}
+
+struct State {
+    /// Blobs accepted by this save but not yet in the master index.
+    pending: HashSet<BlobId>,
+    /// Packs uploaded, for the index object.
+    uploaded: Vec<IndexPack>,
+    error: Option<String>,
+}
+
+struct Shared {
+    vault: Vault,
+    packers: Mutex<(PackBuilder, PackBuilder)>,
+    state: Mutex<State>,
+    tx: Mutex<Option<mpsc::Sender<FinishedPack>>>,
+    uploader: Mutex<Option<JoinHandle<()>>>,
+    new_blobs: AtomicU64,
+    dup_blobs: AtomicU64,
+    new_raw: AtomicU64,
+    uploaded_bytes: AtomicU64,
+    packs: AtomicU64,
+}
+
+/// Saves blobs into a vault. Clone it into worker threads; call
+/// [`Saver::finish`] once, after all of them are done.
+#[derive(Clone)]
+pub struct Saver(Arc<Shared>);
+
+impl Saver {
+    /// Starts a save. Must be called within a Tokio runtime.
+    pub fn new(vault: &Vault) -> Saver {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared {
+            vault: vault.clone(),
+            packers: Mutex::new((PackBuilder::new(), PackBuilder::new())),
+            state: Mutex::new(State { pending: HashSet::new(), uploaded: Vec::new(), error: None }),
+            tx: Mutex::new(Some(tx)),
+            uploader: Mutex::new(None),
+            new_blobs: AtomicU64::new(0),
+            dup_blobs: AtomicU64::new(0),
+            new_raw: AtomicU64::new(0),
+            uploaded_bytes: AtomicU64::new(0),
+            packs: AtomicU64::new(0),
+        });
+        let handle = tokio::spawn(upload_loop(shared.clone(), rx));
+        if let Ok(mut u) = shared.uploader.lock() {
+            *u = Some(handle);
+        }
+        Saver(shared)
+    }
+
+    fn failed(&self) -> Option<String> {
+        self.0.state.lock().ok().and_then(|s| s.error.clone())
+    }
+
+    /// Stores one blob (deduplicated) and returns its id. Blocking: call it
+    /// from a blocking thread, never from async code.
+    pub fn save_blob_blocking(&self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
+        if let Some(e) = self.failed() {
+            return Err(VaultError::invalid_input(format!("the save was aborted: {e}")));
+        }
+        let vault = &self.0.vault;
+        let id = vault.blob_id(kind, data);
+        {
+            let mut st = self.0.state.lock().map_err(|_| poisoned())?;
+            if vault.has_blob(&id) || !st.pending.insert(id) {
+                self.0.dup_blobs.fetch_add(1, Ordering::Relaxed);
+                return Ok(id);
+            }
+        }
+        let enc = codec::encode_blob(vault.keys(), kind, id, data, vault.params().zstd_level);
+        self.0.new_blobs.fetch_add(1, Ordering::Relaxed);
+        self.0.new_raw.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
+            let builder = match kind {
+                BlobKind::Data => &mut p.0,
+                BlobKind::Tree => &mut p.1,
+            };
+            builder.add(&enc);
+            (builder.len() >= vault.params().pack_target_size as usize).then(|| builder.finish(vault.keys()))
+        };
+        if let Some(pack) = full {
+            self.send_blocking(pack)?;
+        }
+        Ok(id)
+    }
+
+    fn send_blocking(&self, pack: FinishedPack) -> Result<()> {
+        let tx = self.0.tx.lock().map_err(|_| poisoned())?.clone();
+        match tx {
+            Some(tx) => tx.blocking_send(pack).map_err(|_| self.upload_error()),
+            None => Err(VaultError::invalid_input("the save is already finished")),
+        }
+    }
+
+    fn upload_error(&self) -> VaultError {
+        VaultError::invalid_input(format!(
+            "uploading to the store failed: {}",
+            self.failed().unwrap_or_else(|| "the upload task stopped".into())
+        ))
+    }
+
+    /// Chunks a stream and stores every chunk. Returns the blob ids in order
+    /// and the number of bytes read. `progress` is called with the size of
+    /// each chunk as it is done. Blocking.
+    pub fn save_reader_blocking<R: Read>(&self, reader: R, mut progress: impl FnMut(u64)) -> Result<(Vec<BlobId>, u64), SaveReaderError> {
+        let params = self.0.vault.params().chunker;
+        let seed = self.0.vault.chunker_seed();
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        chunker::chunk_reader(&params, seed, reader, |chunk| {
+            ids.push(self.save_blob_blocking(BlobKind::Data, chunk)?);
+            total += chunk.len() as u64;
+            progress(chunk.len() as u64);
+            Ok::<(), VaultError>(())
+        })
+        .map_err(|e| match e {
+            chunker::ChunkReadError::Io(e) => SaveReaderError::Read(e),
+            chunker::ChunkReadError::Sink(e) => SaveReaderError::Vault(e),
+        })?;
+        Ok((ids, total))
+    }
+
+    /// Async convenience around [`Saver::save_blob_blocking`].
+    pub async fn save_blob(&self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.save_blob_blocking(kind, &data))
+            .await
+            .map_err(|e| VaultError::invalid_input(format!("saving was interrupted: {e}")))?
+    }
+
+    /// Uploads what is left, waits for every upload, and writes the index
+    /// object. After this returns `Ok`, every blob saved is in the vault.
+    pub async fn finish(&self) -> Result<SaveStats> {
+        let leftovers: Vec<FinishedPack> = {
+            let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
+            let keys = self.0.vault.keys();
+            let mut v = Vec::new();
+            if !p.0.is_empty() {
+                v.push(p.0.finish(keys));
+            }
+            if !p.1.is_empty() {
+                v.push(p.1.finish(keys));
+            }
+            v
+        };
+        let tx = self.0.tx.lock().map_err(|_| poisoned())?.take();
+        if let Some(tx) = tx {
+            for pack in leftovers {
+                if tx.send(pack).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let handle = self.0.uploader.lock().map_err(|_| poisoned())?.take();
+        if let Some(h) = handle {
+            h.await.map_err(|e| VaultError::invalid_input(format!("the upload task failed: {e}")))?;
+        }
+        if self.failed().is_some() {
+            return Err(self.upload_error());
+        }
+        let uploaded = std::mem::take(&mut self.0.state.lock().map_err(|_| poisoned())?.uploaded);
+        if !uploaded.is_empty() {
+            self.0.vault.write_index(uploaded).await?;
+        }
+        Ok(self.stats())
+    }
+
+    pub fn stats(&self) -> SaveStats {
+        SaveStats {
+            new_blobs: self.0.new_blobs.load(Ordering::Relaxed),
+            duplicate_blobs: self.0.dup_blobs.load(Ordering::Relaxed),
+            new_raw_bytes: self.0.new_raw.load(Ordering::Relaxed),
+            uploaded_bytes: self.0.uploaded_bytes.load(Ordering::Relaxed),
+            packs: self.0.packs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Saving a stream failed: reading it, or storing it.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveReaderError {
+    #[error("reading failed: {0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Vault(VaultError),
+}
+
+fn poisoned() -> VaultError {
+    VaultError::invalid_input("an internal lock was poisoned by an earlier failure")
+}
+
+async fn upload_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<FinishedPack>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    while let Some(p) = rx.recv().await {
+        while tasks.len() >= UPLOADS_IN_FLIGHT {
+            tasks.join_next().await;
+        }
+        let shared = shared.clone();
+        tasks.spawn(async move { upload_one(&shared, p).await });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn upload_one(shared: &Shared, p: FinishedPack) {
+    let key = pack::pack_key(&p.id);
+    let size = p.bytes.len() as u64;
+    let bytes = Bytes::from(p.bytes);
+    let backend = shared.vault.backend();
+    // Transient failures are retried with backoff; the backend layer of a
+    // later release adds its own retries and limits on top.
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        match backend.put(&key, bytes.clone()).await {
+            Ok(()) => break Ok(()),
+            Err(e) if e.is_transient() && attempt < 5 => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let mut st = match shared.state.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    match result {
+        Ok(()) => {
+            let ip = IndexPack { id: p.id, size, blobs: p.entries };
+            shared.vault.index_add(&ip);
+            for b in &ip.blobs {
+                st.pending.remove(&b.id);
+            }
+            st.uploaded.push(ip);
+            shared.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
+            shared.packs.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            if st.error.is_none() {
+                st.error = Some(format!("{key}: {e}"));
+            }
+        }
+    }
+}

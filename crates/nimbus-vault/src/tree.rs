@@ -1,0 +1,197 @@
+//! Trees: directory listings, stored as blobs of kind `Tree`.
+//!
+//! A tree lists its entries sorted by name (bytes, as the OS gives them).
+//! Each entry carries its metadata, a stable random file id that survives
+//! renames and edits, and either the blob ids of its content (files) or the
+//! id of its subtree (directories).
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{BlobId, FileId};
+
+/// Seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self::from_system(std::time::SystemTime::now())
+    }
+
+    pub fn from_system(t: std::time::SystemTime) -> Self {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() },
+            Err(e) => {
+                let d = e.duration();
+                if d.subsec_nanos() == 0 {
+                    Timestamp { secs: -(d.as_secs() as i64), nanos: 0 }
+                } else {
+                    Timestamp { secs: -(d.as_secs() as i64) - 1, nanos: 1_000_000_000 - d.subsec_nanos() }
+                }
+            }
+        }
+    }
+
+    pub fn to_system(self) -> std::time::SystemTime {
+        let base = std::time::UNIX_EPOCH;
+        if self.secs >= 0 {
+            base + std::time::Duration::new(self.secs as u64, self.nanos.min(999_999_999))
+        } else {
+            base - std::time::Duration::from_secs(self.secs.unsigned_abs())
+                + std::time::Duration::from_nanos(self.nanos.min(999_999_999) as u64)
+        }
+    }
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    CharDevice,
+    BlockDevice,
+    Socket,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    pub kind: EntryKind,
+    /// Permission bits and set-id/sticky bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+    /// File length in bytes (0 for others).
+    pub size: u64,
+    pub file_id: FileId,
+    pub xattrs: Vec<Xattr>,
+    /// Symlink target, as bytes.
+    #[serde(with = "serde_bytes")]
+    pub target: Vec<u8>,
+    /// Device number for device nodes.
+    pub rdev: u64,
+    /// Content of a file, in order.
+    pub content: Vec<BlobId>,
+    /// The tree of a directory.
+    pub subtree: Option<BlobId>,
+}
+
+/// One extended attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// A directory listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub entries: Vec<Entry>,
+}
+
+/// The longest name a tree accepts (Linux's NAME_MAX).
+pub const MAX_NAME: usize = 255;
+
+/// Checks a single path component.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+}
+
+impl Tree {
+    /// Sorts the entries by name, as the format requires.
+    pub fn sort(&mut self) {
+        self.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decodes a tree and checks its invariants: valid unique sorted names,
+    /// and content only where the kind allows it.
+    pub fn decode(bytes: &[u8]) -> Result<Tree, String> {
+        let tree: Tree = postcard::from_bytes(bytes).map_err(|e| format!("the tree does not decode ({e})"))?;
+        for (i, e) in tree.entries.iter().enumerate() {
+            if !valid_name(&e.name) {
+                return Err(format!("entry {i} has an invalid name"));
+            }
+            if i > 0 && tree.entries[i - 1].name >= e.name {
+                return Err("entries are not sorted or not unique".into());
+            }
+            let ok = match e.kind {
+                EntryKind::Dir => e.subtree.is_some() && e.content.is_empty(),
+                EntryKind::File => e.subtree.is_none(),
+                _ => e.subtree.is_none() && e.content.is_empty(),
+            };
+            if !ok {
+                return Err(format!("entry `{}` has content that does not fit its kind", String::from_utf8_lossy(&e.name)));
+            }
+        }
+        Ok(tree)
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&Entry> {
+        self.entries.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &self.entries[i])
+    }
+
+    /// Inserts or replaces the entry with the same name, keeping the order.
+    pub fn upsert(&mut self, entry: Entry) {
+        match self.entries.binary_search_by(|e| e.name.as_slice().cmp(&entry.name)) {
+            Ok(i) => self.entries[i] = entry,
+            Err(i) => self.entries.insert(i, entry),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_refuses_bad_trees() {
+        let e = Entry {
+            name: b"a".to_vec(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            size: 0,
+            file_id: FileId::random(),
+            xattrs: vec![],
+            target: vec![],
+            rdev: 0,
+            content: vec![],
+            subtree: None,
+        };
+        let mut t = Tree { entries: vec![e.clone()] };
+        assert_eq!(Tree::decode(&t.encode()).unwrap(), t);
+        t.entries.push(e.clone());
+        assert!(Tree::decode(&t.encode()).is_err(), "duplicate names");
+        let bad = Tree { entries: vec![Entry { name: b"x/y".to_vec(), ..e.clone() }] };
+        assert!(Tree::decode(&bad.encode()).is_err());
+        let bad = Tree { entries: vec![Entry { kind: EntryKind::Dir, ..e }] };
+        assert!(Tree::decode(&bad.encode()).is_err());
+        assert!(Tree::decode(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        for (s, n) in [(0i64, 0u32), (1_700_000_000, 123), (-5, 0), (-5, 500)] {
+            let t = Timestamp { secs: s, nanos: n };
+            assert_eq!(Timestamp::from_system(t.to_system()), t);
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! An open vault: unlocking, the master index, reading blobs, trees and
+//! commits, and publishing commits and refs.
+//!
+//! Lock order: `index` is never held across an await or while taking
+//! another lock.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use nimbus_backend::{BackendErrorKind, DynBackend};
+
+use crate::codec::{self, BlobKind};
+use crate::commit::{self, Commit, RefRecord};
+use crate::config::{Config, KdfParams, RecoveryKey, VaultParams, CONFIG_KEY};
+use crate::crypto::{Keys, MasterKey};
+use crate::error::{Result, VaultError};
+use crate::id::{BlobId, CommitId, DeviceId, Id};
+use crate::index::{self, IndexFile, Location, MasterIndex};
+use crate::pack;
+use crate::tree::Tree;
+
+struct Inner {
+    backend: DynBackend,
+    config: Config,
+    keys: Keys,
+    index: RwLock<MasterIndex>,
+    /// Index objects that could not be read at open, with the reason.
+    damaged_indexes: RwLock<Vec<(String, String)>>,
+}
+
+/// An unlocked vault. Cheap to clone: clones share keys and index.
+#[derive(Clone)]
+pub struct Vault(Arc<Inner>);
+
+/// Reads the `config` object, or says there is no vault.
+pub async fn read_config(backend: &DynBackend) -> Result<Config> {
+    match backend.get(CONFIG_KEY, None).await {
+        Ok(bytes) => Config::decode(&bytes),
+        Err(e) if e.kind() == BackendErrorKind::NotFound => Err(VaultError::NoVault { store: backend.describe() }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Vault {
+    /// Creates a new vault on an empty store. Returns it unlocked, with the
+    /// recovery key to show the person once.
+    pub async fn create(
+        backend: DynBackend,
+        password: &[u8],
+        params: VaultParams,
+        kdf: KdfParams,
+    ) -> Result<(Vault, RecoveryKey)> {
+        if backend.stat(CONFIG_KEY).await?.is_some() {
+            return Err(VaultError::AlreadyExists { store: backend.describe() });
+        }
+        let (config, master, recovery) = Config::create(password, params, kdf)?;
+        backend.put(CONFIG_KEY, Bytes::from(config.encode())).await?;
+        let vault = Vault::from_parts(backend, config, &master);
+        Ok((vault, recovery))
+    }
+
+    fn from_parts(backend: DynBackend, config: Config, master: &MasterKey) -> Vault {
+        Vault(Arc::new(Inner {
+            backend,
+            config,
+            keys: master.derive(),
+            index: RwLock::new(MasterIndex::default()),
+            damaged_indexes: RwLock::new(Vec::new()),
+        }))
+    }
+
+    /// Opens a vault with its password and loads the index.
+    pub async fn open(backend: DynBackend, password: &[u8]) -> Result<Vault> {
+        let config = read_config(&backend).await?;
+        let master = unlock_blocking(config.clone(), Unlock::Password(password.to_vec())).await?;
+        let vault = Vault::from_parts(backend, config, &master);
+        vault.load_index().await?;
+        Ok(vault)
+    }
+
+    /// Opens a vault with the recovery key and loads the index.
+    pub async fn open_with_recovery(backend: DynBackend, recovery: &RecoveryKey) -> Result<Vault> {
+        let config = read_config(&backend).await?;
+        let master = config.unlock_with_recovery(recovery)?;
+        let vault = Vault::from_parts(backend, config, &master);
+        vault.load_index().await?;
+        Ok(vault)
+    }
+
+    /// Replaces the password. Rewrites the `config` object and nothing else;
+    /// the recovery key keeps working.
+    pub async fn change_password(&self, master_source: Unlock, new_password: &[u8]) -> Result<()> {
+        let cfg = read_config(&self.0.backend).await?;
+        let master = unlock_blocking(cfg.clone(), master_source).await?;
+        let kdf = cfg.password_kdf();
+        let new_pw = new_password.to_vec();
+        let new_cfg = tokio::task::spawn_blocking(move || {
+            let new_pw = zeroize::Zeroizing::new(new_pw);
+            cfg.with_new_password(&master, &new_pw, kdf)
+        })
+        .await
+        .map_err(|e| VaultError::invalid_input(format!("key derivation was interrupted: {e}")))??;
+        self.0.backend.put(CONFIG_KEY, Bytes::from(new_cfg.encode())).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &DynBackend {
+        &self.0.backend
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn params(&self) -> &VaultParams {
+        &self.0.config.file.params
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.0.keys
+    }
+
+    /// Index objects that failed to load, with the reason.
+    pub fn damaged_indexes(&self) -> Vec<(String, String)> {
+        self.0.damaged_indexes.read().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Loads every index object. A damaged one is remembered, not fatal: blobs
+    /// it alone lists will fail to read with an error that names it.
+    pub async fn load_index(&self) -> Result<()> {
+        let listing = self.0.backend.list("index/").await?;
+        let mut loaded = Vec::new();
+        let mut damaged = Vec::new();
+        let reads = futures::future::join_all(listing.iter().map(|obj| async move {
+            let res = match index::parse_index_key(&obj.key) {
+                None => Err("its name is not an index id".to_string()),
+                Some(id) => match self.0.backend.get(&obj.key, None).await {
+                    Ok(bytes) => IndexFile::open(&self.0.keys, &id, &bytes),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            (obj.key.clone(), res)
+        }))
+        .await;
+        for (key, res) in reads {
+            match res {
+                Ok(file) => loaded.push(file),
+                Err(why) => damaged.push((key, why)),
+            }
+        }
+        let mut idx = MasterIndex::default();
+        for f in &loaded {
+            for p in &f.packs {
+                idx.add_pack(p);
+            }
+        }
+        if let Ok(mut g) = self.0.index.write() {
+            *g = idx;
+        }
+        if let Ok(mut g) = self.0.damaged_indexes.write() {
+            *g = damaged;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn index_add(&self, pack: &index::IndexPack) {
+        if let Ok(mut g) = self.0.index.write() {
+            g.add_pack(pack);
+        }
+    }
+
+    /// Runs `f` with the master index.
+    pub fn with_index<T>(&self, f: impl FnOnce(&MasterIndex) -> T) -> T {
+        match self.0.index.read() {
+            Ok(g) => f(&g),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    pub fn locate(&self, id: &BlobId) -> Option<Location> {
+        self.with_index(|i| i.get(id))
+    }
+
+    /// Whether a blob with this id is already stored.
+    pub fn has_blob(&self, id: &BlobId) -> bool {
+        self.with_index(|i| i.contains(id))
+    }
+
+    /// Hashes plaintext into its blob id.
+    pub fn blob_id(&self, kind: BlobKind, data: &[u8]) -> BlobId {
+        codec::blob_id(&self.0.keys, kind, data)
+    }
+
+    /// Reads, authenticates and decodes one blob.
+    pub async fn read_blob(&self, kind: BlobKind, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = match self.locate(id) {
+            Some(l) => l,
+            None => {
+                let damaged = self.damaged_indexes();
+                let hint = if damaged.is_empty() {
+                    "no index object lists it; an `index/` object may have been deleted".to_string()
+                } else {
+                    format!("no readable index lists it; damaged index objects: {}", damaged.iter().map(|d| d.0.as_str()).collect::<Vec<_>>().join(", "))
+                };
+                return Err(VaultError::missing(format!("blob {id}"), hint));
+            }
+        };
+        if loc.kind != kind {
+            return Err(VaultError::corrupt(pack::pack_key(&loc.pack), format!("blob {id} is indexed as {:?}, expected {kind:?}", loc.kind)));
+        }
+        let key = pack::pack_key(&loc.pack);
+        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
+        let sealed = self
+            .0
+            .backend
+            .get(&key, Some(range))
+            .await
+            .map_err(|e| VaultError::from_get(&key, e, &format!("it holds blob {id}")))?;
+        if sealed.len() != loc.length as usize {
+            return Err(VaultError::corrupt(&key, format!("it is truncated: blob {id} at offset {} is cut short", loc.offset)));
+        }
+        let keys = &self.0.keys;
+        let decode = |sealed: &[u8]| codec::decode_blob(keys, kind, id, loc.raw_len, sealed);
+        // Large blobs are decrypted off the async threads.
+        let plain = if sealed.len() > 64 << 10 {
+            let this = self.clone();
+            let id = *id;
+            tokio::task::spawn_blocking(move || codec::decode_blob(&this.0.keys, kind, &id, loc.raw_len, &sealed))
+                .await
+                .map_err(|e| VaultError::invalid_input(format!("decoding was interrupted: {e}")))?
+        } else {
+            decode(&sealed)
+        };
+        plain.map_err(|e| VaultError::corrupt(&key, format!("blob {id} at offset {}: {e}", loc.offset)))
+    }
+
+    pub async fn read_tree(&self, id: &BlobId) -> Result<Tree> {
+        let bytes = self.read_blob(BlobKind::Tree, id).await?;
+        Tree::decode(&bytes).map_err(|e| {
+            let obj = self.locate(id).map(|l| pack::pack_key(&l.pack)).unwrap_or_default();
+            VaultError::corrupt(obj, format!("tree {id}: {e}"))
+        })
+    }
+
+    pub async fn read_commit(&self, id: &CommitId) -> Result<Commit> {
+        let key = commit::commit_key(id);
+        let bytes = self.0.backend.get(&key, None).await.map_err(|e| VaultError::from_get(&key, e, "a ref or commit names it"))?;
+        Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e))
+    }
+
+    /// Every commit in the vault, oldest first.
+    pub async fn list_commits(&self) -> Result<Vec<(CommitId, Commit)>> {
+        let mut out = Vec::new();
+        for obj in self.0.backend.list("commits/").await? {
+            let id = commit::parse_commit_key(&obj.key)
+                .ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a commit id"))?;
+            out.push((id, self.read_commit(&id).await?));
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Every device's ref.
+    pub async fn read_refs(&self) -> Result<HashMap<DeviceId, RefRecord>> {
+        let mut out = HashMap::new();
+        for obj in self.0.backend.list("refs/").await? {
+            let dev = commit::parse_ref_key(&obj.key).ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a device id"))?;
+            let bytes = self.0.backend.get(&obj.key, None).await.map_err(|e| VaultError::from_get(&obj.key, e, "it was just listed"))?;
+            let rec = RefRecord::open(&self.0.keys, &dev, &bytes).map_err(|e| VaultError::corrupt(&obj.key, e))?;
+            out.insert(dev, rec);
+        }
+        Ok(out)
+    }
+
+    /// The newest commit any device's ref points at, or `None` for a new
+    /// vault. Commits without any ref mean a ref was lost: that is an error,
+    /// not an empty vault.
+    pub async fn head(&self) -> Result<Option<(CommitId, Commit)>> {
+        let refs = self.read_refs().await?;
+        if refs.is_empty() {
+            let commits = self.0.backend.list("commits/").await?;
+            if let Some(c) = commits.first() {
+                return Err(VaultError::missing(
+                    "refs/",
+                    format!("the vault has commits (such as `{}`) but no ref points at any; a `refs/` object may have been deleted", c.key),
+                ));
+            }
+            return Ok(None);
+        }
+        let mut best: Option<(CommitId, Commit)> = None;
+        for rec in refs.values() {
+            let c = self.read_commit(&rec.commit).await?;
+            if best.as_ref().is_none_or(|b| (c.time, rec.commit) > (b.1.time, b.0)) {
+                best = Some((rec.commit, c));
+            }
+        }
+        Ok(best)
+    }
+
+    /// Publishes a commit object (after its packs, indexes and trees).
+    pub async fn write_commit(&self, commit: &Commit) -> Result<CommitId> {
+        let id = Id::random();
+        let sealed = commit.seal(&self.0.keys, &id);
+        self.0.backend.put(&commit::commit_key(&id), Bytes::from(sealed)).await?;
+        Ok(id)
+    }
+
+    /// Points this device's ref at `commit`: the last step of a save.
+    pub async fn write_ref(&self, device: &DeviceId, commit: CommitId) -> Result<()> {
+        let key = commit::ref_key(device);
+        let seq = match self.0.backend.get(&key, None).await {
+            Ok(bytes) => RefRecord::open(&self.0.keys, device, &bytes).map(|r| r.seq + 1).unwrap_or(1),
+            Err(_) => 1,
+        };
+        let rec = RefRecord { commit, seq, time: crate::tree::Timestamp::now() };
+        self.0.backend.put(&key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
+        Ok(())
+    }
+
+    /// Writes one index object listing `packs`.
+    pub(crate) async fn write_index(&self, packs: Vec<index::IndexPack>) -> Result<Id> {
+        let id = Id::random();
+        let sealed = IndexFile { packs }.seal(&self.0.keys, &id);
+        self.0.backend.put(&index::index_key(&id), Bytes::from(sealed)).await?;
+        Ok(id)
+    }
+
+    pub(crate) fn chunker_seed(&self) -> u64 {
+        self.0.keys.chunker_seed
+    }
+}
+
+/// How the master key is to be unlocked.
+pub enum Unlock {
+    Password(Vec<u8>),
+    Recovery(RecoveryKey),
+}
+
+/// Argon2 takes ~0.5 s of CPU: keep it off the async threads.
+async fn unlock_blocking(config: Config, how: Unlock) -> Result<MasterKey> {
+    tokio::task::spawn_blocking(move || match how {
+        Unlock::Password(pw) => {
+            let pw = zeroize::Zeroizing::new(pw);
+            config.unlock_with_password(&pw)
+        }
+        Unlock::Recovery(rk) => config.unlock_with_recovery(&rk),
+    })
+    .await
+    .map_err(|e| VaultError::invalid_input(format!("unlocking was interrupted: {e}")))?
+}
