@@ -197,16 +197,12 @@ impl BackendError {
             BackendErrorKind::PermissionDenied => {
                 Self::permission_denied(format!("could not {verb}{target} ({detail})"))
             }
-            BackendErrorKind::Unavailable => {
-                Self::unavailable(format!("could not {verb}{target} ({detail})"))
-            }
+            BackendErrorKind::Unavailable => Self::unavailable(format!("could not {verb}{target} ({detail})")),
             BackendErrorKind::InvalidConfig => Self::invalid_config(format!(
                 "the store is not set up correctly: could not {verb}{target} ({detail}); check \
                  the store address and its settings"
             )),
-            BackendErrorKind::StorageFull => {
-                Self::storage_full(format!("could not {verb}{target} ({detail})"))
-            }
+            BackendErrorKind::StorageFull => Self::storage_full(format!("could not {verb}{target} ({detail})")),
             BackendErrorKind::Other => Self::other(format!(
                 "could not {verb}{target}: unexpected storage error ({detail}); if it happens \
                  again, report it with this message"
@@ -249,9 +245,7 @@ fn classify(op: Op, err: &opendal::Error, io: Option<&io::Error>) -> BackendErro
         O::RateLimited => BackendErrorKind::Unavailable,
         // Reading "a/b" where "a" is a file, or reading a folder: either way
         // there is no object under that key.
-        O::IsADirectory | O::NotADirectory if matches!(op, Op::Get | Op::Stat) => {
-            BackendErrorKind::NotFound
-        }
+        O::IsADirectory | O::NotADirectory if matches!(op, Op::Get | Op::Stat) => BackendErrorKind::NotFound,
         _ if err.is_temporary() => BackendErrorKind::Unavailable,
         _ => BackendErrorKind::Other,
     }
@@ -267,9 +261,7 @@ fn classify_io(op: Op, io: &io::Error) -> Option<BackendErrorKind> {
         I::StorageFull => BackendErrorKind::StorageFull,
         I::NotFound => BackendErrorKind::NotFound,
         I::PermissionDenied | I::ReadOnlyFilesystem => BackendErrorKind::PermissionDenied,
-        I::IsADirectory | I::NotADirectory if matches!(op, Op::Get | Op::Stat) => {
-            BackendErrorKind::NotFound
-        }
+        I::IsADirectory | I::NotADirectory if matches!(op, Op::Get | Op::Stat) => BackendErrorKind::NotFound,
         I::TimedOut
         | I::Interrupted
         | I::WouldBlock
@@ -339,8 +331,16 @@ mod tests {
     fn opendal_kinds_map() {
         let cases = [
             (opendal::ErrorKind::NotFound, false, BackendErrorKind::NotFound),
-            (opendal::ErrorKind::PermissionDenied, false, BackendErrorKind::PermissionDenied),
-            (opendal::ErrorKind::ConfigInvalid, false, BackendErrorKind::InvalidConfig),
+            (
+                opendal::ErrorKind::PermissionDenied,
+                false,
+                BackendErrorKind::PermissionDenied,
+            ),
+            (
+                opendal::ErrorKind::ConfigInvalid,
+                false,
+                BackendErrorKind::InvalidConfig,
+            ),
             (opendal::ErrorKind::RateLimited, false, BackendErrorKind::Unavailable),
             (opendal::ErrorKind::Unexpected, true, BackendErrorKind::Unavailable),
             (opendal::ErrorKind::Unexpected, false, BackendErrorKind::Other),
@@ -360,7 +360,10 @@ mod tests {
         let err = BackendError::from_opendal(Op::Get, Some("k"), io_err(io::ErrorKind::TimedOut));
         assert_eq!(err.kind(), BackendErrorKind::Unavailable);
         let text = err.to_string();
-        assert!(text.starts_with("the store is unreachable: could not read `k`"), "{text}");
+        assert!(
+            text.starts_with("the store is unreachable: could not read `k`"),
+            "{text}"
+        );
         assert!(text.ends_with("check the network and try again"), "{text}");
         assert!(err.source().is_some());
     }

@@ -195,12 +195,7 @@ impl<B: Backend> FaultyBackend<B> {
                 Some("the store is offline")
             } else if state.rng.gen::<f64>() < state.config.error_rate {
                 Some("random failure")
-            } else if call == Call::Put
-                && state
-                    .config
-                    .fail_puts_after
-                    .is_some_and(|n| state.puts_done >= n)
-            {
+            } else if call == Call::Put && state.config.fail_puts_after.is_some_and(|n| state.puts_done >= n) {
                 Some("puts stopped working")
             } else {
                 None

@@ -77,10 +77,11 @@ impl OpendalBackend {
 
     /// Reads `range` of `key` when the range may reach past the end.
     ///
-    /// Services answer such a read differently (the fs service returns an
-    /// error saying it got too little data), so on any failure other than
-    /// "not found" this looks at the object's size and, when the range was
-    /// indeed too long, reads the part that exists.
+    /// OpenDAL's fs and memory services fail such a read with
+    /// `RangeNotSatisfied`, and other services answer in their own ways, so
+    /// on any failure other than "not found" this looks at the object's size
+    /// and, when the range was indeed too long, reads the part that exists.
+    /// The extra round trip is only paid by reads that reach past the end.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
         if range.start >= range.end {
             return match self.stat(key).await? {

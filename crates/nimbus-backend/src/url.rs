@@ -224,9 +224,9 @@ pub fn create_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
         StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
         StoreUrl::Memory(Some(name)) => {
             let mut stores = MEMORY_STORES.lock().unwrap_or_else(PoisonError::into_inner);
-            let store = stores.entry(name.clone()).or_insert_with(|| {
-                MemoryBackend::with_description(format!("in-memory store `{name}`"))
-            });
+            let store = stores
+                .entry(name.clone())
+                .or_insert_with(|| MemoryBackend::with_description(format!("in-memory store `{name}`")));
             Ok(Arc::new(store.clone()))
         }
     }

@@ -5,8 +5,8 @@ mod conformance;
 
 use bytes::Bytes;
 use nimbus_backend::{
-    create_store, open_store, Backend, BackendErrorKind, DynBackend, FaultConfig, FaultyBackend,
-    MemoryBackend, OpendalBackend, StoreUrl,
+    create_store, open_store, Backend, BackendErrorKind, DynBackend, FaultConfig, FaultyBackend, MemoryBackend,
+    OpendalBackend, StoreUrl,
 };
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -53,7 +53,10 @@ async fn faulty_wrapper_without_faults_conforms() {
 async fn local_objects_are_plain_files_and_tmp_is_hidden() {
     let dir = temp_dir();
     let store = OpendalBackend::local_folder(dir.path()).expect("open");
-    store.put("packs/ab/ab01", Bytes::from_static(b"pack")).await.expect("put");
+    store
+        .put("packs/ab/ab01", Bytes::from_static(b"pack"))
+        .await
+        .expect("put");
 
     // Objects are files under their key, so a person can see and copy them.
     let on_disk = std::fs::read(dir.path().join("packs/ab/ab01")).expect("read file");
@@ -93,7 +96,10 @@ async fn local_folder_is_never_created_by_opening() {
     let err = open_store(&url).expect_err("missing folder");
     assert_eq!(err.kind(), BackendErrorKind::NotFound);
     let text = err.to_string();
-    assert!(text.starts_with(&format!("no vault folder at {}", missing.display())), "{text}");
+    assert!(
+        text.starts_with(&format!("no vault folder at {}", missing.display())),
+        "{text}"
+    );
     assert!(text.contains("nimbus init"), "{text}");
     assert!(!missing.exists());
 
@@ -103,6 +109,14 @@ async fn local_folder_is_never_created_by_opening() {
     assert_eq!(err.kind(), BackendErrorKind::InvalidConfig);
     let err = open_store(&StoreUrl::LocalFolder(file)).expect_err("a file is no folder");
     assert_eq!(err.kind(), BackendErrorKind::InvalidConfig);
+
+    // `.tmp` must be a folder; a file there is not silently replaced.
+    let blocked = dir.path().join("blocked");
+    std::fs::create_dir(&blocked).expect("mkdir");
+    std::fs::write(blocked.join(".tmp"), b"someone's file").expect("write");
+    let err = OpendalBackend::local_folder(&blocked).expect_err(".tmp is a file");
+    assert_eq!(err.kind(), BackendErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("move the file"), "{err}");
 }
 
 #[tokio::test]
@@ -159,7 +173,9 @@ async fn read_only_folder_opens_for_reading() {
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o555)).expect("chmod");
     // Root ignores permissions; then there is nothing to test.
     let writable = std::fs::write(root.join("probe"), b"").is_ok();
-    if !writable {
+    if writable {
+        eprintln!("skipped: running as root, so a read-only folder cannot be made");
+    } else {
         let store = OpendalBackend::local_folder(&root).expect("open read-only");
         assert_eq!(store.get("config", None).await.expect("get"), &b"cfg"[..]);
         assert_eq!(conformance::keys(&store, "").await.expect("list"), ["config"]);

@@ -1,1 +1,106 @@
-fn main() {}
+//! `nimbus`: the command line for Nimbus vaults.
+//!
+//! This is the binary edge: errors become one plain message and an exit
+//! code. Without a running service the commands here work directly on a
+//! vault: create it, put files in, list, get them back, check it.
+
+mod at;
+mod cmd_check;
+mod cmd_get;
+mod cmd_init;
+mod cmd_ls;
+mod cmd_passwd;
+mod cmd_put;
+mod cmd_stat;
+mod device;
+mod localfs;
+mod progress;
+mod secrets;
+mod store;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Nimbus: an end-to-end encrypted drive over storage you already have.
+#[derive(Parser, Debug)]
+#[command(name = "nimbus", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command understands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// The vault's store: a folder path or file:///path.
+    #[arg(short = 's', long, env = "NIMBUS_STORE", global = true)]
+    pub store: Option<String>,
+    /// Read the vault password from this file (else NIMBUS_PASSWORD, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Where this device keeps its local state (device id per vault).
+    #[arg(long, env = "NIMBUS_STATE_DIR", global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new vault in a store (asks for a password twice, shows the recovery key once).
+    Init(cmd_init::Args),
+    /// Put a file or folder into the vault, making a new snapshot.
+    Put(cmd_put::Args),
+    /// Get a file or folder out of the vault.
+    Get(cmd_get::Args),
+    /// List a folder of the vault.
+    Ls(cmd_ls::Args),
+    /// List the snapshots, newest first.
+    Log(cmd_ls::LogArgs),
+    /// Change the password (with the old password, or with the recovery key).
+    Passwd(cmd_passwd::Args),
+    /// Show what the vault holds: objects, stored and logical bytes, dedup and compression.
+    Stat(cmd_stat::Args),
+    /// Verify every object and reference; with --read-data, every blob's content.
+    Check(cmd_check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let g = cli.global;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Init(a) => cmd_init::run(&g, a).await,
+            Command::Put(a) => cmd_put::run(&g, a).await,
+            Command::Get(a) => cmd_get::run(&g, a).await,
+            Command::Ls(a) => cmd_ls::run(&g, a).await,
+            Command::Log(a) => cmd_ls::run_log(&g, a).await,
+            Command::Passwd(a) => cmd_passwd::run(&g, a).await,
+            Command::Stat(a) => cmd_stat::run(&g, a).await,
+            Command::Check(a) => cmd_check::run(&g, a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -52,3 +52,16 @@ pub fn plaintext(data: &[u8]) {
     let _ = postcard::from_bytes::<RefRecord>(data);
     let _ = postcard::from_bytes::<Vec<pack::PackEntry>>(data);
 }
+
+/// The write pipeline on one buffer, for benchmarks: chunk, hash, compress
+/// when it helps, encrypt. Returns the number of sealed bytes produced.
+pub fn pipeline(data: &[u8], params: &crate::chunker::ChunkerParams, zstd_level: i32) -> usize {
+    let k = keys();
+    let mut out = 0;
+    for (off, len) in crate::chunker::chunk_slice(params, k.chunker_seed, data) {
+        let chunk = &data[off..off + len];
+        let id = codec::blob_id(&k, BlobKind::Data, chunk);
+        out += codec::encode_blob(&k, BlobKind::Data, id, chunk, zstd_level).sealed.len();
+    }
+    out
+}

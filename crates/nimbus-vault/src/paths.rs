@@ -118,3 +118,35 @@ pub async fn replace_at(
     }
     Ok(id)
 }
+
+/// Number of files and their total size under the tree `root`.
+pub async fn totals(vault: &Vault, root: &BlobId) -> Result<(u64, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut files, mut bytes) = (0u64, 0u64);
+    // Identical subtrees are stored once but counted each time they appear.
+    let mut stack = vec![*root];
+    let mut memo: std::collections::HashMap<BlobId, Tree> = std::collections::HashMap::new();
+    while let Some(t) = stack.pop() {
+        let tree = match memo.get(&t) {
+            Some(tree) => tree.clone(),
+            None => {
+                let tree = vault.read_tree(&t).await?;
+                if seen.insert(t) {
+                    memo.insert(t, tree.clone());
+                }
+                tree
+            }
+        };
+        for e in &tree.entries {
+            match e.kind {
+                crate::tree::EntryKind::File => {
+                    files += 1;
+                    bytes += e.size;
+                }
+                crate::tree::EntryKind::Dir => stack.extend(e.subtree),
+                _ => {}
+            }
+        }
+    }
+    Ok((files, bytes))
+}

@@ -39,7 +39,15 @@ impl OpendalBackend {
         // open on a read-only folder, where reading must still work.
         let read_only = match std::fs::create_dir(&tmp) {
             Ok(()) => false,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tmp.is_dir() => false,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(BackendError::invalid_config(format!(
+                    "{} is a file, but the store needs that name for a folder of writes in \
+                     progress; move the file elsewhere and try again",
+                    tmp.display()
+                ))
+                .with_source(e))
+            }
             Err(e) if is_read_only(&e) => true,
             Err(e) => return Err(io_error(&tmp, e, "create the folder")),
         };
@@ -48,8 +56,7 @@ impl OpendalBackend {
         if !read_only {
             builder = builder.atomic_write_dir(tmp_str);
         }
-        let op = Operator::new(builder)
-            .map_err(|err| BackendError::from_opendal(Op::Open, None, err))?;
+        let op = Operator::new(builder).map_err(|err| BackendError::from_opendal(Op::Open, None, err))?;
         let mut backend = OpendalBackend::from_operator(op, description);
         backend.read_only = read_only;
         Ok(backend)

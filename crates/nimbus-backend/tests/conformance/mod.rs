@@ -63,10 +63,16 @@ async fn put_get_stat(store: &dyn Backend) -> Result {
     assert_eq!(store.get("basic/deep/a/b/c/d", None).await?, all_bytes);
     assert_eq!(store.get("basic/empty", None).await?, Bytes::new());
 
-    let info = |key: &str, size| ObjectInfo { key: key.to_string(), size };
+    let info = |key: &str, size| ObjectInfo {
+        key: key.to_string(),
+        size,
+    };
     assert_eq!(store.stat("basic/config").await?, Some(info("basic/config", 5)));
     assert_eq!(store.stat("basic/empty").await?, Some(info("basic/empty", 0)));
-    assert_eq!(store.stat("basic/deep/a/b/c/d").await?, Some(info("basic/deep/a/b/c/d", 1000)));
+    assert_eq!(
+        store.stat("basic/deep/a/b/c/d").await?,
+        Some(info("basic/deep/a/b/c/d", 1000))
+    );
     assert_eq!(store.stat("basic/missing").await?, None);
     Ok(())
 }
@@ -101,12 +107,20 @@ async fn ranges(store: &dyn Backend) -> Result {
 }
 
 async fn overwrite(store: &dyn Backend) -> Result {
-    store.put("over/key", Bytes::from_static(b"first version, long")).await?;
+    store
+        .put("over/key", Bytes::from_static(b"first version, long"))
+        .await?;
     store.put("over/key", Bytes::from_static(b"second")).await?;
     assert_eq!(store.get("over/key", None).await?, &b"second"[..]);
     assert_eq!(store.stat("over/key").await?.map(|i| i.size), Some(6));
     let listed = store.list("over/").await?;
-    assert_eq!(listed, vec![ObjectInfo { key: "over/key".into(), size: 6 }]);
+    assert_eq!(
+        listed,
+        vec![ObjectInfo {
+            key: "over/key".into(),
+            size: 6
+        }]
+    );
     Ok(())
 }
 
@@ -127,7 +141,10 @@ async fn list_prefixes(store: &dyn Backend) -> Result {
     all.sort_by(|a, b| a.key.cmp(&b.key));
     let mut expected: Vec<ObjectInfo> = objects
         .iter()
-        .map(|(k, s)| ObjectInfo { key: k.to_string(), size: *s as u64 })
+        .map(|(k, s)| ObjectInfo {
+            key: k.to_string(),
+            size: *s as u64,
+        })
         .collect();
     expected.sort_by(|a, b| a.key.cmp(&b.key));
     assert_eq!(all, expected, "full keys and sizes, no folders");
@@ -136,13 +153,27 @@ async fn list_prefixes(store: &dyn Backend) -> Result {
         keys(store, "list/packs/").await?,
         ["list/packs/ab/ab01", "list/packs/ab/ab02", "list/packs/cd/cd01"]
     );
-    assert_eq!(keys(store, "list/packs/ab/").await?, ["list/packs/ab/ab01", "list/packs/ab/ab02"]);
+    assert_eq!(
+        keys(store, "list/packs/ab/").await?,
+        ["list/packs/ab/ab01", "list/packs/ab/ab02"]
+    );
     // A prefix is a string prefix, not only a folder.
-    assert_eq!(keys(store, "list/packs/a").await?, ["list/packs/ab/ab01", "list/packs/ab/ab02"]);
-    assert_eq!(keys(store, "list/packs/ab/ab0").await?, ["list/packs/ab/ab01", "list/packs/ab/ab02"]);
+    assert_eq!(
+        keys(store, "list/packs/a").await?,
+        ["list/packs/ab/ab01", "list/packs/ab/ab02"]
+    );
+    assert_eq!(
+        keys(store, "list/packs/ab/ab0").await?,
+        ["list/packs/ab/ab01", "list/packs/ab/ab02"]
+    );
     assert_eq!(
         keys(store, "list/packs").await?,
-        ["list/packs/ab/ab01", "list/packs/ab/ab02", "list/packs/cd/cd01", "list/packsx"]
+        [
+            "list/packs/ab/ab01",
+            "list/packs/ab/ab02",
+            "list/packs/cd/cd01",
+            "list/packsx"
+        ]
     );
     assert_eq!(keys(store, "lis").await?.len(), objects.len());
     // A full key lists that object.
@@ -187,7 +218,16 @@ async fn folders_are_not_objects(store: &dyn Backend) -> Result {
 }
 
 async fn invalid_keys(store: &dyn Backend) -> Result {
-    for key in ["", "/abs", "trailing/", "a//b", "../escape", "a/../b", "./a", "back\\slash"] {
+    for key in [
+        "",
+        "/abs",
+        "trailing/",
+        "a//b",
+        "../escape",
+        "a/../b",
+        "./a",
+        "back\\slash",
+    ] {
         let err = store
             .put(key, Bytes::from_static(b"x"))
             .await

@@ -1,0 +1,220 @@
+//! `nimbus put <local> [<vault-path>]`: save a file or folder into the vault
+//! as a new snapshot.
+//!
+//! The vault path becomes exactly the local file or folder (entries missing
+//! locally are gone from the new snapshot; older snapshots keep them).
+//! Entries that exist at the same path keep their file id. A file whose
+//! size, mtime and ctime match the previous snapshot is not read again.
+
+use anyhow::{Context, Result};
+use futures::StreamExt;
+use nimbus_vault::paths::{self, split_path};
+use nimbus_vault::{BlobKind, Commit, Entry, EntryKind, FileId, Saver, Timestamp, Tree};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::localfs::{self, Scan};
+use crate::progress::{bytes_bar, human_bytes};
+use crate::{device, store, GlobalArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The local file or folder to save.
+    pub local: PathBuf,
+    /// Where it goes in the vault (default: /<its name>). Use / to make a folder the whole vault.
+    pub vault_path: Option<String>,
+    /// A note stored with the snapshot.
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
+    let local = std::path::absolute(&a.local).with_context(|| format!("cannot use the path {}", a.local.display()))?;
+    std::fs::symlink_metadata(&local).with_context(|| format!("cannot read {}", local.display()))?;
+    let vault_path = match &a.vault_path {
+        Some(p) => p.clone(),
+        None => format!("/{}", local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+    };
+    let comps = split_path(&vault_path)?;
+    let vault = store::open_vault(g).await?;
+    let device = device::device_id(g, &vault.config().vault_id)?;
+    let head = vault.head().await?;
+
+    let scan_root = local.clone();
+    let Scan { mut nodes, mut skipped, .. } =
+        tokio::task::spawn_blocking(move || localfs::scan(&scan_root)).await.context("scanning was interrupted")??;
+    if comps.is_empty() && nodes[0].entry.kind != EntryKind::Dir {
+        anyhow::bail!("only a folder can become the whole vault (`/`); name a path such as /{}", vault_path);
+    }
+
+    // Match the scan against the previous snapshot, parents first (every
+    // child's index is greater than its parent's).
+    let mut old: Vec<Option<Entry>> = vec![None; nodes.len()];
+    if let Some((_, c)) = &head {
+        old[0] = if comps.is_empty() {
+            Some(Entry { kind: EntryKind::Dir, subtree: Some(c.root), ..nodes[0].entry.clone() })
+        } else {
+            paths::lookup(&vault, &c.root, &comps).await?
+        };
+    }
+    for i in 0..nodes.len() {
+        let Some(prev) = old[i].clone() else { continue };
+        if prev.kind == nodes[i].entry.kind {
+            nodes[i].entry.file_id = prev.file_id;
+        }
+        if nodes[i].entry.kind == EntryKind::Dir {
+            if let Some(sub) = prev.subtree {
+                let tree = vault.read_tree(&sub).await?;
+                for &j in &nodes[i].children {
+                    old[j] = tree.get(&nodes[j].name).cloned();
+                }
+            }
+        }
+    }
+
+    // Read and save every new or changed file, several at a time.
+    let mut jobs = Vec::new();
+    let mut job_bytes = 0;
+    let (mut reused, mut reused_bytes) = (0u64, 0u64);
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if n.entry.kind != EntryKind::File {
+            continue;
+        }
+        match &old[i] {
+            Some(p) if p.kind == EntryKind::File && p.size == n.entry.size && p.mtime == n.entry.mtime && p.ctime == n.entry.ctime => {
+                n.entry.content = p.content.clone();
+                reused += 1;
+                reused_bytes += p.size;
+            }
+            _ => {
+                job_bytes += n.entry.size;
+                jobs.push((i, n.path.clone()));
+            }
+        }
+    }
+    let saver = Saver::new(&vault);
+    let bar = bytes_bar(g.quiet, job_bytes, "Saving");
+    let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+    let results: Vec<_> = futures::stream::iter(jobs)
+        .map(|(i, path)| {
+            let saver = saver.clone();
+            let bar = bar.clone();
+            async move {
+                let r = tokio::task::spawn_blocking(move || {
+                    let f = std::fs::File::open(&path).map_err(|e| (path.clone(), format!("cannot open it: {e}")))?;
+                    saver.save_reader_blocking(f, |n| bar.inc(n)).map_err(|e| match e {
+                        nimbus_vault::SaveReaderError::Read(e) => (path.clone(), format!("cannot read it: {e}")),
+                        nimbus_vault::SaveReaderError::Vault(e) => (path.clone(), format!("FATAL{e}")),
+                    })
+                })
+                .await;
+                (i, r)
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let mut dropped = vec![false; nodes.len()];
+    for (i, r) in results {
+        match r.context("a save task failed")? {
+            Ok((ids, size)) => {
+                nodes[i].entry.content = ids;
+                nodes[i].entry.size = size;
+            }
+            Err((path, why)) => {
+                if let Some(fatal) = why.strip_prefix("FATAL") {
+                    anyhow::bail!("saving {} failed: {fatal}", path.display());
+                }
+                skipped.push((path, why));
+                dropped[i] = true;
+            }
+        }
+    }
+
+    // Trees, children before parents.
+    let build_saver = saver.clone();
+    let (root_entry, nodes) = tokio::task::spawn_blocking(move || -> Result<(Entry, Vec<localfs::Node>)> {
+        for i in (0..nodes.len()).rev() {
+            if nodes[i].entry.kind != EntryKind::Dir {
+                continue;
+            }
+            let mut tree = Tree::default();
+            for &j in &nodes[i].children {
+                if !dropped[j] {
+                    tree.entries.push(nodes[j].entry.clone());
+                }
+            }
+            tree.sort();
+            let id = build_saver.save_blob_blocking(BlobKind::Tree, &tree.encode())?;
+            nodes[i].entry.subtree = Some(id);
+        }
+        Ok((nodes[0].entry.clone(), nodes))
+    })
+    .await
+    .context("building folders was interrupted")??;
+    drop(nodes);
+
+    let template = Entry {
+        name: Vec::new(),
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        mtime: Timestamp::now(),
+        ctime: Timestamp::now(),
+        size: 0,
+        file_id: FileId::random(),
+        xattrs: Vec::new(),
+        target: Vec::new(),
+        rdev: 0,
+        content: Vec::new(),
+        subtree: None,
+        ..root_entry.clone()
+    };
+    let old_root = head.as_ref().map(|(_, c)| c.root);
+    let new_root = paths::replace_at(&vault, &saver, old_root, &comps, root_entry, &template).await?;
+    let stats = saver.finish().await?;
+    let (files, bytes) = paths::totals(&vault, &new_root).await?;
+    let message = a.message.unwrap_or_else(|| format!("put {} -> /{}", local.display(), display_path(&comps)));
+    let commit = Commit {
+        root: new_root,
+        parents: head.iter().map(|(id, _)| *id).collect(),
+        device,
+        time: Timestamp::now(),
+        message,
+        files,
+        bytes,
+    };
+    let cid = vault.write_commit(&commit).await?;
+    vault.write_ref(&device, cid).await?;
+
+    for (p, why) in &skipped {
+        eprintln!("warning: skipped {}: {why}", p.display());
+    }
+    println!(
+        "Saved {} to /{}: read {} ({} files unchanged, {} not read again).",
+        local.display(),
+        display_path(&comps),
+        human_bytes(job_bytes),
+        reused,
+        human_bytes(reused_bytes)
+    );
+    println!(
+        "New data: {} blobs, {} before compression, {} uploaded in {} packs; {} blobs were already stored.",
+        stats.new_blobs,
+        human_bytes(stats.new_raw_bytes),
+        human_bytes(stats.uploaded_bytes),
+        stats.packs,
+        stats.duplicate_blobs
+    );
+    println!("Snapshot {} ({} files, {}).", cid.short(), files, human_bytes(bytes));
+    if skipped.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} items could not be read and are not in the snapshot.", skipped.len());
+        Ok(ExitCode::from(3))
+    }
+}
+
+pub fn display_path(comps: &[Vec<u8>]) -> String {
+    comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/")
+}

@@ -1,0 +1,46 @@
+//! `nimbus stat`: objects, stored and logical bytes, dedup and compression.
+
+use anyhow::Result;
+use std::process::ExitCode;
+
+use crate::progress::human_bytes;
+use crate::{at, store, GlobalArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Measure this snapshot instead of the newest.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
+    let vault = store::open_vault(g).await?;
+    let at_id = match a.at.as_deref() {
+        Some(s) => Some(at::resolve(&vault, Some(s)).await?.0),
+        None => None,
+    };
+    let s = nimbus_vault::stats::stats(&vault, at_id).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Store:        {}", vault.backend().describe());
+    println!("Objects:      {} ({})", s.total_objects, human_bytes(s.stored_bytes));
+    for (kind, c) in &s.objects {
+        println!("  {kind:<10}  {:>8}  {:>12}", c.count, human_bytes(c.bytes));
+    }
+    println!("Snapshots:    {}", s.snapshots);
+    if let Some(snap) = &s.snapshot {
+        println!("Snapshot {}:", &snap[..8]);
+        println!("  files            {}", s.files);
+        println!("  logical bytes    {} ({})", s.logical_bytes, human_bytes(s.logical_bytes));
+        println!("  unique bytes     {} ({}) in {} blobs", s.unique_bytes, human_bytes(s.unique_bytes), s.unique_blobs);
+        println!("  stored bytes     {} ({})", s.unique_stored_bytes, human_bytes(s.unique_stored_bytes));
+        println!("  dedup ratio      {:.2}x", s.dedup_ratio);
+        println!("  compression      {:.2}x", s.compression_ratio);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,35 @@
+//! This device's id for a vault: chosen at random the first time the device
+//! writes to the vault, and kept in the local state directory, so each
+//! device only ever writes its own `refs/<device>` object.
+
+use anyhow::{Context, Result};
+use nimbus_vault::{DeviceId, ShortId};
+use std::path::PathBuf;
+
+use crate::GlobalArgs;
+
+/// The local state directory: `--state-dir`, else the platform's data dir.
+pub fn state_dir(g: &GlobalArgs) -> Result<PathBuf> {
+    if let Some(d) = &g.state_dir {
+        return Ok(d.clone());
+    }
+    let dirs = directories::ProjectDirs::from("", "", "nimbus")
+        .context("no home directory to keep local state in; pass --state-dir")?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+pub fn device_id(g: &GlobalArgs, vault_id: &ShortId) -> Result<DeviceId> {
+    let dir = state_dir(g)?.join("vaults").join(vault_id.to_hex());
+    let file = dir.join("device-id");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        if let Ok(id) = ShortId::from_hex(text.trim()) {
+            return Ok(id);
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let id = ShortId::random();
+    let tmp = dir.join("device-id.tmp");
+    std::fs::write(&tmp, format!("{}\n", id.to_hex())).with_context(|| format!("could not write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("could not write {}", file.display()))?;
+    Ok(id)
+}
