@@ -28,7 +28,8 @@ pub async fn resolve(vault: &Vault, at: Option<&str>) -> Result<(CommitId, Commi
         }
     }
     let t = parse_time(at)?;
-    match commits.iter().rev().find(|(_, c)| c.time <= t) {
+    // Times are typed to the second: a snapshot made during that second counts.
+    match commits.iter().rev().find(|(_, c)| c.time.secs <= t.secs) {
         Some((id, c)) => Ok((*id, c.clone())),
         None => bail!("no snapshot is as old as {at}; the oldest is from {}", format_time(commits[0].1.time)),
     }

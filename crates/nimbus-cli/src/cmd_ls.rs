@@ -42,18 +42,24 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             }
         }
     }
-    while let Some((prefix, tree_id)) = stack.pop() {
-        let tree = vault.read_tree(&tree_id).await?;
-        let mut subdirs = Vec::new();
-        for e in &tree.entries {
-            println!("{}", line(e, a.long, &prefix));
-            if a.recursive {
-                if let Some(s) = e.subtree {
-                    subdirs.push((format!("{prefix}{}/", String::from_utf8_lossy(&e.name)), s));
-                }
+    // Depth-first, in name order, like `ls -R` piped through `sort`.
+    let mut frames: Vec<(String, std::vec::IntoIter<Entry>)> = Vec::new();
+    if let Some((prefix, tree_id)) = stack.pop() {
+        frames.push((prefix, vault.read_tree(&tree_id).await?.entries.into_iter()));
+    }
+    while let Some((prefix, iter)) = frames.last_mut() {
+        let Some(e) = iter.next() else {
+            frames.pop();
+            continue;
+        };
+        let prefix = prefix.clone();
+        println!("{}", line(&e, a.long, &prefix));
+        if a.recursive {
+            if let Some(s) = e.subtree {
+                let sub = format!("{prefix}{}/", String::from_utf8_lossy(&e.name));
+                frames.push((sub, vault.read_tree(&s).await?.entries.into_iter()));
             }
         }
-        stack.extend(subdirs.into_iter().rev());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,9 @@ pub struct Args {
     /// A note stored with the snapshot.
     #[arg(short, long)]
     pub message: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
@@ -189,6 +192,19 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
 
     for (p, why) in &skipped {
         eprintln!("warning: skipped {}: {why}", p.display());
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "snapshot": cid.to_hex(), "files": files, "bytes": bytes,
+                "read_bytes": job_bytes, "unchanged_files": reused, "skipped": skipped.len(),
+                "new_blobs": stats.new_blobs, "new_data_blobs": stats.new_data_blobs,
+                "new_raw_bytes": stats.new_raw_bytes, "uploaded_bytes": stats.uploaded_bytes,
+                "packs": stats.packs, "duplicate_blobs": stats.duplicate_blobs,
+            })
+        );
+        return Ok(if skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
     }
     println!(
         "Saved {} to /{}: read {} ({} files unchanged, {} not read again).",

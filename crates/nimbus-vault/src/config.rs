@@ -141,6 +141,19 @@ pub struct ConfigFile {
     pub key_slots: Vec<KeySlot>,
     /// BLAKE3-keyed MAC of (version, vault id, params), hex.
     pub params_mac: String,
+    /// Unkeyed BLAKE3 of this JSON with `checksum` set to "", hex. Catches
+    /// accidental damage (a flipped bit in a key slot would otherwise look
+    /// like a wrong password); deliberate edits are caught by the MAC and
+    /// the key slots' authentication.
+    pub checksum: String,
+}
+
+impl ConfigFile {
+    fn compute_checksum(&self) -> String {
+        let mut copy = self.clone();
+        copy.checksum = String::new();
+        blake3::hash(&serde_json::to_vec(&copy).unwrap_or_default()).to_hex().to_string()
+    }
 }
 
 /// A recovery key: 32 random bytes, shown once as 13 groups of 4 base32
@@ -203,6 +216,9 @@ impl Config {
         }
         let file: ConfigFile = serde_json::from_value(value)
             .map_err(|e| VaultError::corrupt(CONFIG_KEY, format!("unexpected structure ({e})")))?;
+        if file.checksum != file.compute_checksum() {
+            return Err(VaultError::corrupt(CONFIG_KEY, "its checksum does not match its content"));
+        }
         file.params.validate().map_err(|e| VaultError::corrupt(CONFIG_KEY, e.to_string()))?;
         let vault_id = ShortId(decode_hex::<16>(&file.vault_id, "vault id")?);
         if file.key_slots.is_empty() {
@@ -220,7 +236,9 @@ impl Config {
 
     /// The bytes to store.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(&self.file).unwrap_or_default();
+        let mut file = self.file.clone();
+        file.checksum = file.compute_checksum();
+        let mut v = serde_json::to_vec_pretty(&file).unwrap_or_default();
         v.push(b'\n');
         v
     }
@@ -239,6 +257,7 @@ impl Config {
             params,
             key_slots: vec![],
             params_mac: String::new(),
+            checksum: String::new(),
         };
         file.key_slots.push(password_slot(&vault_id, &master, password, kdf)?);
         file.key_slots.push(wrap_slot(&vault_id, &master, SlotKind::Recovery, None, &recovery.0)?);
@@ -390,9 +409,28 @@ mod tests {
     #[test]
     fn tampered_params_detected() {
         let (mut cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
+        // An attacker who edits the parameters can fix the checksum too; the
+        // MAC still catches it.
         cfg.file.params.zstd_level = 5;
         let cfg = Config::decode(&cfg.encode()).unwrap();
         assert!(matches!(cfg.unlock_with_password(b"pw"), Err(VaultError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn accidental_damage_is_not_a_wrong_password() {
+        let (cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
+        let bytes = cfg.encode();
+        let mut flagged = 0;
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x20;
+            match Config::decode(&b) {
+                Err(VaultError::Corrupt { .. }) => flagged += 1,
+                Ok(c) => assert!(!matches!(c.unlock_with_password(b"pw"), Err(VaultError::WrongPassword)), "flip at {i} looks like a wrong password"),
+                Err(e) => panic!("flip at {i}: unexpected {e}"),
+            }
+        }
+        assert!(flagged > bytes.len() / 2);
     }
 
     #[test]

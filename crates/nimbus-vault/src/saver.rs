@@ -34,10 +34,12 @@ const UPLOADS_IN_FLIGHT: usize = 4;
 const QUEUE: usize = 2;
 
 /// What a save added to the vault.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SaveStats {
     /// Blobs stored by this save.
     pub new_blobs: u64,
+    /// Of those, file content blobs (the rest are trees).
+    pub new_data_blobs: u64,
     /// Blobs that were already in the vault (or seen earlier in this save).
     pub duplicate_blobs: u64,
     /// Plaintext bytes of the new blobs.
@@ -62,6 +64,7 @@ struct Shared {
     tx: Mutex<Option<mpsc::Sender<FinishedPack>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
     new_blobs: AtomicU64,
+    new_data_blobs: AtomicU64,
     dup_blobs: AtomicU64,
     new_raw: AtomicU64,
     uploaded_bytes: AtomicU64,
@@ -84,6 +87,7 @@ impl Saver {
             tx: Mutex::new(Some(tx)),
             uploader: Mutex::new(None),
             new_blobs: AtomicU64::new(0),
+            new_data_blobs: AtomicU64::new(0),
             dup_blobs: AtomicU64::new(0),
             new_raw: AtomicU64::new(0),
             uploaded_bytes: AtomicU64::new(0),
@@ -117,6 +121,9 @@ impl Saver {
         }
         let enc = codec::encode_blob(vault.keys(), kind, id, data, vault.params().zstd_level);
         self.0.new_blobs.fetch_add(1, Ordering::Relaxed);
+        if kind == BlobKind::Data {
+            self.0.new_data_blobs.fetch_add(1, Ordering::Relaxed);
+        }
         self.0.new_raw.fetch_add(data.len() as u64, Ordering::Relaxed);
         let full = {
             let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
@@ -217,6 +224,7 @@ impl Saver {
     pub fn stats(&self) -> SaveStats {
         SaveStats {
             new_blobs: self.0.new_blobs.load(Ordering::Relaxed),
+            new_data_blobs: self.0.new_data_blobs.load(Ordering::Relaxed),
             duplicate_blobs: self.0.dup_blobs.load(Ordering::Relaxed),
             new_raw_bytes: self.0.new_raw.load(Ordering::Relaxed),
             uploaded_bytes: self.0.uploaded_bytes.load(Ordering::Relaxed),

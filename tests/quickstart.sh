@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Quick start, command 1: build `nimbus`, make a vault in a local folder, put
+# a folder into it and list what the vault now holds.
+#
+#   bash tests/quickstart.sh [folder]
+#
+# folder             what to put in (default: this repository's docs/)
+# NIMBUS_DEMO_DIR    where the demo lives (default: $HOME/nimbus-demo); the
+#                    vault is the folder `vault` inside it
+# NIMBUS_PASSWORD    the vault password, for running without a terminal;
+#                    in a terminal you are asked instead
+#
+# Safe to run again: an existing vault is reused (no new password, no new
+# recovery key) and the folder is put again as a new snapshot, where files
+# that did not change are not read again.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$repo"
+
+say() { printf '\n==> %s\n' "$*"; }
+die() {
+    printf 'quickstart: %s\n' "$*" >&2
+    exit 1
+}
+
+# Root on a fresh machine or container has no sudo; everyone else needs it.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root to run: $* (install sudo, or run this script as root)"
+    fi
+}
+
+# --- 1. Tools ---------------------------------------------------------------
+
+say "Checking the tools"
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # rustup is installed but this shell has not loaded its PATH yet.
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    cat >&2 <<'EOF'
+quickstart: Rust (cargo) is not installed.
+Install it with rustup, the official installer (see https://rustup.rs):
+
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh
+    . "$HOME/.cargo/env"
+
+then run this script again.
+EOF
+    exit 1
+fi
+if ! command -v cc >/dev/null 2>&1; then
+    # zstd and other dependencies compile C code.
+    command -v apt-get >/dev/null 2>&1 || die "no C compiler (cc) found; install one (on macOS: xcode-select --install)"
+    say "Installing a C compiler (build-essential, pkg-config)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends build-essential pkg-config
+fi
+echo "$(cargo --version), $(cc --version | head -n 1)"
+
+# --- 2. Build ---------------------------------------------------------------
+
+say "Building nimbus (release; the first build takes a few minutes)"
+cargo build --release -p nimbus-cli
+nimbus="${CARGO_TARGET_DIR:-$repo/target}/release/nimbus"
+[ -x "$nimbus" ] || die "the build finished but $nimbus is missing"
+
+# --- 3. What goes where -----------------------------------------------------
+
+demo=${NIMBUS_DEMO_DIR:-$HOME/nimbus-demo}
+mkdir -p "$demo"
+demo=$(cd "$demo" && pwd -P)
+vault="$demo/vault"
+
+if [ $# -ge 1 ]; then
+    [ -e "$1" ] || die "$1 does not exist; give a folder to put into the vault"
+    source_dir=$(realpath "$1")
+elif [ -d "$repo/docs" ] && [ -n "$(ls -A "$repo/docs")" ]; then
+    source_dir="$repo/docs"
+else
+    # A checkout without docs/ yet: the code is a fine thing to store too.
+    source_dir="$repo/crates"
+fi
+[ "$source_dir" != / ] || die "put a folder other than / (the whole disk)"
+name=$(basename "$source_dir")
+
+# --- 4. The password --------------------------------------------------------
+
+interactive=false
+[ -t 0 ] && interactive=true
+if [ -z "${NIMBUS_PASSWORD+set}" ] && ! $interactive; then
+    die "no terminal to ask for a password in: set NIMBUS_PASSWORD"
+fi
+
+# --- 5. The vault -----------------------------------------------------------
+
+created=false
+if [ -f "$vault/config" ]; then
+    say "Reusing the vault in $vault"
+else
+    say "Creating a vault in $vault"
+    if [ -z "${NIMBUS_PASSWORD+set}" ]; then
+        echo "Choose a password for the vault. You will type it twice."
+    fi
+    "$nimbus" init "$vault"
+    created=true
+fi
+export NIMBUS_STORE="$vault"
+
+# Ask once for put and ls, rather than once per command. The password lives
+# in this script's memory and the two commands' environment, never on disk.
+if [ -z "${NIMBUS_PASSWORD+set}" ]; then
+    for try in 1 2 3; do
+        read -rsp "Vault password (to open it for put and ls): " pw
+        echo
+        if NIMBUS_PASSWORD=$pw "$nimbus" log >/dev/null; then
+            export NIMBUS_PASSWORD=$pw
+            break
+        fi
+        [ "$try" -lt 3 ] || die "could not open the vault; if you forgot the password, see 'nimbus passwd --recovery'"
+    done
+    unset pw
+fi
+
+# --- 6. Put and list --------------------------------------------------------
+
+say "Putting $source_dir into the vault as /$name"
+status=0
+"$nimbus" put "$source_dir" "/$name" -m "quickstart: $source_dir" || status=$?
+case $status in
+0) ;;
+3) echo "(Some files could not be read and were left out; the rest is saved.)" ;;
+*) die "nimbus put failed (exit code $status)" ;;
+esac
+
+say "Listing /$name in the vault: nimbus ls -l -R /$name"
+"$nimbus" ls -l -R "/$name"
+
+say "Snapshots: nimbus log"
+"$nimbus" log
+
+# --- 7. What next -----------------------------------------------------------
+
+cat <<EOF
+
+==> Done. Your vault is the folder $vault
+EOF
+if $created; then
+    cat <<'EOF'
+
+    IMPORTANT: keep the recovery key that `nimbus init` printed above.
+    Write it down and store it away from this computer. It is shown only
+    once, and it is the only way back in if you forget your password.
+EOF
+fi
+cat <<EOF
+
+Try it yourself:
+
+    export PATH="$(dirname "$nimbus"):\$PATH"    # or: cargo install --path crates/nimbus-cli
+    export NIMBUS_STORE="$vault"
+
+    nimbus ls -l /$name                           # list (asks for the password)
+    nimbus get /$name /tmp/$name-restored         # get it back
+    nimbus log                                    # every snapshot
+    nimbus get --at <id from log> /$name /tmp/$name-then   # as it was back then
+    nimbus stat                                   # sizes, dedup, compression
+    nimbus check --read-data                      # verify every byte
+    nimbus passwd                                 # change the password
+
+Run this script again to put the folder again (a new snapshot). To start
+over, delete $demo. README.md explains every command.
+EOF
