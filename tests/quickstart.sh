@@ -161,19 +161,19 @@ EOF
 fi
 cat <<EOF
 
-Try it yourself:
+Try it yourself (each command asks for the password unless NIMBUS_PASSWORD is set):
 
-    export PATH="$(dirname "$nimbus"):\$PATH"    # or: cargo install --path crates/nimbus-cli
+    export PATH="$(dirname "$nimbus"):\$PATH"   # or: cargo install --path crates/nimbus-cli
     export NIMBUS_STORE="$vault"
 
-    nimbus ls -l /$name                           # list (asks for the password)
-    nimbus get /$name /tmp/$name-restored         # get it back
-    nimbus log                                    # every snapshot
-    nimbus get --at <id from log> /$name /tmp/$name-then   # as it was back then
-    nimbus stat                                   # sizes, dedup, compression
-    nimbus check --read-data                      # verify every byte
-    nimbus passwd                                 # change the password
+    nimbus ls -l /$name
+    nimbus get /$name /tmp/$name-restored
+    nimbus log
+    nimbus get --at <snapshot id from log> /$name /tmp/$name-then
+    nimbus stat
+    nimbus check --read-data
+    nimbus passwd
 
-Run this script again to put the folder again (a new snapshot). To start
+Run this script again to put the folder again as a new snapshot. To start
 over, delete $demo. README.md explains every command.
 EOF

@@ -40,12 +40,30 @@ pub struct Summary {
 }
 
 const DIR_NAMES: &[&str] = &[
-    "src", "docs", "photos", "invoices", "2023", "2024", "archive", "projects", "notes", "music", "build",
-    "reports", "drafts", "assets", "backup", "mail", "logs", "data", "scans", "misc",
+    "src", "docs", "photos", "invoices", "2023", "2024", "archive", "projects", "notes", "music", "build", "reports",
+    "drafts", "assets", "backup", "mail", "logs", "data", "scans", "misc",
 ];
 const STEMS: &[&str] = &[
-    "report", "notes", "invoice", "readme", "main", "config", "summary", "draft", "IMG", "scan", "budget",
-    "letter", "todo", "changelog", "export", "module", "test", "index", "style", "record",
+    "report",
+    "notes",
+    "invoice",
+    "readme",
+    "main",
+    "config",
+    "summary",
+    "draft",
+    "IMG",
+    "scan",
+    "budget",
+    "letter",
+    "todo",
+    "changelog",
+    "export",
+    "module",
+    "test",
+    "index",
+    "style",
+    "record",
 ];
 const TEXT_EXT: &[&str] = &["txt", "md", "log", "csv", "rs", "json", "html"];
 const BIN_EXT: &[&str] = &["jpg", "png", "pdf", "zip", "bin", "mp3"];
@@ -92,7 +110,11 @@ pub fn generate(root: &Path, seed: u64, shape: &Shape) -> std::io::Result<Summar
                 BIN_EXT[rng.below(BIN_EXT.len() as u64) as usize]
             };
             let path: PathBuf = dir.join(format!("{stem}-{n:05}.{ext}"));
-            let data = if text { text_bytes(content_seed, size) } else { random_bytes(content_seed, size) };
+            let data = if text {
+                text_bytes(content_seed, size)
+            } else {
+                random_bytes(content_seed, size)
+            };
             let mut f = std::fs::File::create(&path)?;
             f.write_all(&data)?;
             f.set_modified(base + Duration::from_secs(n * 37))?;
@@ -107,4 +129,45 @@ pub fn generate(root: &Path, seed: u64, shape: &Shape) -> std::io::Result<Summar
         }
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_tree() {
+        let shape = Shape {
+            fanout: [2, 2, 1, 1],
+            small: (30, 1 << 10, 4 << 10),
+            medium: (2, 8 << 10, 16 << 10),
+            large: (1, 64 << 10, 64 << 10),
+        };
+        let base = std::env::temp_dir().join(format!("nimbus-bench-tree-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let a = generate(&base.join("a"), 5, &shape).unwrap();
+        let b = generate(&base.join("b"), 5, &shape).unwrap();
+        assert_eq!((a.dirs, a.files, a.bytes), (b.dirs, b.files, b.bytes));
+        assert_eq!(a.dirs, 2 + 4 + 4 + 4);
+        assert_eq!(a.files, 33);
+        let list = |r: &Path| {
+            let mut v = Vec::new();
+            let mut stack = vec![r.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else {
+                        v.push((p.strip_prefix(r).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+                    }
+                }
+            }
+            v.sort();
+            v
+        };
+        assert_eq!(list(&base.join("a")), list(&base.join("b")));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let seed_at = |i: usize| -> Result<u64> {
-        args.get(i).map(|s| s.parse().context("the seed must be a number")).unwrap_or(Ok(1))
+        args.get(i)
+            .map(|s| s.parse().context("the seed must be a number"))
+            .unwrap_or(Ok(1))
     };
     match args.first().map(String::as_str) {
         Some(kind @ ("random" | "text")) if args.len() >= 3 => {

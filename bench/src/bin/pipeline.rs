@@ -35,7 +35,13 @@ enum Mode {
 }
 
 fn parse() -> Result<Opts> {
-    let mut o = Opts { runs: 3, zstd_level: 3, mib: 1024, mode: Mode::Pipeline, file: None };
+    let mut o = Opts {
+        runs: 3,
+        zstd_level: 3,
+        mib: 1024,
+        mode: Mode::Pipeline,
+        file: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -83,7 +89,10 @@ fn read(path: &str) -> Result<Vec<u8>> {
 fn cpu_features() -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        (std::arch::is_x86_feature_detected!("aes"), std::arch::is_x86_feature_detected!("pclmulqdq"))
+        (
+            std::arch::is_x86_feature_detected!("aes"),
+            std::arch::is_x86_feature_detected!("pclmulqdq"),
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -119,7 +128,12 @@ fn aes_only(o: &Opts) {
         }
         n
     });
-    println!("aes_gcm bytes={} best_s={:.4} mbps={:.1}", o.mib << 20, d.as_secs_f64(), mbps(o.mib << 20, d));
+    println!(
+        "aes_gcm bytes={} best_s={:.4} mbps={:.1}",
+        o.mib << 20,
+        d.as_secs_f64(),
+        mbps(o.mib << 20, d)
+    );
 }
 
 fn pipeline(o: &Opts, path: &str) -> Result<()> {
@@ -144,7 +158,13 @@ fn stages(o: &Opts, path: &str) -> Result<()> {
     let params = ChunkerParams::default();
     let seed = 0x6e69_6d62_7573;
     let (d, chunks) = best_of(o.runs, || chunk_slice(&params, seed, &data));
-    let report = |name: &str, d: Duration| println!("stage name={name} best_s={:.4} mbps={:.1}", d.as_secs_f64(), mbps(data.len(), d));
+    let report = |name: &str, d: Duration| {
+        println!(
+            "stage name={name} best_s={:.4} mbps={:.1}",
+            d.as_secs_f64(),
+            mbps(data.len(), d)
+        )
+    };
     report("chunk", d);
 
     let key = [9u8; 32];
@@ -174,10 +194,20 @@ fn stages(o: &Opts, path: &str) -> Result<()> {
     });
     report("zstd", d);
     let payload_bytes: usize = payloads.iter().map(Vec::len).sum();
-    println!("stage_payload bytes={} ratio={:.2}", payload_bytes, data.len() as f64 / payload_bytes as f64);
+    println!(
+        "stage_payload bytes={} ratio={:.2}",
+        payload_bytes,
+        data.len() as f64 / payload_bytes as f64
+    );
 
     let c = cipher();
-    let (d, _) = best_of(o.runs, || payloads.iter().enumerate().map(|(i, p)| seal(&c, i as u64, p)).sum::<usize>());
+    let (d, _) = best_of(o.runs, || {
+        payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| seal(&c, i as u64, p))
+            .sum::<usize>()
+    });
     report("aes_gcm", d);
     Ok(())
 }

@@ -19,7 +19,10 @@ pub async fn resolve(vault: &Vault, at: Option<&str>) -> Result<(CommitId, Commi
     let is_hex = at.len() >= 4 && at.len() <= 64 && at.chars().all(|c| c.is_ascii_hexdigit());
     if is_hex {
         let lower = at.to_ascii_lowercase();
-        let found: Vec<_> = commits.iter().filter(|(id, _)| id.to_hex().starts_with(&lower)).collect();
+        let found: Vec<_> = commits
+            .iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&lower))
+            .collect();
         match found.as_slice() {
             [one] => return Ok((one.0, one.1.clone())),
             [] if looks_like_time(at) => {}
@@ -31,7 +34,10 @@ pub async fn resolve(vault: &Vault, at: Option<&str>) -> Result<(CommitId, Commi
     // Times are typed to the second: a snapshot made during that second counts.
     match commits.iter().rev().find(|(_, c)| c.time.secs <= t.secs) {
         Some((id, c)) => Ok((*id, c.clone())),
-        None => bail!("no snapshot is as old as {at}; the oldest is from {}", format_time(commits[0].1.time)),
+        None => bail!(
+            "no snapshot is as old as {at}; the oldest is from {}",
+            format_time(commits[0].1.time)
+        ),
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
-    let vault = store::open_vault(g).await?;
+    let vault = store::open_vault_unchecked(g).await?;
     let bar = count_bar(g.quiet, 0, "Checking packs");
     let progress = |step: nimbus_vault::check::CheckStep| match step {
         nimbus_vault::check::CheckStep::Packs { done, total } => {
@@ -30,7 +30,17 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             bar.set_position(done);
         }
     };
-    let report = nimbus_vault::check::check(&vault, a.read_data, &progress).await?;
+    let mut report = nimbus_vault::check::check(&vault, a.read_data, &progress).await?;
+    // Refs that went back in time since this device last looked.
+    if let Ok(refs) = vault.read_refs().await {
+        let seen = crate::device::load_seen(g, &vault.config().vault_id)?;
+        if let Err(e) = nimbus_vault::Vault::check_rollback(&refs, &seen) {
+            report.problems.push(nimbus_vault::check::Finding {
+                object: "refs/".into(),
+                message: e.to_string(),
+            });
+        }
+    }
     bar.finish_and_clear();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -48,7 +58,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             report.commits,
             report.trees,
             report.data_blobs_referenced,
-            if a.read_data { format!(", {} blobs read and authenticated", report.blobs_read) } else { String::new() }
+            if a.read_data {
+                format!(", {} blobs read and authenticated", report.blobs_read)
+            } else {
+                String::new()
+            }
         );
     }
     if report.problems.is_empty() {

@@ -52,7 +52,9 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     } else {
         paths::lookup(&vault, &commit.root, &comps)
             .await?
-            .ok_or_else(|| nimbus_vault::VaultError::PathNotFound { path: a.vault_path.clone() })?
+            .ok_or_else(|| nimbus_vault::VaultError::PathNotFound {
+                path: a.vault_path.clone(),
+            })?
     };
 
     // Plan: every entry with its destination, parents first.
@@ -78,8 +80,12 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         match e.kind {
             EntryKind::Dir => match std::fs::symlink_metadata(dest) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => bail!("{} exists and is not a folder; move it away or choose another destination", dest.display()),
-                Err(_) => std::fs::create_dir_all(dest).with_context(|| format!("cannot create the folder {}", dest.display()))?,
+                Ok(_) => bail!(
+                    "{} exists and is not a folder; move it away or choose another destination",
+                    dest.display()
+                ),
+                Err(_) => std::fs::create_dir_all(dest)
+                    .with_context(|| format!("cannot create the folder {}", dest.display()))?,
             },
             EntryKind::Symlink => {
                 if std::fs::symlink_metadata(dest).is_ok() {
@@ -93,7 +99,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     }
 
     let bar = bytes_bar(g.quiet, total, "Restoring");
-    let files: Vec<(PathBuf, Entry)> = plan.iter().filter(|(_, e)| e.kind == EntryKind::File).cloned().collect();
+    let files: Vec<(PathBuf, Entry)> = plan
+        .iter()
+        .filter(|(_, e)| e.kind == EntryKind::File)
+        .cloned()
+        .collect();
     let results: Vec<Result<()>> = futures::stream::iter(files)
         .map(|(dest, e)| {
             let vault = vault.clone();
@@ -116,12 +126,20 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         }
     }
     if notes.xattr_failed > 0 {
-        eprintln!("warning: {} extended attributes could not be restored (not permitted or not supported here)", notes.xattr_failed);
+        eprintln!(
+            "warning: {} extended attributes could not be restored (not permitted or not supported here)",
+            notes.xattr_failed
+        );
     }
     for p in &notes.special_skipped {
         eprintln!("warning: {} is a device, pipe or socket; not restored", p.display());
     }
-    println!("Restored {} to {} ({}).", a.vault_path, a.local.display(), human_bytes(total));
+    println!(
+        "Restored {} to {} ({}).",
+        a.vault_path,
+        a.local.display(),
+        human_bytes(total)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -141,7 +159,8 @@ async fn restore_file(vault: &Vault, dest: &Path, e: &Entry, bar: &indicatif::Pr
         .buffered(4);
     while let Some(data) = blobs.next().await {
         let data = data?;
-        tmp.write_all(&data).with_context(|| format!("cannot write {}", dest.display()))?;
+        tmp.write_all(&data)
+            .with_context(|| format!("cannot write {}", dest.display()))?;
         written += data.len() as u64;
         bar.inc(data.len() as u64);
     }
@@ -153,19 +172,23 @@ async fn restore_file(vault: &Vault, dest: &Path, e: &Entry, bar: &indicatif::Pr
             written
         );
     }
-    tmp.as_file().sync_all().with_context(|| format!("cannot write {}", dest.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", dest.display()))?;
     if let Ok(m) = std::fs::symlink_metadata(dest) {
         if m.is_dir() {
             bail!("{} is a folder; cannot replace it with a file", dest.display());
         }
     }
-    tmp.persist(dest).with_context(|| format!("cannot move the restored file into place at {}", dest.display()))?;
+    tmp.persist(dest)
+        .with_context(|| format!("cannot move the restored file into place at {}", dest.display()))?;
     Ok(())
 }
 
 #[cfg(unix)]
 fn make_symlink(target: &[u8], dest: &Path) -> Result<()> {
-    std::os::unix::fs::symlink(path_from_bytes(target), dest).with_context(|| format!("cannot create the link {}", dest.display()))
+    std::os::unix::fs::symlink(path_from_bytes(target), dest)
+        .with_context(|| format!("cannot create the link {}", dest.display()))
 }
 
 #[cfg(not(unix))]

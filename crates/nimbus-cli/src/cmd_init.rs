@@ -24,12 +24,22 @@ pub struct Args {
 pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let url = nimbus_backend::StoreUrl::parse(&a.store)?;
     let backend = nimbus_backend::create_store(&url)?;
-    let kdf = KdfParams { memory_kib: a.kdf_memory_kib, iterations: a.kdf_iterations, ..KdfParams::default() };
-    let params = VaultParams { pack_target_size: a.pack_size_mib.saturating_mul(1 << 20), ..VaultParams::default() };
+    let kdf = KdfParams {
+        memory_kib: a.kdf_memory_kib,
+        iterations: a.kdf_iterations,
+        ..KdfParams::default()
+    };
+    let params = VaultParams {
+        pack_target_size: a.pack_size_mib.saturating_mul(1 << 20),
+        ..VaultParams::default()
+    };
     params.validate()?;
     // Refuse before asking for a password if a vault is already there.
     if backend.stat(nimbus_vault::config::CONFIG_KEY).await?.is_some() {
-        return Err(nimbus_vault::VaultError::AlreadyExists { store: backend.describe() }.into());
+        return Err(nimbus_vault::VaultError::AlreadyExists {
+            store: backend.describe(),
+        }
+        .into());
     }
     let pw = secrets::new_password(g.password_file.as_deref(), "NIMBUS_PASSWORD")?;
     let (vault, recovery) = Vault::create(backend.clone(), pw.as_bytes(), params, kdf).await?;

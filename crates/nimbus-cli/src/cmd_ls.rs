@@ -33,7 +33,9 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     if comps.is_empty() {
         stack.push((String::new(), commit.root));
     } else {
-        let e = paths::lookup(&vault, &commit.root, &comps).await?.ok_or(VaultError::PathNotFound { path: shown.clone() })?;
+        let e = paths::lookup(&vault, &commit.root, &comps)
+            .await?
+            .ok_or(VaultError::PathNotFound { path: shown.clone() })?;
         match e.subtree {
             Some(s) => stack.push((String::new(), s)),
             None => {
@@ -75,7 +77,14 @@ fn line(e: &Entry, long: bool, prefix: &str) -> String {
     if e.kind == EntryKind::Symlink {
         name = format!("{name} -> {}", String::from_utf8_lossy(&e.target));
     }
-    format!("{}{} {:>12} {} {}", kind_char(e.kind), mode_string(e.mode), e.size, format_time(e.mtime), name)
+    format!(
+        "{}{} {:>12} {} {}",
+        kind_char(e.kind),
+        mode_string(e.mode),
+        e.size,
+        format_time(e.mtime),
+        name
+    )
 }
 
 fn kind_char(k: EntryKind) -> char {
@@ -125,7 +134,14 @@ pub async fn run_log(g: &GlobalArgs, a: LogArgs) -> Result<ExitCode> {
                 })
             );
         } else {
-            println!("{}  {}  {:>7} files {:>10}  {}", id.short(), format_time(c.time), c.files, human_bytes(c.bytes), c.message);
+            println!(
+                "{}  {}  {:>7} files {:>10}  {}",
+                id.short(),
+                format_time(c.time),
+                c.files,
+                human_bytes(c.bytes),
+                c.message
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

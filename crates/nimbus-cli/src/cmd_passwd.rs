@@ -27,11 +27,15 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let (vault, how) = if a.recovery || a.recovery_key_file.is_some() {
         let text = secrets::recovery_key(a.recovery_key_file.as_deref())?;
         let rk = RecoveryKey::parse(&text)?;
-        let vault = Vault::open_with_recovery(backend, &rk).await.context("could not open the vault")?;
+        let vault = Vault::open_with_recovery(backend, &rk)
+            .await
+            .context("could not open the vault")?;
         (vault, Unlock::Recovery(RecoveryKey::parse(&text)?))
     } else {
         let pw = secrets::password(g.password_file.as_deref())?;
-        let vault = Vault::open(backend, pw.as_bytes()).await.context("could not open the vault")?;
+        let vault = Vault::open(backend, pw.as_bytes())
+            .await
+            .context("could not open the vault")?;
         (vault, Unlock::Password(pw.as_bytes().to_vec()))
     };
     let new_pw = secrets::new_password(a.new_password_file.as_deref(), "NIMBUS_NEW_PASSWORD")?;

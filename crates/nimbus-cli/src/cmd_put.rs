@@ -36,7 +36,13 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     std::fs::symlink_metadata(&local).with_context(|| format!("cannot read {}", local.display()))?;
     let vault_path = match &a.vault_path {
         Some(p) => p.clone(),
-        None => format!("/{}", local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
+        None => format!(
+            "/{}",
+            local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
     };
     let comps = split_path(&vault_path)?;
     let vault = store::open_vault(g).await?;
@@ -44,10 +50,16 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let head = vault.head().await?;
 
     let scan_root = local.clone();
-    let Scan { mut nodes, mut skipped, .. } =
-        tokio::task::spawn_blocking(move || localfs::scan(&scan_root)).await.context("scanning was interrupted")??;
+    let Scan {
+        mut nodes, mut skipped, ..
+    } = tokio::task::spawn_blocking(move || localfs::scan(&scan_root))
+        .await
+        .context("scanning was interrupted")??;
     if comps.is_empty() && nodes[0].entry.kind != EntryKind::Dir {
-        anyhow::bail!("only a folder can become the whole vault (`/`); name a path such as /{}", vault_path);
+        anyhow::bail!(
+            "only a folder can become the whole vault (`/`); name a path such as /{}",
+            vault_path
+        );
     }
 
     // Match the scan against the previous snapshot, parents first (every
@@ -55,7 +67,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let mut old: Vec<Option<Entry>> = vec![None; nodes.len()];
     if let Some((_, c)) = &head {
         old[0] = if comps.is_empty() {
-            Some(Entry { kind: EntryKind::Dir, subtree: Some(c.root), ..nodes[0].entry.clone() })
+            Some(Entry {
+                kind: EntryKind::Dir,
+                subtree: Some(c.root),
+                ..nodes[0].entry.clone()
+            })
         } else {
             paths::lookup(&vault, &c.root, &comps).await?
         };
@@ -84,7 +100,12 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             continue;
         }
         match &old[i] {
-            Some(p) if p.kind == EntryKind::File && p.size == n.entry.size && p.mtime == n.entry.mtime && p.ctime == n.entry.ctime => {
+            Some(p)
+                if p.kind == EntryKind::File
+                    && p.size == n.entry.size
+                    && p.mtime == n.entry.mtime
+                    && p.ctime == n.entry.ctime =>
+            {
                 n.entry.content = p.content.clone();
                 reused += 1;
                 reused_bytes += p.size;
@@ -97,7 +118,10 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     }
     let saver = Saver::new(&vault);
     let bar = bytes_bar(g.quiet, job_bytes, "Saving");
-    let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 8);
     let results: Vec<_> = futures::stream::iter(jobs)
         .map(|(i, path)| {
             let saver = saver.clone();
@@ -177,7 +201,9 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let new_root = paths::replace_at(&vault, &saver, old_root, &comps, root_entry, &template).await?;
     let stats = saver.finish().await?;
     let (files, bytes) = paths::totals(&vault, &new_root).await?;
-    let message = a.message.unwrap_or_else(|| format!("put {} -> /{}", local.display(), display_path(&comps)));
+    let message = a
+        .message
+        .unwrap_or_else(|| format!("put {} -> /{}", local.display(), display_path(&comps)));
     let commit = Commit {
         root: new_root,
         parents: head.iter().map(|(id, _)| *id).collect(),
@@ -188,7 +214,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         bytes,
     };
     let cid = vault.write_commit(&commit).await?;
-    vault.write_ref(&device, cid).await?;
+    let seq = vault.write_ref(&device, cid).await?;
+    let vid = vault.config().vault_id;
+    let mut seen = device::load_seen(g, &vid)?;
+    seen.insert(device, seq);
+    device::save_seen(g, &vid, &seen)?;
 
     for (p, why) in &skipped {
         eprintln!("warning: skipped {}: {why}", p.display());
@@ -204,7 +234,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
                 "packs": stats.packs, "duplicate_blobs": stats.duplicate_blobs,
             })
         );
-        return Ok(if skipped.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        return Ok(if skipped.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        });
     }
     println!(
         "Saved {} to /{}: read {} ({} files unchanged, {} not read again).",
@@ -232,5 +266,9 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
 }
 
 pub fn display_path(comps: &[Vec<u8>]) -> String {
-    comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/")
+    comps
+        .iter()
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -36,9 +36,22 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     if let Some(snap) = &s.snapshot {
         println!("Snapshot {}:", &snap[..8]);
         println!("  files            {}", s.files);
-        println!("  logical bytes    {} ({})", s.logical_bytes, human_bytes(s.logical_bytes));
-        println!("  unique bytes     {} ({}) in {} blobs", s.unique_bytes, human_bytes(s.unique_bytes), s.unique_blobs);
-        println!("  stored bytes     {} ({})", s.unique_stored_bytes, human_bytes(s.unique_stored_bytes));
+        println!(
+            "  logical bytes    {} ({})",
+            s.logical_bytes,
+            human_bytes(s.logical_bytes)
+        );
+        println!(
+            "  unique bytes     {} ({}) in {} blobs",
+            s.unique_bytes,
+            human_bytes(s.unique_bytes),
+            s.unique_blobs
+        );
+        println!(
+            "  stored bytes     {} ({})",
+            s.unique_stored_bytes,
+            human_bytes(s.unique_stored_bytes)
+        );
         println!("  dedup ratio      {:.2}x", s.dedup_ratio);
         println!("  compression      {:.2}x", s.compression_ratio);
     }

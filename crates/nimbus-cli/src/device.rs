@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result};
 use nimbus_vault::{DeviceId, ShortId};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::GlobalArgs;
@@ -32,4 +33,37 @@ pub fn device_id(g: &GlobalArgs, vault_id: &ShortId) -> Result<DeviceId> {
     std::fs::write(&tmp, format!("{}\n", id.to_hex())).with_context(|| format!("could not write {}", tmp.display()))?;
     std::fs::rename(&tmp, &file).with_context(|| format!("could not write {}", file.display()))?;
     Ok(id)
+}
+
+fn seen_file(g: &GlobalArgs, vault_id: &ShortId) -> Result<PathBuf> {
+    Ok(state_dir(g)?
+        .join("vaults")
+        .join(vault_id.to_hex())
+        .join("refs-seen.json"))
+}
+
+/// The newest update of each device's ref this device has seen.
+pub fn load_seen(g: &GlobalArgs, vault_id: &ShortId) -> Result<HashMap<DeviceId, u64>> {
+    let file = seen_file(g, vault_id)?;
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(HashMap::new());
+    };
+    let raw: HashMap<String, u64> = serde_json::from_str(&text).unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .filter_map(|(k, v)| ShortId::from_hex(&k).ok().map(|id| (id, v)))
+        .collect())
+}
+
+pub fn save_seen(g: &GlobalArgs, vault_id: &ShortId, seen: &HashMap<DeviceId, u64>) -> Result<()> {
+    let file = seen_file(g, vault_id)?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    let raw: std::collections::BTreeMap<String, u64> = seen.iter().map(|(k, v)| (k.to_hex(), *v)).collect();
+    let tmp = file.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&raw)?)
+        .with_context(|| format!("could not write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("could not write {}", file.display()))?;
+    Ok(())
 }

@@ -73,8 +73,14 @@ pub fn entry_from_meta(name: Vec<u8>, meta: &Metadata) -> Entry {
         e.mode = meta.mode() & 0o7777;
         e.uid = meta.uid();
         e.gid = meta.gid();
-        e.mtime = Timestamp { secs: meta.mtime(), nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32 };
-        e.ctime = Timestamp { secs: meta.ctime(), nanos: meta.ctime_nsec().clamp(0, 999_999_999) as u32 };
+        e.mtime = Timestamp {
+            secs: meta.mtime(),
+            nanos: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+        };
+        e.ctime = Timestamp {
+            secs: meta.ctime(),
+            nanos: meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+        };
         e.rdev = meta.rdev();
     }
     #[cfg(not(unix))]
@@ -121,7 +127,10 @@ fn read_xattrs(path: &Path) -> Vec<Xattr> {
     if let Ok(names) = xattr::list(path) {
         for n in names {
             if let Ok(Some(v)) = xattr::get(path, &n) {
-                out.push(Xattr { name: name_bytes(&n), value: v });
+                out.push(Xattr {
+                    name: name_bytes(&n),
+                    value: v,
+                });
             }
         }
     }
@@ -133,7 +142,12 @@ fn read_xattrs(path: &Path) -> Vec<Xattr> {
 pub fn scan(root: &Path) -> Result<Scan> {
     let meta = std::fs::symlink_metadata(root).with_context(|| format!("cannot read {}", root.display()))?;
     let name = root.file_name().map(name_bytes).unwrap_or_default();
-    let mut scan = Scan { nodes: Vec::new(), skipped: Vec::new(), files: 0, file_bytes: 0 };
+    let mut scan = Scan {
+        nodes: Vec::new(),
+        skipped: Vec::new(),
+        files: 0,
+        file_bytes: 0,
+    };
     let first = make_node(&mut scan, root.to_path_buf(), name, &meta);
     let mut stack = vec![first];
     while let Some(i) = stack.pop() {
@@ -188,7 +202,12 @@ fn make_node(scan: &mut Scan, path: PathBuf, name: Vec<u8>, meta: &Metadata) -> 
         scan.files += 1;
         scan.file_bytes += entry.size;
     }
-    scan.nodes.push(Node { name, path, entry, children: Vec::new() });
+    scan.nodes.push(Node {
+        name,
+        path,
+        entry,
+        children: Vec::new(),
+    });
     scan.nodes.len() - 1
 }
 

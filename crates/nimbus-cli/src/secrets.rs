@@ -9,7 +9,8 @@ use zeroize::Zeroizing;
 
 fn from_file(path: &Path) -> Result<Zeroizing<String>> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).with_context(|| format!("could not read the password file {}", path.display()))?,
+        std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the password file {}", path.display()))?,
     );
     // A trailing newline is how editors and `echo` end a file; it is not part of the secret.
     Ok(Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string()))
@@ -19,7 +20,9 @@ fn prompt(text: &str) -> Result<Zeroizing<String>> {
     if !std::io::stdin().is_terminal() {
         bail!("a password is needed but there is no terminal to ask in: set NIMBUS_PASSWORD or use --password-file");
     }
-    Ok(Zeroizing::new(rpassword::prompt_password(text).context("could not read the password")?))
+    Ok(Zeroizing::new(
+        rpassword::prompt_password(text).context("could not read the password")?,
+    ))
 }
 
 /// The vault password, for opening.

@@ -9,7 +9,9 @@ use crate::{secrets, GlobalArgs};
 /// The store named by `--store` or `NIMBUS_STORE`.
 pub fn store_url(g: &GlobalArgs) -> Result<StoreUrl> {
     let Some(s) = g.store.as_deref() else {
-        anyhow::bail!("which vault? Name its store with --store <folder or URL> or the NIMBUS_STORE environment variable");
+        anyhow::bail!(
+            "which vault? Name its store with --store <folder or URL> or the NIMBUS_STORE environment variable"
+        );
     };
     Ok(StoreUrl::parse(s)?)
 }
@@ -19,15 +21,35 @@ pub fn open_backend(g: &GlobalArgs) -> Result<DynBackend> {
     Ok(nimbus_backend::open_store(&url)?)
 }
 
-/// Opens the vault with the password from file, environment or prompt.
+/// Opens the vault with the password from file, environment or prompt, and
+/// refuses a store whose refs went back in time since this device last
+/// looked (see `Vault::check_rollback`).
 pub async fn open_vault(g: &GlobalArgs) -> Result<Vault> {
+    let vault = open_vault_unchecked(g).await?;
+    let id = vault.config().vault_id;
+    let refs = vault.read_refs().await?;
+    let seen = crate::device::load_seen(g, &id)?;
+    let updated = Vault::check_rollback(&refs, &seen)?;
+    if updated != seen {
+        crate::device::save_seen(g, &id, &updated)?;
+    }
+    Ok(vault)
+}
+
+/// Opens the vault without the rollback check (for `check`, which reports
+/// every problem instead of stopping at the first).
+pub async fn open_vault_unchecked(g: &GlobalArgs) -> Result<Vault> {
     let backend = open_backend(g)?;
     // Say "no vault" before asking for a password that cannot help.
     nimbus_vault::read_config(&backend).await?;
     let pw = secrets::password(g.password_file.as_deref())?;
-    let vault = Vault::open(backend, pw.as_bytes()).await.context("could not open the vault")?;
+    let vault = Vault::open(backend, pw.as_bytes())
+        .await
+        .context("could not open the vault")?;
     for (key, why) in vault.damaged_indexes() {
-        eprintln!("warning: index object `{key}` is damaged ({why}); blobs it lists cannot be read. Run `nimbus check`.");
+        eprintln!(
+            "warning: index object `{key}` is damaged ({why}); blobs it lists cannot be read. Run `nimbus check`."
+        );
     }
     Ok(vault)
 }

@@ -2,6 +2,8 @@
 //! symlinks and xattrs; deduplication on a second `put`; a one-byte edit
 //! uploads about one chunk; snapshots stay readable with `--at`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 use common::*;
 
@@ -22,8 +24,15 @@ fn ten_thousand_files_round_trip_dedup_and_small_edits() {
         .filter(|e| e.file_type().is_file())
         .map(|e| e.metadata().unwrap().len())
         .sum();
-    let count = walkdir::WalkDir::new(&src).into_iter().filter_map(|e| e.ok()).filter(|e| e.file_type().is_file()).count();
-    assert!(count >= 10_000 && total >= 200_000_000, "tree too small: {count} files, {total} bytes");
+    let count = walkdir::WalkDir::new(&src)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .count();
+    assert!(
+        count >= 10_000 && total >= 200_000_000,
+        "tree too small: {count} files, {total} bytes"
+    );
 
     let first = json(&env.ok(&["put", src.to_str().unwrap(), "/data", "--json"]));
     assert_eq!(first["skipped"], 0);
@@ -35,7 +44,12 @@ fn ten_thousand_files_round_trip_dedup_and_small_edits() {
     let before = store_bytes(&env.store);
     let second = json(&env.ok(&["put", src.to_str().unwrap(), "/data", "--json"]));
     let after = store_bytes(&env.store);
-    assert!(((after - before) as f64) < before as f64 * 0.01, "second put added {} of {} bytes", after - before, before);
+    assert!(
+        ((after - before) as f64) < before as f64 * 0.01,
+        "second put added {} of {} bytes",
+        after - before,
+        before
+    );
     assert_eq!(second["new_data_blobs"], 0, "{second}");
 
     // Even when every file must be re-read (times changed), nothing new is stored but trees.
@@ -47,12 +61,21 @@ fn ten_thousand_files_round_trip_dedup_and_small_edits() {
     let edit = json(&env.ok(&["put", src.to_str().unwrap(), "/data", "--json"]));
     let new_data = edit["new_data_blobs"].as_u64().unwrap();
     let uploaded = edit["uploaded_bytes"].as_u64().unwrap();
-    assert!((1..=2).contains(&new_data), "a 1-byte edit stored {new_data} new chunks: {edit}");
-    assert!(uploaded < 9 << 20, "a 1-byte edit of a 40 MiB file uploaded {uploaded} bytes: {edit}");
+    assert!(
+        (1..=2).contains(&new_data),
+        "a 1-byte edit stored {new_data} new chunks: {edit}"
+    );
+    assert!(
+        uploaded < 9 << 20,
+        "a 1-byte edit of a 40 MiB file uploaded {uploaded} bytes: {edit}"
+    );
 
     // The snapshot before the edit still has the old content.
     let log = env.ok(&["log", "--json"]);
-    let ids: Vec<String> = log.lines().map(|l| json(l)["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = log
+        .lines()
+        .map(|l| json(l)["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids.len(), 3);
     let old = env.path("old.bin");
     env.ok(&["get", "/data/large-0.bin", old.to_str().unwrap(), "--at", &ids[1][..8]]);
@@ -84,9 +107,15 @@ fn put_places_paths_and_keeps_other_entries() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     env.ok(&["put", b.to_str().unwrap(), "/deep/down/b.txt"]);
     let ls = env.ok(&["ls", "-R"]);
-    assert_eq!(ls.lines().collect::<Vec<_>>(), ["a/", "a/x/", "a/x/one.txt", "deep/", "deep/down/", "deep/down/b.txt"]);
+    assert_eq!(
+        ls.lines().collect::<Vec<_>>(),
+        ["a/", "a/x/", "a/x/one.txt", "deep/", "deep/down/", "deep/down/b.txt"]
+    );
     let long = env.ok(&["ls", "-l", "/deep/down/b.txt"]);
-    assert!(long.starts_with("-rw") && long.contains(" 3 ") && long.trim_end().ends_with("b.txt"), "{long}");
+    assert!(
+        long.starts_with("-rw") && long.contains(" 3 ") && long.trim_end().ends_with("b.txt"),
+        "{long}"
+    );
     let got = env.path("got.txt");
     env.ok(&["get", "/deep/down/b.txt", got.to_str().unwrap()]);
     assert_eq!(std::fs::read(&got).unwrap(), b"bee");

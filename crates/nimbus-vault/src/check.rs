@@ -37,14 +37,20 @@ pub struct CheckReport {
 
 impl CheckReport {
     fn problem(&mut self, object: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Finding { object: object.into(), message: message.into() });
+        self.problems.push(Finding {
+            object: object.into(),
+            message: message.into(),
+        });
     }
 
     fn warn(&mut self, object: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(Finding { object: object.into(), message: message.into() });
+        self.warnings.push(Finding {
+            object: object.into(),
+            message: message.into(),
+        });
     }
 
-    fn from_error(&mut self, fallback: &str, e: VaultError) {
+    fn record_error(&mut self, fallback: &str, e: VaultError) {
         match e {
             VaultError::Corrupt { object, what } => self.problem(object, what),
             VaultError::Missing { object, what } => self.problem(object, format!("missing: {what}")),
@@ -62,7 +68,11 @@ pub enum CheckStep {
 
 /// Checks the whole vault. Only a failure to talk to the store is an `Err`;
 /// everything wrong with the stored objects is in the report.
-pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep) + Sync)) -> Result<CheckReport, VaultError> {
+pub async fn check(
+    vault: &Vault,
+    read_data: bool,
+    progress: &(dyn Fn(CheckStep) + Sync),
+) -> Result<CheckReport, VaultError> {
     let mut r = CheckReport::default();
     let backend = vault.backend().clone();
     let listing = backend.list("").await?;
@@ -114,36 +124,51 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep)
     });
     for (id, size) in &indexed {
         match packs.get(id) {
-            None => r.problem(pack::pack_key(id), "missing: the index lists it, but the store does not have it"),
-            Some((key, actual)) if actual != size => {
-                r.problem(key.clone(), format!("its size is {actual} bytes, but the index recorded {size}"))
-            }
+            None => r.problem(
+                pack::pack_key(id),
+                "missing: the index lists it, but the store does not have it",
+            ),
+            Some((key, actual)) if actual != size => r.problem(
+                key.clone(),
+                format!("its size is {actual} bytes, but the index recorded {size}"),
+            ),
             Some(_) => {}
         }
     }
 
     // Each pack's header must authenticate and agree with the index.
     let total = packs.len() as u64;
-    let mut done = 0;
-    for (id, (key, size)) in &packs {
-        done += 1;
-        progress(CheckStep::Packs { done, total });
+    for (done, (id, (key, size))) in packs.iter().enumerate() {
+        progress(CheckStep::Packs {
+            done: done as u64 + 1,
+            total,
+        });
         r.packs += 1;
         if !indexed.contains_key(id) {
-            r.warn(key.clone(), "no index lists this pack (left by an interrupted save; harmless)");
+            r.warn(
+                key.clone(),
+                "no index lists this pack (left by an interrupted save; harmless)",
+            );
             continue;
         }
         if indexed.get(id) != Some(size) {
             continue; // already reported
         }
-        let result = if read_data { check_pack_data(vault, id, key, &mut r).await } else { check_pack_header(vault, id, key, *size).await };
+        let result = if read_data {
+            check_pack_data(vault, id, key, &mut r).await
+        } else {
+            check_pack_header(vault, id, key, *size).await
+        };
         match result {
             Ok(entries) => {
                 let header: HashMap<BlobId, pack::PackEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
                 for (blob, loc) in by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]) {
                     match header.get(blob) {
                         Some(e) if e.offset == loc.offset && e.length == loc.length && e.kind == loc.kind => {}
-                        _ => r.problem(key.clone(), format!("the index places blob {blob} in this pack, but the pack header disagrees")),
+                        _ => r.problem(
+                            key.clone(),
+                            format!("the index places blob {blob} in this pack, but the pack header disagrees"),
+                        ),
                     }
                 }
             }
@@ -158,7 +183,7 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep)
             Ok(c) => {
                 commits.insert(*id, c);
             }
-            Err(e) => r.from_error(&commit::commit_key(id), e),
+            Err(e) => r.record_error(&commit::commit_key(id), e),
         }
     }
     r.commits = commits.len() as u64;
@@ -166,10 +191,16 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep)
     let mut seen_data: HashSet<BlobId> = HashSet::new();
     let total = commits.len() as u64;
     for (n, (id, c)) in commits.iter().enumerate() {
-        progress(CheckStep::Snapshots { done: n as u64 + 1, total });
+        progress(CheckStep::Snapshots {
+            done: n as u64 + 1,
+            total,
+        });
         for p in &c.parents {
             if !commits.contains_key(p) && !commit_keys.contains(p) {
-                r.problem(commit::commit_key(id), format!("its parent commit {} is missing", p.short()));
+                r.problem(
+                    commit::commit_key(id),
+                    format!("its parent commit {} is missing", p.short()),
+                );
             }
         }
         let mut stack = vec![(c.root, "/".to_string())];
@@ -201,8 +232,17 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep)
                     }
                     match vault.locate(b) {
                         Some(loc) if loc.kind == BlobKind::Data => {}
-                        Some(_) => r.problem(format!("blob {b}"), format!("indexed as a tree, but `{child}` uses it as content")),
-                        None => r.problem(format!("blob {b}"), format!("missing: no index lists it; it is content of `{child}` in commit {}", id.short())),
+                        Some(_) => r.problem(
+                            format!("blob {b}"),
+                            format!("indexed as a tree, but `{child}` uses it as content"),
+                        ),
+                        None => r.problem(
+                            format!("blob {b}"),
+                            format!(
+                                "missing: no index lists it; it is content of `{child}` in commit {}",
+                                id.short()
+                            ),
+                        ),
                     }
                 }
             }
@@ -222,7 +262,10 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep)
             Ok(rec) => {
                 if !commits.contains_key(&rec.commit) {
                     if !commit_keys.contains(&rec.commit) {
-                        r.problem(key, format!("it points at commit {}, which is missing", rec.commit.short()));
+                        r.problem(
+                            key,
+                            format!("it points at `{}`, which is missing", commit::commit_key(&rec.commit)),
+                        );
                     }
                 } else {
                     let mut stack = vec![rec.commit];
@@ -239,11 +282,31 @@ pub async fn check(vault: &Vault, read_data: bool, progress: &(dyn Fn(CheckStep)
         }
     }
     if ref_keys.is_empty() && !commit_keys.is_empty() {
-        r.problem("refs/", "the vault has commits but no ref; a `refs/` object may have been deleted");
+        r.problem(
+            "refs/",
+            "the vault has commits but no ref; a `refs/` object may have been deleted",
+        );
     } else {
+        let devices: HashSet<_> = ref_keys.iter().copied().collect();
+        let mut orphaned: HashSet<_> = HashSet::new();
+        for (id, c) in &commits {
+            if !devices.contains(&c.device) && orphaned.insert(c.device) {
+                r.problem(
+                    commit::ref_key(&c.device),
+                    format!(
+                        "missing: commit {} was made by device {}, which has no ref (the ref was deleted, or that device's first save stopped before writing it)",
+                        id.short(),
+                        c.device
+                    ),
+                );
+            }
+        }
         for id in commits.keys() {
-            if !reachable.contains(id) {
-                r.warn(commit::commit_key(id), "no ref reaches this commit (a save interrupted before its ref, or a ref was deleted)");
+            if !reachable.contains(id) && !orphaned.contains(&commits[id].device) {
+                r.warn(
+                    commit::commit_key(id),
+                    "no ref reaches this commit (a save interrupted before its ref, or a ref was deleted)",
+                );
             }
         }
     }
@@ -255,18 +318,32 @@ async fn check_pack_header(vault: &Vault, id: &PackId, key: &str, size: u64) -> 
         return Err("it is too short to be a pack".into());
     }
     let backend = vault.backend();
-    let tail = backend.get(key, Some(size - 4..size)).await.map_err(|e| e.to_string())?;
-    let tail: [u8; 4] = tail.as_ref().try_into().map_err(|_| "its end could not be read".to_string())?;
+    let tail = backend
+        .get(key, Some(size - 4..size))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tail: [u8; 4] = tail
+        .as_ref()
+        .try_into()
+        .map_err(|_| "its end could not be read".to_string())?;
     let hlen = pack::header_len_from_tail(&tail) as u64;
     if hlen + 4 > size {
         return Err(format!("its header length {hlen} does not fit"));
     }
     let start = size - 4 - hlen;
-    let header = backend.get(key, Some(start..size - 4)).await.map_err(|e| e.to_string())?;
+    let header = backend
+        .get(key, Some(start..size - 4))
+        .await
+        .map_err(|e| e.to_string())?;
     pack::decode_header(vault.keys(), id, &header, start).map_err(|e| e.to_string())
 }
 
-async fn check_pack_data(vault: &Vault, id: &PackId, key: &str, r: &mut CheckReport) -> Result<Vec<pack::PackEntry>, String> {
+async fn check_pack_data(
+    vault: &Vault,
+    id: &PackId,
+    key: &str,
+    r: &mut CheckReport,
+) -> Result<Vec<pack::PackEntry>, String> {
     let bytes = vault.backend().get(key, None).await.map_err(|e| e.to_string())?;
     let keys = vault.keys();
     let (area, entries) = pack::parse_pack(keys, id, &bytes).map_err(|e| e.to_string())?;

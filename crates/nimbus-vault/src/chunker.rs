@@ -25,7 +25,12 @@ impl Default for ChunkerParams {
     /// 256 KiB / 1 MiB / 4 MiB: large enough that a 1 GB file costs about a
     /// thousand index entries, small enough that an edit re-uploads ~1 MiB.
     fn default() -> Self {
-        ChunkerParams { min_size: 256 << 10, avg_size: 1 << 20, max_size: 4 << 20, normalization: 1 }
+        ChunkerParams {
+            min_size: 256 << 10,
+            avg_size: 1 << 20,
+            max_size: 4 << 20,
+            normalization: 1,
+        }
     }
 }
 
@@ -42,7 +47,9 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(VaultError::invalid_input(format!("chunker parameters out of range: {self:?}")))
+            Err(VaultError::invalid_input(format!(
+                "chunker parameters out of range: {self:?}"
+            )))
         }
     }
 
@@ -98,9 +105,7 @@ pub fn chunk_reader<R: Read, E>(
             Ok(c) => each(&c.data).map_err(ChunkReadError::Sink)?,
             Err(fastcdc::v2020::Error::Empty) => break,
             Err(fastcdc::v2020::Error::IoError(e)) => return Err(ChunkReadError::Io(e)),
-            Err(fastcdc::v2020::Error::Other(e)) => {
-                return Err(ChunkReadError::Io(std::io::Error::other(e)))
-            }
+            Err(fastcdc::v2020::Error::Other(e)) => return Err(ChunkReadError::Io(std::io::Error::other(e))),
         }
     }
     Ok(())
@@ -120,7 +125,12 @@ mod tests {
     use rand::{RngCore, SeedableRng};
 
     fn small() -> ChunkerParams {
-        ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384, normalization: 1 }
+        ChunkerParams {
+            min_size: 1024,
+            avg_size: 4096,
+            max_size: 16384,
+            normalization: 1,
+        }
     }
 
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -163,8 +173,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let from_slice: Vec<Vec<u8>> =
-            chunk_slice(&small(), 9, &data).into_iter().map(|(o, l)| data[o..o + l].to_vec()).collect();
+        let from_slice: Vec<Vec<u8>> = chunk_slice(&small(), 9, &data)
+            .into_iter()
+            .map(|(o, l)| data[o..o + l].to_vec())
+            .collect();
         assert_eq!(from_reader, from_slice);
     }
 

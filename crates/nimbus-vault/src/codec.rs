@@ -122,7 +122,12 @@ pub(crate) struct EncodedBlob {
 pub(crate) fn encode_blob(keys: &Keys, kind: BlobKind, id: BlobId, plaintext: &[u8], zstd_level: i32) -> EncodedBlob {
     let payload = encode_payload(plaintext, zstd_level);
     let sealed = crypto::seal(&keys.blob, kind.purpose(), id.as_bytes(), &payload);
-    EncodedBlob { id, kind, raw_len: plaintext.len() as u32, sealed }
+    EncodedBlob {
+        id,
+        kind,
+        raw_len: plaintext.len() as u32,
+        sealed,
+    }
 }
 
 /// Why a stored blob was refused.
@@ -153,7 +158,11 @@ pub(crate) fn decode_blob(
     let payload = crypto::open(&keys.blob, kind.purpose(), id.as_bytes(), sealed)?;
     let plain = decode_payload(&payload, raw_len as usize)?;
     if plain.len() != raw_len as usize {
-        return Err(PayloadError::WrongSize { got: plain.len(), expected: raw_len as usize }.into());
+        return Err(PayloadError::WrongSize {
+            got: plain.len(),
+            expected: raw_len as usize,
+        }
+        .into());
     }
     if blob_id(keys, kind, &plain) != *id {
         return Err(BlobError::IdMismatch);
@@ -194,10 +203,19 @@ mod tests {
         let data = b"some file content ".repeat(100);
         let id = blob_id(&keys, BlobKind::Data, &data);
         let b = encode_blob(&keys, BlobKind::Data, id, &data, 3);
-        assert_eq!(decode_blob(&keys, BlobKind::Data, &id, b.raw_len, &b.sealed).unwrap(), data);
-        assert_eq!(decode_blob(&keys, BlobKind::Tree, &id, b.raw_len, &b.sealed), Err(BlobError::Auth));
+        assert_eq!(
+            decode_blob(&keys, BlobKind::Data, &id, b.raw_len, &b.sealed).unwrap(),
+            data
+        );
+        assert_eq!(
+            decode_blob(&keys, BlobKind::Tree, &id, b.raw_len, &b.sealed),
+            Err(BlobError::Auth)
+        );
         let other = blob_id(&keys, BlobKind::Data, b"x");
-        assert_eq!(decode_blob(&keys, BlobKind::Data, &other, b.raw_len, &b.sealed), Err(BlobError::Auth));
+        assert_eq!(
+            decode_blob(&keys, BlobKind::Data, &other, b.raw_len, &b.sealed),
+            Err(BlobError::Auth)
+        );
         assert!(decode_blob(&keys, BlobKind::Data, &id, b.raw_len - 1, &b.sealed).is_err());
         // Same plaintext, different kind: different id.
         assert_ne!(blob_id(&keys, BlobKind::Tree, &data), id);

@@ -53,7 +53,12 @@ pub fn parse_ref_key(key: &str) -> Option<DeviceId> {
 
 impl Commit {
     pub(crate) fn seal(&self, keys: &Keys, id: &CommitId) -> Vec<u8> {
-        codec::seal_meta(&keys.meta, Purpose::Commit, id.as_bytes(), &postcard::to_allocvec(self).unwrap_or_default())
+        codec::seal_meta(
+            &keys.meta,
+            Purpose::Commit,
+            id.as_bytes(),
+            &postcard::to_allocvec(self).unwrap_or_default(),
+        )
     }
 
     pub(crate) fn open(keys: &Keys, id: &CommitId, sealed: &[u8]) -> Result<Commit, String> {
@@ -65,7 +70,12 @@ impl Commit {
 
 impl RefRecord {
     pub(crate) fn seal(&self, keys: &Keys, device: &DeviceId) -> Vec<u8> {
-        codec::seal_meta(&keys.meta, Purpose::Ref, &device.0, &postcard::to_allocvec(self).unwrap_or_default())
+        codec::seal_meta(
+            &keys.meta,
+            Purpose::Ref,
+            &device.0,
+            &postcard::to_allocvec(self).unwrap_or_default(),
+        )
     }
 
     pub(crate) fn open(keys: &Keys, device: &DeviceId, sealed: &[u8]) -> Result<RefRecord, String> {

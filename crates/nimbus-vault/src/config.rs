@@ -35,7 +35,11 @@ pub struct VaultParams {
 
 impl Default for VaultParams {
     fn default() -> Self {
-        VaultParams { chunker: ChunkerParams::default(), pack_target_size: 16 << 20, zstd_level: 3 }
+        VaultParams {
+            chunker: ChunkerParams::default(),
+            pack_target_size: 16 << 20,
+            zstd_level: 3,
+        }
     }
 }
 
@@ -51,7 +55,10 @@ impl VaultParams {
             )));
         }
         if !(0..=19).contains(&self.zstd_level) {
-            return Err(VaultError::invalid_input(format!("zstd level {} is outside 0..19", self.zstd_level)));
+            return Err(VaultError::invalid_input(format!(
+                "zstd level {} is outside 0..19",
+                self.zstd_level
+            )));
         }
         Ok(())
     }
@@ -77,7 +84,12 @@ impl Default for KdfParams {
     /// 64 MiB, 3 passes: about half a second on a laptop core, as OWASP
     /// recommends for Argon2id.
     fn default() -> Self {
-        KdfParams { algorithm: KdfAlgorithm::Argon2id, memory_kib: 64 << 10, iterations: 3, parallelism: 1 }
+        KdfParams {
+            algorithm: KdfAlgorithm::Argon2id,
+            memory_kib: 64 << 10,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 
@@ -90,7 +102,9 @@ impl KdfParams {
         if ok {
             Ok(())
         } else {
-            Err(VaultError::invalid_input(format!("KDF parameters out of range: {self:?}")))
+            Err(VaultError::invalid_input(format!(
+                "KDF parameters out of range: {self:?}"
+            )))
         }
     }
 
@@ -152,7 +166,9 @@ impl ConfigFile {
     fn compute_checksum(&self) -> String {
         let mut copy = self.clone();
         copy.checksum = String::new();
-        blake3::hash(&serde_json::to_vec(&copy).unwrap_or_default()).to_hex().to_string()
+        blake3::hash(&serde_json::to_vec(&copy).unwrap_or_default())
+            .to_hex()
+            .to_string()
     }
 }
 
@@ -168,10 +184,15 @@ impl RecoveryKey {
     /// Parses what a person typed: case, spaces and dashes do not matter.
     pub fn parse(text: &str) -> Result<Self> {
         let cleaned: Zeroizing<String> = Zeroizing::new(
-            text.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect(),
+            text.chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
         );
         let bytes = Zeroizing::new(
-            data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).map_err(|_| VaultError::WrongRecoveryKey)?,
+            data_encoding::BASE32_NOPAD
+                .decode(cleaned.as_bytes())
+                .map_err(|_| VaultError::WrongRecoveryKey)?,
         );
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| VaultError::WrongRecoveryKey)?;
         Ok(RecoveryKey(Zeroizing::new(arr)))
@@ -180,7 +201,11 @@ impl RecoveryKey {
     /// The text to show the person, once.
     pub fn display_text(&self) -> Zeroizing<String> {
         let enc = Zeroizing::new(data_encoding::BASE32_NOPAD.encode(self.0.as_ref()));
-        let groups: Vec<&str> = enc.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+        let groups: Vec<&str> = enc
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
         Zeroizing::new(groups.join("-"))
     }
 }
@@ -194,7 +219,8 @@ pub struct Config {
 
 fn decode_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N]> {
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).map_err(|_| VaultError::corrupt(CONFIG_KEY, format!("{what} is not {N} bytes of hex")))?;
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| VaultError::corrupt(CONFIG_KEY, format!("{what} is not {N} bytes of hex")))?;
     Ok(out)
 }
 
@@ -209,17 +235,30 @@ impl Config {
         }
         match value.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v > FORMAT_VERSION => {
-                return Err(VaultError::NewerFormat { found: v, supported: FORMAT_VERSION })
+                return Err(VaultError::NewerFormat {
+                    found: v,
+                    supported: FORMAT_VERSION,
+                })
             }
             Some(v) if v == FORMAT_VERSION => {}
-            _ => return Err(VaultError::corrupt(CONFIG_KEY, "the format version is missing or invalid")),
+            _ => {
+                return Err(VaultError::corrupt(
+                    CONFIG_KEY,
+                    "the format version is missing or invalid",
+                ))
+            }
         }
         let file: ConfigFile = serde_json::from_value(value)
             .map_err(|e| VaultError::corrupt(CONFIG_KEY, format!("unexpected structure ({e})")))?;
         if file.checksum != file.compute_checksum() {
-            return Err(VaultError::corrupt(CONFIG_KEY, "its checksum does not match its content"));
+            return Err(VaultError::corrupt(
+                CONFIG_KEY,
+                "its checksum does not match its content",
+            ));
         }
-        file.params.validate().map_err(|e| VaultError::corrupt(CONFIG_KEY, e.to_string()))?;
+        file.params
+            .validate()
+            .map_err(|e| VaultError::corrupt(CONFIG_KEY, e.to_string()))?;
         let vault_id = ShortId(decode_hex::<16>(&file.vault_id, "vault id")?);
         if file.key_slots.is_empty() {
             return Err(VaultError::corrupt(CONFIG_KEY, "it has no key slot"));
@@ -260,7 +299,8 @@ impl Config {
             checksum: String::new(),
         };
         file.key_slots.push(password_slot(&vault_id, &master, password, kdf)?);
-        file.key_slots.push(wrap_slot(&vault_id, &master, SlotKind::Recovery, None, &recovery.0)?);
+        file.key_slots
+            .push(wrap_slot(&vault_id, &master, SlotKind::Recovery, None, &recovery.0)?);
         let mut cfg = Config { file, vault_id };
         cfg.file.params_mac = hex::encode(cfg.params_mac(&master));
         Ok((cfg, master, recovery))
@@ -290,7 +330,9 @@ impl Config {
             }
             let Some(kdf) = slot.kdf else { continue };
             let salt = decode_hex::<16>(&slot.salt, "a key slot salt")?;
-            let kek = kdf.derive(password, &salt).map_err(|e| VaultError::corrupt(CONFIG_KEY, e.to_string()))?;
+            let kek = kdf
+                .derive(password, &salt)
+                .map_err(|e| VaultError::corrupt(CONFIG_KEY, e.to_string()))?;
             if let Some(master) = self.unwrap_slot(i, &kek)? {
                 self.check_mac(&master)?;
                 return Ok(master);
@@ -317,8 +359,8 @@ impl Config {
 
     fn unwrap_slot(&self, index: usize, kek: &[u8; 32]) -> Result<Option<MasterKey>> {
         let slot = &self.file.key_slots[index];
-        let wrapped = hex::decode(&slot.wrapped_key)
-            .map_err(|_| VaultError::corrupt(CONFIG_KEY, "a wrapped key is not hex"))?;
+        let wrapped =
+            hex::decode(&slot.wrapped_key).map_err(|_| VaultError::corrupt(CONFIG_KEY, "a wrapped key is not hex"))?;
         let ad_id = slot_ad_id(&self.vault_id, slot.kind);
         match crypto::open(&crypto::cipher(kek), Purpose::KeySlot, &ad_id, &wrapped) {
             Ok(plain) => {
@@ -339,8 +381,12 @@ impl Config {
         self.check_mac(master)?;
         let mut file = self.file.clone();
         file.key_slots.retain(|s| s.kind != SlotKind::Password);
-        file.key_slots.insert(0, password_slot(&self.vault_id, master, new_password, kdf)?);
-        Ok(Config { file, vault_id: self.vault_id })
+        file.key_slots
+            .insert(0, password_slot(&self.vault_id, master, new_password, kdf)?);
+        Ok(Config {
+            file,
+            vault_id: self.vault_id,
+        })
     }
 
     /// The KDF parameters of the first password slot (reused on `passwd`).
@@ -368,15 +414,41 @@ fn recovery_kek(recovery: &[u8; 32], salt: &[u8; 16]) -> Zeroizing<[u8; 32]> {
 fn password_slot(vault_id: &ShortId, master: &MasterKey, password: &[u8], kdf: KdfParams) -> Result<KeySlot> {
     let salt: [u8; 16] = rand::random();
     let kek = kdf.derive(password, &salt)?;
-    let sealed = crypto::seal(&crypto::cipher(&kek), Purpose::KeySlot, &slot_ad_id(vault_id, SlotKind::Password), master.expose());
-    Ok(KeySlot { kind: SlotKind::Password, kdf: Some(kdf), salt: hex::encode(salt), wrapped_key: hex::encode(sealed) })
+    let sealed = crypto::seal(
+        &crypto::cipher(&kek),
+        Purpose::KeySlot,
+        &slot_ad_id(vault_id, SlotKind::Password),
+        master.expose(),
+    );
+    Ok(KeySlot {
+        kind: SlotKind::Password,
+        kdf: Some(kdf),
+        salt: hex::encode(salt),
+        wrapped_key: hex::encode(sealed),
+    })
 }
 
-fn wrap_slot(vault_id: &ShortId, master: &MasterKey, kind: SlotKind, kdf: Option<KdfParams>, secret: &[u8; 32]) -> Result<KeySlot> {
+fn wrap_slot(
+    vault_id: &ShortId,
+    master: &MasterKey,
+    kind: SlotKind,
+    kdf: Option<KdfParams>,
+    secret: &[u8; 32],
+) -> Result<KeySlot> {
     let salt: [u8; 16] = rand::random();
     let kek = recovery_kek(secret, &salt);
-    let sealed = crypto::seal(&crypto::cipher(&kek), Purpose::KeySlot, &slot_ad_id(vault_id, kind), master.expose());
-    Ok(KeySlot { kind, kdf, salt: hex::encode(salt), wrapped_key: hex::encode(sealed) })
+    let sealed = crypto::seal(
+        &crypto::cipher(&kek),
+        Purpose::KeySlot,
+        &slot_ad_id(vault_id, kind),
+        master.expose(),
+    );
+    Ok(KeySlot {
+        kind,
+        kdf,
+        salt: hex::encode(salt),
+        wrapped_key: hex::encode(sealed),
+    })
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
@@ -388,7 +460,12 @@ mod tests {
     use super::*;
 
     fn fast_kdf() -> KdfParams {
-        KdfParams { memory_kib: 64, iterations: 1, parallelism: 1, ..KdfParams::default() }
+        KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            ..KdfParams::default()
+        }
     }
 
     #[test]
@@ -396,12 +473,18 @@ mod tests {
         let (cfg, master, recovery) = Config::create(b"pw1", VaultParams::default(), fast_kdf()).unwrap();
         let cfg = Config::decode(&cfg.encode()).unwrap();
         assert_eq!(cfg.unlock_with_password(b"pw1").unwrap().expose(), master.expose());
-        assert!(matches!(cfg.unlock_with_password(b"pw2"), Err(VaultError::WrongPassword)));
+        assert!(matches!(
+            cfg.unlock_with_password(b"pw2"),
+            Err(VaultError::WrongPassword)
+        ));
         let text = recovery.display_text();
         let parsed = RecoveryKey::parse(&text.to_lowercase().replace('-', " ")).unwrap();
         assert_eq!(cfg.unlock_with_recovery(&parsed).unwrap().expose(), master.expose());
         let cfg2 = cfg.with_new_password(&master, b"pw2", fast_kdf()).unwrap();
-        assert!(matches!(cfg2.unlock_with_password(b"pw1"), Err(VaultError::WrongPassword)));
+        assert!(matches!(
+            cfg2.unlock_with_password(b"pw1"),
+            Err(VaultError::WrongPassword)
+        ));
         assert!(cfg2.unlock_with_password(b"pw2").is_ok());
         assert!(cfg2.unlock_with_recovery(&parsed).is_ok());
     }
@@ -413,7 +496,10 @@ mod tests {
         // MAC still catches it.
         cfg.file.params.zstd_level = 5;
         let cfg = Config::decode(&cfg.encode()).unwrap();
-        assert!(matches!(cfg.unlock_with_password(b"pw"), Err(VaultError::Corrupt { .. })));
+        assert!(matches!(
+            cfg.unlock_with_password(b"pw"),
+            Err(VaultError::Corrupt { .. })
+        ));
     }
 
     #[test]
@@ -426,7 +512,10 @@ mod tests {
             b[i] ^= 0x20;
             match Config::decode(&b) {
                 Err(VaultError::Corrupt { .. }) => flagged += 1,
-                Ok(c) => assert!(!matches!(c.unlock_with_password(b"pw"), Err(VaultError::WrongPassword)), "flip at {i} looks like a wrong password"),
+                Ok(c) => assert!(
+                    !matches!(c.unlock_with_password(b"pw"), Err(VaultError::WrongPassword)),
+                    "flip at {i} looks like a wrong password"
+                ),
                 Err(e) => panic!("flip at {i}: unexpected {e}"),
             }
         }
@@ -436,7 +525,12 @@ mod tests {
     #[test]
     fn newer_version_named() {
         let (cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
-        let text = String::from_utf8(cfg.encode()).unwrap().replace("\"version\": 1", "\"version\": 7");
-        assert!(matches!(Config::decode(text.as_bytes()), Err(VaultError::NewerFormat { found: 7, .. })));
+        let text = String::from_utf8(cfg.encode())
+            .unwrap()
+            .replace("\"version\": 1", "\"version\": 7");
+        assert!(matches!(
+            Config::decode(text.as_bytes()),
+            Err(VaultError::NewerFormat { found: 7, .. })
+        ));
     }
 }

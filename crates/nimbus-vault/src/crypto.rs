@@ -126,7 +126,13 @@ pub(crate) fn seal(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], plaintext: &
     let ad = associated_data(purpose, id);
     // AES-GCM encryption only fails for plaintexts over 64 GiB; blobs and
     // metadata are orders of magnitude smaller.
-    let ct = match cipher.encrypt(Nonce::from_slice(&nonce_bytes), Payload { msg: plaintext, aad: &ad }) {
+    let ct = match cipher.encrypt(
+        Nonce::from_slice(&nonce_bytes),
+        Payload {
+            msg: plaintext,
+            aad: &ad,
+        },
+    ) {
         Ok(ct) => ct,
         Err(_) => unreachable!("plaintext far below the AES-GCM length limit"),
     };
@@ -170,7 +176,10 @@ mod tests {
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            assert!(open(&keys.meta, Purpose::Commit, &id, &bad).is_err(), "bit flip at {i} accepted");
+            assert!(
+                open(&keys.meta, Purpose::Commit, &id, &bad).is_err(),
+                "bit flip at {i} accepted"
+            );
         }
         assert!(open(&keys.meta, Purpose::Commit, &id, &sealed[..sealed.len() - 1]).is_err());
     }

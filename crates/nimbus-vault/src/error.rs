@@ -13,7 +13,9 @@ pub enum VaultError {
     #[error("wrong password: no key slot of this vault opens with it. Try again, or use the recovery key shown when the vault was created (`nimbus passwd --recovery`)")]
     WrongPassword,
 
-    #[error("wrong recovery key: it does not open this vault. Check it for typos (letters and digits, dashes optional)")]
+    #[error(
+        "wrong recovery key: it does not open this vault. Check it for typos (letters and digits, dashes optional)"
+    )]
     WrongRecoveryKey,
 
     #[error("no vault at {store}: it has no `config` object. Check the store name, or create a vault there with `nimbus init`")]
@@ -46,11 +48,17 @@ pub enum VaultError {
 
 impl VaultError {
     pub fn corrupt(object: impl Into<String>, what: impl Into<String>) -> Self {
-        VaultError::Corrupt { object: object.into(), what: what.into() }
+        VaultError::Corrupt {
+            object: object.into(),
+            what: what.into(),
+        }
     }
 
     pub fn missing(object: impl Into<String>, what: impl Into<String>) -> Self {
-        VaultError::Missing { object: object.into(), what: what.into() }
+        VaultError::Missing {
+            object: object.into(),
+            what: what.into(),
+        }
     }
 
     pub fn invalid_input(msg: impl Into<String>) -> Self {

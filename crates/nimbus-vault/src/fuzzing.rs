@@ -61,7 +61,9 @@ pub fn pipeline(data: &[u8], params: &crate::chunker::ChunkerParams, zstd_level:
     for (off, len) in crate::chunker::chunk_slice(params, k.chunker_seed, data) {
         let chunk = &data[off..off + len];
         let id = codec::blob_id(&k, BlobKind::Data, chunk);
-        out += codec::encode_blob(&k, BlobKind::Data, id, chunk, zstd_level).sealed.len();
+        out += codec::encode_blob(&k, BlobKind::Data, id, chunk, zstd_level)
+            .sealed
+            .len();
     }
     out
 }

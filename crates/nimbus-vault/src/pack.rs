@@ -54,7 +54,10 @@ pub(crate) struct FinishedPack {
 
 impl PackBuilder {
     pub fn new() -> Self {
-        PackBuilder { buf: Vec::new(), entries: Vec::new() }
+        PackBuilder {
+            buf: Vec::new(),
+            entries: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -115,8 +118,14 @@ pub fn header_len_from_tail(tail: &[u8; 4]) -> u32 {
 
 /// Decodes and checks a pack header. `header` is the sealed header box, and
 /// `data_len` the length of the pack before it (the blob area).
-pub(crate) fn decode_header(keys: &Keys, id: &PackId, header: &[u8], data_len: u64) -> Result<Vec<PackEntry>, PackError> {
-    let plain = codec::open_meta(&keys.meta, Purpose::PackHeader, id.as_bytes(), header).map_err(|_| PackError::Auth)?;
+pub(crate) fn decode_header(
+    keys: &Keys,
+    id: &PackId,
+    header: &[u8],
+    data_len: u64,
+) -> Result<Vec<PackEntry>, PackError> {
+    let plain =
+        codec::open_meta(&keys.meta, Purpose::PackHeader, id.as_bytes(), header).map_err(|_| PackError::Auth)?;
     let entries: Vec<PackEntry> = postcard::from_bytes(&plain).map_err(|e| PackError::Decode(e.to_string()))?;
     for e in &entries {
         if e.offset as u64 + e.length as u64 > data_len {
@@ -127,7 +136,11 @@ pub(crate) fn decode_header(keys: &Keys, id: &PackId, header: &[u8], data_len: u
 }
 
 /// Splits a whole pack into its blob area and header entries.
-pub(crate) fn parse_pack<'a>(keys: &Keys, id: &PackId, pack: &'a [u8]) -> Result<(&'a [u8], Vec<PackEntry>), PackError> {
+pub(crate) fn parse_pack<'a>(
+    keys: &Keys,
+    id: &PackId,
+    pack: &'a [u8],
+) -> Result<(&'a [u8], Vec<PackEntry>), PackError> {
     if pack.len() < 4 {
         return Err(PackError::TooShort);
     }

@@ -33,7 +33,9 @@ pub async fn lookup(vault: &Vault, root: &BlobId, path: &[Vec<u8>]) -> Result<Op
     let mut tree_id = *root;
     for (i, name) in path.iter().enumerate() {
         let tree = vault.read_tree(&tree_id).await?;
-        let Some(entry) = tree.get(name).cloned() else { return Ok(None) };
+        let Some(entry) = tree.get(name).cloned() else {
+            return Ok(None);
+        };
         if i + 1 == path.len() {
             return Ok(Some(entry));
         }
@@ -71,7 +73,9 @@ pub async fn replace_at(
     dir_template: &Entry,
 ) -> Result<BlobId> {
     let Some((last, parents)) = path.split_last() else {
-        return entry.subtree.ok_or_else(|| VaultError::invalid_input("only a folder can replace the root of the vault"));
+        return entry
+            .subtree
+            .ok_or_else(|| VaultError::invalid_input("only a folder can replace the root of the vault"));
     };
     // Load the chain of trees from the root down to the parent of `last`.
     let mut chain: Vec<Tree> = Vec::with_capacity(path.len());
@@ -105,7 +109,10 @@ pub async fn replace_at(
     for (tree, name) in chain.into_iter().rev().zip(parents.iter().rev()) {
         let mut tree = tree;
         let child = match tree.get(name) {
-            Some(e) => Entry { subtree: Some(id), ..e.clone() },
+            Some(e) => Entry {
+                subtree: Some(id),
+                ..e.clone()
+            },
             None => Entry {
                 name: name.clone(),
                 subtree: Some(id),

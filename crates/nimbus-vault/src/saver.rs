@@ -83,7 +83,11 @@ impl Saver {
         let shared = Arc::new(Shared {
             vault: vault.clone(),
             packers: Mutex::new((PackBuilder::new(), PackBuilder::new())),
-            state: Mutex::new(State { pending: HashSet::new(), uploaded: Vec::new(), error: None }),
+            state: Mutex::new(State {
+                pending: HashSet::new(),
+                uploaded: Vec::new(),
+                error: None,
+            }),
             tx: Mutex::new(Some(tx)),
             uploader: Mutex::new(None),
             new_blobs: AtomicU64::new(0),
@@ -158,7 +162,11 @@ impl Saver {
     /// Chunks a stream and stores every chunk. Returns the blob ids in order
     /// and the number of bytes read. `progress` is called with the size of
     /// each chunk as it is done. Blocking.
-    pub fn save_reader_blocking<R: Read>(&self, reader: R, mut progress: impl FnMut(u64)) -> Result<(Vec<BlobId>, u64), SaveReaderError> {
+    pub fn save_reader_blocking<R: Read>(
+        &self,
+        reader: R,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(Vec<BlobId>, u64), SaveReaderError> {
         let params = self.0.vault.params().chunker;
         let seed = self.0.vault.chunker_seed();
         let mut ids = Vec::new();
@@ -209,7 +217,8 @@ impl Saver {
         }
         let handle = self.0.uploader.lock().map_err(|_| poisoned())?.take();
         if let Some(h) = handle {
-            h.await.map_err(|e| VaultError::invalid_input(format!("the upload task failed: {e}")))?;
+            h.await
+                .map_err(|e| VaultError::invalid_input(format!("the upload task failed: {e}")))?;
         }
         if self.failed().is_some() {
             return Err(self.upload_error());
@@ -284,7 +293,11 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
     };
     match result {
         Ok(()) => {
-            let ip = IndexPack { id: p.id, size, blobs: p.entries };
+            let ip = IndexPack {
+                id: p.id,
+                size,
+                blobs: p.entries,
+            };
             shared.vault.index_add(&ip);
             for b in &ip.blobs {
                 st.pending.remove(&b.id);

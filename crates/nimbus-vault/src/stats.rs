@@ -87,7 +87,15 @@ pub async fn stats(vault: &Vault, at: Option<CommitId>) -> Result<VaultStats> {
             }
         }
     }
-    s.dedup_ratio = if s.unique_bytes > 0 { s.logical_bytes as f64 / s.unique_bytes as f64 } else { 1.0 };
-    s.compression_ratio = if s.unique_stored_bytes > 0 { s.unique_bytes as f64 / s.unique_stored_bytes as f64 } else { 1.0 };
+    s.dedup_ratio = if s.unique_bytes > 0 {
+        s.logical_bytes as f64 / s.unique_bytes as f64
+    } else {
+        1.0
+    };
+    s.compression_ratio = if s.unique_stored_bytes > 0 {
+        s.unique_bytes as f64 / s.unique_stored_bytes as f64
+    } else {
+        1.0
+    };
     Ok(s)
 }

@@ -23,13 +23,22 @@ impl Timestamp {
 
     pub fn from_system(t: std::time::SystemTime) -> Self {
         match t.duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => Timestamp { secs: d.as_secs() as i64, nanos: d.subsec_nanos() },
+            Ok(d) => Timestamp {
+                secs: d.as_secs() as i64,
+                nanos: d.subsec_nanos(),
+            },
             Err(e) => {
                 let d = e.duration();
                 if d.subsec_nanos() == 0 {
-                    Timestamp { secs: -(d.as_secs() as i64), nanos: 0 }
+                    Timestamp {
+                        secs: -(d.as_secs() as i64),
+                        nanos: 0,
+                    }
                 } else {
-                    Timestamp { secs: -(d.as_secs() as i64) - 1, nanos: 1_000_000_000 - d.subsec_nanos() }
+                    Timestamp {
+                        secs: -(d.as_secs() as i64) - 1,
+                        nanos: 1_000_000_000 - d.subsec_nanos(),
+                    }
                 }
             }
         }
@@ -105,7 +114,12 @@ pub const MAX_NAME: usize = 255;
 
 /// Checks a single path component.
 pub fn valid_name(name: &[u8]) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name != b"."
+        && name != b".."
+        && !name.contains(&b'/')
+        && !name.contains(&0)
 }
 
 impl Tree {
@@ -135,14 +149,20 @@ impl Tree {
                 _ => e.subtree.is_none() && e.content.is_empty(),
             };
             if !ok {
-                return Err(format!("entry `{}` has content that does not fit its kind", String::from_utf8_lossy(&e.name)));
+                return Err(format!(
+                    "entry `{}` has content that does not fit its kind",
+                    String::from_utf8_lossy(&e.name)
+                ));
             }
         }
         Ok(tree)
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&Entry> {
-        self.entries.binary_search_by(|e| e.name.as_slice().cmp(name)).ok().map(|i| &self.entries[i])
+        self.entries
+            .binary_search_by(|e| e.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.entries[i])
     }
 
     /// Inserts or replaces the entry with the same name, keeping the order.
@@ -176,13 +196,25 @@ mod tests {
             content: vec![],
             subtree: None,
         };
-        let mut t = Tree { entries: vec![e.clone()] };
+        let mut t = Tree {
+            entries: vec![e.clone()],
+        };
         assert_eq!(Tree::decode(&t.encode()).unwrap(), t);
         t.entries.push(e.clone());
         assert!(Tree::decode(&t.encode()).is_err(), "duplicate names");
-        let bad = Tree { entries: vec![Entry { name: b"x/y".to_vec(), ..e.clone() }] };
+        let bad = Tree {
+            entries: vec![Entry {
+                name: b"x/y".to_vec(),
+                ..e.clone()
+            }],
+        };
         assert!(Tree::decode(&bad.encode()).is_err());
-        let bad = Tree { entries: vec![Entry { kind: EntryKind::Dir, ..e }] };
+        let bad = Tree {
+            entries: vec![Entry {
+                kind: EntryKind::Dir,
+                ..e
+            }],
+        };
         assert!(Tree::decode(&bad.encode()).is_err());
         assert!(Tree::decode(&[0xff, 0xff, 0xff]).is_err());
     }

@@ -37,7 +37,9 @@ pub struct Vault(Arc<Inner>);
 pub async fn read_config(backend: &DynBackend) -> Result<Config> {
     match backend.get(CONFIG_KEY, None).await {
         Ok(bytes) => Config::decode(&bytes),
-        Err(e) if e.kind() == BackendErrorKind::NotFound => Err(VaultError::NoVault { store: backend.describe() }),
+        Err(e) if e.kind() == BackendErrorKind::NotFound => Err(VaultError::NoVault {
+            store: backend.describe(),
+        }),
         Err(e) => Err(e.into()),
     }
 }
@@ -52,7 +54,9 @@ impl Vault {
         kdf: KdfParams,
     ) -> Result<(Vault, RecoveryKey)> {
         if backend.stat(CONFIG_KEY).await?.is_some() {
-            return Err(VaultError::AlreadyExists { store: backend.describe() });
+            return Err(VaultError::AlreadyExists {
+                store: backend.describe(),
+            });
         }
         let (config, master, recovery) = Config::create(password, params, kdf)?;
         backend.put(CONFIG_KEY, Bytes::from(config.encode())).await?;
@@ -201,13 +205,19 @@ impl Vault {
                 let hint = if damaged.is_empty() {
                     "no index object lists it; an `index/` object may have been deleted".to_string()
                 } else {
-                    format!("no readable index lists it; damaged index objects: {}", damaged.iter().map(|d| d.0.as_str()).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "no readable index lists it; damaged index objects: {}",
+                        damaged.iter().map(|d| d.0.as_str()).collect::<Vec<_>>().join(", ")
+                    )
                 };
                 return Err(VaultError::missing(format!("blob {id}"), hint));
             }
         };
         if loc.kind != kind {
-            return Err(VaultError::corrupt(pack::pack_key(&loc.pack), format!("blob {id} is indexed as {:?}, expected {kind:?}", loc.kind)));
+            return Err(VaultError::corrupt(
+                pack::pack_key(&loc.pack),
+                format!("blob {id} is indexed as {:?}, expected {kind:?}", loc.kind),
+            ));
         }
         let key = pack::pack_key(&loc.pack);
         let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
@@ -218,7 +228,10 @@ impl Vault {
             .await
             .map_err(|e| VaultError::from_get(&key, e, &format!("it holds blob {id}")))?;
         if sealed.len() != loc.length as usize {
-            return Err(VaultError::corrupt(&key, format!("it is truncated: blob {id} at offset {} is cut short", loc.offset)));
+            return Err(VaultError::corrupt(
+                &key,
+                format!("it is truncated: blob {id} at offset {} is cut short", loc.offset),
+            ));
         }
         let keys = &self.0.keys;
         let decode = |sealed: &[u8]| codec::decode_blob(keys, kind, id, loc.raw_len, sealed);
@@ -245,7 +258,12 @@ impl Vault {
 
     pub async fn read_commit(&self, id: &CommitId) -> Result<Commit> {
         let key = commit::commit_key(id);
-        let bytes = self.0.backend.get(&key, None).await.map_err(|e| VaultError::from_get(&key, e, "a ref or commit names it"))?;
+        let bytes = self
+            .0
+            .backend
+            .get(&key, None)
+            .await
+            .map_err(|e| VaultError::from_get(&key, e, "a ref or commit names it"))?;
         Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e))
     }
 
@@ -265,8 +283,14 @@ impl Vault {
     pub async fn read_refs(&self) -> Result<HashMap<DeviceId, RefRecord>> {
         let mut out = HashMap::new();
         for obj in self.0.backend.list("refs/").await? {
-            let dev = commit::parse_ref_key(&obj.key).ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a device id"))?;
-            let bytes = self.0.backend.get(&obj.key, None).await.map_err(|e| VaultError::from_get(&obj.key, e, "it was just listed"))?;
+            let dev = commit::parse_ref_key(&obj.key)
+                .ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a device id"))?;
+            let bytes = self
+                .0
+                .backend
+                .get(&obj.key, None)
+                .await
+                .map_err(|e| VaultError::from_get(&obj.key, e, "it was just listed"))?;
             let rec = RefRecord::open(&self.0.keys, &dev, &bytes).map_err(|e| VaultError::corrupt(&obj.key, e))?;
             out.insert(dev, rec);
         }
@@ -298,24 +322,76 @@ impl Vault {
         Ok(best)
     }
 
+    /// Detects refs that went back in time: `seen` holds, per device, the
+    /// newest ref update this device has observed. A ref that is now missing
+    /// or older means the store lost data or someone replaced objects, and
+    /// reading on would silently show an older snapshot. Returns the updated
+    /// map to remember.
+    pub fn check_rollback(
+        refs: &HashMap<DeviceId, RefRecord>,
+        seen: &HashMap<DeviceId, u64>,
+    ) -> Result<HashMap<DeviceId, u64>> {
+        let mut updated = seen.clone();
+        for (dev, &seq) in seen {
+            match refs.get(dev) {
+                None => {
+                    return Err(VaultError::missing(
+                        commit::ref_key(dev),
+                        format!(
+                            "this device has seen update {seq} of it before; it has been deleted from the store since"
+                        ),
+                    ))
+                }
+                Some(r) if r.seq < seq => {
+                    return Err(VaultError::corrupt(
+                        commit::ref_key(dev),
+                        format!(
+                            "it went back in time: this device has seen update {seq}, the store now has update {}",
+                            r.seq
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        for (dev, r) in refs {
+            let e = updated.entry(*dev).or_insert(0);
+            *e = (*e).max(r.seq);
+        }
+        Ok(updated)
+    }
+
     /// Publishes a commit object (after its packs, indexes and trees).
     pub async fn write_commit(&self, commit: &Commit) -> Result<CommitId> {
         let id = Id::random();
         let sealed = commit.seal(&self.0.keys, &id);
-        self.0.backend.put(&commit::commit_key(&id), Bytes::from(sealed)).await?;
+        self.0
+            .backend
+            .put(&commit::commit_key(&id), Bytes::from(sealed))
+            .await?;
         Ok(id)
     }
 
     /// Points this device's ref at `commit`: the last step of a save.
-    pub async fn write_ref(&self, device: &DeviceId, commit: CommitId) -> Result<()> {
+    /// Returns the ref's new update number.
+    pub async fn write_ref(&self, device: &DeviceId, commit: CommitId) -> Result<u64> {
         let key = commit::ref_key(device);
         let seq = match self.0.backend.get(&key, None).await {
-            Ok(bytes) => RefRecord::open(&self.0.keys, device, &bytes).map(|r| r.seq + 1).unwrap_or(1),
+            Ok(bytes) => RefRecord::open(&self.0.keys, device, &bytes)
+                .map(|r| r.seq + 1)
+                .unwrap_or(1),
             Err(_) => 1,
         };
-        let rec = RefRecord { commit, seq, time: crate::tree::Timestamp::now() };
-        self.0.backend.put(&key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
-        Ok(())
+        let rec = RefRecord {
+            commit,
+            seq,
+            time: crate::tree::Timestamp::now(),
+        };
+        self.0
+            .backend
+            .put(&key, Bytes::from(rec.seal(&self.0.keys, device)))
+            .await?;
+        Ok(seq)
     }
 
     /// Writes one index object listing `packs`.

@@ -1,6 +1,6 @@
 //! Helpers for the CLI's end-to-end tests: a scratch directory, the real
 //! `nimbus` binary with its environment, and tree generation/comparison.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,7 +22,12 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = dir.path().join("vault");
         let state = dir.path().join("state");
-        Env { dir, store, state, password: PASSWORD.into() }
+        Env {
+            dir,
+            store,
+            state,
+            password: PASSWORD.into(),
+        }
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -74,14 +79,26 @@ impl Env {
 
 /// Combined stdout and stderr.
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The recovery key printed by `init`.
 pub fn recovery_key(init_output: &str) -> String {
     let lines: Vec<&str> = init_output.lines().collect();
-    let i = lines.iter().position(|l| l.starts_with("Recovery key")).expect("recovery key line");
-    lines[i + 1..].iter().map(|l| l.trim()).find(|l| !l.is_empty()).expect("recovery key").to_string()
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("Recovery key"))
+        .expect("recovery key line");
+    lines[i + 1..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())
+        .expect("recovery key")
+        .to_string()
 }
 
 /// A tiny deterministic PRNG (xorshift64*), so generated trees are the same
@@ -110,8 +127,28 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "drive", "vault", "snapshot", "encrypted", "cloud", "file", "folder", "photo", "invoice", "report",
-    "meeting", "notes", "budget", "2026", "draft", "final", "copy", "kernel", "commit", "merge", "branch",
+    "the",
+    "drive",
+    "vault",
+    "snapshot",
+    "encrypted",
+    "cloud",
+    "file",
+    "folder",
+    "photo",
+    "invoice",
+    "report",
+    "meeting",
+    "notes",
+    "budget",
+    "2026",
+    "draft",
+    "final",
+    "copy",
+    "kernel",
+    "commit",
+    "merge",
+    "branch",
 ];
 
 /// Text-like content that compresses about 3-5x.
@@ -149,17 +186,32 @@ pub fn make_tree(root: &Path, files: usize, large: &[usize], seed: u64) {
     let modes = [0o644, 0o600, 0o755, 0o444, 0o640];
     for i in 0..files {
         let d = &dirs[rng.below(dirs.len() as u64) as usize];
-        let size = if rng.below(10) == 0 { 16_384 + rng.below(200_000) } else { rng.below(12_000) } as usize;
-        let data = if rng.below(3) == 0 { random_bytes(&mut rng, size) } else { text_bytes(&mut rng, size) };
+        let size = if rng.below(10) == 0 {
+            16_384 + rng.below(200_000)
+        } else {
+            rng.below(12_000)
+        } as usize;
+        let data = if rng.below(3) == 0 {
+            random_bytes(&mut rng, size)
+        } else {
+            text_bytes(&mut rng, size)
+        };
         let p = d.join(format!("file {i:05}.txt"));
         std::fs::write(&p, &data).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(modes[i % modes.len()])).unwrap();
-        let t = filetime::FileTime::from_unix_time(1_600_000_000 + rng.below(100_000_000) as i64, (rng.below(1_000_000_000)) as u32);
+        let t = filetime::FileTime::from_unix_time(
+            1_600_000_000 + rng.below(100_000_000) as i64,
+            (rng.below(1_000_000_000)) as u32,
+        );
         filetime::set_file_times(&p, t, t).unwrap();
     }
     for (i, &size) in large.iter().enumerate() {
         let p = root.join(format!("large-{i}.bin"));
-        let data = if i % 2 == 0 { random_bytes(&mut rng, size) } else { text_bytes(&mut rng, size) };
+        let data = if i % 2 == 0 {
+            random_bytes(&mut rng, size)
+        } else {
+            text_bytes(&mut rng, size)
+        };
         std::fs::write(&p, data).unwrap();
     }
     // Symlinks: relative, absolute, dangling.
@@ -174,7 +226,11 @@ pub fn make_tree(root: &Path, files: usize, large: &[usize], seed: u64) {
     // Extended attributes, where the file system supports them.
     let _ = xattr::set(root.join("large-0.bin"), "user.nimbus.test", b"hello xattr");
     // Folder modes and times last, after their content exists.
-    std::fs::set_permissions(dirs[1.min(dirs.len() - 1)].as_path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::set_permissions(
+        dirs[1.min(dirs.len() - 1)].as_path(),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
     for d in dirs.iter().rev() {
         let t = filetime::FileTime::from_unix_time(1_500_000_000 + rng.below(1000) as i64, 0);
         filetime::set_file_times(d, t, t).unwrap();
@@ -202,7 +258,11 @@ pub fn describe_tree(root: &Path) -> BTreeMap<PathBuf, String> {
             .map(|l| l.map(|n| n.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         xattrs.sort();
-        let mtime = if rel.as_os_str().is_empty() { String::new() } else { format!("{}.{}", m.mtime(), m.mtime_nsec()) };
+        let mtime = if rel.as_os_str().is_empty() {
+            String::new()
+        } else {
+            format!("{}.{}", m.mtime(), m.mtime_nsec())
+        };
         out.insert(rel, format!("{what} mode={mode:o} mtime={mtime} xattrs={xattrs:?}"));
     }
     out
@@ -226,7 +286,12 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
             diffs.push(format!("{}: extra", k.display()));
         }
     }
-    assert!(diffs.is_empty(), "{} differences, first: {:#?}", diffs.len(), &diffs[..diffs.len().min(10)]);
+    assert!(
+        diffs.is_empty(),
+        "{} differences, first: {:#?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(10)]
+    );
 }
 
 /// Sum of the sizes of every object in the store.
@@ -247,7 +312,10 @@ pub fn store_hashes(store: &Path) -> BTreeMap<String, String> {
         .filter(|e| e.file_type().is_file())
         .map(|e| {
             let key = e.path().strip_prefix(store).unwrap().to_string_lossy().into_owned();
-            (key, blake3::hash(&std::fs::read(e.path()).unwrap()).to_hex().to_string())
+            (
+                key,
+                blake3::hash(&std::fs::read(e.path()).unwrap()).to_hex().to_string(),
+            )
         })
         .filter(|(k, _)| !k.starts_with(".tmp"))
         .collect()
@@ -255,7 +323,10 @@ pub fn store_hashes(store: &Path) -> BTreeMap<String, String> {
 
 /// Keys of the store's objects under `prefix`, sorted.
 pub fn keys(store: &Path, prefix: &str) -> Vec<String> {
-    store_hashes(store).into_keys().filter(|k| k.starts_with(prefix)).collect()
+    store_hashes(store)
+        .into_keys()
+        .filter(|k| k.starts_with(prefix))
+        .collect()
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

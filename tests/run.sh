@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Quick start, command 2: the whole test suite, exactly as CI runs it.
+#
+#   bash tests/run.sh
+#
+# Stages, stopping at the first that fails (the test stage itself always
+# runs every test before it reports):
+#   setup     install what is missing: C compiler, rustfmt/clippy,
+#             cargo-nextest, apt packages the tests use
+#   fmt       cargo fmt --all -- --check
+#   clippy    cargo clippy --workspace --all-targets -- -D warnings
+#   tests     cargo nextest run --workspace --no-fail-fast (profile `ci`,
+#             see .config/nextest.toml)
+#   doctests  cargo test --workspace --doc (nextest does not run doctests)
+#   fuzz      bash fuzz/run.sh <seconds per target>, if fuzz/run.sh exists
+#
+# Environment:
+#   CARGO_TARGET_DIR      build cache (default ~/.cache/nimbus/target), kept
+#                         between runs so later runs only rebuild what changed
+#   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$repo"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}"
+# Packages the tests call: zstd and openssl to look inside vault objects from
+# outside, attr (setfattr/getfattr) for extended attributes, git.
+apt_packages=(zstd openssl attr git)
+fuzz_seconds="${NIMBUS_FUZZ_SECONDS:-15}"
+
+started=$SECONDS
+stage=""
+stage_started=$SECONDS
+done_stages=()
+
+section() {
+    stage=$1
+    stage_started=$SECONDS
+    printf '\n======== [%s] %s ========\n' "$(date +%H:%M:%S)" "$2"
+}
+
+stage_done() {
+    local how=${1:-ok}
+    done_stages+=("$stage $how ($((SECONDS - stage_started))s)")
+    printf -- '-------- %s: %s in %ss\n' "$stage" "$how" "$((SECONDS - stage_started))"
+}
+
+elapsed() {
+    local s=$((SECONDS - started))
+    printf '%dm%02ds' $((s / 60)) $((s % 60))
+}
+
+joined() {
+    local IFS=,
+    local s="${done_stages[*]:-none}"
+    echo "${s//,/, }"
+}
+
+summary() {
+    local rc=$?
+    echo
+    if [ "$rc" -eq 0 ]; then
+        echo "tests/run.sh: PASSED in $(elapsed): $(joined)"
+    else
+        echo "tests/run.sh: FAILED at stage '$stage' (exit code $rc) after $(elapsed); before it: $(joined)"
+    fi
+}
+trap summary EXIT
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "need root to run: $* (install sudo, or run as root)" >&2
+        return 1
+    fi
+}
+
+apt_updated=false
+apt_install() {
+    if ! $apt_updated; then
+        as_root apt-get update
+        apt_updated=true
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+# --- setup --------------------------------------------------------------------
+
+section setup "Setup: tools and packages (installs only what is missing)"
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    cat >&2 <<'EOF'
+Rust (cargo) is not installed. Install it with rustup, the official
+installer (see https://rustup.rs):
+
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh
+    . "$HOME/.cargo/env"
+
+then run this script again.
+EOF
+    exit 1
+fi
+
+have_apt=false
+command -v apt-get >/dev/null 2>&1 && command -v dpkg >/dev/null 2>&1 && have_apt=true
+
+if ! command -v cc >/dev/null 2>&1; then
+    $have_apt || {
+        echo "no C compiler (cc) found; install one (on macOS: xcode-select --install)" >&2
+        exit 1
+    }
+    echo "installing a C compiler: build-essential pkg-config"
+    apt_install build-essential pkg-config
+fi
+
+if $have_apt; then
+    missing=()
+    for p in "${apt_packages[@]}"; do
+        dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        apt_install "${missing[@]}"
+    else
+        echo "apt packages present: ${apt_packages[*]}"
+    fi
+else
+    # Not Debian or Ubuntu: say what is missing; tests that need it skip or fail.
+    for c in zstd openssl setfattr getfattr git; do
+        command -v "$c" >/dev/null 2>&1 || echo "warning: $c not found; install it with your package manager" >&2
+    done
+fi
+
+for component in rustfmt clippy; do
+    sub=${component/rustfmt/fmt}
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        echo "installing the $component component"
+        rustup component add "$component"
+    fi
+done
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest (built from source; a few minutes the first time)"
+    cargo install cargo-nextest --locked
+fi
+
+echo "$(cargo --version); $(cargo nextest --version | head -n 1)"
+echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+stage_done
+
+# --- checks and tests -----------------------------------------------------------
+
+section fmt "Formatting: cargo fmt --all -- --check"
+cargo fmt --all -- --check
+stage_done
+
+section clippy "Lints: cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+stage_done
+
+section tests "Tests: cargo nextest run --workspace --no-fail-fast --profile ci"
+cargo nextest run --workspace --no-fail-fast --profile ci
+stage_done
+
+section doctests "Doc tests: cargo test --workspace --doc"
+cargo test --workspace --doc
+stage_done
+
+# --- fuzzing ----------------------------------------------------------------------
+
+section fuzz "Fuzzing: bash fuzz/run.sh $fuzz_seconds"
+if [ ! -f fuzz/run.sh ]; then
+    echo "fuzz/run.sh does not exist yet; nothing to fuzz"
+    stage_done skipped
+elif [ "$fuzz_seconds" = 0 ]; then
+    echo "NIMBUS_FUZZ_SECONDS=0: fuzzing skipped"
+    stage_done skipped
+else
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        echo "installing the nightly toolchain (cargo fuzz needs it)"
+        rustup toolchain install nightly --profile minimal
+    fi
+    bash fuzz/run.sh "$fuzz_seconds"
+    stage_done
+fi
