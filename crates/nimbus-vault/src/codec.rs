@@ -221,6 +221,19 @@ mod tests {
         assert_ne!(blob_id(&keys, BlobKind::Tree, &data), id);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn codec_round_trip(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20_000), repeat in 1usize..4, level in 0i32..6) {
+            let data = data.repeat(repeat);
+            let keys = MasterKey::random().derive();
+            let id = blob_id(&keys, BlobKind::Tree, &data);
+            let b = encode_blob(&keys, BlobKind::Tree, id, &data, level);
+            proptest::prop_assert!(b.sealed.len() <= data.len() + 1 + crate::crypto::SEAL_OVERHEAD);
+            proptest::prop_assert_eq!(decode_blob(&keys, BlobKind::Tree, &id, b.raw_len, &b.sealed).unwrap(), data);
+        }
+    }
+
     #[test]
     fn decompression_bomb_refused() {
         let zeros = vec![0u8; 1 << 20];

@@ -15,7 +15,6 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -272,21 +271,7 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
     let size = p.bytes.len() as u64;
     let bytes = Bytes::from(p.bytes);
     let backend = shared.vault.backend();
-    // Transient failures are retried with backoff; the backend layer of a
-    // later release adds its own retries and limits on top.
-    let mut delay = Duration::from_millis(200);
-    let mut attempt = 0;
-    let result = loop {
-        attempt += 1;
-        match backend.put(&key, bytes.clone()).await {
-            Ok(()) => break Ok(()),
-            Err(e) if e.is_transient() && attempt < 5 => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => break Err(e),
-        }
-    };
+    let result = crate::vault::put_retrying(backend, &key, bytes).await;
     let mut st = match shared.state.lock() {
         Ok(s) => s,
         Err(p) => p.into_inner(),

@@ -398,12 +398,32 @@ impl Vault {
     pub(crate) async fn write_index(&self, packs: Vec<index::IndexPack>) -> Result<Id> {
         let id = Id::random();
         let sealed = IndexFile { packs }.seal(&self.0.keys, &id);
-        self.0.backend.put(&index::index_key(&id), Bytes::from(sealed)).await?;
+        put_retrying(&self.0.backend, &index::index_key(&id), Bytes::from(sealed)).await?;
         Ok(id)
     }
 
     pub(crate) fn chunker_seed(&self) -> u64 {
         self.0.keys.chunker_seed
+    }
+}
+
+/// Writes an object, retrying transient failures with exponential backoff
+/// (0.2 s, 0.4 s, … five attempts). Permanent failures return at once.
+pub(crate) async fn put_retrying(backend: &DynBackend, key: &str, bytes: Bytes) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match backend.put(key, bytes.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < 5 => {
+                // Jitter keeps many clients from retrying in lockstep.
+                let jitter = std::time::Duration::from_millis(rand::random::<u64>() % 100);
+                tokio::time::sleep(delay + jitter).await;
+                delay *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

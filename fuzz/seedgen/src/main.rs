@@ -31,7 +31,9 @@ const DEVICE_ID: [u8; 16] = [1; 16];
 
 fn hkdf32(info: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    Hkdf::<Sha256>::new(None, &MASTER).expand(info, &mut out).expect("32-byte HKDF output");
+    Hkdf::<Sha256>::new(None, &MASTER)
+        .expand(info, &mut out)
+        .expect("32-byte HKDF output");
     out
 }
 
@@ -47,7 +49,9 @@ fn blob_cipher() -> Aes256Gcm {
 fn seal(cipher: &Aes256Gcm, label: &str, id: &[u8], nonce: [u8; 12], payload: &[u8]) -> Vec<u8> {
     let mut ad = format!("nimbus/1/{label}/").into_bytes();
     ad.extend_from_slice(id);
-    let ct = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: payload, aad: &ad }).expect("seal");
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: payload, aad: &ad })
+        .expect("seal");
     [nonce.as_slice(), &ct].concat()
 }
 
@@ -78,16 +82,36 @@ fn ts(secs: i64, nanos: u32) -> Timestamp {
 
 fn entries() -> Vec<PackEntry> {
     vec![
-        PackEntry { id: Id([2; 32]), kind: BlobKind::Data, offset: 0, length: 125, raw_len: 97 },
-        PackEntry { id: Id([3; 32]), kind: BlobKind::Tree, offset: 125, length: 60, raw_len: 300 },
+        PackEntry {
+            id: Id([2; 32]),
+            kind: BlobKind::Data,
+            offset: 0,
+            length: 125,
+            raw_len: 97,
+        },
+        PackEntry {
+            id: Id([3; 32]),
+            kind: BlobKind::Tree,
+            offset: 125,
+            length: 60,
+            raw_len: 300,
+        },
     ]
 }
 
 fn index_file() -> IndexFile {
     IndexFile {
         packs: vec![
-            IndexPack { id: Id([4; 32]), size: 4096, blobs: entries() },
-            IndexPack { id: Id([5; 32]), size: 0, blobs: vec![] },
+            IndexPack {
+                id: Id([4; 32]),
+                size: 4096,
+                blobs: entries(),
+            },
+            IndexPack {
+                id: Id([5; 32]),
+                size: 0,
+                blobs: vec![],
+            },
         ],
     }
 }
@@ -105,7 +129,11 @@ fn commit() -> Commit {
 }
 
 fn ref_record() -> RefRecord {
-    RefRecord { commit: Id([9; 32]), seq: 42, time: ts(1_700_000_001, 0) }
+    RefRecord {
+        commit: Id([9; 32]),
+        seq: 42,
+        time: ts(1_700_000_001, 0),
+    }
 }
 
 fn entry(name: &[u8], kind: EntryKind) -> Entry {
@@ -130,16 +158,29 @@ fn entry(name: &[u8], kind: EntryKind) -> Entry {
 fn tree() -> Tree {
     let mut t = Tree {
         entries: vec![
-            Entry { mode: 0o755, subtree: Some(Id([11; 32])), ..entry(b"Photos", EntryKind::Dir) },
+            Entry {
+                mode: 0o755,
+                subtree: Some(Id([11; 32])),
+                ..entry(b"Photos", EntryKind::Dir)
+            },
             Entry {
                 size: 5 << 20,
                 content: vec![Id([12; 32]), Id([13; 32])],
-                xattrs: vec![Xattr { name: b"user.comment".to_vec(), value: b"holiday".to_vec() }],
+                xattrs: vec![Xattr {
+                    name: b"user.comment".to_vec(),
+                    value: b"holiday".to_vec(),
+                }],
                 ..entry(b"a.jpg", EntryKind::File)
             },
-            Entry { target: b"../elsewhere".to_vec(), ..entry(b"link", EntryKind::Symlink) },
+            Entry {
+                target: b"../elsewhere".to_vec(),
+                ..entry(b"link", EntryKind::Symlink)
+            },
             entry(b"pipe", EntryKind::Fifo),
-            Entry { rdev: 0x0801, ..entry(b"sda1", EntryKind::BlockDevice) },
+            Entry {
+                rdev: 0x0801,
+                ..entry(b"sda1", EntryKind::BlockDevice)
+            },
             entry(b"empty", EntryKind::File),
         ],
     };
@@ -151,7 +192,7 @@ fn tree() -> Tree {
 /// encoding.
 fn pack(zstd_header: bool) -> Vec<u8> {
     let blob_key = blob_cipher();
-    let data = b"file content ".repeat(23);
+    let data = b"file content ".repeat(30);
     let mut out = seal(&blob_key, "data-blob", &[2; 32], nonce(1), &raw(&data[..97]));
     let second = seal(&blob_key, "tree-blob", &[3; 32], nonce(2), &zstd_sized(&data[..300]));
     let mut list = entries();
@@ -175,7 +216,12 @@ fn empty_pack() -> Vec<u8> {
 }
 
 fn config_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let kdf = KdfParams { algorithm: KdfAlgorithm::Argon2id, memory_kib: 1024, iterations: 1, parallelism: 1 };
+    let kdf = KdfParams {
+        algorithm: KdfAlgorithm::Argon2id,
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
     let (cfg, _master, _recovery) = Config::create(b"x", VaultParams::default(), kdf).expect("Config::create");
     let real = cfg.encode();
     Config::decode(&real).expect("the created config decodes");
@@ -183,11 +229,16 @@ fn config_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let newer = text.replacen("\"version\": 1", "\"version\": 2", 1);
     assert_ne!(newer, text, "version field not found");
     let compact = serde_compact(&text);
-    vec![("vault.json", real), ("compact.json", compact.into_bytes()), ("newer-version.json", newer.into_bytes())]
+    Config::decode(compact.as_bytes()).expect("the compact config decodes");
+    vec![
+        ("vault.json", real),
+        ("compact.json", compact.into_bytes()),
+        ("newer-version.json", newer.into_bytes()),
+    ]
 }
 
-/// The same JSON without the pretty-printing whitespace (outside strings,
-/// which hold only hex and names here).
+/// The same JSON without the pretty-printing whitespace (its strings hold
+/// only hex and names, so no whitespace inside them is lost).
 fn serde_compact(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
 }
@@ -211,16 +262,46 @@ fn main() {
     write(&dir, "pack", "empty", &empty_pack());
 
     let idx = postcard::to_allocvec(&index_file()).expect("postcard");
-    write(&dir, "index", "two-packs", &seal(&meta, "index", &OBJECT_ID, nonce(5), &raw(&idx)));
-    write(&dir, "index", "two-packs-zstd", &seal(&meta, "index", &OBJECT_ID, nonce(6), &zstd_sized(&idx)));
+    write(
+        &dir,
+        "index",
+        "two-packs",
+        &seal(&meta, "index", &OBJECT_ID, nonce(5), &raw(&idx)),
+    );
+    write(
+        &dir,
+        "index",
+        "two-packs-zstd",
+        &seal(&meta, "index", &OBJECT_ID, nonce(6), &zstd_sized(&idx)),
+    );
     let empty = postcard::to_allocvec(&IndexFile::default()).expect("postcard");
-    write(&dir, "index", "empty", &seal(&meta, "index", &OBJECT_ID, nonce(7), &raw(&empty)));
+    write(
+        &dir,
+        "index",
+        "empty",
+        &seal(&meta, "index", &OBJECT_ID, nonce(7), &raw(&empty)),
+    );
 
     let c = postcard::to_allocvec(&commit()).expect("postcard");
     let r = postcard::to_allocvec(&ref_record()).expect("postcard");
-    write(&dir, "commit", "commit", &seal(&meta, "commit", &OBJECT_ID, nonce(8), &raw(&c)));
-    write(&dir, "commit", "commit-zstd", &seal(&meta, "commit", &OBJECT_ID, nonce(9), &zstd_unsized(&c)));
-    write(&dir, "commit", "ref", &seal(&meta, "ref", &DEVICE_ID, nonce(10), &raw(&r)));
+    write(
+        &dir,
+        "commit",
+        "commit",
+        &seal(&meta, "commit", &OBJECT_ID, nonce(8), &raw(&c)),
+    );
+    write(
+        &dir,
+        "commit",
+        "commit-zstd",
+        &seal(&meta, "commit", &OBJECT_ID, nonce(9), &zstd_unsized(&c)),
+    );
+    write(
+        &dir,
+        "commit",
+        "ref",
+        &seal(&meta, "ref", &DEVICE_ID, nonce(10), &raw(&r)),
+    );
 
     let t = tree();
     let encoded = t.encode();
@@ -232,8 +313,18 @@ fn main() {
     // sealed box is the first nonce byte, so pick it to match the plaintext.
     let blob_key = blob_cipher();
     let text = b"blob body ".repeat(20);
-    write(&dir, "blob", "sealed-raw", &seal(&blob_key, "data-blob", &OBJECT_ID, nonce(1), &raw(&text[..97])));
-    write(&dir, "blob", "sealed-zstd", &seal(&blob_key, "data-blob", &OBJECT_ID, nonce(2), &zstd_sized(&text[..194])));
+    write(
+        &dir,
+        "blob",
+        "sealed-raw",
+        &seal(&blob_key, "data-blob", &OBJECT_ID, nonce(1), &raw(&text[..97])),
+    );
+    write(
+        &dir,
+        "blob",
+        "sealed-zstd",
+        &seal(&blob_key, "data-blob", &OBJECT_ID, nonce(2), &zstd_sized(&text[..194])),
+    );
     // The same data also goes to decode_payload directly.
     write(&dir, "blob", "payload-raw", &raw(b"hello"));
     write(&dir, "blob", "payload-zstd", &zstd_sized(&text));
@@ -242,7 +333,12 @@ fn main() {
     write(&dir, "plaintext", "index", &idx);
     write(&dir, "plaintext", "commit", &c);
     write(&dir, "plaintext", "ref", &r);
-    write(&dir, "plaintext", "pack-entries", &postcard::to_allocvec(&entries()).expect("postcard"));
+    write(
+        &dir,
+        "plaintext",
+        "pack-entries",
+        &postcard::to_allocvec(&entries()).expect("postcard"),
+    );
 
     eprintln!("seeds written under {}", dir.display());
 }

@@ -1,0 +1,177 @@
+//! The vault over the in-memory and fault-injecting backends: round trips
+//! checked against a reference model, retries of transient upload errors,
+//! and damaged reads that fail instead of returning wrong bytes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use nimbus_backend::{Backend, DynBackend, FaultConfig, FaultyBackend, MemoryBackend};
+use nimbus_vault::{BlobKind, KdfParams, Saver, Vault, VaultError, VaultParams};
+use proptest::prelude::*;
+
+fn fast_kdf() -> KdfParams {
+    KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        ..KdfParams::default()
+    }
+}
+
+fn small_params() -> VaultParams {
+    VaultParams {
+        pack_target_size: 64 << 10,
+        ..VaultParams::default()
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Any sequence of saves (with repeats) reads back exactly, and the
+    /// saver's counts match a model of which contents it has seen.
+    #[test]
+    fn saves_match_reference_model(blobs in proptest::collection::vec((0u8..6, 0usize..40_000), 1..40)) {
+        rt().block_on(async {
+            let backend: DynBackend = Arc::new(MemoryBackend::new());
+            let (vault, _) = Vault::create(backend.clone(), b"pw", small_params(), fast_kdf()).await.unwrap();
+            let saver = Saver::new(&vault);
+            let mut model: HashMap<Vec<u8>, nimbus_vault::BlobId> = HashMap::new();
+            let mut ids = Vec::new();
+            for (seed, len) in &blobs {
+                let data: Vec<u8> = (0..*len).map(|i| (i as u8).wrapping_mul(*seed).wrapping_add(*seed)).collect();
+                let id = saver.save_blob(BlobKind::Data, data.clone()).await.unwrap();
+                if let Some(prev) = model.get(&data) { prop_assert_eq!(*prev, id); }
+                model.insert(data.clone(), id);
+                ids.push((id, data));
+            }
+            let stats = saver.finish().await.unwrap();
+            prop_assert_eq!(stats.new_blobs as usize, model.len());
+            prop_assert_eq!((stats.new_blobs + stats.duplicate_blobs) as usize, blobs.len());
+            // A fresh open (index from the store) reads everything back.
+            let reopened = Vault::open(backend, b"pw").await.unwrap();
+            for (id, data) in &ids {
+                prop_assert_eq!(&reopened.read_blob(BlobKind::Data, id).await.unwrap(), data);
+            }
+            Ok(())
+        })?;
+    }
+}
+
+#[test]
+fn transient_upload_errors_are_retried() {
+    rt().block_on(async {
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
+            .await
+            .unwrap();
+        drop(vault);
+        let faulty = Arc::new(FaultyBackend::new(
+            mem.clone() as DynBackend,
+            FaultConfig {
+                seed: 5,
+                ..FaultConfig::default()
+            },
+        ));
+        let vault = Vault::open(faulty.clone(), b"pw").await.unwrap();
+        faulty.set_error_rate(0.2);
+        let saver = Saver::new(&vault);
+        let mut ids = Vec::new();
+        for i in 0..50u32 {
+            let mut data = vec![0u8; 20_000];
+            blake3::Hasher::new()
+                .update(&i.to_le_bytes())
+                .finalize_xof()
+                .fill(&mut data);
+            ids.push((saver.save_blob(BlobKind::Data, data.clone()).await.unwrap(), data));
+        }
+        let stats = saver.finish().await.unwrap();
+        faulty.set_error_rate(0.0);
+        assert!(stats.packs > 5, "{stats:?}");
+        assert!(faulty.stats().injected_errors > 0);
+        let v = Vault::open(mem.clone(), b"pw").await.unwrap();
+        for (id, data) in &ids {
+            assert_eq!(&v.read_blob(BlobKind::Data, id).await.unwrap(), data);
+        }
+    });
+}
+
+#[test]
+fn offline_store_fails_the_save_and_claims_nothing() {
+    rt().block_on(async {
+        let mem = Arc::new(MemoryBackend::new());
+        Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
+            .await
+            .unwrap();
+        let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
+        let vault = Vault::open(faulty.clone(), b"pw").await.unwrap();
+        faulty.set_offline(true);
+        let saver = Saver::new(&vault);
+        let mut failed = false;
+        for i in 0..20u32 {
+            let data: Vec<u8> = (0..30_000u32).map(|j| (j ^ i) as u8).collect();
+            if saver.save_blob(BlobKind::Data, data).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        let finished = saver.finish().await;
+        assert!(failed || finished.is_err(), "a save to an offline store succeeded");
+        let msg = finished.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.is_empty() || msg.contains("uploading to the store failed"), "{msg}");
+        faulty.set_offline(false);
+        assert!(
+            mem.list("index/").await.unwrap().is_empty(),
+            "an index was written for failed uploads"
+        );
+    });
+}
+
+#[test]
+fn truncated_and_failing_reads_never_return_wrong_bytes() {
+    rt().block_on(async {
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
+            .await
+            .unwrap();
+        let saver = Saver::new(&vault);
+        let data: Vec<u8> = (0..50_000u32).map(|j| (j % 251) as u8).collect();
+        let id = saver.save_blob(BlobKind::Data, data.clone()).await.unwrap();
+        saver.finish().await.unwrap();
+        let faulty = Arc::new(FaultyBackend::new(
+            mem.clone() as DynBackend,
+            FaultConfig {
+                seed: 9,
+                ..FaultConfig::default()
+            },
+        ));
+        let v = Vault::open(faulty.clone(), b"pw").await.unwrap();
+        faulty.set_truncate_reads(1.0);
+        match v.read_blob(BlobKind::Data, &id).await {
+            Err(VaultError::Corrupt { object, what }) => {
+                assert!(object.starts_with("packs/"), "{object}");
+                assert!(what.contains("truncated"), "{what}");
+            }
+            other => panic!("expected a truncation error, got {other:?}"),
+        }
+        faulty.set_truncate_reads(0.0);
+        faulty.set_offline(true);
+        assert!(matches!(
+            v.read_blob(BlobKind::Data, &id).await,
+            Err(VaultError::Backend(_))
+        ));
+        faulty.set_offline(false);
+        assert_eq!(v.read_blob(BlobKind::Data, &id).await.unwrap(), data);
+        // Asking for the blob as the wrong kind is refused too.
+        assert!(v.read_blob(BlobKind::Tree, &id).await.is_err());
+    });
+}
