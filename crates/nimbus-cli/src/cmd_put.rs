@@ -92,7 +92,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     }
 
     // Read and save every new or changed file, several at a time.
-    let mut jobs = Vec::new();
+    let mut jobs: Vec<(usize, PathBuf, u64)> = Vec::new();
     let mut job_bytes = 0;
     let (mut reused, mut reused_bytes) = (0u64, 0u64);
     for (i, n) in nodes.iter_mut().enumerate() {
@@ -112,7 +112,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             }
             _ => {
                 job_bytes += n.entry.size;
-                jobs.push((i, n.path.clone()));
+                jobs.push((i, n.path.clone(), n.entry.size));
             }
         }
     }
@@ -123,16 +123,18 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         .unwrap_or(2)
         .clamp(2, 8);
     let results: Vec<_> = futures::stream::iter(jobs)
-        .map(|(i, path)| {
+        .map(|(i, path, size)| {
             let saver = saver.clone();
             let bar = bar.clone();
             async move {
                 let r = tokio::task::spawn_blocking(move || {
                     let f = std::fs::File::open(&path).map_err(|e| (path.clone(), format!("cannot open it: {e}")))?;
-                    saver.save_reader_blocking(f, |n| bar.inc(n)).map_err(|e| match e {
-                        nimbus_vault::SaveReaderError::Read(e) => (path.clone(), format!("cannot read it: {e}")),
-                        nimbus_vault::SaveReaderError::Vault(e) => (path.clone(), format!("FATAL{e}")),
-                    })
+                    saver
+                        .save_reader_blocking(f, size, |n| bar.inc(n))
+                        .map_err(|e| match e {
+                            nimbus_vault::SaveReaderError::Read(e) => (path.clone(), format!("cannot read it: {e}")),
+                            nimbus_vault::SaveReaderError::Vault(e) => (path.clone(), format!("FATAL{e}")),
+                        })
                 })
                 .await;
                 (i, r)

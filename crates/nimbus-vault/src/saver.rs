@@ -27,6 +27,8 @@ use crate::index::IndexPack;
 use crate::pack::{self, FinishedPack, PackBuilder};
 use crate::vault::Vault;
 
+/// Files up to this size are read whole and chunked in memory.
+const SMALL_FILE: u64 = 8 << 20;
 /// Packs uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
 /// Full packs waiting for upload before savers block.
@@ -161,7 +163,42 @@ impl Saver {
     /// Chunks a stream and stores every chunk. Returns the blob ids in order
     /// and the number of bytes read. `progress` is called with the size of
     /// each chunk as it is done. Blocking.
+    ///
+    /// `size_hint` is the expected length: streams expected to be small are
+    /// read into memory in one go, which spares the streaming chunker's
+    /// `max_size` buffer for each of thousands of small files.
     pub fn save_reader_blocking<R: Read>(
+        &self,
+        mut reader: R,
+        size_hint: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(Vec<BlobId>, u64), SaveReaderError> {
+        if size_hint <= SMALL_FILE {
+            let mut buf = Vec::with_capacity(size_hint as usize + 1);
+            (&mut reader)
+                .take(SMALL_FILE + 1)
+                .read_to_end(&mut buf)
+                .map_err(SaveReaderError::Read)?;
+            if buf.len() as u64 <= SMALL_FILE {
+                let params = self.0.vault.params().chunker;
+                let seed = self.0.vault.chunker_seed();
+                let mut ids = Vec::new();
+                for (off, len) in chunker::chunk_slice(&params, seed, &buf) {
+                    ids.push(
+                        self.save_blob_blocking(BlobKind::Data, &buf[off..off + len])
+                            .map_err(SaveReaderError::Vault)?,
+                    );
+                    progress(len as u64);
+                }
+                return Ok((ids, buf.len() as u64));
+            }
+            // It grew while we looked: chunk what we read and the rest as a stream.
+            return self.save_stream(std::io::Cursor::new(buf).chain(reader), progress);
+        }
+        self.save_stream(reader, progress)
+    }
+
+    fn save_stream<R: Read>(
         &self,
         reader: R,
         mut progress: impl FnMut(u64),
