@@ -51,10 +51,17 @@ if [[ ${#targets[@]} -eq 0 ]]; then
     exit 2
 fi
 
-echo "== building ${#targets[@]} targets (target dir $CARGO_TARGET_DIR)"
+echo "== building all fuzz targets (target dir $CARGO_TARGET_DIR)"
 start=$(date +%s)
 "${fuzz[@]}" build --fuzz-dir "$fuzz_dir"
 echo "== build took $(( $(date +%s) - start ))s"
+# Where cargo fuzz puts the binaries (release profile, host triple). They are
+# run directly rather than through `cargo fuzz run`, which would rebuild (and
+# so could test different code) whenever the sources change mid-run.
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+bin_dir="$CARGO_TARGET_DIR/$host/release"
+# What cargo fuzz run sets too.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"
 
 mkdir -p "$logs"
 failed=()
@@ -64,18 +71,19 @@ for t in "${targets[@]}"; do
     if [[ "${NIMBUS_FUZZ_KEEP_CORPUS:-0}" != 1 ]]; then
         rm -rf "$corpus"
     fi
-    mkdir -p "$corpus" "$fuzz_dir/artifacts/$t"
+    artifacts="$fuzz_dir/artifacts/$t"
+    mkdir -p "$corpus" "$artifacts"
     if [[ -d "$fuzz_dir/seeds/$t" ]]; then
         cp -- "$fuzz_dir/seeds/$t"/* "$corpus"/
     fi
-    args=(-max_total_time="$secs" -rss_limit_mb="$rss_mb" -timeout="$timeout" -print_final_stats=1)
+    args=(-artifact_prefix="$artifacts/" -max_total_time="$secs" -rss_limit_mb="$rss_mb" -timeout="$timeout" -print_final_stats=1)
     if [[ -f "$fuzz_dir/dicts/$t.dict" ]]; then
         args+=(-dict="$fuzz_dir/dicts/$t.dict")
     fi
 
     log="$logs/$t.log"
     echo "== $t: ${secs}s, corpus $corpus, log $log"
-    if "${fuzz[@]}" run --fuzz-dir "$fuzz_dir" "$t" "$corpus" -- "${args[@]}" >"$log" 2>&1; then
+    if "$bin_dir/$t" "${args[@]}" "$corpus" >"$log" 2>&1; then
         status=ok
     else
         status=FAILED
@@ -92,14 +100,17 @@ for t in "${targets[@]}"; do
 
     if [[ $status == FAILED ]]; then
         echo "   ---- $t failed; end of $log:"
-        # The sanitizer or panic report and cargo fuzz's reproduction hints.
-        awk '/^==[0-9]+==|panicked at|^thread .* panicked|ERROR: libFuzzer|^SUMMARY:|Failing input|Test unit written/ {p=1} p' "$log" \
+        # From the panic or sanitizer report to the end of the log.
+        awk '/^==[0-9]+==|panicked at|ERROR: libFuzzer|^ALARM:|^SUMMARY:|Test unit written/ {p=1} p' "$log" \
             | head -n 120 | sed 's/^/   | /'
-        artifacts=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log")
-        if [[ -n "$artifacts" ]]; then
-            while read -r a; do echo "   artifact: $a"; done <<<"$artifacts"
+        written=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log")
+        if [[ -n "$written" ]]; then
+            while read -r a; do
+                echo "   artifact: $a"
+                echo "   reproduce: cargo +nightly fuzz run --fuzz-dir $fuzz_dir $t $a"
+            done <<<"$written"
         else
-            echo "   no artifact written (build or setup error?); see $log"
+            echo "   no artifact written (setup error?); see $log"
         fi
     fi
 done
@@ -108,8 +119,7 @@ echo
 echo "== summary (${secs}s per target)"
 printf '   %s\n' "${summary[@]}"
 if [[ ${#failed[@]} -gt 0 ]]; then
-    echo "== FAILED: ${failed[*]} (artifacts under $fuzz_dir/artifacts/<target>/)" >&2
-    echo "   reproduce: cargo +nightly fuzz run <target> <artifact>" >&2
+    echo "== FAILED: ${failed[*]} (artifacts under $fuzz_dir/artifacts/<target>/, logs under $logs/)" >&2
     exit 1
 fi
 echo "== no crashes found"

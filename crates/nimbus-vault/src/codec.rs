@@ -58,9 +58,30 @@ impl From<[u8; 32]> for BlobId {
     }
 }
 
+/// Whether a large buffer looks incompressible: eight 4 KiB slices spread
+/// over it are compressed at zstd's fastest level, and if that saves under
+/// 3% the whole buffer is stored raw. Photos, video and archives then cost
+/// ~3% of a compression pass instead of a full one.
+fn looks_incompressible(plaintext: &[u8]) -> bool {
+    const SLICE: usize = 4096;
+    const SLICES: usize = 8;
+    if plaintext.len() < 16 * SLICE * SLICES / 4 {
+        return false;
+    }
+    let step = (plaintext.len() - SLICE) / (SLICES - 1);
+    let mut sample = Vec::with_capacity(SLICE * SLICES);
+    for i in 0..SLICES {
+        sample.extend_from_slice(&plaintext[i * step..i * step + SLICE]);
+    }
+    match zstd::bulk::compress(&sample, 1) {
+        Ok(c) => c.len() * 100 > sample.len() * 97,
+        Err(_) => false,
+    }
+}
+
 /// Builds `encoding ‖ body`, compressing only when that is smaller.
 pub(crate) fn encode_payload(plaintext: &[u8], zstd_level: i32) -> Vec<u8> {
-    if zstd_level > 0 && plaintext.len() >= 64 {
+    if zstd_level > 0 && plaintext.len() >= 64 && !looks_incompressible(plaintext) {
         if let Ok(compressed) = zstd::bulk::compress(plaintext, zstd_level) {
             if compressed.len() + 1 < plaintext.len() {
                 let mut out = Vec::with_capacity(compressed.len() + 1);
@@ -97,12 +118,27 @@ pub(crate) fn decode_payload(payload: &[u8], limit: usize) -> Result<Vec<u8>, Pa
         ZSTD => {
             // The frame header states the content size; refuse absurd claims
             // before allocating.
-            let cap = match zstd::zstd_safe::get_frame_content_size(body) {
-                Ok(Some(n)) if (n as usize) <= limit => n as usize,
-                Ok(Some(_)) => return Err(PayloadError::Decompress("frame larger than allowed".into())),
-                _ => limit,
-            };
-            zstd::bulk::decompress(body, cap).map_err(|e| PayloadError::Decompress(e.to_string()))
+            match zstd::zstd_safe::get_frame_content_size(body) {
+                Ok(Some(n)) if (n as usize) <= limit => {
+                    zstd::bulk::decompress(body, n as usize).map_err(|e| PayloadError::Decompress(e.to_string()))
+                }
+                Ok(Some(_)) => Err(PayloadError::Decompress("frame larger than allowed".into())),
+                // No size recorded: stream, growing the buffer as data comes,
+                // and stop one byte past the limit.
+                _ => {
+                    use std::io::Read;
+                    let dec =
+                        zstd::stream::read::Decoder::new(body).map_err(|e| PayloadError::Decompress(e.to_string()))?;
+                    let mut out = Vec::new();
+                    dec.take(limit as u64 + 1)
+                        .read_to_end(&mut out)
+                        .map_err(|e| PayloadError::Decompress(e.to_string()))?;
+                    if out.len() > limit {
+                        return Err(PayloadError::Decompress("frame larger than allowed".into()));
+                    }
+                    Ok(out)
+                }
+            }
         }
         other => Err(PayloadError::UnknownEncoding(other)),
     }
@@ -232,6 +268,20 @@ mod tests {
             proptest::prop_assert!(b.sealed.len() <= data.len() + 1 + crate::crypto::SEAL_OVERHEAD);
             proptest::prop_assert_eq!(decode_blob(&keys, BlobKind::Tree, &id, b.raw_len, &b.sealed).unwrap(), data);
         }
+    }
+
+    #[test]
+    fn incompressible_detection() {
+        let random: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
+        assert!(looks_incompressible(&random));
+        let text = b"the quick brown fox jumps over the lazy dog 12345\n".repeat(20_000);
+        assert!(!looks_incompressible(&text));
+        // Random at the sampled spots but compressible overall is rare; a
+        // half-and-half buffer is still sampled on both halves.
+        let mut mixed = random[..1 << 19].to_vec();
+        mixed.extend_from_slice(&vec![0u8; 1 << 19]);
+        assert!(!looks_incompressible(&mixed));
+        assert_eq!(encode_payload(&mixed, 3)[0], ZSTD);
     }
 
     #[test]

@@ -163,7 +163,7 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    fn compute_checksum(&self) -> String {
+    pub(crate) fn compute_checksum(&self) -> String {
         let mut copy = self.clone();
         copy.checksum = String::new();
         blake3::hash(&serde_json::to_vec(&copy).unwrap_or_default())

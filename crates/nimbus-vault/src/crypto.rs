@@ -127,7 +127,7 @@ pub(crate) fn seal(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], plaintext: &
     // AES-GCM encryption only fails for plaintexts over 64 GiB; blobs and
     // metadata are orders of magnitude smaller.
     let ct = match cipher.encrypt(
-        Nonce::from_slice(&nonce_bytes),
+        &Nonce::from(nonce_bytes),
         Payload {
             msg: plaintext,
             aad: &ad,
@@ -152,9 +152,10 @@ pub(crate) fn open(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], sealed: &[u8
         return Err(OpenError);
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| OpenError)?;
     let ad = associated_data(purpose, id);
     cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &ad })
+        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &ad })
         .map_err(|_| OpenError)
 }
 

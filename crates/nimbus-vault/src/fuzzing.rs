@@ -4,7 +4,7 @@
 use crate::codec::{self, BlobKind};
 use crate::commit::{Commit, RefRecord};
 use crate::config::Config;
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::{self, Keys, MasterKey, Purpose};
 use crate::id::{Id, ShortId};
 use crate::index::IndexFile;
 use crate::pack;
@@ -18,19 +18,46 @@ pub fn config(data: &[u8]) {
     if let Ok(cfg) = Config::decode(data) {
         let _ = cfg.encode();
     }
+    // A mutation almost always breaks the checksum; repair it so the checks
+    // behind it (parameter ranges, key slots) are fuzzed too.
+    if let Ok(mut f) = serde_json::from_slice::<crate::config::ConfigFile>(data) {
+        f.checksum = f.compute_checksum();
+        if let Ok(b) = serde_json::to_vec(&f) {
+            if let Ok(c) = Config::decode(&b) {
+                let _ = c.unlock_with_password(b"fuzz");
+                let _ = c.encode();
+            }
+        }
+    }
 }
 
 pub fn pack(data: &[u8]) {
-    let _ = pack::parse_pack(&keys(), &Id([1; 32]), data);
+    let k = keys();
+    let _ = pack::parse_pack(&k, &Id([1; 32]), data);
+    // Behind authentication: a pack whose header is the input, sealed with
+    // the right key, so the header's bounds checks see hostile values.
+    let header = crypto::seal(&k.meta, Purpose::PackHeader, &[1; 32], &[&[0u8][..], data].concat());
+    let mut p = vec![0u8; 64];
+    p.extend_from_slice(&header);
+    p.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    let _ = pack::parse_pack(&k, &Id([1; 32]), &p);
 }
 
 pub fn index(data: &[u8]) {
-    let _ = IndexFile::open(&keys(), &Id([1; 32]), data);
+    let k = keys();
+    let _ = IndexFile::open(&k, &Id([1; 32]), data);
+    // Behind authentication: the input as the (raw or zstd) payload of a
+    // correctly sealed index.
+    let sealed = crypto::seal(&k.meta, Purpose::Index, &[1; 32], data);
+    let _ = IndexFile::open(&k, &Id([1; 32]), &sealed);
 }
 
 pub fn commit(data: &[u8]) {
-    let _ = Commit::open(&keys(), &Id([1; 32]), data);
-    let _ = RefRecord::open(&keys(), &ShortId([1; 16]), data);
+    let k = keys();
+    let _ = Commit::open(&k, &Id([1; 32]), data);
+    let _ = RefRecord::open(&k, &ShortId([1; 16]), data);
+    let sealed = crypto::seal(&k.meta, Purpose::Commit, &[1; 32], data);
+    let _ = Commit::open(&k, &Id([1; 32]), &sealed);
 }
 
 pub fn tree(data: &[u8]) {
