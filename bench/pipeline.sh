@@ -41,6 +41,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 log() { echo "pipeline.sh: $*" >&2; }
 
+# Which Nimbus is measured: the commit, and whether tracked files differed from it at build time.
+REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then REV="$REV + uncommitted changes"; fi
 log "building nimbus-bench (release)…"
 (cd "$ROOT" && cargo build --release -p nimbus-bench >&2)
 GEN=$TARGET/release/nimbus-bench-gen
@@ -114,15 +117,17 @@ else
     for kind in "${KINDS[@]}"; do R[openssl,$kind]=$(awk -v k="$kbps" 'BEGIN { printf "%.1f", k / 1000 }'); done
 fi
 
-log "AES-GCM alone in Rust (aes-gcm 0.10, 1 MiB buffers)…"
+AES_GCM_VERSION=$(awk '$0 == "name = \"aes-gcm\"" { getline; gsub(/[^0-9.]/, ""); print; exit }' "$ROOT/Cargo.lock")
+log "AES-GCM alone in Rust (aes-gcm $AES_GCM_VERSION, 1 MiB buffers)…"
 aes=$(taskset -c "$CORE" "$PIPE" --aes-only --runs "$RUNS" --mib 1024)
 AES_MBPS=$(grep '^aes_gcm ' <<<"$aes" | field mbps)
 RT_AES=$(grep -o 'runtime_aes=[01]' <<<"$aes" | cut -d= -f2)
 RT_CLMUL=$(grep -o 'runtime_pclmulqdq=[01]' <<<"$aes" | cut -d= -f2)
 
-# Where the AES-GCM time goes, by symbol: the aes crate's AES-NI code and
-# polyval's CLMUL code have their own names; the software fallbacks would show
-# as aes::soft / polyval::backend::soft.
+# Where the AES-GCM time goes, by symbol: the aes crate's hardware backends
+# (x86_aes, x86_vaes256/512, or `ni` in older versions) and polyval's CLMUL
+# code have their own names; the software fallbacks would show as
+# aes::soft / fixslice and polyval::backend::soft.
 PERF_TOP=""
 if command -v perf >/dev/null 2>&1 &&
     perf record -q -o "$WORK/perf.data" -- taskset -c "$CORE" "$PIPE" --aes-only --runs 1 --mib 256 >/dev/null 2>&1; then
@@ -148,18 +153,19 @@ row() { # label key
     echo
     echo "| Tool | random MB/s | compressible MB/s | × Nimbus (random) | × Nimbus (compressible) |"
     echo "|---|---:|---:|---:|---:|"
-    row "**Nimbus pipeline** (chunk + BLAKE3 id + zstd-3 if smaller + AES-256-GCM)" nimbus
+    row "**Nimbus pipeline** (chunk + keyed BLAKE3 id + zstd-3 when it helps + AES-256-GCM)" nimbus
     row "sha256sum" sha256
     row "zstd -1 -c > /dev/null" zstd1
     row "zstd -3 -c > /dev/null (Nimbus's level)" zstd3
     row "OpenSSL AES-256-GCM ¹" openssl
     row "Nimbus step alone: FastCDC chunking" stage_chunk
     row "Nimbus step alone: keyed BLAKE3" stage_blake3
-    row "Nimbus step alone: zstd-3 per chunk (kept only if smaller)" stage_zstd
+    row "Nimbus step alone: zstd-3 of every chunk, kept if smaller ³" stage_zstd
     row "Nimbus step alone: AES-256-GCM of the payloads ²" stage_aes_gcm
     echo
     echo "¹ $OPENSSL_HOW."
     echo "² Throughput counted in input bytes; on compressible data the payload is already ~3× smaller."
+    echo "³ Always compresses; the pipeline itself may first sample a chunk and store it raw if it looks incompressible."
     echo
     echo "Stored size of the compressible input (${SIZE_MIB} MiB = $(mb "$BYTES") MB): Nimbus $(mb "${R[nimbus_sealed,text]}") MB" \
         "($(ratio "$BYTES" "${R[nimbus_sealed,text]}")), zstd -1 $(mb "${R[zstd1_size,text]}") MB ($(ratio "$BYTES" "${R[zstd1_size,text]}"))," \
@@ -172,7 +178,7 @@ row() { # label key
     echo "| /proc/cpuinfo flag \`aes\` (AES-NI) | $(has_flag aes) |"
     echo "| /proc/cpuinfo flag \`pclmulqdq\` | $(has_flag pclmulqdq) |"
     echo "| Rust \`is_x86_feature_detected!\` aes / pclmulqdq (what \`cpufeatures\` sees) | $(yesno "$RT_AES") / $(yesno "$RT_CLMUL") |"
-    echo "| aes-gcm 0.10 \`Aes256Gcm\`, 1 MiB buffers, RUSTFLAGS=${RUSTFLAGS:-(unset)} | $(printf '%.0f' "$AES_MBPS") MB/s ($(ratio "$AES_MBPS" "${R[openssl,random]}") of OpenSSL) |"
+    echo "| aes-gcm $AES_GCM_VERSION \`Aes256Gcm\`, 1 MiB buffers, RUSTFLAGS=${RUSTFLAGS:-(unset)} | $(printf '%.0f' "$AES_MBPS") MB/s ($(ratio "$AES_MBPS" "${R[openssl,random]}") of OpenSSL) |"
     if awk -v m="$AES_MBPS" 'BEGIN { exit !(m >= 1000) }'; then
         echo "| Verdict | above 1 GB/s: the hardware AES path is in use |"
     else
@@ -189,7 +195,7 @@ row() { # label key
     echo
     echo "Machine: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores;" \
         "load average $LOAD_BEFORE before, $LOAD_AFTER after."
-    echo "Tools: $(zstd -V | head -n1 | sed 's/^\*\*\* //; s/, by.*//'); $(openssl version); $(sha256sum --version | head -n1); $(rustc --version)."
+    echo "Nimbus: commit $REV. Tools: $(zstd -V | head -n1 | sed 's/^\*\*\* //; s/, by.*//'); $(openssl version); $(sha256sum --version | head -n1); $(rustc --version)."
 } >"$OUT"
 
 cat "$OUT"

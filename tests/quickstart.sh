@@ -37,6 +37,13 @@ as_root() {
 
 # --- 1. Tools ---------------------------------------------------------------
 
+# Fail before a long build if there will be no way to get a password.
+interactive=false
+[ -t 0 ] && interactive=true
+if [ -z "${NIMBUS_PASSWORD+set}" ] && ! $interactive; then
+    die "no terminal to ask for a password in: set NIMBUS_PASSWORD"
+fi
+
 say "Checking the tools"
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
     # rustup is installed but this shell has not loaded its PATH yet.
@@ -59,8 +66,9 @@ if ! command -v cc >/dev/null 2>&1; then
     # zstd and other dependencies compile C code.
     command -v apt-get >/dev/null 2>&1 || die "no C compiler (cc) found; install one (on macOS: xcode-select --install)"
     say "Installing a C compiler (build-essential, pkg-config)"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends build-essential pkg-config
+    as_root apt-get -o DPkg::Lock::Timeout=600 update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends build-essential pkg-config
 fi
 echo "$(cargo --version), $(cc --version | head -n 1)"
 
@@ -90,15 +98,7 @@ fi
 [ "$source_dir" != / ] || die "put a folder other than / (the whole disk)"
 name=$(basename "$source_dir")
 
-# --- 4. The password --------------------------------------------------------
-
-interactive=false
-[ -t 0 ] && interactive=true
-if [ -z "${NIMBUS_PASSWORD+set}" ] && ! $interactive; then
-    die "no terminal to ask for a password in: set NIMBUS_PASSWORD"
-fi
-
-# --- 5. The vault -----------------------------------------------------------
+# --- 4. The vault -----------------------------------------------------------
 
 created=false
 if [ -f "$vault/config" ]; then
@@ -128,7 +128,7 @@ if [ -z "${NIMBUS_PASSWORD+set}" ]; then
     unset pw
 fi
 
-# --- 6. Put and list --------------------------------------------------------
+# --- 5. Put and list --------------------------------------------------------
 
 say "Putting $source_dir into the vault as /$name"
 status=0
@@ -145,7 +145,7 @@ say "Listing /$name in the vault: nimbus ls -l -R /$name"
 say "Snapshots: nimbus log"
 "$nimbus" log
 
-# --- 7. What next -----------------------------------------------------------
+# --- 6. What next -----------------------------------------------------------
 
 cat <<EOF
 

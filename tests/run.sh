@@ -79,13 +79,16 @@ as_root() {
     fi
 }
 
+# Another process may hold the dpkg lock (unattended upgrades on a fresh
+# machine): wait for it instead of failing.
 apt_updated=false
 apt_install() {
     if ! $apt_updated; then
-        as_root apt-get update
+        as_root apt-get -o DPkg::Lock::Timeout=600 update
         apt_updated=true
     fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"
 }
 
 # --- setup --------------------------------------------------------------------
@@ -124,7 +127,7 @@ fi
 if $have_apt; then
     missing=()
     for p in "${apt_packages[@]}"; do
-        dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$p")
+        [ "$(dpkg -s "$p" 2>/dev/null | sed -n 's/^Status: //p')" = "install ok installed" ] || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"

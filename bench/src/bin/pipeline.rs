@@ -110,7 +110,7 @@ fn seal(c: &Aes256Gcm, counter: u64, msg: &[u8]) -> usize {
     let mut nonce = [0u8; 12];
     nonce[..8].copy_from_slice(&counter.to_le_bytes());
     let aad = [0x5au8; 50];
-    match c.encrypt(Nonce::from_slice(&nonce), Payload { msg, aad: &aad }) {
+    match c.encrypt(&Nonce::from(nonce), Payload { msg, aad: &aad }) {
         Ok(ct) => ct.len(),
         Err(_) => unreachable!("1 MiB is far below the AES-GCM limit"),
     }

@@ -2,6 +2,7 @@
 //! as it did when it was made. A failure here means the format changed:
 //! make that a deliberate, versioned change (see tests/fixtures/README.md).
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

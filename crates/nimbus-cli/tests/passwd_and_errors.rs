@@ -1,6 +1,7 @@
 //! `passwd` rewrites only `config`; wrong passwords, missing vaults and
 //! newer formats each get one clear message and a non-zero exit.
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

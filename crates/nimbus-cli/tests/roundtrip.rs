@@ -2,6 +2,7 @@
 //! symlinks and xattrs; deduplication on a second `put`; a one-byte edit
 //! uploads about one chunk; snapshots stay readable with `--at`.
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

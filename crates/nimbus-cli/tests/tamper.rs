@@ -3,6 +3,7 @@
 //! an error that names what is wrong and exit non-zero, and must never
 //! yield wrong bytes: `get` either fails or restores exactly the original.
 
+#![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
