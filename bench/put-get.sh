@@ -25,8 +25,8 @@ die() {
     exit 1
 }
 
-# restic is the peer; eatmydata (fsync → no-op) is for one diagnostic row.
-for pkg in restic eatmydata; do
+# restic is the peer; strace counts the flush calls of each tool.
+for pkg in restic strace; do
     if ! command -v "$pkg" >/dev/null 2>&1; then
         if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
             log "installing $pkg…"
@@ -89,8 +89,10 @@ timed() {
 }
 
 declare -A BEST # BEST[tool,metric] = smallest value seen
+declare -A ALL  # ALL[tool,metric] = every value, in round order
 keep() { # tool metric value
     local k="$1,$2"
+    ALL[$k]="${ALL[$k]:-}${ALL[$k]:+ / }$3"
     if [[ -z ${BEST[$k]:-} ]] || awk -v a="$3" -v b="${BEST[$k]}" 'BEGIN { exit !(a < b) }'; then
         BEST[$k]=$3
     fi
@@ -121,13 +123,6 @@ get_nimbus() {
     keep nimbus get "$T_WALL"
     keep nimbus get_cpu "$T_CPU"
     verify nimbus "$out"
-    # Diagnostic: the same get with fsync made a no-op, to show what the
-    # per-file fsync costs. Not a peer: restic's restore does not fsync files.
-    out=$WORK/r$ROUND/out-nimbus-eatmydata
-    timed eatmydata "$NIMBUS" -s "$WORK/r$ROUND/repo-nimbus" get /data "$out" -q
-    keep nimbus_nosync get "$T_WALL"
-    keep nimbus_nosync get_cpu "$T_CPU"
-    verify "nimbus (eatmydata)" "$out"
 }
 put_restic() {
     local repo=$WORK/r$ROUND/repo-restic
@@ -190,6 +185,31 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     get_cp
     get_tar
 done
+# How much each tool waits for the disk to confirm writes: the flush calls
+# (fsync, fdatasync, syncfs, sync, sync_file_range, msync) of one more put and
+# get each, under strace, untimed. strace -w counts the wall time spent in
+# those calls; -f follows every thread.
+SYNC_CALLS="fsync,fdatasync,syncfs,sync,sync_file_range,msync"
+flushes() { # key cmd...
+    local st=$WORK/strace.txt key=$1
+    shift
+    strace -f --seccomp-bpf -c -w -o "$st" -e trace="$SYNC_CALLS" "$@" >>"$LOG" 2>&1 || {
+        tail -n 20 "$LOG" >&2
+        die "command failed under strace: $*"
+    }
+    FLUSH[$key]=$(awk '$NF == "total" { printf "%d %.3f", $4, $2; found = 1 } END { if (!found) print "0 0.000" }' "$st")
+}
+declare -A FLUSH
+log "counting flush calls (strace, untimed)…"
+mkdir -p "$WORK/strace"
+export NIMBUS_STATE_DIR=$WORK/strace/nimbus-state
+"$NIMBUS" init "$WORK/strace/repo-nimbus" --kdf-memory-kib 65536 >>"$LOG" 2>&1 || die "nimbus init failed"
+flushes nimbus,put "$NIMBUS" -s "$WORK/strace/repo-nimbus" put "$TREE" /data -q
+flushes nimbus,get "$NIMBUS" -s "$WORK/strace/repo-nimbus" get /data "$WORK/strace/out-nimbus" -q
+"${RESTIC[@]}" -r "$WORK/strace/repo-restic" init >>"$LOG" 2>&1 || die "restic init failed"
+flushes restic,put "${RESTIC[@]}" -r "$WORK/strace/repo-restic" backup tree
+flushes restic,get "${RESTIC[@]}" -r "$WORK/strace/repo-restic" restore latest --target "$WORK/strace/out-restic"
+
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 RESTIC_FORMAT=$("${RESTIC[@]}" -r "$WORK/r1/repo-restic" cat config 2>/dev/null | sed -n 's/.*"version": *\([0-9]*\).*/\1/p' | head -n1)
 
@@ -223,15 +243,27 @@ row() { # label key put2-or-dash ok-label
         "$(ratio "${BEST[restic,get_cpu]}" "${BEST[nimbus,get_cpu]}")" "$(ratio "${BEST[restic,size]}" "${BEST[nimbus,size]}")"
     row "cp -a (no encryption, no compression)" cp "—" "cp -a"
     row "tar -c \| zstd -1 / zstd -d \| tar -x" tar "—" "tar | zstd"
-    printf '| *diagnostic:* nimbus get with fsync a no-op (eatmydata) | | | | %s | %s | | %s |\n' \
-        "$(f2 "${BEST[nimbus_nosync,get]}")" "$(f2 "${BEST[nimbus_nosync,get_cpu]}")" "$(ok "nimbus (eatmydata)")"
     echo
     echo "put = \`nimbus -s REPO put TREE /data -q\` / \`restic -r REPO backup tree\` into a new repository;" \
         "2nd put = the same again with nothing changed; get = \`nimbus -s REPO get /data OUT -q\` /" \
         "\`restic -r REPO restore latest --target OUT\` into an empty folder; stored = \`du -sb\` of the repository" \
         "(or of the copy / the .tar.zst). Every command includes unlocking the key (Nimbus: Argon2id 64 MiB;" \
-        "restic: scrypt as calibrated by \`restic init\`). restore identical = \`diff -r\` against the source." \
-        "Nimbus's get fsyncs every file before renaming it into place; restic's restore does not fsync."
+        "restic: scrypt as calibrated by \`restic init\`). restore identical = \`diff -r\` against the source."
+    echo
+    echo "Every round's wall seconds (round 1 / round 2 …), to judge the noise:" \
+        "nimbus put ${ALL[nimbus,put]}, 2nd put ${ALL[nimbus,put2]}, get ${ALL[nimbus,get]};" \
+        "restic backup ${ALL[restic,put]}, 2nd ${ALL[restic,put2]}, restore ${ALL[restic,get]};" \
+        "cp -a ${ALL[cp,put]} and ${ALL[cp,get]}; tar ${ALL[tar,put]} and ${ALL[tar,get]}."
+    echo
+    echo "Waiting for the disk — flush calls ($SYNC_CALLS) in one more run of each command under" \
+        "\`strace -f -c -w\`, untimed (syncfs flushes the whole file system, including other programs' writes):"
+    echo
+    echo "| Flush calls | nimbus put | restic backup | nimbus get | restic restore |"
+    echo "|---|---:|---:|---:|---:|"
+    cnt() { cut -d' ' -f1 <<<"${FLUSH[$1]}"; }
+    sec() { cut -d' ' -f2 <<<"${FLUSH[$1]}"; }
+    echo "| calls | $(cnt nimbus,put) | $(cnt restic,put) | $(cnt nimbus,get) | $(cnt restic,get) |"
+    echo "| seconds inside them | $(sec nimbus,put) | $(sec restic,put) | $(sec nimbus,get) | $(sec restic,get) |"
     echo
     echo "Machine: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores," \
         "$(df -T "$WORK" | awk 'NR == 2 { print $2 }') file system; load average $LOAD_BEFORE before, $LOAD_AFTER after."

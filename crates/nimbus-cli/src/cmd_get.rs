@@ -37,20 +37,8 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let comps = split_path(&a.vault_path)?;
     let top = if comps.is_empty() {
         Entry {
-            name: Vec::new(),
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: commit.time,
-            ctime: commit.time,
-            size: 0,
-            file_id: nimbus_vault::FileId::random(),
-            xattrs: Vec::new(),
-            target: Vec::new(),
-            rdev: 0,
-            content: Vec::new(),
             subtree: Some(commit.root),
+            ..Entry::new_dir(Vec::new(), commit.time)
         }
     } else {
         paths::lookup(&vault, &commit.root, &comps)

@@ -9,7 +9,7 @@
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use nimbus_vault::paths::{self, split_path};
-use nimbus_vault::{BlobKind, Commit, Entry, EntryKind, FileId, Saver, Timestamp, Tree};
+use nimbus_vault::{BlobKind, Commit, Entry, EntryKind, Saver, Timestamp, Tree};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -184,20 +184,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     .context("building folders was interrupted")??;
     drop(nodes);
 
+    // Folders created above the vault path belong to whoever owns the source.
     let template = Entry {
-        name: Vec::new(),
-        kind: EntryKind::Dir,
-        mode: 0o755,
-        mtime: Timestamp::now(),
-        ctime: Timestamp::now(),
-        size: 0,
-        file_id: FileId::random(),
-        xattrs: Vec::new(),
-        target: Vec::new(),
-        rdev: 0,
-        content: Vec::new(),
-        subtree: None,
-        ..root_entry.clone()
+        uid: root_entry.uid,
+        gid: root_entry.gid,
+        ..Entry::new_dir(Vec::new(), Timestamp::now())
     };
     let old_root = head.as_ref().map(|(_, c)| c.root);
     let new_root = paths::replace_at(&vault, &saver, old_root, &comps, root_entry, &template).await?;

@@ -3,7 +3,7 @@
 //! permitted, times, symlinks, extended attributes).
 
 use anyhow::{Context, Result};
-use nimbus_vault::{Entry, EntryKind, FileId, Timestamp, Xattr};
+use nimbus_vault::{Entry, EntryKind, Timestamp, Xattr};
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
@@ -52,20 +52,11 @@ pub fn entry_from_meta(name: Vec<u8>, meta: &Metadata) -> Entry {
     let ft = meta.file_type();
     let kind = kind_of(&ft);
     let mut e = Entry {
-        name,
         kind,
         mode: 0o644,
-        uid: 0,
-        gid: 0,
         mtime: meta.modified().map(Timestamp::from_system).unwrap_or_default(),
-        ctime: Timestamp::default(),
         size: if kind == EntryKind::File { meta.len() } else { 0 },
-        file_id: FileId::random(),
-        xattrs: Vec::new(),
-        target: Vec::new(),
-        rdev: 0,
-        content: Vec::new(),
-        subtree: None,
+        ..Entry::new_dir(name, Timestamp::default())
     };
     #[cfg(unix)]
     {

@@ -94,6 +94,29 @@ pub struct Entry {
     pub subtree: Option<BlobId>,
 }
 
+impl Entry {
+    /// A folder entry with no content, mode 0755, owned by root, with both
+    /// times set to `time` and a fresh file id.
+    pub fn new_dir(name: Vec<u8>, time: Timestamp) -> Entry {
+        Entry {
+            name,
+            kind: EntryKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: time,
+            ctime: time,
+            size: 0,
+            file_id: FileId::random(),
+            xattrs: Vec::new(),
+            target: Vec::new(),
+            rdev: 0,
+            content: Vec::new(),
+            subtree: None,
+        }
+    }
+}
+
 /// One extended attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xattr {
