@@ -81,20 +81,24 @@ fn looks_incompressible(plaintext: &[u8]) -> bool {
 
 /// Builds `encoding ‖ body`, compressing only when that is smaller.
 pub(crate) fn encode_payload(plaintext: &[u8], zstd_level: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_payload_into(&mut out, plaintext, zstd_level);
+    out
+}
+
+/// Appends `encoding ‖ body` to `out`.
+fn encode_payload_into(out: &mut Vec<u8>, plaintext: &[u8], zstd_level: i32) {
     if zstd_level > 0 && plaintext.len() >= 64 && !looks_incompressible(plaintext) {
         if let Ok(compressed) = zstd::bulk::compress(plaintext, zstd_level) {
             if compressed.len() + 1 < plaintext.len() {
-                let mut out = Vec::with_capacity(compressed.len() + 1);
                 out.push(ZSTD);
                 out.extend_from_slice(&compressed);
-                return out;
+                return;
             }
         }
     }
-    let mut out = Vec::with_capacity(plaintext.len() + 1);
     out.push(RAW);
     out.extend_from_slice(plaintext);
-    out
 }
 
 /// Why a payload could not be decoded.
@@ -111,10 +115,20 @@ pub enum PayloadError {
 }
 
 /// Undoes [`encode_payload`]. `limit` bounds the decompressed size.
-pub(crate) fn decode_payload(payload: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
+pub(crate) fn decode_payload(mut payload: Vec<u8>, limit: usize) -> Result<Vec<u8>, PayloadError> {
     let (&enc, body) = payload.split_first().ok_or(PayloadError::Empty)?;
     match enc {
-        RAW => Ok(body.to_vec()),
+        RAW => {
+            if body.len() > limit {
+                return Err(PayloadError::WrongSize {
+                    got: body.len(),
+                    expected: limit,
+                });
+            }
+            // Shift rather than copy into a new allocation.
+            payload.remove(0);
+            Ok(payload)
+        }
         ZSTD => {
             // The frame header states the content size; refuse absurd claims
             // before allocating.
@@ -156,8 +170,10 @@ pub(crate) struct EncodedBlob {
 
 /// Encodes a blob whose id is already known.
 pub(crate) fn encode_blob(keys: &Keys, kind: BlobKind, id: BlobId, plaintext: &[u8], zstd_level: i32) -> EncodedBlob {
-    let payload = encode_payload(plaintext, zstd_level);
-    let sealed = crypto::seal(&keys.blob, kind.purpose(), id.as_bytes(), &payload);
+    let mut buf = Vec::with_capacity(crypto::SEAL_OVERHEAD + 1 + plaintext.len());
+    buf.resize(crypto::NONCE_LEN, 0);
+    encode_payload_into(&mut buf, plaintext, zstd_level);
+    let sealed = crypto::seal_in_place(&keys.blob, kind.purpose(), id.as_bytes(), buf);
     EncodedBlob {
         id,
         kind,
@@ -192,7 +208,7 @@ pub(crate) fn decode_blob(
     sealed: &[u8],
 ) -> Result<Vec<u8>, BlobError> {
     let payload = crypto::open(&keys.blob, kind.purpose(), id.as_bytes(), sealed)?;
-    let plain = decode_payload(&payload, raw_len as usize)?;
+    let plain = decode_payload(payload, raw_len as usize)?;
     if plain.len() != raw_len as usize {
         return Err(PayloadError::WrongSize {
             got: plain.len(),
@@ -215,7 +231,7 @@ pub(crate) fn seal_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], plainte
 /// Opens a metadata object sealed by [`seal_meta`].
 pub(crate) fn open_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
     let payload = crypto::open(cipher, purpose, id, sealed)?;
-    Ok(decode_payload(&payload, MAX_PAYLOAD)?)
+    Ok(decode_payload(payload, MAX_PAYLOAD)?)
 }
 
 #[cfg(test)]
@@ -288,7 +304,7 @@ mod tests {
     fn decompression_bomb_refused() {
         let zeros = vec![0u8; 1 << 20];
         let enc = encode_payload(&zeros, 3);
-        assert!(decode_payload(&enc, 1000).is_err());
-        assert_eq!(decode_payload(&enc, 1 << 20).unwrap().len(), 1 << 20);
+        assert!(decode_payload(enc.clone(), 1000).is_err());
+        assert_eq!(decode_payload(enc, 1 << 20).unwrap().len(), 1 << 20);
     }
 }

@@ -7,7 +7,7 @@
 //! binds it to its object kind and id: a server that swaps, renames or
 //! replays an object under another name is detected at decryption.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -122,24 +122,28 @@ pub(crate) fn associated_data(purpose: Purpose, id: &[u8]) -> Vec<u8> {
 
 /// Encrypts `plaintext` into `nonce ‖ ciphertext ‖ tag`.
 pub(crate) fn seal(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(SEAL_OVERHEAD + plaintext.len());
+    buf.resize(NONCE_LEN, 0);
+    buf.extend_from_slice(plaintext);
+    seal_in_place(cipher, purpose, id, buf)
+}
+
+/// Like [`seal`], for a buffer laid out as `[NONCE_LEN reserved bytes] ‖
+/// plaintext`: encrypts in place and appends the tag, so a 1 MiB blob is
+/// not copied twice more on its way into a pack.
+pub(crate) fn seal_in_place(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], mut buf: Vec<u8>) -> Vec<u8> {
+    debug_assert!(buf.len() >= NONCE_LEN);
     let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+    buf[..NONCE_LEN].copy_from_slice(&nonce_bytes);
     let ad = associated_data(purpose, id);
     // AES-GCM encryption only fails for plaintexts over 64 GiB; blobs and
     // metadata are orders of magnitude smaller.
-    let ct = match cipher.encrypt(
-        &Nonce::from(nonce_bytes),
-        Payload {
-            msg: plaintext,
-            aad: &ad,
-        },
-    ) {
-        Ok(ct) => ct,
+    let tag = match cipher.encrypt_inout_detached(&Nonce::from(nonce_bytes), &ad, (&mut buf[NONCE_LEN..]).into()) {
+        Ok(tag) => tag,
         Err(_) => unreachable!("plaintext far below the AES-GCM length limit"),
     };
-    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
-    out.extend_from_slice(&nonce_bytes);
-    out.extend_from_slice(&ct);
-    out
+    buf.extend_from_slice(&tag);
+    buf
 }
 
 /// Authentication failed: wrong key, wrong object, or altered bytes.
@@ -151,12 +155,16 @@ pub(crate) fn open(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], sealed: &[u8
     if sealed.len() < SEAL_OVERHEAD {
         return Err(OpenError);
     }
-    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
     let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| OpenError)?;
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError)?;
     let ad = associated_data(purpose, id);
+    let mut buf = ct.to_vec();
     cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad: &ad })
-        .map_err(|_| OpenError)
+        .decrypt_inout_detached(&Nonce::from(nonce), &ad, (&mut buf[..]).into(), &tag.into())
+        .map_err(|_| OpenError)?;
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub fn blob(data: &[u8]) {
     let k = keys();
     let raw_len = data.first().copied().unwrap_or(0) as u32 * 97;
     let _ = codec::decode_blob(&k, BlobKind::Data, &Id([1; 32]), raw_len, data);
-    let _ = codec::decode_payload(data, 1 << 20);
+    let _ = codec::decode_payload(data.to_vec(), 1 << 20);
 }
 
 /// Postcard decoding of plaintext structures, bypassing encryption (which
