@@ -213,6 +213,7 @@ async fn restore_files(vault: &Vault, plan: &[(PathBuf, Entry)], total: u64, qui
                             .open(&path)
                             .with_context(|| format!("cannot write {}", path.display()))?;
                         write_at(&f, &data, offset).with_context(|| format!("cannot write {}", path.display()))?;
+                        start_writeback(&f, offset, data.len() as u64);
                     }
                     Ok(())
                 })
@@ -253,6 +254,18 @@ fn write_at(f: &std::fs::File, mut data: &[u8], mut offset: u64) -> std::io::Res
     }
     Ok(())
 }
+
+/// Asks the kernel to start writing a just-written range to disk now, in
+/// the background, so the final `syncfs` finds little left to wait for.
+/// (`POSIX_FADV_DONTNEED` starts writeback of dirty pages without waiting.)
+/// Only a hint: errors are ignored.
+#[cfg(target_os = "linux")]
+fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
+    let _ = rustix::fs::fadvise(f, offset, std::num::NonZeroU64::new(len), rustix::fs::Advice::DontNeed);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_f: &std::fs::File, _offset: u64, _len: u64) {}
 
 /// Flushes everything written to the file system holding `path`: one
 /// `syncfs` instead of one `fsync` per file (which made restoring 10,000
