@@ -149,3 +149,50 @@ fn two_devices_write_their_own_refs() {
     // The newest snapshot builds on the first: both files are there.
     assert_eq!(env.ok(&["ls"]).lines().collect::<Vec<_>>(), ["one.txt", "two.txt"]);
 }
+
+/// No file name, link target or 64-byte run of file content appears in any
+/// object of the store.
+#[test]
+fn nothing_readable_in_the_store() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_tree(&src, 300, &[300_000], 5);
+    env.ok(&["put", src.to_str().unwrap(), "/secret-folder-name"]);
+
+    let mut needles: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let mut names: Vec<Vec<u8>> = vec![b"secret-folder-name".to_vec(), b"/nonexistent/target".to_vec()];
+    for e in walkdir::WalkDir::new(&src).into_iter().filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() >= 6 {
+            names.push(name.into_bytes());
+        }
+        if e.file_type().is_file() {
+            let data = std::fs::read(e.path()).unwrap();
+            for start in (0..data.len().saturating_sub(64)).step_by(997) {
+                needles.insert(data[start..start + 64].to_vec());
+            }
+        }
+    }
+    assert!(needles.len() > 300 && names.len() > 300);
+    let mut checked = 0;
+    for e in walkdir::WalkDir::new(&env.store).into_iter().filter_map(|e| e.ok()) {
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let obj = std::fs::read(e.path()).unwrap();
+        checked += obj.len();
+        let key = e.path().strip_prefix(&env.store).unwrap().display().to_string();
+        for w in obj.windows(64) {
+            assert!(!needles.contains(w), "{key} contains 64 bytes of file content");
+        }
+        for n in &names {
+            assert!(
+                !obj.windows(n.len()).any(|w| w == n.as_slice()),
+                "{key} contains the name {}",
+                String::from_utf8_lossy(n)
+            );
+        }
+    }
+    assert!(checked > 500_000, "only {checked} bytes in the store?");
+}
