@@ -4,20 +4,22 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub fn bytes_bar(quiet: bool, total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total), target(quiet));
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
+    bar(
+        quiet,
+        total,
+        what,
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
 }
 
 pub fn count_bar(quiet: bool, total: u64, what: &str) -> ProgressBar {
+    bar(quiet, total, what, "{msg} [{bar:30}] {pos}/{len}")
+}
+
+fn bar(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target(quiet));
     bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+        ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );

@@ -26,6 +26,17 @@ fn small_params() -> VaultParams {
     }
 }
 
+/// A fault-injecting view of `mem`, seeded.
+fn faulty_over(mem: &Arc<MemoryBackend>, seed: u64) -> Arc<FaultyBackend<DynBackend>> {
+    Arc::new(FaultyBackend::new(
+        mem.clone() as DynBackend,
+        FaultConfig {
+            seed,
+            ..FaultConfig::default()
+        },
+    ))
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -75,13 +86,7 @@ fn transient_upload_errors_are_retried() {
             .await
             .unwrap();
         drop(vault);
-        let faulty = Arc::new(FaultyBackend::new(
-            mem.clone() as DynBackend,
-            FaultConfig {
-                seed: 5,
-                ..FaultConfig::default()
-            },
-        ));
+        let faulty = faulty_over(&mem, 5);
         let vault = Vault::open(faulty.clone(), b"pw").await.unwrap();
         faulty.set_error_rate(0.2);
         let saver = Saver::new(&vault);
@@ -112,7 +117,7 @@ fn offline_store_fails_the_save_and_claims_nothing() {
         Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
             .await
             .unwrap();
-        let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
+        let faulty = faulty_over(&mem, 0);
         let vault = Vault::open(faulty.clone(), b"pw").await.unwrap();
         faulty.set_offline(true);
         let saver = Saver::new(&vault);
@@ -147,13 +152,7 @@ fn truncated_and_failing_reads_never_return_wrong_bytes() {
         let data: Vec<u8> = (0..50_000u32).map(|j| (j % 251) as u8).collect();
         let id = saver.save_blob(BlobKind::Data, data.clone()).await.unwrap();
         saver.finish().await.unwrap();
-        let faulty = Arc::new(FaultyBackend::new(
-            mem.clone() as DynBackend,
-            FaultConfig {
-                seed: 9,
-                ..FaultConfig::default()
-            },
-        ));
+        let faulty = faulty_over(&mem, 9);
         let v = Vault::open(faulty.clone(), b"pw").await.unwrap();
         faulty.set_truncate_reads(1.0);
         match v.read_blob(BlobKind::Data, &id).await {
@@ -216,7 +215,7 @@ fn interrupted_save_leaves_a_consistent_vault() {
         vault.write_ref(&device, cid).await.unwrap();
 
         // A second save whose connection drops after two packs.
-        let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
+        let faulty = faulty_over(&mem, 0);
         let v2 = Vault::open(faulty.clone(), b"pw").await.unwrap();
         faulty.set_fail_puts_after(Some(2));
         let saver = Saver::new(&v2);
