@@ -26,6 +26,15 @@ fn small_params() -> VaultParams {
     }
 }
 
+/// A new vault (small packs, cheap KDF, password `pw`) in memory.
+async fn new_vault() -> (Arc<MemoryBackend>, Vault) {
+    let mem = Arc::new(MemoryBackend::new());
+    let (vault, _) = Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
+        .await
+        .unwrap();
+    (mem, vault)
+}
+
 /// A fault-injecting view of `mem`, seeded.
 fn faulty_over(mem: &Arc<MemoryBackend>, seed: u64) -> Arc<FaultyBackend<DynBackend>> {
     Arc::new(FaultyBackend::new(
@@ -81,10 +90,7 @@ proptest! {
 #[test]
 fn transient_upload_errors_are_retried() {
     rt().block_on(async {
-        let mem = Arc::new(MemoryBackend::new());
-        let (vault, _) = Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
-            .await
-            .unwrap();
+        let (mem, vault) = new_vault().await;
         drop(vault);
         let faulty = faulty_over(&mem, 5);
         let vault = Vault::open(faulty.clone(), b"pw").await.unwrap();
@@ -144,10 +150,7 @@ fn offline_store_fails_the_save_and_claims_nothing() {
 #[test]
 fn truncated_and_failing_reads_never_return_wrong_bytes() {
     rt().block_on(async {
-        let mem = Arc::new(MemoryBackend::new());
-        let (vault, _) = Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
-            .await
-            .unwrap();
+        let (mem, vault) = new_vault().await;
         let saver = Saver::new(&vault);
         let data: Vec<u8> = (0..50_000u32).map(|j| (j % 251) as u8).collect();
         let id = saver.save_blob(BlobKind::Data, data.clone()).await.unwrap();
@@ -181,10 +184,7 @@ fn truncated_and_failing_reads_never_return_wrong_bytes() {
 #[test]
 fn interrupted_save_leaves_a_consistent_vault() {
     rt().block_on(async {
-        let mem = Arc::new(MemoryBackend::new());
-        let (vault, _) = Vault::create(mem.clone(), b"pw", small_params(), fast_kdf())
-            .await
-            .unwrap();
+        let (mem, vault) = new_vault().await;
         // A first, complete save with a commit and ref.
         let saver = Saver::new(&vault);
         let first = saver
