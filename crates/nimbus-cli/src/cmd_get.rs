@@ -24,7 +24,8 @@ use crate::{at, store, GlobalArgs};
 pub struct Args {
     /// The file or folder in the vault (/ for everything).
     pub vault_path: String,
-    /// Where to write it. A folder is merged into an existing folder; files are replaced.
+    /// Where to write it. A folder is merged into an existing folder; a file
+    /// replaces a file, or goes inside an existing folder.
     pub local: PathBuf,
     /// Read from this snapshot (an id from `nimbus log`, or a UTC time) instead of the newest.
     #[arg(long)]
@@ -50,7 +51,13 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
 
     // Plan: every entry with its destination, parents first.
     let mut plan: Vec<(PathBuf, Entry)> = Vec::new();
-    let mut stack = vec![(a.local.clone(), top)];
+    // A file got into an existing folder lands inside it, as with `cp`.
+    let dest = if top.kind != EntryKind::Dir && a.local.is_dir() {
+        a.local.join(path_from_bytes(&top.name))
+    } else {
+        a.local.clone()
+    };
+    let mut stack = vec![(dest.clone(), top)];
     let mut total = 0u64;
     while let Some((dest, e)) = stack.pop() {
         if e.kind == EntryKind::File {
@@ -98,7 +105,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             localfs::apply_metadata(dest, e, &mut notes)?;
         }
     }
-    sync_filesystem(&a.local)?;
+    sync_filesystem(&dest)?;
     if notes.xattr_failed > 0 {
         eprintln!(
             "warning: {} extended attributes could not be restored (not permitted or not supported here)",

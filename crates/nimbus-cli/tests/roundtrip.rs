@@ -120,6 +120,11 @@ fn put_places_paths_and_keeps_other_entries() {
     let got = env.path("got.txt");
     env.ok(&["get", "/deep/down/b.txt", got.to_str().unwrap()]);
     assert_eq!(std::fs::read(&got).unwrap(), b"bee");
+    // Into an existing folder, a file lands inside it.
+    let dir = env.path("downloads");
+    std::fs::create_dir(&dir).unwrap();
+    env.ok(&["get", "/deep/down/b.txt", dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read(dir.join("b.txt")).unwrap(), b"bee");
     // A path that is not there says so.
     let out = env.run(&["get", "/nope", env.path("nope").to_str().unwrap()]);
     assert!(!out.status.success());
