@@ -28,6 +28,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}"
 # outside, attr (setfattr/getfattr) for extended attributes, git.
 apt_packages=(zstd openssl attr git)
 fuzz_seconds="${NIMBUS_FUZZ_SECONDS:-15}"
+# Property tests draw fixed inputs in CI, so a run is reproducible; set
+# PROPTEST_RNG_SEED yourself to explore other inputs.
+export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261123}"
 
 started=$SECONDS
 stage=""

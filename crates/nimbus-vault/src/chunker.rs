@@ -212,8 +212,10 @@ mod tests {
             let before = set(&data);
             let after = set(&edited);
             let changed = before.difference(&after).count();
-            // One chunk holds the insertion; cut-point skipping can disturb one or two more.
-            prop_assert!(changed <= 4, "{} of {} chunks changed", changed, before.len());
+            // One chunk holds the insertion; the cut points after it can take
+            // a few chunks to fall back in step (min-size skipping), but
+            // never the whole rest of the stream.
+            prop_assert!(changed <= 8, "{} of {} chunks changed", changed, before.len());
         }
     }
 }

@@ -60,6 +60,9 @@ struct State {
 
 struct Shared {
     vault: Vault,
+    /// An index object is written after this many packs, so an interrupted
+    /// save keeps what it uploaded: a new save finds those blobs and skips them.
+    index_every: usize,
     packers: Mutex<(PackBuilder, PackBuilder)>,
     state: Mutex<State>,
     tx: Mutex<Option<mpsc::Sender<FinishedPack>>>,
@@ -80,9 +83,17 @@ pub struct Saver(Arc<Shared>);
 impl Saver {
     /// Starts a save. Must be called within a Tokio runtime.
     pub fn new(vault: &Vault) -> Saver {
+        // About every GiB of packs.
+        let every = ((1u64 << 30) / vault.params().pack_target_size.max(1) as u64).max(1) as usize;
+        Saver::with_index_every(vault, every)
+    }
+
+    /// Starts a save that writes an index object after every `packs` packs.
+    pub fn with_index_every(vault: &Vault, packs: usize) -> Saver {
         let (tx, rx) = mpsc::channel(QUEUE);
         let shared = Arc::new(Shared {
             vault: vault.clone(),
+            index_every: packs.max(1),
             packers: Mutex::new((PackBuilder::new(), PackBuilder::new())),
             state: Mutex::new(State {
                 pending: HashSet::new(),
@@ -309,28 +320,44 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
     let bytes = Bytes::from(p.bytes);
     let backend = shared.vault.backend();
     let result = crate::vault::put_retrying(backend, &key, bytes).await;
-    let mut st = match shared.state.lock() {
-        Ok(s) => s,
-        Err(p) => p.into_inner(),
-    };
-    match result {
-        Ok(()) => {
-            let ip = IndexPack {
-                id: p.id,
-                size,
-                blobs: p.entries,
-            };
-            shared.vault.index_add(&ip);
-            for b in &ip.blobs {
-                st.pending.remove(&b.id);
+    // The lock must not be held across the index write below.
+    let batch = {
+        let mut st = match shared.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        match result {
+            Ok(()) => {
+                let ip = IndexPack {
+                    id: p.id,
+                    size,
+                    blobs: p.entries,
+                };
+                shared.vault.index_add(&ip);
+                for b in &ip.blobs {
+                    st.pending.remove(&b.id);
+                }
+                st.uploaded.push(ip);
+                shared.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
+                shared.packs.fetch_add(1, Ordering::Relaxed);
+                (st.uploaded.len() >= shared.index_every).then(|| std::mem::take(&mut st.uploaded))
             }
-            st.uploaded.push(ip);
-            shared.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
-            shared.packs.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                if st.error.is_none() {
+                    st.error = Some(format!("{key}: {e}"));
+                }
+                None
+            }
         }
-        Err(e) => {
+    };
+    if let Some(batch) = batch {
+        if let Err(e) = shared.vault.write_index(batch).await {
+            let mut st = match shared.state.lock() {
+                Ok(s) => s,
+                Err(p) => p.into_inner(),
+            };
             if st.error.is_none() {
-                st.error = Some(format!("{key}: {e}"));
+                st.error = Some(format!("writing an index: {e}"));
             }
         }
     }

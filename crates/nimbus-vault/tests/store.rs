@@ -247,3 +247,48 @@ fn interrupted_save_leaves_a_consistent_vault() {
         );
     });
 }
+
+/// With an index written after every pack, a save cut short keeps what it
+/// uploaded: the next save of the same data finds those blobs and skips them.
+#[test]
+fn interrupted_save_resumes_by_deduplication() {
+    rt().block_on(async {
+        let (mem, _) = new_vault().await;
+        let faulty = faulty_over(&mem, 1);
+        let v = Vault::open(faulty.clone(), b"pw").await.unwrap();
+        let blobs: Vec<Vec<u8>> = (0..30u32)
+            .map(|i| {
+                let mut data = vec![0u8; 40_000];
+                blake3::Hasher::new()
+                    .update(&i.to_le_bytes())
+                    .finalize_xof()
+                    .fill(&mut data);
+                data
+            })
+            .collect();
+        faulty.set_fail_puts_after(Some(6));
+        let saver = Saver::with_index_every(&v, 1);
+        for b in &blobs {
+            if saver.save_blob(BlobKind::Data, b.clone()).await.is_err() {
+                break;
+            }
+        }
+        assert!(saver.finish().await.is_err());
+        assert!(
+            !mem.list("index/").await.unwrap().is_empty(),
+            "no index survived the interruption"
+        );
+
+        let v = Vault::open(mem.clone(), b"pw").await.unwrap();
+        let saver = Saver::new(&v);
+        for b in &blobs {
+            saver.save_blob(BlobKind::Data, b.clone()).await.unwrap();
+        }
+        let stats = saver.finish().await.unwrap();
+        assert!(
+            stats.duplicate_blobs > 0,
+            "nothing was kept from the interrupted save: {stats:?}"
+        );
+        assert_eq!(stats.new_blobs + stats.duplicate_blobs, 30);
+    });
+}
