@@ -237,9 +237,7 @@ async fn restore_files(vault: &Vault, plan: &[(PathBuf, Entry)], total: u64, qui
     for r in results {
         r?;
     }
-    if let Some((first, _)) = temps.first() {
-        sync_filesystem(first)?;
-    }
+    flush_files(&paths)?;
     for (tmp, dest) in temps {
         tmp.persist(&dest)
             .with_context(|| format!("cannot move the restored file into place at {}", dest.display()))?;
@@ -284,13 +282,34 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Elsewhere there is no `syncfs`: flush the one file (callers on these
-/// systems accept that others are flushed by the OS in its own time).
+/// Elsewhere there is no `syncfs`: flush the one path given (a folder's
+/// entries, or a file).
 #[cfg(not(target_os = "linux"))]
 pub fn sync_filesystem(path: &Path) -> Result<()> {
+    // Windows cannot open a folder as a file; its entries are flushed by NTFS's journal.
+    if cfg!(windows) && path.is_dir() {
+        return Ok(());
+    }
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     f.sync_all()
         .with_context(|| format!("cannot flush {}", path.display()))?;
+    Ok(())
+}
+
+/// Makes every restored file durable before it is renamed into place.
+#[cfg(target_os = "linux")]
+fn flush_files(paths: &[PathBuf]) -> Result<()> {
+    match paths.first() {
+        Some(first) => sync_filesystem(first),
+        None => Ok(()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn flush_files(paths: &[PathBuf]) -> Result<()> {
+    for p in paths {
+        sync_filesystem(p)?;
+    }
     Ok(())
 }
 
