@@ -128,12 +128,15 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             let bar = bar.clone();
             async move {
                 let r = tokio::task::spawn_blocking(move || {
-                    let f = std::fs::File::open(&path).map_err(|e| (path.clone(), format!("cannot open it: {e}")))?;
+                    let f = std::fs::File::open(&path)
+                        .map_err(|e| FileFailure::Unreadable(path.clone(), format!("cannot open it: {e}")))?;
                     saver
                         .save_reader_blocking(f, size, |n| bar.inc(n))
                         .map_err(|e| match e {
-                            nimbus_vault::SaveReaderError::Read(e) => (path.clone(), format!("cannot read it: {e}")),
-                            nimbus_vault::SaveReaderError::Vault(e) => (path.clone(), format!("FATAL{e}")),
+                            nimbus_vault::SaveReaderError::Read(e) => {
+                                FileFailure::Unreadable(path.clone(), format!("cannot read it: {e}"))
+                            }
+                            nimbus_vault::SaveReaderError::Vault(e) => FileFailure::Vault(path.clone(), e),
                         })
                 })
                 .await;
@@ -151,13 +154,13 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
                 nodes[i].entry.content = ids;
                 nodes[i].entry.size = size;
             }
-            Err((path, why)) => {
-                if let Some(fatal) = why.strip_prefix("FATAL") {
-                    anyhow::bail!("saving {} failed: {fatal}", path.display());
-                }
+            // A file that cannot be read is left out and reported; a vault
+            // or store failure stops the whole put before anything is committed.
+            Err(FileFailure::Unreadable(path, why)) => {
                 skipped.push((path, why));
                 dropped[i] = true;
             }
+            Err(FileFailure::Vault(path, e)) => anyhow::bail!("saving {} failed: {e}", path.display()),
         }
     }
 
@@ -256,6 +259,12 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         eprintln!("{} items could not be read and are not in the snapshot.", skipped.len());
         Ok(ExitCode::from(3))
     }
+}
+
+/// Why one file could not be saved.
+enum FileFailure {
+    Unreadable(PathBuf, String),
+    Vault(PathBuf, nimbus_vault::VaultError),
 }
 
 pub fn display_path(comps: &[Vec<u8>]) -> String {
