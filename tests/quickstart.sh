@@ -24,16 +24,8 @@ die() {
     exit 1
 }
 
-# Root on a fresh machine or container has no sudo; everyone else needs it.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run: $* (install sudo, or run this script as root)"
-    fi
-}
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- 1. Tools ---------------------------------------------------------------
 
@@ -66,9 +58,7 @@ if ! command -v cc >/dev/null 2>&1; then
     # zstd and other dependencies compile C code.
     command -v apt-get >/dev/null 2>&1 || die "no C compiler (cc) found; install one (on macOS: xcode-select --install)"
     say "Installing a C compiler (build-essential, pkg-config)"
-    as_root apt-get -o DPkg::Lock::Timeout=600 update
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends build-essential pkg-config
+    apt_install build-essential pkg-config
 fi
 echo "$(cargo --version), $(cc --version | head -n 1)"
 

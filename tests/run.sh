@@ -71,28 +71,8 @@ summary() {
 }
 trap summary EXIT
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "need root to run: $* (install sudo, or run as root)" >&2
-        return 1
-    fi
-}
-
-# Another process may hold the dpkg lock (unattended upgrades on a fresh
-# machine): wait for it instead of failing.
-apt_updated=false
-apt_install() {
-    if ! $apt_updated; then
-        as_root apt-get -o DPkg::Lock::Timeout=600 update
-        apt_updated=true
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"
-}
+# shellcheck source=tests/lib.sh
+. "$repo/tests/lib.sh"
 
 # --- setup --------------------------------------------------------------------
 
