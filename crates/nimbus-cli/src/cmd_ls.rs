@@ -58,7 +58,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         println!("{}", line(&e, a.long, &prefix));
         if a.recursive {
             if let Some(s) = e.subtree {
-                let sub = format!("{prefix}{}/", String::from_utf8_lossy(&e.name));
+                let sub = format!("{prefix}{}/", printable(&e.name));
                 frames.push((sub, vault.read_tree(&s).await?.entries.into_iter()));
             }
         }
@@ -67,7 +67,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
 }
 
 fn line(e: &Entry, long: bool, prefix: &str) -> String {
-    let mut name = format!("{prefix}{}", String::from_utf8_lossy(&e.name));
+    let mut name = format!("{prefix}{}", printable(&e.name));
     if e.kind == EntryKind::Dir {
         name.push('/');
     }
@@ -75,7 +75,7 @@ fn line(e: &Entry, long: bool, prefix: &str) -> String {
         return name;
     }
     if e.kind == EntryKind::Symlink {
-        name = format!("{name} -> {}", String::from_utf8_lossy(&e.target));
+        name = format!("{name} -> {}", printable(&e.target));
     }
     format!(
         "{}{} {:>12} {} {}",
@@ -85,6 +85,30 @@ fn line(e: &Entry, long: bool, prefix: &str) -> String {
         format_time(e.mtime),
         name
     )
+}
+
+/// A name as text safe for a terminal: invalid UTF-8 becomes U+FFFD and
+/// control characters (newlines, escape sequences) are shown escaped, so a
+/// file name cannot move the cursor or recolour the screen.
+pub fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(char::escape_default_if_control)
+        .collect()
+}
+
+trait EscapeControl {
+    fn escape_default_if_control(self) -> Vec<char>;
+}
+
+impl EscapeControl for char {
+    fn escape_default_if_control(self) -> Vec<char> {
+        if self.is_control() {
+            self.escape_default().collect()
+        } else {
+            vec![self]
+        }
+    }
 }
 
 fn kind_char(k: EntryKind) -> char {
@@ -140,7 +164,7 @@ pub async fn run_log(g: &GlobalArgs, a: LogArgs) -> Result<ExitCode> {
                 format_time(c.time),
                 c.files,
                 human_bytes(c.bytes),
-                c.message
+                printable(c.message.as_bytes())
             );
         }
     }

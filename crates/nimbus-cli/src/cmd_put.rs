@@ -36,13 +36,21 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     std::fs::symlink_metadata(&local).with_context(|| format!("cannot read {}", local.display()))?;
     let vault_path = match &a.vault_path {
         Some(p) => p.clone(),
-        None => format!(
-            "/{}",
-            local
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
+        None => {
+            // `.`, `..` and `/` have no name of their own: use the folder's real one.
+            let named = match local.file_name() {
+                Some(_) => local.clone(),
+                None => std::fs::canonicalize(&local).with_context(|| format!("cannot read {}", local.display()))?,
+            };
+            match named.file_name() {
+                Some(n) => format!("/{}", n.to_string_lossy()),
+                None => anyhow::bail!(
+                    "`{}` has no name to use in the vault; say where it goes, for example `nimbus put {} /backup`",
+                    a.local.display(),
+                    a.local.display()
+                ),
+            }
+        }
     };
     let comps = split_path(&vault_path)?;
     let vault = store::open_vault(g).await?;
@@ -51,14 +59,20 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
 
     let scan_root = local.clone();
     let Scan {
-        mut nodes, mut skipped, ..
+        mut nodes,
+        mut skipped,
+        unlisted,
+        ..
     } = tokio::task::spawn_blocking(move || localfs::scan(&scan_root))
         .await
         .context("scanning was interrupted")??;
     if comps.is_empty() && nodes[0].entry.kind != EntryKind::Dir {
         anyhow::bail!(
             "only a folder can become the whole vault (`/`); name a path such as /{}",
-            vault_path
+            local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "file".into())
         );
     }
 
@@ -164,11 +178,26 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         }
     }
 
+    // A folder that could not be listed keeps what the previous snapshot
+    // had there rather than becoming empty; a new one is left out.
+    let mut keep_old: Vec<Option<nimbus_vault::BlobId>> = vec![None; nodes.len()];
+    for &i in &unlisted {
+        match old[i].as_ref().and_then(|p| p.subtree) {
+            Some(sub) if i > 0 => keep_old[i] = Some(sub),
+            _ if i > 0 => dropped[i] = true,
+            _ => anyhow::bail!("cannot list {}: nothing was saved", nodes[i].path.display()),
+        }
+    }
+
     // Trees, children before parents.
     let build_saver = saver.clone();
     let (root_entry, nodes) = tokio::task::spawn_blocking(move || -> Result<(Entry, Vec<localfs::Node>)> {
         for i in (0..nodes.len()).rev() {
             if nodes[i].entry.kind != EntryKind::Dir {
+                continue;
+            }
+            if let Some(sub) = keep_old[i] {
+                nodes[i].entry.subtree = Some(sub);
                 continue;
             }
             let mut tree = Tree::default();
@@ -210,10 +239,13 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         bytes,
     };
     let cid = vault.write_commit(&commit).await?;
-    let seq = vault.write_ref(&device, cid).await?;
     let vid = vault.config().vault_id;
     let mut seen = device::load_seen(g, &vid)?;
-    seen.insert(device, seq);
+    let seq = vault
+        .write_ref(&device, cid, seen.get(&device).copied().unwrap_or(0))
+        .await?;
+    let e = seen.entry(device).or_insert(0);
+    *e = (*e).max(seq);
     device::save_seen(g, &vid, &seen)?;
 
     for (p, why) in &skipped {

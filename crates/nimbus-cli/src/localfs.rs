@@ -21,6 +21,9 @@ pub struct Scan {
     pub nodes: Vec<Node>,
     /// Objects that could not be read, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Folders (node indices) that could not be listed, or not fully: their
+    /// children here are missing or incomplete.
+    pub unlisted: Vec<usize>,
     pub files: u64,
     pub file_bytes: u64,
 }
@@ -136,6 +139,7 @@ pub fn scan(root: &Path) -> Result<Scan> {
     let mut scan = Scan {
         nodes: Vec::new(),
         skipped: Vec::new(),
+        unlisted: Vec::new(),
         files: 0,
         file_bytes: 0,
     };
@@ -150,6 +154,7 @@ pub fn scan(root: &Path) -> Result<Scan> {
             Ok(rd) => rd,
             Err(e) => {
                 scan.skipped.push((dir.clone(), format!("cannot list it: {e}")));
+                scan.unlisted.push(i);
                 continue;
             }
         };
@@ -159,12 +164,21 @@ pub fn scan(root: &Path) -> Result<Scan> {
                 Ok(d) => d,
                 Err(e) => {
                     scan.skipped.push((dir.clone(), format!("cannot list it fully: {e}")));
+                    if scan.unlisted.last() != Some(&i) {
+                        scan.unlisted.push(i);
+                    }
                     continue;
                 }
             };
             let p = de.path();
+            let name = name_bytes(&de.file_name());
+            if !nimbus_vault::tree::valid_name(&name) {
+                scan.skipped
+                    .push((p, "its name cannot be stored in a vault (over 255 bytes)".into()));
+                continue;
+            }
             match std::fs::symlink_metadata(&p) {
-                Ok(m) => kids.push((name_bytes(&de.file_name()), p, m)),
+                Ok(m) => kids.push((name, p, m)),
                 Err(e) => scan.skipped.push((p, format!("cannot read its metadata: {e}"))),
             }
         }

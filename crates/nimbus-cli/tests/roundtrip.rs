@@ -134,6 +134,19 @@ fn put_places_paths_and_keeps_other_entries() {
     let first: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
     let ls_old = env.ok(&["ls", "--at", first["time"].as_str().unwrap()]);
     assert_eq!(ls_old.trim(), "a/");
+    // `put ..` takes the folder's real name, never the whole vault.
+    let inner = a.join("x");
+    let out = env.cmd().current_dir(&inner).args(["put", ".."]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        env.ok(&["ls"]).lines().any(|l| l == "deep/"),
+        "put .. replaced the whole vault"
+    );
+    // Control characters in names are shown escaped, never sent raw to the terminal.
+    std::fs::write(a.join("bell\u{7}\nname"), b"x").unwrap();
+    env.ok(&["put", a.to_str().unwrap()]);
+    let ls = env.ok(&["ls", "/a"]);
+    assert!(ls.contains("bell\\u{7}\\nname"), "{ls:?}");
     // A file cannot replace the whole vault.
     let out = env.run(&["put", b.to_str().unwrap(), "/"]);
     assert!(!out.status.success());

@@ -281,33 +281,15 @@ pub async fn check(
             Err(why) => r.problem(key, why),
         }
     }
-    if ref_keys.is_empty() && !commit_keys.is_empty() {
-        r.problem(
-            "refs/",
-            "the vault has commits but no ref; a `refs/` object may have been deleted",
-        );
-    } else {
-        let devices: HashSet<_> = ref_keys.iter().copied().collect();
-        let mut orphaned: HashSet<_> = HashSet::new();
-        for (id, c) in &commits {
-            if !devices.contains(&c.device) && orphaned.insert(c.device) {
-                r.problem(
-                    commit::ref_key(&c.device),
-                    format!(
-                        "missing: commit {} was made by device {}, which has no ref (the ref was deleted, or that device's first save stopped before writing it)",
-                        id.short(),
-                        c.device
-                    ),
-                );
-            }
-        }
-        for id in commits.keys() {
-            if !reachable.contains(id) && !orphaned.contains(&commits[id].device) {
-                r.warn(
-                    commit::commit_key(id),
-                    "no ref reaches this commit (a save interrupted before its ref, or a ref was deleted)",
-                );
-            }
+    // Commits no ref reaches are left by a save interrupted before its ref
+    // (harmless), or by a ref deleted on the server. The CLI adds a problem
+    // for a ref this device has seen and that is now gone.
+    for id in commits.keys() {
+        if !reachable.contains(id) {
+            r.warn(
+                commit::commit_key(id),
+                "no ref reaches this commit (a save stopped before writing its ref, or a ref was deleted)",
+            );
         }
     }
     Ok(r)

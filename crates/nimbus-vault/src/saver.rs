@@ -29,6 +29,10 @@ use crate::vault::Vault;
 
 /// Files up to this size are read whole and chunked in memory.
 const SMALL_FILE: u64 = 8 << 20;
+/// Blob entries per index object (about 40 bytes each before compression).
+const MAX_INDEX_ENTRIES: usize = 1_000_000;
+/// The largest blob a pack entry can describe (its lengths are u32).
+const MAX_BLOB: usize = u32::MAX as usize - 1024;
 /// Packs uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
 /// Full packs waiting for upload before savers block.
@@ -125,6 +129,13 @@ impl Saver {
     pub fn save_blob_blocking(&self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
         if let Some(e) = self.failed() {
             return Err(VaultError::invalid_input(format!("the save was aborted: {e}")));
+        }
+        if data.len() > MAX_BLOB {
+            return Err(VaultError::invalid_input(format!(
+                "a {:?} blob of {} bytes is larger than a pack can hold (a folder with tens of millions of entries?)",
+                kind,
+                data.len()
+            )));
         }
         let vault = &self.0.vault;
         let id = vault.blob_id(kind, data);
@@ -267,13 +278,19 @@ impl Saver {
             h.await
                 .map_err(|e| VaultError::invalid_input(format!("the upload task failed: {e}")))?;
         }
+        // Even when the save failed, index what did upload: the blobs are
+        // already in this process's index, and a later save must not rely
+        // on them unless an index object lists them.
+        let uploaded = std::mem::take(&mut self.0.state.lock().map_err(|_| poisoned())?.uploaded);
+        let indexed = if uploaded.is_empty() {
+            Ok(())
+        } else {
+            self.0.vault.write_index(uploaded).await.map(|_| ())
+        };
         if self.failed().is_some() {
             return Err(self.upload_error());
         }
-        let uploaded = std::mem::take(&mut self.0.state.lock().map_err(|_| poisoned())?.uploaded);
-        if !uploaded.is_empty() {
-            self.0.vault.write_index(uploaded).await?;
-        }
+        indexed?;
         Ok(self.stats())
     }
 
@@ -340,7 +357,11 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
                 st.uploaded.push(ip);
                 shared.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
                 shared.packs.fetch_add(1, Ordering::Relaxed);
-                (st.uploaded.len() >= shared.index_every).then(|| std::mem::take(&mut st.uploaded))
+                // Also bound the entries per index object, so it stays far
+                // below the size a reader accepts even for tiny blobs.
+                let entries: usize = st.uploaded.iter().map(|p| p.blobs.len()).sum();
+                (st.uploaded.len() >= shared.index_every || entries >= MAX_INDEX_ENTRIES)
+                    .then(|| std::mem::take(&mut st.uploaded))
             }
             Err(e) => {
                 if st.error.is_none() {

@@ -44,14 +44,16 @@ impl Timestamp {
         }
     }
 
+    /// The time as a `SystemTime`, clamped to what the platform can hold.
     pub fn to_system(self) -> std::time::SystemTime {
         let base = std::time::UNIX_EPOCH;
-        if self.secs >= 0 {
-            base + std::time::Duration::new(self.secs as u64, self.nanos.min(999_999_999))
+        let nanos = std::time::Duration::from_nanos(self.nanos.min(999_999_999) as u64);
+        let t = if self.secs >= 0 {
+            base.checked_add(std::time::Duration::from_secs(self.secs as u64))
         } else {
-            base - std::time::Duration::from_secs(self.secs.unsigned_abs())
-                + std::time::Duration::from_nanos(self.nanos.min(999_999_999) as u64)
-        }
+            base.checked_sub(std::time::Duration::from_secs(self.secs.unsigned_abs()))
+        };
+        t.and_then(|t| t.checked_add(nanos)).unwrap_or(base)
     }
 }
 

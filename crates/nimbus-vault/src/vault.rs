@@ -367,29 +367,40 @@ impl Vault {
         Ok(out)
     }
 
-    /// The newest commit any device's ref points at, or `None` for a new
-    /// vault. Commits without any ref mean a ref was lost: that is an error,
-    /// not an empty vault.
+    /// The newest snapshot: of the commits the refs point at, those that no
+    /// other one descends from, and of those the latest. `None` for a vault
+    /// with no ref yet. Commits no ref reaches (a save interrupted before
+    /// its ref) are ignored; a ref deleted on the server is caught by
+    /// [`Vault::check_rollback`] on any device that has seen it.
     pub async fn head(&self) -> Result<Option<(CommitId, Commit)>> {
         let refs = self.read_refs().await?;
-        if refs.is_empty() {
-            let commits = self.0.backend.list("commits/").await?;
-            if let Some(c) = commits.first() {
-                return Err(VaultError::missing(
-                    "refs/",
-                    format!("the vault has commits (such as `{}`) but no ref points at any; a `refs/` object may have been deleted", c.key),
-                ));
-            }
-            return Ok(None);
-        }
-        let mut best: Option<(CommitId, Commit)> = None;
+        let mut candidates: Vec<(CommitId, Commit)> = Vec::new();
         for rec in refs.values() {
-            let c = self.read_commit(&rec.commit).await?;
-            if best.as_ref().is_none_or(|b| (c.time, rec.commit) > (b.1.time, b.0)) {
-                best = Some((rec.commit, c));
+            if !candidates.iter().any(|c| c.0 == rec.commit) {
+                candidates.push((rec.commit, self.read_commit(&rec.commit).await?));
             }
         }
-        Ok(best)
+        // A ref whose commit is an ancestor of another ref's commit is
+        // behind, whatever the clocks say: devices' clocks can disagree.
+        let mut ancestors: std::collections::HashSet<CommitId> = std::collections::HashSet::new();
+        let mut stack: Vec<CommitId> = candidates.iter().flat_map(|c| c.1.parents.iter().copied()).collect();
+        while let Some(id) = stack.pop() {
+            if !ancestors.insert(id) {
+                continue;
+            }
+            match self.read_commit(&id).await {
+                Ok(c) => stack.extend(c.parents),
+                // A missing old commit does not hide the newer ones; `check` reports it.
+                Err(VaultError::Missing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Of the remaining (concurrent) heads, the newest; merging them is
+        // the sync engine's job.
+        Ok(candidates
+            .into_iter()
+            .filter(|c| !ancestors.contains(&c.0))
+            .max_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0))))
     }
 
     /// Detects refs that went back in time: `seen` holds, per device, the
@@ -435,32 +446,31 @@ impl Vault {
     pub async fn write_commit(&self, commit: &Commit) -> Result<CommitId> {
         let id = Id::random();
         let sealed = commit.seal(&self.0.keys, &id);
-        self.0
-            .backend
-            .put(&commit::commit_key(&id), Bytes::from(sealed))
-            .await?;
+        put_retrying(&self.0.backend, &commit::commit_key(&id), Bytes::from(sealed)).await?;
         Ok(id)
     }
 
     /// Points this device's ref at `commit`: the last step of a save.
-    /// Returns the ref's new update number.
-    pub async fn write_ref(&self, device: &DeviceId, commit: CommitId) -> Result<u64> {
+    /// `seen` is the newest update number of this ref the device has seen;
+    /// the new number is above both it and the stored one, so the counter
+    /// never goes back even if the stored ref is unreadable. Returns the
+    /// ref's new update number.
+    pub async fn write_ref(&self, device: &DeviceId, commit: CommitId, seen: u64) -> Result<u64> {
         let key = commit::ref_key(device);
-        let seq = match self.0.backend.get(&key, None).await {
+        let stored = match self.0.backend.get(&key, None).await {
             Ok(bytes) => RefRecord::open(&self.0.keys, device, &bytes)
-                .map(|r| r.seq + 1)
-                .unwrap_or(1),
-            Err(_) => 1,
+                .map(|r| r.seq)
+                .unwrap_or(0),
+            Err(e) if e.kind() == BackendErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
         };
+        let seq = stored.max(seen) + 1;
         let rec = RefRecord {
             commit,
             seq,
             time: crate::tree::Timestamp::now(),
         };
-        self.0
-            .backend
-            .put(&key, Bytes::from(rec.seal(&self.0.keys, device)))
-            .await?;
+        put_retrying(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
         Ok(seq)
     }
 

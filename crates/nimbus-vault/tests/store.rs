@@ -212,7 +212,7 @@ fn interrupted_save_leaves_a_consistent_vault() {
             bytes: 22,
         };
         let cid = vault.write_commit(&commit).await.unwrap();
-        vault.write_ref(&device, cid).await.unwrap();
+        vault.write_ref(&device, cid, 0).await.unwrap();
 
         // A second save whose connection drops after two packs.
         let faulty = faulty_over(&mem, 0);
@@ -290,5 +290,58 @@ fn interrupted_save_resumes_by_deduplication() {
             "nothing was kept from the interrupted save: {stats:?}"
         );
         assert_eq!(stats.new_blobs + stats.duplicate_blobs, 30);
+    });
+}
+
+fn commit_on(
+    root: nimbus_vault::BlobId,
+    parents: Vec<nimbus_vault::CommitId>,
+    device: nimbus_vault::DeviceId,
+    secs: i64,
+) -> nimbus_vault::Commit {
+    nimbus_vault::Commit {
+        root,
+        parents,
+        device,
+        time: nimbus_vault::Timestamp { secs, nanos: 0 },
+        message: String::new(),
+        files: 0,
+        bytes: 0,
+    }
+}
+
+/// The newest snapshot follows the commit graph, not the devices' clocks;
+/// a commit no ref reaches (a save stopped before its ref) is ignored, not
+/// an error; ref update numbers never go back.
+#[test]
+fn head_follows_ancestry_and_ignores_unreferenced_commits() {
+    rt().block_on(async {
+        let (_mem, vault) = new_vault().await;
+        let saver = Saver::new(&vault);
+        let root = saver
+            .save_blob(BlobKind::Tree, nimbus_vault::Tree::default().encode())
+            .await
+            .unwrap();
+        saver.finish().await.unwrap();
+        let (a, b) = (nimbus_vault::ShortId::random(), nimbus_vault::ShortId::random());
+
+        // A first save interrupted between its commit and its ref.
+        vault.write_commit(&commit_on(root, vec![], a, 1_000)).await.unwrap();
+        assert!(vault.head().await.unwrap().is_none());
+
+        // Device A's clock is ten minutes fast; B builds on A's commit later.
+        let ca = vault.write_commit(&commit_on(root, vec![], a, 10_600)).await.unwrap();
+        assert_eq!(vault.write_ref(&a, ca, 0).await.unwrap(), 1);
+        let cb = vault.write_commit(&commit_on(root, vec![ca], b, 10_000)).await.unwrap();
+        vault.write_ref(&b, cb, 0).await.unwrap();
+        assert_eq!(
+            vault.head().await.unwrap().unwrap().0,
+            cb,
+            "the clock won over the commit graph"
+        );
+
+        // The counter continues from what this device has seen, even above the store's.
+        assert_eq!(vault.write_ref(&a, ca, 7).await.unwrap(), 8);
+        assert_eq!(vault.write_ref(&a, ca, 0).await.unwrap(), 9);
     });
 }
