@@ -5,8 +5,8 @@
 #
 # Stages, stopping at the first that fails (the test stage itself always
 # runs every test before it reports):
-#   setup     install what is missing: C compiler, rustfmt/clippy,
-#             cargo-nextest, apt packages the tests use
+#   setup     install what is missing: a C compiler, rustfmt/clippy,
+#             cargo-nextest (cargo-fuzz and nightly come with the fuzz stage)
 #   fmt       cargo fmt --all -- --check
 #   clippy    cargo clippy --workspace --all-targets -- -D warnings
 #   tests     cargo nextest run --workspace --no-fail-fast (profile `ci`,
@@ -24,9 +24,6 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$repo"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}"
-# Packages the tests call: zstd and openssl to look inside vault objects from
-# outside, attr (setfattr/getfattr) for extended attributes, git.
-apt_packages=(zstd openssl attr git)
 fuzz_seconds="${NIMBUS_FUZZ_SECONDS:-15}"
 # Property tests draw fixed inputs in CI, so a run is reproducible; set
 # PROPTEST_RNG_SEED yourself to explore other inputs.
@@ -105,24 +102,6 @@ if ! command -v cc >/dev/null 2>&1; then
     }
     echo "installing a C compiler: build-essential pkg-config"
     apt_install build-essential pkg-config
-fi
-
-if $have_apt; then
-    missing=()
-    for p in "${apt_packages[@]}"; do
-        [ "$(dpkg -s "$p" 2>/dev/null | sed -n 's/^Status: //p')" = "install ok installed" ] || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing: ${missing[*]}"
-        apt_install "${missing[@]}"
-    else
-        echo "apt packages present: ${apt_packages[*]}"
-    fi
-else
-    # Not Debian or Ubuntu: say what is missing; tests that need it skip or fail.
-    for c in zstd openssl setfattr getfattr git; do
-        command -v "$c" >/dev/null 2>&1 || echo "warning: $c not found; install it with your package manager" >&2
-    done
 fi
 
 for component in rustfmt clippy; do
