@@ -223,9 +223,22 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         ..Entry::new_dir(Vec::new(), Timestamp::now())
     };
     let old_root = head.as_ref().map(|(_, c)| c.root);
+    let new_part = root_entry.clone();
     let new_root = paths::replace_at(&vault, &saver, old_root, &comps, root_entry, &template).await?;
     let stats = saver.finish().await?;
-    let (files, bytes) = paths::totals(&vault, &new_root).await?;
+    // The snapshot's totals: the previous ones, less what stood at the path,
+    // plus what stands there now. Only the changed subtree is walked.
+    let (files, bytes) = match &head {
+        Some((_, c)) if !comps.is_empty() => {
+            let (of, ob) = match &old[0] {
+                Some(e) => paths::entry_totals(&vault, e).await?,
+                None => (0, 0),
+            };
+            let (nf, nb) = paths::entry_totals(&vault, &new_part).await?;
+            (c.files.saturating_sub(of) + nf, c.bytes.saturating_sub(ob) + nb)
+        }
+        _ => paths::totals(&vault, &new_root).await?,
+    };
     let message = a
         .message
         .unwrap_or_else(|| format!("put {} -> /{}", local.display(), display_path(&comps)));

@@ -12,6 +12,16 @@ fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
+/// The totals a commit records (kept up to date without walking the whole
+/// vault) agree with a full walk of its snapshot.
+fn assert_snapshot_totals_match(env: &Env) {
+    let log = env.ok(&["log", "--json"]);
+    let head = json(log.lines().next().unwrap());
+    let stat = json(&env.ok(&["stat", "--json"]));
+    assert_eq!(head["files"], stat["files"], "{head} vs {stat}");
+    assert_eq!(head["bytes"], stat["logical_bytes"], "{head} vs {stat}");
+}
+
 #[test]
 fn ten_thousand_files_round_trip_dedup_and_small_edits() {
     let env = Env::new();
@@ -92,6 +102,7 @@ fn ten_thousand_files_round_trip_dedup_and_small_edits() {
     let stat = json(&env.ok(&["stat", "--json"]));
     assert_eq!(stat["files"].as_u64().unwrap(), count as u64);
     assert_eq!(stat["logical_bytes"].as_u64().unwrap(), total);
+    assert_snapshot_totals_match(&env);
 }
 
 #[test]
@@ -147,6 +158,7 @@ fn put_places_paths_and_keeps_other_entries() {
     env.ok(&["put", a.to_str().unwrap()]);
     let ls = env.ok(&["ls", "/a"]);
     assert!(ls.contains("bell\\u{7}\\nname"), "{ls:?}");
+    assert_snapshot_totals_match(&env);
     // A file cannot replace the whole vault.
     let out = env.run(&["put", b.to_str().unwrap(), "/"]);
     assert!(!out.status.success());

@@ -126,34 +126,43 @@ pub async fn replace_at(
     Ok(id)
 }
 
-/// Number of files and their total size under the tree `root`.
+/// Number of files and their total size under the tree `root`. A subtree
+/// stored once but appearing in several places is read once and counted
+/// each time it appears.
 pub async fn totals(vault: &Vault, root: &BlobId) -> Result<(u64, u64)> {
-    let mut seen = std::collections::HashSet::new();
+    // Per tree: files and bytes directly in it, and its subtrees.
+    let mut summary: std::collections::HashMap<BlobId, (u64, u64, Vec<BlobId>)> = std::collections::HashMap::new();
     let (mut files, mut bytes) = (0u64, 0u64);
-    // Identical subtrees are stored once but counted each time they appear.
     let mut stack = vec![*root];
-    let mut memo: std::collections::HashMap<BlobId, Tree> = std::collections::HashMap::new();
     while let Some(t) = stack.pop() {
-        let tree = match memo.get(&t) {
-            Some(tree) => tree.clone(),
-            None => {
-                let tree = vault.read_tree(&t).await?;
-                if seen.insert(t) {
-                    memo.insert(t, tree.clone());
+        if let std::collections::hash_map::Entry::Vacant(slot) = summary.entry(t) {
+            let mut s = (0, 0, Vec::new());
+            for e in vault.read_tree(&t).await?.entries {
+                match e.kind {
+                    crate::tree::EntryKind::File => {
+                        s.0 += 1;
+                        s.1 += e.size;
+                    }
+                    crate::tree::EntryKind::Dir => s.2.extend(e.subtree),
+                    _ => {}
                 }
-                tree
             }
-        };
-        for e in &tree.entries {
-            match e.kind {
-                crate::tree::EntryKind::File => {
-                    files += 1;
-                    bytes += e.size;
-                }
-                crate::tree::EntryKind::Dir => stack.extend(e.subtree),
-                _ => {}
-            }
+            slot.insert(s);
+        }
+        if let Some((f, b, kids)) = summary.get(&t) {
+            files += f;
+            bytes += b;
+            stack.extend(kids.iter().copied());
         }
     }
     Ok((files, bytes))
+}
+
+/// Files and bytes of one entry: itself for a file, its tree for a folder.
+pub async fn entry_totals(vault: &Vault, entry: &Entry) -> Result<(u64, u64)> {
+    match (entry.kind, entry.subtree) {
+        (crate::tree::EntryKind::File, _) => Ok((1, entry.size)),
+        (_, Some(sub)) => totals(vault, &sub).await,
+        _ => Ok((0, 0)),
+    }
 }

@@ -380,6 +380,9 @@ impl Vault {
                 candidates.push((rec.commit, self.read_commit(&rec.commit).await?));
             }
         }
+        if candidates.len() <= 1 {
+            return Ok(candidates.pop());
+        }
         // A ref whose commit is an ancestor of another ref's commit is
         // behind, whatever the clocks say: devices' clocks can disagree.
         let mut ancestors: std::collections::HashSet<CommitId> = std::collections::HashSet::new();
