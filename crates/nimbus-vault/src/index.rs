@@ -98,10 +98,6 @@ impl MasterIndex {
         self.blobs.contains_key(id)
     }
 
-    pub fn blob_count(&self) -> usize {
-        self.blobs.len()
-    }
-
     pub fn packs(&self) -> &HashMap<PackId, u64> {
         &self.packs
     }

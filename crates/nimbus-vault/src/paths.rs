@@ -47,14 +47,6 @@ pub async fn lookup(vault: &Vault, root: &BlobId, path: &[Vec<u8>]) -> Result<Op
     Ok(None)
 }
 
-/// The tree id of the directory at `path` (the root for an empty path).
-pub async fn dir_tree(vault: &Vault, root: &BlobId, path: &[Vec<u8>]) -> Result<Option<BlobId>> {
-    if path.is_empty() {
-        return Ok(Some(*root));
-    }
-    Ok(lookup(vault, root, path).await?.and_then(|e| e.subtree))
-}
-
 /// Saves a tree and returns its id.
 pub async fn save_tree(saver: &Saver, tree: &Tree) -> Result<BlobId> {
     saver.save_blob(BlobKind::Tree, tree.encode()).await
