@@ -65,6 +65,12 @@ pub trait Backend: Send + Sync + 'static {
     /// A short human description of where the store is, for messages
     /// (`local folder /srv/vault`). Never contains a secret.
     fn describe(&self) -> String;
+
+    /// Whether the objects are on this machine (a local folder, memory):
+    /// then a local cache of them would only copy them again.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// A shared, dynamically typed backend.
@@ -96,6 +102,10 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn is_local(&self) -> bool {
+        (**self).is_local()
     }
 }
 

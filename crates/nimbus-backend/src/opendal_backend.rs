@@ -205,4 +205,8 @@ impl Backend for OpendalBackend {
     fn describe(&self) -> String {
         self.description.clone()
     }
+
+    fn is_local(&self) -> bool {
+        matches!(self.op.info().scheme(), "fs" | "memory")
+    }
 }

@@ -62,33 +62,9 @@ pub fn parse_time(s: &str) -> Result<Timestamp> {
     bail!("`{s}` is neither a snapshot id nor a time; use an id from `nimbus log` or a UTC time like 2026-11-23 14:05")
 }
 
-/// `2026-11-23 14:05:09` (UTC). Any time a tree can hold prints, from
-/// before 1970 to far past 9999, without going through `SystemTime`.
+/// `2026-11-23 14:05:09` (UTC).
 pub fn format_time(t: Timestamp) -> String {
-    let days = t.secs.div_euclid(86_400);
-    let rem = t.secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Year, month, day of a day count since 1970-01-01 in the proleptic
-/// Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    t.format_utc()
 }
 
 #[cfg(test)]

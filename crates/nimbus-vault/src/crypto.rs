@@ -47,6 +47,7 @@ impl MasterKey {
             meta: cipher(&hkdf32(self.expose(), b"nimbus/1/metadata-encryption")),
             id_key: hkdf32(self.expose(), b"nimbus/1/blob-id"),
             config_mac: hkdf32(self.expose(), b"nimbus/1/config-mac"),
+            local_state: hkdf32(self.expose(), b"nimbus/1/device-local-state"),
             chunker_seed: {
                 let k = hkdf32(self.expose(), b"nimbus/1/chunker-seed");
                 u64::from_le_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]])
@@ -65,6 +66,9 @@ pub(crate) struct Keys {
     pub id_key: Zeroizing<[u8; 32]>,
     /// Keys the BLAKE3 MAC over the `config` parameters.
     pub config_mac: Zeroizing<[u8; 32]>,
+    /// Root of the keys that encrypt a device's local state (metadata
+    /// database, staging, cache); never used on anything that is uploaded.
+    pub local_state: Zeroizing<[u8; 32]>,
     /// XORed into FastCDC's gear table, so chunk boundaries differ between
     /// vaults and do not fingerprint known files.
     pub chunker_seed: u64,

@@ -234,6 +234,48 @@ impl Vault {
         plain.map_err(|e| VaultError::corrupt(&key, format!("blob {id} at offset {}: {e}", loc.offset)))
     }
 
+    /// Fetches a blob as it is stored (still encrypted), for a local cache
+    /// that must not hold plaintext. Decode it with [`Vault::decode_sealed`].
+    pub async fn fetch_sealed(&self, id: &BlobId) -> Result<(Location, Bytes)> {
+        let loc = self.locate_or_err(id)?;
+        let key = pack::pack_key(&loc.pack);
+        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
+        let sealed = self
+            .0
+            .backend
+            .get(&key, Some(range))
+            .await
+            .map_err(|e| VaultError::from_get(&key, e, &format!("it holds blob {id}")))?;
+        if sealed.len() != loc.length as usize {
+            return Err(VaultError::corrupt(
+                &key,
+                format!("it is truncated: blob {id} at offset {} is cut short", loc.offset),
+            ));
+        }
+        Ok((loc, sealed))
+    }
+
+    /// Authenticates, decrypts and decompresses bytes from
+    /// [`Vault::fetch_sealed`]. CPU-bound: call it off async threads for
+    /// large blobs.
+    pub fn decode_sealed(&self, id: &BlobId, loc: &Location, sealed: &[u8]) -> Result<Vec<u8>> {
+        codec::decode_blob(&self.0.keys, loc.kind, id, loc.raw_len, sealed)
+            .map_err(|e| VaultError::corrupt(pack::pack_key(&loc.pack), format!("blob {id} at offset {}: {e}", loc.offset)))
+    }
+
+    /// A key for this device's local state, derived from the master key and
+    /// `label` (one label per purpose). Nothing encrypted under it is ever
+    /// uploaded, so it is not part of the vault format.
+    pub fn local_state_key(&self, label: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        crate::crypto::hkdf32(self.0.keys.local_state.as_ref(), label.as_bytes())
+    }
+
+    /// The gear-table seed of this vault's chunker, for callers that chunk
+    /// with [`crate::chunker`] themselves.
+    pub fn chunker_seed_for_saving(&self) -> u64 {
+        self.0.keys.chunker_seed
+    }
+
     /// Reads many blobs of one pack with as few requests as possible:
     /// neighbouring blobs (gaps under 1 MiB) are fetched in one ranged read.
     /// Every blob is authenticated and checked against its id. `blobs` must

@@ -1,0 +1,389 @@
+//! Reading file content: blobs from memory, from the local cache, or from
+//! the store.
+//!
+//! Three levels. A small in-memory LRU holds decoded blobs for the reads
+//! that follow each other within one blob. The disk cache (`cache/`) holds
+//! blobs exactly as fetched — still encrypted under the vault's blob key —
+//! with a size limit, least-recently-used eviction, and pinned blobs never
+//! evicted. The store is asked only for the byte range of the one blob.
+//! Concurrent readers of the same blob share one fetch.
+//!
+//! A vault in a local folder is not cached on disk: the folder already is a
+//! local copy, and caching it would write everything twice.
+//!
+//! Lock order: `inflight`, then `mem`, then `disk`; none is held while
+//! fetching or decoding.
+
+use lru::LruCache;
+use nimbus_vault::{BlobId, Vault};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::error::{ErrorKind, FsError, Result};
+
+pub type Plain = Arc<Vec<u8>>;
+
+/// How long a read waits for the store before it fails with a clear error.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct InFlight {
+    result: Mutex<Option<Result<Plain, String>>>,
+    done: Condvar,
+}
+
+struct Mem {
+    lru: LruCache<BlobId, Plain>,
+    bytes: usize,
+    limit: usize,
+}
+
+struct Disk {
+    /// Blob id → (size, last use tick).
+    entries: HashMap<BlobId, u64>,
+    lru: LruCache<BlobId, ()>,
+    bytes: u64,
+    limit: u64,
+}
+
+pub struct BlobStore {
+    vault: Vault,
+    rt: tokio::runtime::Handle,
+    mem: Mutex<Mem>,
+    disk: Option<(PathBuf, Mutex<Disk>)>,
+    pinned: Mutex<HashSet<BlobId>>,
+    inflight: Mutex<HashMap<BlobId, Arc<InFlight>>>,
+    pub stats: Mutex<BlobStats>,
+}
+
+/// Counters for status displays and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BlobStats {
+    pub mem_hits: u64,
+    pub disk_hits: u64,
+    pub fetches: u64,
+    pub fetched_bytes: u64,
+}
+
+impl BlobStore {
+    /// `cache_dir` None disables the disk cache.
+    pub fn new(
+        vault: Vault,
+        rt: tokio::runtime::Handle,
+        mem_limit: usize,
+        cache_dir: Option<PathBuf>,
+        disk_limit: u64,
+    ) -> Result<BlobStore> {
+        let disk = match cache_dir {
+            None => None,
+            Some(dir) => {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| FsError::io(format!("cannot create the cache folder {}", dir.display()), e))?;
+                let mut d = Disk {
+                    entries: HashMap::new(),
+                    lru: LruCache::unbounded(),
+                    bytes: 0,
+                    limit: disk_limit,
+                };
+                // Rebuild the cache's bookkeeping from the files; order by
+                // modification time so old entries go first.
+                let mut found = Vec::new();
+                if let Ok(rd) = std::fs::read_dir(&dir) {
+                    for e in rd.flatten() {
+                        let name = e.file_name();
+                        let Some(id) = name.to_str().and_then(|n| BlobId::from_hex(n).ok()) else {
+                            let _ = std::fs::remove_file(e.path());
+                            continue;
+                        };
+                        if let Ok(m) = e.metadata() {
+                            found.push((m.modified().ok(), id, m.len()));
+                        }
+                    }
+                }
+                found.sort_by_key(|f| f.0);
+                for (_, id, len) in found {
+                    d.entries.insert(id, len);
+                    d.lru.put(id, ());
+                    d.bytes += len;
+                }
+                Some((dir, Mutex::new(d)))
+            }
+        };
+        Ok(BlobStore {
+            vault,
+            rt,
+            mem: Mutex::new(Mem {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                limit: mem_limit,
+            }),
+            disk,
+            pinned: Mutex::new(HashSet::new()),
+            inflight: Mutex::new(HashMap::new()),
+            stats: Mutex::new(BlobStats::default()),
+        })
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Replaces the set of blobs eviction must keep.
+    pub fn set_pinned(&self, ids: HashSet<BlobId>) {
+        if let Ok(mut p) = self.pinned.lock() {
+            *p = ids;
+        }
+    }
+
+    /// Bytes in the disk cache, and its limit.
+    pub fn disk_usage(&self) -> (u64, u64) {
+        match &self.disk {
+            Some((_, d)) => d.lock().map(|d| (d.bytes, d.limit)).unwrap_or((0, 0)),
+            None => (0, 0),
+        }
+    }
+
+    fn mem_get(&self, id: &BlobId) -> Option<Plain> {
+        let mut m = self.mem.lock().ok()?;
+        m.lru.get(id).cloned()
+    }
+
+    fn mem_put(&self, id: BlobId, p: Plain) {
+        if let Ok(mut m) = self.mem.lock() {
+            if m.lru.put(id, p.clone()).is_none() {
+                m.bytes += p.len();
+            }
+            while m.bytes > m.limit {
+                match m.lru.pop_lru() {
+                    Some((_, old)) => m.bytes -= old.len(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Whether a blob can be read without the store.
+    pub fn is_local(&self, id: &BlobId) -> bool {
+        if self.disk.is_none() {
+            return true;
+        }
+        self.mem_get(id).is_some()
+            || self
+                .disk
+                .as_ref()
+                .and_then(|(_, d)| d.lock().ok().map(|d| d.entries.contains_key(id)))
+                .unwrap_or(false)
+    }
+
+    /// The plaintext of a blob. Blocking: waits for the store if needed.
+    pub fn get(self: &Arc<Self>, id: &BlobId) -> Result<Plain> {
+        if let Some(p) = self.mem_get(id) {
+            if let Ok(mut s) = self.stats.lock() {
+                s.mem_hits += 1;
+            }
+            return Ok(p);
+        }
+        let (flight, leader) = {
+            let mut inf = self.inflight.lock().map_err(|_| lock_err())?;
+            match inf.get(id) {
+                Some(f) => (f.clone(), false),
+                None => {
+                    let f = Arc::new(InFlight {
+                        result: Mutex::new(None),
+                        done: Condvar::new(),
+                    });
+                    inf.insert(*id, f.clone());
+                    (f, true)
+                }
+            }
+        };
+        if leader {
+            let this = Arc::clone(self);
+            let id2 = *id;
+            let f2 = flight.clone();
+            // The fetch runs on the runtime so a reader that gives up (time
+            // out) does not cancel it for the others.
+            self.rt.spawn(async move {
+                let r = this.load(&id2).await;
+                if let Ok(p) = &r {
+                    this.mem_put(id2, p.clone());
+                }
+                if let Ok(mut inf) = this.inflight.lock() {
+                    inf.remove(&id2);
+                }
+                if let Ok(mut slot) = f2.result.lock() {
+                    *slot = Some(r.map_err(|e| e.to_string()));
+                }
+                f2.done.notify_all();
+            });
+        }
+        let slot = flight.result.lock().map_err(|_| lock_err())?;
+        let (slot, timeout) = flight
+            .done
+            .wait_timeout_while(slot, FETCH_TIMEOUT, |s| s.is_none())
+            .map_err(|_| lock_err())?;
+        if timeout.timed_out() {
+            return Err(FsError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "the store did not answer within {} s; this part of the file is not on this device yet. \
+                     Check the network; pin the file (`nimbus pin`) to keep it available offline",
+                    FETCH_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        match slot.as_ref() {
+            Some(Ok(p)) => Ok(p.clone()),
+            Some(Err(msg)) => Err(FsError::new(ErrorKind::Unavailable, msg.clone())),
+            None => Err(lock_err()),
+        }
+    }
+
+    /// Starts fetching blobs in the background (read-ahead); returns at once.
+    pub fn prefetch(self: &Arc<Self>, ids: &[BlobId]) {
+        for id in ids {
+            if self.mem_get(id).is_some() {
+                continue;
+            }
+            let leader = {
+                let Ok(mut inf) = self.inflight.lock() else { return };
+                if inf.contains_key(id) {
+                    false
+                } else {
+                    inf.insert(
+                        *id,
+                        Arc::new(InFlight {
+                            result: Mutex::new(None),
+                            done: Condvar::new(),
+                        }),
+                    );
+                    true
+                }
+            };
+            if !leader {
+                continue;
+            }
+            let this = Arc::clone(self);
+            let id = *id;
+            self.rt.spawn(async move {
+                let r = this.load(&id).await;
+                if let Ok(p) = &r {
+                    this.mem_put(id, p.clone());
+                }
+                let f = this.inflight.lock().ok().and_then(|mut inf| inf.remove(&id));
+                if let Some(f) = f {
+                    if let Ok(mut slot) = f.result.lock() {
+                        *slot = Some(r.map_err(|e| e.to_string()));
+                    }
+                    f.done.notify_all();
+                }
+            });
+        }
+    }
+
+    /// Disk cache, else store (and into the disk cache); then decode.
+    async fn load(self: &Arc<Self>, id: &BlobId) -> Result<Plain> {
+        let loc = self.vault.locate_or_err(id)?;
+        if let Some((dir, disk)) = &self.disk {
+            let path = dir.join(id.to_hex());
+            let cached = disk.lock().map(|mut d| d.lru.get(id).is_some()).unwrap_or(false);
+            if cached {
+                if let Ok(sealed) = tokio::fs::read(&path).await {
+                    let this = Arc::clone(self);
+                    let id2 = *id;
+                    let r = tokio::task::spawn_blocking(move || this.vault.decode_sealed(&id2, &loc, &sealed))
+                        .await
+                        .map_err(|e| FsError::new(ErrorKind::Io, format!("decoding was interrupted: {e}")))?;
+                    match r {
+                        Ok(p) => {
+                            if let Ok(mut s) = self.stats.lock() {
+                                s.disk_hits += 1;
+                            }
+                            return Ok(Arc::new(p));
+                        }
+                        Err(e) => {
+                            // A damaged cache entry is dropped and fetched again.
+                            tracing::warn!("cached blob {id} is damaged ({e}); fetching it again");
+                            self.forget_disk(id);
+                        }
+                    }
+                } else {
+                    self.forget_disk(id);
+                }
+            }
+        }
+        let (loc, sealed) = self.vault.fetch_sealed(id).await?;
+        if let Ok(mut s) = self.stats.lock() {
+            s.fetches += 1;
+            s.fetched_bytes += sealed.len() as u64;
+        }
+        let this = Arc::clone(self);
+        let id2 = *id;
+        let plain = tokio::task::spawn_blocking(move || {
+            let p = this.vault.decode_sealed(&id2, &loc, &sealed)?;
+            this.disk_put(&id2, &sealed);
+            Ok::<_, FsError>(p)
+        })
+        .await
+        .map_err(|e| FsError::new(ErrorKind::Io, format!("decoding was interrupted: {e}")))??;
+        Ok(Arc::new(plain))
+    }
+
+    fn forget_disk(&self, id: &BlobId) {
+        if let Some((dir, disk)) = &self.disk {
+            if let Ok(mut d) = disk.lock() {
+                if let Some(len) = d.entries.remove(id) {
+                    d.bytes -= len;
+                }
+                d.lru.pop(id);
+            }
+            let _ = std::fs::remove_file(dir.join(id.to_hex()));
+        }
+    }
+
+    /// Writes a fetched blob (still sealed) into the disk cache and evicts
+    /// the least recently used unpinned blobs over the limit.
+    fn disk_put(&self, id: &BlobId, sealed: &[u8]) {
+        let Some((dir, disk)) = &self.disk else { return };
+        let path = dir.join(id.to_hex());
+        let tmp = dir.join(format!(".{}.tmp", id.to_hex()));
+        if std::fs::write(&tmp, sealed).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return; // a full cache disk only costs a later fetch
+        }
+        let evict: Vec<BlobId> = {
+            let Ok(mut d) = disk.lock() else { return };
+            if d.entries.insert(*id, sealed.len() as u64).is_none() {
+                d.bytes += sealed.len() as u64;
+            }
+            d.lru.put(*id, ());
+            let pinned = self.pinned.lock().map(|p| p.clone()).unwrap_or_default();
+            let mut out = Vec::new();
+            let mut keep = Vec::new();
+            while d.bytes > d.limit {
+                let Some((old, ())) = d.lru.pop_lru() else { break };
+                if pinned.contains(&old) || old == *id {
+                    keep.push(old);
+                    continue;
+                }
+                if let Some(len) = d.entries.remove(&old) {
+                    d.bytes -= len;
+                }
+                out.push(old);
+            }
+            for k in keep.into_iter().rev() {
+                d.lru.push(k, ());
+                d.lru.demote(&k);
+            }
+            out
+        };
+        for old in evict {
+            let _ = std::fs::remove_file(dir.join(old.to_hex()));
+        }
+    }
+}
+
+fn lock_err() -> FsError {
+    FsError::new(ErrorKind::Io, "an internal lock was poisoned by an earlier failure; remount the drive")
+}

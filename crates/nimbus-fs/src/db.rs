@@ -1,0 +1,284 @@
+//! The metadata database: the working copy's inodes, names, xattrs and sync
+//! state, in SQLite (WAL mode) encrypted page by page with SQLCipher.
+//!
+//! Writes are grouped: the one connection keeps a transaction open and a
+//! flusher commits it every [`COMMIT_EVERY`], so a `tar -x` costs a few
+//! statements per file rather than a disk commit per file. A crash loses at
+//! most the changes of that last interval that nobody `fsync`ed, as a local
+//! disk's journal would; [`Db::sync`] commits with a full sync and is what
+//! `fsync` waits for.
+//!
+//! Lock order: a file's node lock (in `fs.rs`) before the connection lock;
+//! never the other way round.
+
+use rusqlite::{Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+use crate::error::{FsError, Result};
+
+/// How long uncommitted metadata changes may wait.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(50);
+
+/// Bumped when the schema changes; an older database is rebuilt from the
+/// vault (it is only a cache of it).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
+CREATE TABLE inodes (
+    ino INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind INTEGER NOT NULL,
+    mode INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    gid INTEGER NOT NULL,
+    rdev INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    nlink INTEGER NOT NULL,
+    atime_s INTEGER NOT NULL, atime_n INTEGER NOT NULL,
+    mtime_s INTEGER NOT NULL, mtime_n INTEGER NOT NULL,
+    ctime_s INTEGER NOT NULL, ctime_n INTEGER NOT NULL,
+    -- folders: the folder holding it (folders have exactly one name)
+    parent INTEGER NOT NULL DEFAULT 0,
+    file_id BLOB NOT NULL,
+    target BLOB,
+    -- files: the stored content (postcard list of blob id and length) and
+    -- how much of it is still valid after truncation
+    content BLOB,
+    base_len INTEGER NOT NULL DEFAULT 0,
+    -- files: random id of the staging file holding changed blocks, or NULL
+    staging BLOB,
+    -- the sync epoch of the last change (see sync.rs)
+    dirty_epoch INTEGER NOT NULL DEFAULT 0,
+    -- folders: the tree blob of their last commit
+    tree_id BLOB
+);
+CREATE TABLE dentries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent INTEGER NOT NULL,
+    name BLOB NOT NULL,
+    ino INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX dentries_by_name ON dentries (parent, name);
+CREATE INDEX dentries_by_ino ON dentries (ino);
+CREATE TABLE xattrs (ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ino, name)) WITHOUT ROWID;
+CREATE TABLE pins (ino INTEGER PRIMARY KEY);
+";
+
+struct Conn {
+    c: Connection,
+    in_tx: bool,
+}
+
+/// The database connection, shared by every operation.
+pub struct Db {
+    conn: Mutex<Conn>,
+    /// Woken when a transaction opens, so the flusher sleeps when idle.
+    opened: Condvar,
+    stop: Mutex<bool>,
+}
+
+/// A borrowed connection inside the open write transaction.
+pub struct Tx<'a> {
+    guard: MutexGuard<'a, Conn>,
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.guard.c
+    }
+}
+
+fn poisoned() -> FsError {
+    FsError::new(
+        crate::error::ErrorKind::Io,
+        "an earlier failure left the metadata database unusable; unmount and mount again",
+    )
+}
+
+impl Db {
+    /// Opens (or creates) the database at `path` with `key`. Returns the
+    /// database and whether it was created just now.
+    pub fn open(path: &Path, key: &Zeroizing<[u8; 32]>) -> Result<(Arc<Db>, bool)> {
+        let c = Connection::open(path)?;
+        let hex = Zeroizing::new(format!("x'{}'", hex::encode(key.as_ref())));
+        c.pragma_update(None, "key", hex.as_str())?;
+        // A wrong key (or a damaged file) shows up at the first read.
+        let existing: i64 = c
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| {
+                FsError::new(
+                    crate::error::ErrorKind::Corrupt,
+                    format!(
+                        "the local state database {} cannot be read with this vault's key ({e}); \
+                         delete the state folder and mount again to rebuild it from the vault",
+                        path.display()
+                    ),
+                )
+            })?;
+        c.pragma_update(None, "journal_mode", "WAL")?;
+        c.pragma_update(None, "synchronous", "NORMAL")?;
+        c.pragma_update(None, "temp_store", "MEMORY")?;
+        c.pragma_update(None, "cache_size", -16384)?; // 16 MiB of decrypted pages
+        let created = existing == 0;
+        if created {
+            c.execute_batch(SCHEMA)?;
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                [SCHEMA_VERSION.to_le_bytes().to_vec()],
+            )?;
+        }
+        let db = Arc::new(Db {
+            conn: Mutex::new(Conn { c, in_tx: false }),
+            opened: Condvar::new(),
+            stop: Mutex::new(false),
+        });
+        Ok((db, created))
+    }
+
+    /// The schema version stored in the database.
+    pub fn schema_version(&self) -> Result<i64> {
+        let v = self.meta_get("schema")?;
+        Ok(v.and_then(|b| b.try_into().ok()).map(i64::from_le_bytes).unwrap_or(0))
+    }
+
+    /// Starts the thread that commits grouped writes.
+    pub fn start_flusher(self: &Arc<Db>) -> std::thread::JoinHandle<()> {
+        let db = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("nimbus-db-flush".into())
+            .spawn(move || db.flusher())
+            .unwrap_or_else(|e| panic!("cannot start a thread: {e}"))
+    }
+
+    fn flusher(&self) {
+        loop {
+            {
+                let Ok(guard) = self.conn.lock() else { return };
+                let guard = match self.opened.wait_while(guard, |c| !c.in_tx && !self.stopped()) {
+                    Ok(g) => g,
+                    Err(_) => return,
+                };
+                drop(guard);
+            }
+            if self.stopped() {
+                return;
+            }
+            std::thread::sleep(COMMIT_EVERY);
+            if let Err(e) = self.commit(false) {
+                tracing::error!("committing the metadata database failed: {e}");
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.lock().map(|s| *s).unwrap_or(true)
+    }
+
+    /// Stops the flusher after a last commit.
+    pub fn stop(&self) -> Result<()> {
+        if let Ok(mut s) = self.stop.lock() {
+            *s = true;
+        }
+        self.opened.notify_all();
+        self.commit(true)
+    }
+
+    /// Runs `f` inside the open write transaction (opening one if needed).
+    pub fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let mut g = self.conn.lock().map_err(|_| poisoned())?;
+        if !g.in_tx {
+            g.c.execute_batch("BEGIN IMMEDIATE")?;
+            g.in_tx = true;
+            self.opened.notify_one();
+        }
+        // A failed statement inside the group must not undo the others:
+        // run it in a savepoint and roll back only that.
+        g.c.execute_batch("SAVEPOINT op")?;
+        match f(&g.c) {
+            Ok(v) => {
+                g.c.execute_batch("RELEASE op")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = g.c.execute_batch("ROLLBACK TO op; RELEASE op");
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on the connection; it sees uncommitted writes.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let g = self.conn.lock().map_err(|_| poisoned())?;
+        f(&g.c)
+    }
+
+    /// Holds the connection for several statements in the write transaction.
+    pub fn lock(&self) -> Result<Tx<'_>> {
+        let mut g = self.conn.lock().map_err(|_| poisoned())?;
+        if !g.in_tx {
+            g.c.execute_batch("BEGIN IMMEDIATE")?;
+            g.in_tx = true;
+            self.opened.notify_one();
+        }
+        Ok(Tx { guard: g })
+    }
+
+    /// Commits the open transaction; with `durable`, waits until it is on
+    /// stable storage (what `fsync` promises).
+    pub fn commit(&self, durable: bool) -> Result<()> {
+        let mut g = self.conn.lock().map_err(|_| poisoned())?;
+        if durable {
+            g.c.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let res = if g.in_tx {
+            g.in_tx = false;
+            g.c.execute_batch("COMMIT")
+        } else if durable {
+            // Nothing pending, but earlier commits may not be synced yet:
+            // an empty write transaction with FULL syncs the WAL.
+            g.c.execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'schema'; COMMIT")
+        } else {
+            Ok(())
+        };
+        if durable {
+            g.c.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        res?;
+        Ok(())
+    }
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|c| meta_get(c, key))
+    }
+
+    pub fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.write(|c| meta_set(c, key, value))
+    }
+}
+
+pub fn meta_get(c: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn meta_set(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
+    c.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2")?
+        .execute(rusqlite::params![key, value])?;
+    Ok(())
+}
+
+pub fn meta_get_u64(c: &Connection, key: &str) -> Result<u64> {
+    Ok(meta_get(c, key)?
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0))
+}
+
+pub fn meta_set_u64(c: &Connection, key: &str, v: u64) -> Result<()> {
+    meta_set(c, key, &v.to_le_bytes())
+}

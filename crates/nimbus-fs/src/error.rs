@@ -1,0 +1,105 @@
+//! Errors of the file system core.
+//!
+//! Rules: every variant maps to exactly one POSIX error in each mount
+//! adapter's table (`FsError::kind`), and its message says what happened and,
+//! where a person can act, what to do. Input from the kernel, the disk or the
+//! store never panics; it becomes one of these.
+
+use nimbus_vault::VaultError;
+
+/// The POSIX-level class of an error. Mount adapters translate these, and
+/// only these, into errno values or NTSTATUS codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Exists,
+    NotDir,
+    IsDir,
+    NotEmpty,
+    NameTooLong,
+    InvalidArgument,
+    /// The operation is not permitted (EPERM).
+    NotPermitted,
+    /// Snapshots and other read-only places (EROFS).
+    ReadOnly,
+    /// No such extended attribute (ENODATA).
+    NoAttribute,
+    /// A buffer was too small (ERANGE).
+    Range,
+    /// The file would be larger than the file system allows (EFBIG).
+    TooBig,
+    NoSpace,
+    NotSupported,
+    /// Data could not be fetched: the store is unreachable or slow (EIO,
+    /// with the message in the log and the service status).
+    Unavailable,
+    /// Local or stored data failed authentication or does not decode (EIO).
+    Corrupt,
+    /// A local I/O error (EIO).
+    Io,
+    /// A handle that is not open (EBADF).
+    BadHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("{1}")]
+    Posix(ErrorKind, String),
+    #[error("the store: {0}")]
+    Vault(#[from] VaultError),
+    #[error("the local state database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("the local state: {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = FsError> = std::result::Result<T, E>;
+
+impl FsError {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
+        FsError::Posix(kind, msg.into())
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        FsError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ErrorKind::NotFound, "no such file or folder")
+    }
+
+    pub fn read_only() -> Self {
+        Self::new(ErrorKind::ReadOnly, "snapshots are read-only; copy the file out to change it")
+    }
+
+    /// The POSIX class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FsError::Posix(k, _) => *k,
+            FsError::Vault(e) => match e {
+                VaultError::Backend(b) if b.kind() == nimbus_backend::BackendErrorKind::StorageFull => {
+                    ErrorKind::NoSpace
+                }
+                VaultError::Backend(_) => ErrorKind::Unavailable,
+                VaultError::Corrupt { .. } | VaultError::Missing { .. } => ErrorKind::Corrupt,
+                _ => ErrorKind::Io,
+            },
+            FsError::Db(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull => {
+                ErrorKind::NoSpace
+            }
+            FsError::Db(_) => ErrorKind::Io,
+            FsError::Io { source, .. } => match source.raw_os_error() {
+                Some(28) => ErrorKind::NoSpace, // ENOSPC
+                Some(27) => ErrorKind::TooBig,  // EFBIG
+                _ => ErrorKind::Io,
+            },
+        }
+    }
+}

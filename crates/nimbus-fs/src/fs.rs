@@ -1,0 +1,1341 @@
+//! The file system: POSIX operations over the working copy.
+//!
+//! Names and metadata live in the database (`db.rs`); a file's bytes are its
+//! stored content (blobs, read through `blobs.rs`) overlaid with the blocks
+//! changed since (`staging.rs`). An open file has a `Node` holding its
+//! staging file and content, shared by all its handles.
+//!
+//! Lock order: `handles` or `nodes` (never both) → a node's `state` → the
+//! database connection. The sync engine follows the same order.
+
+use nimbus_vault::{EntryKind, FileId, Timestamp, Vault};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::blobs::BlobStore;
+use crate::db::{self, Db};
+use crate::error::{ErrorKind, FsError, Result};
+use crate::inode::{self, Row};
+use crate::snapshots::Snapshots;
+use crate::staging::{Staging, StagingKey, BLOCK};
+use crate::sync::SyncState;
+use crate::types::*;
+
+/// The largest file the drive holds (the staging slot offsets must fit i64).
+pub const MAX_FILE_SIZE: u64 = 1 << 50;
+
+/// What [`Fs::load`] needs.
+pub struct FsOptions {
+    /// The local state folder of this vault on this device.
+    pub state_dir: PathBuf,
+    /// This device's id in the vault.
+    pub device: nimbus_vault::DeviceId,
+    /// The newest update number of this device's ref seen so far.
+    pub ref_seen: u64,
+    /// Commit this long after the last change.
+    pub commit_delay: std::time::Duration,
+    /// Disk cache limit in bytes.
+    pub cache_limit: u64,
+    /// Decoded blobs kept in memory.
+    pub mem_cache: usize,
+    /// Cache blobs on disk even though the store is a local folder.
+    pub cache_local_store: bool,
+    /// Owner of the root folder when the drive is created.
+    pub owner: Ctx,
+    /// Called after each commit with its id and the ref's update number.
+    pub on_commit: Option<Box<dyn Fn(nimbus_vault::CommitId, u64) + Send + Sync>>,
+}
+
+impl FsOptions {
+    pub fn new(state_dir: PathBuf, device: nimbus_vault::DeviceId) -> FsOptions {
+        FsOptions {
+            state_dir,
+            device,
+            ref_seen: 0,
+            commit_delay: std::time::Duration::from_secs(5),
+            cache_limit: 4 << 30,
+            mem_cache: 64 << 20,
+            cache_local_store: false,
+            owner: Ctx::ROOT,
+            on_commit: None,
+        }
+    }
+}
+
+pub(crate) struct NodeState {
+    pub staging: Option<Staging>,
+    pub base: Arc<Content>,
+    pub base_len: u64,
+    pub size: u64,
+    pub kind: EntryKind,
+}
+
+pub(crate) struct Node {
+    pub ino: Ino,
+    pub state: RwLock<NodeState>,
+    /// Open handles.
+    pub opens: AtomicU64,
+}
+
+struct Handle {
+    node: Arc<Node>,
+    /// End of the last read, and the read-ahead window, for detecting
+    /// sequential reads.
+    next: AtomicU64,
+    window: AtomicU64,
+}
+
+pub struct Fs {
+    pub(crate) vault: Vault,
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) db: Arc<Db>,
+    pub(crate) blobs: Arc<BlobStore>,
+    pub(crate) key: StagingKey,
+    pub(crate) staging_dir: PathBuf,
+    pub(crate) nodes: Mutex<HashMap<Ino, Arc<Node>>>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    /// The current sync epoch (see `sync.rs`).
+    pub(crate) epoch: AtomicU64,
+    pub(crate) sync: SyncState,
+    pub(crate) snapshots: Snapshots,
+    pub(crate) opts: FsOptions,
+    /// Serialises commits.
+    pub(crate) sync_lock: Mutex<()>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+pub(crate) fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn not_dir() -> FsError {
+    FsError::new(ErrorKind::NotDir, "not a folder")
+}
+
+impl Fs {
+    /// Opens the drive's working copy, building it from the vault's newest
+    /// snapshot when the local state is new (or was deleted).
+    pub fn load(vault: Vault, rt: tokio::runtime::Handle, opts: FsOptions) -> Result<Arc<Fs>> {
+        let dir = &opts.state_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| FsError::io(format!("cannot create the state folder {}", dir.display()), e))?;
+        let staging_dir = dir.join("staging");
+        std::fs::create_dir_all(&staging_dir)
+            .map_err(|e| FsError::io(format!("cannot create {}", staging_dir.display()), e))?;
+        let db_path = dir.join("metadata.db");
+        let db_key = vault.local_state_key("metadata-database");
+        let (mut db, mut created) = Db::open(&db_path, &db_key)?;
+        if !created && db.schema_version()? != db::SCHEMA_VERSION {
+            tracing::warn!("the local state was made by another version of Nimbus; rebuilding it from the vault");
+            drop(db);
+            remove_db(&db_path)?;
+            (db, created) = Db::open(&db_path, &db_key)?;
+        }
+        let cache_dir = if vault.backend().is_local() && !opts.cache_local_store {
+            None
+        } else {
+            Some(dir.join("cache"))
+        };
+        let blobs = Arc::new(BlobStore::new(
+            vault.clone(),
+            rt.clone(),
+            opts.mem_cache,
+            cache_dir,
+            opts.cache_limit,
+        )?);
+        let fs = Arc::new(Fs {
+            key: StagingKey::new(&vault.local_state_key("staging")),
+            snapshots: Snapshots::new(),
+            vault,
+            rt,
+            db,
+            blobs,
+            staging_dir,
+            nodes: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            epoch: AtomicU64::new(1),
+            sync: SyncState::default(),
+            opts,
+            sync_lock: Mutex::new(()),
+            flusher: Mutex::new(None),
+        });
+        if created {
+            crate::rebuild::import_head(&fs)?;
+        } else {
+            crate::rebuild::recover(&fs)?;
+        }
+        fs.db.commit(true)?;
+        if let Ok(mut f) = fs.flusher.lock() {
+            *f = Some(fs.db.start_flusher());
+        }
+        fs.refresh_pins()?;
+        fs.start_sync();
+        Ok(fs)
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    pub(crate) fn cur_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    // ---------------------------------------------------------------- lookup
+
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
+        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+            return self.snapshots.lookup(self, parent, name);
+        }
+        if name.len() > nimbus_vault::tree::MAX_NAME {
+            return Err(FsError::new(ErrorKind::NameTooLong, "a name is at most 255 bytes long"));
+        }
+        self.db.read(|c| {
+            let p = inode::get(c, parent)?;
+            if p.kind != EntryKind::Dir {
+                return Err(not_dir());
+            }
+            if name == b"." {
+                return Ok(p.attr());
+            }
+            if name == b".." {
+                return Ok(inode::get(c, if parent == ROOT { ROOT } else { p.parent })?.attr());
+            }
+            let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            self.row_attr(inode::get(c, ino)?)
+        })
+    }
+
+    /// Attributes of a row, with the live size of an open file.
+    fn row_attr(&self, row: Row) -> Result<Attr> {
+        Ok(row.attr())
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.getattr(self, ino);
+        }
+        self.db.read(|c| self.row_attr(inode::get(c, ino)?))
+    }
+
+    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.readlink(self, ino);
+        }
+        let row = self.db.read(|c| inode::get(c, ino))?;
+        if row.kind != EntryKind::Symlink {
+            return Err(FsError::new(ErrorKind::InvalidArgument, "not a symbolic link"));
+        }
+        Ok(row.target)
+    }
+
+    // ----------------------------------------------------------- dirtiness
+
+    /// Marks folder `dir` and its ancestors as changed in this epoch.
+    pub(crate) fn dirty_dir(&self, c: &rusqlite::Connection, mut dir: Ino) -> Result<()> {
+        let epoch = self.cur_epoch() as i64;
+        let mut st = c.prepare_cached(
+            "UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2 RETURNING parent",
+        )?;
+        for _ in 0..4096 {
+            let parent: Option<i64> = {
+                use rusqlite::OptionalExtension;
+                st.query_row(rusqlite::params![dir as i64, epoch], |r| r.get(0)).optional()?
+            };
+            match parent {
+                // Already marked in this epoch: so are its ancestors.
+                None => return Ok(()),
+                Some(_) if dir == ROOT => return Ok(()),
+                Some(p) => dir = p as u64,
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks the folders holding `ino` as changed (its metadata is in them).
+    pub(crate) fn dirty_parents(&self, c: &rusqlite::Connection, ino: Ino) -> Result<()> {
+        for p in inode::parents(c, ino)? {
+            self.dirty_dir(c, p)?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------- create
+
+    fn check_parent(&self, c: &rusqlite::Connection, parent: Ino, name: &[u8]) -> Result<Row> {
+        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+            return Err(FsError::read_only());
+        }
+        inode::check_name(name)?;
+        let p = inode::get(c, parent)?;
+        if p.kind != EntryKind::Dir {
+            return Err(not_dir());
+        }
+        if inode::lookup(c, parent, name)?.is_some() {
+            return Err(FsError::new(ErrorKind::Exists, "a file or folder with this name exists"));
+        }
+        Ok(p)
+    }
+
+    fn new_node(
+        &self,
+        ctx: Ctx,
+        parent: Ino,
+        name: &[u8],
+        kind: EntryKind,
+        mode: u32,
+        rdev: u64,
+        target: Option<&[u8]>,
+    ) -> Result<Attr> {
+        self.db.write(|c| {
+            let p = self.check_parent(c, parent, name)?;
+            let mut mode = mode & 0o7777;
+            // BSD group semantics inside a set-group-id folder.
+            let gid = if p.mode & 0o2000 != 0 {
+                if kind == EntryKind::Dir {
+                    mode |= 0o2000;
+                }
+                p.gid
+            } else {
+                ctx.gid
+            };
+            let t = now();
+            let nlink = if kind == EntryKind::Dir { 2 } else { 1 };
+            let ino = inode::insert(
+                c,
+                kind,
+                mode,
+                ctx.uid,
+                gid,
+                rdev,
+                nlink,
+                t,
+                parent,
+                &FileId::random(),
+                target,
+                self.cur_epoch(),
+            )?;
+            inode::add_dentry(c, parent, name, ino)?;
+            if kind == EntryKind::Dir {
+                inode::add_nlink(c, parent, 1)?;
+            }
+            inode::set_times(c, parent, Some(t), Some(t))?;
+            self.dirty_dir(c, parent)?;
+            Ok(inode::get(c, ino)?.attr())
+        })
+    }
+
+    pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], kind: EntryKind, mode: u32, rdev: u64) -> Result<Attr> {
+        if kind == EntryKind::Dir || kind == EntryKind::Symlink {
+            return Err(FsError::new(ErrorKind::InvalidArgument, "mknod makes files and special files only"));
+        }
+        self.new_node(ctx, parent, name, kind, mode, rdev, None)
+    }
+
+    pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
+        self.new_node(ctx, parent, name, EntryKind::Dir, mode, 0, None)
+    }
+
+    pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
+        if target.is_empty() || target.len() > 4095 {
+            return Err(FsError::new(
+                if target.is_empty() { ErrorKind::NotFound } else { ErrorKind::NameTooLong },
+                "a link target is 1 to 4095 bytes long",
+            ));
+        }
+        self.new_node(ctx, parent, name, EntryKind::Symlink, 0o777, 0, Some(target))
+    }
+
+    /// Creates and opens a file.
+    pub fn create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+        let attr = self.new_node(ctx, parent, name, EntryKind::File, mode, 0, None)?;
+        let fh = self.open(attr.ino, false)?;
+        Ok((attr, fh))
+    }
+
+    // ------------------------------------------------------------ remove
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+            return Err(FsError::read_only());
+        }
+        let gone = self.db.write(|c| {
+            let p = inode::get(c, parent)?;
+            if p.kind != EntryKind::Dir {
+                return Err(not_dir());
+            }
+            let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            let row = inode::get(c, ino)?;
+            if row.kind == EntryKind::Dir {
+                return Err(FsError::new(ErrorKind::IsDir, "use rmdir to remove a folder"));
+            }
+            c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                .execute(rusqlite::params![parent as i64, name])?;
+            let t = now();
+            inode::add_nlink(c, ino, -1)?;
+            inode::set_times(c, ino, None, Some(t))?;
+            inode::set_times(c, parent, Some(t), Some(t))?;
+            self.dirty_dir(c, parent)?;
+            // Other names of a hard link hold its metadata too.
+            self.dirty_parents(c, ino)?;
+            Ok((row.nlink <= 1).then_some(ino))
+        })?;
+        if let Some(ino) = gone {
+            self.maybe_delete(ino)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an inode with no names left once no handle has it open.
+    fn maybe_delete(&self, ino: Ino) -> Result<()> {
+        let open = self
+            .nodes
+            .lock()
+            .map(|n| n.get(&ino).map(|n| n.opens.load(Ordering::Acquire) > 0).unwrap_or(false))
+            .unwrap_or(false);
+        if open {
+            return Ok(());
+        }
+        let staging = self.db.write(|c| {
+            let Some(row) = inode::get_opt(c, ino)? else { return Ok(None) };
+            if row.nlink > 0 {
+                return Ok(None);
+            }
+            inode::delete(c, ino)?;
+            Ok(row.staging)
+        })?;
+        if let Some(id) = staging {
+            // The row's deletion must be durable before the data goes.
+            self.db.commit(false)?;
+            let _ = std::fs::remove_file(Staging::path_for(&self.staging_dir, &id));
+        }
+        if let Ok(mut n) = self.nodes.lock() {
+            n.remove(&ino);
+        }
+        Ok(())
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+            return Err(FsError::read_only());
+        }
+        if name == b"." {
+            return Err(FsError::new(ErrorKind::InvalidArgument, "cannot remove `.`"));
+        }
+        if name == b".." {
+            return Err(FsError::new(ErrorKind::NotEmpty, "cannot remove `..`"));
+        }
+        self.db.write(|c| {
+            let p = inode::get(c, parent)?;
+            if p.kind != EntryKind::Dir {
+                return Err(not_dir());
+            }
+            let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            let row = inode::get(c, ino)?;
+            if row.kind != EntryKind::Dir {
+                return Err(not_dir());
+            }
+            if !inode::is_empty_dir(c, ino)? {
+                return Err(FsError::new(ErrorKind::NotEmpty, "the folder is not empty"));
+            }
+            c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                .execute(rusqlite::params![parent as i64, name])?;
+            inode::delete(c, ino)?;
+            inode::add_nlink(c, parent, -1)?;
+            let t = now();
+            inode::set_times(c, parent, Some(t), Some(t))?;
+            self.dirty_dir(c, parent)
+        })
+    }
+
+    // ------------------------------------------------------------ rename
+
+    pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
+        for (p, n) in [(parent, name), (newparent, newname)] {
+            if Snapshots::owns(p) || (p == ROOT && n == SNAPSHOTS) {
+                return Err(FsError::read_only());
+            }
+        }
+        inode::check_name(newname)?;
+        let replaced = self.db.write(|c| {
+            let sp = inode::get(c, parent)?;
+            let dp = inode::get(c, newparent)?;
+            if sp.kind != EntryKind::Dir || dp.kind != EntryKind::Dir {
+                return Err(not_dir());
+            }
+            let src = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            let srow = inode::get(c, src)?;
+            let dst = inode::lookup(c, newparent, newname)?;
+            if srow.kind == EntryKind::Dir {
+                // A folder cannot move inside itself.
+                let mut at = newparent;
+                for _ in 0..4096 {
+                    if at == src {
+                        return Err(FsError::new(ErrorKind::InvalidArgument, "a folder cannot move into itself"));
+                    }
+                    if at == ROOT {
+                        break;
+                    }
+                    at = inode::get(c, at)?.parent;
+                }
+            }
+            let t = now();
+            if flags.exchange {
+                let dst = dst.ok_or_else(FsError::not_found)?;
+                let drow = inode::get(c, dst)?;
+                if drow.kind == EntryKind::Dir {
+                    let mut at = parent;
+                    for _ in 0..4096 {
+                        if at == dst {
+                            return Err(FsError::new(
+                                ErrorKind::InvalidArgument,
+                                "a folder cannot move into itself",
+                            ));
+                        }
+                        if at == ROOT {
+                            break;
+                        }
+                        at = inode::get(c, at)?.parent;
+                    }
+                }
+                c.prepare_cached("UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
+                    .execute(rusqlite::params![parent as i64, name, dst as i64])?;
+                c.prepare_cached("UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
+                    .execute(rusqlite::params![newparent as i64, newname, src as i64])?;
+                if parent != newparent {
+                    for (ino, row, np) in [(src, &srow, newparent), (dst, &drow, parent)] {
+                        if row.kind == EntryKind::Dir {
+                            c.prepare_cached("UPDATE inodes SET parent = ?2 WHERE ino = ?1")?
+                                .execute(rusqlite::params![ino as i64, np as i64])?;
+                            inode::add_nlink(c, np, 1)?;
+                            inode::add_nlink(c, if np == newparent { parent } else { newparent }, -1)?;
+                        }
+                    }
+                }
+                inode::set_times(c, src, None, Some(t))?;
+                inode::set_times(c, dst, None, Some(t))?;
+                inode::set_times(c, parent, Some(t), Some(t))?;
+                inode::set_times(c, newparent, Some(t), Some(t))?;
+                self.dirty_dir(c, parent)?;
+                self.dirty_dir(c, newparent)?;
+                return Ok(None);
+            }
+            let mut replaced = None;
+            if let Some(dst) = dst {
+                if flags.noreplace {
+                    return Err(FsError::new(ErrorKind::Exists, "the target name exists"));
+                }
+                if dst == src {
+                    // Two names of one file: POSIX says do nothing.
+                    return Ok(None);
+                }
+                let drow = inode::get(c, dst)?;
+                match (srow.kind == EntryKind::Dir, drow.kind == EntryKind::Dir) {
+                    (true, false) => return Err(not_dir()),
+                    (false, true) => return Err(FsError::new(ErrorKind::IsDir, "the target is a folder")),
+                    (true, true) => {
+                        if !inode::is_empty_dir(c, dst)? {
+                            return Err(FsError::new(ErrorKind::NotEmpty, "the target folder is not empty"));
+                        }
+                        c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                            .execute(rusqlite::params![newparent as i64, newname])?;
+                        inode::delete(c, dst)?;
+                        inode::add_nlink(c, newparent, -1)?;
+                    }
+                    (false, false) => {
+                        c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
+                            .execute(rusqlite::params![newparent as i64, newname])?;
+                        inode::add_nlink(c, dst, -1)?;
+                        inode::set_times(c, dst, None, Some(t))?;
+                        self.dirty_parents(c, dst)?;
+                        if drow.nlink <= 1 {
+                            replaced = Some(dst);
+                        }
+                    }
+                }
+            }
+            c.prepare_cached("UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2")?
+                .execute(rusqlite::params![parent as i64, name, newparent as i64, newname])?;
+            if srow.kind == EntryKind::Dir && parent != newparent {
+                c.prepare_cached("UPDATE inodes SET parent = ?2 WHERE ino = ?1")?
+                    .execute(rusqlite::params![src as i64, newparent as i64])?;
+                inode::add_nlink(c, parent, -1)?;
+                inode::add_nlink(c, newparent, 1)?;
+            }
+            inode::set_times(c, src, None, Some(t))?;
+            inode::set_times(c, parent, Some(t), Some(t))?;
+            inode::set_times(c, newparent, Some(t), Some(t))?;
+            self.dirty_dir(c, parent)?;
+            self.dirty_dir(c, newparent)?;
+            self.dirty_parents(c, src)?;
+            Ok(replaced)
+        })?;
+        if let Some(ino) = replaced {
+            self.maybe_delete(ino)?;
+        }
+        Ok(())
+    }
+
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        self.db.write(|c| {
+            self.check_parent(c, newparent, newname)?;
+            let row = inode::get(c, ino)?;
+            if row.kind == EntryKind::Dir {
+                return Err(FsError::new(ErrorKind::NotPermitted, "folders cannot have hard links"));
+            }
+            if row.nlink >= 65_000 {
+                return Err(FsError::new(ErrorKind::NotPermitted, "too many links"));
+            }
+            inode::add_dentry(c, newparent, newname, ino)?;
+            inode::add_nlink(c, ino, 1)?;
+            let t = now();
+            inode::set_times(c, ino, None, Some(t))?;
+            inode::set_times(c, newparent, Some(t), Some(t))?;
+            self.dirty_parents(c, ino)?;
+            Ok(inode::get(c, ino)?.attr())
+        })
+    }
+
+    // ----------------------------------------------------------- setattr
+
+    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        if let Some(size) = set.size {
+            self.truncate(ino, size)?;
+        }
+        self.db.write(|c| {
+            let row = inode::get(c, ino)?;
+            let t = now();
+            let mut mode = row.mode;
+            if let Some(m) = set.mode {
+                mode = m & 0o7777;
+            }
+            if (set.uid.is_some() || set.gid.is_some()) && row.kind != EntryKind::Dir && set.mode.is_none() {
+                // Linux clears set-user-id, and set-group-id when it means
+                // "group executable", on every change of owner.
+                mode &= !0o4000;
+                if mode & 0o010 != 0 {
+                    mode &= !0o2000;
+                }
+            }
+            let uid = set.uid.unwrap_or(row.uid);
+            let gid = set.gid.unwrap_or(row.gid);
+            let at = match set.atime {
+                Some(SetTime::Now) => t,
+                Some(SetTime::At(x)) => x,
+                None => row.atime,
+            };
+            let mt = match set.mtime {
+                Some(SetTime::Now) => t,
+                Some(SetTime::At(x)) => x,
+                None => row.mtime,
+            };
+            let ct = set.ctime.unwrap_or(t);
+            c.prepare_cached(
+                "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, atime_s = ?5, atime_n = ?6, mtime_s = ?7, \
+                 mtime_n = ?8, ctime_s = ?9, ctime_n = ?10 WHERE ino = ?1",
+            )?
+            .execute(rusqlite::params![
+                ino as i64,
+                mode as i64,
+                uid as i64,
+                gid as i64,
+                at.secs,
+                at.nanos as i64,
+                mt.secs,
+                mt.nanos as i64,
+                ct.secs,
+                ct.nanos as i64
+            ])?;
+            if ino == ROOT {
+                self.dirty_dir(c, ROOT)?;
+            } else {
+                self.dirty_parents(c, ino)?;
+            }
+            Ok(inode::get(c, ino)?.attr())
+        })
+    }
+
+    // -------------------------------------------------------------- nodes
+
+    /// The node of a file, loaded from the database if no one has it.
+    pub(crate) fn node(&self, ino: Ino) -> Result<Arc<Node>> {
+        let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        if let Some(n) = nodes.get(&ino) {
+            return Ok(n.clone());
+        }
+        let row = self.db.read(|c| inode::get(c, ino))?;
+        let staging = match row.staging {
+            Some(id) => Some(Staging::open(&self.staging_dir, id)?),
+            None => None,
+        };
+        let n = Arc::new(Node {
+            ino,
+            state: RwLock::new(NodeState {
+                staging,
+                base: Arc::new(Content::new(row.content)),
+                base_len: row.base_len,
+                size: row.size,
+                kind: row.kind,
+            }),
+            opens: AtomicU64::new(0),
+        });
+        nodes.insert(ino, n.clone());
+        Ok(n)
+    }
+
+    /// Drops a node no handle uses (its state is all in the database).
+    pub(crate) fn release_node(&self, ino: Ino) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            if let Some(n) = nodes.get(&ino) {
+                if n.opens.load(Ordering::Acquire) == 0 && Arc::strong_count(n) == 1 {
+                    nodes.remove(&ino);
+                }
+            }
+        }
+    }
+
+    // --------------------------------------------------------- open/close
+
+    pub fn open(&self, ino: Ino, truncate: bool) -> Result<u64> {
+        let node = if Snapshots::owns(ino) {
+            if truncate {
+                return Err(FsError::read_only());
+            }
+            let (content, size) = self.snapshots.content(self, ino)?;
+            Arc::new(Node {
+                ino,
+                state: RwLock::new(NodeState {
+                    staging: None,
+                    base: Arc::new(content),
+                    base_len: size,
+                    size,
+                    kind: EntryKind::File,
+                }),
+                opens: AtomicU64::new(0),
+            })
+        } else {
+            self.node(ino)?
+        };
+        {
+            let st = node.state.read().map_err(|_| crate::sync::lock_err())?;
+            if st.kind == EntryKind::Dir {
+                return Err(FsError::new(ErrorKind::IsDir, "a folder cannot be opened as a file"));
+            }
+        }
+        node.opens.fetch_add(1, Ordering::AcqRel);
+        if truncate {
+            if let Err(e) = self.truncate(ino, 0) {
+                node.opens.fetch_sub(1, Ordering::AcqRel);
+                return Err(e);
+            }
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let h = Arc::new(Handle {
+            node,
+            next: AtomicU64::new(0),
+            window: AtomicU64::new(0),
+        });
+        self.handles.lock().map_err(|_| crate::sync::lock_err())?.insert(fh, h);
+        Ok(fh)
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
+        self.handles
+            .lock()
+            .map_err(|_| crate::sync::lock_err())?
+            .get(&fh)
+            .cloned()
+            .ok_or_else(|| FsError::new(ErrorKind::BadHandle, "the file is not open"))
+    }
+
+    pub fn release(&self, fh: u64) -> Result<()> {
+        let Some(h) = self.handles.lock().map_err(|_| crate::sync::lock_err())?.remove(&fh) else {
+            return Ok(());
+        };
+        let ino = h.node.ino;
+        let last = h.node.opens.fetch_sub(1, Ordering::AcqRel) == 1;
+        drop(h);
+        if Snapshots::owns(ino) {
+            return Ok(());
+        }
+        if last {
+            let nlink = self.db.read(|c| Ok(inode::get_opt(c, ino)?.map(|r| r.nlink)))?;
+            if nlink == Some(0) {
+                self.maybe_delete(ino)?;
+            }
+            self.release_node(ino);
+        }
+        Ok(())
+    }
+
+    // --------------------------------------------------------------- read
+
+    /// Reads up to `size` bytes at `off`. Reads past the end return less.
+    pub fn read(&self, fh: u64, off: u64, size: u32) -> Result<Vec<u8>> {
+        if fh == 0 {
+            return Err(FsError::new(ErrorKind::BadHandle, "the file is not open"));
+        }
+        let h = self.handle(fh)?;
+        let st = h.node.state.read().map_err(|_| crate::sync::lock_err())?;
+        if off >= st.size {
+            return Ok(Vec::new());
+        }
+        let len = (size as u64).min(st.size - off) as usize;
+        let out = self.read_state(&st, off, len)?;
+        // Read-ahead: a read that starts where the last ended doubles the
+        // window (1 MiB to 32 MiB) of blobs fetched ahead.
+        if st.staging.is_none() && !st.base.ends.is_empty() {
+            let seq = h.next.swap(off + len as u64, Ordering::Relaxed) == off;
+            let win = if seq {
+                (h.window.load(Ordering::Relaxed) * 2).clamp(1 << 20, 32 << 20)
+            } else {
+                0
+            };
+            h.window.store(win, Ordering::Relaxed);
+            if win > 0 {
+                self.readahead(&st.base, off + len as u64, win);
+            }
+        }
+        Ok(out)
+    }
+
+    fn readahead(&self, base: &Content, from: u64, win: u64) {
+        let Some(first) = base.find(from) else { return };
+        let mut ids = Vec::new();
+        let mut i = first;
+        while i < base.ends.len() && base.start(i) < from + win {
+            ids.push(base.list.0[i].0);
+            i += 1;
+        }
+        self.blobs.prefetch(&ids);
+    }
+
+    /// Bytes `off..off+len` of a file in state `st` (within its size).
+    pub(crate) fn read_state(&self, st: &NodeState, off: u64, len: usize) -> Result<Vec<u8>> {
+        let Some(staging) = &st.staging else {
+            let mut out = vec![0u8; len];
+            self.read_base(st, off, &mut out)?;
+            return Ok(out);
+        };
+        let b0 = off / BLOCK as u64;
+        let b1 = (off + len as u64).div_ceil(BLOCK as u64);
+        let mut buf = vec![0u8; ((b1 - b0) as usize) * BLOCK];
+        let present = staging.read_blocks(&self.key, b0, &mut buf)?;
+        // Fill runs of blocks that are not staged from the stored content.
+        let mut i = 0;
+        while i < present.len() {
+            if present[i] {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < present.len() && !present[j] {
+                j += 1;
+            }
+            let start = (b0 + i as u64) * BLOCK as u64;
+            self.read_base(st, start, &mut buf[i * BLOCK..j * BLOCK])?;
+            i = j;
+        }
+        let skip = (off - b0 * BLOCK as u64) as usize;
+        buf.drain(..skip);
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Fills `out` with the stored content at `off`, zeros past `base_len`.
+    fn read_base(&self, st: &NodeState, off: u64, out: &mut [u8]) -> Result<()> {
+        let end = (off + out.len() as u64).min(st.base_len);
+        if off >= end {
+            out.fill(0);
+            return Ok(());
+        }
+        let mut at = off;
+        while at < end {
+            let Some(i) = st.base.find(at) else { break };
+            let (id, _) = st.base.list.0[i];
+            let start = st.base.start(i);
+            let plain = self.blobs.get(&id)?;
+            let from = (at - start) as usize;
+            let upto = ((end - start) as usize).min(plain.len());
+            if from >= upto {
+                return Err(FsError::new(
+                    ErrorKind::Corrupt,
+                    format!("blob {id} is shorter than the file's content list says"),
+                ));
+            }
+            let dst = (at - off) as usize;
+            out[dst..dst + (upto - from)].copy_from_slice(&plain[from..upto]);
+            at = start + upto as u64;
+        }
+        let filled = (at - off) as usize;
+        out[filled..].fill(0);
+        Ok(())
+    }
+
+    // -------------------------------------------------------------- write
+
+    pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32> {
+        let h = self.handle(fh)?;
+        if Snapshots::owns(h.node.ino) {
+            return Err(FsError::read_only());
+        }
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or_else(|| FsError::new(ErrorKind::TooBig, "the file would exceed the largest size the drive holds"))?;
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let mut st = h.node.state.write().map_err(|_| crate::sync::lock_err())?;
+        self.ensure_staging(h.node.ino, &mut st)?;
+        let b0 = off / BLOCK as u64;
+        let b1 = end.div_ceil(BLOCK as u64);
+        let mut buf = vec![0u8; ((b1 - b0) as usize) * BLOCK];
+        let head = (off - b0 * BLOCK as u64) as usize;
+        // Partial first and last blocks keep their other bytes.
+        if head != 0 {
+            let blk = self.read_block(&st, b0)?;
+            buf[..BLOCK].copy_from_slice(&blk);
+        }
+        if end % BLOCK as u64 != 0 && (b1 - 1 != b0 || head == 0) {
+            let blk = self.read_block(&st, b1 - 1)?;
+            let n = buf.len();
+            buf[n - BLOCK..].copy_from_slice(&blk);
+        }
+        buf[head..head + data.len()].copy_from_slice(data);
+        if let Some(s) = &st.staging {
+            s.write_blocks(&self.key, b0, &buf)?;
+        }
+        let grew = end > st.size;
+        if grew {
+            st.size = end;
+        }
+        let size = st.size;
+        let ino = h.node.ino;
+        self.db.write(|c| {
+            let t = now();
+            c.prepare_cached(
+                "UPDATE inodes SET size = ?2, mtime_s = ?3, mtime_n = ?4, ctime_s = ?3, ctime_n = ?4 WHERE ino = ?1",
+            )?
+            .execute(rusqlite::params![ino as i64, size as i64, t.secs, t.nanos as i64])?;
+            self.touch_content(c, ino)
+        })?;
+        Ok(data.len() as u32)
+    }
+
+    /// The 4 KiB block `b` of a file as it reads now (zeros past the end).
+    fn read_block(&self, st: &NodeState, b: u64) -> Result<Vec<u8>> {
+        let start = b * BLOCK as u64;
+        if start >= st.size {
+            return Ok(vec![0u8; BLOCK]);
+        }
+        let len = ((st.size - start) as usize).min(BLOCK);
+        let mut v = self.read_state(st, start, len)?;
+        v.resize(BLOCK, 0);
+        Ok(v)
+    }
+
+    /// Gives the file a staging file if it has none.
+    fn ensure_staging(&self, ino: Ino, st: &mut NodeState) -> Result<()> {
+        if st.staging.is_some() {
+            return Ok(());
+        }
+        let id: [u8; 16] = rand::random();
+        let s = Staging::open(&self.staging_dir, id)?;
+        self.db.write(|c| {
+            c.prepare_cached("UPDATE inodes SET staging = ?2 WHERE ino = ?1")?
+                .execute(rusqlite::params![ino as i64, id.as_slice()])?;
+            Ok(())
+        })?;
+        st.staging = Some(s);
+        Ok(())
+    }
+
+    /// Records that a file's content changed in this epoch.
+    fn touch_content(&self, c: &rusqlite::Connection, ino: Ino) -> Result<()> {
+        let epoch = self.cur_epoch() as i64;
+        let changed = c
+            .prepare_cached("UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2")?
+            .execute(rusqlite::params![ino as i64, epoch])?;
+        if changed > 0 {
+            self.dirty_parents(c, ino)?;
+        }
+        self.sync.touched();
+        Ok(())
+    }
+
+    /// Sets a file's size: cuts or extends with zeros.
+    pub fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(FsError::new(ErrorKind::TooBig, "larger than the largest size the drive holds"));
+        }
+        let node = self.node(ino)?;
+        let res = (|| {
+            let mut st = node.state.write().map_err(|_| crate::sync::lock_err())?;
+            match st.kind {
+                EntryKind::File => {}
+                EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no size to set")),
+                _ => return Err(FsError::new(ErrorKind::InvalidArgument, "only files have a size to set")),
+            }
+            if size < st.size {
+                let tail = (size % BLOCK as u64) as usize;
+                if tail != 0 {
+                    // Zero the cut-off part of the last block, so a later
+                    // extension reads zeros there.
+                    let b = size / BLOCK as u64;
+                    let staged_here = match &st.staging {
+                        Some(s) => {
+                            let mut probe = vec![0u8; BLOCK];
+                            s.read_blocks(&self.key, b, &mut probe)?[0]
+                        }
+                        None => false,
+                    };
+                    if staged_here {
+                        let mut blk = self.read_block(&st, b)?;
+                        blk[tail..].fill(0);
+                        if let Some(s) = &st.staging {
+                            s.write_blocks(&self.key, b, &blk)?;
+                        }
+                    }
+                }
+                if let Some(s) = &st.staging {
+                    s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
+                }
+                st.base_len = st.base_len.min(size);
+            }
+            st.size = size;
+            let (base_len, has_staging) = (st.base_len, st.staging.is_some());
+            self.db.write(|c| {
+                let t = now();
+                c.prepare_cached(
+                    "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
+                     ctime_n = ?5 WHERE ino = ?1",
+                )?
+                .execute(rusqlite::params![ino as i64, size as i64, base_len as i64, t.secs, t.nanos as i64])?;
+                let _ = has_staging;
+                self.touch_content(c, ino)
+            })
+        })();
+        drop(node);
+        self.release_node(ino);
+        res
+    }
+
+    /// Preallocates (mode 0) or keeps the size (`keep_size`); other modes
+    /// such as hole punching are not supported.
+    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, keep_size: bool) -> Result<()> {
+        let end = off
+            .checked_add(len)
+            .ok_or_else(|| FsError::new(ErrorKind::InvalidArgument, "offset and length overflow"))?;
+        let size = self.getattr(ino)?.size;
+        if !keep_size && end > size {
+            self.truncate(ino, end)?;
+        }
+        Ok(())
+    }
+
+    // -------------------------------------------------------------- fsync
+
+    /// Makes a file's data and every metadata change durable.
+    pub fn fsync(&self, ino: Ino) -> Result<()> {
+        if Snapshots::owns(ino) {
+            return Ok(());
+        }
+        let node = self.nodes.lock().ok().and_then(|n| n.get(&ino).cloned());
+        if let Some(node) = node {
+            let st = node.state.read().map_err(|_| crate::sync::lock_err())?;
+            if let Some(s) = &st.staging {
+                s.sync()?;
+            }
+        }
+        self.db.commit(true)
+    }
+
+    /// `fsync` of a folder; of the root, also commits to the vault now.
+    pub fn fsyncdir(&self, ino: Ino) -> Result<()> {
+        self.fsync(ino)?;
+        if ino == ROOT {
+            self.sync_now()?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ readdir
+
+    /// Entries after `cookie` (0 starts), at most `max`. Includes `.` and
+    /// `..`.
+    pub fn readdir(&self, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.readdir(self, ino, cookie, max);
+        }
+        self.db.read(|c| {
+            let row = inode::get(c, ino)?;
+            if row.kind != EntryKind::Dir {
+                return Err(not_dir());
+            }
+            let mut out = Vec::new();
+            if cookie == 0 {
+                out.push(DirEntry {
+                    cookie: 1,
+                    ino,
+                    kind: EntryKind::Dir,
+                    name: b".".to_vec(),
+                });
+            }
+            if cookie <= 1 {
+                out.push(DirEntry {
+                    cookie: 2,
+                    ino: if ino == ROOT { ROOT } else { row.parent },
+                    kind: EntryKind::Dir,
+                    name: b"..".to_vec(),
+                });
+            }
+            let after = cookie.saturating_sub(2) as i64;
+            let mut st = c.prepare_cached(
+                "SELECT d.id, d.ino, i.kind, d.name FROM dentries d JOIN inodes i ON i.ino = d.ino \
+                 WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
+            )?;
+            let rows = st.query_map(rusqlite::params![ino as i64, after, max as i64], |r| {
+                Ok(DirEntry {
+                    cookie: r.get::<_, i64>(0)? as u64 + 2,
+                    ino: r.get::<_, i64>(1)? as u64,
+                    kind: inode::kind_from(r.get(2)?),
+                    name: r.get(3)?,
+                })
+            })?;
+            for r in rows {
+                out.push(r?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Entries with their attributes (for `readdirplus`).
+    pub fn readdir_plus(&self, ino: Ino, cookie: u64, max: usize) -> Result<Vec<(DirEntry, Attr)>> {
+        let entries = self.readdir(ino, cookie, max)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let a = self.getattr(e.ino)?;
+            out.push((e, a));
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------- statfs
+
+    pub fn statfs(&self) -> Result<StatFs> {
+        let (files, bytes): (i64, i64) = self.db.read(|c| {
+            Ok(c.query_row("SELECT count(*), coalesce(sum(size), 0) FROM inodes", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?)
+        })?;
+        // The store has no fixed size; report the local disk's free space
+        // (staging lands there) on top of what the drive holds.
+        let (total, free) = disk_space(&self.opts.state_dir);
+        let bsize = 4096u64;
+        let used = (bytes as u64).div_ceil(bsize);
+        Ok(StatFs {
+            blocks: used + total / bsize,
+            bfree: free / bsize,
+            bavail: free / bsize,
+            files: files as u64 + 1_000_000_000,
+            ffree: 1_000_000_000,
+            bsize: bsize as u32,
+            namelen: nimbus_vault::tree::MAX_NAME as u32,
+        })
+    }
+
+    // ------------------------------------------------------------- xattrs
+
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        if name.is_empty() || name.len() > 255 {
+            return Err(FsError::new(ErrorKind::Range, "an attribute name is 1 to 255 bytes long"));
+        }
+        if value.len() > 65536 {
+            return Err(FsError::new(ErrorKind::TooBig, "an attribute value is at most 64 KiB"));
+        }
+        self.db.write(|c| {
+            inode::get(c, ino)?;
+            let exists = c
+                .prepare_cached("SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .exists(rusqlite::params![ino as i64, name])?;
+            match (mode, exists) {
+                (XattrMode::Create, true) => {
+                    return Err(FsError::new(ErrorKind::Exists, "the attribute exists"));
+                }
+                (XattrMode::Replace, false) => {
+                    return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
+                }
+                _ => {}
+            }
+            c.prepare_cached(
+                "INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (ino, name) DO UPDATE SET value = ?3",
+            )?
+            .execute(rusqlite::params![ino as i64, name, value])?;
+            inode::set_times(c, ino, None, Some(now()))?;
+            if ino == ROOT {
+                self.dirty_dir(c, ROOT)
+            } else {
+                self.dirty_parents(c, ino)
+            }
+        })
+    }
+
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.getxattr(self, ino, name);
+        }
+        self.db.read(|c| {
+            inode::get(c, ino)?;
+            use rusqlite::OptionalExtension;
+            c.prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .query_row(rusqlite::params![ino as i64, name], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| FsError::new(ErrorKind::NoAttribute, "no such attribute"))
+        })
+    }
+
+    pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.listxattr(self, ino);
+        }
+        self.db.read(|c| {
+            inode::get(c, ino)?;
+            let mut st = c.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+            let rows = st.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(r?);
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        self.db.write(|c| {
+            inode::get(c, ino)?;
+            let n = c
+                .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
+                .execute(rusqlite::params![ino as i64, name])?;
+            if n == 0 {
+                return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
+            }
+            inode::set_times(c, ino, None, Some(now()))?;
+            if ino == ROOT {
+                self.dirty_dir(c, ROOT)
+            } else {
+                self.dirty_parents(c, ino)
+            }
+        })
+    }
+
+    // --------------------------------------------------------------- pins
+
+    /// Keeps a file (or everything under a folder) on this device.
+    pub fn pin(&self, ino: Ino, on: bool) -> Result<()> {
+        self.db.write(|c| {
+            inode::get(c, ino)?;
+            if on {
+                c.prepare_cached("INSERT OR IGNORE INTO pins (ino) VALUES (?1)")?.execute([ino as i64])?;
+            } else {
+                c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?.execute([ino as i64])?;
+            }
+            Ok(())
+        })?;
+        self.refresh_pins()?;
+        if on {
+            // Fetch now what is not here yet, and wait for it.
+            let ids = self.pinned_blobs()?;
+            for id in &ids {
+                self.blobs.get(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every blob of every pinned file (folders pin what is under them).
+    fn pinned_blobs(&self) -> Result<std::collections::HashSet<nimbus_vault::BlobId>> {
+        self.db.read(|c| {
+            let mut out = std::collections::HashSet::new();
+            let mut st = c.prepare_cached(
+                "WITH RECURSIVE under(ino) AS (SELECT ino FROM pins \
+                 UNION SELECT d.ino FROM dentries d JOIN under u ON d.parent = u.ino) \
+                 SELECT i.content FROM inodes i JOIN under u ON i.ino = u.ino WHERE i.content IS NOT NULL",
+            )?;
+            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            for r in rows {
+                if let Some(list) = ContentList::decode(&r?) {
+                    out.extend(list.0.into_iter().map(|(id, _)| id));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub(crate) fn refresh_pins(&self) -> Result<()> {
+        let ids = self.pinned_blobs()?;
+        self.blobs.set_pinned(ids);
+        Ok(())
+    }
+
+    /// The inode at a path relative to the root (for the CLI and tests).
+    pub fn resolve(&self, path: &[u8]) -> Result<Ino> {
+        let mut ino = ROOT;
+        for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
+            ino = self.lookup(ino, part)?.ino;
+        }
+        Ok(ino)
+    }
+
+    /// Stops background work after a last commit to the vault.
+    pub fn shutdown(&self) -> Result<()> {
+        let res = self.sync_now();
+        self.sync.stop();
+        let db_res = self.db.stop();
+        if let Some(h) = self.flusher.lock().ok().and_then(|mut f| f.take()) {
+            let _ = h.join();
+        }
+        res.and(db_res)
+    }
+}
+
+fn remove_db(path: &std::path::Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(FsError::io(format!("cannot remove {}", p.display()), e)),
+        }
+    }
+    Ok(())
+}
+
+/// Total and free bytes of the file system holding `path`.
+fn disk_space(path: &std::path::Path) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        if let Ok(s) = rustix::fs::statvfs(path) {
+            return (s.f_blocks * s.f_frsize, s.f_bavail * s.f_frsize);
+        }
+    }
+    let _ = path;
+    (1 << 40, 1 << 40)
+}

@@ -1,0 +1,234 @@
+//! Inode rows: reading, writing and the small SQL helpers every operation
+//! uses.
+
+use nimbus_vault::{EntryKind, FileId, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension, Row as SqlRow};
+
+use crate::error::{ErrorKind, FsError, Result};
+use crate::types::{Attr, ContentList, Ino};
+
+pub fn kind_code(k: EntryKind) -> i64 {
+    match k {
+        EntryKind::File => 0,
+        EntryKind::Dir => 1,
+        EntryKind::Symlink => 2,
+        EntryKind::Fifo => 3,
+        EntryKind::CharDevice => 4,
+        EntryKind::BlockDevice => 5,
+        EntryKind::Socket => 6,
+    }
+}
+
+pub fn kind_from(c: i64) -> EntryKind {
+    match c {
+        1 => EntryKind::Dir,
+        2 => EntryKind::Symlink,
+        3 => EntryKind::Fifo,
+        4 => EntryKind::CharDevice,
+        5 => EntryKind::BlockDevice,
+        6 => EntryKind::Socket,
+        _ => EntryKind::File,
+    }
+}
+
+/// One row of `inodes`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub ino: Ino,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub nlink: u32,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+    pub parent: Ino,
+    pub file_id: FileId,
+    pub target: Vec<u8>,
+    pub content: ContentList,
+    pub base_len: u64,
+    pub staging: Option<[u8; 16]>,
+    pub dirty_epoch: u64,
+    pub tree_id: Option<nimbus_vault::BlobId>,
+}
+
+pub const COLS: &str = "ino, kind, mode, uid, gid, rdev, size, nlink, atime_s, atime_n, mtime_s, mtime_n, \
+     ctime_s, ctime_n, parent, file_id, target, content, base_len, staging, dirty_epoch, tree_id";
+
+fn ts(s: i64, n: i64) -> Timestamp {
+    Timestamp {
+        secs: s,
+        nanos: n.clamp(0, 999_999_999) as u32,
+    }
+}
+
+pub fn from_sql(r: &SqlRow<'_>) -> rusqlite::Result<Row> {
+    let file_id: Vec<u8> = r.get(15)?;
+    let content: Option<Vec<u8>> = r.get(17)?;
+    let staging: Option<Vec<u8>> = r.get(19)?;
+    let tree: Option<Vec<u8>> = r.get(21)?;
+    Ok(Row {
+        ino: r.get::<_, i64>(0)? as u64,
+        kind: kind_from(r.get(1)?),
+        mode: r.get::<_, i64>(2)? as u32,
+        uid: r.get::<_, i64>(3)? as u32,
+        gid: r.get::<_, i64>(4)? as u32,
+        rdev: r.get::<_, i64>(5)? as u64,
+        size: r.get::<_, i64>(6)? as u64,
+        nlink: r.get::<_, i64>(7)? as u32,
+        atime: ts(r.get(8)?, r.get(9)?),
+        mtime: ts(r.get(10)?, r.get(11)?),
+        ctime: ts(r.get(12)?, r.get(13)?),
+        parent: r.get::<_, i64>(14)? as u64,
+        file_id: file_id
+            .as_slice()
+            .try_into()
+            .map(nimbus_vault::ShortId)
+            .unwrap_or(nimbus_vault::ShortId([0; 16])),
+        target: r.get::<_, Option<Vec<u8>>>(16)?.unwrap_or_default(),
+        content: content.and_then(|c| ContentList::decode(&c)).unwrap_or_default(),
+        base_len: r.get::<_, i64>(18)? as u64,
+        staging: staging.and_then(|s| s.as_slice().try_into().ok()),
+        dirty_epoch: r.get::<_, i64>(20)? as u64,
+        tree_id: tree.and_then(|t| t.as_slice().try_into().ok().map(nimbus_vault::Id)),
+    })
+}
+
+impl Row {
+    pub fn attr(&self) -> Attr {
+        Attr {
+            ino: self.ino,
+            kind: self.kind,
+            size: self.size,
+            blocks: self.size.div_ceil(512),
+            perm: self.mode & 0o7777,
+            nlink: self.nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: self.rdev,
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: self.ctime,
+        }
+    }
+}
+
+pub fn get(c: &Connection, ino: Ino) -> Result<Row> {
+    get_opt(c, ino)?.ok_or_else(FsError::not_found)
+}
+
+pub fn get_opt(c: &Connection, ino: Ino) -> Result<Option<Row>> {
+    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM inodes WHERE ino = ?1"))?
+        .query_row([ino as i64], from_sql)
+        .optional()?)
+}
+
+pub fn lookup(c: &Connection, parent: Ino, name: &[u8]) -> Result<Option<Ino>> {
+    Ok(c.prepare_cached("SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2")?
+        .query_row(params![parent as i64, name], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|i| i as u64))
+}
+
+/// A new inode; returns its number.
+#[allow(clippy::too_many_arguments)]
+pub fn insert(
+    c: &Connection,
+    kind: EntryKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    rdev: u64,
+    nlink: u32,
+    time: Timestamp,
+    parent: Ino,
+    file_id: &FileId,
+    target: Option<&[u8]>,
+    epoch: u64,
+) -> Result<Ino> {
+    c.prepare_cached(
+        "INSERT INTO inodes (kind, mode, uid, gid, rdev, nlink, atime_s, atime_n, mtime_s, mtime_n, ctime_s, ctime_n, \
+         parent, file_id, target, dirty_epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?8, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        kind_code(kind),
+        mode as i64,
+        uid as i64,
+        gid as i64,
+        rdev as i64,
+        nlink as i64,
+        time.secs,
+        time.nanos as i64,
+        parent as i64,
+        file_id.0.as_slice(),
+        target,
+        epoch as i64
+    ])?;
+    Ok(c.last_insert_rowid() as u64)
+}
+
+pub fn add_dentry(c: &Connection, parent: Ino, name: &[u8], ino: Ino) -> Result<()> {
+    c.prepare_cached("INSERT INTO dentries (parent, name, ino) VALUES (?1, ?2, ?3)")?
+        .execute(params![parent as i64, name, ino as i64])?;
+    Ok(())
+}
+
+pub fn set_times(c: &Connection, ino: Ino, m: Option<Timestamp>, ct: Option<Timestamp>) -> Result<()> {
+    if let Some(m) = m {
+        c.prepare_cached("UPDATE inodes SET mtime_s = ?2, mtime_n = ?3 WHERE ino = ?1")?
+            .execute(params![ino as i64, m.secs, m.nanos as i64])?;
+    }
+    if let Some(t) = ct {
+        c.prepare_cached("UPDATE inodes SET ctime_s = ?2, ctime_n = ?3 WHERE ino = ?1")?
+            .execute(params![ino as i64, t.secs, t.nanos as i64])?;
+    }
+    Ok(())
+}
+
+pub fn add_nlink(c: &Connection, ino: Ino, delta: i64) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET nlink = max(nlink + ?2, 0) WHERE ino = ?1")?
+        .execute(params![ino as i64, delta])?;
+    Ok(())
+}
+
+/// Deletes an inode and everything hanging off it (not its staging file).
+pub fn delete(c: &Connection, ino: Ino) -> Result<()> {
+    c.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?.execute([ino as i64])?;
+    c.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?.execute([ino as i64])?;
+    c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?.execute([ino as i64])?;
+    Ok(())
+}
+
+/// The folders holding names of `ino`.
+pub fn parents(c: &Connection, ino: Ino) -> Result<Vec<Ino>> {
+    let mut st = c.prepare_cached("SELECT DISTINCT parent FROM dentries WHERE ino = ?1")?;
+    let rows = st.query_map([ino as i64], |r| r.get::<_, i64>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r? as u64);
+    }
+    Ok(out)
+}
+
+pub fn is_empty_dir(c: &Connection, ino: Ino) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
+        .query_row([ino as i64], |_| Ok(()))
+        .optional()?
+        .is_none())
+}
+
+pub fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > nimbus_vault::tree::MAX_NAME {
+        return Err(FsError::new(
+            ErrorKind::NameTooLong,
+            format!("a name is at most {} bytes long", nimbus_vault::tree::MAX_NAME),
+        ));
+    }
+    if !nimbus_vault::tree::valid_name(name) {
+        return Err(FsError::new(ErrorKind::InvalidArgument, "not a valid file name"));
+    }
+    Ok(())
+}

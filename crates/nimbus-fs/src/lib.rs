@@ -1,0 +1,30 @@
+//! The Nimbus file system core: the drive's working copy and its POSIX
+//! semantics, and commits of its changes to the vault.
+//!
+//! **Architecture invariant:** this crate knows no OS mount API. No FUSE or
+//! WinFsp type appears here; the mount adapters (`nimbus-fuse`, and WinFsp
+//! on Windows) translate calls into [`Fs`] methods and [`ErrorKind`]s into
+//! their own error codes, and the same behaviour suite runs against this
+//! crate directly and through a real mount.
+//!
+//! Local state, in the state folder of one vault on one device:
+//! `metadata.db` (SQLCipher), `staging/` (changed blocks, encrypted),
+//! `cache/` (blobs as fetched, still encrypted). All of it can be deleted:
+//! the next mount rebuilds it from the vault (losing only changes that were
+//! not yet committed).
+
+pub mod blobs;
+pub mod db;
+pub mod error;
+pub mod fs;
+pub mod inode;
+pub mod rebuild;
+pub mod snapshots;
+pub mod staging;
+pub mod sync;
+pub mod types;
+
+pub use error::{ErrorKind, FsError, Result};
+pub use fs::{Fs, FsOptions};
+pub use snapshots::snapshot_name;
+pub use types::*;

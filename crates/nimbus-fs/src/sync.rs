@@ -1,0 +1,554 @@
+//! The sync engine's commit: turning the working copy's changes into a
+//! snapshot in the vault.
+//!
+//! Change tracking uses epochs. Every change stamps the changed file (for
+//! content) or the folders holding it (for metadata), and all their
+//! ancestors, with the current epoch `E`. A commit first moves the epoch to
+//! `E + 1`, so changes made while it runs carry `E + 1`; it uploads every
+//! file whose content changed, then rebuilds the tree of every folder whose
+//! stamp is newer than the last committed epoch, reusing the stored tree of
+//! every other folder, and publishes commit and ref. Only then does it
+//! record `E` as committed: a commit that fails halfway leaves every stamp
+//! newer than the committed epoch, so the next attempt redoes it all (and
+//! deduplication makes the redone uploads cheap).
+//!
+//! Invariant: a folder stamped with epoch `e` has all its ancestors stamped
+//! with `e` or later; this lets marking stop at the first folder already
+//! stamped with the current epoch.
+//!
+//! Staging is dropped for a file only when no write touched it since the
+//! commit began, after its blobs are in the vault, and after the database
+//! says so durably.
+
+use nimbus_vault::chunker::{self, ChunkReadError};
+use nimbus_vault::{BlobKind, Commit, CommitId, Entry, EntryKind, Saver, Timestamp, Tree, Xattr};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::db;
+use crate::error::{ErrorKind, FsError, Result};
+use crate::fs::{Fs, Node};
+use crate::inode;
+use crate::staging::{Staging, BLOCK};
+use crate::types::*;
+
+/// A change waits at most this long for a quiet moment before it is
+/// committed anyway.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Inner {
+    /// When the last change happened, and when the oldest uncommitted one did.
+    last_touch: Option<Instant>,
+    first_touch: Option<Instant>,
+    running: bool,
+    requested: u64,
+    finished: u64,
+    last_result: Option<Result<(), String>>,
+    stop: bool,
+}
+
+#[derive(Default)]
+pub struct SyncState {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}
+
+pub(crate) fn lock_err() -> FsError {
+    FsError::new(ErrorKind::Io, "an internal lock was poisoned by an earlier failure; remount the drive")
+}
+
+impl SyncState {
+    /// Notes a change (restarts the quiet-time clock).
+    pub fn touched(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            let now = Instant::now();
+            i.last_touch = Some(now);
+            i.first_touch.get_or_insert(now);
+            drop(i);
+        }
+    }
+
+    pub fn stop(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.stop = true;
+        }
+        self.cv.notify_all();
+    }
+}
+
+impl Fs {
+    /// Starts the background thread that commits after quiet periods.
+    pub fn start_sync(self: &Arc<Fs>) -> std::thread::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("nimbus-sync".into())
+            .spawn(move || loop {
+                let Some(fs) = weak.upgrade() else { return };
+                if !fs.wait_for_work() {
+                    return;
+                }
+                fs.run_commit();
+            })
+            .unwrap_or_else(|e| panic!("cannot start a thread: {e}"))
+    }
+
+    /// Waits until a commit is due; false when stopping.
+    fn wait_for_work(&self) -> bool {
+        let delay = self.opts.commit_delay;
+        let Ok(mut i) = self.sync.inner.lock() else { return false };
+        loop {
+            if i.stop {
+                return false;
+            }
+            if i.requested > i.finished {
+                return true;
+            }
+            let due = match (i.last_touch, i.first_touch) {
+                (Some(l), Some(f)) => {
+                    let now = Instant::now();
+                    if now >= l + delay || now >= f + MAX_DELAY {
+                        return true;
+                    }
+                    Some((l + delay).min(f + MAX_DELAY) - now)
+                }
+                _ => None,
+            };
+            let wait = due.unwrap_or(Duration::from_secs(3600)).min(Duration::from_secs(1));
+            i = match self.sync.cv.wait_timeout(i, wait) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    fn run_commit(&self) {
+        let target = {
+            let Ok(mut i) = self.sync.inner.lock() else { return };
+            i.running = true;
+            i.last_touch = None;
+            i.first_touch = None;
+            i.requested
+        };
+        let res = self.commit_once();
+        if let Err(e) = &res {
+            tracing::error!("committing to the vault failed: {e}; will retry");
+        }
+        let Ok(mut i) = self.sync.inner.lock() else { return };
+        i.running = false;
+        i.finished = i.finished.max(target);
+        if res.is_err() {
+            // Retry later: keep the changes marked as waiting.
+            let now = Instant::now();
+            i.last_touch.get_or_insert(now);
+            i.first_touch.get_or_insert(now);
+        }
+        i.last_result = Some(res.map(|_| ()).map_err(|e| e.to_string()));
+        drop(i);
+        self.sync.cv.notify_all();
+    }
+
+    /// Commits now and waits for it. Returns the error of that commit.
+    pub fn sync_now(&self) -> Result<()> {
+        let want = {
+            let mut i = self.sync.inner.lock().map_err(|_| lock_err())?;
+            if i.stop {
+                drop(i);
+                // No background thread: commit on this one.
+                return self.commit_once().map(|_| ());
+            }
+            i.requested += 1;
+            i.requested
+        };
+        self.sync.cv.notify_all();
+        let mut i = self.sync.inner.lock().map_err(|_| lock_err())?;
+        while i.finished < want && !i.stop {
+            i = self.sync.cv.wait(i).map_err(|_| lock_err())?;
+        }
+        if i.finished < want {
+            drop(i);
+            return self.commit_once().map(|_| ());
+        }
+        match &i.last_result {
+            Some(Err(msg)) => Err(FsError::new(ErrorKind::Unavailable, msg.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// What is waiting for the vault.
+    pub fn pending(&self) -> Result<Pending> {
+        let (files, dirty) = self.db.read(|c| {
+            let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
+            let files: i64 = c.query_row(
+                "SELECT count(*) FROM inodes WHERE kind = 0 AND dirty_epoch > ?1",
+                [committed],
+                |r| r.get(0),
+            )?;
+            let root = inode::get(c, ROOT)?;
+            Ok((files as u64, root.dirty_epoch as i64 > committed || root.tree_id.is_none()))
+        })?;
+        let mut staged_bytes = 0;
+        if let Ok(rd) = std::fs::read_dir(&self.staging_dir) {
+            for e in rd.flatten() {
+                use std::os::unix::fs::MetadataExt;
+                if let Ok(m) = e.metadata() {
+                    staged_bytes += m.blocks() * 512;
+                }
+            }
+        }
+        let (syncing, last_error) = self
+            .sync
+            .inner
+            .lock()
+            .map(|i| {
+                (
+                    i.running,
+                    match &i.last_result {
+                        Some(Err(e)) => Some(e.clone()),
+                        _ => None,
+                    },
+                )
+            })
+            .unwrap_or((false, None));
+        Ok(Pending {
+            files,
+            staged_bytes,
+            dirty,
+            syncing,
+            last_error,
+        })
+    }
+
+    /// One commit. Returns the new commit's id, or `None` if nothing changed.
+    pub(crate) fn commit_once(&self) -> Result<Option<CommitId>> {
+        let _serial = self.sync_lock.lock().map_err(|_| lock_err())?;
+        let e_old = self.epoch.fetch_add(1, Ordering::AcqRel);
+        let (committed, changed_files, root_dirty) = self.db.write(|c| {
+            db::meta_set_u64(c, "epoch", e_old + 1)?;
+            let committed = db::meta_get_u64(c, "committed_epoch")?;
+            let mut st = c.prepare("SELECT ino FROM inodes WHERE kind = 0 AND dirty_epoch > ?1")?;
+            let files = st
+                .query_map([committed as i64], |r| r.get::<_, i64>(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            let root = inode::get(c, ROOT)?;
+            Ok((
+                committed,
+                files,
+                root.dirty_epoch > committed || root.tree_id.is_none(),
+            ))
+        })?;
+        if !root_dirty && changed_files.is_empty() {
+            return Ok(None);
+        }
+        let _rt = self.rt.enter();
+        let saver = Saver::new(&self.vault);
+        let mut uploaded: HashMap<Ino, (ContentList, u64)> = HashMap::new();
+        let mut failure = None;
+        for ino in changed_files {
+            let ino = ino as u64;
+            let node = match self.node(ino) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let res = self.upload_file(&node, &saver);
+            drop(node);
+            self.release_node(ino);
+            match res {
+                Ok(v) => {
+                    uploaded.insert(ino, v);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let root = match failure {
+            Some(e) => Err(e),
+            None => self.build_tree(ROOT, committed, &saver, &uploaded, 0),
+        };
+        // Even after a failure, finish: what did upload gets indexed.
+        let finished = self.rt.block_on(saver.finish());
+        let root = root?;
+        finished?;
+        self.adopt_uploads(&uploaded, e_old)?;
+
+        let (head, ref_seen, files, bytes) = self.db.read(|c| {
+            let head = db::meta_get(c, "head")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
+            let seen = db::meta_get_u64(c, "ref_seen")?;
+            let (files, bytes): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(i.size), 0) FROM dentries d JOIN inodes i ON i.ino = d.ino \
+                 WHERE i.kind = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((head, seen.max(self.opts.ref_seen), files as u64, bytes as u64))
+        })?;
+        let commit = Commit {
+            root,
+            parents: head.into_iter().collect(),
+            device: self.opts.device,
+            time: Timestamp::now(),
+            message: "drive".into(),
+            files,
+            bytes,
+        };
+        let cid = self.rt.block_on(self.vault.write_commit(&commit))?;
+        let seq = self.rt.block_on(self.vault.write_ref(&self.opts.device, cid, ref_seen))?;
+        self.db.write(|c| {
+            db::meta_set(c, "head", cid.as_bytes())?;
+            db::meta_set_u64(c, "ref_seen", seq)?;
+            db::meta_set_u64(c, "committed_epoch", e_old)?;
+            Ok(())
+        })?;
+        self.db.commit(true)?;
+        self.snapshots.invalidate();
+        if let Some(cb) = &self.opts.on_commit {
+            cb(cid, seq);
+        }
+        Ok(Some(cid))
+    }
+
+    /// Chunks and saves a file's current content. Unchanged stored blobs
+    /// before the first changed block are kept as they are.
+    fn upload_file(&self, node: &Arc<Node>, saver: &Saver) -> Result<(ContentList, u64)> {
+        let (keep, from, size) = {
+            let st = node.state.read().map_err(|_| lock_err())?;
+            if st.kind != EntryKind::File {
+                return Ok((ContentList::default(), 0));
+            }
+            let first_dirty = match &st.staging {
+                Some(s) => first_staged_offset(s),
+                None => st.base_len,
+            };
+            let limit = first_dirty.min(st.base_len).min(st.size);
+            let mut keep = Vec::new();
+            let mut at = 0u64;
+            for (i, (id, len)) in st.base.list.0.iter().enumerate() {
+                if st.base.ends[i] > limit {
+                    break;
+                }
+                keep.push((*id, *len));
+                at = st.base.ends[i];
+            }
+            (keep, at, st.size)
+        };
+        let params = self.vault.params().chunker;
+        let seed = self.vault.chunker_seed_for_saving();
+        let reader = FileReader {
+            fs: self,
+            node,
+            at: from,
+        };
+        let mut list = keep;
+        let mut total = from;
+        chunker::chunk_reader(&params, seed, reader, |chunk| {
+            let id = saver.save_blob_blocking(BlobKind::Data, chunk)?;
+            list.push((id, chunk.len() as u32));
+            total += chunk.len() as u64;
+            Ok::<(), nimbus_vault::VaultError>(())
+        })
+        .map_err(|e| match e {
+            ChunkReadError::Io(e) => FsError::io("reading a changed file for upload", e),
+            ChunkReadError::Sink(e) => FsError::Vault(e),
+        })?;
+        let _ = size;
+        Ok((ContentList(list), total))
+    }
+
+    /// After the blobs are in the vault: files not written since the
+    /// commit began now read from them, and their staging goes.
+    fn adopt_uploads(&self, uploaded: &HashMap<Ino, (ContentList, u64)>, e_old: u64) -> Result<()> {
+        let mut dropped = Vec::new();
+        for (&ino, (list, len)) in uploaded {
+            let node = match self.node(ino) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            {
+                let mut st = node.state.write().map_err(|_| lock_err())?;
+                let unchanged = self.db.write(|c| {
+                    let Some(row) = inode::get_opt(c, ino)? else { return Ok(false) };
+                    if row.dirty_epoch > e_old || row.size != *len {
+                        return Ok(false);
+                    }
+                    c.prepare_cached("UPDATE inodes SET content = ?2, base_len = ?3, staging = NULL WHERE ino = ?1")?
+                        .execute(rusqlite::params![ino as i64, list.encode(), *len as i64])?;
+                    Ok(true)
+                })?;
+                if unchanged {
+                    if let Some(s) = st.staging.take() {
+                        dropped.push(s.id());
+                    }
+                    st.base = Arc::new(Content::new(list.clone()));
+                    st.base_len = *len;
+                }
+            }
+            drop(node);
+            self.release_node(ino);
+        }
+        if !dropped.is_empty() {
+            self.db.commit(true)?;
+            for id in dropped {
+                let _ = std::fs::remove_file(Staging::path_for(&self.staging_dir, &id));
+            }
+        }
+        self.refresh_pins()?;
+        Ok(())
+    }
+
+    /// The tree of folder `dir`, saved; reuses the stored one if unchanged.
+    fn build_tree(
+        &self,
+        dir: Ino,
+        committed: u64,
+        saver: &Saver,
+        uploaded: &HashMap<Ino, (ContentList, u64)>,
+        depth: usize,
+    ) -> Result<nimbus_vault::BlobId> {
+        if depth > 4096 {
+            return Err(FsError::new(ErrorKind::InvalidArgument, "folders nested too deep"));
+        }
+        let (row, children) = self.db.read(|c| {
+            let row = inode::get(c, dir)?;
+            if row.dirty_epoch <= committed && row.tree_id.is_some() {
+                return Ok((row, None));
+            }
+            let mut st = c.prepare_cached("SELECT name, ino FROM dentries WHERE parent = ?1 ORDER BY name")?;
+            let rows = st.query_map([dir as i64], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut kids = Vec::new();
+            for r in rows {
+                let (name, ino) = r?;
+                kids.push((name, inode::get(c, ino as u64)?, xattrs(c, ino as u64)?));
+            }
+            Ok((row, Some(kids)))
+        })?;
+        let Some(children) = children else {
+            return row
+                .tree_id
+                .ok_or_else(|| FsError::new(ErrorKind::Io, "a folder's stored tree is missing"));
+        };
+        let mut tree = Tree::default();
+        for (name, r, xa) in children {
+            let mut e = Entry {
+                name,
+                kind: r.kind,
+                mode: r.mode,
+                uid: r.uid,
+                gid: r.gid,
+                mtime: r.mtime,
+                ctime: r.ctime,
+                size: 0,
+                file_id: r.file_id,
+                xattrs: xa,
+                target: r.target.clone(),
+                rdev: r.rdev,
+                content: Vec::new(),
+                subtree: None,
+            };
+            match r.kind {
+                EntryKind::Dir => {
+                    e.subtree = Some(self.build_tree(r.ino, committed, saver, uploaded, depth + 1)?);
+                }
+                EntryKind::File => {
+                    let (list, len) = match uploaded.get(&r.ino) {
+                        Some((l, n)) => (l.clone(), *n),
+                        None => {
+                            // Not uploaded in this commit (changed after it
+                            // began): its stored content, as far as valid.
+                            let mut l = Vec::new();
+                            let mut at = 0u64;
+                            for (id, len) in &r.content.0 {
+                                if at + *len as u64 > r.base_len {
+                                    break;
+                                }
+                                l.push((*id, *len));
+                                at += *len as u64;
+                            }
+                            (ContentList(l), at)
+                        }
+                    };
+                    e.size = len;
+                    e.content = list.0.iter().map(|(id, _)| *id).collect();
+                }
+                _ => {}
+            }
+            tree.entries.push(e);
+        }
+        let id = saver.save_blob_blocking(BlobKind::Tree, &tree.encode())?;
+        self.db.write(|c| {
+            c.prepare_cached("UPDATE inodes SET tree_id = ?2 WHERE ino = ?1")?
+                .execute(rusqlite::params![dir as i64, id.as_bytes().as_slice()])?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+}
+
+pub(crate) fn xattrs(c: &rusqlite::Connection, ino: Ino) -> Result<Vec<Xattr>> {
+    let mut st = c.prepare_cached("SELECT name, value FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+    let rows = st.query_map([ino as i64], |r| {
+        Ok(Xattr {
+            name: r.get(0)?,
+            value: r.get(1)?,
+        })
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// The offset of the first staged block (the staging file is sparse).
+fn first_staged_offset(s: &Staging) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        if let Ok(f) = std::fs::File::open(s.path()) {
+            if let Ok(off) = rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(0)) {
+                return off / crate::staging::SLOT as u64 * BLOCK as u64;
+            }
+            // ENXIO: no data at all.
+            return u64::MAX;
+        }
+    }
+    let _ = s;
+    0
+}
+
+/// Reads a file's current content as a stream, taking the node's lock for
+/// each piece only, so writers are not held up by an upload.
+struct FileReader<'a> {
+    fs: &'a Fs,
+    node: &'a Arc<Node>,
+    at: u64,
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let st = self
+            .node
+            .state
+            .read()
+            .map_err(|_| std::io::Error::other("a lock was poisoned"))?;
+        if self.at >= st.size {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(st.size - self.at).min(4 << 20) as usize;
+        let data = self
+            .fs
+            .read_state(&st, self.at, n)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        buf[..n].copy_from_slice(&data);
+        self.at += n as u64;
+        Ok(n)
+    }
+}
