@@ -13,11 +13,13 @@
 mod error;
 mod faulty;
 mod opendal_backend;
+mod retry;
 mod url;
 
 pub use error::{BackendError, BackendErrorKind};
 pub use faulty::{FaultConfig, FaultStats, FaultyBackend};
 pub use opendal_backend::{MemoryBackend, OpendalBackend};
+pub use retry::{RetryPolicy, RetryingBackend};
 pub use url::{create_store, open_store, StoreUrl};
 
 use async_trait::async_trait;

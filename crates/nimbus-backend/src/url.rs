@@ -194,7 +194,7 @@ pub fn open_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
                     ),
                 ));
             }
-            Ok(Arc::new(OpendalBackend::local_folder(path)?))
+            Ok(retrying(OpendalBackend::local_folder(path)?))
         }
         StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
         StoreUrl::Memory(Some(name)) => {
@@ -219,7 +219,7 @@ pub fn create_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
     match url {
         StoreUrl::LocalFolder(path) => {
             create_folder(path)?;
-            Ok(Arc::new(OpendalBackend::local_folder(path)?))
+            Ok(retrying(OpendalBackend::local_folder(path)?))
         }
         StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
         StoreUrl::Memory(Some(name)) => {
@@ -252,4 +252,9 @@ fn create_folder(path: &Path) -> Result<(), BackendError> {
         };
         err.with_source(e)
     })
+}
+
+/// Every store opened by name retries its transient failures.
+fn retrying<B: crate::Backend>(b: B) -> DynBackend {
+    Arc::new(crate::RetryingBackend::new(b, crate::RetryPolicy::default()))
 }

@@ -12,7 +12,7 @@
 //! never the other way round.
 
 use rusqlite::{Connection, OptionalExtension};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -74,6 +74,7 @@ struct Conn {
 
 /// The database connection, shared by every operation.
 pub struct Db {
+    path: PathBuf,
     conn: Mutex<Conn>,
     /// Woken when a transaction opens, so the flusher sleeps when idle.
     opened: Condvar,
@@ -132,6 +133,7 @@ impl Db {
             )?;
         }
         let db = Arc::new(Db {
+            path: path.to_path_buf(),
             conn: Mutex::new(Conn { c, in_tx: false }),
             opened: Condvar::new(),
             stop: Mutex::new(false),
@@ -231,23 +233,23 @@ impl Db {
     /// stable storage (what `fsync` promises).
     pub fn commit(&self, durable: bool) -> Result<()> {
         let mut g = self.conn.lock().map_err(|_| poisoned())?;
-        if durable {
-            g.c.pragma_update(None, "synchronous", "FULL")?;
-        }
-        let res = if g.in_tx {
+        if g.in_tx {
             g.in_tx = false;
-            g.c.execute_batch("COMMIT")
-        } else if durable {
-            // Nothing pending, but earlier commits may not be synced yet:
-            // an empty write transaction with FULL syncs the WAL.
-            g.c.execute_batch("BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'schema'; COMMIT")
-        } else {
-            Ok(())
-        };
-        if durable {
-            g.c.pragma_update(None, "synchronous", "NORMAL")?;
+            g.c.execute_batch("COMMIT")?;
         }
-        res?;
+        if durable {
+            // With synchronous=NORMAL a commit reaches the WAL file but is
+            // synced only at checkpoints; syncing the WAL makes every
+            // commit so far survive power loss.
+            let wal = PathBuf::from(format!("{}-wal", self.path.display()));
+            match std::fs::File::open(&wal) {
+                Ok(f) => f
+                    .sync_data()
+                    .map_err(|e| FsError::io(format!("cannot sync {}", wal.display()), e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(FsError::io(format!("cannot open {}", wal.display()), e)),
+            }
+        }
         Ok(())
     }
 

@@ -14,6 +14,8 @@
 //! not yet committed).
 
 pub mod blobs;
+#[doc(hidden)]
+pub mod conformance;
 pub mod db;
 pub mod error;
 pub mod fs;

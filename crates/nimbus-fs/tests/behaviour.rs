@@ -1,0 +1,427 @@
+//! The behaviour suite against the bare core (no mount), over an in-memory
+//! store, a store that fails now and then, and a local folder.
+
+#![cfg(unix)]
+
+use nimbus_backend::{DynBackend, FaultConfig, FaultyBackend, MemoryBackend, RetryPolicy, RetryingBackend};
+use nimbus_fs::conformance::{self, Meta, Target, R};
+use nimbus_fs::{Ctx, ErrorKind, Fs, FsOptions, Ino, RenameFlags, SetAttr, SetTime, XattrMode, ROOT};
+use nimbus_vault::{DeviceId, KdfParams, Timestamp, Vault, VaultParams};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct Core {
+    pub rt: tokio::runtime::Runtime,
+    pub backend: DynBackend,
+    pub fs: Option<Arc<Fs>>,
+    pub state: tempfile::TempDir,
+    pub device: DeviceId,
+    pub label: String,
+}
+
+fn fast_kdf() -> KdfParams {
+    KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        ..KdfParams::default()
+    }
+}
+
+impl Core {
+    pub fn new(backend: DynBackend, label: &str) -> Core {
+        Self::with(backend.clone(), backend, label)
+    }
+
+    /// Creates the vault through `create`, then runs the drive over `backend`.
+    pub fn with(create: DynBackend, backend: DynBackend, label: &str) -> Core {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let params = VaultParams {
+            pack_target_size: 256 << 10,
+            ..VaultParams::default()
+        };
+        rt.block_on(Vault::create(create, b"pw", params, fast_kdf()))
+            .unwrap();
+        let mut c = Core {
+            rt,
+            backend,
+            fs: None,
+            state: tempfile::tempdir().unwrap(),
+            device: DeviceId::random(),
+            label: label.into(),
+        };
+        c.mount();
+        c
+    }
+
+    fn mount(&mut self) {
+        let vault = self.rt.block_on(Vault::open(self.backend.clone(), b"pw")).unwrap();
+        let mut opts = FsOptions::new(self.state.path().join("vault"), self.device);
+        opts.commit_delay = std::time::Duration::from_secs(3600);
+        opts.cache_limit = 8 << 20;
+        self.fs = Some(Fs::load(vault, self.rt.handle().clone(), opts).unwrap());
+    }
+
+    pub fn fs(&self) -> &Arc<Fs> {
+        self.fs.as_ref().unwrap()
+    }
+
+    fn parent_and_name(&self, path: &str) -> R<(Ino, Vec<u8>)> {
+        let (dir, name) = match path.rfind('/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => ("", path),
+        };
+        let ino = self.fs().resolve(dir.as_bytes()).map_err(|e| e.kind())?;
+        Ok((ino, name.as_bytes().to_vec()))
+    }
+
+    fn ino(&self, path: &str) -> R<Ino> {
+        self.fs().resolve(path.as_bytes()).map_err(|e| e.kind())
+    }
+}
+
+fn k<T>(r: nimbus_fs::Result<T>) -> R<T> {
+    r.map_err(|e| e.kind())
+}
+
+impl Target for Core {
+    fn name(&self) -> String {
+        format!("core over {}", self.label)
+    }
+
+    fn write(&mut self, path: &str, data: &[u8]) -> R<()> {
+        let (p, n) = self.parent_and_name(path)?;
+        let fs = self.fs().clone();
+        let fh = match fs.lookup(p, &n) {
+            Ok(a) => k(fs.open(a.ino, true))?,
+            Err(e) if e.kind() == ErrorKind::NotFound => k(fs.create(Ctx::ROOT, p, &n, 0o644))?.1,
+            Err(e) => return Err(e.kind()),
+        };
+        // Write in pieces, as a kernel would.
+        let mut off = 0;
+        for piece in data.chunks(128 << 10) {
+            k(fs.write(fh, off, piece))?;
+            off += piece.len() as u64;
+        }
+        k(fs.release(fh))
+    }
+
+    fn write_at(&mut self, path: &str, off: u64, data: &[u8]) -> R<()> {
+        let ino = self.ino(path)?;
+        let fs = self.fs().clone();
+        let fh = k(fs.open(ino, false))?;
+        k(fs.write(fh, off, data))?;
+        k(fs.release(fh))
+    }
+
+    fn read(&mut self, path: &str) -> R<Vec<u8>> {
+        let ino = self.ino(path)?;
+        let fs = self.fs().clone();
+        let fh = k(fs.open(ino, false))?;
+        let mut out = Vec::new();
+        loop {
+            let got = k(fs.read(fh, out.len() as u64, 128 << 10))?;
+            if got.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&got);
+        }
+        k(fs.release(fh))?;
+        Ok(out)
+    }
+
+    fn truncate(&mut self, path: &str, size: u64) -> R<()> {
+        let ino = self.ino(path)?;
+        k(self.fs().setattr(
+            ino,
+            &SetAttr {
+                size: Some(size),
+                ..Default::default()
+            },
+        ))
+        .map(|_| ())
+    }
+
+    fn mkdir(&mut self, path: &str) -> R<()> {
+        let (p, n) = self.parent_and_name(path)?;
+        k(self.fs().mkdir(Ctx::ROOT, p, &n, 0o755)).map(|_| ())
+    }
+
+    fn list(&mut self, path: &str) -> R<Vec<Vec<u8>>> {
+        let ino = self.ino(path)?;
+        let mut out = Vec::new();
+        let mut cookie = 0;
+        loop {
+            let batch = k(self.fs().readdir(ino, cookie, 50))?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                cookie = e.cookie;
+                if e.name != b"." && e.name != b".." {
+                    out.push(e.name);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> R<()> {
+        let (p, n) = self.parent_and_name(from)?;
+        let (np, nn) = self.parent_and_name(to)?;
+        k(self.fs().rename(p, &n, np, &nn, RenameFlags::default()))
+    }
+
+    fn unlink(&mut self, path: &str) -> R<()> {
+        let (p, n) = self.parent_and_name(path)?;
+        k(self.fs().unlink(p, &n))
+    }
+
+    fn rmdir(&mut self, path: &str) -> R<()> {
+        let (p, n) = self.parent_and_name(path)?;
+        k(self.fs().rmdir(p, &n))
+    }
+
+    fn link(&mut self, from: &str, to: &str) -> R<()> {
+        let ino = self.ino(from)?;
+        let (np, nn) = self.parent_and_name(to)?;
+        k(self.fs().link(ino, np, &nn)).map(|_| ())
+    }
+
+    fn symlink(&mut self, target: &str, path: &str) -> R<()> {
+        let (p, n) = self.parent_and_name(path)?;
+        k(self.fs().symlink(Ctx::ROOT, p, &n, target.as_bytes())).map(|_| ())
+    }
+
+    fn readlink(&mut self, path: &str) -> R<Vec<u8>> {
+        let ino = self.ino(path)?;
+        k(self.fs().readlink(ino))
+    }
+
+    fn stat(&mut self, path: &str) -> R<Meta> {
+        let ino = self.ino(path)?;
+        let a = k(self.fs().getattr(ino))?;
+        Ok(Meta {
+            is_dir: a.kind == nimbus_vault::EntryKind::Dir,
+            is_symlink: a.kind == nimbus_vault::EntryKind::Symlink,
+            size: a.size,
+            nlink: a.nlink,
+            perm: a.perm,
+            mtime_secs: a.mtime.secs,
+        })
+    }
+
+    fn chmod(&mut self, path: &str, mode: u32) -> R<()> {
+        let ino = self.ino(path)?;
+        k(self.fs().setattr(
+            ino,
+            &SetAttr {
+                mode: Some(mode),
+                ..Default::default()
+            },
+        ))
+        .map(|_| ())
+    }
+
+    fn set_mtime(&mut self, path: &str, secs: i64) -> R<()> {
+        let ino = self.ino(path)?;
+        k(self.fs().setattr(
+            ino,
+            &SetAttr {
+                mtime: Some(SetTime::At(Timestamp { secs, nanos: 0 })),
+                ..Default::default()
+            },
+        ))
+        .map(|_| ())
+    }
+
+    fn set_xattr(&mut self, path: &str, name: &str, value: &[u8]) -> R<()> {
+        let ino = self.ino(path)?;
+        k(self.fs().setxattr(ino, name.as_bytes(), value, XattrMode::Any))
+    }
+
+    fn get_xattr(&mut self, path: &str, name: &str) -> R<Vec<u8>> {
+        let ino = self.ino(path)?;
+        k(self.fs().getxattr(ino, name.as_bytes()))
+    }
+
+    fn list_xattr(&mut self, path: &str) -> R<Vec<Vec<u8>>> {
+        let ino = self.ino(path)?;
+        let mut v = k(self.fs().listxattr(ino))?;
+        v.sort();
+        Ok(v)
+    }
+
+    fn remove_xattr(&mut self, path: &str, name: &str) -> R<()> {
+        let ino = self.ino(path)?;
+        k(self.fs().removexattr(ino, name.as_bytes()))
+    }
+
+    fn sync(&mut self) {
+        self.fs().sync_now().unwrap();
+    }
+
+    fn remount(&mut self, wipe: bool) {
+        let fs = self.fs.take().unwrap();
+        fs.shutdown().unwrap();
+        drop(fs);
+        if wipe {
+            std::fs::remove_dir_all(self.state.path().join("vault")).unwrap();
+        }
+        self.mount();
+    }
+}
+
+#[test]
+fn behaviour_in_memory_store() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "an in-memory store");
+    conformance::run_all(&mut c, "suite");
+}
+
+#[test]
+fn behaviour_local_folder_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: DynBackend = Arc::new(nimbus_backend::OpendalBackend::local_folder(dir.path()).unwrap());
+    let mut c = Core::new(backend, "a local folder");
+    conformance::run_all(&mut c, "suite");
+}
+
+#[test]
+fn behaviour_with_a_failing_store() {
+    // One request in five fails; the retries of the vault layer and of the
+    // sync engine carry the suite through.
+    let mem: DynBackend = Arc::new(MemoryBackend::new());
+    let faulty = Arc::new(FaultyBackend::new(
+        mem.clone(),
+        FaultConfig {
+            error_rate: 0.2,
+            seed: 7,
+            ..FaultConfig::default()
+        },
+    ));
+    let retrying = Arc::new(RetryingBackend::new(
+        faulty,
+        RetryPolicy {
+            attempts: 20,
+            first_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(10),
+        },
+    ));
+    let mut c = Core::with(mem, retrying, "a store failing 20% of requests");
+    conformance::run_all(&mut c, "suite");
+}
+
+/// Snapshots show each commit's files, read-only.
+#[test]
+fn snapshots_are_browsable_and_read_only() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    c.write("doc.txt", b"first version").unwrap();
+    c.sync();
+    c.write("doc.txt", b"second version").unwrap();
+    c.sync();
+    let fs = c.fs().clone();
+    // Not listed in the root, but there by name.
+    assert!(!c.list("").unwrap().iter().any(|n| n == b".snapshots"));
+    let snaps = c.list(".snapshots").unwrap();
+    assert_eq!(snaps.len(), 2, "one folder per commit: {snaps:?}");
+    let first = String::from_utf8(snaps[0].clone()).unwrap();
+    let second = String::from_utf8(snaps[1].clone()).unwrap();
+    assert_eq!(c.read(&format!(".snapshots/{first}/doc.txt")).unwrap(), b"first version");
+    assert_eq!(c.read(&format!(".snapshots/{second}/doc.txt")).unwrap(), b"second version");
+    let snap_dir = c.ino(&format!(".snapshots/{first}")).unwrap();
+    assert_eq!(
+        fs.mkdir(Ctx::ROOT, snap_dir, b"new", 0o755).unwrap_err().kind(),
+        ErrorKind::ReadOnly
+    );
+    let f = c.ino(&format!(".snapshots/{first}/doc.txt")).unwrap();
+    let fh = fs.open(f, false).unwrap();
+    assert_eq!(fs.write(fh, 0, b"x").unwrap_err().kind(), ErrorKind::ReadOnly);
+    fs.release(fh).unwrap();
+    assert_eq!(c.write(".snapshots/x", b"").unwrap_err(), ErrorKind::ReadOnly);
+}
+
+/// A file unlinked while open stays readable until closed.
+#[test]
+fn unlinked_open_file_lives_until_closed() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    c.write("tmp", b"still here").unwrap();
+    let fs = c.fs().clone();
+    let ino = c.ino("tmp").unwrap();
+    let fh = fs.open(ino, false).unwrap();
+    fs.unlink(ROOT, b"tmp").unwrap();
+    assert_eq!(fs.read(fh, 0, 100).unwrap(), b"still here");
+    fs.write(fh, 0, b"STILL").unwrap();
+    assert_eq!(fs.read(fh, 0, 100).unwrap(), b"STILL here");
+    fs.release(fh).unwrap();
+    assert_eq!(fs.getattr(ino).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// Nothing under the state folder holds a name or 64 bytes of content.
+#[test]
+fn nothing_readable_at_rest() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    let secret_name = "quarterly-salaries-confidential.xlsx";
+    let content = conformance::bytes(42, 300_000);
+    c.mkdir("private-folder-name").unwrap();
+    c.write(&format!("private-folder-name/{secret_name}"), &content).unwrap();
+    c.set_xattr(
+        &format!("private-folder-name/{secret_name}"),
+        "user.note",
+        b"xattr-value-secret",
+    )
+    .unwrap();
+    c.sync();
+    // Cached blobs, staging and the database, before and after reads.
+    let _ = c.read(&format!("private-folder-name/{secret_name}")).unwrap();
+    c.write_at(&format!("private-folder-name/{secret_name}"), 1000, &content[..70_000])
+        .unwrap();
+    c.fs().fsync(c.ino(&format!("private-folder-name/{secret_name}")).unwrap()).unwrap();
+    let needles: Vec<Vec<u8>> = vec![
+        secret_name.as_bytes().to_vec(),
+        b"private-folder-name".to_vec(),
+        b"xattr-value-secret".to_vec(),
+    ];
+    let mut files = 0;
+    for entry in walk(c.state.path().to_path_buf()) {
+        let data = std::fs::read(&entry).unwrap();
+        files += 1;
+        for n in &needles {
+            assert!(
+                !data.windows(n.len()).any(|w| w == n.as_slice()),
+                "{} holds a name in plaintext",
+                entry.display()
+            );
+        }
+        let mut i = 0;
+        while i + 64 <= content.len() {
+            let needle = &content[i..i + 64];
+            assert!(
+                !data.windows(64).any(|w| w == needle),
+                "{} holds file content in plaintext",
+                entry.display()
+            );
+            i += 4096;
+        }
+    }
+    assert!(files >= 2, "the state folder has a database and staging");
+}
+
+fn walk(dir: PathBuf) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
