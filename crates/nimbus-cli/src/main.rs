@@ -6,9 +6,13 @@
 
 mod at;
 mod cmd_check;
+#[cfg(unix)]
+mod cmd_drive;
 mod cmd_get;
 mod cmd_init;
 mod cmd_ls;
+#[cfg(unix)]
+mod cmd_mount;
 mod cmd_passwd;
 mod cmd_put;
 mod cmd_stat;
@@ -67,6 +71,21 @@ enum Command {
     Stat(cmd_stat::Args),
     /// Verify every object and reference; with --read-data, every blob's content.
     Check(cmd_check::Args),
+    /// Mount the vault as a drive: `nimbus mount <store> <mountpoint>`.
+    #[cfg(unix)]
+    Mount(cmd_mount::Args),
+    /// Commit every change, then unmount (waits until all is in the vault).
+    #[cfg(unix)]
+    Unmount(cmd_drive::MountpointArgs),
+    /// Commit a mounted drive's changes to the vault now.
+    #[cfg(unix)]
+    Sync(cmd_drive::MountpointArgs),
+    /// Keep files or folders of a mounted drive on this device (never evicted from the cache).
+    #[cfg(unix)]
+    Pin(cmd_drive::PinArgs),
+    /// Let pinned files be evicted from the cache again.
+    #[cfg(unix)]
+    Unpin(cmd_drive::PinArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,8 +98,21 @@ fn main() -> ExitCode {
         }
     };
     let g = cli.global;
+    // Drive commands block on their own (the file system calls into the
+    // runtime from its threads), so they run outside `block_on`.
+    #[cfg(unix)]
+    let command = match cli.command {
+        Command::Mount(a) => return finish(cmd_mount::run(&g, a, &runtime)),
+        Command::Unmount(a) => return finish(cmd_drive::unmount(&g, a)),
+        Command::Sync(a) => return finish(cmd_drive::sync(&g, a)),
+        Command::Pin(a) => return finish(cmd_drive::pin(&g, a, true)),
+        Command::Unpin(a) => return finish(cmd_drive::pin(&g, a, false)),
+        other => other,
+    };
+    #[cfg(not(unix))]
+    let command = cli.command;
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Init(a) => cmd_init::run(&g, a).await,
             Command::Put(a) => cmd_put::run(&g, a).await,
             Command::Get(a) => cmd_get::run(&g, a).await,
@@ -89,8 +121,14 @@ fn main() -> ExitCode {
             Command::Passwd(a) => cmd_passwd::run(&g, a).await,
             Command::Stat(a) => cmd_stat::run(&g, a).await,
             Command::Check(a) => cmd_check::run(&g, a).await,
+            #[cfg(unix)]
+            _ => unreachable!("drive commands are handled above"),
         }
     });
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

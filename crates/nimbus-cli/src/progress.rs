@@ -16,6 +16,18 @@ pub fn count_bar(quiet: bool, total: u64, what: &str) -> ProgressBar {
     bar(quiet, total, what, "{msg} [{bar:30}] {pos}/{len}")
 }
 
+/// A spinner with a message, for waits of unknown length.
+pub fn spinner(quiet: bool, what: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, target(quiet));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 fn bar(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target(quiet));
     bar.set_style(

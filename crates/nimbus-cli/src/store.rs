@@ -26,6 +26,20 @@ pub fn open_backend(g: &GlobalArgs) -> Result<DynBackend> {
 /// looked (see `Vault::check_rollback`).
 pub async fn open_vault(g: &GlobalArgs) -> Result<Vault> {
     let vault = open_vault_unchecked(g).await?;
+    check_rollback(g, vault).await
+}
+
+/// [`open_vault`] with a password already read.
+pub async fn open_vault_with(g: &GlobalArgs, pw: &str) -> Result<Vault> {
+    let backend = open_backend(g)?;
+    nimbus_vault::read_config(&backend).await?;
+    let vault = Vault::open(backend, pw.as_bytes())
+        .await
+        .context("could not open the vault")?;
+    check_rollback(g, vault).await
+}
+
+async fn check_rollback(g: &GlobalArgs, vault: Vault) -> Result<Vault> {
     let id = vault.config().vault_id;
     let refs = vault.read_refs().await?;
     let seen = crate::device::load_seen(g, &id)?;

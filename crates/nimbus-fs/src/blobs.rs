@@ -348,7 +348,10 @@ impl BlobStore {
         let Some((dir, disk)) = &self.disk else { return };
         let path = dir.join(id.to_hex());
         let tmp = dir.join(format!(".{}.tmp", id.to_hex()));
-        if std::fs::write(&tmp, sealed).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+        if std::fs::write(&tmp, sealed)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .is_err()
+        {
             let _ = std::fs::remove_file(&tmp);
             return; // a full cache disk only costs a later fetch
         }
@@ -385,5 +388,8 @@ impl BlobStore {
 }
 
 fn lock_err() -> FsError {
-    FsError::new(ErrorKind::Io, "an internal lock was poisoned by an earlier failure; remount the drive")
+    FsError::new(
+        ErrorKind::Io,
+        "an internal lock was poisoned by an earlier failure; remount the drive",
+    )
 }

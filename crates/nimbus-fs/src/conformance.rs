@@ -3,6 +3,9 @@
 //! `nimbus-fuse`). A [`Target`] is anything that can do path operations and
 //! be remounted; each check panics with a message on a difference.
 
+// A test harness: a failed step is a failed check, so it panics.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use crate::error::ErrorKind;
 
 /// What a check can see of a file.
@@ -69,7 +72,8 @@ fn names(v: &[&str]) -> Vec<Vec<u8>> {
 
 /// Every check, in order, in a fresh folder `dir` of the target.
 pub fn run_all(t: &mut dyn Target, dir: &str) {
-    t.mkdir(dir).unwrap_or_else(|e| panic!("{}: mkdir {dir}: {e:?}", t.name()));
+    t.mkdir(dir)
+        .unwrap_or_else(|e| panic!("{}: mkdir {dir}: {e:?}", t.name()));
     files_round_trip(t, dir);
     overwrite_and_truncate(t, dir);
     folders_and_renames(t, dir);
@@ -98,9 +102,15 @@ pub fn overwrite_and_truncate(t: &mut dyn Target, dir: &str) {
     let mut model = bytes(100, 3 << 20);
     t.write(&p, &model).unwrap();
     t.sync(); // now the content is in the vault, and edits overlay it
-    for (k, (off, len)) in [(0u64, 10usize), (4090, 20), (1 << 20, 4096), (3 << 20, 100), ((3 << 20) + 5000, 7)]
-        .into_iter()
-        .enumerate()
+    for (k, (off, len)) in [
+        (0u64, 10usize),
+        (4090, 20),
+        (1 << 20, 4096),
+        (3 << 20, 100),
+        ((3 << 20) + 5000, 7),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let patch = bytes(200 + k as u64, len);
         t.write_at(&p, off, &patch).unwrap();
@@ -138,7 +148,12 @@ pub fn folders_and_renames(t: &mut dyn Target, dir: &str) {
     t.write(&format!("{d}/a/b/deep.txt"), b"deep").unwrap();
     t.write(&format!("{d}/top.txt"), b"top").unwrap();
     assert_eq!(t.list(&d).unwrap(), names(&["a", "top.txt"]));
-    assert_eq!(t.stat(&format!("{d}/a")).unwrap().nlink, 3, "{}: a folder's links", t.name());
+    assert_eq!(
+        t.stat(&format!("{d}/a")).unwrap().nlink,
+        3,
+        "{}: a folder's links",
+        t.name()
+    );
     // Rename a folder: its content moves with it.
     t.rename(&format!("{d}/a"), &format!("{d}/moved")).unwrap();
     assert_eq!(t.read(&format!("{d}/moved/b/deep.txt")).unwrap(), b"deep");
@@ -178,7 +193,12 @@ pub fn links(t: &mut dyn Target, dir: &str) {
     t.link(&a, &b).unwrap();
     assert_eq!(t.stat(&a).unwrap().nlink, 2);
     t.write_at(&b, 0, b"SH").unwrap();
-    assert_eq!(t.read(&a).unwrap(), b"SHared", "{}: a write through one name shows in the other", t.name());
+    assert_eq!(
+        t.read(&a).unwrap(),
+        b"SHared",
+        "{}: a write through one name shows in the other",
+        t.name()
+    );
     t.unlink(&a).unwrap();
     assert_eq!(t.stat(&b).unwrap().nlink, 1);
     assert_eq!(t.read(&b).unwrap(), b"SHared");

@@ -76,7 +76,10 @@ impl FsError {
     }
 
     pub fn read_only() -> Self {
-        Self::new(ErrorKind::ReadOnly, "snapshots are read-only; copy the file out to change it")
+        Self::new(
+            ErrorKind::ReadOnly,
+            "snapshots are read-only; copy the file out to change it",
+        )
     }
 
     /// The POSIX class of this error.

@@ -23,6 +23,14 @@ use crate::staging::{Staging, StagingKey, BLOCK};
 use crate::sync::SyncState;
 use crate::types::*;
 
+/// Control attributes: how `nimbus sync|pin|unmount` talk to a mounted
+/// drive without a service. Reading `user.nimbus.status` on the root gives
+/// [`Pending`] as JSON; setting `user.nimbus.pin` on a path pins it,
+/// removing it unpins. They are never listed or stored.
+pub const CONTROL_PREFIX: &[u8] = b"user.nimbus.";
+pub const CONTROL_STATUS: &[u8] = b"user.nimbus.status";
+pub const CONTROL_PIN: &[u8] = b"user.nimbus.pin";
+
 /// The largest file the drive holds (the staging slot offsets must fit i64).
 pub const MAX_FILE_SIZE: u64 = 1 << 50;
 
@@ -244,7 +252,8 @@ impl Fs {
         for _ in 0..4096 {
             let parent: Option<i64> = {
                 use rusqlite::OptionalExtension;
-                st.query_row(rusqlite::params![dir as i64, epoch], |r| r.get(0)).optional()?
+                st.query_row(rusqlite::params![dir as i64, epoch], |r| r.get(0))
+                    .optional()?
             };
             match parent {
                 // Already marked in this epoch: so are its ancestors.
@@ -276,11 +285,15 @@ impl Fs {
             return Err(not_dir());
         }
         if inode::lookup(c, parent, name)?.is_some() {
-            return Err(FsError::new(ErrorKind::Exists, "a file or folder with this name exists"));
+            return Err(FsError::new(
+                ErrorKind::Exists,
+                "a file or folder with this name exists",
+            ));
         }
         Ok(p)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_node(
         &self,
         ctx: Ctx,
@@ -331,7 +344,10 @@ impl Fs {
 
     pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], kind: EntryKind, mode: u32, rdev: u64) -> Result<Attr> {
         if kind == EntryKind::Dir || kind == EntryKind::Symlink {
-            return Err(FsError::new(ErrorKind::InvalidArgument, "mknod makes files and special files only"));
+            return Err(FsError::new(
+                ErrorKind::InvalidArgument,
+                "mknod makes files and special files only",
+            ));
         }
         self.new_node(ctx, parent, name, kind, mode, rdev, None)
     }
@@ -343,7 +359,11 @@ impl Fs {
     pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
         if target.is_empty() || target.len() > 4095 {
             return Err(FsError::new(
-                if target.is_empty() { ErrorKind::NotFound } else { ErrorKind::NameTooLong },
+                if target.is_empty() {
+                    ErrorKind::NotFound
+                } else {
+                    ErrorKind::NameTooLong
+                },
                 "a link target is 1 to 4095 bytes long",
             ));
         }
@@ -395,13 +415,19 @@ impl Fs {
         let open = self
             .nodes
             .lock()
-            .map(|n| n.get(&ino).map(|n| n.opens.load(Ordering::Acquire) > 0).unwrap_or(false))
+            .map(|n| {
+                n.get(&ino)
+                    .map(|n| n.opens.load(Ordering::Acquire) > 0)
+                    .unwrap_or(false)
+            })
             .unwrap_or(false);
         if open {
             return Ok(());
         }
         let staging = self.db.write(|c| {
-            let Some(row) = inode::get_opt(c, ino)? else { return Ok(None) };
+            let Some(row) = inode::get_opt(c, ino)? else {
+                return Ok(None);
+            };
             if row.nlink > 0 {
                 return Ok(None);
             }
@@ -475,7 +501,10 @@ impl Fs {
                 let mut at = newparent;
                 for _ in 0..4096 {
                     if at == src {
-                        return Err(FsError::new(ErrorKind::InvalidArgument, "a folder cannot move into itself"));
+                        return Err(FsError::new(
+                            ErrorKind::InvalidArgument,
+                            "a folder cannot move into itself",
+                        ));
                     }
                     if at == ROOT {
                         break;
@@ -892,7 +921,12 @@ impl Fs {
         let end = off
             .checked_add(data.len() as u64)
             .filter(|&e| e <= MAX_FILE_SIZE)
-            .ok_or_else(|| FsError::new(ErrorKind::TooBig, "the file would exceed the largest size the drive holds"))?;
+            .ok_or_else(|| {
+                FsError::new(
+                    ErrorKind::TooBig,
+                    "the file would exceed the largest size the drive holds",
+                )
+            })?;
         if data.is_empty() {
             return Ok(0);
         }
@@ -977,7 +1011,10 @@ impl Fs {
     /// Sets a file's size: cuts or extends with zeros.
     pub fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
         if size > MAX_FILE_SIZE {
-            return Err(FsError::new(ErrorKind::TooBig, "larger than the largest size the drive holds"));
+            return Err(FsError::new(
+                ErrorKind::TooBig,
+                "larger than the largest size the drive holds",
+            ));
         }
         let node = self.node(ino)?;
         let res = (|| {
@@ -985,7 +1022,12 @@ impl Fs {
             match st.kind {
                 EntryKind::File => {}
                 EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no size to set")),
-                _ => return Err(FsError::new(ErrorKind::InvalidArgument, "only files have a size to set")),
+                _ => {
+                    return Err(FsError::new(
+                        ErrorKind::InvalidArgument,
+                        "only files have a size to set",
+                    ))
+                }
             }
             if size < st.size {
                 let tail = (size % BLOCK as u64) as usize;
@@ -1021,7 +1063,13 @@ impl Fs {
                     "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
                      ctime_n = ?5 WHERE ino = ?1",
                 )?
-                .execute(rusqlite::params![ino as i64, size as i64, base_len as i64, t.secs, t.nanos as i64])?;
+                .execute(rusqlite::params![
+                    ino as i64,
+                    size as i64,
+                    base_len as i64,
+                    t.secs,
+                    t.nanos as i64
+                ])?;
                 let _ = has_staging;
                 self.touch_content(c, ino)
             })
@@ -1135,9 +1183,11 @@ impl Fs {
 
     pub fn statfs(&self) -> Result<StatFs> {
         let (files, bytes): (i64, i64) = self.db.read(|c| {
-            Ok(c.query_row("SELECT count(*), coalesce(sum(size), 0) FROM inodes", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?)
+            Ok(
+                c.query_row("SELECT count(*), coalesce(sum(size), 0) FROM inodes", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
         })?;
         // The store has no fixed size; report the local disk's free space
         // (staging lands there) on top of what the drive holds.
@@ -1161,8 +1211,20 @@ impl Fs {
         if Snapshots::owns(ino) {
             return Err(FsError::read_only());
         }
+        if name == CONTROL_PIN {
+            return self.pin(ino, true);
+        }
+        if name.starts_with(CONTROL_PREFIX) {
+            return Err(FsError::new(
+                ErrorKind::NotPermitted,
+                "attributes named user.nimbus.* are Nimbus's own",
+            ));
+        }
         if name.is_empty() || name.len() > 255 {
-            return Err(FsError::new(ErrorKind::Range, "an attribute name is 1 to 255 bytes long"));
+            return Err(FsError::new(
+                ErrorKind::Range,
+                "an attribute name is 1 to 255 bytes long",
+            ));
         }
         if value.len() > 65536 {
             return Err(FsError::new(ErrorKind::TooBig, "an attribute value is at most 64 KiB"));
@@ -1199,6 +1261,21 @@ impl Fs {
         if Snapshots::owns(ino) {
             return self.snapshots.getxattr(self, ino, name);
         }
+        if name == CONTROL_STATUS && ino == ROOT {
+            let p = self.pending()?;
+            return serde_json::to_vec(&p).map_err(|e| FsError::new(ErrorKind::Io, e.to_string()));
+        }
+        if name == CONTROL_PIN {
+            let pinned = self.db.read(|c| {
+                Ok(c.prepare_cached("SELECT 1 FROM pins WHERE ino = ?1")?
+                    .exists([ino as i64])?)
+            })?;
+            return if pinned {
+                Ok(b"1".to_vec())
+            } else {
+                Err(FsError::new(ErrorKind::NoAttribute, "not pinned"))
+            };
+        }
         self.db.read(|c| {
             inode::get(c, ino)?;
             use rusqlite::OptionalExtension;
@@ -1229,6 +1306,9 @@ impl Fs {
         if Snapshots::owns(ino) {
             return Err(FsError::read_only());
         }
+        if name == CONTROL_PIN {
+            return self.pin(ino, false);
+        }
         self.db.write(|c| {
             inode::get(c, ino)?;
             let n = c
@@ -1253,9 +1333,11 @@ impl Fs {
         self.db.write(|c| {
             inode::get(c, ino)?;
             if on {
-                c.prepare_cached("INSERT OR IGNORE INTO pins (ino) VALUES (?1)")?.execute([ino as i64])?;
+                c.prepare_cached("INSERT OR IGNORE INTO pins (ino) VALUES (?1)")?
+                    .execute([ino as i64])?;
             } else {
-                c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?.execute([ino as i64])?;
+                c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?
+                    .execute([ino as i64])?;
             }
             Ok(())
         })?;

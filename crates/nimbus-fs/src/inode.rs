@@ -127,10 +127,12 @@ pub fn get_opt(c: &Connection, ino: Ino) -> Result<Option<Row>> {
 }
 
 pub fn lookup(c: &Connection, parent: Ino, name: &[u8]) -> Result<Option<Ino>> {
-    Ok(c.prepare_cached("SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2")?
-        .query_row(params![parent as i64, name], |r| r.get::<_, i64>(0))
-        .optional()?
-        .map(|i| i as u64))
+    Ok(
+        c.prepare_cached("SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2")?
+            .query_row(params![parent as i64, name], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|i| i as u64),
+    )
 }
 
 /// A new inode; returns its number.
@@ -196,9 +198,12 @@ pub fn add_nlink(c: &Connection, ino: Ino, delta: i64) -> Result<()> {
 
 /// Deletes an inode and everything hanging off it (not its staging file).
 pub fn delete(c: &Connection, ino: Ino) -> Result<()> {
-    c.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?.execute([ino as i64])?;
-    c.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?.execute([ino as i64])?;
-    c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?.execute([ino as i64])?;
+    c.prepare_cached("DELETE FROM inodes WHERE ino = ?1")?
+        .execute([ino as i64])?;
+    c.prepare_cached("DELETE FROM xattrs WHERE ino = ?1")?
+        .execute([ino as i64])?;
+    c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?
+        .execute([ino as i64])?;
     Ok(())
 }
 

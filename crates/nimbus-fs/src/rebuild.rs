@@ -37,7 +37,10 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
         0,
     )?;
     if root != ROOT {
-        return Err(FsError::new(ErrorKind::Corrupt, "the new database did not start at inode 1"));
+        return Err(FsError::new(
+            ErrorKind::Corrupt,
+            "the new database did not start at inode 1",
+        ));
     }
     if let Some((cid, commit)) = head {
         let mut links = HashMap::new();
@@ -137,8 +140,14 @@ pub(crate) fn recover(fs: &Fs) -> Result<()> {
         db::meta_set_u64(c, "epoch", epoch)?;
         fs.epoch.store(epoch, std::sync::atomic::Ordering::Release);
         // Files unlinked while open when the drive stopped.
-        c.execute("DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)", [])?;
-        c.execute("DELETE FROM pins WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)", [])?;
+        c.execute(
+            "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
+            [],
+        )?;
+        c.execute(
+            "DELETE FROM pins WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
+            [],
+        )?;
         c.execute("DELETE FROM inodes WHERE nlink = 0", [])?;
         let mut st = c.prepare("SELECT ino, staging, size FROM inodes WHERE staging IS NOT NULL")?;
         let rows = st.query_map([], |r| {

@@ -29,9 +29,12 @@ struct SnapNode {
     tree: Option<Arc<Tree>>,
 }
 
+/// The commits by folder name, oldest first.
+type Listing = Arc<Vec<(Vec<u8>, CommitId, Commit)>>;
+
 #[derive(Default)]
 struct Inner {
-    list: Option<(Instant, Arc<Vec<(Vec<u8>, CommitId, Commit)>>)>,
+    list: Option<(Instant, Listing)>,
     nodes: HashMap<Ino, SnapNode>,
     by_name: HashMap<(Ino, Vec<u8>), Ino>,
     next: Ino,
@@ -72,14 +75,14 @@ impl Snapshots {
         }
     }
 
-    fn list(&self, fs: &Fs) -> Result<Arc<Vec<(Vec<u8>, CommitId, Commit)>>> {
+    fn list(&self, fs: &Fs) -> Result<Listing> {
         if let Some((t, l)) = &self.inner.lock().map_err(|_| lock_err())?.list {
             if t.elapsed() < LIST_TTL {
                 return Ok(l.clone());
             }
         }
         let mut commits = fs.rt.block_on(fs.vault.list_commits())?;
-        commits.sort_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0)));
+        commits.sort_by_key(|c| (c.1.time, c.0));
         let mut out: Vec<(Vec<u8>, CommitId, Commit)> = Vec::with_capacity(commits.len());
         for (id, c) in commits {
             let mut name = snapshot_name(&c);

@@ -58,7 +58,10 @@ pub struct SyncState {
 }
 
 pub(crate) fn lock_err() -> FsError {
-    FsError::new(ErrorKind::Io, "an internal lock was poisoned by an earlier failure; remount the drive")
+    FsError::new(
+        ErrorKind::Io,
+        "an internal lock was poisoned by an earlier failure; remount the drive",
+    )
 }
 
 impl SyncState {
@@ -99,7 +102,9 @@ impl Fs {
     /// Waits until a commit is due; false when stopping.
     fn wait_for_work(&self) -> bool {
         let delay = self.opts.commit_delay;
-        let Ok(mut i) = self.sync.inner.lock() else { return false };
+        let Ok(mut i) = self.sync.inner.lock() else {
+            return false;
+        };
         loop {
             if i.stop {
                 return false;
@@ -188,7 +193,10 @@ impl Fs {
                 |r| r.get(0),
             )?;
             let root = inode::get(c, ROOT)?;
-            Ok((files as u64, root.dirty_epoch as i64 > committed || root.tree_id.is_none()))
+            Ok((
+                files as u64,
+                root.dirty_epoch as i64 > committed || root.tree_id.is_none(),
+            ))
         })?;
         let mut staged_bytes = 0;
         if let Ok(rd) = std::fs::read_dir(&self.staging_dir) {
@@ -234,11 +242,7 @@ impl Fs {
                 .query_map([committed as i64], |r| r.get::<_, i64>(0))?
                 .collect::<rusqlite::Result<Vec<i64>>>()?;
             let root = inode::get(c, ROOT)?;
-            Ok((
-                committed,
-                files,
-                root.dirty_epoch > committed || root.tree_id.is_none(),
-            ))
+            Ok((committed, files, root.dirty_epoch > committed || root.tree_id.is_none()))
         })?;
         if !root_dirty && changed_files.is_empty() {
             return Ok(None);
@@ -301,7 +305,9 @@ impl Fs {
             bytes,
         };
         let cid = self.rt.block_on(self.vault.write_commit(&commit))?;
-        let seq = self.rt.block_on(self.vault.write_ref(&self.opts.device, cid, ref_seen))?;
+        let seq = self
+            .rt
+            .block_on(self.vault.write_ref(&self.opts.device, cid, ref_seen))?;
         self.db.write(|c| {
             db::meta_set(c, "head", cid.as_bytes())?;
             db::meta_set_u64(c, "ref_seen", seq)?;
@@ -376,7 +382,9 @@ impl Fs {
             {
                 let mut st = node.state.write().map_err(|_| lock_err())?;
                 let unchanged = self.db.write(|c| {
-                    let Some(row) = inode::get_opt(c, ino)? else { return Ok(false) };
+                    let Some(row) = inode::get_opt(c, ino)? else {
+                        return Ok(false);
+                    };
                     if row.dirty_epoch > e_old || row.size != *len {
                         return Ok(false);
                     }

@@ -2,6 +2,7 @@
 //! store, a store that fails now and then, and a local folder.
 
 #![cfg(unix)]
+#![allow(clippy::unwrap_used)]
 
 use nimbus_backend::{DynBackend, FaultConfig, FaultyBackend, MemoryBackend, RetryPolicy, RetryingBackend};
 use nimbus_fs::conformance::{self, Meta, Target, R};
@@ -43,8 +44,7 @@ impl Core {
             pack_target_size: 256 << 10,
             ..VaultParams::default()
         };
-        rt.block_on(Vault::create(create, b"pw", params, fast_kdf()))
-            .unwrap();
+        rt.block_on(Vault::create(create, b"pw", params, fast_kdf())).unwrap();
         let mut c = Core {
             rt,
             backend,
@@ -330,8 +330,14 @@ fn snapshots_are_browsable_and_read_only() {
     assert_eq!(snaps.len(), 2, "one folder per commit: {snaps:?}");
     let first = String::from_utf8(snaps[0].clone()).unwrap();
     let second = String::from_utf8(snaps[1].clone()).unwrap();
-    assert_eq!(c.read(&format!(".snapshots/{first}/doc.txt")).unwrap(), b"first version");
-    assert_eq!(c.read(&format!(".snapshots/{second}/doc.txt")).unwrap(), b"second version");
+    assert_eq!(
+        c.read(&format!(".snapshots/{first}/doc.txt")).unwrap(),
+        b"first version"
+    );
+    assert_eq!(
+        c.read(&format!(".snapshots/{second}/doc.txt")).unwrap(),
+        b"second version"
+    );
     let snap_dir = c.ino(&format!(".snapshots/{first}")).unwrap();
     assert_eq!(
         fs.mkdir(Ctx::ROOT, snap_dir, b"new", 0o755).unwrap_err().kind(),
@@ -367,7 +373,8 @@ fn nothing_readable_at_rest() {
     let secret_name = "quarterly-salaries-confidential.xlsx";
     let content = conformance::bytes(42, 300_000);
     c.mkdir("private-folder-name").unwrap();
-    c.write(&format!("private-folder-name/{secret_name}"), &content).unwrap();
+    c.write(&format!("private-folder-name/{secret_name}"), &content)
+        .unwrap();
     c.set_xattr(
         &format!("private-folder-name/{secret_name}"),
         "user.note",
@@ -379,7 +386,9 @@ fn nothing_readable_at_rest() {
     let _ = c.read(&format!("private-folder-name/{secret_name}")).unwrap();
     c.write_at(&format!("private-folder-name/{secret_name}"), 1000, &content[..70_000])
         .unwrap();
-    c.fs().fsync(c.ino(&format!("private-folder-name/{secret_name}")).unwrap()).unwrap();
+    c.fs()
+        .fsync(c.ino(&format!("private-folder-name/{secret_name}")).unwrap())
+        .unwrap();
     let needles: Vec<Vec<u8>> = vec![
         secret_name.as_bytes().to_vec(),
         b"private-folder-name".to_vec(),

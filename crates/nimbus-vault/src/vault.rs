@@ -259,8 +259,12 @@ impl Vault {
     /// [`Vault::fetch_sealed`]. CPU-bound: call it off async threads for
     /// large blobs.
     pub fn decode_sealed(&self, id: &BlobId, loc: &Location, sealed: &[u8]) -> Result<Vec<u8>> {
-        codec::decode_blob(&self.0.keys, loc.kind, id, loc.raw_len, sealed)
-            .map_err(|e| VaultError::corrupt(pack::pack_key(&loc.pack), format!("blob {id} at offset {}: {e}", loc.offset)))
+        codec::decode_blob(&self.0.keys, loc.kind, id, loc.raw_len, sealed).map_err(|e| {
+            VaultError::corrupt(
+                pack::pack_key(&loc.pack),
+                format!("blob {id} at offset {}: {e}", loc.offset),
+            )
+        })
     }
 
     /// A key for this device's local state, derived from the master key and

@@ -1,0 +1,328 @@
+//! `nimbus mount`: the vault as a drive.
+//!
+//! Without `--foreground` the command starts itself again in the
+//! background (its own process group, output to `mount.log` in the state
+//! folder), hands over the password through a pipe — never through the
+//! environment or the command line, which other processes can read — and
+//! returns once the drive answers, or prints why it could not mount.
+//!
+//! One lock file per vault and device (`drive.lock`, held with `flock` for
+//! the life of the mount) refuses a second mount of the same vault.
+
+use anyhow::{bail, Context, Result};
+use nimbus_fs::{Ctx, Fs, FsOptions};
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+use crate::{device, secrets, store, GlobalArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The vault's store and the folder to mount it on: `nimbus mount <store> <mountpoint>`
+    /// (or just the mountpoint, with --store or NIMBUS_STORE).
+    #[arg(num_args = 1..=2, required = true, value_name = "STORE> <MOUNTPOINT")]
+    places: Vec<String>,
+    /// Stay in the foreground (logs to the terminal; Ctrl-C unmounts).
+    #[arg(long)]
+    foreground: bool,
+    /// Seconds without changes before they are committed to the vault.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    commit_delay: u64,
+    /// Size limit of the local cache of downloaded data, in MiB.
+    #[arg(long, default_value_t = 4096, value_name = "MIB")]
+    cache_size: u64,
+    /// Let other users of this computer use the drive (root, or
+    /// `user_allow_other` in /etc/fuse.conf).
+    #[arg(long)]
+    allow_other: bool,
+    /// Read the password from standard input (how the background mount gets it).
+    #[arg(long, hide = true)]
+    password_stdin: bool,
+}
+
+fn places(g: &GlobalArgs, a: &Args) -> Result<(GlobalArgs, PathBuf)> {
+    let mut g = g.clone();
+    let mp = match a.places.as_slice() {
+        [store, mp] => {
+            g.store = Some(store.clone());
+            mp
+        }
+        [mp] => mp,
+        _ => bail!("give the store and the mountpoint: nimbus mount <store> <mountpoint>"),
+    };
+    let mp = PathBuf::from(mp);
+    let meta = std::fs::metadata(&mp).with_context(|| {
+        format!(
+            "the mountpoint {} does not exist: create an empty folder there first",
+            mp.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!("the mountpoint {} is not a folder", mp.display());
+    }
+    let mp = mp
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", mp.display()))?;
+    if is_nimbus_mount(&mp) {
+        bail!(
+            "{} is already a Nimbus drive; unmount it first with `nimbus unmount {}`",
+            mp.display(),
+            mp.display()
+        );
+    }
+    Ok((g, mp))
+}
+
+pub fn run(g: &GlobalArgs, a: Args, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    let (g, mp) = places(g, &a)?;
+    if a.foreground {
+        foreground(&g, &a, &mp, rt)
+    } else {
+        background(&g, &a, &mp)
+    }
+}
+
+fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
+    let store = g.store.clone().unwrap_or_default();
+    // Say "no vault" and "wrong store" here rather than in a log file.
+    let backend = store::open_backend(g)?;
+    rt_block(nimbus_vault::read_config(&backend))?;
+    let pw = secrets::password(g.password_file.as_deref())?;
+    let state = device::state_dir(g)?;
+    std::fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    let log_path = state.join("mount.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe().context("cannot find the nimbus program to start in the background")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("mount")
+        .arg("--foreground")
+        .arg("--password-stdin")
+        .arg("--commit-delay")
+        .arg(a.commit_delay.to_string())
+        .arg("--cache-size")
+        .arg(a.cache_size.to_string())
+        .arg("--state-dir")
+        .arg(&state);
+    if a.allow_other {
+        cmd.arg("--allow-other");
+    }
+    if g.quiet {
+        cmd.arg("--quiet");
+    }
+    cmd.arg(&store).arg(mp);
+    cmd.env_remove("NIMBUS_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: Ctrl-C in this terminal does not reach it.
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().context("cannot start the background mount")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let mut line = Zeroizing::new(pw.as_bytes().to_vec());
+        line.push(b'\n');
+        stdin
+            .write_all(&line)
+            .context("cannot hand the password to the background mount")?;
+    }
+    let started = Instant::now();
+    loop {
+        if is_nimbus_mount(mp) {
+            println!(
+                "Mounted {store} at {}. Unmount with `nimbus unmount {}` (it waits until every change is in the vault).",
+                mp.display(),
+                mp.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(status) = child.try_wait()? {
+            let mut text = String::new();
+            if let Ok(mut f) = std::fs::File::open(&log_path) {
+                use std::io::Seek;
+                let _ = f.seek(std::io::SeekFrom::Start(log_start));
+                let _ = f.read_to_string(&mut text);
+            }
+            let msg: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            bail!(
+                "the drive did not mount ({status}):\n{}",
+                if msg.is_empty() {
+                    "no message".to_string()
+                } else {
+                    msg.join("\n")
+                }
+            );
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!(
+                "the drive did not answer within 5 minutes; see {} (the mount is still trying)",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rt_block<F: std::future::Future>(f: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => panic!("cannot start a runtime: {e}"),
+    }
+}
+
+fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    let pw = if a.password_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password")?;
+        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string())
+    } else {
+        secrets::password(g.password_file.as_deref())?
+    };
+    let vault = rt.block_on(store::open_vault_with(g, &pw))?;
+    drop(pw);
+    let vid = vault.config().vault_id;
+    let dev = device::device_id(g, &vid)?;
+    let seen = device::load_seen(g, &vid)?;
+    let vault_dir = device::state_dir(g)?.join("vaults").join(vid.to_hex());
+    let _lock = lock(&vault_dir, mp)?;
+
+    let mut opts = FsOptions::new(vault_dir.join("drive"), dev);
+    opts.ref_seen = seen.get(&dev).copied().unwrap_or(0);
+    opts.commit_delay = Duration::from_secs(a.commit_delay);
+    opts.cache_limit = a.cache_size << 20;
+    opts.owner = current_user();
+    let g2 = g.clone();
+    opts.on_commit = Some(Box::new(move |_cid, seq| {
+        // Remember the ref's update number, so a rollback is noticed.
+        if let Ok(mut seen) = device::load_seen(&g2, &vid) {
+            let e = seen.entry(dev).or_insert(0);
+            *e = (*e).max(seq);
+            let _ = device::save_seen(&g2, &vid, &seen);
+        }
+    }));
+    let fs = Fs::load(vault, rt.handle().clone(), opts).context("could not open the drive's local state")?;
+
+    let mopts = nimbus_fuse::MountOptions {
+        allow_other: a.allow_other,
+        fs_name: format!("nimbus:{}", vid.to_hex()),
+        ..Default::default()
+    };
+    let session = match nimbus_fuse::mount(fs.clone(), mp, &mopts) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs.shutdown();
+            bail!(
+                "could not mount at {}: {e}. Is FUSE installed (the fuse3 package) and /dev/fuse usable?",
+                mp.display()
+            );
+        }
+    };
+    eprintln!("nimbus: drive mounted at {}", mp.display());
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            eprintln!("nimbus: unmounting {}", mp.display());
+            if let Err(e) = session.umount_and_join() {
+                eprintln!("nimbus: unmount: {e}");
+            }
+            break;
+        }
+        if session.guard.is_finished() {
+            let _ = session.join();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("nimbus: committing the last changes");
+    fs.shutdown().context(
+        "the last changes could not be committed; they stay staged on this device and upload at the next mount",
+    )?;
+    eprintln!("nimbus: every change is in the vault; drive stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(unix)]
+fn current_user() -> Ctx {
+    Ctx {
+        uid: rustix::process::getuid().as_raw(),
+        gid: rustix::process::getgid().as_raw(),
+    }
+}
+
+/// Takes the vault's mount lock, or says where it is mounted already.
+fn lock(dir: &Path, mp: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("drive.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut holder = String::new();
+        let _ = f.read_to_string(&mut holder);
+        bail!(
+            "this vault is already mounted on this device ({}). Unmount it there first: one vault is mounted once per device",
+            holder.trim()
+        );
+    }
+    f.set_len(0)?;
+    writeln!(f, "at {} by process {}", mp.display(), std::process::id())?;
+    Ok(f)
+}
+
+/// Whether `mp` is a mounted Nimbus drive (from /proc/self/mountinfo).
+pub fn is_nimbus_mount(mp: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mp.to_string_lossy();
+    info.lines().any(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            return false;
+        };
+        fields.get(4).map(|p| unescape(p) == want).unwrap_or(false)
+            && fields.get(sep + 1).map(|t| *t == "fuse.nimbus").unwrap_or(false)
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() + 1 && b[i + 1..].len() >= 3 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
