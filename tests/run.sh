@@ -12,12 +12,16 @@
 #   tests     cargo nextest run --workspace --no-fail-fast (profile `ci`,
 #             see .config/nextest.toml)
 #   doctests  cargo test --workspace --doc (nextest does not run doctests)
+#   drive     the drive on a real FUSE mount: real programs and a rebuild
+#             (tests/drive/programs.sh), kill -9 crashes (tests/drive/crash.sh),
+#             pjdfstest and fsx (tests/drive/posix.sh)
 #   fuzz      bash fuzz/run.sh <seconds per target>, if fuzz/run.sh exists
 #
 # Environment:
 #   CARGO_TARGET_DIR      build cache (default ~/.cache/nimbus/target), kept
 #                         between runs so later runs only rebuild what changed
 #   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
+#   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -117,6 +121,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# SQLCipher (the encrypted metadata database) links the system's libcrypto.
+if $have_apt && [ "$(dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null)" != "install ok installed" ]; then
+    echo "installing libssl-dev and pkg-config (SQLCipher links libcrypto)"
+    apt_install libssl-dev pkg-config
+fi
+# FUSE, pjdfstest, fsx, git, sqlite3 for the drive tests.
+bash tests/drive-tools.sh
+
 echo "$(cargo --version); $(cargo nextest --version | head -n 1)"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 stage_done
@@ -138,6 +150,20 @@ stage_done
 section doctests "Doc tests: cargo test --workspace --doc"
 cargo test --workspace --doc
 stage_done
+
+# --- the drive on a real mount ---------------------------------------------------
+
+section drive "Drive: real FUSE mount (programs, rebuild, crashes, pjdfstest, fsx)"
+if [ ! -e /dev/fuse ] || [ "$(id -u)" -ne 0 ]; then
+    echo "SKIPPED: the drive tests need /dev/fuse and root (pjdfstest switches users)"
+    stage_done skipped
+else
+    cargo build -q -p nimbus-cli
+    bash tests/drive/programs.sh
+    bash tests/drive/crash.sh "${NIMBUS_CRASH_ROUNDS:-20}"
+    bash tests/drive/posix.sh
+    stage_done
+fi
 
 # --- fuzzing ----------------------------------------------------------------------
 

@@ -303,8 +303,11 @@ pub fn is_nimbus_mount(mp: &Path) -> bool {
         let Some(sep) = fields.iter().position(|f| *f == "-") else {
             return false;
         };
+        // The type is `fuse` or `fuse.nimbus` (the subtype is not always
+        // passed on); the source is always `nimbus:<vault id>`.
         fields.get(4).map(|p| unescape(p) == want).unwrap_or(false)
-            && fields.get(sep + 1).map(|t| *t == "fuse.nimbus").unwrap_or(false)
+            && fields.get(sep + 1).map(|t| t.starts_with("fuse")).unwrap_or(false)
+            && fields.get(sep + 2).map(|s| s.starts_with("nimbus:")).unwrap_or(false)
     })
 }
 
