@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, command 1: build `nimbus`, make a vault in a local folder, put
-# a folder into it and list what the vault now holds.
+# a folder into it, list what the vault now holds, and mount the vault as a
+# drive (FUSE) at $NIMBUS_DEMO_DIR/drive.
 #
 #   bash tests/quickstart.sh [folder]
 #
@@ -12,7 +13,8 @@
 #
 # Safe to run again: an existing vault is reused (no new password, no new
 # recovery key) and the folder is put again as a new snapshot, where files
-# that did not change are not read again.
+# that did not change are not read again. A drive that is still mounted is
+# unmounted first (every change in it is committed) and mounted again.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -120,6 +122,12 @@ fi
 
 # --- 5. Put and list --------------------------------------------------------
 
+drive="$demo/drive"
+if grep -q " $drive .* - fuse[^ ]* nimbus:" /proc/self/mountinfo 2>/dev/null; then
+    say "Unmounting the drive from the last run (its changes go into the vault first)"
+    "$nimbus" unmount "$drive"
+fi
+
 say "Putting $source_dir into the vault as /$name"
 status=0
 "$nimbus" put "$source_dir" "/$name" -m "quickstart: $source_dir" || status=$?
@@ -135,7 +143,25 @@ say "Listing /$name in the vault: nimbus ls -l -R /$name"
 say "Snapshots: nimbus log"
 "$nimbus" log
 
-# --- 6. What next -----------------------------------------------------------
+# --- 6. The drive -----------------------------------------------------------
+
+mounted=false
+if [ -e /dev/fuse ]; then
+    if ! command -v fusermount3 >/dev/null 2>&1; then
+        say "Installing FUSE (fuse3)"
+        apt_install fuse3
+    fi
+    mkdir -p "$drive"
+    say "Mounting the vault as a drive: nimbus mount $vault $drive"
+    "$nimbus" mount "$vault" "$drive"
+    mounted=true
+    say "The drive: ls -l $drive"
+    ls -l "$drive"
+else
+    say "No /dev/fuse here (a container without FUSE?): skipping the drive"
+fi
+
+# --- 7. What next -----------------------------------------------------------
 
 cat <<EOF
 
@@ -147,6 +173,19 @@ if $created; then
     IMPORTANT: keep the recovery key that `nimbus init` printed above.
     Write it down and store it away from this computer. It is shown only
     once, and it is the only way back in if you forget your password.
+EOF
+fi
+if $mounted; then
+    cat <<EOF
+
+Your vault is mounted at $drive: open it in your file manager, or use it
+from any program. Everything you write there is encrypted on this computer
+and committed to the vault a few seconds after you stop writing; every
+commit is a snapshot, browsable read-only in $drive/.snapshots/.
+
+    To unmount (waits until every change is in the vault):
+
+        $nimbus unmount $drive
 EOF
 fi
 cat <<EOF

@@ -14,12 +14,13 @@ set -euo pipefail
 
 rounds=${1:-20}
 journal=$work/journal
+: >"$journal"
 new_vault
 seed=${CRASH_SEED:-1}
 RANDOM=$seed
 
 for round in $(seq 1 "$rounds"); do
-    echo "$NIMBUS_PASSWORD" | "$NIMBUS" mount --foreground --password-stdin --commit-delay 1 \
+    echo "$NIMBUS_PASSWORD" | "$NIMBUS" mount --foreground --password-stdin --commit-delay $((round % 2)) \
         "$store" "$mnt" >>"$work/mount.log" 2>&1 &
     mount_pid=$!
     for _ in $(seq 1 200); do

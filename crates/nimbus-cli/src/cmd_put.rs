@@ -54,6 +54,12 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     };
     let comps = split_path(&vault_path)?;
     let vault = store::open_vault(g).await?;
+    if let Some(at) = device::mounted_here(g, &vault.config().vault_id) {
+        anyhow::bail!(
+            "this vault is mounted as a drive on this device ({at}): copy the files into the drive instead, \
+             or unmount it first (`nimbus unmount`)"
+        );
+    }
     let device = device::device_id(g, &vault.config().vault_id)?;
     let head = vault.head().await?;
 

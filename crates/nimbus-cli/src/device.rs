@@ -67,3 +67,25 @@ pub fn save_seen(g: &GlobalArgs, vault_id: &ShortId, seen: &HashMap<DeviceId, u6
     std::fs::rename(&tmp, &file).with_context(|| format!("could not write {}", file.display()))?;
     Ok(())
 }
+
+/// Where the vault is mounted on this device, if it is: the mount holds an
+/// exclusive `flock` on `drive.lock` for as long as it runs.
+#[cfg(unix)]
+pub fn mounted_here(g: &GlobalArgs, vault_id: &ShortId) -> Option<String> {
+    let path = state_dir(g)
+        .ok()?
+        .join("vaults")
+        .join(vault_id.to_hex())
+        .join("drive.lock");
+    let f = std::fs::File::open(&path).ok()?;
+    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_ok() {
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    Some(text.trim().to_string())
+}
+
+#[cfg(not(unix))]
+pub fn mounted_here(_g: &GlobalArgs, _vault_id: &ShortId) -> Option<String> {
+    None
+}

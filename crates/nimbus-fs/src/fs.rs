@@ -142,6 +142,43 @@ impl Fs {
             remove_db(&db_path)?;
             (db, created) = Db::open(&db_path, &db_key)?;
         }
+        let mut extra_parent = None;
+        if !created {
+            // The vault moved on while the drive was not mounted here (a
+            // `nimbus put`, a restore): without local changes, start again
+            // from the vault's newest snapshot; with them, keep them, and
+            // keep the other snapshot in the history of the next commit.
+            let head = rt.block_on(vault.head())?.map(|(id, _)| id);
+            let (local_head, pending) = db.read(|c| {
+                let local = db::meta_get(c, "head")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
+                let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
+                let pending = c
+                    .prepare("SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR (kind = 1 AND tree_id IS NULL) LIMIT 1")?
+                    .exists([committed])?;
+                Ok((local, pending))
+            })?;
+            if head.is_some() && head != local_head {
+                if pending {
+                    tracing::warn!(
+                        "the vault has a newer snapshot than this drive, and the drive has changes not yet \
+                         committed: keeping the drive's changes; the other snapshot stays in the history \
+                         (merging both is the sync engine's job)"
+                    );
+                    extra_parent = head;
+                } else {
+                    tracing::info!("the vault has a newer snapshot than this drive: rebuilding from it");
+                    drop(db);
+                    remove_db(&db_path)?;
+                    (db, created) = Db::open(&db_path, &db_key)?;
+                }
+            }
+        }
+        if created {
+            // Staging of an older database is meaningless now.
+            let _ = std::fs::remove_dir_all(&staging_dir);
+            std::fs::create_dir_all(&staging_dir)
+                .map_err(|e| FsError::io(format!("cannot create {}", staging_dir.display()), e))?;
+        }
         let cache_dir = if vault.backend().is_local() && !opts.cache_local_store {
             None
         } else {
@@ -175,6 +212,9 @@ impl Fs {
             crate::rebuild::import_head(&fs)?;
         } else {
             crate::rebuild::recover(&fs)?;
+            if let Some(p) = extra_parent {
+                fs.db.meta_set("extra_parent", p.as_bytes())?;
+            }
         }
         fs.db.commit(true)?;
         if let Ok(mut f) = fs.flusher.lock() {
@@ -1384,6 +1424,16 @@ impl Fs {
             ino = self.lookup(ino, part)?.ino;
         }
         Ok(ino)
+    }
+
+    /// Stops background work without committing, as a crash would (tests).
+    #[doc(hidden)]
+    pub fn shutdown_without_commit(&self) {
+        self.sync.stop();
+        let _ = self.db.stop();
+        if let Some(h) = self.flusher.lock().ok().and_then(|mut f| f.take()) {
+            let _ = h.join();
+        }
     }
 
     /// Stops background work after a last commit to the vault.

@@ -284,8 +284,10 @@ impl Fs {
         finished?;
         self.adopt_uploads(&uploaded, e_old)?;
 
-        let (head, ref_seen, files, bytes) = self.db.read(|c| {
+        let (head, extra, ref_seen, files, bytes) = self.db.read(|c| {
             let head = db::meta_get(c, "head")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
+            let extra =
+                db::meta_get(c, "extra_parent")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
             let seen = db::meta_get_u64(c, "ref_seen")?;
             let (files, bytes): (i64, i64) = c.query_row(
                 "SELECT count(*), coalesce(sum(i.size), 0) FROM dentries d JOIN inodes i ON i.ino = d.ino \
@@ -293,11 +295,11 @@ impl Fs {
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            Ok((head, seen.max(self.opts.ref_seen), files as u64, bytes as u64))
+            Ok((head, extra, seen.max(self.opts.ref_seen), files as u64, bytes as u64))
         })?;
         let commit = Commit {
             root,
-            parents: head.into_iter().collect(),
+            parents: head.into_iter().chain(extra.filter(|e| Some(*e) != head)).collect(),
             device: self.opts.device,
             time: Timestamp::now(),
             message: "drive".into(),
@@ -310,6 +312,7 @@ impl Fs {
             .block_on(self.vault.write_ref(&self.opts.device, cid, ref_seen))?;
         self.db.write(|c| {
             db::meta_set(c, "head", cid.as_bytes())?;
+            c.execute("DELETE FROM meta WHERE key = 'extra_parent'", [])?;
             db::meta_set_u64(c, "ref_seen", seq)?;
             db::meta_set_u64(c, "committed_epoch", e_old)?;
             Ok(())

@@ -434,3 +434,65 @@ fn walk(dir: PathBuf) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A snapshot made elsewhere while the drive was not mounted (another
+/// device, or `nimbus put`) shows up at the next mount when the drive had
+/// no changes of its own; with changes of its own, those are kept and the
+/// other snapshot stays in the history.
+#[test]
+fn newer_snapshots_from_elsewhere_are_picked_up() {
+    let mem: DynBackend = Arc::new(MemoryBackend::new());
+    let mut a = Core::new(mem.clone(), "device A");
+    a.write("from-a.txt", b"a").unwrap();
+    a.sync();
+    a.fs.take().unwrap().shutdown().unwrap();
+
+    // Device B: its own state and device id, same vault.
+    let mut b = Core {
+        rt: tokio::runtime::Runtime::new().unwrap(),
+        backend: mem.clone(),
+        fs: None,
+        state: tempfile::tempdir().unwrap(),
+        device: DeviceId::random(),
+        label: "device B".into(),
+    };
+    b.mount();
+    assert_eq!(b.read("from-a.txt").unwrap(), b"a");
+    b.write("from-b.txt", b"b").unwrap();
+    b.sync();
+    b.fs.take().unwrap().shutdown().unwrap();
+
+    // A had nothing pending: it rebuilds from B's newer snapshot.
+    a.mount();
+    assert_eq!(a.read("from-b.txt").unwrap(), b"b");
+    a.write("a-again.txt", b"a2").unwrap();
+    a.fs.take().unwrap().shutdown().unwrap();
+
+    // B changes something and stops before committing it (a crash); then A
+    // commits again; B mounts: it keeps its change, and A's snapshot stays
+    // in the history of B's next commit.
+    b.mount();
+    assert_eq!(b.read("a-again.txt").unwrap(), b"a2");
+    b.write("b-pending.txt", b"b2").unwrap();
+    b.fs().fsync(ROOT).unwrap();
+    let crashed = b.fs.take().unwrap();
+    crashed.shutdown_without_commit();
+    drop(crashed);
+    a.mount();
+    a.write("a-third.txt", b"a3").unwrap();
+    a.fs.take().unwrap().shutdown().unwrap();
+    b.mount();
+    assert_eq!(
+        b.read("b-pending.txt").unwrap(),
+        b"b2",
+        "local changes are never dropped"
+    );
+    b.sync();
+    let vault = b.fs().vault().clone();
+    let (_, head) = b.rt.block_on(vault.head()).unwrap().unwrap();
+    assert_eq!(
+        head.parents.len(),
+        2,
+        "the other device's snapshot stays in the history"
+    );
+}
