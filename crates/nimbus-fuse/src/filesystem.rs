@@ -1,0 +1,611 @@
+//! `fuser::Filesystem` over [`Fs`]: each kernel request becomes one core
+//! call, and its result one reply. Translation only; the semantics, the
+//! `.snapshots` folder included, are the core's.
+//!
+//! Handlers run on fuser's worker threads, several at once. The core is
+//! thread-safe and blocks only the thread that calls it, so each handler
+//! calls it directly and replies before returning.
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, XattrMode};
+use nimbus_vault::{EntryKind, Timestamp};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::errno::fail;
+use crate::MountOptions;
+
+/// Folder entries asked of the core per `readdir`; about what fits in the
+/// kernel's 4 KiB listing buffer. The rest comes with the next request.
+const READDIR_BATCH: usize = 128;
+
+/// `FALLOC_FL_KEEP_SIZE` of `linux/falloc.h` (libc defines it only on Linux).
+const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+
+pub(crate) struct NimbusFuse {
+    fs: Arc<Fs>,
+    ttl: Duration,
+    writeback_cache: bool,
+}
+
+impl NimbusFuse {
+    pub(crate) fn new(fs: Arc<Fs>, opts: &MountOptions) -> NimbusFuse {
+        NimbusFuse {
+            fs,
+            ttl: opts.attr_ttl,
+            writeback_cache: opts.writeback_cache,
+        }
+    }
+
+    fn entry(&self, op: &str, res: nimbus_fs::Result<Attr>, reply: ReplyEntry) {
+        match res {
+            Ok(a) => reply.entry(&self.ttl, &attr(&a), Generation(0)),
+            Err(e) => reply.error(fail(op, e)),
+        }
+    }
+}
+
+fn empty(op: &str, res: nimbus_fs::Result<()>, reply: ReplyEmpty) {
+    match res {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(fail(op, e)),
+    }
+}
+
+/// The owner of what a request creates.
+fn ctx(req: &Request) -> Ctx {
+    Ctx {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn file_type(k: EntryKind) -> FileType {
+    match k {
+        EntryKind::File => FileType::RegularFile,
+        EntryKind::Dir => FileType::Directory,
+        EntryKind::Symlink => FileType::Symlink,
+        EntryKind::Fifo => FileType::NamedPipe,
+        EntryKind::CharDevice => FileType::CharDevice,
+        EntryKind::BlockDevice => FileType::BlockDevice,
+        EntryKind::Socket => FileType::Socket,
+    }
+}
+
+/// Core attributes as the kernel wants them.
+pub(crate) fn attr(a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime.to_system(),
+        mtime: a.mtime.to_system(),
+        ctime: a.ctime.to_system(),
+        // The core keeps no birth time; macOS shows this one.
+        crtime: a.mtime.to_system(),
+        kind: file_type(a.kind),
+        perm: (a.perm & 0o7777) as u16,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev as u32,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn set_time(t: TimeOrNow) -> SetTime {
+    match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(t) => SetTime::At(Timestamp::from_system(t)),
+    }
+}
+
+/// The core's kind for `mknod`'s file type bits.
+fn node_kind(mode: u32) -> Option<EntryKind> {
+    // mode_t is u16 on macOS; the file type bits fit.
+    match mode as libc::mode_t & libc::S_IFMT {
+        libc::S_IFREG => Some(EntryKind::File),
+        libc::S_IFIFO => Some(EntryKind::Fifo),
+        libc::S_IFCHR => Some(EntryKind::CharDevice),
+        libc::S_IFBLK => Some(EntryKind::BlockDevice),
+        libc::S_IFSOCK => Some(EntryKind::Socket),
+        _ => None,
+    }
+}
+
+/// `renameat2` flags; `None` for whiteouts (overlayfs only) or unknown bits.
+#[cfg(target_os = "linux")]
+fn rename_flags(flags: fuser::RenameFlags) -> Option<RenameFlags> {
+    use fuser::RenameFlags as F;
+    if !(F::RENAME_NOREPLACE | F::RENAME_EXCHANGE).contains(flags) {
+        return None;
+    }
+    Some(RenameFlags {
+        noreplace: flags.contains(F::RENAME_NOREPLACE),
+        exchange: flags.contains(F::RENAME_EXCHANGE),
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_flags(flags: fuser::RenameFlags) -> Option<RenameFlags> {
+    flags.is_empty().then(RenameFlags::default)
+}
+
+/// `setxattr` flags (other bits, such as macOS's `XATTR_NOSECURITY`, do
+/// not change what is stored).
+fn xattr_mode(flags: i32) -> Option<XattrMode> {
+    // The BSDs have no such flags (their kernel sends 0); Linux's values are
+    // the protocol's there.
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    use libc::{XATTR_CREATE, XATTR_REPLACE};
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    const XATTR_CREATE: i32 = 1;
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    const XATTR_REPLACE: i32 = 2;
+    match (flags & XATTR_CREATE != 0, flags & XATTR_REPLACE != 0) {
+        (false, false) => Some(XattrMode::Any),
+        (true, false) => Some(XattrMode::Create),
+        (false, true) => Some(XattrMode::Replace),
+        (true, true) => None,
+    }
+}
+
+/// The xattr size protocol: size 0 asks for the length; a smaller buffer
+/// than the value is `ERANGE`.
+fn xattr_reply(value: &[u8], size: u32, reply: ReplyXattr) {
+    match u32::try_from(value.len()) {
+        Ok(len) if size == 0 => reply.size(len),
+        Ok(len) if len <= size => reply.data(value),
+        _ => reply.error(Errno::ERANGE),
+    }
+}
+
+impl Filesystem for NimbusFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Refusals leave the kernel's own limits and features, which work.
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        let mut want = InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_BIG_WRITES
+            | InitFlags::FUSE_MAX_PAGES
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_ATOMIC_O_TRUNC;
+        // The core is the only writer, so the kernel may keep written pages.
+        // Not FUSE_HANDLE_KILLPRIV: the kernel clears set-id bits itself, by
+        // a setattr, because the core does not on write. Not FUSE_POSIX_ACL:
+        // there are no ACLs beyond the mode bits.
+        if self.writeback_cache {
+            want |= InitFlags::FUSE_WRITEBACK_CACHE;
+        }
+        for flag in want.iter() {
+            let _ = config.add_capabilities(flag);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.entry("lookup", self.fs.lookup(parent.0, name.as_bytes()), reply);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&self.ttl, &attr(&a)),
+            Err(e) => reply.error(fail("getattr", e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        // The core changes a file's size through its inode, whichever
+        // handle (if any) asked.
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(set_time),
+            mtime: mtime.map(set_time),
+            ctime: ctime.map(Timestamp::from_system),
+        };
+        match self.fs.setattr(ino.0, &set) {
+            Ok(a) => reply.attr(&self.ttl, &attr(&a)),
+            Err(e) => reply.error(fail("setattr", e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino.0) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(fail("readlink", e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let Some(kind) = node_kind(mode) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let res = self.fs.mknod(
+            ctx(req),
+            parent.0,
+            name.as_bytes(),
+            kind,
+            mode & !umask,
+            u64::from(rdev),
+        );
+        self.entry("mknod", res, reply);
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let res = self.fs.mkdir(ctx(req), parent.0, name.as_bytes(), mode & !umask);
+        self.entry("mkdir", res, reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty("unlink", self.fs.unlink(parent.0, name.as_bytes()), reply);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty("rmdir", self.fs.rmdir(parent.0, name.as_bytes()), reply);
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let res = self
+            .fs
+            .symlink(ctx(req), parent.0, link_name.as_bytes(), target.as_os_str().as_bytes());
+        self.entry("symlink", res, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let Some(flags) = rename_flags(flags) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let res = self
+            .fs
+            .rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), flags);
+        empty("rename", res, reply);
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        self.entry("link", self.fs.link(ino.0, newparent.0, newname.as_bytes()), reply);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        // Only this process writes the drive, so cached pages stay valid
+        // from one open to the next.
+        match self.fs.open(ino.0, flags.0 & libc::O_TRUNC != 0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(fail("open", e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(fail("read", e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(fail("write", e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        // Writes are in the core when they return; close has nothing to add.
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        empty("release", self.fs.release(fh.0), reply);
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        empty("fsync", self.fs.fsync(ino.0), reply);
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Listings are stateless: each entry's cookie says where to go on.
+        reply.opened(FileHandle(0), FopenFlags::empty());
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.fs.readdir(ino.0, offset, READDIR_BATCH) {
+            Ok(entries) => {
+                for e in entries {
+                    if reply.add(INodeNo(e.ino), e.cookie, file_type(e.kind), OsStr::from_bytes(&e.name)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(fail("readdir", e)),
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        match self.fs.readdir_plus(ino.0, offset, READDIR_BATCH) {
+            Ok(entries) => {
+                for (e, a) in entries {
+                    let name = OsStr::from_bytes(&e.name);
+                    if reply.add(INodeNo(e.ino), e.cookie, name, &self.ttl, &attr(&a), Generation(0)) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(e) => reply.error(fail("readdirplus", e)),
+        }
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        empty("fsyncdir", self.fs.fsyncdir(ino.0), reply);
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+            ),
+            Err(e) => reply.error(fail("statfs", e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        position: u32,
+        reply: ReplyEmpty,
+    ) {
+        // `position` is for macOS resource forks, which the drive does not
+        // keep; Linux always sends 0.
+        let Some(mode) = xattr_mode(flags).filter(|_| position == 0) else {
+            return reply.error(Errno::EINVAL);
+        };
+        empty("setxattr", self.fs.setxattr(ino.0, name.as_bytes(), value, mode), reply);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.fs.getxattr(ino.0, name.as_bytes()) {
+            Ok(value) => xattr_reply(&value, size, reply),
+            Err(e) => reply.error(fail("getxattr", e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(ino.0) {
+            Ok(names) => {
+                let mut list = Vec::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+                for n in names {
+                    list.extend_from_slice(&n);
+                    list.push(0);
+                }
+                xattr_reply(&list, size, reply);
+            }
+            Err(e) => reply.error(fail("listxattr", e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        empty("removexattr", self.fs.removexattr(ino.0, name.as_bytes()), reply);
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        // Mounted with default_permissions: the kernel checks the mode bits.
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        // O_EXCL is the kernel's to check, and a new file has nothing to
+        // truncate.
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.fs.create(ctx(req), parent.0, name.as_bytes(), mode & !umask) {
+            Ok((a, fh)) => reply.created(
+                &self.ttl,
+                &attr(&a),
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Err(e) => reply.error(fail("create", e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let keep_size = match mode {
+            0 => false,
+            FALLOC_FL_KEEP_SIZE => true,
+            // Punching holes, zeroing, collapsing and inserting ranges.
+            _ => return reply.error(Errno::EOPNOTSUPP),
+        };
+        empty("fallocate", self.fs.fallocate(ino.0, offset, length, keep_size), reply);
+    }
+
+    fn lseek(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _offset: i64, _whence: i32, reply: ReplyLseek) {
+        // The core tracks no holes; ENOSYS makes the kernel answer
+        // SEEK_DATA and SEEK_HOLE itself from then on.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        // ENOSYS: the kernel copies through read and write from then on.
+        reply.error(Errno::ENOSYS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mknod_kinds() {
+        assert_eq!(node_kind(0o100644), Some(EntryKind::File));
+        assert_eq!(node_kind(0o010600), Some(EntryKind::Fifo));
+        assert_eq!(node_kind(0o020000), Some(EntryKind::CharDevice));
+        assert_eq!(node_kind(0o060000), Some(EntryKind::BlockDevice));
+        assert_eq!(node_kind(0o140777), Some(EntryKind::Socket));
+        assert_eq!(node_kind(0o040755), None);
+        assert_eq!(node_kind(0o120777), None);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    #[test]
+    fn xattr_flags() {
+        assert_eq!(xattr_mode(0), Some(XattrMode::Any));
+        assert_eq!(xattr_mode(libc::XATTR_CREATE), Some(XattrMode::Create));
+        assert_eq!(xattr_mode(libc::XATTR_REPLACE), Some(XattrMode::Replace));
+        assert_eq!(xattr_mode(libc::XATTR_CREATE | libc::XATTR_REPLACE), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn rename_whiteout_is_refused() {
+        use fuser::RenameFlags as F;
+        assert_eq!(rename_flags(F::empty()), Some(RenameFlags::default()));
+        let noreplace = rename_flags(F::RENAME_NOREPLACE).map(|f| (f.noreplace, f.exchange));
+        assert_eq!(noreplace, Some((true, false)));
+        let exchange = rename_flags(F::RENAME_EXCHANGE).map(|f| (f.noreplace, f.exchange));
+        assert_eq!(exchange, Some((false, true)));
+        assert_eq!(rename_flags(F::RENAME_WHITEOUT), None);
+    }
+
+    #[test]
+    fn attr_translates_every_field() {
+        let t = Timestamp {
+            secs: 1_700_000_000,
+            nanos: 5,
+        };
+        let a = Attr {
+            ino: 42,
+            kind: EntryKind::Symlink,
+            size: 7,
+            blocks: 1,
+            perm: 0o4755,
+            nlink: 3,
+            uid: 1000,
+            gid: 100,
+            rdev: 0x0801,
+            atime: t,
+            mtime: Timestamp { secs: 1, nanos: 0 },
+            ctime: t,
+        };
+        let f = attr(&a);
+        assert_eq!(
+            (f.ino, f.size, f.blocks, f.kind),
+            (INodeNo(42), 7, 1, FileType::Symlink)
+        );
+        assert_eq!((f.perm, f.nlink, f.uid, f.gid, f.rdev), (0o4755, 3, 1000, 100, 0x0801));
+        assert_eq!((f.atime, f.ctime), (t.to_system(), t.to_system()));
+        assert_eq!((f.mtime, f.crtime), (a.mtime.to_system(), a.mtime.to_system()));
+        assert_eq!((f.blksize, f.flags), (4096, 0));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn keep_size_is_linux_value() {
+        assert_eq!(FALLOC_FL_KEEP_SIZE, libc::FALLOC_FL_KEEP_SIZE);
+    }
+}
