@@ -135,20 +135,7 @@ pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     if !commit_with_progress(g, &mp)? {
         return Ok(ExitCode::from(130));
     }
-    let out = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(&mp)
-        .output()
-        .or_else(|_| std::process::Command::new("umount").arg(&mp).output())
-        .context("cannot run fusermount3 or umount (install the fuse3 package)")?;
-    if !out.status.success() {
-        bail!(
-            "{} could not be unmounted: {}. Close the programs using it (see `fuser -m {}`) and try again",
-            mp.display(),
-            String::from_utf8_lossy(&out.stderr).trim(),
-            mp.display()
-        );
-    }
+    crate::cmd_mount::unmount_now(&mp)?;
     // The mount process makes a last (empty) commit and exits.
     for _ in 0..600 {
         if !is_nimbus_mount(&mp) {

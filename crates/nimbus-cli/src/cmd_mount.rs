@@ -56,6 +56,18 @@ fn places(g: &GlobalArgs, a: &Args) -> Result<(GlobalArgs, PathBuf)> {
         _ => bail!("give the store and the mountpoint: nimbus mount <store> <mountpoint>"),
     };
     let mp = PathBuf::from(mp);
+    if let Err(e) = std::fs::metadata(&mp) {
+        // ENOTCONN: a drive whose process died (a crash, kill -9) is still
+        // mounted there, answering nothing. Clear it away.
+        if e.raw_os_error() == Some(107) {
+            eprintln!("{}: a stopped drive was left mounted here; unmounting it", mp.display());
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&mp)
+                .status();
+        }
+    }
     let meta = std::fs::metadata(&mp).with_context(|| {
         format!(
             "the mountpoint {} does not exist: create an empty folder there first",
@@ -239,12 +251,13 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.swap(false, Ordering::SeqCst) {
             eprintln!("nimbus: unmounting {}", mp.display());
-            if let Err(e) = session.umount_and_join() {
-                eprintln!("nimbus: unmount: {e}");
+            // Unmounting fails while programs have files open on the drive;
+            // then the drive keeps serving them.
+            if let Err(e) = unmount_now(mp) {
+                eprintln!("nimbus: {e}; the drive stays mounted. Close those programs and press Ctrl-C again");
             }
-            break;
         }
         if session.guard.is_finished() {
             let _ = session.join();
@@ -258,6 +271,25 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
     )?;
     eprintln!("nimbus: every change is in the vault; drive stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks the kernel to unmount the drive (the session then ends).
+pub fn unmount_now(mp: &Path) -> Result<()> {
+    let out = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(mp)
+        .output()
+        .or_else(|_| std::process::Command::new("umount").arg(mp).output())
+        .context("cannot run fusermount3 or umount (install the fuse3 package)")?;
+    if !out.status.success() {
+        bail!(
+            "{} could not be unmounted: {}. Programs still have files open there (see `fuser -m {}`)",
+            mp.display(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            mp.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -953,7 +953,20 @@ impl Fs {
 
     // -------------------------------------------------------------- write
 
+    /// Writes `data` at `off`, setting the file's modification and change
+    /// times to now.
     pub fn write(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32> {
+        self.write_impl(fh, off, data, true)
+    }
+
+    /// Writes flushed from a kernel's write-back cache: the kernel keeps the
+    /// file's times itself and sends them with `setattr`, so a late flush
+    /// must not overwrite them with the time of the flush.
+    pub fn write_cached(&self, fh: u64, off: u64, data: &[u8]) -> Result<u32> {
+        self.write_impl(fh, off, data, false)
+    }
+
+    fn write_impl(&self, fh: u64, off: u64, data: &[u8], stamp: bool) -> Result<u32> {
         let h = self.handle(fh)?;
         if Snapshots::owns(h.node.ino) {
             return Err(FsError::read_only());
@@ -997,11 +1010,16 @@ impl Fs {
         let size = st.size;
         let ino = h.node.ino;
         self.db.write(|c| {
-            let t = now();
-            c.prepare_cached(
-                "UPDATE inodes SET size = ?2, mtime_s = ?3, mtime_n = ?4, ctime_s = ?3, ctime_n = ?4 WHERE ino = ?1",
-            )?
-            .execute(rusqlite::params![ino as i64, size as i64, t.secs, t.nanos as i64])?;
+            if stamp {
+                let t = now();
+                c.prepare_cached(
+                    "UPDATE inodes SET size = ?2, mtime_s = ?3, mtime_n = ?4, ctime_s = ?3, ctime_n = ?4 WHERE ino = ?1",
+                )?
+                .execute(rusqlite::params![ino as i64, size as i64, t.secs, t.nanos as i64])?;
+            } else if grew {
+                c.prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
+                    .execute(rusqlite::params![ino as i64, size as i64])?;
+            }
             self.touch_content(c, ino)
         })?;
         Ok(data.len() as u32)

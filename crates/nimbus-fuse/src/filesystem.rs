@@ -337,12 +337,18 @@ impl Filesystem for NimbusFuse {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write(fh.0, offset, data) {
+        // From the write-back cache, the kernel owns the file's times.
+        let res = if write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) {
+            self.fs.write_cached(fh.0, offset, data)
+        } else {
+            self.fs.write(fh.0, offset, data)
+        };
+        match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("write", e)),
         }
