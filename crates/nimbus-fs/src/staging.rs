@@ -12,7 +12,6 @@
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -136,8 +135,7 @@ impl Staging {
                 .map_err(|_| FsError::new(ErrorKind::Io, "staging encryption failed"))?;
             slot[NONCE + BLOCK..].copy_from_slice(&tag);
         }
-        self.file
-            .write_all_at(&raw, first * SLOT as u64)
+        write_all_at(&self.file, &raw, first * SLOT as u64)
             .map_err(|e| FsError::io(format!("cannot write staging file {}", self.path.display()), e))
     }
 
@@ -164,17 +162,53 @@ impl Staging {
             .map_err(|e| FsError::io(format!("cannot sync staging file {}", self.path.display()), e))
     }
 
-    /// Bytes the staging file takes on disk (its slots, holes excluded).
-    pub fn disk_usage(&self) -> u64 {
+}
+
+/// Bytes a file takes on disk (holes excluded where the OS tells).
+pub fn disk_usage(m: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
         use std::os::unix::fs::MetadataExt;
-        self.file.metadata().map(|m| m.blocks() * 512).unwrap_or(0)
+        m.blocks() * 512
     }
+    #[cfg(not(unix))]
+    {
+        m.len()
+    }
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(f, buf, off)
+}
+
+#[cfg(unix)]
+fn write_all_at(f: &File, buf: &[u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::os::windows::fs::FileExt::seek_write(f, buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        off += n as u64;
+    }
+    Ok(())
 }
 
 fn read_full_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
-        match f.read_at(&mut buf[done..], off + done as u64) {
+        match read_at(f, &mut buf[done..], off + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -208,7 +242,7 @@ mod tests {
         assert!(!raw.windows(5).any(|w| w == b"hello" || w == b"world"));
         // A slot copied to another place fails authentication.
         let f = std::fs::OpenOptions::new().write(true).open(s.path()).unwrap();
-        f.write_all_at(&raw[3 * SLOT..4 * SLOT], 0).unwrap();
+        write_all_at(&f, &raw[3 * SLOT..4 * SLOT], 0).unwrap();
         let mut one = vec![0u8; BLOCK];
         assert!(s.read_blocks(&key, 0, &mut one).is_err());
         s.truncate_blocks(4).unwrap();

@@ -201,9 +201,8 @@ impl Fs {
         let mut staged_bytes = 0;
         if let Ok(rd) = std::fs::read_dir(&self.staging_dir) {
             for e in rd.flatten() {
-                use std::os::unix::fs::MetadataExt;
                 if let Ok(m) = e.metadata() {
-                    staged_bytes += m.blocks() * 512;
+                    staged_bytes += crate::staging::disk_usage(&m);
                 }
             }
         }
