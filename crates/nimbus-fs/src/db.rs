@@ -70,6 +70,8 @@ CREATE TABLE pins (ino INTEGER PRIMARY KEY);
 struct Conn {
     c: Connection,
     in_tx: bool,
+    /// Files to delete once the open transaction is committed.
+    doomed: Vec<PathBuf>,
 }
 
 /// The database connection, shared by every operation.
@@ -134,7 +136,11 @@ impl Db {
         }
         let db = Arc::new(Db {
             path: path.to_path_buf(),
-            conn: Mutex::new(Conn { c, in_tx: false }),
+            conn: Mutex::new(Conn {
+                c,
+                in_tx: false,
+                doomed: Vec::new(),
+            }),
             opened: Condvar::new(),
             stop: Mutex::new(false),
         });
@@ -236,6 +242,9 @@ impl Db {
         if g.in_tx {
             g.in_tx = false;
             g.c.execute_batch("COMMIT")?;
+            for p in std::mem::take(&mut g.doomed) {
+                let _ = std::fs::remove_file(p);
+            }
         }
         if durable {
             // With synchronous=NORMAL a commit reaches the WAL file but is
@@ -251,6 +260,17 @@ impl Db {
             }
         }
         Ok(())
+    }
+
+    /// Deletes `path` after the open transaction commits (at once if none
+    /// is open), for data whose database row is being deleted.
+    pub fn remove_after_commit(&self, path: PathBuf) {
+        match self.conn.lock() {
+            Ok(mut g) if g.in_tx => g.doomed.push(path),
+            _ => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 
     pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {

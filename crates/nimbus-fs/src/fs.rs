@@ -475,9 +475,10 @@ impl Fs {
             Ok(row.staging)
         })?;
         if let Some(id) = staging {
-            // The row's deletion must be durable before the data goes.
-            self.db.commit(false)?;
-            let _ = std::fs::remove_file(Staging::path_for(&self.staging_dir, &id));
+            // The row's deletion must be committed before the data goes:
+            // a crash in between would bring the file back without its
+            // content. The database removes it after its next commit.
+            self.db.remove_after_commit(Staging::path_for(&self.staging_dir, &id));
         }
         if let Ok(mut n) = self.nodes.lock() {
             n.remove(&ino);
