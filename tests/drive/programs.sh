@@ -12,6 +12,15 @@ set -euo pipefail
 new_vault
 mount_drive
 
+step "a second mount of the same vault on this device is refused"
+mkdir -p "$work/mnt2"
+if out=$("$NIMBUS" mount "$store" "$work/mnt2" 2>&1); then
+    echo "a second mount was accepted: $out"
+    exit 1
+fi
+echo "$out"
+echo "$out" | grep -q "already mounted on this device"
+
 step "git clone of a local repository, then git fsck"
 src=$work/src-repo
 git init -q "$src"

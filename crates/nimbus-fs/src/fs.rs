@@ -229,6 +229,12 @@ impl Fs {
         &self.vault
     }
 
+    /// Bytes in the disk cache, and its limit (both 0 when the store is
+    /// local and nothing is cached).
+    pub fn cache_usage(&self) -> (u64, u64) {
+        self.blobs.disk_usage()
+    }
+
     pub(crate) fn cur_epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
