@@ -135,14 +135,19 @@ pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     if !commit_with_progress(g, &mp)? {
         return Ok(ExitCode::from(130));
     }
+    let pid = status(&mp).map(|p| p.pid).unwrap_or(0);
     crate::cmd_mount::unmount_now(&mp)?;
-    // The mount process makes a last (empty) commit and exits.
-    for _ in 0..600 {
-        if !is_nimbus_mount(&mp) {
+    // The mount process makes a last (empty) commit, lets go of the vault
+    // and exits; wait for that, so a new mount can start at once.
+    let bar = crate::progress::spinner(g.quiet, "waiting for the drive to stop");
+    for _ in 0..1200 {
+        let running = pid != 0 && alive(pid);
+        if !running && !is_nimbus_mount(&mp) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    bar.finish_and_clear();
     println!("Unmounted {}; every change is in the vault.", mp.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -175,4 +180,15 @@ pub fn pin(_g: &GlobalArgs, a: PinArgs, on: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a process runs (a zombie waiting for its parent does not).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
 }

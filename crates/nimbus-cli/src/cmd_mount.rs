@@ -132,6 +132,10 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
         cmd.arg("--quiet");
     }
     cmd.arg(&store).arg(mp);
+    // One malloc arena per core rather than per thread: the drive's worker
+    // threads pass megabyte buffers around, and per-thread arenas keep
+    // freed ones resident.
+    cmd.env("MALLOC_ARENA_MAX", "2");
     cmd.env_remove("NIMBUS_PASSWORD")
         .stdin(std::process::Stdio::piped())
         .stdout(log.try_clone()?)

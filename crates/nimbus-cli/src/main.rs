@@ -90,7 +90,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Blocking work (hashing, encryption, local files) is CPU-bound: a few
+    // threads keep both cores busy without a thread (and its buffers) per task.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start: {e}");

@@ -64,7 +64,7 @@ impl FsOptions {
             ref_seen: 0,
             commit_delay: std::time::Duration::from_secs(5),
             cache_limit: 4 << 30,
-            mem_cache: 64 << 20,
+            mem_cache: 32 << 20,
             cache_local_store: false,
             owner: Ctx::ROOT,
             on_commit: None,
@@ -869,11 +869,11 @@ impl Fs {
         let len = (size as u64).min(st.size - off) as usize;
         let out = self.read_state(&st, off, len)?;
         // Read-ahead: a read that starts where the last ended doubles the
-        // window (1 MiB to 32 MiB) of blobs fetched ahead.
+        // window (1 MiB to 16 MiB) of blobs fetched ahead.
         if st.staging.is_none() && !st.base.ends.is_empty() {
             let seq = h.next.swap(off + len as u64, Ordering::Relaxed) == off;
             let win = if seq {
-                (h.window.load(Ordering::Relaxed) * 2).clamp(1 << 20, 32 << 20)
+                (h.window.load(Ordering::Relaxed) * 2).clamp(1 << 20, 16 << 20)
             } else {
                 0
             };

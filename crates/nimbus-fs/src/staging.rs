@@ -161,7 +161,6 @@ impl Staging {
             .sync_data()
             .map_err(|e| FsError::io(format!("cannot sync staging file {}", self.path.display()), e))
     }
-
 }
 
 /// Bytes a file takes on disk (holes excluded where the OS tells).

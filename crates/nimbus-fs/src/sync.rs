@@ -226,6 +226,7 @@ impl Fs {
             dirty,
             syncing,
             last_error,
+            pid: std::process::id(),
         })
     }
 

@@ -111,6 +111,9 @@ pub struct Pending {
     /// The last commit's error, if it failed.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// The process serving the drive (so `nimbus unmount` can wait for it).
+    #[serde(default)]
+    pub pid: u32,
 }
 
 /// A file's stored content: blob ids with their plaintext lengths.

@@ -527,7 +527,11 @@ fn pinned_files_survive_eviction_and_outages() {
     faulty.set_offline(true);
     assert_eq!(c.read("f0").unwrap(), files[0].1, "a pinned file reads offline");
     let err = c.read("f1").unwrap_err();
-    assert_eq!(err, ErrorKind::Unavailable, "an evicted file says the store is unreachable");
+    assert_eq!(
+        err,
+        ErrorKind::Unavailable,
+        "an evicted file says the store is unreachable"
+    );
     faulty.set_offline(false);
     assert_eq!(c.read("f1").unwrap(), files[1].1);
 }

@@ -33,10 +33,14 @@ const SMALL_FILE: u64 = 8 << 20;
 const MAX_INDEX_ENTRIES: usize = 1_000_000;
 /// The largest blob a pack entry can describe (its lengths are u32).
 const MAX_BLOB: usize = u32::MAX as usize - 1024;
-/// Packs uploaded at once.
+/// Packs uploaded at once, and full packs waiting for upload before savers
+/// block: enough to keep a network busy. A store on this machine (a local
+/// folder) gains nothing from more than one, and each pack held costs its
+/// size in memory.
 const UPLOADS_IN_FLIGHT: usize = 4;
-/// Full packs waiting for upload before savers block.
 const QUEUE: usize = 2;
+const LOCAL_UPLOADS_IN_FLIGHT: usize = 1;
+const LOCAL_QUEUE: usize = 1;
 
 /// What a save added to the vault.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -64,6 +68,7 @@ struct State {
 
 struct Shared {
     vault: Vault,
+    in_flight: usize,
     /// An index object is written after this many packs, so an interrupted
     /// save keeps what it uploaded: a new save finds those blobs and skips them.
     index_every: usize,
@@ -94,8 +99,14 @@ impl Saver {
 
     /// Starts a save that writes an index object after every `packs` packs.
     pub fn with_index_every(vault: &Vault, packs: usize) -> Saver {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let local = vault.backend().is_local();
+        let (tx, rx) = mpsc::channel(if local { LOCAL_QUEUE } else { QUEUE });
         let shared = Arc::new(Shared {
+            in_flight: if local {
+                LOCAL_UPLOADS_IN_FLIGHT
+            } else {
+                UPLOADS_IN_FLIGHT
+            },
             vault: vault.clone(),
             index_every: packs.max(1),
             packers: Mutex::new((PackBuilder::new(), PackBuilder::new())),
@@ -322,7 +333,7 @@ fn poisoned() -> VaultError {
 async fn upload_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<FinishedPack>) {
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(p) = rx.recv().await {
-        while tasks.len() >= UPLOADS_IN_FLIGHT {
+        while tasks.len() >= shared.in_flight {
             tasks.join_next().await;
         }
         let shared = shared.clone();
