@@ -544,39 +544,14 @@ impl Fs {
             let srow = inode::get(c, src)?;
             let dst = inode::lookup(c, newparent, newname)?;
             if srow.kind == EntryKind::Dir {
-                // A folder cannot move inside itself.
-                let mut at = newparent;
-                for _ in 0..4096 {
-                    if at == src {
-                        return Err(FsError::new(
-                            ErrorKind::InvalidArgument,
-                            "a folder cannot move into itself",
-                        ));
-                    }
-                    if at == ROOT {
-                        break;
-                    }
-                    at = inode::get(c, at)?.parent;
-                }
+                inode::check_not_inside(c, src, newparent)?;
             }
             let t = now();
             if flags.exchange {
                 let dst = dst.ok_or_else(FsError::not_found)?;
                 let drow = inode::get(c, dst)?;
                 if drow.kind == EntryKind::Dir {
-                    let mut at = parent;
-                    for _ in 0..4096 {
-                        if at == dst {
-                            return Err(FsError::new(
-                                ErrorKind::InvalidArgument,
-                                "a folder cannot move into itself",
-                            ));
-                        }
-                        if at == ROOT {
-                            break;
-                        }
-                        at = inode::get(c, at)?.parent;
-                    }
+                    inode::check_not_inside(c, dst, parent)?;
                 }
                 c.prepare_cached("UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
                     .execute(rusqlite::params![parent as i64, name, dst as i64])?;
@@ -1196,23 +1171,7 @@ impl Fs {
             if row.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
-            let mut out = Vec::new();
-            if cookie == 0 {
-                out.push(DirEntry {
-                    cookie: 1,
-                    ino,
-                    kind: EntryKind::Dir,
-                    name: b".".to_vec(),
-                });
-            }
-            if cookie <= 1 {
-                out.push(DirEntry {
-                    cookie: 2,
-                    ino: if ino == ROOT { ROOT } else { row.parent },
-                    kind: EntryKind::Dir,
-                    name: b"..".to_vec(),
-                });
-            }
+            let mut out = dot_entries(ino, if ino == ROOT { ROOT } else { row.parent }, cookie);
             let after = cookie.saturating_sub(2) as i64;
             let mut st = c.prepare_cached(
                 "SELECT d.id, d.ino, i.kind, d.name FROM dentries d JOIN inodes i ON i.ino = d.ino \

@@ -237,3 +237,25 @@ pub fn check_name(name: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses to move folder `moving` into `dest` when `dest` is `moving` or
+/// lies inside it.
+pub fn check_not_inside(c: &Connection, moving: Ino, dest: Ino) -> Result<()> {
+    let mut at = dest;
+    for _ in 0..4096 {
+        if at == moving {
+            return Err(FsError::new(
+                ErrorKind::InvalidArgument,
+                "a folder cannot move into itself",
+            ));
+        }
+        if at == crate::types::ROOT {
+            return Ok(());
+        }
+        at = get(c, at)?.parent;
+    }
+    Err(FsError::new(
+        ErrorKind::Corrupt,
+        "folders nest too deep (a loop in the local state?)",
+    ))
+}

@@ -220,23 +220,7 @@ impl Snapshots {
 
     pub fn readdir(&self, fs: &Fs, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         let parent = if ino == SNAP_ROOT { ROOT } else { self.entry(ino)?.1 };
-        let mut out = Vec::new();
-        if cookie == 0 {
-            out.push(DirEntry {
-                cookie: 1,
-                ino,
-                kind: EntryKind::Dir,
-                name: b".".to_vec(),
-            });
-        }
-        if cookie <= 1 {
-            out.push(DirEntry {
-                cookie: 2,
-                ino: parent,
-                kind: EntryKind::Dir,
-                name: b"..".to_vec(),
-            });
-        }
+        let mut out = dot_entries(ino, parent, cookie);
         let skip = cookie.saturating_sub(2) as usize;
         let entries: Vec<Entry> = if ino == SNAP_ROOT {
             self.list(fs)?

@@ -67,6 +67,21 @@ pub struct DirEntry {
     pub name: Vec<u8>,
 }
 
+/// The `.` and `..` entries that start every listing (cookies 1 and 2),
+/// those of them that come after `cookie`.
+pub fn dot_entries(ino: Ino, parent: Ino, cookie: u64) -> Vec<DirEntry> {
+    [(1, ino, &b"."[..]), (2, parent, &b".."[..])]
+        .into_iter()
+        .filter(|(c, _, _)| *c > cookie)
+        .map(|(c, i, n)| DirEntry {
+            cookie: c,
+            ino: i,
+            kind: EntryKind::Dir,
+            name: n.to_vec(),
+        })
+        .collect()
+}
+
 /// How `rename` treats an existing target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RenameFlags {

@@ -206,19 +206,7 @@ impl Vault {
             ));
         }
         let key = pack::pack_key(&loc.pack);
-        let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
-        let sealed = self
-            .0
-            .backend
-            .get(&key, Some(range))
-            .await
-            .map_err(|e| VaultError::from_get(&key, e, &format!("it holds blob {id}")))?;
-        if sealed.len() != loc.length as usize {
-            return Err(VaultError::corrupt(
-                &key,
-                format!("it is truncated: blob {id} at offset {} is cut short", loc.offset),
-            ));
-        }
+        let (_, sealed) = self.fetch_sealed(id).await?;
         let keys = &self.0.keys;
         let decode = |sealed: &[u8]| codec::decode_blob(keys, kind, id, loc.raw_len, sealed);
         // Large blobs are decrypted off the async threads.
