@@ -116,7 +116,7 @@ if [[ ,$systems_arg, == *,nimbus,* ]]; then
     if [ ! -x "$nimbus_bin" ]; then
         notes+=("Nimbus left out: no binary at $nimbus_bin.")
     elif ! "$nimbus_bin" mount --help >/dev/null 2>&1; then
-        notes+=("Nimbus left out: \`$nimbus_bin mount --help\` fails (the drive is not built into this binary yet).")
+        notes+=("Nimbus left out: \`$nimbus_bin mount --help\` fails: this binary has no drive yet (rebuild it with \`cargo build --release -p nimbus-cli\`, or point NIMBUS_BIN at one that has).")
     fi
     if [ ${#notes[@]} -gt 0 ]; then
         log "${notes[-1]}"
@@ -377,6 +377,9 @@ problems=()
 bench_system() {
     local sys=$1 d=$run_dir/$1 mnt t n
     rm -rf "$d"
+    # Start with nothing left for the disk to write (the inputs just made,
+    # the previous system's deletions), so no system pays for another.
+    sync
     setup_system "$sys" "$d"
     hwm_kib=0
     mount_system "$sys" "$d"
@@ -385,6 +388,7 @@ bench_system() {
     # (a) Sequential write with fsync. The source is read beforehand, so it
     # comes from memory; dd's fsync makes the system store it before dd ends.
     cat "$big_src" >/dev/null
+    sync
     log "$sys: (a) write $big_mib MiB"
     t=$(now)
     dd if="$big_src" of="$mnt/big" bs=1M conv=fsync status=none
