@@ -22,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::error::{ErrorKind, FsError, Result};
+use crate::sync::lock_err;
 
 pub type Plain = Arc<Vec<u8>>;
 
@@ -40,7 +41,7 @@ struct Mem {
 }
 
 struct Disk {
-    /// Blob id → (size, last use tick).
+    /// Blob id → its size on disk.
     entries: HashMap<BlobId, u64>,
     lru: LruCache<BlobId, ()>,
     bytes: u64,
@@ -54,16 +55,6 @@ pub struct BlobStore {
     disk: Option<(PathBuf, Mutex<Disk>)>,
     pinned: Mutex<HashSet<BlobId>>,
     inflight: Mutex<HashMap<BlobId, Arc<InFlight>>>,
-    pub stats: Mutex<BlobStats>,
-}
-
-/// Counters for status displays and tests.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct BlobStats {
-    pub mem_hits: u64,
-    pub disk_hits: u64,
-    pub fetches: u64,
-    pub fetched_bytes: u64,
 }
 
 impl BlobStore {
@@ -121,7 +112,6 @@ impl BlobStore {
             disk,
             pinned: Mutex::new(HashSet::new()),
             inflight: Mutex::new(HashMap::new()),
-            stats: Mutex::new(BlobStats::default()),
         })
     }
 
@@ -179,9 +169,6 @@ impl BlobStore {
     /// The plaintext of a blob. Blocking: waits for the store if needed.
     pub fn get(self: &Arc<Self>, id: &BlobId) -> Result<Plain> {
         if let Some(p) = self.mem_get(id) {
-            if let Ok(mut s) = self.stats.lock() {
-                s.mem_hits += 1;
-            }
             return Ok(p);
         }
         let (flight, leader) = {
@@ -297,9 +284,6 @@ impl BlobStore {
                         .map_err(|e| FsError::new(ErrorKind::Io, format!("decoding was interrupted: {e}")))?;
                     match r {
                         Ok(p) => {
-                            if let Ok(mut s) = self.stats.lock() {
-                                s.disk_hits += 1;
-                            }
                             return Ok(Arc::new(p));
                         }
                         Err(e) => {
@@ -314,10 +298,6 @@ impl BlobStore {
             }
         }
         let (loc, sealed) = self.vault.fetch_sealed(id).await?;
-        if let Ok(mut s) = self.stats.lock() {
-            s.fetches += 1;
-            s.fetched_bytes += sealed.len() as u64;
-        }
         let this = Arc::clone(self);
         let id2 = *id;
         let plain = tokio::task::spawn_blocking(move || {
@@ -385,11 +365,4 @@ impl BlobStore {
             let _ = std::fs::remove_file(dir.join(old.to_hex()));
         }
     }
-}
-
-fn lock_err() -> FsError {
-    FsError::new(
-        ErrorKind::Io,
-        "an internal lock was poisoned by an earlier failure; remount the drive",
-    )
 }

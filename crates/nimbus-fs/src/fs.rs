@@ -242,7 +242,7 @@ impl Fs {
     // ---------------------------------------------------------------- lookup
 
     pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
-        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+        if Snapshots::holds(parent, name) {
             return self.snapshots.lookup(self, parent, name);
         }
         if name.len() > nimbus_vault::tree::MAX_NAME {
@@ -260,20 +260,15 @@ impl Fs {
                 return Ok(inode::get(c, if parent == ROOT { ROOT } else { p.parent })?.attr());
             }
             let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
-            self.row_attr(inode::get(c, ino)?)
+            Ok(inode::get(c, ino)?.attr())
         })
-    }
-
-    /// Attributes of a row, with the live size of an open file.
-    fn row_attr(&self, row: Row) -> Result<Attr> {
-        Ok(row.attr())
     }
 
     pub fn getattr(&self, ino: Ino) -> Result<Attr> {
         if Snapshots::owns(ino) {
             return self.snapshots.getattr(self, ino);
         }
-        self.db.read(|c| self.row_attr(inode::get(c, ino)?))
+        self.db.read(|c| Ok(inode::get(c, ino)?.attr()))
     }
 
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
@@ -322,7 +317,7 @@ impl Fs {
     // ------------------------------------------------------------- create
 
     fn check_parent(&self, c: &rusqlite::Connection, parent: Ino, name: &[u8]) -> Result<Row> {
-        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+        if Snapshots::holds(parent, name) {
             return Err(FsError::read_only());
         }
         inode::check_name(name)?;
@@ -426,7 +421,7 @@ impl Fs {
     // ------------------------------------------------------------ remove
 
     pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
-        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+        if Snapshots::holds(parent, name) {
             return Err(FsError::read_only());
         }
         let gone = self.db.write(|c| {
@@ -493,7 +488,7 @@ impl Fs {
     }
 
     pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
-        if Snapshots::owns(parent) || (parent == ROOT && name == SNAPSHOTS) {
+        if Snapshots::holds(parent, name) {
             return Err(FsError::read_only());
         }
         if name == b"." {
@@ -529,7 +524,7 @@ impl Fs {
 
     pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
         for (p, n) in [(parent, name), (newparent, newname)] {
-            if Snapshots::owns(p) || (p == ROOT && n == SNAPSHOTS) {
+            if Snapshots::holds(p, n) {
                 return Err(FsError::read_only());
             }
         }
@@ -1096,7 +1091,7 @@ impl Fs {
                 st.base_len = st.base_len.min(size);
             }
             st.size = size;
-            let (base_len, has_staging) = (st.base_len, st.staging.is_some());
+            let base_len = st.base_len;
             self.db.write(|c| {
                 let t = now();
                 c.prepare_cached(
@@ -1110,7 +1105,6 @@ impl Fs {
                     t.secs,
                     t.nanos as i64
                 ])?;
-                let _ = has_staging;
                 self.touch_content(c, ino)
             })
         })();

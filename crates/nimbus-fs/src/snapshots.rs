@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::Fs;
+use crate::sync::lock_err;
 use crate::types::*;
 
 /// The `.snapshots` folder itself.
@@ -44,10 +45,6 @@ pub struct Snapshots {
     inner: Mutex<Inner>,
 }
 
-fn lock_err() -> FsError {
-    crate::sync::lock_err()
-}
-
 /// The folder name of a commit.
 pub fn snapshot_name(c: &Commit) -> String {
     let (y, m, d, h, mi, s) = c.time.utc_parts();
@@ -66,6 +63,11 @@ impl Snapshots {
 
     pub fn owns(ino: Ino) -> bool {
         ino >= SNAP_ROOT
+    }
+
+    /// Whether `name` in folder `parent` is (inside) the snapshot folder.
+    pub fn holds(parent: Ino, name: &[u8]) -> bool {
+        Self::owns(parent) || (parent == ROOT && name == SNAPSHOTS)
     }
 
     /// Forgets the commit listing (a new commit was made).

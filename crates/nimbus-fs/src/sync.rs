@@ -328,7 +328,7 @@ impl Fs {
     /// Chunks and saves a file's current content. Unchanged stored blobs
     /// before the first changed block are kept as they are.
     fn upload_file(&self, node: &Arc<Node>, saver: &Saver) -> Result<(ContentList, u64)> {
-        let (keep, from, size) = {
+        let (keep, from) = {
             let st = node.state.read().map_err(|_| lock_err())?;
             if st.kind != EntryKind::File {
                 return Ok((ContentList::default(), 0));
@@ -347,7 +347,7 @@ impl Fs {
                 keep.push((*id, *len));
                 at = st.base.ends[i];
             }
-            (keep, at, st.size)
+            (keep, at)
         };
         let params = self.vault.params().chunker;
         let seed = self.vault.chunker_seed_for_saving();
@@ -368,7 +368,6 @@ impl Fs {
             ChunkReadError::Io(e) => FsError::io("reading a changed file for upload", e),
             ChunkReadError::Sink(e) => FsError::Vault(e),
         })?;
-        let _ = size;
         Ok((ContentList(list), total))
     }
 
