@@ -199,6 +199,15 @@ fn rt_block<F: std::future::Future>(f: F) -> F::Output {
 }
 
 fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    // The drive's warnings and errors (a read that failed, a commit that
+    // will be retried) go to stderr: the terminal, or `mount.log` when the
+    // mount runs in the background. NIMBUS_LOG=info (or debug) says more.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let pw = if a.password_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin()
