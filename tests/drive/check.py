@@ -11,6 +11,19 @@ import os
 import sys
 
 
+def read(path):
+    """The file's content, or None if no file has that name."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
 def main():
     promises = {}
     dirs = set()
@@ -22,14 +35,18 @@ def main():
                 promises[path] = ("file", parts[2])
             elif kind == "prefix":
                 promises[path] = ("prefix", int(parts[2]), parts[3])
-            elif kind in ("gone", "unknown"):
+            elif kind == "gone":
+                promises[path] = ("gone",)
+            elif kind == "unknown":
                 promises.pop(path, None)
-                if kind == "gone":
-                    promises[path] = ("gone",)
-                else:
-                    promises.pop(path, None)
+            elif kind == "moving":
+                promises[path] = ("moving", parts[2], parts[3])
+            elif kind == "removing":
+                promises[path] = ("removing", parts[2])
             elif kind == "dir":
                 dirs.add(path)
+            else:
+                sys.exit(f"check.py: unknown journal line: {line!r}")
     bad = []
     for path, p in promises.items():
         if p[0] == "gone":
@@ -37,17 +54,36 @@ def main():
                 bad.append(f"{path}: fsynced rename/delete undone")
             continue
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read(path)
         except OSError as e:
             bad.append(f"{path}: {e}")
             continue
-        if p[0] == "file":
-            if hashlib.sha256(data).hexdigest() != p[1]:
+        if p[0] == "moving":
+            # Cut off by the crash: old or new name, never both or neither.
+            new, digest = p[1], p[2]
+            try:
+                moved = read(new)
+            except OSError as e:
+                bad.append(f"{new}: {e}")
+                continue
+            if (data is None) == (moved is None):
+                which = "neither name exists" if data is None else "both names exist"
+                bad.append(f"{path}: was being renamed to {new} when the drive stopped, and {which}")
+            elif sha(data if moved is None else moved) != digest:
+                bad.append(f"{path}: content changed while it was being renamed to {new}")
+            continue
+        if p[0] == "removing":
+            if data is not None and sha(data) != digest:
+                bad.append(f"{path}: content changed while it was being deleted")
+            continue
+        if data is None:
+            bad.append(f"{path}: missing")
+        elif p[0] == "file":
+            if sha(data) != p[1]:
                 bad.append(f"{path}: content differs from what fsync acknowledged ({len(data)} bytes)")
         else:
             length, digest = p[1], p[2]
-            if len(data) < length or hashlib.sha256(data[:length]).hexdigest() != digest:
+            if len(data) < length or sha(data[:length]) != digest:
                 bad.append(f"{path}: first {length} bytes differ from what fsync acknowledged (now {len(data)} bytes)")
     for d in dirs:
         if not os.path.isdir(d):

@@ -13,6 +13,15 @@ gets one line saying what must survive a crash from then on:
     file <path> <sha256>          the file exists with exactly this content
     prefix <path> <length> <sha256>  the file starts with these bytes
     gone <path>                   (a rename or delete that was fsynced)
+    dir <path>                    the folder exists
+
+A rename or delete can reach the drive's database (which commits every
+50 ms) before its fsync returns, so the journal says what is about to
+happen first, and a crash in between is judged by what may be seen:
+
+    moving <old> <new> <sha256>   exactly one of the two names exists, with this content
+    removing <path> <sha256>      the file is gone, or still has this content
+    unknown <path>                no promise (overwritten in place, not fsynced)
 
 The checker (check.py) replays the journal after the remount.
 """
@@ -79,6 +88,7 @@ def main():
         elif op < 0.75 and finished:
             old, digest = finished.pop(rnd.randrange(len(finished)))
             new = old + "-renamed"
+            note(f"moving {old} {new} {digest}")
             os.rename(old, new)
             fsync_dir(root)
             note(f"gone {old}")
@@ -93,7 +103,8 @@ def main():
                 f.seek(rnd.randrange(0, 4096))
                 f.write(rnd.randbytes(rnd.choice([1, 4096, 10000])))
         elif op < 0.92 and finished:
-            name, _ = finished.pop(rnd.randrange(len(finished)))
+            name, digest = finished.pop(rnd.randrange(len(finished)))
+            note(f"removing {name} {digest}")
             os.unlink(name)
             fsync_dir(root)
             note(f"gone {name}")
