@@ -73,7 +73,7 @@ def main():
                 bad.append(f"{path}: content changed while it was being renamed to {new}")
             continue
         if p[0] == "removing":
-            if data is not None and sha(data) != digest:
+            if data is not None and sha(data) != p[1]:
                 bad.append(f"{path}: content changed while it was being deleted")
             continue
         if data is None:
