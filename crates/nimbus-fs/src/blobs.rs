@@ -11,6 +11,10 @@
 //! A vault in a local folder is not cached on disk: the folder already is a
 //! local copy, and caching it would write everything twice.
 //!
+//! Beside them, for reads of a part of a blob, the decoded-block cache
+//! (`decoded.rs`) serves blobs that random reads touched before, 4 KiB at a
+//! time, whatever the store.
+//!
 //! Lock order: `inflight`, then `mem`, then `disk`; none is held while
 //! fetching or decoding.
 
@@ -21,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::decoded::DecodedCache;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::sync::lock_err;
 
@@ -53,18 +58,21 @@ pub struct BlobStore {
     rt: tokio::runtime::Handle,
     mem: Mutex<Mem>,
     disk: Option<(PathBuf, Mutex<Disk>)>,
+    decoded: Option<Arc<DecodedCache>>,
     pinned: Mutex<HashSet<BlobId>>,
     inflight: Mutex<HashMap<BlobId, Arc<InFlight>>>,
 }
 
 impl BlobStore {
-    /// `cache_dir` None disables the disk cache.
+    /// `cache_dir` None disables the disk cache, `decoded` None the
+    /// decoded-block cache.
     pub fn new(
         vault: Vault,
         rt: tokio::runtime::Handle,
         mem_limit: usize,
         cache_dir: Option<PathBuf>,
         disk_limit: u64,
+        decoded: Option<DecodedCache>,
     ) -> Result<BlobStore> {
         let disk = match cache_dir {
             None => None,
@@ -110,6 +118,7 @@ impl BlobStore {
                 limit: mem_limit,
             }),
             disk,
+            decoded: decoded.map(Arc::new),
             pinned: Mutex::new(HashSet::new()),
             inflight: Mutex::new(HashMap::new()),
         })
@@ -164,6 +173,35 @@ impl BlobStore {
                 .as_ref()
                 .and_then(|(_, d)| d.lock().ok().map(|d| d.entries.contains_key(id)))
                 .unwrap_or(false)
+    }
+
+    /// Bytes `from..from + out.len()` of a blob's plaintext, into `out`.
+    /// `random` says the read is not part of a sequential run: a blob that
+    /// has to be decoded for such a read is also put into the decoded-block
+    /// cache (in the background), so the next random read of it is cheap.
+    /// Blocking, like [`BlobStore::get`].
+    pub fn read_range(self: &Arc<Self>, id: &BlobId, from: usize, out: &mut [u8], random: bool) -> Result<()> {
+        if let Some(p) = self.mem_get(id) {
+            return copy_range(id, &p, from, out);
+        }
+        if let Some(d) = &self.decoded {
+            if d.read(id, from, out) {
+                return Ok(());
+            }
+        }
+        let p = self.get(id)?;
+        if let Some(d) = self.decoded.as_ref().filter(|_| random) {
+            if d.claim(id) {
+                let (d, p, id) = (Arc::clone(d), p.clone(), *id);
+                self.rt.spawn_blocking(move || d.insert(&id, &p));
+            }
+        }
+        copy_range(id, &p, from, out)
+    }
+
+    /// Bytes in the decoded-block cache, and blobs being written into it.
+    pub fn decoded_usage(&self) -> (u64, usize) {
+        self.decoded.as_ref().map(|d| d.usage()).unwrap_or((0, 0))
     }
 
     /// The plaintext of a blob. Blocking: waits for the store if needed.
@@ -365,4 +403,18 @@ impl BlobStore {
             let _ = std::fs::remove_file(dir.join(old.to_hex()));
         }
     }
+}
+
+fn copy_range(id: &BlobId, plain: &[u8], from: usize, out: &mut [u8]) -> Result<()> {
+    let src = from
+        .checked_add(out.len())
+        .and_then(|end| plain.get(from..end))
+        .ok_or_else(|| {
+            FsError::new(
+                ErrorKind::Corrupt,
+                format!("blob {id} is shorter than the file's content list says"),
+            )
+        })?;
+    out.copy_from_slice(src);
+    Ok(())
 }

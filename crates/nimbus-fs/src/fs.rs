@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::blobs::BlobStore;
 use crate::db::{self, Db};
+use crate::decoded::DecodedCache;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::inode::{self, Row};
 use crate::snapshots::Snapshots;
@@ -48,6 +49,8 @@ pub struct FsOptions {
     pub cache_limit: u64,
     /// Decoded blobs kept in memory.
     pub mem_cache: usize,
+    /// Size limit of the decoded-block cache (blobs random reads touched).
+    pub decoded_limit: u64,
     /// Cache blobs on disk even though the store is a local folder.
     pub cache_local_store: bool,
     /// Owner of the root folder when the drive is created.
@@ -65,6 +68,7 @@ impl FsOptions {
             commit_delay: std::time::Duration::from_secs(5),
             cache_limit: 4 << 30,
             mem_cache: 32 << 20,
+            decoded_limit: 1 << 30,
             cache_local_store: false,
             owner: Ctx::ROOT,
             on_commit: None,
@@ -190,6 +194,11 @@ impl Fs {
             opts.mem_cache,
             cache_dir,
             opts.cache_limit,
+            Some(DecodedCache::open(
+                &dir.join("decoded"),
+                &vault.local_state_key("decoded-cache"),
+                opts.decoded_limit,
+            )?),
         )?);
         let fs = Arc::new(Fs {
             key: StagingKey::new(&vault.local_state_key("staging")),
@@ -233,6 +242,12 @@ impl Fs {
     /// local and nothing is cached).
     pub fn cache_usage(&self) -> (u64, u64) {
         self.blobs.disk_usage()
+    }
+
+    /// Bytes in the decoded-block cache, and how many blobs are being
+    /// written into it right now.
+    pub fn decoded_cache_usage(&self) -> (u64, usize) {
+        self.blobs.decoded_usage()
     }
 
     pub(crate) fn cur_epoch(&self) -> u64 {
@@ -837,11 +852,11 @@ impl Fs {
             return Ok(Vec::new());
         }
         let len = (size as u64).min(st.size - off) as usize;
-        let out = self.read_state(&st, off, len)?;
+        let seq = h.next.swap(off + len as u64, Ordering::Relaxed) == off;
+        let out = self.read_state(&st, off, len, !seq)?;
         // Read-ahead: a read that starts where the last ended doubles the
         // window (1 MiB to 16 MiB) of blobs fetched ahead.
         if st.staging.is_none() && !st.base.ends.is_empty() {
-            let seq = h.next.swap(off + len as u64, Ordering::Relaxed) == off;
             let win = if seq {
                 (h.window.load(Ordering::Relaxed) * 2).clamp(1 << 20, 16 << 20)
             } else {
@@ -866,11 +881,12 @@ impl Fs {
         self.blobs.prefetch(&ids);
     }
 
-    /// Bytes `off..off+len` of a file in state `st` (within its size).
-    pub(crate) fn read_state(&self, st: &NodeState, off: u64, len: usize) -> Result<Vec<u8>> {
+    /// Bytes `off..off+len` of a file in state `st` (within its size);
+    /// `random` for a read that is not part of a sequential run.
+    pub(crate) fn read_state(&self, st: &NodeState, off: u64, len: usize, random: bool) -> Result<Vec<u8>> {
         let Some(staging) = &st.staging else {
             let mut out = vec![0u8; len];
-            self.read_base(st, off, &mut out)?;
+            self.read_base(st, off, &mut out, random)?;
             return Ok(out);
         };
         let b0 = off / BLOCK as u64;
@@ -889,7 +905,7 @@ impl Fs {
                 j += 1;
             }
             let start = (b0 + i as u64) * BLOCK as u64;
-            self.read_base(st, start, &mut buf[i * BLOCK..j * BLOCK])?;
+            self.read_base(st, start, &mut buf[i * BLOCK..j * BLOCK], random)?;
             i = j;
         }
         let skip = (off - b0 * BLOCK as u64) as usize;
@@ -899,7 +915,7 @@ impl Fs {
     }
 
     /// Fills `out` with the stored content at `off`, zeros past `base_len`.
-    fn read_base(&self, st: &NodeState, off: u64, out: &mut [u8]) -> Result<()> {
+    fn read_base(&self, st: &NodeState, off: u64, out: &mut [u8], random: bool) -> Result<()> {
         let end = (off + out.len() as u64).min(st.base_len);
         if off >= end {
             out.fill(0);
@@ -908,11 +924,10 @@ impl Fs {
         let mut at = off;
         while at < end {
             let Some(i) = st.base.find(at) else { break };
-            let (id, _) = st.base.list.0[i];
+            let (id, blob_len) = st.base.list.0[i];
             let start = st.base.start(i);
-            let plain = self.blobs.get(&id)?;
             let from = (at - start) as usize;
-            let upto = ((end - start) as usize).min(plain.len());
+            let upto = ((end - start) as usize).min(blob_len as usize);
             if from >= upto {
                 return Err(FsError::new(
                     ErrorKind::Corrupt,
@@ -920,7 +935,8 @@ impl Fs {
                 ));
             }
             let dst = (at - off) as usize;
-            out[dst..dst + (upto - from)].copy_from_slice(&plain[from..upto]);
+            self.blobs
+                .read_range(&id, from, &mut out[dst..dst + (upto - from)], random)?;
             at = start + upto as u64;
         }
         let filled = (at - off) as usize;
@@ -1009,7 +1025,7 @@ impl Fs {
             return Ok(vec![0u8; BLOCK]);
         }
         let len = ((st.size - start) as usize).min(BLOCK);
-        let mut v = self.read_state(st, start, len)?;
+        let mut v = self.read_state(st, start, len, true)?;
         v.resize(BLOCK, 0);
         Ok(v)
     }

@@ -9,7 +9,8 @@
 //!
 //! Local state, in the state folder of one vault on one device:
 //! `metadata.db` (SQLCipher), `staging/` (changed blocks, encrypted),
-//! `cache/` (blobs as fetched, still encrypted). All of it can be deleted:
+//! `cache/` (blobs as fetched, still encrypted), `decoded/` (blobs random
+//! reads touched, decoded and sealed again in 4 KiB slots). All of it can be deleted:
 //! the next mount rebuilds it from the vault (losing only changes that were
 //! not yet committed).
 
@@ -17,6 +18,7 @@ pub mod blobs;
 #[doc(hidden)]
 pub mod conformance;
 pub mod db;
+pub mod decoded;
 pub mod error;
 pub mod fs;
 pub mod inode;

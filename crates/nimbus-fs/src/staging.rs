@@ -54,7 +54,13 @@ impl Staging {
 
     /// Opens (creating if needed) the staging file with this id.
     pub fn open(dir: &Path, id: [u8; 16]) -> Result<Staging> {
-        let path = Self::path_for(dir, &id);
+        Self::open_named(dir, &hex::encode(id), id)
+    }
+
+    /// Opens (creating if needed) a file of this format named `name`, its
+    /// slots bound to `id` (the decoded-block cache names files by blob).
+    pub fn open_named(dir: &Path, name: &str, id: [u8; 16]) -> Result<Staging> {
+        let path = dir.join(name);
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -63,6 +69,16 @@ impl Staging {
             .open(&path)
             .map_err(|e| FsError::io(format!("cannot open staging file {}", path.display()), e))?;
         Ok(Staging { file, id, path })
+    }
+
+    /// Opens an existing file of this format; `None` if there is none.
+    pub fn open_existing(dir: &Path, name: &str, id: [u8; 16]) -> Result<Option<Staging>> {
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new().read(true).open(&path) {
+            Ok(file) => Ok(Some(Staging { file, id, path })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FsError::io(format!("cannot open {}", path.display()), e)),
+        }
     }
 
     pub fn id(&self) -> [u8; 16] {

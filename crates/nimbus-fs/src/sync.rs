@@ -555,7 +555,7 @@ impl Read for FileReader<'_> {
         let n = (buf.len() as u64).min(st.size - self.at).min(4 << 20) as usize;
         let data = self
             .fs
-            .read_state(&st, self.at, n)
+            .read_state(&st, self.at, n, false)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         buf[..n].copy_from_slice(&data);
         self.at += n as u64;

@@ -535,3 +535,67 @@ fn pinned_files_survive_eviction_and_outages() {
     faulty.set_offline(false);
     assert_eq!(c.read("f1").unwrap(), files[1].1);
 }
+
+/// Random reads of a large file leave the blobs they touched in the
+/// decoded-block cache, which serves later random reads 4 KiB at a time
+/// with the store unreachable and the blob cache gone; a sequential read
+/// does not fill it.
+#[test]
+fn random_reads_are_served_from_the_decoded_block_cache() {
+    let mem: DynBackend = Arc::new(MemoryBackend::new());
+    let faulty = Arc::new(FaultyBackend::new(mem.clone(), FaultConfig::default()));
+    let mut c = Core::with(mem, faulty.clone(), "memory behind a switchable outage");
+    let big = conformance::bytes(900, 6 << 20);
+    let other = conformance::bytes(901, 3 << 20);
+    c.write("big", &big).unwrap();
+    c.write("other", &other).unwrap();
+    c.sync();
+    c.remount(false);
+    assert_eq!(c.read("other").unwrap(), other);
+    assert_eq!(c.fs().decoded_cache_usage(), (0, 0), "a sequential read fills nothing");
+
+    // Offsets going backwards, so no read continues the one before.
+    let offsets: Vec<usize> = (0..24).rev().map(|i| i * 250_000 + 1234).collect();
+    let random_reads = |c: &Core| -> Vec<nimbus_fs::Result<Vec<u8>>> {
+        let fs = c.fs().clone();
+        let fh = fs.open(c_ino(c, "big"), false).unwrap();
+        let mut out = Vec::new();
+        for &off in &offsets {
+            out.push(fs.read(fh, off as u64, 4096));
+            // The cache is written in the background: wait for it, so
+            // every blob read here gets its turn.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while fs.decoded_cache_usage().1 > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        fs.release(fh).unwrap();
+        out
+    };
+    for (r, &off) in random_reads(&c).into_iter().zip(&offsets) {
+        assert_eq!(r.unwrap(), big[off..off + 4096], "read at {off}");
+    }
+    let (used, writing) = c.fs().decoded_cache_usage();
+    assert!(
+        used >= 5 << 20 && writing == 0,
+        "{used} bytes cached, {writing} being written"
+    );
+
+    // Without the blob cache, with nothing in memory and the store down:
+    // the same reads come from the decoded blocks, anything else fails.
+    let fs = c.fs.take().unwrap();
+    fs.shutdown().unwrap();
+    drop(fs);
+    std::fs::remove_dir_all(c.state.path().join("vault/cache")).unwrap();
+    c.mount();
+    faulty.set_offline(true);
+    for (r, &off) in random_reads(&c).into_iter().zip(&offsets) {
+        assert_eq!(r.unwrap(), big[off..off + 4096], "offline read at {off}");
+    }
+    assert_eq!(c.read("other").unwrap_err(), ErrorKind::Unavailable);
+    faulty.set_offline(false);
+}
+
+fn c_ino(c: &Core, path: &str) -> Ino {
+    c.fs().resolve(path.as_bytes()).unwrap()
+}
