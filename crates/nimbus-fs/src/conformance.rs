@@ -108,6 +108,13 @@ pub fn overwrite_and_truncate(t: &mut dyn Target, dir: &str) {
         (1 << 20, 4096),
         (3 << 20, 100),
         ((3 << 20) + 5000, 7),
+        // Large writes, unaligned at one end, both or neither (the whole
+        // blocks in them are sealed apart from the partial ones).
+        (5000, 200_000),
+        (8192, 70_000),
+        (123_457, 2 * 65_536 + 3),
+        (40_960, 81_920),
+        ((3 << 20) - 1000, 300_001),
     ]
     .into_iter()
     .enumerate()

@@ -32,6 +32,10 @@ pub const CONTROL_PREFIX: &[u8] = b"user.nimbus.";
 pub const CONTROL_STATUS: &[u8] = b"user.nimbus.status";
 pub const CONTROL_PIN: &[u8] = b"user.nimbus.pin";
 
+/// Writes with at least this much in whole blocks are sealed outside the
+/// file's lock (see `write_impl`).
+const PARALLEL_SEAL_MIN: u64 = 64 << 10;
+
 /// The largest file the drive holds (the staging slot offsets must fit i64).
 pub const MAX_FILE_SIZE: u64 = 1 << 50;
 
@@ -976,25 +980,57 @@ impl Fs {
         if data.is_empty() {
             return Ok(0);
         }
+        // The whole blocks of a large write are sealed before the file's
+        // lock is taken, so the kernel's parallel write-back requests use
+        // every core. The partial blocks at either end need the file's
+        // other bytes, so they are done under the lock.
+        let bs = BLOCK as u64;
+        let (mid0, mid1) = (off.div_ceil(bs), end / bs);
+        let mut sealed = None;
+        if mid1 > mid0 && (mid1 - mid0) * bs >= PARALLEL_SEAL_MIN {
+            let id = {
+                let mut st = h.node.state.write().map_err(|_| crate::sync::lock_err())?;
+                self.ensure_staging(h.node.ino, &mut st)?;
+                st.staging.as_ref().map(|s| s.id())
+            };
+            if let Some(id) = id {
+                let whole = &data[(mid0 * bs - off) as usize..(mid1 * bs - off) as usize];
+                sealed = Some((id, Staging::seal_blocks(&self.key, &id, mid0, whole)?));
+            }
+        }
         let mut st = h.node.state.write().map_err(|_| crate::sync::lock_err())?;
         self.ensure_staging(h.node.ino, &mut st)?;
-        let b0 = off / BLOCK as u64;
-        let b1 = end.div_ceil(BLOCK as u64);
-        let mut buf = vec![0u8; ((b1 - b0) as usize) * BLOCK];
-        let head = (off - b0 * BLOCK as u64) as usize;
-        // Partial first and last blocks keep their other bytes.
-        if head != 0 {
-            let blk = self.read_block(&st, b0)?;
-            buf[..BLOCK].copy_from_slice(&blk);
-        }
-        if end % BLOCK as u64 != 0 && (b1 - 1 != b0 || head == 0) {
-            let blk = self.read_block(&st, b1 - 1)?;
-            let n = buf.len();
-            buf[n - BLOCK..].copy_from_slice(&blk);
-        }
-        buf[head..head + data.len()].copy_from_slice(data);
-        if let Some(s) = &st.staging {
-            s.write_blocks(&self.key, b0, &buf)?;
+        match (sealed, &st.staging) {
+            // Unless a commit dropped the staging file in between.
+            (Some((id, raw)), Some(s)) if s.id() == id => {
+                s.write_sealed(mid0, &raw)?;
+                if off < mid0 * bs {
+                    self.write_in_block(&st, off, &data[..(mid0 * bs - off) as usize])?;
+                }
+                if end > mid1 * bs {
+                    self.write_in_block(&st, mid1 * bs, &data[(mid1 * bs - off) as usize..])?;
+                }
+            }
+            _ => {
+                let b0 = off / bs;
+                let b1 = end.div_ceil(bs);
+                let mut buf = vec![0u8; ((b1 - b0) as usize) * BLOCK];
+                let head = (off - b0 * bs) as usize;
+                // Partial first and last blocks keep their other bytes.
+                if head != 0 {
+                    let blk = self.read_block(&st, b0)?;
+                    buf[..BLOCK].copy_from_slice(&blk);
+                }
+                if end % bs != 0 && (b1 - 1 != b0 || head == 0) {
+                    let blk = self.read_block(&st, b1 - 1)?;
+                    let n = buf.len();
+                    buf[n - BLOCK..].copy_from_slice(&blk);
+                }
+                buf[head..head + data.len()].copy_from_slice(data);
+                if let Some(s) = &st.staging {
+                    s.write_blocks(&self.key, b0, &buf)?;
+                }
+            }
         }
         let grew = end > st.size;
         if grew {
@@ -1016,6 +1052,19 @@ impl Fs {
             self.touch_content(c, ino)
         })?;
         Ok(data.len() as u32)
+    }
+
+    /// Writes `bytes` at `at`, all inside one block, keeping the block's
+    /// other bytes.
+    fn write_in_block(&self, st: &NodeState, at: u64, bytes: &[u8]) -> Result<()> {
+        let b = at / BLOCK as u64;
+        let mut blk = self.read_block(st, b)?;
+        let from = (at - b * BLOCK as u64) as usize;
+        blk[from..from + bytes.len()].copy_from_slice(bytes);
+        match &st.staging {
+            Some(s) => s.write_blocks(&self.key, b, &blk),
+            None => Err(FsError::new(ErrorKind::Io, "a file being written has no staging file")),
+        }
     }
 
     /// The 4 KiB block `b` of a file as it reads now (zeros past the end).

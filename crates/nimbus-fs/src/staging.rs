@@ -131,6 +131,14 @@ impl Staging {
 
     /// Encrypts and writes whole blocks starting at block `first`.
     pub fn write_blocks(&self, key: &StagingKey, first: u64, data: &[u8]) -> Result<()> {
+        let raw = Self::seal_blocks(key, &self.id, first, data)?;
+        self.write_sealed(first, &raw)
+    }
+
+    /// The slots of whole blocks `data` starting at block `first` of the
+    /// staging file `id`, ready for [`Staging::write_sealed`]. Needs no
+    /// open file, so writers can seal without holding the file's lock.
+    pub fn seal_blocks(key: &StagingKey, id: &[u8; 16], first: u64, data: &[u8]) -> Result<Vec<u8>> {
         let n = data.len() / BLOCK;
         let mut raw = vec![0u8; n * SLOT];
         for i in 0..n {
@@ -145,13 +153,18 @@ impl Staging {
                 .0
                 .encrypt_inout_detached(
                     &Nonce::from(nonce),
-                    &ad(&self.id, first + i as u64),
+                    &ad(id, first + i as u64),
                     (&mut slot[NONCE..NONCE + BLOCK]).into(),
                 )
                 .map_err(|_| FsError::new(ErrorKind::Io, "staging encryption failed"))?;
             slot[NONCE + BLOCK..].copy_from_slice(&tag);
         }
-        write_all_at(&self.file, &raw, first * SLOT as u64)
+        Ok(raw)
+    }
+
+    /// Writes slots sealed by [`Staging::seal_blocks`] for this file.
+    pub fn write_sealed(&self, first: u64, raw: &[u8]) -> Result<()> {
+        write_all_at(&self.file, raw, first * SLOT as u64)
             .map_err(|e| FsError::io(format!("cannot write staging file {}", self.path.display()), e))
     }
 
