@@ -13,17 +13,16 @@
 #             see .config/nextest.toml)
 #   doctests  cargo test --workspace --doc (nextest does not run doctests)
 #   drive     the drive on a real FUSE mount: real programs and a rebuild
-#             (tests/drive/programs.sh), kill -9 crashes (tests/drive/crash.sh,
-#             only with NIMBUS_CRASH_ROUNDS set for now), pjdfstest and fsx
-#             (tests/drive/posix.sh)
+#             (tests/drive/programs.sh), kill -9 crashes (tests/drive/crash.sh),
+#             pjdfstest and fsx (tests/drive/posix.sh)
 #   fuzz      bash fuzz/run.sh <seconds per target>, if fuzz/run.sh exists
 #
 # Environment:
 #   CARGO_TARGET_DIR      build cache (default ~/.cache/nimbus/target), kept
 #                         between runs so later runs only rebuild what changed
 #   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
-#   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 0: off
-#                         until the bug described in the drive stage is fixed)
+#   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
+#                         skips it)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -171,16 +170,11 @@ if [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }
 else
     cargo build -q -p nimbus-cli
     as_root_keep_env bash tests/drive/programs.sh
-    # The kill -9 test is off by default until a bug it found is fixed: in
-    # 2 of 61 rounds of long runs (seeds 7 and 11), one fsynced file was
-    # missing after the remount (its name gone, later files there). It
-    # passed every 20-round run, so in CI it would fail now and then, not
-    # every time. Run it with NIMBUS_CRASH_ROUNDS=20 (or by hand:
-    # bash tests/drive/crash.sh 100) while chasing the bug.
-    if [ "${NIMBUS_CRASH_ROUNDS:-0}" -gt 0 ]; then
-        as_root_keep_env bash tests/drive/crash.sh "$NIMBUS_CRASH_ROUNDS"
+    # A long run: bash tests/drive/crash.sh 100.
+    if [ "${NIMBUS_CRASH_ROUNDS:-20}" -gt 0 ]; then
+        as_root_keep_env bash tests/drive/crash.sh "${NIMBUS_CRASH_ROUNDS:-20}"
     else
-        echo "crash.sh skipped (NIMBUS_CRASH_ROUNDS=0): see the comment in tests/run.sh"
+        echo "crash.sh skipped (NIMBUS_CRASH_ROUNDS=0)"
     fi
     as_root_keep_env bash tests/drive/posix.sh
     stage_done
