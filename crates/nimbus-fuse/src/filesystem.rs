@@ -3,14 +3,17 @@
 //! `.snapshots` folder included, are the core's.
 //!
 //! Handlers run on fuser's worker threads, several at once. The core is
-//! thread-safe and blocks only the thread that calls it, so each handler
-//! calls it directly and replies before returning.
+//! thread-safe and blocks only the thread that calls it. Requests that may
+//! wait for the store or the disk (reads, fsync, anything in `.snapshots`)
+//! are handed to a pool of their own (`pool.rs`) and answered from there;
+//! the others call the core directly and reply before returning.
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
     LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
     ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use nimbus_fs::snapshots::Snapshots;
 use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, XattrMode};
 use nimbus_vault::{EntryKind, Timestamp};
 use std::ffi::OsStr;
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::errno::fail;
+use crate::pool::Pool;
 use crate::MountOptions;
 
 /// Folder entries asked of the core per `readdir`; about what fits in the
@@ -29,26 +33,42 @@ const READDIR_BATCH: usize = 128;
 /// `FALLOC_FL_KEEP_SIZE` of `linux/falloc.h` (libc defines it only on Linux).
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 
+/// Threads for requests that may wait (see `pool.rs`).
+const WAITING_THREADS: usize = 16;
+
 pub(crate) struct NimbusFuse {
     fs: Arc<Fs>,
     ttl: Duration,
     writeback_cache: bool,
+    pool: Pool,
 }
 
 impl NimbusFuse {
-    pub(crate) fn new(fs: Arc<Fs>, opts: &MountOptions) -> NimbusFuse {
-        NimbusFuse {
+    pub(crate) fn new(fs: Arc<Fs>, opts: &MountOptions) -> std::io::Result<NimbusFuse> {
+        Ok(NimbusFuse {
             fs,
             ttl: opts.attr_ttl,
             writeback_cache: opts.writeback_cache,
-        }
+            pool: Pool::new(WAITING_THREADS)?,
+        })
     }
 
-    fn entry(&self, op: &str, res: nimbus_fs::Result<Attr>, reply: ReplyEntry) {
-        match res {
-            Ok(a) => reply.entry(&self.ttl, &attr(&a), Generation(0)),
-            Err(e) => reply.error(fail(op, e)),
+    /// Runs `job` here, or on the pool when it `may_wait` for the store or
+    /// the disk, so this thread goes on reading requests meanwhile.
+    fn dispatch(&self, may_wait: bool, job: impl FnOnce(&Fs) + Send + 'static) {
+        if may_wait {
+            let fs = Arc::clone(&self.fs);
+            self.pool.run(move || job(&fs));
+        } else {
+            job(&self.fs);
         }
+    }
+}
+
+fn entry(ttl: Duration, op: &str, res: nimbus_fs::Result<Attr>, reply: ReplyEntry) {
+    match res {
+        Ok(a) => reply.entry(&ttl, &attr(&a), Generation(0)),
+        Err(e) => reply.error(fail(op, e)),
     }
 }
 
@@ -194,14 +214,18 @@ impl Filesystem for NimbusFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry("lookup", self.fs.lookup(parent.0, name.as_bytes()), reply);
+        let ttl = self.ttl;
+        let name = name.as_bytes().to_vec();
+        let snap = Snapshots::owns(parent.0) || Snapshots::holds(parent.0, &name);
+        self.dispatch(snap, move |fs| entry(ttl, "lookup", fs.lookup(parent.0, &name), reply));
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr(ino.0) {
-            Ok(a) => reply.attr(&self.ttl, &attr(&a)),
+        let ttl = self.ttl;
+        self.dispatch(Snapshots::owns(ino.0), move |fs| match fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&ttl, &attr(&a)),
             Err(e) => reply.error(fail("getattr", e)),
-        }
+        });
     }
 
     fn setattr(
@@ -258,12 +282,12 @@ impl Filesystem for NimbusFuse {
             mode & !umask,
             u64::from(rdev),
         );
-        self.entry("mknod", res, reply);
+        entry(self.ttl, "mknod", res, reply);
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let res = self.fs.mkdir(ctx(req), parent.0, name.as_bytes(), mode & !umask);
-        self.entry("mkdir", res, reply);
+        entry(self.ttl, "mkdir", res, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -278,7 +302,7 @@ impl Filesystem for NimbusFuse {
         let res = self
             .fs
             .symlink(ctx(req), parent.0, link_name.as_bytes(), target.as_os_str().as_bytes());
-        self.entry("symlink", res, reply);
+        entry(self.ttl, "symlink", res, reply);
     }
 
     fn rename(
@@ -301,16 +325,22 @@ impl Filesystem for NimbusFuse {
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        self.entry("link", self.fs.link(ino.0, newparent.0, newname.as_bytes()), reply);
+        entry(
+            self.ttl,
+            "link",
+            self.fs.link(ino.0, newparent.0, newname.as_bytes()),
+            reply,
+        );
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         // Only this process writes the drive, so cached pages stay valid
         // from one open to the next.
-        match self.fs.open(ino.0, flags.0 & libc::O_TRUNC != 0) {
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        self.dispatch(Snapshots::owns(ino.0), move |fs| match fs.open(ino.0, truncate) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(fail("open", e)),
-        }
+        });
     }
 
     fn read(
@@ -324,10 +354,10 @@ impl Filesystem for NimbusFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(fh.0, offset, size) {
+        self.dispatch(true, move |fs| match fs.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(fail("read", e)),
-        }
+        });
     }
 
     fn write(
@@ -373,7 +403,7 @@ impl Filesystem for NimbusFuse {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        empty("fsync", self.fs.fsync(ino.0), reply);
+        self.dispatch(true, move |fs| empty("fsync", fs.fsync(ino.0), reply));
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -382,32 +412,37 @@ impl Filesystem for NimbusFuse {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        match self.fs.readdir(ino.0, offset, READDIR_BATCH) {
-            Ok(entries) => {
-                for e in entries {
-                    if reply.add(INodeNo(e.ino), e.cookie, file_type(e.kind), OsStr::from_bytes(&e.name)) {
-                        break;
+        self.dispatch(Snapshots::owns(ino.0), move |fs| {
+            match fs.readdir(ino.0, offset, READDIR_BATCH) {
+                Ok(entries) => {
+                    for e in entries {
+                        if reply.add(INodeNo(e.ino), e.cookie, file_type(e.kind), OsStr::from_bytes(&e.name)) {
+                            break;
+                        }
                     }
+                    reply.ok();
                 }
-                reply.ok();
+                Err(e) => reply.error(fail("readdir", e)),
             }
-            Err(e) => reply.error(fail("readdir", e)),
-        }
+        });
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        match self.fs.readdir_plus(ino.0, offset, READDIR_BATCH) {
-            Ok(entries) => {
-                for (e, a) in entries {
-                    let name = OsStr::from_bytes(&e.name);
-                    if reply.add(INodeNo(e.ino), e.cookie, name, &self.ttl, &attr(&a), Generation(0)) {
-                        break;
+        let ttl = self.ttl;
+        self.dispatch(Snapshots::owns(ino.0), move |fs| {
+            match fs.readdir_plus(ino.0, offset, READDIR_BATCH) {
+                Ok(entries) => {
+                    for (e, a) in entries {
+                        let name = OsStr::from_bytes(&e.name);
+                        if reply.add(INodeNo(e.ino), e.cookie, name, &ttl, &attr(&a), Generation(0)) {
+                            break;
+                        }
                     }
+                    reply.ok();
                 }
-                reply.ok();
+                Err(e) => reply.error(fail("readdirplus", e)),
             }
-            Err(e) => reply.error(fail("readdirplus", e)),
-        }
+        });
     }
 
     fn releasedir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
@@ -415,7 +450,7 @@ impl Filesystem for NimbusFuse {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        empty("fsyncdir", self.fs.fsyncdir(ino.0), reply);
+        self.dispatch(true, move |fs| empty("fsyncdir", fs.fsyncdir(ino.0), reply));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

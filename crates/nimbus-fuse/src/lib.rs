@@ -12,6 +12,8 @@
 mod errno;
 #[cfg(unix)]
 mod filesystem;
+#[cfg(unix)]
+mod pool;
 
 use std::time::Duration;
 
@@ -68,13 +70,13 @@ mod unix {
     /// (`umount_and_join`). Errors are the mount's own (no FUSE, not
     /// permitted, no such folder); the caller names the mount point.
     pub fn mount(fs: Arc<Fs>, mountpoint: &Path, opts: &MountOptions) -> io::Result<BackgroundSession> {
-        fuser::spawn_mount(NimbusFuse::new(fs, opts), mountpoint, &config(opts))
+        fuser::spawn_mount(NimbusFuse::new(fs, opts)?, mountpoint, &config(opts))
     }
 
     /// Mounts the drive at `mountpoint` and serves it on this thread until
     /// it is unmounted (`umount`, `fusermount3 -u`).
     pub fn mount_foreground(fs: Arc<Fs>, mountpoint: &Path, opts: &MountOptions) -> io::Result<()> {
-        fuser::Session::new(NimbusFuse::new(fs, opts), mountpoint, &config(opts))?.run()
+        fuser::Session::new(NimbusFuse::new(fs, opts)?, mountpoint, &config(opts))?.run()
     }
 
     fn config(opts: &MountOptions) -> Config {

@@ -1,6 +1,9 @@
 //! What the mount tests share: the skip rule, a runtime, and a drive over a
 //! vault in a local folder.
 
+// Each test file uses a part of this.
+#![allow(dead_code)]
+
 use nimbus_backend::StoreUrl;
 use nimbus_fs::{Fs, FsOptions};
 use nimbus_vault::{DeviceId, KdfParams, Vault, VaultParams};
