@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use crate::at::{self, format_time};
 use crate::progress::human_bytes;
-use crate::{store, GlobalArgs};
+use crate::{out, store, GlobalArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -39,7 +39,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         match e.subtree {
             Some(s) => stack.push((String::new(), s)),
             None => {
-                println!("{}", line(&e, a.long, ""));
+                out::line(line(&e, a.long, ""));
                 return Ok(ExitCode::SUCCESS);
             }
         }
@@ -55,7 +55,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             continue;
         };
         let prefix = prefix.clone();
-        println!("{}", line(&e, a.long, &prefix));
+        out::line(line(&e, a.long, &prefix));
         if a.recursive {
             if let Some(s) = e.subtree {
                 let sub = format!("{prefix}{}/", printable(&e.name));
@@ -145,27 +145,24 @@ pub async fn run_log(g: &GlobalArgs, a: LogArgs) -> Result<ExitCode> {
     let vault = store::open_vault(g).await?;
     let commits = vault.list_commits().await?;
     if commits.is_empty() {
-        println!("No snapshots yet.");
+        out::line("No snapshots yet.");
     }
     for (id, c) in commits.iter().rev() {
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({
+            out::line(serde_json::json!({
                     "id": id.to_hex(), "time": format_time(c.time), "device": c.device.to_hex(),
                     "files": c.files, "bytes": c.bytes, "message": c.message,
                     "parents": c.parents.iter().map(|p| p.to_hex()).collect::<Vec<_>>(),
-                })
-            );
+            }));
         } else {
-            println!(
+            out::line(format_args!(
                 "{}  {}  {:>7} files {:>10}  {}",
                 id.short(),
                 format_time(c.time),
                 c.files,
                 human_bytes(c.bytes),
                 printable(c.message.as_bytes())
-            );
+            ));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ mod cmd_put;
 mod cmd_stat;
 mod device;
 mod localfs;
+mod out;
 mod progress;
 mod secrets;
 mod store;

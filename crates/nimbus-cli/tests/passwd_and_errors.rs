@@ -171,3 +171,32 @@ fn clear_errors_for_bad_vaults() {
         text(&out)
     );
 }
+
+/// `nimbus ls -R | head -1`: when the reader goes away the listing stops
+/// quietly, with success, rather than with a panic on a closed pipe.
+#[test]
+fn listing_into_a_closed_pipe_stops_quietly() {
+    use std::io::{BufRead, BufReader};
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    make_tree(&src, 3000, &[], 11);
+    env.ok(&["put", src.to_str().unwrap()]);
+    let mut child = env
+        .cmd()
+        .args(["ls", "-l", "-R", "/"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reading end is closed here, long before 3,000 lines are written.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {}; stderr: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
