@@ -173,6 +173,7 @@ impl BlobStore {
                 .as_ref()
                 .and_then(|(_, d)| d.lock().ok().map(|d| d.entries.contains_key(id)))
                 .unwrap_or(false)
+            || self.decoded.as_ref().is_some_and(|d| d.contains(id))
     }
 
     /// Bytes `from..from + out.len()` of a blob's plaintext, into `out`.

@@ -113,6 +113,11 @@ impl DecodedCache {
         self.index.lock().map(|i| (i.bytes, i.pending.len())).unwrap_or((0, 0))
     }
 
+    /// Whether the blob is in the cache.
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.index.lock().map(|i| i.entries.contains_key(id)).unwrap_or(false)
+    }
+
     /// Fills `out` with the blob's decoded bytes from offset `from`, if the
     /// blob is cached and every block needed is intact; `false` otherwise
     /// (a damaged entry is dropped).

@@ -874,6 +874,31 @@ impl Fs {
         Ok(out)
     }
 
+    /// Whether reading `size` bytes at `off` of an open file needs nothing
+    /// from the store (every blob it touches is in memory, in a local
+    /// cache, or the store is a local folder). The mount adapter answers
+    /// such reads at once and hands the others to threads that may wait.
+    pub fn read_is_local(&self, fh: u64, off: u64, size: u32) -> bool {
+        let Ok(h) = self.handle(fh) else {
+            return true; // `read` itself says what is wrong
+        };
+        // A writer holding the file may itself be waiting for the store.
+        let Ok(st) = h.node.state.try_read() else {
+            return false;
+        };
+        let end = off.saturating_add(size as u64).min(st.base_len);
+        let Some(mut i) = st.base.find(off) else {
+            return true;
+        };
+        while i < st.base.ends.len() && st.base.start(i) < end {
+            if !self.blobs.is_local(&st.base.list.0[i].0) {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
     fn readahead(&self, base: &Content, from: u64, win: u64) {
         let Some(first) = base.find(from) else { return };
         let mut ids = Vec::new();

@@ -4,9 +4,10 @@
 //!
 //! Handlers run on fuser's worker threads, several at once. The core is
 //! thread-safe and blocks only the thread that calls it. Requests that may
-//! wait for the store or the disk (reads, fsync, anything in `.snapshots`)
-//! are handed to a pool of their own (`pool.rs`) and answered from there;
-//! the others call the core directly and reply before returning.
+//! wait for the store or the disk (reads of data not on this device,
+//! fsync, anything in `.snapshots`) are handed to a pool of their own
+//! (`pool.rs`) and answered from there; the others call the core directly
+//! and reply before returning.
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
@@ -354,7 +355,8 @@ impl Filesystem for NimbusFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.dispatch(true, move |fs| match fs.read(fh.0, offset, size) {
+        let may_wait = !self.fs.read_is_local(fh.0, offset, size);
+        self.dispatch(may_wait, move |fs| match fs.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(fail("read", e)),
         });
