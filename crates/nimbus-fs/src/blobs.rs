@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::cache_index::CacheIndex;
 use crate::decoded::DecodedCache;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::sync::lock_err;
@@ -45,19 +46,11 @@ struct Mem {
     limit: usize,
 }
 
-struct Disk {
-    /// Blob id → its size on disk.
-    entries: HashMap<BlobId, u64>,
-    lru: LruCache<BlobId, ()>,
-    bytes: u64,
-    limit: u64,
-}
-
 pub struct BlobStore {
     vault: Vault,
     rt: tokio::runtime::Handle,
     mem: Mutex<Mem>,
-    disk: Option<(PathBuf, Mutex<Disk>)>,
+    disk: Option<(PathBuf, Mutex<CacheIndex>)>,
     decoded: Option<Arc<DecodedCache>>,
     pinned: Mutex<HashSet<BlobId>>,
     inflight: Mutex<HashMap<BlobId, Arc<InFlight>>>,
@@ -79,34 +72,8 @@ impl BlobStore {
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| FsError::io(format!("cannot create the cache folder {}", dir.display()), e))?;
-                let mut d = Disk {
-                    entries: HashMap::new(),
-                    lru: LruCache::unbounded(),
-                    bytes: 0,
-                    limit: disk_limit,
-                };
-                // Rebuild the cache's bookkeeping from the files; order by
-                // modification time so old entries go first.
-                let mut found = Vec::new();
-                if let Ok(rd) = std::fs::read_dir(&dir) {
-                    for e in rd.flatten() {
-                        let name = e.file_name();
-                        let Some(id) = name.to_str().and_then(|n| BlobId::from_hex(n).ok()) else {
-                            let _ = std::fs::remove_file(e.path());
-                            continue;
-                        };
-                        if let Ok(m) = e.metadata() {
-                            found.push((m.modified().ok(), id, m.len()));
-                        }
-                    }
-                }
-                found.sort_by_key(|f| f.0);
-                for (_, id, len) in found {
-                    d.entries.insert(id, len);
-                    d.lru.put(id, ());
-                    d.bytes += len;
-                }
-                Some((dir, Mutex::new(d)))
+                let index = CacheIndex::scan(&dir, disk_limit);
+                Some((dir, Mutex::new(index)))
             }
         };
         Ok(BlobStore {
@@ -138,7 +105,7 @@ impl BlobStore {
     /// Bytes in the disk cache, and its limit.
     pub fn disk_usage(&self) -> (u64, u64) {
         match &self.disk {
-            Some((_, d)) => d.lock().map(|d| (d.bytes, d.limit)).unwrap_or((0, 0)),
+            Some((_, d)) => d.lock().map(|d| (d.bytes(), d.limit())).unwrap_or((0, 0)),
             None => (0, 0),
         }
     }
@@ -171,7 +138,7 @@ impl BlobStore {
             || self
                 .disk
                 .as_ref()
-                .and_then(|(_, d)| d.lock().ok().map(|d| d.entries.contains_key(id)))
+                .and_then(|(_, d)| d.lock().ok().map(|d| d.contains(id)))
                 .unwrap_or(false)
             || self.decoded.as_ref().is_some_and(|d| d.contains(id))
     }
@@ -313,7 +280,7 @@ impl BlobStore {
         let loc = self.vault.locate_or_err(id)?;
         if let Some((dir, disk)) = &self.disk {
             let path = dir.join(id.to_hex());
-            let cached = disk.lock().map(|mut d| d.lru.get(id).is_some()).unwrap_or(false);
+            let cached = disk.lock().map(|mut d| d.touch(id)).unwrap_or(false);
             if cached {
                 if let Ok(sealed) = tokio::fs::read(&path).await {
                     let this = Arc::clone(self);
@@ -352,10 +319,7 @@ impl BlobStore {
     fn forget_disk(&self, id: &BlobId) {
         if let Some((dir, disk)) = &self.disk {
             if let Ok(mut d) = disk.lock() {
-                if let Some(len) = d.entries.remove(id) {
-                    d.bytes -= len;
-                }
-                d.lru.pop(id);
+                d.remove(id);
             }
             let _ = std::fs::remove_file(dir.join(id.to_hex()));
         }
@@ -376,29 +340,9 @@ impl BlobStore {
         }
         let evict: Vec<BlobId> = {
             let Ok(mut d) = disk.lock() else { return };
-            if d.entries.insert(*id, sealed.len() as u64).is_none() {
-                d.bytes += sealed.len() as u64;
-            }
-            d.lru.put(*id, ());
+            d.insert(*id, sealed.len() as u64);
             let pinned = self.pinned.lock().map(|p| p.clone()).unwrap_or_default();
-            let mut out = Vec::new();
-            let mut keep = Vec::new();
-            while d.bytes > d.limit {
-                let Some((old, ())) = d.lru.pop_lru() else { break };
-                if pinned.contains(&old) || old == *id {
-                    keep.push(old);
-                    continue;
-                }
-                if let Some(len) = d.entries.remove(&old) {
-                    d.bytes -= len;
-                }
-                out.push(old);
-            }
-            for k in keep.into_iter().rev() {
-                d.lru.push(k, ());
-                d.lru.demote(&k);
-            }
-            out
+            d.evict(|old| pinned.contains(old) || old == id)
         };
         for old in evict {
             let _ = std::fs::remove_file(dir.join(old.to_hex()));

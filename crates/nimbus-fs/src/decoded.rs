@@ -18,13 +18,13 @@
 //!
 //! Lock order: the index lock is never held during file I/O or crypto.
 
-use lru::LruCache;
 use nimbus_vault::BlobId;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
+use crate::cache_index::CacheIndex;
 use crate::error::{FsError, Result};
 use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
 
@@ -34,11 +34,8 @@ use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
 const MAX_PENDING: usize = 4;
 
 struct Index {
-    /// Blob id → bytes on disk.
-    entries: HashMap<BlobId, u64>,
-    lru: LruCache<BlobId, ()>,
-    bytes: u64,
-    limit: u64,
+    entries: CacheIndex,
+    /// Blobs being written into the cache now.
     pending: HashSet<BlobId>,
 }
 
@@ -66,36 +63,10 @@ impl DecodedCache {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp)
             .map_err(|e| FsError::io(format!("cannot create the cache folder {}", tmp.display()), e))?;
-        let mut found = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let path = e.path();
-                if path == tmp {
-                    continue;
-                }
-                let name = e.file_name();
-                let Some(id) = name.to_str().and_then(|n| BlobId::from_hex(n).ok()) else {
-                    let _ = std::fs::remove_file(&path);
-                    continue;
-                };
-                if let Ok(m) = e.metadata() {
-                    found.push((m.modified().ok(), id, m.len()));
-                }
-            }
-        }
-        found.sort_by_key(|f| f.0);
-        let mut index = Index {
-            entries: HashMap::new(),
-            lru: LruCache::unbounded(),
-            bytes: 0,
-            limit,
+        let index = Index {
+            entries: CacheIndex::scan(dir, limit),
             pending: HashSet::new(),
         };
-        for (_, id, len) in found {
-            index.entries.insert(id, len);
-            index.lru.put(id, ());
-            index.bytes += len;
-        }
         Ok(DecodedCache {
             dir: dir.to_path_buf(),
             tmp,
@@ -110,12 +81,15 @@ impl DecodedCache {
 
     /// Bytes in the cache, and blobs being written into it.
     pub fn usage(&self) -> (u64, usize) {
-        self.index.lock().map(|i| (i.bytes, i.pending.len())).unwrap_or((0, 0))
+        self.index
+            .lock()
+            .map(|i| (i.entries.bytes(), i.pending.len()))
+            .unwrap_or((0, 0))
     }
 
     /// Whether the blob is in the cache.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.index.lock().map(|i| i.entries.contains_key(id)).unwrap_or(false)
+        self.index.lock().map(|i| i.entries.contains(id)).unwrap_or(false)
     }
 
     /// Fills `out` with the blob's decoded bytes from offset `from`, if the
@@ -125,7 +99,7 @@ impl DecodedCache {
         if out.is_empty() {
             return true;
         }
-        let hit = self.index.lock().map(|mut i| i.lru.get(id).is_some()).unwrap_or(false);
+        let hit = self.index.lock().map(|mut i| i.entries.touch(id)).unwrap_or(false);
         if !hit {
             return false;
         }
@@ -155,7 +129,7 @@ impl DecodedCache {
     /// there already, being written, or too many writes are under way.
     pub fn claim(&self, id: &BlobId) -> bool {
         let Ok(mut i) = self.index.lock() else { return false };
-        if i.entries.contains_key(id) || i.pending.contains(id) || i.pending.len() >= MAX_PENDING {
+        if i.entries.contains(id) || i.pending.contains(id) || i.pending.len() >= MAX_PENDING {
             return false;
         }
         i.pending.insert(*id);
@@ -171,19 +145,8 @@ impl DecodedCache {
             let Ok(mut i) = self.index.lock() else { return };
             i.pending.remove(id);
             let Some(len) = written else { return };
-            if i.entries.insert(*id, len).is_none() {
-                i.bytes += len;
-            }
-            i.lru.put(*id, ());
-            let mut out = Vec::new();
-            while i.bytes > i.limit {
-                let Some((old, ())) = i.lru.pop_lru() else { break };
-                if let Some(n) = i.entries.remove(&old) {
-                    i.bytes -= n;
-                }
-                out.push(old);
-            }
-            out
+            i.entries.insert(*id, len);
+            i.entries.evict(|_| false)
         };
         for old in evict {
             let _ = std::fs::remove_file(self.path(&old));
@@ -225,10 +188,7 @@ impl DecodedCache {
 
     fn forget(&self, id: &BlobId) {
         if let Ok(mut i) = self.index.lock() {
-            if let Some(n) = i.entries.remove(id) {
-                i.bytes -= n;
-            }
-            i.lru.pop(id);
+            i.entries.remove(id);
         }
         let _ = std::fs::remove_file(self.path(id));
     }

@@ -15,6 +15,7 @@
 //! not yet committed).
 
 pub mod blobs;
+mod cache_index;
 #[doc(hidden)]
 pub mod conformance;
 pub mod db;
