@@ -153,6 +153,13 @@ impl BackendError {
         self
     }
 
+    fn with_key_opt(self, key: Option<&str>) -> Self {
+        match key {
+            Some(k) => self.with_key(k),
+            None => self,
+        }
+    }
+
     /// Attaches the lower-level error that caused this one.
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
@@ -179,8 +186,24 @@ impl BackendError {
         &self.message
     }
 
+    /// The same error (key and source kept) with another kind and message.
+    pub(crate) fn reworded(self, kind: BackendErrorKind, message: String) -> Self {
+        Self { kind, message, ..self }
+    }
+
     /// Translates an OpenDAL error from operation `op` on `key`.
     pub(crate) fn from_opendal(op: Op, key: Option<&str>, err: opendal::Error) -> Self {
+        if let Some(tls) = find_tls_error(&err) {
+            let target = key.map_or_else(String::new, |k| format!(" `{k}`"));
+            return Self::invalid_config(format!(
+                "could not {}{target}: the server's TLS certificate could not be verified ({tls}); \
+                 check the address, and if the server uses a certificate authority of its own, \
+                 add it to the system's trusted certificates or point SSL_CERT_FILE at it",
+                op.verb()
+            ))
+            .with_key_opt(key)
+            .with_source(err);
+        }
         let io = find_io_error(&err);
         let kind = classify(op, &err, io);
         let detail = io.map_or_else(|| err.message().to_string(), ToString::to_string);
@@ -223,6 +246,28 @@ fn find_io_error(err: &opendal::Error) -> Option<&io::Error> {
     while let Some(e) = current {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             return Some(io);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// A TLS failure (untrusted or wrong certificate, failed handshake) at the
+/// bottom of an error: it fails the same way on every retry, so it is a
+/// configuration problem, not an outage. rustls's error sits inside an
+/// `io::Error`, whose `source()` skips it, hence the look inside.
+fn find_tls_error(err: &opendal::Error) -> Option<String> {
+    let mut current: Option<&(dyn StdError + 'static)> = err.source();
+    while let Some(e) = current {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t.to_string());
+        }
+        if let Some(t) = e
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(t.to_string());
         }
         current = e.source();
     }

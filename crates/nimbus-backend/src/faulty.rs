@@ -262,4 +262,8 @@ impl<B: Backend> Backend for FaultyBackend<B> {
     fn describe(&self) -> String {
         format!("{} (with injected faults)", self.inner.describe())
     }
+
+    fn limits(&self) -> Option<std::sync::Arc<crate::NetLimits>> {
+        self.inner.limits()
+    }
 }

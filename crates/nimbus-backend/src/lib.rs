@@ -12,15 +12,22 @@
 
 mod error;
 mod faulty;
+mod limits;
 mod opendal_backend;
+mod remote;
 mod retry;
 mod url;
 
 pub use error::{BackendError, BackendErrorKind};
 pub use faulty::{FaultConfig, FaultStats, FaultyBackend};
 pub use opendal_backend::{MemoryBackend, OpendalBackend};
+pub use limits::{LimitedBackend, NetLimits, DEFAULT_IN_FLIGHT};
+pub use remote::{S3Keys, StoreAccess, StoreCredentials, MULTIPART_CHUNK};
 pub use retry::{RetryPolicy, RetryingBackend};
-pub use url::{create_store, open_store, StoreUrl};
+pub use url::{
+    create_store, create_store_with, open_store, open_store_with, AddressStyle, S3Location, SftpLocation, StoreUrl,
+    WebDavLocation,
+};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -73,6 +80,13 @@ pub trait Backend: Send + Sync + 'static {
     fn is_local(&self) -> bool {
         false
     }
+
+    /// The request and bandwidth limits this store's requests go through,
+    /// when it has them (stores on other machines do), so they can be
+    /// changed while it is in use.
+    fn limits(&self) -> Option<Arc<NetLimits>> {
+        None
+    }
 }
 
 /// A shared, dynamically typed backend.
@@ -108,6 +122,10 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
 
     fn is_local(&self) -> bool {
         (**self).is_local()
+    }
+
+    fn limits(&self) -> Option<Arc<NetLimits>> {
+        (**self).limits()
     }
 }
 

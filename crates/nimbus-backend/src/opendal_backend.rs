@@ -8,6 +8,7 @@
 mod keys;
 mod local;
 mod memory;
+mod remote_errors;
 
 pub use memory::MemoryBackend;
 
@@ -30,6 +31,23 @@ pub struct OpendalBackend {
     /// writes; writing without it could leave half-written objects, so all
     /// changes are refused instead.
     read_only: bool,
+    flavor: Flavor,
+    /// Objects at least this big go up in parts of this size, this many at
+    /// once (S3 multipart upload).
+    multipart: Option<(usize, usize)>,
+    /// Writes go to `.tmp/` and are renamed into place, for services whose
+    /// own writes are not atomic (SFTP writes the final file in place).
+    rename_writes: bool,
+}
+
+/// Which kind of store, for what only that kind needs: advice in error
+/// messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    Local,
+    S3 { bucket: String, region: String },
+    WebDav,
+    Sftp,
 }
 
 impl std::fmt::Debug for OpendalBackend {
@@ -53,6 +71,63 @@ impl OpendalBackend {
             op,
             description: description.into(),
             read_only: false,
+            flavor: Flavor::Local,
+            multipart: None,
+            rename_writes: false,
+        }
+    }
+
+    /// A store on another machine; `flavor` decides the advice its errors
+    /// carry.
+    pub(crate) fn remote(op: Operator, description: String, flavor: Flavor) -> Self {
+        Self {
+            flavor,
+            ..Self::from_operator(op, description)
+        }
+    }
+
+    pub(crate) fn with_multipart(mut self, chunk: usize, concurrent: usize) -> Self {
+        self.multipart = Some((chunk, concurrent));
+        self
+    }
+
+    pub(crate) fn with_rename_writes(mut self) -> Self {
+        self.rename_writes = true;
+        self
+    }
+
+    /// Turns an OpenDAL error into ours, with the advice of this kind of
+    /// store.
+    fn error(&self, op: Op, key: Option<&str>, err: opendal::Error) -> BackendError {
+        let raw = err.to_string();
+        let e = BackendError::from_opendal(op, key, err);
+        remote_errors::explain(&self.flavor, &self.description, e, &raw)
+    }
+
+    async fn write(&self, key: &str, data: Bytes) -> Result<(), opendal::Error> {
+        match self.multipart {
+            Some((chunk, concurrent)) if data.len() >= chunk => self
+                .op
+                .write_with(key, data)
+                .chunk(chunk)
+                .concurrent(concurrent)
+                .await
+                .map(drop),
+            _ => self.op.write(key, data).await.map(drop),
+        }
+    }
+
+    /// Writes to a unique name under `.tmp/`, then renames over `key`
+    /// (OpenSSH's server renames atomically, replacing the old object).
+    async fn write_by_rename(&self, key: &str, data: Bytes) -> Result<(), opendal::Error> {
+        let tmp = format!("{}/{:016x}{:016x}", keys::TMP_DIR, rand::random::<u64>(), rand::random::<u64>());
+        self.op.write(&tmp, data).await?;
+        match self.op.rename(&tmp, key).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = self.op.delete(&tmp).await;
+                Err(e)
+            }
         }
     }
 
@@ -91,7 +166,7 @@ impl OpendalBackend {
         }
         let first = match self.op.read_with(key).range(range.clone()).await {
             Ok(buf) => return Ok(buf.to_bytes()),
-            Err(err) => BackendError::from_opendal(Op::Get, Some(key), err),
+            Err(err) => self.error(Op::Get, Some(key), err),
         };
         if first.kind() == BackendErrorKind::NotFound {
             return Err(first);
@@ -111,7 +186,7 @@ impl OpendalBackend {
             .range(range.start..size)
             .await
             .map(|buf| buf.to_bytes())
-            .map_err(|err| BackendError::from_opendal(Op::Get, Some(key), err))
+            .map_err(|err| self.error(Op::Get, Some(key), err))
     }
 }
 
@@ -126,18 +201,19 @@ impl Backend for OpendalBackend {
                 .read(key)
                 .await
                 .map(|buf| buf.to_bytes())
-                .map_err(|err| BackendError::from_opendal(Op::Get, Some(key), err)),
+                .map_err(|err| self.error(Op::Get, Some(key), err)),
         }
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
         check_key(key)?;
         self.refuse_if_read_only(key)?;
-        self.op
-            .write(key, data)
-            .await
-            .map(drop)
-            .map_err(|err| BackendError::from_opendal(Op::Put, Some(key), err))
+        let res = if self.rename_writes {
+            self.write_by_rename(key, data).await
+        } else {
+            self.write(key, data).await
+        };
+        res.map_err(|err| self.error(Op::Put, Some(key), err))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
@@ -153,7 +229,7 @@ impl Backend for OpendalBackend {
             .list_with(dir)
             .recursive(true)
             .await
-            .map_err(|err| BackendError::from_opendal(Op::List, Some(prefix), err))?;
+            .map_err(|err| self.error(Op::List, Some(prefix), err))?;
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
             // Folders, and entries the service could not classify (sockets,
@@ -179,7 +255,7 @@ impl Backend for OpendalBackend {
         self.op
             .delete(key)
             .await
-            .map_err(|err| BackendError::from_opendal(Op::Delete, Some(key), err))
+            .map_err(|err| self.error(Op::Delete, Some(key), err))
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
@@ -192,7 +268,7 @@ impl Backend for OpendalBackend {
             // A folder under that name is not an object.
             Ok(_) => Ok(None),
             Err(err) => {
-                let err = BackendError::from_opendal(Op::Stat, Some(key), err);
+                let err = self.error(Op::Stat, Some(key), err);
                 if err.kind() == BackendErrorKind::NotFound {
                     Ok(None)
                 } else {

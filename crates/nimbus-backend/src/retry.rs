@@ -96,6 +96,10 @@ impl<B: Backend> Backend for RetryingBackend<B> {
     fn is_local(&self) -> bool {
         self.inner.is_local()
     }
+
+    fn limits(&self) -> Option<std::sync::Arc<crate::NetLimits>> {
+        self.inner.limits()
+    }
 }
 
 #[cfg(test)]

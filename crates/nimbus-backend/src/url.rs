@@ -1,9 +1,16 @@
 //! The store address a person types (`/srv/vault`, `file:///srv/vault`,
-//! `memory://`), parsed into a [`StoreUrl`] and opened as a [`DynBackend`].
+//! `s3://bucket/folder?endpoint=...`, `webdav(s)://user@host/folder`,
+//! `sftp://user@host/folder`, `memory://`), parsed into a [`StoreUrl`] and
+//! opened as a [`DynBackend`].
 //!
-//! Each kind of store is one variant of [`StoreUrl`]; S3, WebDAV and SFTP will
-//! be new variants with their own parsing, opened through OpenDAL services.
+//! Each kind of store is one variant of [`StoreUrl`]; the addresses of other
+//! machines are parsed in `url/remote.rs` and opened in `remote.rs`.
 
+mod remote;
+
+pub use remote::{AddressStyle, S3Location, SftpLocation, WebDavLocation};
+
+use crate::remote::StoreAccess;
 use crate::{BackendError, BackendErrorKind, DynBackend, MemoryBackend, OpendalBackend};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,10 +28,17 @@ pub enum StoreUrl {
     /// store each time it is opened; `memory://name` is one store shared by
     /// every open of that name in this process.
     Memory(Option<String>),
+    /// A bucket (and folder in it) of an S3-compatible service.
+    S3(S3Location),
+    /// A folder on a WebDAV server.
+    WebDav(WebDavLocation),
+    /// A folder on a machine reached by SSH.
+    Sftp(SftpLocation),
 }
 
 /// The next step offered when a store address is not understood.
-const UNSUPPORTED_HINT: &str = "use a local folder path or file:///path";
+const UNSUPPORTED_HINT: &str = "use a folder path, file:///path, s3://bucket/folder, \
+     webdav://user@host/folder, webdavs://user@host/folder or sftp://user@host/folder";
 
 impl StoreUrl {
     /// Parses what a person typed: a folder path (relative paths are taken
@@ -44,6 +58,10 @@ impl StoreUrl {
             Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
                 "file" => parse_file(input, rest),
                 "memory" => parse_memory(rest),
+                "s3" => remote::parse_s3(input).map(StoreUrl::S3),
+                "webdav" => remote::parse_webdav(input, false).map(StoreUrl::WebDav),
+                "webdavs" => remote::parse_webdav(input, true).map(StoreUrl::WebDav),
+                "sftp" => remote::parse_sftp(input).map(StoreUrl::Sftp),
                 other => Err(BackendError::invalid_config(format!(
                     "storage type `{other}` is not supported yet; {UNSUPPORTED_HINT}"
                 ))),
@@ -52,12 +70,21 @@ impl StoreUrl {
         }
     }
 
-    /// The scheme this address is written with (`file`, `memory`).
+    /// The scheme this address is written with (`file`, `memory`, `s3` ...).
     pub fn scheme(&self) -> &'static str {
         match self {
             StoreUrl::LocalFolder(_) => "file",
             StoreUrl::Memory(_) => "memory",
+            StoreUrl::S3(_) => "s3",
+            StoreUrl::WebDav(w) if w.tls => "webdavs",
+            StoreUrl::WebDav(_) => "webdav",
+            StoreUrl::Sftp(_) => "sftp",
         }
+    }
+
+    /// Whether the store is on another machine, reached over a network.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, StoreUrl::S3(_) | StoreUrl::WebDav(_) | StoreUrl::Sftp(_))
     }
 }
 
@@ -83,6 +110,9 @@ impl fmt::Display for StoreUrl {
             }
             StoreUrl::Memory(None) => f.write_str("memory://"),
             StoreUrl::Memory(Some(name)) => write!(f, "memory://{name}"),
+            StoreUrl::S3(l) => l.fmt(f),
+            StoreUrl::WebDav(l) => l.fmt(f),
+            StoreUrl::Sftp(l) => l.fmt(f),
         }
     }
 }
@@ -182,7 +212,19 @@ static MEMORY_STORES: Mutex<BTreeMap<String, MemoryBackend>> = Mutex::new(BTreeM
 /// of an empty new vault. A named in-memory store must have been made by
 /// [`create_store`] earlier in this process.
 pub fn open_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
+    open_store_with(url, &StoreAccess::default())
+}
+
+/// [`open_store`] with credentials and limits for a store on another
+/// machine (they are not used by the others).
+///
+/// Nothing is sent yet: a wrong credential or a missing bucket shows at the
+/// first request.
+pub fn open_store_with(url: &StoreUrl, access: &StoreAccess) -> Result<DynBackend, BackendError> {
     match url {
+        StoreUrl::S3(l) => crate::remote::open_s3(l, access),
+        StoreUrl::WebDav(l) => crate::remote::open_webdav(l, access),
+        StoreUrl::Sftp(l) => crate::remote::open_sftp(l, access),
         StoreUrl::LocalFolder(path) => {
             if !path.exists() {
                 let shown = path.display();
@@ -216,7 +258,16 @@ pub fn open_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
 /// Opens a store, creating it first if it does not exist (for a local
 /// folder, with any missing parent folders).
 pub fn create_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
+    create_store_with(url, &StoreAccess::default())
+}
+
+/// [`create_store`] with credentials and limits. A bucket is not created
+/// (that needs rights a vault's key should not have, and a choice of
+/// region and price): it must exist. WebDAV and SFTP folders are created on
+/// the first write.
+pub fn create_store_with(url: &StoreUrl, access: &StoreAccess) -> Result<DynBackend, BackendError> {
     match url {
+        StoreUrl::S3(_) | StoreUrl::WebDav(_) | StoreUrl::Sftp(_) => open_store_with(url, access),
         StoreUrl::LocalFolder(path) => {
             create_folder(path)?;
             Ok(retrying(OpendalBackend::local_folder(path)?))

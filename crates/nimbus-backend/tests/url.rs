@@ -1,6 +1,6 @@
 //! Parsing the store address a person types.
 
-use nimbus_backend::{BackendErrorKind, StoreUrl};
+use nimbus_backend::{AddressStyle, BackendErrorKind, StoreUrl};
 use std::path::PathBuf;
 
 fn local(path: &str) -> StoreUrl {
@@ -52,22 +52,109 @@ fn memory() {
 
 #[test]
 fn unsupported_schemes_say_so() {
-    for (input, scheme) in [
-        ("s3://bucket/vault", "s3"),
-        ("webdav://host/dav", "webdav"),
-        ("sftp://me@host/srv", "sftp"),
-        ("HTTPS://example.com", "https"),
+    let err = StoreUrl::parse("HTTPS://example.com").expect_err("not supported");
+    assert_eq!(err.kind(), BackendErrorKind::InvalidConfig);
+    let text = err.to_string();
+    assert!(text.starts_with("storage type `https` is not supported yet; use a folder path"), "{text}");
+    assert!(text.contains("s3://bucket/folder"), "{text}");
+}
+
+#[test]
+fn s3_addresses() {
+    let StoreUrl::S3(l) = parse("s3://my-bucket/team/vault") else {
+        panic!("s3")
+    };
+    assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("my-bucket", "team/vault"));
+    assert_eq!((l.endpoint.as_deref(), l.region.as_deref()), (None, None));
+    assert_eq!(l.style, AddressStyle::VirtualHost, "AWS prefers virtual-host style");
+
+    let StoreUrl::S3(l) = parse("s3://b01/?endpoint=http://127.0.0.1:3900/&region=garage") else {
+        panic!("s3")
+    };
+    assert_eq!(l.prefix, "");
+    assert_eq!(l.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+    assert_eq!(l.region.as_deref(), Some("garage"));
+    assert_eq!(l.style, AddressStyle::Path, "self-hosted servers want path style");
+    let StoreUrl::S3(l) = parse("s3://b01?endpoint=https://s3.example.invalid&style=virtual&profile=work") else {
+        panic!("s3")
+    };
+    assert_eq!(l.style, AddressStyle::VirtualHost);
+    assert_eq!(l.profile.as_deref(), Some("work"));
+
+    for (bad, says) in [
+        ("s3://", "names no bucket"),
+        ("s3://Bad_Bucket/x", "not a valid bucket name"),
+        ("s3://bucket:9000/x", "give the server as ?endpoint="),
+        ("s3://bucket/a//b", "an empty"),
+        ("s3://bucket/x?endpoint=ftp://h", "must start with http://"),
+        ("s3://bucket/x?colour=blue", "`colour` is not a setting"),
+        ("s3://bucket/x?style=sideways", "style `sideways` is unknown"),
+        ("s3://bucket/x?secret_access_key=abc", "must not contain a password"),
+        ("s3://key:secret@bucket/x", "must not contain a password"),
     ] {
-        let err = StoreUrl::parse(input).expect_err("not supported");
-        assert_eq!(err.kind(), BackendErrorKind::InvalidConfig);
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "storage type `{scheme}` is not supported yet; use a local folder path or \
-                 file:///path"
-            )
-        );
+        let err = StoreUrl::parse(bad).expect_err(bad);
+        assert_eq!(err.kind(), BackendErrorKind::InvalidConfig, "{bad}");
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+        assert!(!err.to_string().contains("secret@") && !err.to_string().contains("=abc"), "{err}");
     }
+}
+
+#[test]
+fn webdav_and_sftp_addresses() {
+    let StoreUrl::WebDav(w) = parse("webdavs://ann@cloud.example.invalid/remote.php/dav/files/ann/Vault") else {
+        panic!("webdav")
+    };
+    assert!(w.tls);
+    assert_eq!(w.user.as_deref(), Some("ann"));
+    assert_eq!(w.endpoint(), "https://cloud.example.invalid");
+    assert_eq!(w.path, "/remote.php/dav/files/ann/Vault/");
+    let StoreUrl::WebDav(w) = parse("webdav://127.0.0.1:8080/dav%20folder") else {
+        panic!("webdav")
+    };
+    assert!(!w.tls);
+    assert_eq!(w.endpoint(), "http://127.0.0.1:8080");
+    assert_eq!(w.path, "/dav folder/");
+    assert_eq!(w.user, None);
+    let err = StoreUrl::parse("webdav://ann:hunter2@host/dav").expect_err("password");
+    assert!(err.to_string().contains("must not contain a password"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+
+    let StoreUrl::Sftp(s) = parse("sftp://me@nas.local:2222/srv/vault/") else {
+        panic!("sftp")
+    };
+    assert_eq!(
+        (s.user.as_deref(), s.host.as_str(), s.port, s.path.as_str()),
+        (Some("me"), "nas.local", Some(2222), "/srv/vault")
+    );
+    let StoreUrl::Sftp(s) = parse("sftp://nas/~/Vault") else {
+        panic!("sftp")
+    };
+    assert_eq!((s.user, s.path.as_str()), (None, "Vault"));
+    assert!(StoreUrl::parse("sftp://nas").is_err());
+    assert!(StoreUrl::parse("sftp://nas/").is_err());
+    assert!(StoreUrl::parse("sftp:///srv").is_err());
+}
+
+#[test]
+fn remote_addresses_read_back() {
+    for input in [
+        "s3://b01/team/vault",
+        "s3://b01/?endpoint=http://127.0.0.1:3900&region=garage",
+        "s3://b01/x?endpoint=http://127.0.0.1:3900&style=virtual&profile=p",
+        "s3://b01/my%20vault",
+        "webdav://ann@127.0.0.1:8080/dav/",
+        "webdavs://host/a%20b/",
+        "sftp://me@nas:2222/srv/vault",
+        "sftp://nas/~/Vault",
+    ] {
+        let url = parse(input);
+        assert_eq!(url.to_string(), input);
+        assert_eq!(parse(&url.to_string()), url, "{url}");
+        assert!(url.is_remote());
+    }
+    assert_eq!(parse("s3://b01/x").scheme(), "s3");
+    assert_eq!(parse("webdavs://h/x").scheme(), "webdavs");
+    assert!(!parse("memory://").is_remote());
 }
 
 #[test]

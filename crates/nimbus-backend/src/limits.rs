@@ -1,0 +1,251 @@
+//! Limits on what a store is sent: how many requests are in flight at once,
+//! and upload and download bandwidth. One [`NetLimits`] is shared by every
+//! request to a store and can be changed while a drive is mounted; requests
+//! already waiting for their turn see the change at once.
+//!
+//! Bandwidth is paced per request: a request of `n` bytes reserves the next
+//! `n / rate` seconds of the link, waits for its slot, then goes at full
+//! speed. Over a few requests the rate is what was asked; within one request
+//! it is not, which no store notices. Uploads wait before they are sent;
+//! downloads are charged once their size is known, so the next one waits.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+use crate::{Backend, BackendError, ObjectInfo};
+
+/// Requests sent at once to one store, by default. Enough to fill a fast
+/// link with 16 MiB packs and keep small reads from queueing behind them;
+/// few enough that a home router and a small server stay responsive.
+pub const DEFAULT_IN_FLIGHT: usize = 16;
+
+/// The limits of one store.
+#[derive(Debug)]
+pub struct NetLimits {
+    in_flight: Semaphore,
+    max_in_flight: usize,
+    up: Pace,
+    down: Pace,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits::new(DEFAULT_IN_FLIGHT)
+    }
+}
+
+impl NetLimits {
+    /// At most `max_in_flight` requests at once, no bandwidth limit.
+    pub fn new(max_in_flight: usize) -> Self {
+        let max_in_flight = max_in_flight.max(1);
+        NetLimits {
+            in_flight: Semaphore::new(max_in_flight),
+            max_in_flight,
+            up: Pace::default(),
+            down: Pace::default(),
+        }
+    }
+
+    /// Upload limit in bytes per second; `None` for none.
+    pub fn set_upload_limit(&self, bytes_per_second: Option<u64>) {
+        self.up.set_rate(bytes_per_second);
+    }
+
+    /// Download limit in bytes per second; `None` for none.
+    pub fn set_download_limit(&self, bytes_per_second: Option<u64>) {
+        self.down.set_rate(bytes_per_second);
+    }
+
+    pub fn upload_limit(&self) -> Option<u64> {
+        self.up.rate()
+    }
+
+    pub fn download_limit(&self) -> Option<u64> {
+        self.down.rate()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Requests being sent right now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight - self.in_flight.available_permits()
+    }
+}
+
+/// Pacing of one direction.
+#[derive(Debug, Default)]
+struct Pace {
+    /// Bytes per second; 0 is no limit.
+    rate: AtomicU64,
+    /// When the link is free again, by what has been reserved.
+    next_free: Mutex<Option<Instant>>,
+    /// Woken when the rate changes, so waiters reserve again.
+    changed: Notify,
+}
+
+impl Pace {
+    fn rate(&self) -> Option<u64> {
+        Some(self.rate.load(Ordering::Relaxed)).filter(|r| *r > 0)
+    }
+
+    fn set_rate(&self, rate: Option<u64>) {
+        self.rate.store(rate.unwrap_or(0), Ordering::Relaxed);
+        // What was reserved at the old rate no longer holds.
+        *self.next_free.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.changed.notify_waiters();
+    }
+
+    /// Reserves `n` bytes of the link and returns when they may go.
+    async fn take(&self, n: u64) {
+        loop {
+            let changed = self.changed.notified();
+            let Some(rate) = self.rate() else { return };
+            let start = {
+                let mut next = self.next_free.lock().unwrap_or_else(PoisonError::into_inner);
+                let now = Instant::now();
+                // An idle link lends at most one second of burst.
+                let start = next.map_or(now, |t| t.max(now - Duration::from_secs(1)));
+                *next = Some(start + Duration::from_secs_f64(n as f64 / rate as f64));
+                start
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(start) => return,
+                _ = changed => continue,
+            }
+        }
+    }
+}
+
+/// Wraps a backend so every request goes through [`NetLimits`].
+#[derive(Debug)]
+pub struct LimitedBackend<B> {
+    inner: B,
+    limits: Arc<NetLimits>,
+}
+
+impl<B: Backend> LimitedBackend<B> {
+    pub fn new(inner: B, limits: Arc<NetLimits>) -> Self {
+        LimitedBackend { inner, limits }
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, BackendError> {
+        self.limits
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| BackendError::other("the store's request limiter was closed; restart the drive"))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Backend for LimitedBackend<B> {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        let _slot = self.slot().await?;
+        let data = self.inner.get(key, range).await?;
+        drop(_slot);
+        self.limits.down.take(data.len() as u64).await;
+        Ok(data)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        self.limits.up.take(data.len() as u64).await;
+        let _slot = self.slot().await?;
+        self.inner.put(key, data).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        let _slot = self.slot().await?;
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        let _slot = self.slot().await?;
+        self.inner.delete(key).await
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        let _slot = self.slot().await?;
+        self.inner.stat(key).await
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+
+    fn limits(&self) -> Option<Arc<NetLimits>> {
+        Some(self.limits.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryBackend;
+
+    #[tokio::test(start_paused = true)]
+    async fn uploads_are_paced_to_the_limit_and_a_new_limit_applies_at_once() {
+        let limits = Arc::new(NetLimits::new(4));
+        limits.set_upload_limit(Some(1000));
+        let b = Arc::new(LimitedBackend::new(MemoryBackend::new(), limits.clone()));
+        let t0 = Instant::now();
+        // 1 s of burst, then 5 × 1000 bytes at 1000 B/s: the last starts at ~4 s.
+        for i in 0..5 {
+            b.put(&format!("k{i}"), Bytes::from(vec![0u8; 1000])).await.unwrap();
+        }
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(3900) && took <= Duration::from_millis(4100),
+            "{took:?}"
+        );
+
+        // A waiter at a very low rate is released when the limit is lifted.
+        limits.set_upload_limit(Some(1));
+        b.put("big", Bytes::from(vec![0u8; 10])).await.unwrap();
+        let waiting = {
+            let b = b.clone();
+            tokio::spawn(async move { b.put("next", Bytes::from(vec![0u8; 10])).await })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!waiting.is_finished(), "should wait ~9 s at 1 B/s");
+        let t1 = Instant::now();
+        limits.set_upload_limit(None);
+        waiting.await.unwrap().unwrap();
+        assert!(t1.elapsed() < Duration::from_millis(10));
+    }
+
+    #[tokio::test]
+    async fn requests_in_flight_are_bounded() {
+        let limits = Arc::new(NetLimits::new(2));
+        let slow = crate::FaultyBackend::new(
+            Arc::new(MemoryBackend::new()),
+            crate::FaultConfig {
+                delay: Some(Duration::from_millis(100)),
+                ..Default::default()
+            },
+        );
+        let b = Arc::new(LimitedBackend::new(slow, limits.clone()));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let b = b.clone();
+            tasks.push(tokio::spawn(async move { b.put(&format!("k{i}"), Bytes::new()).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(limits.in_flight(), 2);
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(limits.in_flight(), 0);
+    }
+}
