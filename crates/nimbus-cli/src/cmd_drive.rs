@@ -192,3 +192,128 @@ fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+#[derive(clap::Args, Debug)]
+pub struct LimitArgs {
+    /// Where the drive is mounted.
+    mountpoint: PathBuf,
+    /// New upload limit in bytes per second (`500k`, `5M`, `1.5MiB`), or `off`.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_or_off)]
+    upload: Option<u64>,
+    /// New download limit in bytes per second, or `off`.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate_or_off)]
+    download: Option<u64>,
+}
+
+/// `nimbus limit <mountpoint> [--upload R] [--download R]`: the drive's
+/// limits, changed at once for the requests waiting and those to come.
+pub fn limit(_g: &GlobalArgs, a: LimitArgs) -> Result<ExitCode> {
+    let mp = drive(&a.mountpoint)?;
+    if a.upload.is_some() || a.download.is_some() {
+        let mut v = String::new();
+        if let Some(u) = a.upload {
+            v.push_str(&format!("up={u} "));
+        }
+        if let Some(d) = a.download {
+            v.push_str(&format!("down={d}"));
+        }
+        xattr::set(&mp, "user.nimbus.limits", v.trim().as_bytes()).map_err(|e| limit_error(&mp, e))?;
+    }
+    let raw = xattr::get(&mp, "user.nimbus.limits")
+        .map_err(|e| limit_error(&mp, e))?
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&raw);
+    let mut up = 0;
+    let mut down = 0;
+    for part in text.split_whitespace() {
+        match part.split_once('=') {
+            Some(("up", v)) => up = v.parse().unwrap_or(0),
+            Some(("down", v)) => down = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    let show = |r: u64| {
+        if r == 0 {
+            "no limit".to_string()
+        } else {
+            format!("{}/s", human_bytes(r))
+        }
+    };
+    println!("{}: upload {}, download {}", mp.display(), show(up), show(down));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn limit_error(mp: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.raw_os_error() == Some(libc_enotsup()) {
+        anyhow::anyhow!(
+            "{}: this drive's store is a folder on this device, which has no bandwidth limits",
+            mp.display()
+        )
+    } else {
+        anyhow::anyhow!("cannot change the limits of {}: {e}", mp.display())
+    }
+}
+
+/// ENOTSUP, which the drive answers for a store on this device.
+fn libc_enotsup() -> i32 {
+    if cfg!(target_os = "linux") {
+        95
+    } else {
+        45
+    }
+}
+
+/// A rate in bytes per second: `1000`, `500k` / `500K` (×1000), `5M`,
+/// `1G`, `64KiB` / `5MiB` (×1024), with an optional `/s` or `B`.
+pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let lower = t.to_ascii_lowercase();
+    let (num, mult) = [
+        ("kib", 1u64 << 10),
+        ("mib", 1 << 20),
+        ("gib", 1 << 30),
+        ("kb", 1000),
+        ("mb", 1_000_000),
+        ("gb", 1_000_000_000),
+        ("k", 1000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((lower.clone(), 1));
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a rate; write it as 500k, 5M or 2MiB (bytes per second)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("`{s}`: a rate is more than 0 (use `off` for no limit)"));
+    }
+    Ok((v * mult as f64).round().max(1.0) as u64)
+}
+
+/// [`parse_rate`], or `off` / `0` / `none` for no limit (0).
+pub fn parse_rate_or_off(s: &str) -> std::result::Result<u64, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" | "0" | "unlimited" => Ok(0),
+        _ => parse_rate(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("1000"), Ok(1000));
+        assert_eq!(parse_rate("500k"), Ok(500_000));
+        assert_eq!(parse_rate("5M/s"), Ok(5_000_000));
+        assert_eq!(parse_rate("1.5MiB"), Ok(1_572_864));
+        assert_eq!(parse_rate("64 KiB"), Ok(65_536));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0").is_err());
+        assert_eq!(parse_rate_or_off("off"), Ok(0));
+    }
+}

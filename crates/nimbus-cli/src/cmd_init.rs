@@ -8,7 +8,9 @@ use crate::{secrets, GlobalArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Where to create the vault: a folder path (created if missing) or file:///path.
+    /// Where to create the vault: a folder path (created if missing), file:///path,
+    /// s3://bucket/folder[?endpoint=URL&region=R], webdav(s)://user@host/folder or
+    /// sftp://user@host/folder.
     pub store: String,
     /// Memory for the password hash (Argon2id), in KiB. Lower it only on very small devices.
     #[arg(long, default_value_t = KdfParams::default().memory_kib, help_heading = "Advanced")]
@@ -23,7 +25,8 @@ pub struct Args {
 
 pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let url = nimbus_backend::StoreUrl::parse(&a.store)?;
-    let backend = nimbus_backend::create_store(&url)?;
+    let access = crate::credentials::access(&url, crate::credentials::Ask::IfTerminal)?;
+    let backend = nimbus_backend::create_store_with(&url, &access)?;
     let kdf = KdfParams {
         memory_kib: a.kdf_memory_kib,
         iterations: a.kdf_iterations,

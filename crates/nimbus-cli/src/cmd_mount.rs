@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-use crate::{device, secrets, store, GlobalArgs};
+use crate::{credentials, device, secrets, store, GlobalArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -40,6 +40,16 @@ pub struct Args {
     /// `user_allow_other` in /etc/fuse.conf).
     #[arg(long)]
     allow_other: bool,
+    /// Upload bandwidth limit, in bytes per second (`500k`, `5M`, `1.5MiB`); change it
+    /// while mounted with `nimbus limit`.
+    #[arg(long, value_name = "RATE", value_parser = crate::cmd_drive::parse_rate)]
+    upload_limit: Option<u64>,
+    /// Download bandwidth limit, in bytes per second.
+    #[arg(long, value_name = "RATE", value_parser = crate::cmd_drive::parse_rate)]
+    download_limit: Option<u64>,
+    /// Requests sent to the store at once, at most.
+    #[arg(long, default_value_t = nimbus_backend::DEFAULT_IN_FLIGHT, value_name = "N", help_heading = "Advanced")]
+    max_requests: usize,
     /// Read the password from standard input (how the background mount gets it).
     #[arg(long, hide = true)]
     password_stdin: bool,
@@ -101,8 +111,16 @@ pub fn run(g: &GlobalArgs, a: Args, rt: &tokio::runtime::Runtime) -> Result<Exit
 
 fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
     let store = g.store.clone().unwrap_or_default();
-    // Say "no vault" and "wrong store" here rather than in a log file.
-    let backend = store::open_backend(g)?;
+    // Say "no vault", "wrong store" and "wrong credentials" here rather
+    // than in a log file.
+    let url = store::store_url(g)?;
+    let creds = credentials::find(&url, credentials::Ask::IfTerminal)?;
+    let handed = credentials::saved_text(&creds);
+    let access = nimbus_backend::StoreAccess {
+        credentials: creds,
+        limits: None,
+    };
+    let backend = nimbus_backend::open_store_with(&url, &access)?;
     rt_block(nimbus_vault::read_config(&backend))?;
     let pw = secrets::password(g.password_file.as_deref())?;
     let state = device::state_dir(g)?;
@@ -128,6 +146,13 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
     if a.allow_other {
         cmd.arg("--allow-other");
     }
+    cmd.arg("--max-requests").arg(a.max_requests.to_string());
+    if let Some(r) = a.upload_limit {
+        cmd.arg("--upload-limit").arg(r.to_string());
+    }
+    if let Some(r) = a.download_limit {
+        cmd.arg("--download-limit").arg(r.to_string());
+    }
     if g.quiet {
         cmd.arg("--quiet");
     }
@@ -148,7 +173,13 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
     }
     let mut child = cmd.spawn().context("cannot start the background mount")?;
     if let Some(mut stdin) = child.stdin.take() {
+        // The vault password, then the store's credentials (an empty line
+        // when the environment or the keyring has them).
         let mut line = Zeroizing::new(pw.as_bytes().to_vec());
+        line.push(b'\n');
+        if let Some(c) = &handed {
+            line.extend_from_slice(c.as_bytes());
+        }
         line.push(b'\n');
         stdin
             .write_all(&line)
@@ -208,17 +239,34 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let pw = if a.password_stdin {
+    let url = store::store_url(g)?;
+    let (pw, creds) = if a.password_stdin {
+        let mut stdin = std::io::stdin().lock();
         let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password")?;
-        Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string())
+        stdin.read_line(&mut line).context("cannot read the password")?;
+        let pw = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
+        let mut line = Zeroizing::new(String::new());
+        stdin.read_line(&mut line).context("cannot read the store's credentials")?;
+        let handed = line.trim_end_matches(['\n', '\r']);
+        let creds = if handed.is_empty() {
+            credentials::find(&url, credentials::Ask::Never)?
+        } else {
+            credentials::parse_saved(&url, handed)?
+        };
+        (pw, creds)
     } else {
-        secrets::password(g.password_file.as_deref())?
+        let creds = credentials::find(&url, credentials::Ask::IfTerminal)?;
+        (secrets::password(g.password_file.as_deref())?, creds)
     };
-    let vault = rt.block_on(store::open_vault_with(g, &pw))?;
+    let limits = Arc::new(nimbus_backend::NetLimits::new(a.max_requests));
+    limits.set_upload_limit(a.upload_limit);
+    limits.set_download_limit(a.download_limit);
+    let access = nimbus_backend::StoreAccess {
+        credentials: creds,
+        limits: Some(limits),
+    };
+    let backend = nimbus_backend::open_store_with(&url, &access)?;
+    let vault = rt.block_on(store::open_vault_with(g, backend, &pw))?;
     drop(pw);
     let vid = vault.config().vault_id;
     let dev = device::device_id(g, &vid)?;

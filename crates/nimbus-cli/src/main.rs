@@ -10,6 +10,7 @@ mod cmd_check;
 mod cmd_drive;
 mod cmd_get;
 mod cmd_init;
+mod cmd_login;
 mod cmd_ls;
 #[cfg(unix)]
 mod cmd_mount;
@@ -21,6 +22,7 @@ mod localfs;
 mod out;
 mod progress;
 mod secrets;
+mod credentials;
 mod store;
 
 use clap::{Parser, Subcommand};
@@ -40,7 +42,8 @@ struct Cli {
 /// Options every command understands.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GlobalArgs {
-    /// The vault's store: a folder path or file:///path.
+    /// The vault's store: a folder path, file:///path, s3://bucket/folder?endpoint=URL,
+    /// webdav(s)://user@host/folder or sftp://user@host/folder.
     #[arg(short = 's', long, env = "NIMBUS_STORE", global = true)]
     pub store: Option<String>,
     /// Read the vault password from this file (else NIMBUS_PASSWORD, else a prompt).
@@ -72,6 +75,10 @@ enum Command {
     Stat(cmd_stat::Args),
     /// Verify every object and reference; with --read-data, every blob's content.
     Check(cmd_check::Args),
+    /// Check a store's credentials and save them in the system keyring.
+    Login(cmd_login::Args),
+    /// Delete a store's credentials from the system keyring.
+    Logout(cmd_login::Args),
     /// Mount the vault as a drive: `nimbus mount <store> <mountpoint>`.
     #[cfg(unix)]
     Mount(cmd_mount::Args),
@@ -87,6 +94,9 @@ enum Command {
     /// Let pinned files be evicted from the cache again.
     #[cfg(unix)]
     Unpin(cmd_drive::PinArgs),
+    /// Show or change a mounted drive's bandwidth limits.
+    #[cfg(unix)]
+    Limit(cmd_drive::LimitArgs),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +124,7 @@ fn main() -> ExitCode {
         Command::Sync(a) => return finish(cmd_drive::sync(&g, a)),
         Command::Pin(a) => return finish(cmd_drive::pin(&g, a, true)),
         Command::Unpin(a) => return finish(cmd_drive::pin(&g, a, false)),
+        Command::Limit(a) => return finish(cmd_drive::limit(&g, a)),
         other => other,
     };
     #[cfg(not(unix))]
@@ -128,6 +139,8 @@ fn main() -> ExitCode {
             Command::Passwd(a) => cmd_passwd::run(&g, a).await,
             Command::Stat(a) => cmd_stat::run(&g, a).await,
             Command::Check(a) => cmd_check::run(&g, a).await,
+            Command::Login(a) => cmd_login::login(&g, a).await,
+            Command::Logout(a) => cmd_login::logout(&g, a),
             #[cfg(unix)]
             _ => unreachable!("drive commands are handled above"),
         }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use nimbus_backend::{DynBackend, StoreUrl};
 use nimbus_vault::Vault;
 
-use crate::{secrets, GlobalArgs};
+use crate::{credentials, secrets, GlobalArgs};
 
 /// The store named by `--store` or `NIMBUS_STORE`.
 pub fn store_url(g: &GlobalArgs) -> Result<StoreUrl> {
@@ -16,9 +16,12 @@ pub fn store_url(g: &GlobalArgs) -> Result<StoreUrl> {
     Ok(StoreUrl::parse(s)?)
 }
 
+/// Opens the store, with its credentials from the environment, the
+/// keyring or a prompt (see `credentials.rs`).
 pub fn open_backend(g: &GlobalArgs) -> Result<DynBackend> {
     let url = store_url(g)?;
-    Ok(nimbus_backend::open_store(&url)?)
+    let access = credentials::access(&url, credentials::Ask::IfTerminal)?;
+    Ok(nimbus_backend::open_store_with(&url, &access)?)
 }
 
 /// Opens the vault with the password from file, environment or prompt, and
@@ -29,9 +32,8 @@ pub async fn open_vault(g: &GlobalArgs) -> Result<Vault> {
     check_rollback(g, vault).await
 }
 
-/// [`open_vault`] with a password already read.
-pub async fn open_vault_with(g: &GlobalArgs, pw: &str) -> Result<Vault> {
-    let backend = open_backend(g)?;
+/// [`open_vault`] on a store already opened, with a password already read.
+pub async fn open_vault_with(g: &GlobalArgs, backend: DynBackend, pw: &str) -> Result<Vault> {
     nimbus_vault::read_config(&backend).await?;
     let vault = Vault::open(backend, pw.as_bytes())
         .await

@@ -31,6 +31,9 @@ use crate::types::*;
 pub const CONTROL_PREFIX: &[u8] = b"user.nimbus.";
 pub const CONTROL_STATUS: &[u8] = b"user.nimbus.status";
 pub const CONTROL_PIN: &[u8] = b"user.nimbus.pin";
+/// On the root: the store's bandwidth limits, read and set as
+/// `up=<bytes/s> down=<bytes/s>` (0 is no limit).
+pub const CONTROL_LIMITS: &[u8] = b"user.nimbus.limits";
 
 /// Writes with at least this much in whole blocks are sealed outside the
 /// file's lock (see `write_impl`).
@@ -1313,6 +1316,52 @@ impl Fs {
         })
     }
 
+    // ------------------------------------------------------------- limits
+
+    fn limits(&self) -> Result<std::sync::Arc<nimbus_backend::NetLimits>> {
+        self.vault.backend().limits().ok_or_else(|| {
+            FsError::new(
+                ErrorKind::NotSupported,
+                "this drive's store is on this device and has no bandwidth limits",
+            )
+        })
+    }
+
+    /// `up=<bytes/s> down=<bytes/s>`, either part optional; 0 lifts a limit.
+    fn set_limits(&self, value: &[u8]) -> Result<()> {
+        let bad = || {
+            FsError::new(
+                ErrorKind::InvalidArgument,
+                "limits are written as `up=<bytes per second> down=<bytes per second>` (0 for none)",
+            )
+        };
+        let text = std::str::from_utf8(value).map_err(|_| bad())?;
+        let mut up = None;
+        let mut down = None;
+        for part in text.split_whitespace() {
+            let (k, v) = part.split_once('=').ok_or_else(bad)?;
+            let v: u64 = v.parse().map_err(|_| bad())?;
+            match k {
+                "up" => up = Some(v),
+                "down" => down = Some(v),
+                _ => return Err(bad()),
+            }
+        }
+        let l = self.limits()?;
+        if let Some(v) = up {
+            l.set_upload_limit(Some(v).filter(|v| *v > 0));
+        }
+        if let Some(v) = down {
+            l.set_download_limit(Some(v).filter(|v| *v > 0));
+        }
+        tracing::info!(
+            "bandwidth limits now up {:?} down {:?} bytes/s",
+            l.upload_limit(),
+            l.download_limit()
+        );
+        Ok(())
+    }
+
     // ------------------------------------------------------------- xattrs
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
@@ -1321,6 +1370,9 @@ impl Fs {
         }
         if name == CONTROL_PIN {
             return self.pin(ino, true);
+        }
+        if name == CONTROL_LIMITS && ino == ROOT {
+            return self.set_limits(value);
         }
         if name.starts_with(CONTROL_PREFIX) {
             return Err(FsError::new(
@@ -1372,6 +1424,15 @@ impl Fs {
         if name == CONTROL_STATUS && ino == ROOT {
             let p = self.pending()?;
             return serde_json::to_vec(&p).map_err(|e| FsError::new(ErrorKind::Io, e.to_string()));
+        }
+        if name == CONTROL_LIMITS && ino == ROOT {
+            let l = self.limits()?;
+            let text = format!(
+                "up={} down={}",
+                l.upload_limit().unwrap_or(0),
+                l.download_limit().unwrap_or(0)
+            );
+            return Ok(text.into_bytes());
         }
         if name == CONTROL_PIN {
             let pinned = self.db.read(|c| {

@@ -1,0 +1,125 @@
+//! The conformance suite against real servers: the stores named in
+//! `NIMBUS_TEST_REMOTE_STORES` (space-separated addresses, each used under a
+//! new folder of its own). `tests/cloud/run.sh` starts Garage, Apache
+//! mod_dav and OpenSSH on 127.0.0.1 and sets it; without it these tests
+//! say they were skipped and pass.
+//!
+//! Credentials come as for the CLI's scripts: S3 keys from the standard
+//! `AWS_*` variables, the WebDAV password from `NIMBUS_STORE_PASSWORD`.
+
+mod conformance;
+
+use bytes::Bytes;
+use nimbus_backend::{open_store_with, Backend, BackendErrorKind, StoreAccess, StoreCredentials, StoreUrl};
+use zeroize::Zeroizing;
+
+fn stores() -> Vec<String> {
+    match std::env::var("NIMBUS_TEST_REMOTE_STORES") {
+        Ok(s) if !s.trim().is_empty() => s.split_whitespace().map(str::to_string).collect(),
+        _ => {
+            eprintln!("skipped: NIMBUS_TEST_REMOTE_STORES is not set (tests/cloud/run.sh sets it)");
+            Vec::new()
+        }
+    }
+}
+
+/// `address` with `folder` added to its path (before any `?settings`).
+fn under(address: &str, folder: &str) -> String {
+    let (base, query) = address.split_once('?').map_or((address, ""), |(b, q)| (b, q));
+    let sep = if base.ends_with('/') { "" } else { "/" };
+    match query {
+        "" => format!("{base}{sep}{folder}"),
+        q => format!("{base}{sep}{folder}?{q}"),
+    }
+}
+
+fn access() -> StoreAccess {
+    StoreAccess {
+        credentials: StoreCredentials {
+            s3: None,
+            password: std::env::var("NIMBUS_STORE_PASSWORD").ok().map(Zeroizing::new),
+        },
+        limits: None,
+    }
+}
+
+fn open(address: &str) -> nimbus_backend::DynBackend {
+    let url = StoreUrl::parse(address).unwrap_or_else(|e| panic!("{address}: {e}"));
+    open_store_with(&url, &access()).unwrap_or_else(|e| panic!("{address}: {e}"))
+}
+
+fn fresh_folder() -> String {
+    format!("test-{:016x}", rand::random::<u64>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_servers_conform() {
+    for address in stores() {
+        let address = under(&address, &fresh_folder());
+        eprintln!("conformance: {address}");
+        let store = open(&address);
+        assert!(!store.is_local());
+        conformance::run(store.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{address}: {e}"));
+    }
+}
+
+/// A pack-sized object and a bigger one (S3 sends it in parts) come back
+/// whole and by ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_and_ranges() {
+    for address in stores() {
+        let address = under(&address, &fresh_folder());
+        let store = open(&address);
+        for size in [16 << 20, (nimbus_backend::MULTIPART_CHUNK * 3) + 12345] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+            let data = Bytes::from(data);
+            store.put("packs/big", data.clone()).await.expect("put");
+            assert_eq!(store.stat("packs/big").await.expect("stat").map(|i| i.size), Some(size as u64));
+            let back = store.get("packs/big", None).await.expect("get");
+            assert!(back == data, "{address}: {size} bytes differ");
+            let mid = store.get("packs/big", Some(5_000_000..5_000_100)).await.expect("range");
+            assert_eq!(&mid[..], &data[5_000_000..5_000_100]);
+            let tail = store
+                .get("packs/big", Some(size as u64 - 10..size as u64 + 100))
+                .await
+                .expect("range past the end");
+            assert_eq!(&tail[..], &data[size - 10..]);
+        }
+        store.delete("packs/big").await.expect("delete");
+    }
+}
+
+/// A wrong secret is refused at once, in plain words, and not retried for
+/// a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_refused_at_once() {
+    for address in stores() {
+        let url = StoreUrl::parse(&address).expect("parse");
+        let credentials = match &url {
+            StoreUrl::S3(_) => StoreCredentials {
+                s3: Some(nimbus_backend::S3Keys {
+                    access_key_id: std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+                    secret_access_key: Zeroizing::new("0".repeat(64)),
+                }),
+                password: None,
+            },
+            StoreUrl::WebDav(_) => StoreCredentials {
+                s3: None,
+                password: Some(Zeroizing::new("not the password".into())),
+            },
+            // SFTP logs in with keys; tests/cloud/run.sh checks a refused key.
+            _ => continue,
+        };
+        let store = open_store_with(&url, &StoreAccess { credentials, limits: None }).expect("open");
+        let t0 = std::time::Instant::now();
+        let err = store.get("config", None).await.expect_err("refused");
+        assert_eq!(err.kind(), BackendErrorKind::PermissionDenied, "{address}: {err}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(3), "retried: {:?}", t0.elapsed());
+        let text = err.to_string();
+        assert!(text.contains("refused"), "{text}");
+        assert!(!text.contains(&"0".repeat(64)) && !text.contains("not the password"), "{text}");
+        eprintln!("{address}: {text}");
+    }
+}
