@@ -195,6 +195,15 @@ impl BackendError {
     pub(crate) fn from_opendal(op: Op, key: Option<&str>, err: opendal::Error) -> Self {
         if let Some(tls) = find_tls_error(&err) {
             let target = key.map_or_else(String::new, |k| format!(" `{k}`"));
+            if tls.contains("InvalidContentType") {
+                return Self::invalid_config(format!(
+                    "could not {}{target}: the server does not answer in TLS there ({tls}); if it \
+                     speaks plain HTTP, write its address with http:// (or webdav://) instead",
+                    op.verb()
+                ))
+                .with_key_opt(key)
+                .with_source(err);
+            }
             return Self::invalid_config(format!(
                 "could not {}{target}: the server's TLS certificate could not be verified ({tls}); \
                  check the address, and if the server uses a certificate authority of its own, \
@@ -259,6 +268,14 @@ fn find_io_error(err: &opendal::Error) -> Option<&io::Error> {
 fn find_tls_error(err: &opendal::Error) -> Option<String> {
     let mut current: Option<&(dyn StdError + 'static)> = err.source();
     while let Some(e) = current {
+        let text = e.to_string();
+        // How rustls's errors read once a layer has turned them into text.
+        if ["certificate", "InvalidContentType", "HandshakeFailure", "peer is incompatible"]
+            .iter()
+            .any(|w| text.contains(w))
+        {
+            return Some(text);
+        }
         if let Some(t) = e.downcast_ref::<rustls::Error>() {
             return Some(t.to_string());
         }

@@ -153,9 +153,21 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
+            // Causes that add something are shown; below a storage error
+            // the chain is the HTTP or SSH library's internals, shown only
+            // when asked for with NIMBUS_LOG=debug.
+            let details = std::env::var("NIMBUS_LOG").is_ok_and(|v| v.contains("debug"));
+            let mut shown = vec![e.to_string()];
             let mut source = e.source();
             while let Some(s) = source {
-                eprintln!("  caused by: {s}");
+                let text = s.to_string();
+                if !shown.iter().any(|t| t.contains(&text)) {
+                    eprintln!("  caused by: {text}");
+                    shown.push(text);
+                }
+                if s.is::<nimbus_backend::BackendError>() && !details {
+                    break;
+                }
                 source = s.source();
             }
             ExitCode::from(1)

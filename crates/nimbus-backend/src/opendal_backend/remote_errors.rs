@@ -46,10 +46,16 @@ fn s3(description: &str, bucket: &str, region: &str, e: BackendError, raw: &str)
             e.reworded(BackendErrorKind::InvalidConfig, m)
         }
         (BackendErrorKind::PermissionDenied, c) => {
-            let c = c.unwrap_or("access denied");
+            let c = match (c, s3_field(raw, "message")) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.to_string(),
+                (None, _) => "access denied".to_string(),
+            };
             let m = format!(
-                "{description} refused access ({c}); check that the access key may read, write, \
-                 list and delete in this bucket"
+                "{description} refused access ({c}); check the access key ID and the secret key \
+                 (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the AWS profile, or the ones saved \
+                 with `nimbus login`), and that the key may read, write, list and delete in this \
+                 bucket"
             );
             e.reworded(BackendErrorKind::PermissionDenied, m)
         }
@@ -66,7 +72,12 @@ fn s3(description: &str, bucket: &str, region: &str, e: BackendError, raw: &str)
 
 /// `code: "NoSuchBucket"` in OpenDAL's rendering of the S3 error document.
 fn s3_code(raw: &str) -> Option<String> {
-    let start = raw.find("code: \"")? + "code: \"".len();
+    s3_field(raw, "code")
+}
+
+fn s3_field(raw: &str, field: &str) -> Option<String> {
+    let tag = format!("{field}: \"");
+    let start = raw.find(&tag)? + tag.len();
     let len = raw[start..].find('"')?;
     Some(raw[start..start + len].to_string()).filter(|c| !c.is_empty())
 }
