@@ -325,6 +325,16 @@ impl BlobStore {
         }
     }
 
+    /// A hook for a save: each data blob it writes goes into the disk cache
+    /// too, so what was just written on this device stays readable here
+    /// when the store cannot be reached. `None` without a disk cache (a
+    /// store on this device).
+    pub fn write_through(self: &Arc<Self>) -> Option<nimbus_vault::saver::DataHook> {
+        self.disk.as_ref()?;
+        let this = Arc::clone(self);
+        Some(Arc::new(move |id: &BlobId, sealed: &[u8]| this.disk_put(id, sealed)))
+    }
+
     /// Writes a fetched blob (still sealed) into the disk cache and evicts
     /// the least recently used unpinned blobs over the limit.
     fn disk_put(&self, id: &BlobId, sealed: &[u8]) {

@@ -249,6 +249,9 @@ impl Fs {
         }
         let _rt = self.rt.enter();
         let saver = Saver::new(&self.vault);
+        if let Some(hook) = self.blobs.write_through() {
+            saver.set_data_hook(hook);
+        }
         let mut uploaded: HashMap<Ino, (ContentList, u64)> = HashMap::new();
         let mut failure = None;
         for ino in changed_files {

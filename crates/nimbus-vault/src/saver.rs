@@ -82,7 +82,12 @@ struct Shared {
     new_raw: AtomicU64,
     uploaded_bytes: AtomicU64,
     packs: AtomicU64,
+    /// Told of every new data blob, sealed as it goes into its pack.
+    data_hook: std::sync::OnceLock<DataHook>,
 }
+
+/// See [`Saver::set_data_hook`].
+pub type DataHook = Arc<dyn Fn(&BlobId, &[u8]) + Send + Sync>;
 
 /// Saves blobs into a vault. Clone it into worker threads; call
 /// [`Saver::finish`] once, after all of them are done.
@@ -123,6 +128,7 @@ impl Saver {
             new_raw: AtomicU64::new(0),
             uploaded_bytes: AtomicU64::new(0),
             packs: AtomicU64::new(0),
+            data_hook: std::sync::OnceLock::new(),
         });
         let handle = tokio::spawn(upload_loop(shared.clone(), rx));
         if let Ok(mut u) = shared.uploader.lock() {
@@ -133,6 +139,14 @@ impl Saver {
 
     fn failed(&self) -> Option<String> {
         self.0.state.lock().ok().and_then(|s| s.error.clone())
+    }
+
+    /// Calls `hook` with each new data blob of this save, sealed exactly as
+    /// it is stored (what [`Vault::fetch_sealed`] returns for it later), so
+    /// a local cache can keep what was just written. Set once, before the
+    /// first blob; a later call is ignored.
+    pub fn set_data_hook(&self, hook: DataHook) {
+        let _ = self.0.data_hook.set(hook);
     }
 
     /// Stores one blob (deduplicated) and returns its id. Blocking: call it
@@ -161,6 +175,9 @@ impl Saver {
         self.0.new_blobs.fetch_add(1, Ordering::Relaxed);
         if kind == BlobKind::Data {
             self.0.new_data_blobs.fetch_add(1, Ordering::Relaxed);
+            if let Some(hook) = self.0.data_hook.get() {
+                hook(&id, &enc.sealed);
+            }
         }
         self.0.new_raw.fetch_add(data.len() as u64, Ordering::Relaxed);
         let full = {
