@@ -270,9 +270,14 @@ fn find_tls_error(err: &opendal::Error) -> Option<String> {
     while let Some(e) = current {
         let text = e.to_string();
         // How rustls's errors read once a layer has turned them into text.
-        if ["certificate", "InvalidContentType", "HandshakeFailure", "peer is incompatible"]
-            .iter()
-            .any(|w| text.contains(w))
+        if [
+            "certificate",
+            "InvalidContentType",
+            "HandshakeFailure",
+            "peer is incompatible",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
         {
             return Some(text);
         }

@@ -20,8 +20,8 @@ mod url;
 
 pub use error::{BackendError, BackendErrorKind};
 pub use faulty::{FaultConfig, FaultStats, FaultyBackend};
-pub use opendal_backend::{MemoryBackend, OpendalBackend};
 pub use limits::{LimitedBackend, NetLimits, DEFAULT_IN_FLIGHT};
+pub use opendal_backend::{MemoryBackend, OpendalBackend};
 pub use remote::{S3Keys, StoreAccess, StoreCredentials, MULTIPART_CHUNK};
 pub use retry::{RetryPolicy, RetryingBackend};
 pub use url::{

@@ -120,7 +120,12 @@ impl OpendalBackend {
     /// Writes to a unique name under `.tmp/`, then renames over `key`
     /// (OpenSSH's server renames atomically, replacing the old object).
     async fn write_by_rename(&self, key: &str, data: Bytes) -> Result<(), opendal::Error> {
-        let tmp = format!("{}/{:016x}{:016x}", keys::TMP_DIR, rand::random::<u64>(), rand::random::<u64>());
+        let tmp = format!(
+            "{}/{:016x}{:016x}",
+            keys::TMP_DIR,
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
         self.op.write(&tmp, data).await?;
         match self.op.rename(&tmp, key).await {
             Ok(()) => Ok(()),

@@ -141,7 +141,8 @@ pub(crate) fn open_s3(loc: &S3Location, access: &StoreAccess) -> Result<crate::D
         bucket: loc.bucket.clone(),
         region,
     };
-    let backend = OpendalBackend::remote(op, description, flavor).with_multipart(MULTIPART_CHUNK, MULTIPART_CONCURRENCY);
+    let backend =
+        OpendalBackend::remote(op, description, flavor).with_multipart(MULTIPART_CHUNK, MULTIPART_CONCURRENCY);
     Ok(limited(backend, access))
 }
 

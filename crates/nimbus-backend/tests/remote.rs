@@ -76,7 +76,10 @@ async fn large_objects_and_ranges() {
             let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
             let data = Bytes::from(data);
             store.put("packs/big", data.clone()).await.expect("put");
-            assert_eq!(store.stat("packs/big").await.expect("stat").map(|i| i.size), Some(size as u64));
+            assert_eq!(
+                store.stat("packs/big").await.expect("stat").map(|i| i.size),
+                Some(size as u64)
+            );
             let back = store.get("packs/big", None).await.expect("get");
             assert!(back == data, "{address}: {size} bytes differ");
             let mid = store.get("packs/big", Some(5_000_000..5_000_100)).await.expect("range");
@@ -112,14 +115,28 @@ async fn wrong_credentials_are_refused_at_once() {
             // SFTP logs in with keys; tests/cloud/run.sh checks a refused key.
             _ => continue,
         };
-        let store = open_store_with(&url, &StoreAccess { credentials, limits: None }).expect("open");
+        let store = open_store_with(
+            &url,
+            &StoreAccess {
+                credentials,
+                limits: None,
+            },
+        )
+        .expect("open");
         let t0 = std::time::Instant::now();
         let err = store.get("config", None).await.expect_err("refused");
         assert_eq!(err.kind(), BackendErrorKind::PermissionDenied, "{address}: {err}");
-        assert!(t0.elapsed() < std::time::Duration::from_secs(3), "retried: {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(3),
+            "retried: {:?}",
+            t0.elapsed()
+        );
         let text = err.to_string();
         assert!(text.contains("refused"), "{text}");
-        assert!(!text.contains(&"0".repeat(64)) && !text.contains("not the password"), "{text}");
+        assert!(
+            !text.contains(&"0".repeat(64)) && !text.contains("not the password"),
+            "{text}"
+        );
         eprintln!("{address}: {text}");
     }
 }

@@ -55,7 +55,10 @@ fn unsupported_schemes_say_so() {
     let err = StoreUrl::parse("HTTPS://example.com").expect_err("not supported");
     assert_eq!(err.kind(), BackendErrorKind::InvalidConfig);
     let text = err.to_string();
-    assert!(text.starts_with("storage type `https` is not supported yet; use a folder path"), "{text}");
+    assert!(
+        text.starts_with("storage type `https` is not supported yet; use a folder path"),
+        "{text}"
+    );
     assert!(text.contains("s3://bucket/folder"), "{text}");
 }
 
@@ -95,7 +98,10 @@ fn s3_addresses() {
         let err = StoreUrl::parse(bad).expect_err(bad);
         assert_eq!(err.kind(), BackendErrorKind::InvalidConfig, "{bad}");
         assert!(err.to_string().contains(says), "{bad}: {err}");
-        assert!(!err.to_string().contains("secret@") && !err.to_string().contains("=abc"), "{err}");
+        assert!(
+            !err.to_string().contains("secret@") && !err.to_string().contains("=abc"),
+            "{err}"
+        );
     }
 }
 

@@ -246,7 +246,9 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
         stdin.read_line(&mut line).context("cannot read the password")?;
         let pw = Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
         let mut line = Zeroizing::new(String::new());
-        stdin.read_line(&mut line).context("cannot read the store's credentials")?;
+        stdin
+            .read_line(&mut line)
+            .context("cannot read the store's credentials")?;
         let handed = line.trim_end_matches(['\n', '\r']);
         let creds = if handed.is_empty() {
             credentials::find(&url, credentials::Ask::Never)?

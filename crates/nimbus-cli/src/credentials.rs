@@ -127,8 +127,11 @@ fn need_terminal(url: &StoreUrl) -> Result<()> {
 fn prompt_s3(url: &StoreUrl) -> Result<StoreCredentials> {
     eprint!("Access key ID for {url}: ");
     let mut id = String::new();
-    std::io::stdin().read_line(&mut id).context("could not read the access key ID")?;
-    let secret = Zeroizing::new(rpassword::prompt_password("Secret access key: ").context("could not read the secret key")?);
+    std::io::stdin()
+        .read_line(&mut id)
+        .context("could not read the access key ID")?;
+    let secret =
+        Zeroizing::new(rpassword::prompt_password("Secret access key: ").context("could not read the secret key")?);
     let id = id.trim().to_string();
     if id.is_empty() || secret.is_empty() {
         bail!("an access key ID and a secret key are both needed");

@@ -17,12 +17,12 @@ mod cmd_mount;
 mod cmd_passwd;
 mod cmd_put;
 mod cmd_stat;
+mod credentials;
 mod device;
 mod localfs;
 mod out;
 mod progress;
 mod secrets;
-mod credentials;
 mod store;
 
 use clap::{Parser, Subcommand};

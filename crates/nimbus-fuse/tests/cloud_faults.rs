@@ -142,7 +142,9 @@ fn programs_survive_failing_requests_and_an_outage() {
     let s = src.display();
 
     // Phase 1: 20% of requests fail.
-    sh(&format!("tar -C {s}/tree -cf - . | tar -C {m} -xf - && git clone -q {s}/repo {m}/repo && fsync {m}"));
+    sh(&format!(
+        "tar -C {s}/tree -cf - . | tar -C {m} -xf - && git clone -q {s}/repo {m}/repo && fsync {m}"
+    ));
     sh(&format!(
         "for i in $(seq 1 100); do echo \"BEGIN; CREATE TABLE IF NOT EXISTS t (i INTEGER, b BLOB); \
          INSERT INTO t VALUES ($i, randomblob(2000)); COMMIT;\"; done | sqlite3 {m}/db.sqlite"

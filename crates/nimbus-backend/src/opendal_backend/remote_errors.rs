@@ -155,7 +155,10 @@ mod tests {
         };
         let e = explain(&flavor, "S3 bucket `b`", e, raw);
         assert_eq!(e.kind(), BackendErrorKind::PermissionDenied);
-        assert!(e.to_string().contains("refused the credentials (InvalidAccessKeyId)"), "{e}");
+        assert!(
+            e.to_string().contains("refused the credentials (InvalidAccessKeyId)"),
+            "{e}"
+        );
         let e = explain(
             &flavor,
             "S3 bucket `b`",

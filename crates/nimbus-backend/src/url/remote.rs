@@ -128,7 +128,9 @@ pub(super) fn parse_s3(input: &str) -> Result<S3Location, BackendError> {
             other => {
                 return Err(invalid(
                     input,
-                    &format!("`{other}` is not a setting of S3 stores; the settings are endpoint, region, style and profile"),
+                    &format!(
+                        "`{other}` is not a setting of S3 stores; the settings are endpoint, region, style and profile"
+                    ),
                 ))
             }
         }
@@ -225,8 +227,13 @@ impl fmt::Display for S3Location {
             q.push(("profile", p));
         }
         for (i, (k, v)) in q.iter().enumerate() {
-            const SET: &percent_encoding::AsciiSet =
-                &percent_encoding::CONTROLS.add(b' ').add(b'#').add(b'%').add(b'&').add(b'+').add(b'=');
+            const SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+                .add(b' ')
+                .add(b'#')
+                .add(b'%')
+                .add(b'&')
+                .add(b'+')
+                .add(b'=');
             let sep = if i == 0 { '?' } else { '&' };
             write!(f, "{sep}{k}={}", percent_encoding::utf8_percent_encode(v, SET))?;
         }
@@ -392,7 +399,10 @@ fn redact(input: &str) -> String {
             }
             s
         }
-        Ok(u) if u.query().is_some_and(|q| q.contains("secret") || q.contains("password")) => {
+        Ok(u)
+            if u.query()
+                .is_some_and(|q| q.contains("secret") || q.contains("password")) =>
+        {
             let mut s = u.to_string();
             if let Some(i) = s.find('?') {
                 s.truncate(i);
