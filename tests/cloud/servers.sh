@@ -333,8 +333,15 @@ restart_garage_single() {
 
 # A paused server keeps its connections open and answers nothing: clients
 # see timeouts rather than refused connections.
-garage_pause_single() { _srv_running garage && kill -STOP "${_srv_pid[garage]}"; }
-garage_resume_single() { _srv_running garage && kill -CONT "${_srv_pid[garage]}"; }
+garage_pause_single() { _srv_signal_single STOP garage_pause_single; }
+garage_resume_single() { _srv_signal_single CONT garage_resume_single; }
+_srv_signal_single() {
+    if ! _srv_running garage; then
+        _srv_say "$2: the one-node Garage is not running"
+        return 1
+    fi
+    kill "-$1" "${_srv_pid[garage]}"
+}
 
 # start_garage_cluster DIR: three nodes (DIR/node1..3) in zones dc1..dc3,
 # 1 GB each, replication factor 3, one key allowed to read, write and own
