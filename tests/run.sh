@@ -15,6 +15,10 @@
 #   drive     the drive on a real FUSE mount: real programs and a rebuild
 #             (tests/drive/programs.sh), kill -9 crashes (tests/drive/crash.sh),
 #             pjdfstest and fsx (tests/drive/posix.sh)
+#   cloud     the drive and the backends against real servers started on
+#             127.0.0.1: Garage (S3; one node and three), Apache mod_dav
+#             (WebDAV), OpenSSH (SFTP), with faults and outages
+#             (tests/cloud/run.sh)
 #   fuzz      bash fuzz/run.sh <seconds per target>, if fuzz/run.sh exists
 #
 # Environment:
@@ -23,6 +27,7 @@
 #   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
 #   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
 #                         skips it)
+#   NIMBUS_CLOUD          0 skips the cloud stage (and installing Garage)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -129,6 +134,16 @@ if $have_apt && [ "$(dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null)" != "i
 fi
 # FUSE, pjdfstest, fsx, git, sqlite3 for the drive tests.
 bash tests/drive-tools.sh
+# Garage, Apache, OpenSSH, rclone for the cloud tests (Garage is built from
+# source the first time: several minutes).
+if [ "${NIMBUS_CLOUD:-1}" != 0 ]; then
+    bash tests/cloud/tools.sh
+fi
+# The keyring crate links libdbus for the Secret Service.
+if $have_apt && [ "$(dpkg-query -W -f='${Status}' libdbus-1-dev 2>/dev/null)" != "install ok installed" ]; then
+    echo "installing libdbus-1-dev (the system keyring, through the Secret Service)"
+    apt_install libdbus-1-dev
+fi
 
 echo "$(cargo --version); $(cargo nextest --version | head -n 1)"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
@@ -177,6 +192,20 @@ else
         echo "crash.sh skipped (NIMBUS_CRASH_ROUNDS=0)"
     fi
     as_root_keep_env bash tests/drive/posix.sh
+    stage_done
+fi
+
+# --- real servers -------------------------------------------------------------------
+
+section cloud "Cloud: Garage, Apache mod_dav and OpenSSH on 127.0.0.1 (tests/cloud/run.sh)"
+if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
+    echo "NIMBUS_CLOUD=0: cloud tests skipped"
+    stage_done skipped
+elif [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }; then
+    echo "SKIPPED: the cloud tests mount drives: they need /dev/fuse and root (or sudo without a password)"
+    stage_done skipped
+else
+    as_root_keep_env bash tests/cloud/run.sh
     stage_done
 fi
 

@@ -101,7 +101,7 @@ impl OpendalBackend {
     fn error(&self, op: Op, key: Option<&str>, err: opendal::Error) -> BackendError {
         let raw = err.to_string();
         let e = BackendError::from_opendal(op, key, err);
-        remote_errors::explain(&self.flavor, &self.description, e, &raw)
+        remote_errors::explain(&self.flavor, op, &self.description, e, &raw)
     }
 
     async fn write(&self, key: &str, data: Bytes) -> Result<(), opendal::Error> {
@@ -199,7 +199,7 @@ impl OpendalBackend {
 impl Backend for OpendalBackend {
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
         check_key(key)?;
-        match range {
+        let res = match range {
             Some(range) => self.get_range(key, range).await,
             None => self
                 .op
@@ -207,6 +207,17 @@ impl Backend for OpendalBackend {
                 .await
                 .map(|buf| buf.to_bytes())
                 .map_err(|err| self.error(Op::Get, Some(key), err)),
+        };
+        match res {
+            // Reading a folder: SFTP answers with a generic failure that
+            // looks transient. Whether an object is there settles it.
+            Err(e) if e.kind() != BackendErrorKind::NotFound && self.flavor == Flavor::Sftp => {
+                match self.stat(key).await {
+                    Ok(None) => Err(BackendError::not_found(key)),
+                    _ => Err(e),
+                }
+            }
+            res => res,
         }
     }
 
@@ -214,11 +225,20 @@ impl Backend for OpendalBackend {
         check_key(key)?;
         self.refuse_if_read_only(key)?;
         let res = if self.rename_writes {
-            self.write_by_rename(key, data).await
+            self.write_by_rename(key, data.clone()).await
         } else {
-            self.write(key, data).await
+            self.write(key, data.clone()).await
         };
-        res.map_err(|err| self.error(Op::Put, Some(key), err))
+        match res {
+            // Two writes creating the same folder at once: Apache answers
+            // one of the two MKCOLs with 403. The folder exists now; a real
+            // refusal fails again.
+            Err(err) if self.flavor == Flavor::WebDav && err.kind() == opendal::ErrorKind::PermissionDenied => self
+                .write(key, data)
+                .await
+                .map_err(|err| self.error(Op::Put, Some(key), err)),
+            res => res.map_err(|err| self.error(Op::Put, Some(key), err)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
@@ -229,12 +249,21 @@ impl Backend for OpendalBackend {
             Some(i) => &prefix[..=i],
             None => "/",
         };
-        let entries = self
-            .op
-            .list_with(dir)
-            .recursive(true)
-            .await
-            .map_err(|err| self.error(Op::List, Some(prefix), err))?;
+        let entries = match self.op.list_with(dir).recursive(true).await {
+            Ok(entries) => entries,
+            Err(err) => {
+                let err = self.error(Op::List, Some(prefix), err);
+                // Listing "folder" `a/b/` where `a/b` is an object: WebDAV
+                // servers answer that with 400 or 409. No key is under it.
+                if !err.is_transient() && dir != "/" {
+                    let path = dir.trim_end_matches('/');
+                    if matches!(self.op.stat(path).await, Ok(m) if m.mode() == EntryMode::FILE) {
+                        return Ok(Vec::new());
+                    }
+                }
+                return Err(err);
+            }
+        };
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
             // Folders, and entries the service could not classify (sockets,

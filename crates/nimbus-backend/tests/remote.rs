@@ -61,7 +61,7 @@ async fn real_servers_conform() {
         assert!(!store.is_local());
         conformance::run(store.as_ref())
             .await
-            .unwrap_or_else(|e| panic!("{address}: {e}"));
+            .unwrap_or_else(|e| panic!("{address}: {e} (key {:?})", e.key()));
     }
 }
 

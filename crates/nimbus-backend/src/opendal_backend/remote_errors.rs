@@ -7,15 +7,16 @@
 //! "Host key verification failed" is a dropped connection to OpenDAL).
 
 use super::Flavor;
+use crate::error::Op;
 use crate::{BackendError, BackendErrorKind};
 
 /// `raw` is OpenDAL's own text of the error, which carries the service's
 /// error code (`InvalidAccessKeyId`, `NoSuchBucket` ...).
-pub(crate) fn explain(flavor: &Flavor, description: &str, e: BackendError, raw: &str) -> BackendError {
+pub(crate) fn explain(flavor: &Flavor, op: Op, description: &str, e: BackendError, raw: &str) -> BackendError {
     match flavor {
         Flavor::Local => e,
         Flavor::S3 { bucket, region } => s3(description, bucket, region, e, raw),
-        Flavor::WebDav => webdav(description, e),
+        Flavor::WebDav => webdav(op, description, e, raw),
         Flavor::Sftp => sftp(description, e, raw),
     }
 }
@@ -82,17 +83,30 @@ fn s3_field(raw: &str, field: &str) -> Option<String> {
     Some(raw[start..start + len].to_string()).filter(|c| !c.is_empty())
 }
 
-fn webdav(description: &str, e: BackendError) -> BackendError {
-    match e.kind() {
-        BackendErrorKind::PermissionDenied => {
-            let m = format!(
-                "{description} refused the user name or password; check them (NIMBUS_STORE_PASSWORD, \
-                 or the one saved with `nimbus login`), and that this user may write the folder"
-            );
-            e.reworded(BackendErrorKind::PermissionDenied, m)
-        }
-        _ => e,
+fn webdav(op: Op, description: &str, e: BackendError, raw: &str) -> BackendError {
+    // Reading `a/b` where `a` is an object: Apache answers 400, others 409.
+    // Either way there is no object under that key.
+    let under_an_object = raw.contains("status: 400") || raw.contains("status: 409");
+    if under_an_object && matches!(op, Op::Get | Op::Stat) {
+        let key = e.key().unwrap_or_default().to_string();
+        return BackendError::not_found(key);
     }
+    // OpenDAL's WebDAV service leaves 401 as an unexpected error.
+    if raw.contains("status: 401") {
+        let m = format!(
+            "{description} refused the user name or password; check them (NIMBUS_STORE_PASSWORD, \
+             or the one saved with `nimbus login`)"
+        );
+        return e.reworded(BackendErrorKind::PermissionDenied, m);
+    }
+    if raw.contains("status: 403") || e.kind() == BackendErrorKind::PermissionDenied {
+        let m = format!(
+            "{description} refused access (403 Forbidden); check that this user may read and \
+             write the folder"
+        );
+        return e.reworded(BackendErrorKind::PermissionDenied, m);
+    }
+    e
 }
 
 fn sftp(description: &str, e: BackendError, raw: &str) -> BackendError {
@@ -153,7 +167,7 @@ mod tests {
             bucket: "b".into(),
             region: "garage".into(),
         };
-        let e = explain(&flavor, "S3 bucket `b`", e, raw);
+        let e = explain(&flavor, Op::Get, "S3 bucket `b`", e, raw);
         assert_eq!(e.kind(), BackendErrorKind::PermissionDenied);
         assert!(
             e.to_string().contains("refused the credentials (InvalidAccessKeyId)"),
@@ -161,6 +175,7 @@ mod tests {
         );
         let e = explain(
             &flavor,
+            Op::Get,
             "S3 bucket `b`",
             BackendError::invalid_config("x"),
             r#"S3Error { code: "NoSuchBucket" }"#,
