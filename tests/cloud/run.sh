@@ -295,6 +295,37 @@ unmount_drive
 echo "with one of three nodes down the workload completed, and nothing was lost"
 start_garage_node 3
 
+# --- the system keyring ------------------------------------------------------------
+
+step "the system keyring (GNOME Keyring over D-Bus): nimbus login saves, later commands find, logout deletes"
+export NIMBUS_STATE_DIR=$work/state-keyring
+export KEYRING_S3=$(s3_at vault-s3) KEYRING_DAV=$webdav_vault NIMBUS KEYRING_MNT=$mnt
+mkdir -p "$work/keyring-data"
+XDG_DATA_HOME=$work/keyring-data dbus-run-session -- bash -euo pipefail -c '
+    eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+    "$NIMBUS" login "$KEYRING_S3"
+    "$NIMBUS" login "$KEYRING_DAV"
+    # The secrets are in the keyring, under the store address ...
+    secret-tool search --all service nimbus-store 2>/dev/null | grep -c "^attribute.username" | grep -qx 2
+    # ... and not needed from the environment any more, by commands or mounts.
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$NIMBUS" ls -s "$KEYRING_S3" </dev/null | grep -q tree
+    env -u NIMBUS_STORE_PASSWORD "$NIMBUS" ls -s "$KEYRING_DAV" </dev/null | grep -q tree
+    env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$NIMBUS" mount "$KEYRING_S3" "$KEYRING_MNT" </dev/null >/dev/null
+    test -f "$KEYRING_MNT/data.sqlite"
+    "$NIMBUS" unmount "$KEYRING_MNT" -q
+    "$NIMBUS" logout "$KEYRING_S3"
+    if env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$NIMBUS" ls -s "$KEYRING_S3" </dev/null 2>/dev/null; then
+        echo "still logged in after logout"; exit 1
+    fi
+    echo "login, use without environment variables (ls and mount), logout: all through the real Secret Service"
+'
+# Nothing of the secrets went to a file of ours.
+if grep -rqs -e "$GARAGE_SECRET_KEY" -e "$WEBDAV_PASSWORD" "$work"/state-*; then
+    echo "a store secret was found in a local state folder"
+    exit 1
+fi
+echo "no store secret in any local state folder or log"
+
 # --- clear messages ---------------------------------------------------------------
 
 step "one clear message for each misconfiguration"

@@ -41,7 +41,8 @@ log() { echo "cloud/tools.sh: $*"; }
 
 # --- Debian packages ---------------------------------------------------------------
 
-packages=(apache2 apache2-utils openssh-server openssh-client curl rclone python3 openssl)
+packages=(apache2 apache2-utils openssh-server openssh-client curl rclone python3 openssl
+    dbus gnome-keyring libsecret-tools libdbus-1-dev)
 garage_bin=${GARAGE_BIN:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
 if [ ! -x "$garage_bin" ]; then
     # Garage bundles SQLite, LMDB and zstd, compiled with the C compiler.

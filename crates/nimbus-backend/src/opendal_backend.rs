@@ -229,16 +229,20 @@ impl Backend for OpendalBackend {
         } else {
             self.write(key, data.clone()).await
         };
-        match res {
-            // Two writes creating the same folder at once: Apache answers
-            // one of the two MKCOLs with 403. The folder exists now; a real
-            // refusal fails again.
-            Err(err) if self.flavor == Flavor::WebDav && err.kind() == opendal::ErrorKind::PermissionDenied => self
-                .write(key, data)
-                .await
-                .map_err(|err| self.error(Op::Put, Some(key), err)),
-            res => res.map_err(|err| self.error(Op::Put, Some(key), err)),
+        // Writes creating the same folder at once: Apache answers one of the
+        // racing MKCOLs with 403, for each level of folders. The folder
+        // exists a moment later; a real refusal fails every time.
+        let mut res = res;
+        let mut tries = 0;
+        while self.flavor == Flavor::WebDav
+            && tries < 4
+            && matches!(&res, Err(e) if e.kind() == opendal::ErrorKind::PermissionDenied)
+        {
+            tries += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
+            res = self.write(key, data.clone()).await;
         }
+        res.map_err(|err| self.error(Op::Put, Some(key), err))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
