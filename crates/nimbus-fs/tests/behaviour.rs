@@ -536,6 +536,27 @@ fn pinned_files_survive_eviction_and_outages() {
     assert_eq!(c.read("f1").unwrap(), files[1].1);
 }
 
+/// What was written on this device stays readable here after it was
+/// uploaded, with the store unreachable: the upload keeps its blobs in the
+/// (encrypted) blob cache.
+#[test]
+fn files_written_here_stay_readable_offline_after_upload() {
+    let mem: DynBackend = Arc::new(MemoryBackend::new());
+    let faulty = Arc::new(FaultyBackend::new(mem.clone(), FaultConfig::default()));
+    let mut c = Core::with(mem, faulty.clone(), "memory behind a switchable outage");
+    let a = conformance::bytes(700, 3 << 20);
+    let b = conformance::bytes(701, 100_000);
+    c.write("a", &a).unwrap();
+    c.write("b", &b).unwrap();
+    c.sync();
+    assert!(!c.fs().pending().unwrap().dirty, "uploaded");
+    c.remount(false); // drop what memory holds
+    faulty.set_offline(true);
+    assert_eq!(c.read("a").unwrap(), a);
+    assert_eq!(c.read("b").unwrap(), b);
+    faulty.set_offline(false);
+}
+
 /// Random reads of a large file leave the blobs they touched in the
 /// decoded-block cache, which serves later random reads 4 KiB at a time
 /// with the store unreachable and the blob cache gone; a sequential read
