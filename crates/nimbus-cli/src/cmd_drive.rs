@@ -68,6 +68,14 @@ fn describe(p: &Pending) -> String {
 
 /// Commits now (fsync of the root), showing progress; Ctrl-C stops waiting
 /// and says what is pending. Retries while the store is unreachable.
+/// The drive's own reason, when it has one: the fsync error is only EIO.
+fn why_not_committed(e: &std::io::Error, p: &Pending) -> String {
+    match &p.last_error {
+        Some(msg) => msg.clone(),
+        None => e.to_string(),
+    }
+}
+
 fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -75,6 +83,7 @@ fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
         let _ = ctrlc::set_handler(move || i.store(true, Ordering::SeqCst));
     }
     let bar = crate::progress::spinner(g.quiet, "committing to the vault");
+    let mut told = false;
     loop {
         let (tx, rx) = mpsc::channel();
         let root = mp.to_path_buf();
@@ -111,6 +120,14 @@ fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
             }
             Err(e) => {
                 let p = status(mp).unwrap_or_default();
+                if bar.is_hidden() && !told {
+                    // No progress line to show it in (-q, or not a terminal).
+                    eprintln!(
+                        "the store did not take the changes ({}); retrying until it does. Ctrl-C to stop waiting",
+                        why_not_committed(&e, &p)
+                    );
+                    told = true;
+                }
                 bar.set_message(format!(
                     "the store did not take the changes ({e}); retrying — {}; Ctrl-C to stop waiting",
                     describe(&p)
