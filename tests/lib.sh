@@ -26,3 +26,22 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "$@"
 }
+
+# Installs those of the given Debian packages that are not installed yet,
+# and says which.
+apt_install_missing() {
+    local pkg missing=()
+    for pkg in "$@"; do
+        # `dpkg -s` also knows packages that were removed but left their config
+        # behind; only "install ok installed" means the files are there.
+        if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+            missing+=("$pkg")
+        fi
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    else
+        echo "Debian packages: all present ($*)"
+    fi
+}

@@ -50,20 +50,7 @@ if [ ! -x "$garage_bin" ]; then
     command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 fi
 
-missing=()
-for pkg in "${packages[@]}"; do
-    # `dpkg -s` also knows packages that were removed but left their config
-    # behind; only "install ok installed" means the files are there.
-    if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
-        missing+=("$pkg")
-    fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt_install "${missing[@]}"
-else
-    log "Debian packages: all present (${packages[*]})"
-fi
+apt_install_missing "${packages[@]}"
 
 # --- Garage -------------------------------------------------------------------------
 
