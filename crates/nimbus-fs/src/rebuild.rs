@@ -6,8 +6,9 @@
 //! what was committed to it; staging files it does not name are leftovers
 //! of changes nobody `fsync`ed, and are removed.
 
-use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp};
-use std::collections::HashMap;
+use futures::StreamExt;
+use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp, Tree};
+use std::collections::{HashMap, HashSet};
 
 use crate::db;
 use crate::error::{ErrorKind, FsError, Result};
@@ -44,7 +45,8 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
     }
     if let Some((cid, commit)) = head {
         let mut links = HashMap::new();
-        import_tree(fs, &tx, ROOT, &commit.root, &mut links, 0)?;
+        let trees = fetch_trees(fs, &commit.root)?;
+        import_tree(fs, &tx, ROOT, &commit.root, &trees, &mut links, 0)?;
         tx.execute(
             "UPDATE inodes SET tree_id = ?2 WHERE ino = ?1",
             rusqlite::params![ROOT as i64, commit.root.as_bytes().as_slice()],
@@ -58,18 +60,59 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
     Ok(())
 }
 
+/// Trees fetched at once: one folder level after another, many folders of
+/// a level side by side, so a new device waits for a few round trips per
+/// level of the tree rather than one per folder.
+const TREE_FETCHES: usize = 16;
+
+/// Every tree of the snapshot under `root`, by id.
+fn fetch_trees(fs: &Fs, root: &BlobId) -> Result<HashMap<BlobId, Tree>> {
+    let mut trees = HashMap::new();
+    let mut seen = HashSet::from([*root]);
+    let mut level = vec![*root];
+    let mut depth = 0;
+    while !level.is_empty() {
+        depth += 1;
+        if depth > 4096 {
+            return Err(FsError::new(ErrorKind::Corrupt, "the snapshot's folders nest too deep"));
+        }
+        let vault = &fs.vault;
+        let fetched: Vec<_> = fs.rt.block_on(
+            futures::stream::iter(level.drain(..))
+                .map(|id| async move { (id, vault.read_tree(&id).await) })
+                .buffer_unordered(TREE_FETCHES)
+                .collect(),
+        );
+        for (id, tree) in fetched {
+            let tree = tree?;
+            for e in &tree.entries {
+                if let Some(sub) = e.subtree.filter(|_| e.kind == EntryKind::Dir) {
+                    if seen.insert(sub) {
+                        level.push(sub);
+                    }
+                }
+            }
+            trees.insert(id, tree);
+        }
+    }
+    Ok(trees)
+}
+
 fn import_tree(
     fs: &Fs,
     c: &rusqlite::Connection,
     dir: Ino,
     tree_id: &BlobId,
+    trees: &HashMap<BlobId, Tree>,
     links: &mut HashMap<FileId, Ino>,
     depth: usize,
 ) -> Result<()> {
     if depth > 4096 {
         return Err(FsError::new(ErrorKind::Corrupt, "the snapshot's folders nest too deep"));
     }
-    let tree = fs.rt.block_on(fs.vault.read_tree(tree_id))?;
+    let tree = trees
+        .get(tree_id)
+        .ok_or_else(|| FsError::new(ErrorKind::Corrupt, format!("tree {tree_id} was not fetched")))?;
     let mut subdirs = 0;
     for e in &tree.entries {
         if e.kind == EntryKind::File {
@@ -120,7 +163,7 @@ fn import_tree(
                     .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "a folder entry has no tree"))?;
                 c.prepare_cached("UPDATE inodes SET tree_id = ?2 WHERE ino = ?1")?
                     .execute(rusqlite::params![ino as i64, sub.as_bytes().as_slice()])?;
-                import_tree(fs, c, ino, &sub, links, depth + 1)?;
+                import_tree(fs, c, ino, &sub, trees, links, depth + 1)?;
             }
             _ => {}
         }
