@@ -8,6 +8,8 @@
 #   bash tests/drive/programs.sh
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=tests/drive/workloads.sh
+. "$(dirname "${BASH_SOURCE[0]}")/workloads.sh"
 
 new_vault
 mount_drive
@@ -22,32 +24,11 @@ echo "$out"
 echo "$out" | grep -q "already mounted on this device"
 
 step "git clone of a local repository, then git fsck"
-src=$work/src-repo
-git init -q "$src"
-(
-    cd "$src"
-    git config user.email t@example.invalid
-    git config user.name tester
-    cp -r "$repo/crates/nimbus-vault/src" code
-    git add -A && git commit -qm first
-    for i in $(seq 1 20); do
-        echo "change $i" >>code/lib.rs
-        git commit -qam "change $i"
-    done
-)
-git clone -q "$src" "$mnt/repo"
-(cd "$mnt/repo" && git fsck --full --strict && test "$(git rev-list --count HEAD)" = 21)
+make_git_source "$work/src-repo"
+git_workload "$work/src-repo" "$mnt/repo"
 
 step "SQLite: a database filled in transactions, then PRAGMA integrity_check"
-{
-    echo "PRAGMA journal_mode=WAL;"
-    echo "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, blob BLOB);"
-    for i in $(seq 1 200); do
-        echo "BEGIN; INSERT INTO t (name, blob) VALUES ('row $i', randomblob(3000)); UPDATE t SET name = name || '.' WHERE id % 7 = $((i % 7)); COMMIT;"
-    done
-} | sqlite3 "$mnt/data.sqlite"
-test "$(sqlite3 "$mnt/data.sqlite" 'PRAGMA integrity_check;')" = ok
-test "$(sqlite3 "$mnt/data.sqlite" 'SELECT count(*) FROM t;')" = 200
+sqlite_workload "$mnt/data.sqlite"
 
 step "tar -x of a real source tree, then diff -r"
 tree_src=$work/tree-src
@@ -102,7 +83,7 @@ listing >"$work/after.txt"
 diff "$work/before.txt" "$work/after.txt"
 diff -r "$tree_src" "$mnt/tree"
 (cd "$mnt/repo" && git fsck --full --strict >/dev/null)
-test "$(sqlite3 "$mnt/data.sqlite" 'PRAGMA integrity_check;')" = ok
+sqlite_check "$mnt/data.sqlite"
 test "$(tail -c 7 "$mnt/sparse.img")" = "the end"
 echo "identical"
 
