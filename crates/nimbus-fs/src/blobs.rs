@@ -32,8 +32,9 @@ use crate::sync::lock_err;
 
 pub type Plain = Arc<Vec<u8>>;
 
-/// How long a read waits for the store before it fails with a clear error.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a read waits for the store before it fails with a clear error:
+/// as long as the HTTP client waits for an answer that stopped coming.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct InFlight {
     result: Mutex<Option<Result<Plain, String>>>,
