@@ -220,7 +220,7 @@ grep -q "kept safely on this device" "$work/sync.err"
 grep "committing to the vault failed" "$NIMBUS_STATE_DIR/mount.log" | grep -q "unreachable"
 restart_garage_single
 # No sync is asked for: the drive retries by itself.
-deadline=$((SECONDS + 120))
+deadline=$((SECONDS + 300))
 until python3 - "$mnt" <<'PY'
 import json, os, sys
 p = json.loads(os.getxattr(sys.argv[1], "user.nimbus.status"))
@@ -228,7 +228,7 @@ sys.exit(0 if not p["dirty"] and p["files"] == 0 else 1)
 PY
 do
     [ "$SECONDS" -lt "$deadline" ] || {
-        echo "uploads did not resume within 120 s of the store coming back"
+        echo "uploads did not resume within 300 s of the store coming back"
         exit 1
     }
     sleep 1
@@ -322,7 +322,8 @@ XDG_DATA_HOME=$work/keyring-data dbus-run-session -- bash -euo pipefail -c '
     "$NIMBUS" login "$KEYRING_S3"
     "$NIMBUS" login "$KEYRING_DAV"
     # The secrets are in the keyring, under the store address ...
-    secret-tool search --all service nimbus-store 2>/dev/null | grep -c "^attribute.username" | grep -qx 2
+    # (secret-tool prints the attributes on stderr, the secrets on stdout.)
+    secret-tool search --all service nimbus-store 2>&1 >/dev/null | grep -c "^attribute.username" | grep -qx 2
     # ... and not needed from the environment any more, by commands or mounts.
     env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$NIMBUS" ls -s "$KEYRING_S3" </dev/null | grep -q tree
     env -u NIMBUS_STORE_PASSWORD "$NIMBUS" ls -s "$KEYRING_DAV" </dev/null | grep -q tree

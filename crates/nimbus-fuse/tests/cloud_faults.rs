@@ -149,7 +149,7 @@ fn programs_survive_failing_requests_and_an_outage() {
         "for i in $(seq 1 100); do echo \"BEGIN; CREATE TABLE IF NOT EXISTS t (i INTEGER, b BLOB); \
          INSERT INTO t VALUES ($i, randomblob(2000)); COMMIT;\"; done | sqlite3 {m}/db.sqlite"
     ));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while fs.pending().expect("pending").dirty {
         assert!(Instant::now() < deadline, "the commit never went through the faults");
         std::thread::sleep(Duration::from_millis(200));
@@ -176,7 +176,7 @@ fn programs_survive_failing_requests_and_an_outage() {
     faulty.set_offline(false);
 
     // Back: the drive uploads by itself (no sync asked for).
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(300);
     while fs.pending().expect("pending").dirty {
         assert!(Instant::now() < deadline, "the upload did not resume after the outage");
         std::thread::sleep(Duration::from_millis(200));
