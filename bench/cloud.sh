@@ -28,6 +28,8 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(dirname "$here")
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 log() { echo "cloud.sh [$(date +%H:%M:%S)]: $*" >&2; }
 die() {
@@ -139,23 +141,8 @@ big_sha=$(sha256sum "$big_src" | cut -d' ' -f1)
 tree_tar=$cache/tree-$tree_files.tar
 tree_dir=$cache/tree-$tree_files
 if [ ! -f "$tree_tar" ]; then
-    tree_src=${BENCH_TREE_SRC:-}
-    if [ -z "$tree_src" ]; then
-        for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/; do tree_src=${d%/}; done
-    fi
-    [ -d "${tree_src:-/nonexistent}" ] || die "no source tree found; set BENCH_TREE_SRC to a folder with many subfolders of files"
-    log "building the tree tarball from $tree_src (≥ $tree_files files)…"
-    picked=() count=0
-    while IFS= read -r sub; do
-        picked+=("$sub")
-        count=$((count + $(find "$tree_src/$sub" -type f | wc -l)))
-        [ "$count" -lt "$tree_files" ] || break
-    done < <(find "$tree_src" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort)
-    [ "$count" -ge "$tree_files" ] || die "$tree_src has only $count files; $tree_files are needed"
-    tar -C "$tree_src" --sort=name --owner=0 --group=0 --numeric-owner \
-        -cf "$tree_tar.part" "${picked[@]}"
-    mv "$tree_tar.part" "$tree_tar"
     rm -rf "$tree_dir"
+    make_tree_tar "$tree_tar" "$tree_files"
 fi
 if [ ! -d "$tree_dir/tree" ]; then
     rm -rf "$tree_dir"

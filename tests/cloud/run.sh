@@ -286,7 +286,7 @@ unmount_drive
 
 step "Garage, three nodes with replication factor 3: one node killed in the middle of a workload"
 start_garage_cluster "$work/cluster"
-read -r node1 node2 node3 <<<"$GARAGE_CLUSTER_ENDPOINTS"
+read -r node1 _ <<<"$GARAGE_CLUSTER_ENDPOINTS"
 store="s3://$GARAGE_BUCKET/vault-rf3?endpoint=$node1&region=$GARAGE_REGION"
 export AWS_ACCESS_KEY_ID=$GARAGE_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$GARAGE_SECRET_KEY
 export NIMBUS_STATE_DIR=$work/state-rf3
@@ -315,7 +315,8 @@ start_garage_node 3
 
 step "the system keyring (GNOME Keyring over D-Bus): nimbus login saves, later commands find, logout deletes"
 export NIMBUS_STATE_DIR=$work/state-keyring
-export KEYRING_S3=$(s3_at vault-s3) KEYRING_DAV=$webdav_vault NIMBUS KEYRING_MNT=$mnt
+KEYRING_S3=$(s3_at vault-s3)
+export KEYRING_S3 KEYRING_DAV=$webdav_vault NIMBUS KEYRING_MNT=$mnt
 mkdir -p "$work/keyring-data"
 XDG_DATA_HOME=$work/keyring-data dbus-run-session -- bash -euo pipefail -c '
     eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
