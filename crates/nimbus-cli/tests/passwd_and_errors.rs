@@ -135,9 +135,19 @@ fn clear_errors_for_bad_vaults() {
         text(&out)
     );
     // An unsupported store type.
-    let out = env.run(&["-s", "s3://bucket/x", "ls"]);
+    let out = env.run(&["-s", "ftp://host/x", "ls"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("not supported yet"), "{}", text(&out));
+    // An S3 store without credentials anywhere (the environment is
+    // cleared, HOME is empty, there is no terminal) says where they can
+    // come from.
+    let out = env.run(&["-s", "s3://bucket/x", "ls"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no credentials for s3://bucket/x") && text(&out).contains("nimbus login"),
+        "{}",
+        text(&out)
+    );
 
     env.init();
     // init refuses to overwrite.
