@@ -94,8 +94,8 @@ async fn large_objects_and_ranges() {
     }
 }
 
-/// A wrong secret is refused at once, in plain words, and not retried for
-/// a minute.
+/// A wrong secret is refused in plain words, as a permanent error (so it
+/// is not retried), and the message holds no secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_are_refused_at_once() {
     for address in stores() {
@@ -123,14 +123,10 @@ async fn wrong_credentials_are_refused_at_once() {
             },
         )
         .expect("open");
-        let t0 = std::time::Instant::now();
         let err = store.get("config", None).await.expect_err("refused");
         assert_eq!(err.kind(), BackendErrorKind::PermissionDenied, "{address}: {err}");
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(3),
-            "retried: {:?}",
-            t0.elapsed()
-        );
+        // Permanent: the retrying layer gives up on it at the first attempt.
+        assert!(!err.is_transient(), "{address}: {err}");
         let text = err.to_string();
         assert!(text.contains("refused"), "{text}");
         assert!(
