@@ -32,6 +32,15 @@ pub struct NetLimits {
     max_in_flight: usize,
     up: Pace,
     down: Pace,
+    counts: Counts,
+}
+
+/// Bytes moved so far, for the service's transfer rates.
+#[derive(Debug, Default)]
+struct Counts {
+    sent: AtomicU64,
+    received: AtomicU64,
+    sending: AtomicU64,
 }
 
 impl Default for NetLimits {
@@ -49,7 +58,23 @@ impl NetLimits {
             max_in_flight,
             up: Pace::default(),
             down: Pace::default(),
+            counts: Counts::default(),
         }
+    }
+
+    /// Bytes of finished uploads (every attempt counts: what went over the wire).
+    pub fn bytes_sent(&self) -> u64 {
+        self.counts.sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of finished downloads.
+    pub fn bytes_received(&self) -> u64 {
+        self.counts.received.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of uploads under way right now.
+    pub fn bytes_sending(&self) -> u64 {
+        self.counts.sending.load(Ordering::Relaxed)
     }
 
     /// Upload limit in bytes per second; `None` for none.
@@ -151,6 +176,10 @@ impl<B: Backend> Backend for LimitedBackend<B> {
         let _slot = self.slot().await?;
         let data = self.inner.get(key, range).await?;
         drop(_slot);
+        self.limits
+            .counts
+            .received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.limits.down.take(data.len() as u64).await;
         Ok(data)
     }
@@ -158,7 +187,15 @@ impl<B: Backend> Backend for LimitedBackend<B> {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
         self.limits.up.take(data.len() as u64).await;
         let _slot = self.slot().await?;
-        self.inner.put(key, data).await
+        let n = data.len() as u64;
+        let counts = &self.limits.counts;
+        counts.sending.fetch_add(n, Ordering::Relaxed);
+        let res = self.inner.put(key, data).await;
+        counts.sending.fetch_sub(n, Ordering::Relaxed);
+        if res.is_ok() {
+            counts.sent.fetch_add(n, Ordering::Relaxed);
+        }
+        res
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {

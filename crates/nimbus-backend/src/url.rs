@@ -236,7 +236,13 @@ pub fn open_store_with(url: &StoreUrl, access: &StoreAccess) -> Result<DynBacken
                     ),
                 ));
             }
-            Ok(retrying(OpendalBackend::local_folder(path)?))
+            let folder = OpendalBackend::local_folder(path)?;
+            // With limits, a folder (a USB disk, a network mount) is paced
+            // and counted like any store.
+            Ok(match &access.limits {
+                Some(l) => retrying(crate::LimitedBackend::new(folder, l.clone())),
+                None => retrying(folder),
+            })
         }
         StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
         StoreUrl::Memory(Some(name)) => {
@@ -270,7 +276,13 @@ pub fn create_store_with(url: &StoreUrl, access: &StoreAccess) -> Result<DynBack
         StoreUrl::S3(_) | StoreUrl::WebDav(_) | StoreUrl::Sftp(_) => open_store_with(url, access),
         StoreUrl::LocalFolder(path) => {
             create_folder(path)?;
-            Ok(retrying(OpendalBackend::local_folder(path)?))
+            let folder = OpendalBackend::local_folder(path)?;
+            // With limits, a folder (a USB disk, a network mount) is paced
+            // and counted like any store.
+            Ok(match &access.limits {
+                Some(l) => retrying(crate::LimitedBackend::new(folder, l.clone())),
+                None => retrying(folder),
+            })
         }
         StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
         StoreUrl::Memory(Some(name)) => {

@@ -39,6 +39,9 @@ pub enum ErrorKind {
     Io,
     /// A handle that is not open (EBADF).
     BadHandle,
+    /// The drive is locked: its vault key is not in memory until it is
+    /// unlocked again (ENOKEY on Linux, "Required key not available").
+    Locked,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ pub mod error;
 pub mod fs;
 pub mod inode;
 pub mod rebuild;
+pub mod slot;
 pub mod snapshots;
 pub mod staging;
 pub mod sync;
@@ -31,5 +32,6 @@ pub mod types;
 
 pub use error::{ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions};
+pub use slot::Slot;
 pub use snapshots::snapshot_name;
 pub use types::*;

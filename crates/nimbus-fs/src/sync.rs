@@ -49,6 +49,12 @@ struct Inner {
     finished: u64,
     last_result: Option<Result<(), String>>,
     stop: bool,
+    /// No commits by the quiet-time clock; asked-for ones still run.
+    paused: bool,
+    /// The last commit failed because the store could not be reached.
+    offline: bool,
+    /// When the last commit reached the vault.
+    last_success: Option<std::time::SystemTime>,
 }
 
 #[derive(Default)]
@@ -113,6 +119,7 @@ impl Fs {
                 return true;
             }
             let due = match (i.last_touch, i.first_touch) {
+                _ if i.paused => None,
                 (Some(l), Some(f)) => {
                     let now = Instant::now();
                     if now >= l + delay || now >= f + MAX_DELAY {
@@ -151,9 +158,27 @@ impl Fs {
             i.last_touch.get_or_insert(now);
             i.first_touch.get_or_insert(now);
         }
+        i.offline = matches!(&res, Err(e) if e.kind() == ErrorKind::Unavailable);
+        if res.is_ok() {
+            i.last_success = Some(std::time::SystemTime::now());
+        }
         i.last_result = Some(res.map(|_| ()).map_err(|e| e.to_string()));
         drop(i);
         self.sync.cv.notify_all();
+    }
+
+    /// Pauses commits after quiet periods (`true`) or resumes them. Changes
+    /// keep going into staging meanwhile; an asked-for commit
+    /// ([`Fs::sync_now`], an `fsync` of the root, unmounting) still runs.
+    pub fn set_paused(&self, paused: bool) {
+        if let Ok(mut i) = self.sync.inner.lock() {
+            i.paused = paused;
+        }
+        self.sync.cv.notify_all();
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.sync.inner.lock().map(|i| i.paused).unwrap_or(false)
     }
 
     /// Commits now and waits for it. Returns the error of that commit.
@@ -206,7 +231,7 @@ impl Fs {
                 }
             }
         }
-        let (syncing, last_error) = self
+        let (syncing, last_error, offline, last_success) = self
             .sync
             .inner
             .lock()
@@ -217,9 +242,11 @@ impl Fs {
                         Some(Err(e)) => Some(e.clone()),
                         _ => None,
                     },
+                    i.offline,
+                    i.last_success,
                 )
             })
-            .unwrap_or((false, None));
+            .unwrap_or((false, None, false, None));
         Ok(Pending {
             files,
             staged_bytes,
@@ -227,6 +254,10 @@ impl Fs {
             syncing,
             last_error,
             pid: std::process::id(),
+            offline,
+            last_sync: last_success
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64),
         })
     }
 

@@ -129,6 +129,12 @@ pub struct Pending {
     /// The process serving the drive (so `nimbus unmount` can wait for it).
     #[serde(default)]
     pub pid: u32,
+    /// The last commit failed because the store could not be reached.
+    #[serde(default)]
+    pub offline: bool,
+    /// Unix time of the last commit of this mount that reached the vault.
+    #[serde(default)]
+    pub last_sync: Option<i64>,
 }
 
 /// A file's stored content: blob ids with their plaintext lengths.

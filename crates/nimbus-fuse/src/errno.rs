@@ -7,6 +7,15 @@
 use fuser::Errno;
 use nimbus_fs::{ErrorKind, FsError};
 
+/// A locked drive: "Required key not available" on Linux (what fscrypt
+/// answers for a locked folder too); macOS and the BSDs have no ENOKEY.
+fn locked() -> Errno {
+    #[cfg(target_os = "linux")]
+    return Errno::from_i32(libc::ENOKEY);
+    #[cfg(not(target_os = "linux"))]
+    return Errno::EACCES;
+}
+
 /// The errno of each kind of core error.
 pub(crate) fn errno(kind: ErrorKind) -> Errno {
     match kind {
@@ -27,6 +36,7 @@ pub(crate) fn errno(kind: ErrorKind) -> Errno {
         ErrorKind::NotSupported => Errno::EOPNOTSUPP,
         ErrorKind::Unavailable | ErrorKind::Corrupt | ErrorKind::Io => Errno::EIO,
         ErrorKind::BadHandle => Errno::EBADF,
+        ErrorKind::Locked => locked(),
     }
 }
 
@@ -45,7 +55,7 @@ mod tests {
 
     /// Every kind with its errno. `errno` has no wildcard arm, so a new
     /// kind fails to compile there; this pins the values.
-    const ALL: [(ErrorKind, i32); 18] = [
+    const ALL: [(ErrorKind, i32); 19] = [
         (ErrorKind::NotFound, libc::ENOENT),
         (ErrorKind::Exists, libc::EEXIST),
         (ErrorKind::NotDir, libc::ENOTDIR),
@@ -67,6 +77,10 @@ mod tests {
         (ErrorKind::Corrupt, libc::EIO),
         (ErrorKind::Io, libc::EIO),
         (ErrorKind::BadHandle, libc::EBADF),
+        #[cfg(target_os = "linux")]
+        (ErrorKind::Locked, libc::ENOKEY),
+        #[cfg(not(target_os = "linux"))]
+        (ErrorKind::Locked, libc::EACCES),
     ];
 
     #[test]

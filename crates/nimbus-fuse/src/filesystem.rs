@@ -15,7 +15,7 @@ use fuser::{
     ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use nimbus_fs::snapshots::Snapshots;
-use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, XattrMode};
+use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, Slot, XattrMode, ROOT};
 use nimbus_vault::{EntryKind, Timestamp};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -38,16 +38,16 @@ const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 const WAITING_THREADS: usize = 16;
 
 pub(crate) struct NimbusFuse {
-    fs: Arc<Fs>,
+    slot: Arc<Slot>,
     ttl: Duration,
     writeback_cache: bool,
     pool: Pool,
 }
 
 impl NimbusFuse {
-    pub(crate) fn new(fs: Arc<Fs>, opts: &MountOptions) -> std::io::Result<NimbusFuse> {
+    pub(crate) fn new(slot: Arc<Slot>, opts: &MountOptions) -> std::io::Result<NimbusFuse> {
         Ok(NimbusFuse {
-            fs,
+            slot,
             ttl: opts.attr_ttl,
             writeback_cache: opts.writeback_cache,
             pool: Pool::new(WAITING_THREADS)?,
@@ -56,14 +56,23 @@ impl NimbusFuse {
 
     /// Runs `job` here, or on the pool when it `may_wait` for the store or
     /// the disk, so this thread goes on reading requests meanwhile.
-    fn dispatch(&self, may_wait: bool, job: impl FnOnce(&Fs) + Send + 'static) {
+    fn dispatch(&self, fs: Arc<Fs>, may_wait: bool, job: impl FnOnce(&Fs) + Send + 'static) {
         if may_wait {
-            let fs = Arc::clone(&self.fs);
             self.pool.run(move || job(&fs));
         } else {
-            job(&self.fs);
+            job(&fs);
         }
     }
+}
+
+/// The unlocked drive, or else the request is answered as locked.
+macro_rules! fs_or {
+    ($self:ident, $op:literal, $reply:ident) => {
+        match $self.slot.get() {
+            Ok(fs) => fs,
+            Err(e) => return $reply.error(fail($op, e)),
+        }
+    };
 }
 
 fn entry(ttl: Duration, op: &str, res: nimbus_fs::Result<Attr>, reply: ReplyEntry) {
@@ -215,15 +224,23 @@ impl Filesystem for NimbusFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let fs = fs_or!(self, "lookup", reply);
         let ttl = self.ttl;
         let name = name.as_bytes().to_vec();
         let snap = Snapshots::owns(parent.0) || Snapshots::holds(parent.0, &name);
-        self.dispatch(snap, move |fs| entry(ttl, "lookup", fs.lookup(parent.0, &name), reply));
+        self.dispatch(fs, snap, move |fs| {
+            entry(ttl, "lookup", fs.lookup(parent.0, &name), reply)
+        });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let ttl = self.ttl;
-        self.dispatch(Snapshots::owns(ino.0), move |fs| match fs.getattr(ino.0) {
+        if ino.0 == ROOT && self.slot.is_locked() {
+            // A locked drive is still a folder (see `nimbus_fs::slot`).
+            return reply.attr(&ttl, &attr(&self.slot.locked_root()));
+        }
+        let fs = fs_or!(self, "getattr", reply);
+        self.dispatch(fs, Snapshots::owns(ino.0), move |fs| match fs.getattr(ino.0) {
             Ok(a) => reply.attr(&ttl, &attr(&a)),
             Err(e) => reply.error(fail("getattr", e)),
         });
@@ -249,6 +266,7 @@ impl Filesystem for NimbusFuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let fs = fs_or!(self, "setattr", reply);
         let set = SetAttr {
             mode,
             uid,
@@ -258,24 +276,26 @@ impl Filesystem for NimbusFuse {
             mtime: mtime.map(set_time),
             ctime: ctime.map(Timestamp::from_system),
         };
-        match self.fs.setattr(ino.0, &set) {
+        match fs.setattr(ino.0, &set) {
             Ok(a) => reply.attr(&self.ttl, &attr(&a)),
             Err(e) => reply.error(fail("setattr", e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.fs.readlink(ino.0) {
+        let fs = fs_or!(self, "readlink", reply);
+        match fs.readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(fail("readlink", e)),
         }
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let fs = fs_or!(self, "mknod", reply);
         let Some(kind) = node_kind(mode) else {
             return reply.error(Errno::EINVAL);
         };
-        let res = self.fs.mknod(
+        let res = fs.mknod(
             ctx(req),
             parent.0,
             name.as_bytes(),
@@ -287,22 +307,24 @@ impl Filesystem for NimbusFuse {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let res = self.fs.mkdir(ctx(req), parent.0, name.as_bytes(), mode & !umask);
+        let fs = fs_or!(self, "mkdir", reply);
+        let res = fs.mkdir(ctx(req), parent.0, name.as_bytes(), mode & !umask);
         entry(self.ttl, "mkdir", res, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty("unlink", self.fs.unlink(parent.0, name.as_bytes()), reply);
+        let fs = fs_or!(self, "unlink", reply);
+        empty("unlink", fs.unlink(parent.0, name.as_bytes()), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty("rmdir", self.fs.rmdir(parent.0, name.as_bytes()), reply);
+        let fs = fs_or!(self, "rmdir", reply);
+        empty("rmdir", fs.rmdir(parent.0, name.as_bytes()), reply);
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let res = self
-            .fs
-            .symlink(ctx(req), parent.0, link_name.as_bytes(), target.as_os_str().as_bytes());
+        let fs = fs_or!(self, "symlink", reply);
+        let res = fs.symlink(ctx(req), parent.0, link_name.as_bytes(), target.as_os_str().as_bytes());
         entry(self.ttl, "symlink", res, reply);
     }
 
@@ -319,26 +341,22 @@ impl Filesystem for NimbusFuse {
         let Some(flags) = rename_flags(flags) else {
             return reply.error(Errno::EINVAL);
         };
-        let res = self
-            .fs
-            .rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), flags);
+        let fs = fs_or!(self, "rename", reply);
+        let res = fs.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), flags);
         empty("rename", res, reply);
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        entry(
-            self.ttl,
-            "link",
-            self.fs.link(ino.0, newparent.0, newname.as_bytes()),
-            reply,
-        );
+        let fs = fs_or!(self, "link", reply);
+        entry(self.ttl, "link", fs.link(ino.0, newparent.0, newname.as_bytes()), reply);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fs = fs_or!(self, "open", reply);
         // Only this process writes the drive, so cached pages stay valid
         // from one open to the next.
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        self.dispatch(Snapshots::owns(ino.0), move |fs| match fs.open(ino.0, truncate) {
+        self.dispatch(fs, Snapshots::owns(ino.0), move |fs| match fs.open(ino.0, truncate) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(fail("open", e)),
         });
@@ -355,8 +373,9 @@ impl Filesystem for NimbusFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let may_wait = !self.fs.read_is_local(fh.0, offset, size);
-        self.dispatch(may_wait, move |fs| match fs.read(fh.0, offset, size) {
+        let fs = fs_or!(self, "read", reply);
+        let may_wait = !fs.read_is_local(fh.0, offset, size);
+        self.dispatch(fs, may_wait, move |fs| match fs.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(fail("read", e)),
         });
@@ -374,11 +393,12 @@ impl Filesystem for NimbusFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let fs = fs_or!(self, "write", reply);
         // From the write-back cache, the kernel owns the file's times.
         let res = if write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) {
-            self.fs.write_cached(fh.0, offset, data)
+            fs.write_cached(fh.0, offset, data)
         } else {
-            self.fs.write(fh.0, offset, data)
+            fs.write(fh.0, offset, data)
         };
         match res {
             Ok(n) => reply.written(n),
@@ -401,11 +421,13 @@ impl Filesystem for NimbusFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        empty("release", self.fs.release(fh.0), reply);
+        let fs = fs_or!(self, "release", reply);
+        empty("release", fs.release(fh.0), reply);
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.dispatch(true, move |fs| empty("fsync", fs.fsync(ino.0), reply));
+        let fs = fs_or!(self, "fsync", reply);
+        self.dispatch(fs, true, move |fs| empty("fsync", fs.fsync(ino.0), reply));
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -414,7 +436,8 @@ impl Filesystem for NimbusFuse {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        self.dispatch(Snapshots::owns(ino.0), move |fs| {
+        let fs = fs_or!(self, "readdir", reply);
+        self.dispatch(fs, Snapshots::owns(ino.0), move |fs| {
             match fs.readdir(ino.0, offset, READDIR_BATCH) {
                 Ok(entries) => {
                     for e in entries {
@@ -430,8 +453,9 @@ impl Filesystem for NimbusFuse {
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let fs = fs_or!(self, "readdirplus", reply);
         let ttl = self.ttl;
-        self.dispatch(Snapshots::owns(ino.0), move |fs| {
+        self.dispatch(fs, Snapshots::owns(ino.0), move |fs| {
             match fs.readdir_plus(ino.0, offset, READDIR_BATCH) {
                 Ok(entries) => {
                     for (e, a) in entries {
@@ -452,11 +476,16 @@ impl Filesystem for NimbusFuse {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        self.dispatch(true, move |fs| empty("fsyncdir", fs.fsyncdir(ino.0), reply));
+        let fs = fs_or!(self, "fsyncdir", reply);
+        self.dispatch(fs, true, move |fs| empty("fsyncdir", fs.fsyncdir(ino.0), reply));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.fs.statfs() {
+        let Ok(fs) = self.slot.get() else {
+            // Locked: an empty drive, so `df` and file managers go on.
+            return reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+        };
+        match fs.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
             ),
@@ -474,23 +503,26 @@ impl Filesystem for NimbusFuse {
         position: u32,
         reply: ReplyEmpty,
     ) {
+        let fs = fs_or!(self, "setxattr", reply);
         // `position` is for macOS resource forks, which the drive does not
         // keep; Linux always sends 0.
         let Some(mode) = xattr_mode(flags).filter(|_| position == 0) else {
             return reply.error(Errno::EINVAL);
         };
-        empty("setxattr", self.fs.setxattr(ino.0, name.as_bytes(), value, mode), reply);
+        empty("setxattr", fs.setxattr(ino.0, name.as_bytes(), value, mode), reply);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.fs.getxattr(ino.0, name.as_bytes()) {
+        let fs = fs_or!(self, "getxattr", reply);
+        match fs.getxattr(ino.0, name.as_bytes()) {
             Ok(value) => xattr_reply(&value, size, reply),
             Err(e) => reply.error(fail("getxattr", e)),
         }
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.fs.listxattr(ino.0) {
+        let fs = fs_or!(self, "listxattr", reply);
+        match fs.listxattr(ino.0) {
             Ok(names) => {
                 let mut list = Vec::with_capacity(names.iter().map(|n| n.len() + 1).sum());
                 for n in names {
@@ -504,7 +536,8 @@ impl Filesystem for NimbusFuse {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty("removexattr", self.fs.removexattr(ino.0, name.as_bytes()), reply);
+        let fs = fs_or!(self, "removexattr", reply);
+        empty("removexattr", fs.removexattr(ino.0, name.as_bytes()), reply);
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
@@ -524,7 +557,8 @@ impl Filesystem for NimbusFuse {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.create(ctx(req), parent.0, name.as_bytes(), mode & !umask) {
+        let fs = fs_or!(self, "create", reply);
+        match fs.create(ctx(req), parent.0, name.as_bytes(), mode & !umask) {
             Ok((a, fh)) => reply.created(
                 &self.ttl,
                 &attr(&a),
@@ -546,13 +580,14 @@ impl Filesystem for NimbusFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let fs = fs_or!(self, "fallocate", reply);
         let keep_size = match mode {
             0 => false,
             FALLOC_FL_KEEP_SIZE => true,
             // Punching holes, zeroing, collapsing and inserting ranges.
             _ => return reply.error(Errno::EOPNOTSUPP),
         };
-        empty("fallocate", self.fs.fallocate(ino.0, offset, length, keep_size), reply);
+        empty("fallocate", fs.fallocate(ino.0, offset, length, keep_size), reply);
     }
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _offset: i64, _whence: i32, reply: ReplyLseek) {

@@ -52,12 +52,12 @@ impl Default for MountOptions {
 #[cfg(unix)]
 pub use fuser::BackgroundSession;
 #[cfg(unix)]
-pub use unix::{mount, mount_foreground};
+pub use unix::{mount, mount_foreground, mount_slot};
 
 #[cfg(unix)]
 mod unix {
     use fuser::{BackgroundSession, Config, MountOption, SessionACL};
-    use nimbus_fs::Fs;
+    use nimbus_fs::{Ctx, Fs, Slot};
     use std::io;
     use std::path::Path;
     use std::sync::Arc;
@@ -70,13 +70,21 @@ mod unix {
     /// (`umount_and_join`). Errors are the mount's own (no FUSE, not
     /// permitted, no such folder); the caller names the mount point.
     pub fn mount(fs: Arc<Fs>, mountpoint: &Path, opts: &MountOptions) -> io::Result<BackgroundSession> {
-        fuser::spawn_mount(NimbusFuse::new(fs, opts)?, mountpoint, &config(opts))
+        mount_slot(Slot::new(Some(fs), Ctx::ROOT), mountpoint, opts)
+    }
+
+    /// Mounts a drive that can be locked and unlocked while mounted: the
+    /// adapter serves whatever `Fs` the slot holds, and answers every
+    /// request as locked while it holds none.
+    pub fn mount_slot(slot: Arc<Slot>, mountpoint: &Path, opts: &MountOptions) -> io::Result<BackgroundSession> {
+        fuser::spawn_mount(NimbusFuse::new(slot, opts)?, mountpoint, &config(opts))
     }
 
     /// Mounts the drive at `mountpoint` and serves it on this thread until
     /// it is unmounted (`umount`, `fusermount3 -u`).
     pub fn mount_foreground(fs: Arc<Fs>, mountpoint: &Path, opts: &MountOptions) -> io::Result<()> {
-        fuser::Session::new(NimbusFuse::new(fs, opts)?, mountpoint, &config(opts))?.run()
+        let slot = Slot::new(Some(fs), Ctx::ROOT);
+        fuser::Session::new(NimbusFuse::new(slot, opts)?, mountpoint, &config(opts))?.run()
     }
 
     fn config(opts: &MountOptions) -> Config {

@@ -1,0 +1,390 @@
+//! Requests, replies and events. Additions are compatible (new optional
+//! fields, new variants a client ignores); anything else is a new
+//! [`crate::VERSION`].
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use zeroize::Zeroizing;
+
+/// A password or key in a request. Wiped from memory when dropped, and
+/// never shown by `Debug`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(Zeroizing::new(s.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The service and every drive (or one drive).
+    Status {
+        #[serde(default)]
+        drive: Option<String>,
+    },
+    /// The configured drives.
+    ListDrives,
+    /// Adds a drive for an existing vault and mounts it.
+    AddDrive(AddDrive),
+    /// Unmounts a drive (committing its changes) and forgets it; with
+    /// `forget_secrets`, its saved password and store credentials too.
+    RemoveDrive {
+        drive: String,
+        #[serde(default)]
+        forget_secrets: bool,
+    },
+    /// Changes a drive's settings.
+    ChangeDrive {
+        drive: String,
+        change: DriveChange,
+    },
+    Mount {
+        drive: String,
+    },
+    /// Commits what is pending, then unmounts.
+    Unmount {
+        drive: String,
+    },
+    /// Commits what is pending and drops the vault key from memory; the
+    /// drive stays mounted and refuses every request until unlocked. No
+    /// drive given: every drive.
+    Lock {
+        #[serde(default)]
+        drive: Option<String>,
+    },
+    /// Opens the vault again, with `password` or the one in the keyring.
+    Unlock {
+        drive: String,
+        #[serde(default)]
+        password: Option<Secret>,
+        /// Save the password in the OS keyring for the next start.
+        #[serde(default)]
+        remember: bool,
+    },
+    /// Stops uploading (changes are kept on this device) until resumed.
+    Pause {
+        #[serde(default)]
+        drive: Option<String>,
+    },
+    Resume {
+        #[serde(default)]
+        drive: Option<String>,
+    },
+    /// Bandwidth limits in bytes per second; `None` for no limit.
+    SetLimits {
+        drive: String,
+        #[serde(default)]
+        upload: Option<u64>,
+        #[serde(default)]
+        download: Option<u64>,
+    },
+    /// Keeps a file or folder of the drive on this device (`on`) or lets
+    /// the cache evict it again. The path is inside the drive.
+    Pin {
+        drive: String,
+        path: String,
+        on: bool,
+    },
+    /// Commits now and waits until it is in the vault.
+    SyncNow {
+        drive: String,
+    },
+    /// The drive's snapshots, oldest first.
+    Snapshots {
+        drive: String,
+    },
+    /// Copies `path` (inside the drive) as it was in the snapshot `at` (an
+    /// id, a prefix of one, or a UTC time: the newest snapshot at or before
+    /// it) to the folder `to`, or back into the drive at its own place.
+    Restore {
+        drive: String,
+        path: String,
+        at: String,
+        #[serde(default)]
+        to: Option<PathBuf>,
+    },
+    /// Turns the connection into a stream of [`Event`]s, starting with a
+    /// [`Event::Status`].
+    Subscribe,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddDrive {
+    /// A short name: letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// The vault's store address (no secrets in it).
+    pub store: String,
+    /// The folder to mount it on (created when missing).
+    pub mount: PathBuf,
+    pub password: Secret,
+    /// Store credentials; without them the service looks in the keyring and
+    /// its own environment.
+    #[serde(default)]
+    pub credentials: Option<StoreSecrets>,
+    /// Save the vault password in the OS keyring, so the drive unlocks by
+    /// itself at the next start.
+    #[serde(default)]
+    pub remember: bool,
+    #[serde(default)]
+    pub settings: DriveChange,
+}
+
+/// A store's credentials: S3 keys, or a WebDAV/SFTP password.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSecrets {
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+/// Settings of a drive; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriveChange {
+    #[serde(default)]
+    pub mount: Option<PathBuf>,
+    #[serde(default)]
+    pub cache_size_mib: Option<u64>,
+    #[serde(default)]
+    pub commit_delay_secs: Option<u64>,
+    /// Minutes without use before the drive locks itself; 0 for never.
+    #[serde(default)]
+    pub auto_lock_minutes: Option<u64>,
+    /// Start the drive (mount it) when the service starts.
+    #[serde(default)]
+    pub mount_at_start: Option<bool>,
+}
+
+/// What the service answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Status(ServiceStatus),
+    Drives {
+        drives: Vec<DriveInfo>,
+    },
+    /// Done; `message` says what happened in plain words, `warnings` what
+    /// the person should know (a keyring that is missing, say).
+    Done {
+        message: String,
+        #[serde(default)]
+        warnings: Vec<String>,
+    },
+    Snapshots {
+        snapshots: Vec<SnapshotInfo>,
+    },
+    Restored {
+        to: PathBuf,
+        files: u64,
+        bytes: u64,
+    },
+    /// The connection now carries events.
+    Subscribed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriveInfo {
+    pub name: String,
+    pub store: String,
+    pub mount: PathBuf,
+    pub cache_size_mib: u64,
+    pub commit_delay_secs: u64,
+    pub auto_lock_minutes: u64,
+    pub mount_at_start: bool,
+    /// Whether the vault password is in the keyring.
+    pub remembered: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub drives: Vec<DriveStatus>,
+    /// Nothing is waiting to be uploaded on any drive: stopping the
+    /// service (or the computer) now keeps every change in the cloud.
+    pub safe_to_shut_down: bool,
+    /// Problems of the service itself (no keyring, say), in plain words.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// One drive's state, as a person would name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriveState {
+    /// Being mounted or unlocked.
+    Starting,
+    /// Configured but not mounted.
+    Unmounted,
+    /// Mounted, vault key not in memory.
+    Locked,
+    /// Mounted; uploads paused, changes kept on this device.
+    Paused,
+    /// Mounted; changes are being uploaded.
+    Syncing,
+    /// Mounted; everything is in the vault.
+    UpToDate,
+    /// Mounted; the store cannot be reached, changes are kept on this device.
+    Offline,
+    /// Something needs the person (see `message`).
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriveStatus {
+    pub name: String,
+    pub store: String,
+    pub mount: PathBuf,
+    pub state: DriveState,
+    /// One line for a person: "Up to date", "Syncing 12 files · 48 MB left".
+    pub message: String,
+    pub mounted: bool,
+    pub locked: bool,
+    pub paused: bool,
+    /// Files changed and not yet in the vault.
+    pub pending_files: u64,
+    /// Bytes on this device waiting for upload.
+    pub pending_bytes: u64,
+    pub transfers: Transfers,
+    pub cache_bytes: u64,
+    pub cache_limit_bytes: u64,
+    pub upload_limit: Option<u64>,
+    pub download_limit: Option<u64>,
+    /// Unix time of the last commit that reached the vault.
+    pub last_sync: Option<i64>,
+    pub last_error: Option<String>,
+    /// Seconds since the drive was last used (for auto-lock).
+    pub idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Transfers {
+    /// Bytes uploaded and downloaded since the drive was mounted.
+    pub uploaded_bytes: u64,
+    pub downloaded_bytes: u64,
+    /// Bytes of uploads under way now.
+    pub uploading_bytes: u64,
+    /// Bytes per second over the last few seconds.
+    pub upload_rate: u64,
+    pub download_rate: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub id: String,
+    /// The folder name under `.snapshots/` in the drive.
+    pub name: String,
+    /// Unix time.
+    pub time: i64,
+    pub device: String,
+}
+
+/// What the service tells subscribers, as it happens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Everything, when subscribing.
+    Status(ServiceStatus),
+    /// A drive's state or its message changed.
+    DriveState {
+        drive: String,
+        state: DriveState,
+        message: String,
+    },
+    /// Transfers of a drive while any are running (about once a second).
+    Transfer { drive: String, transfers: Transfers },
+    /// What waits for upload on a drive changed.
+    Pending { drive: String, files: u64, bytes: u64 },
+    /// Whether stopping now keeps every change in the cloud.
+    SafeToShutDown { safe: bool, pending_bytes: u64 },
+    /// A warning or an error, in plain words.
+    Notice {
+        #[serde(default)]
+        drive: Option<String>,
+        level: Level,
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+/// An error the service answers. Clients branch on `code`, never on the
+/// message, which is for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Stable error codes. New codes may be added; a client treats an unknown
+/// one as `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request did not decode.
+    BadRequest,
+    /// The request line is longer than the service accepts.
+    TooLarge,
+    /// The request's protocol version is not one the service speaks.
+    UnsupportedVersion,
+    /// The caller may not use this service (another user).
+    NotPermitted,
+    NoSuchDrive,
+    DriveExists,
+    /// A setting or argument is not valid (the message says which).
+    Invalid,
+    WrongPassword,
+    /// The drive is locked.
+    Locked,
+    /// The store could not be reached; try again later.
+    Unavailable,
+    /// The store refused (credentials, bucket, permissions).
+    StoreRefused,
+    /// The OS keyring could not be used.
+    Keyring,
+    /// The mount point or a local file could not be used.
+    Local,
+    /// Something is in use (files open on the drive, say).
+    Busy,
+    NotFound,
+    Internal,
+    #[serde(other)]
+    Unknown,
+}

@@ -1,0 +1,98 @@
+//! A drive that can be locked while it stays mounted.
+//!
+//! The mount adapters serve a [`Slot`], not an [`Fs`]: locking takes the
+//! `Fs` out (once its last reference is gone, its vault keys, the staging
+//! key and the database key are wiped with it), and every request then
+//! fails with [`ErrorKind::Locked`] until an unlocked `Fs` is put back.
+//! The mount point itself stays a folder, so file managers and shells see
+//! a locked drive rather than a broken one.
+//!
+//! The slot also remembers when the drive was last used, for auto-lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::{Attr, Ctx, ErrorKind, Fs, FsError, Result, ROOT};
+use nimbus_vault::{EntryKind, Timestamp};
+
+pub struct Slot {
+    fs: RwLock<Option<Arc<Fs>>>,
+    /// Whose drive it is: the owner shown for the locked root.
+    owner: Ctx,
+    born: Instant,
+    /// Milliseconds after `born` of the last request.
+    last_use: AtomicU64,
+}
+
+impl Slot {
+    pub fn new(fs: Option<Arc<Fs>>, owner: Ctx) -> Arc<Slot> {
+        Arc::new(Slot {
+            fs: RwLock::new(fs),
+            owner,
+            born: Instant::now(),
+            last_use: AtomicU64::new(0),
+        })
+    }
+
+    /// The drive, for a request from a person (counts as use).
+    pub fn get(&self) -> Result<Arc<Fs>> {
+        self.last_use
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.peek().ok_or_else(|| {
+            FsError::new(
+                ErrorKind::Locked,
+                "the drive is locked; unlock it with `nimbus unlock` or from the tray",
+            )
+        })
+    }
+
+    /// The drive, for the service's own look (does not count as use).
+    pub fn peek(&self) -> Option<Arc<Fs>> {
+        self.fs.read().ok().and_then(|f| f.clone())
+    }
+
+    /// Takes the drive out: requests fail as locked from now on.
+    pub fn take(&self) -> Option<Arc<Fs>> {
+        self.fs.write().ok().and_then(|mut f| f.take())
+    }
+
+    /// Puts an unlocked drive back.
+    pub fn put(&self, fs: Arc<Fs>) {
+        if let Ok(mut f) = self.fs.write() {
+            *f = Some(fs);
+        }
+        self.last_use
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// How long since the last request.
+    pub fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_use.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(last)
+    }
+
+    /// The root folder's attributes while locked: an empty folder of the
+    /// owner's that nobody may enter (listing it fails as locked anyway).
+    pub fn locked_root(&self) -> Attr {
+        let t = Timestamp::now();
+        Attr {
+            ino: ROOT,
+            kind: EntryKind::Dir,
+            size: 0,
+            blocks: 0,
+            perm: 0o700,
+            nlink: 2,
+            uid: self.owner.uid,
+            gid: self.owner.gid,
+            rdev: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+}

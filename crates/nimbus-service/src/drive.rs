@@ -1,0 +1,602 @@
+//! One drive as the service runs it: its store, its vault, its working
+//! copy (`nimbus_fs::Fs`) in a lockable [`Slot`], and its FUSE session.
+//!
+//! Every method here blocks (opening a vault, committing, unmounting): the
+//! service calls them from `spawn_blocking`. Lock order: `inner` before
+//! nothing; it is never held across a call into the store, except while
+//! mounting or unlocking, which the `busy` flag serialises per drive.
+
+use nimbus_api::{ApiError, DriveState, DriveStatus, ErrorCode, Transfers};
+use nimbus_backend::{NetLimits, StoreAccess, StoreCredentials, StoreUrl};
+use nimbus_fs::{Ctx, Fs, FsOptions, Slot};
+use nimbus_vault::{ShortId, Vault};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+use crate::config::DriveConfig;
+use crate::errors::{from_backend, from_fs, from_vault};
+use crate::{device, mounts};
+
+pub struct Drive {
+    cfg: Mutex<DriveConfig>,
+    url: StoreUrl,
+    state_dir: PathBuf,
+    rt: tokio::runtime::Handle,
+    limits: Arc<NetLimits>,
+    inner: Mutex<Inner>,
+    /// A mount, unlock or unmount is running.
+    busy: AtomicBool,
+    rates: Mutex<Rates>,
+}
+
+#[derive(Default)]
+struct Inner {
+    slot: Option<Arc<Slot>>,
+    session: Option<nimbus_fuse::BackgroundSession>,
+    lock_file: Option<std::fs::File>,
+    vault_id: Option<ShortId>,
+    starting: bool,
+    /// Why the drive could not start or unlock, for the person.
+    error: Option<String>,
+    /// The credentials it was opened with, for unlocking again (kept in
+    /// memory only; wiped when the drive is removed).
+    creds: Option<StoreCredentials>,
+}
+
+/// Samples of the byte counters, for rates over the last seconds.
+#[derive(Default)]
+struct Rates {
+    samples: std::collections::VecDeque<(Instant, u64, u64)>,
+}
+
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn current_user() -> Ctx {
+    Ctx {
+        uid: rustix::process::getuid().as_raw(),
+        gid: rustix::process::getgid().as_raw(),
+    }
+}
+
+/// Frees `busy` when dropped.
+struct Busy<'a>(&'a AtomicBool);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drive {
+    pub fn new(cfg: DriveConfig, state_dir: PathBuf, rt: tokio::runtime::Handle) -> Result<Arc<Drive>, ApiError> {
+        let url = StoreUrl::parse(&cfg.store).map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?;
+        let limits = Arc::new(NetLimits::new(cfg.max_requests));
+        limits.set_upload_limit(cfg.upload_limit);
+        limits.set_download_limit(cfg.download_limit);
+        Ok(Arc::new(Drive {
+            cfg: Mutex::new(cfg),
+            url,
+            state_dir,
+            rt,
+            limits,
+            inner: Mutex::new(Inner::default()),
+            busy: AtomicBool::new(false),
+            rates: Mutex::new(Rates::default()),
+        }))
+    }
+
+    pub fn name(&self) -> String {
+        lock(&self.cfg).name.clone()
+    }
+
+    pub fn config(&self) -> DriveConfig {
+        lock(&self.cfg).clone()
+    }
+
+    pub fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    pub fn vault_id(&self) -> Option<ShortId> {
+        lock(&self.inner).vault_id
+    }
+
+    pub fn update_config(&self, f: impl FnOnce(&mut DriveConfig)) {
+        f(&mut lock(&self.cfg));
+    }
+
+    fn begin(&self) -> Result<Busy<'_>, ApiError> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return Err(ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "drive `{}` is busy mounting, unlocking or unmounting; try again in a moment",
+                    self.name()
+                ),
+            ));
+        }
+        Ok(Busy(&self.busy))
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        lock(&self.inner).session.is_some()
+    }
+
+    pub fn is_locked(&self) -> bool {
+        lock(&self.inner).slot.as_ref().is_none_or(|s| s.is_locked())
+    }
+
+    /// The unlocked working copy, if there is one.
+    fn fs(&self) -> Option<Arc<Fs>> {
+        lock(&self.inner).slot.as_ref().and_then(|s| s.peek())
+    }
+
+    fn fs_or_locked(&self) -> Result<Arc<Fs>, ApiError> {
+        if !self.is_mounted() {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!(
+                    "drive `{}` is not mounted; mount it first (`nimbus drive mount {}`)",
+                    self.name(),
+                    self.name()
+                ),
+            ));
+        }
+        self.fs().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Locked,
+                format!(
+                    "drive `{}` is locked; unlock it first (`nimbus unlock {}`)",
+                    self.name(),
+                    self.name()
+                ),
+            )
+        })
+    }
+
+    /// Opens the vault and its working copy on this device.
+    fn open_fs(&self, password: &str, creds: &StoreCredentials) -> Result<(Arc<Fs>, ShortId), ApiError> {
+        let cfg = self.config();
+        let access = StoreAccess {
+            credentials: clone_creds(creds),
+            limits: Some(self.limits.clone()),
+        };
+        let backend = nimbus_backend::open_store_with(&self.url, &access).map_err(from_backend)?;
+        let vault = self
+            .rt
+            .block_on(Vault::open(backend, password.as_bytes()))
+            .map_err(from_vault)?;
+        let vid = vault.config().vault_id;
+        // A store whose refs went back in time since this device last
+        // looked is refused (see `Vault::check_rollback`).
+        let refs = self.rt.block_on(vault.read_refs()).map_err(from_vault)?;
+        let seen = device::load_seen(&self.state_dir, &vid);
+        let updated = Vault::check_rollback(&refs, &seen).map_err(from_vault)?;
+        if updated != seen {
+            device::save_seen(&self.state_dir, &vid, &updated).map_err(local)?;
+        }
+        let dev = device::device_id(&self.state_dir, &vid).map_err(local)?;
+        let vault_dir = device::vault_dir(&self.state_dir, &vid);
+        let mut opts = FsOptions::new(vault_dir.join("drive"), dev);
+        opts.ref_seen = updated.get(&dev).copied().unwrap_or(0);
+        opts.commit_delay = Duration::from_secs(cfg.commit_delay_secs);
+        opts.cache_limit = cfg.cache_size_mib << 20;
+        opts.owner = current_user();
+        let state = self.state_dir.clone();
+        opts.on_commit = Some(Box::new(move |_cid, seq| {
+            device::note_own_commit(&state, &vid, dev, seq)
+        }));
+        let fs = Fs::load(vault, self.rt.clone(), opts).map_err(from_fs)?;
+        fs.set_paused(cfg.paused);
+        Ok((fs, vid))
+    }
+
+    /// Mounts the drive, unlocked with `password`, or locked (waiting for
+    /// [`Drive::unlock`]) without one.
+    pub fn mount(&self, password: Option<&str>, creds: StoreCredentials) -> Result<(), ApiError> {
+        let _busy = self.begin()?;
+        if self.is_mounted() {
+            return Ok(());
+        }
+        lock(&self.inner).starting = true;
+        let res = self.mount_inner(password, creds);
+        let mut i = lock(&self.inner);
+        i.starting = false;
+        i.error = res.as_ref().err().map(|e| e.message.clone());
+        res
+    }
+
+    fn mount_inner(&self, password: Option<&str>, creds: StoreCredentials) -> Result<(), ApiError> {
+        let cfg = self.config();
+        let mp = cfg.mount.clone();
+        if mounts::clear_stale(&mp) {
+            tracing::warn!("{}: a stopped drive was left mounted here; unmounted it", mp.display());
+        }
+        if !mp.exists() {
+            std::fs::create_dir_all(&mp).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Local,
+                    format!("cannot create the mount point {}: {e}", mp.display()),
+                )
+            })?;
+        }
+        if !mp.is_dir() {
+            return Err(ApiError::new(
+                ErrorCode::Local,
+                format!("the mount point {} is not a folder", mp.display()),
+            ));
+        }
+        if mounts::is_nimbus_mount(&mp) {
+            return Err(ApiError::new(
+                ErrorCode::Busy,
+                format!(
+                    "{} is already a Nimbus drive; unmount it first (`nimbus unmount {}`)",
+                    mp.display(),
+                    mp.display()
+                ),
+            ));
+        }
+        let owner = current_user();
+        let (fs, vid, lock_file) = match password {
+            Some(pw) => {
+                let (fs, vid) = self.open_fs(pw, &creds)?;
+                match device::lock_vault(&self.state_dir, &vid, &mp) {
+                    Ok(f) => (Some(fs), Some(vid), Some(f)),
+                    Err(msg) => {
+                        fs.shutdown_without_commit();
+                        return Err(ApiError::new(ErrorCode::Busy, msg));
+                    }
+                }
+            }
+            None => (None, None, None),
+        };
+        let slot = Slot::new(fs, owner);
+        let opts = nimbus_fuse::MountOptions {
+            allow_other: cfg.allow_other,
+            fs_name: format!("nimbus:{}", vid.map(|v| v.to_hex()).unwrap_or_else(|| "locked".into())),
+            ..Default::default()
+        };
+        let session = match nimbus_fuse::mount_slot(slot.clone(), &mp, &opts) {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(fs) = slot.take() {
+                    let _ = fs.shutdown();
+                }
+                return Err(ApiError::new(
+                    ErrorCode::Local,
+                    format!(
+                        "could not mount at {}: {e}. Is FUSE installed (the fuse3 package) and /dev/fuse usable?",
+                        mp.display()
+                    ),
+                ));
+            }
+        };
+        let mut i = lock(&self.inner);
+        i.slot = Some(slot);
+        i.session = Some(session);
+        i.vault_id = vid.or(i.vault_id);
+        i.lock_file = lock_file.or(i.lock_file.take());
+        i.creds = Some(creds);
+        tracing::info!(
+            "drive `{}` mounted at {}{}",
+            cfg.name,
+            mp.display(),
+            if password.is_none() { " (locked)" } else { "" }
+        );
+        Ok(())
+    }
+
+    /// Opens the vault again with `password` and serves the drive.
+    pub fn unlock(&self, password: &str, creds: Option<StoreCredentials>) -> Result<(), ApiError> {
+        let _busy = self.begin()?;
+        let (slot, known) = {
+            let i = lock(&self.inner);
+            (i.slot.clone(), i.creds.as_ref().map(clone_creds))
+        };
+        let Some(slot) = slot else {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!("drive `{}` is not mounted", self.name()),
+            ));
+        };
+        if !slot.is_locked() {
+            return Ok(());
+        }
+        let creds = creds.or(known).unwrap_or_default();
+        let res = self.open_fs(password, &creds);
+        let (fs, vid) = match res {
+            Ok(v) => v,
+            Err(e) => {
+                lock(&self.inner).error = Some(e.message.clone());
+                return Err(e);
+            }
+        };
+        let mut i = lock(&self.inner);
+        if i.lock_file.is_none() {
+            match device::lock_vault(&self.state_dir, &vid, &self.config().mount) {
+                Ok(f) => i.lock_file = Some(f),
+                Err(msg) => {
+                    drop(i);
+                    fs.shutdown_without_commit();
+                    return Err(ApiError::new(ErrorCode::Busy, msg));
+                }
+            }
+        }
+        i.vault_id = Some(vid);
+        i.error = None;
+        i.creds = Some(creds);
+        slot.put(fs);
+        tracing::info!("drive `{}` unlocked", self.name());
+        Ok(())
+    }
+
+    /// Takes the working copy out of the mount and commits what is pending,
+    /// waiting at most `wait`. The vault key leaves memory once that
+    /// commit ends (at once when nothing is pending). Returns whether
+    /// everything reached the vault in time.
+    pub fn lock(&self, wait: Duration) -> Result<bool, ApiError> {
+        let slot = lock(&self.inner).slot.clone();
+        let Some(fs) = slot.and_then(|s| s.take()) else {
+            return Ok(true);
+        };
+        tracing::info!("drive `{}` locked", self.name());
+        Ok(finish(fs, wait, &self.name()))
+    }
+
+    /// Commits, unmounts and lets go of the vault. `lazy`: unmount even
+    /// with files open (for stopping the service).
+    pub fn unmount(&self, wait: Duration, lazy: bool) -> Result<bool, ApiError> {
+        let _busy = self.begin()?;
+        let mp = self.config().mount;
+        let session = lock(&self.inner).session.take();
+        let Some(session) = session else {
+            return Ok(true);
+        };
+        if let Err(msg) = mounts::unmount(&mp, lazy) {
+            lock(&self.inner).session = Some(session);
+            return Err(ApiError::new(ErrorCode::Busy, msg));
+        }
+        // The session ends once the kernel lets go of the mount.
+        let _ = session.join();
+        let slot = lock(&self.inner).slot.take();
+        let done = match slot.and_then(|s| s.take()) {
+            Some(fs) => finish(fs, wait, &self.name()),
+            None => true,
+        };
+        lock(&self.inner).lock_file = None;
+        tracing::info!("drive `{}` unmounted from {}", self.name(), mp.display());
+        Ok(done)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.update_config(|c| c.paused = paused);
+        if let Some(fs) = self.fs() {
+            fs.set_paused(paused);
+        }
+    }
+
+    pub fn set_limits(&self, up: Option<u64>, down: Option<u64>) {
+        self.limits.set_upload_limit(up);
+        self.limits.set_download_limit(down);
+        self.update_config(|c| {
+            c.upload_limit = up;
+            c.download_limit = down;
+        });
+    }
+
+    pub fn sync_now(&self) -> Result<(), ApiError> {
+        self.fs_or_locked()?.sync_now().map_err(from_fs)
+    }
+
+    pub fn pin(&self, path: &str, on: bool) -> Result<(), ApiError> {
+        let fs = self.fs_or_locked()?;
+        let ino = fs.resolve(path.trim_start_matches('/').as_bytes()).map_err(from_fs)?;
+        fs.pin(ino, on).map_err(from_fs)
+    }
+
+    pub fn snapshots(&self) -> Result<Vec<nimbus_api::SnapshotInfo>, ApiError> {
+        let fs = self.fs_or_locked()?;
+        let commits = self.rt.block_on(fs.vault().list_commits()).map_err(from_vault)?;
+        Ok(commits
+            .into_iter()
+            .map(|(id, c)| nimbus_api::SnapshotInfo {
+                id: id.to_hex(),
+                name: nimbus_fs::snapshot_name(&c),
+                time: c.time.secs,
+                device: c.device.to_hex(),
+            })
+            .collect())
+    }
+
+    /// The vault, for resolving a snapshot by time.
+    pub fn vault_handle(&self) -> Result<Arc<Fs>, ApiError> {
+        self.fs_or_locked()
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    /// Seconds since the drive was last used; `None` when locked or unmounted.
+    pub fn idle(&self) -> Option<Duration> {
+        let i = lock(&self.inner);
+        let slot = i.slot.as_ref()?;
+        (!slot.is_locked()).then(|| slot.idle())
+    }
+
+    /// Samples the transfer counters (the monitor calls this every second).
+    pub fn sample(&self) {
+        let mut r = lock(&self.rates);
+        let now = Instant::now();
+        r.samples
+            .push_back((now, self.limits.bytes_sent(), self.limits.bytes_received()));
+        while r.samples.len() > 2 && r.samples.front().is_some_and(|s| now - s.0 > RATE_WINDOW) {
+            r.samples.pop_front();
+        }
+    }
+
+    fn transfers(&self) -> Transfers {
+        let r = lock(&self.rates);
+        let (up_rate, down_rate) = match (r.samples.front(), r.samples.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                let dt = (b.0 - a.0).as_secs_f64();
+                (((b.1 - a.1) as f64 / dt) as u64, ((b.2 - a.2) as f64 / dt) as u64)
+            }
+            _ => (0, 0),
+        };
+        Transfers {
+            uploaded_bytes: self.limits.bytes_sent(),
+            downloaded_bytes: self.limits.bytes_received(),
+            uploading_bytes: self.limits.bytes_sending(),
+            upload_rate: up_rate,
+            download_rate: down_rate,
+        }
+    }
+
+    /// What a person would want to know about the drive now.
+    pub fn status(&self) -> DriveStatus {
+        let cfg = self.config();
+        let (mounted, starting, error, slot) = {
+            let i = lock(&self.inner);
+            (i.session.is_some(), i.starting, i.error.clone(), i.slot.clone())
+        };
+        let fs = slot.as_ref().and_then(|s| s.peek());
+        let locked = mounted && fs.is_none();
+        let pending = fs.as_ref().and_then(|f| f.pending().ok()).unwrap_or_default();
+        let (cache_bytes, _) = fs.as_ref().map(|f| f.cache_usage()).unwrap_or((0, 0));
+        let transfers = self.transfers();
+        let busy = pending.syncing || pending.dirty || pending.files > 0 || transfers.uploading_bytes > 0;
+        let (state, message) = if starting {
+            (DriveState::Starting, "Starting".to_string())
+        } else if !mounted {
+            match &error {
+                Some(e) => (DriveState::Error, format!("Error: {e}")),
+                None => (DriveState::Unmounted, "Not mounted".to_string()),
+            }
+        } else if locked {
+            match &error {
+                Some(e) => (DriveState::Locked, format!("Locked — {e}")),
+                None => (DriveState::Locked, "Locked".to_string()),
+            }
+        } else if cfg.paused {
+            let what = if busy {
+                format!(" — {} kept on this device", files_and_bytes(&pending))
+            } else {
+                String::new()
+            };
+            (DriveState::Paused, format!("Paused{what}"))
+        } else if pending.offline && busy {
+            (
+                DriveState::Offline,
+                "Offline — changes are kept on this device".to_string(),
+            )
+        } else if let (Some(e), true) = (&pending.last_error, busy) {
+            (DriveState::Error, format!("Error: {e}"))
+        } else if busy {
+            (
+                DriveState::Syncing,
+                format!("Syncing {} left", files_and_bytes(&pending)),
+            )
+        } else {
+            (DriveState::UpToDate, "Up to date".to_string())
+        };
+        DriveStatus {
+            name: cfg.name.clone(),
+            store: self.url.to_string(),
+            mount: cfg.mount.clone(),
+            state,
+            message,
+            mounted,
+            locked,
+            paused: cfg.paused,
+            pending_files: pending.files,
+            pending_bytes: pending.staged_bytes,
+            transfers,
+            cache_bytes,
+            cache_limit_bytes: cfg.cache_size_mib << 20,
+            upload_limit: self.limits.upload_limit(),
+            download_limit: self.limits.download_limit(),
+            last_sync: pending.last_sync,
+            last_error: error.or(pending.last_error),
+            idle_secs: slot.map(|s| s.idle().as_secs()).unwrap_or(0),
+        }
+    }
+
+    /// Forgets the credentials kept in memory.
+    pub fn forget(&self) {
+        lock(&self.inner).creds = None;
+    }
+}
+
+/// "12 files · 48 MB".
+fn files_and_bytes(p: &nimbus_fs::Pending) -> String {
+    let files = match p.files {
+        0 => "changes".to_string(),
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    };
+    if p.staged_bytes == 0 {
+        files
+    } else {
+        format!("{files} · {}", crate::human_bytes(p.staged_bytes))
+    }
+}
+
+fn clone_creds(c: &StoreCredentials) -> StoreCredentials {
+    StoreCredentials {
+        s3: c.s3.as_ref().map(|k| nimbus_backend::S3Keys {
+            access_key_id: k.access_key_id.clone(),
+            secret_access_key: Zeroizing::new(k.secret_access_key.to_string()),
+        }),
+        password: c.password.as_ref().map(|p| Zeroizing::new(p.to_string())),
+    }
+}
+
+fn local(e: std::io::Error) -> ApiError {
+    ApiError::new(ErrorCode::Local, e.to_string())
+}
+
+/// Commits what is pending and stops the working copy, waiting at most
+/// `wait`; true when everything reached the vault. Past `wait` the commit
+/// goes on in the background, and what it does not finish stays staged on
+/// this device (staging survives anything), uploaded at the next start.
+fn finish(fs: Arc<Fs>, wait: Duration, name: &str) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name2 = name.to_string();
+    let spawned = std::thread::Builder::new().name("nimbus-finish".into()).spawn(move || {
+        let res = fs.shutdown();
+        if let Err(e) = &res {
+            tracing::warn!(
+                "drive `{name2}`: the last changes could not be committed ({e}); they stay staged on \
+                     this device and upload at the next start"
+            );
+        }
+        drop(fs);
+        let _ = tx.send(res.is_ok());
+    });
+    if spawned.is_err() {
+        return false;
+    }
+    match rx.recv_timeout(wait) {
+        Ok(ok) => ok,
+        Err(_) => {
+            tracing::warn!(
+                "drive `{name}`: the store did not take the last changes within {} s; they stay staged on \
+                 this device and upload at the next start",
+                wait.as_secs()
+            );
+            false
+        }
+    }
+}
+
+pub fn mount_point_of(cfg: &DriveConfig) -> &Path {
+    &cfg.mount
+}

@@ -1,0 +1,56 @@
+//! Logs: a file a day in the log folder (a bounded number kept), and the
+//! systemd journal when there is one (else standard error). No secret is
+//! ever logged: requests are logged by kind, never with their fields.
+
+use std::path::Path;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Keep the guard alive: it flushes the file when dropped.
+pub fn init(dir: &Path, level: &str, keep: usize) -> Result<tracing_appender::non_blocking::WorkerGuard, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the log folder {}: {e}", dir.display()))?;
+    let file = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("nimbusd")
+        .filename_suffix("log")
+        .max_log_files(keep.max(1))
+        .build(dir)
+        .map_err(|e| format!("cannot open a log file in {}: {e}", dir.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = || EnvFilter::try_from_env("NIMBUS_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let file_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(writer)
+        .with_filter(filter());
+    // Under systemd, standard error goes to the journal already; write to
+    // the journal directly (with levels) and not to stderr as well.
+    let journal = if std::env::var_os("JOURNAL_STREAM").is_some() || std::env::var_os("INVOCATION_ID").is_some() {
+        journald()
+    } else {
+        None
+    };
+    let registry = tracing_subscriber::registry().with(file_layer);
+    match journal {
+        Some(j) => registry.with(j.with_filter(filter())).try_init(),
+        None => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter()),
+            )
+            .try_init(),
+    }
+    .map_err(|e| format!("cannot start logging: {e}"))?;
+    Ok(guard)
+}
+
+#[cfg(target_os = "linux")]
+fn journald() -> Option<tracing_journald::Layer> {
+    tracing_journald::layer().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn journald() -> Option<tracing_subscriber::fmt::Layer<tracing_subscriber::Registry>> {
+    None
+}

@@ -1,0 +1,97 @@
+//! The kernel's side of mounting: is a folder a Nimbus drive, clearing a
+//! drive whose process died, and asking the kernel to unmount.
+
+use std::path::Path;
+
+/// Whether `mp` is a mounted Nimbus drive (from /proc/self/mountinfo).
+pub fn is_nimbus_mount(mp: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = mp.to_string_lossy();
+    info.lines().any(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            return false;
+        };
+        // The type is `fuse` or `fuse.nimbus` (the subtype is not always
+        // passed on); the source is always `nimbus:<vault id>`.
+        fields.get(4).map(|p| unescape(p) == want).unwrap_or(false)
+            && fields.get(sep + 1).map(|t| t.starts_with("fuse")).unwrap_or(false)
+            && fields.get(sep + 2).map(|s| s.starts_with("nimbus:")).unwrap_or(false)
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b[i + 1..].len() >= 3 {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Clears away a drive whose process died (a crash, `kill -9`): the folder
+/// then answers ENOTCONN until it is unmounted. True when one was cleared.
+pub fn clear_stale(mp: &Path) -> bool {
+    match std::fs::metadata(mp) {
+        Err(e) if e.raw_os_error() == Some(libc_enotconn()) => {
+            let _ = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(mp)
+                .status();
+            true
+        }
+        _ => false,
+    }
+}
+
+fn libc_enotconn() -> i32 {
+    rustix::io::Errno::NOTCONN.raw_os_error()
+}
+
+/// Asks the kernel to unmount the drive (its session then ends). Fails
+/// while programs have files open there, unless `lazy` (the drive then
+/// goes away once they close them).
+pub fn unmount(mp: &Path, lazy: bool) -> Result<(), String> {
+    let mut cmd = std::process::Command::new("fusermount3");
+    cmd.arg("-u");
+    if lazy {
+        cmd.arg("-z");
+    }
+    let out = cmd
+        .arg(mp)
+        .output()
+        .or_else(|_| std::process::Command::new("umount").arg(mp).output())
+        .map_err(|e| format!("cannot run fusermount3 or umount ({e}); install the fuse3 package"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} could not be unmounted: {}. Programs still have files open there (see `fuser -m {}`)",
+            mp.display(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            mp.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unescapes_mountinfo() {
+        assert_eq!(super::unescape(r"/a\040b"), "/a b");
+        assert_eq!(super::unescape(r"/a\\"), r"/a\\");
+        assert_eq!(super::unescape(r"x\"), r"x\");
+    }
+}

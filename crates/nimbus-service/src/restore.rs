@@ -1,0 +1,158 @@
+//! Restoring a file or folder from a snapshot: a copy out of the drive's
+//! read-only `.snapshots/<time>/` folder, through the mount itself, so it
+//! reads exactly what a person browsing the snapshot sees.
+//!
+//! Nothing is overwritten: restoring to a place that is taken puts the copy
+//! beside it, named `<name> (restored <snapshot time>)`.
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub to: PathBuf,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// A path inside the drive, made relative and refused if it climbs out.
+pub fn inside(path: &str) -> Result<PathBuf, String> {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(format!("`{path}` leaves the drive; give a path inside it"));
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err("give the path of a file or folder inside the drive, not the whole drive".into());
+    }
+    Ok(out)
+}
+
+/// Copies `mount/.snapshots/<snapshot>/<rel>` into the folder `to`, or back
+/// to its own place in the drive.
+pub fn restore(mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, String> {
+    let src = mount.join(".snapshots").join(snapshot).join(rel);
+    std::fs::symlink_metadata(&src).map_err(|e| format!("{} is not in the snapshot {snapshot}: {e}", rel.display()))?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| "the path has no name".to_string())?
+        .to_os_string();
+    let dest_dir = match to {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            dir.to_path_buf()
+        }
+        None => mount.join(rel.parent().unwrap_or(Path::new(""))),
+    };
+    let mut dest = dest_dir.join(&name);
+    if std::fs::symlink_metadata(&dest).is_ok() {
+        let (stem, ext) = split_ext(&name.to_string_lossy());
+        let when = snapshot.replace('T', " ").trim_end_matches('Z').to_string();
+        let mut n = 1;
+        loop {
+            let suffix = if n == 1 { String::new() } else { format!(" {n}") };
+            dest = dest_dir.join(format!("{stem} (restored {when}{suffix}){ext}"));
+            if std::fs::symlink_metadata(&dest).is_err() {
+                break;
+            }
+            n += 1;
+        }
+    }
+    let mut r = Restored {
+        to: dest.clone(),
+        ..Default::default()
+    };
+    copy(&src, &dest, &mut r)?;
+    Ok(r)
+}
+
+/// `report.txt` → (`report`, `.txt`); folders and dotfiles keep their name.
+fn split_ext(name: &str) -> (String, String) {
+    match name.rfind('.') {
+        Some(i) if i > 0 => (name[..i].to_string(), name[i..].to_string()),
+        _ => (name.to_string(), String::new()),
+    }
+}
+
+fn copy(src: &Path, dest: &Path, r: &mut Restored) -> Result<(), String> {
+    let err = |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+    let meta = std::fs::symlink_metadata(src).map_err(|e| err("read", src, e))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(src).map_err(|e| err("read", src, e))?;
+        symlink(&target, dest).map_err(|e| err("create", dest, e))?;
+        r.files += 1;
+        return Ok(());
+    }
+    if ft.is_dir() {
+        std::fs::create_dir(dest).map_err(|e| err("create", dest, e))?;
+        let mut entries: Vec<_> = std::fs::read_dir(src)
+            .map_err(|e| err("list", src, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| err("list", src, e))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            copy(&e.path(), &dest.join(e.file_name()), r)?;
+        }
+    } else if ft.is_file() {
+        r.bytes += std::fs::copy(src, dest).map_err(|e| err("copy", src, e))?;
+        r.files += 1;
+    } else {
+        // Devices, sockets and fifos are not restored by copying.
+        return Ok(());
+    }
+    let _ = std::fs::set_permissions(
+        dest,
+        std::fs::Permissions::from_mode(meta.permissions().mode() & 0o7777),
+    );
+    if let Ok(m) = meta.modified() {
+        let _ = std::fs::File::open(dest).and_then(|f| f.set_modified(m));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_the_drive() {
+        assert_eq!(inside("/a/b").ok(), Some(PathBuf::from("a/b")));
+        assert_eq!(inside("a/./b").ok(), Some(PathBuf::from("a/b")));
+        assert!(inside("../etc").is_err());
+        assert!(inside("a/../../b").is_err());
+        assert!(inside("/").is_err());
+    }
+
+    #[test]
+    fn restores_beside_what_is_there_and_never_overwrites() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let m = d.path();
+        let snap = m.join(".snapshots/2026-11-23T14-05-09Z/docs");
+        std::fs::create_dir_all(snap.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(snap.join("a.txt"), "old").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(snap.join("sub/b"), "bb").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(m.join("docs")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(m.join("docs/a.txt"), "new").unwrap_or_else(|e| panic!("{e}"));
+        let r = restore(m, "2026-11-23T14-05-09Z", Path::new("docs/a.txt"), None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.to, m.join("docs/a (restored 2026-11-23 14-05-09).txt"));
+        assert_eq!(std::fs::read_to_string(&r.to).ok().as_deref(), Some("old"));
+        assert_eq!(
+            std::fs::read_to_string(m.join("docs/a.txt")).ok().as_deref(),
+            Some("new")
+        );
+        let out = m.join("out");
+        let r = restore(m, "2026-11-23T14-05-09Z", Path::new("docs"), Some(&out)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.files, r.bytes), (2, 5));
+        assert_eq!(
+            std::fs::read_to_string(out.join("docs/sub/b")).ok().as_deref(),
+            Some("bb")
+        );
+        assert!(restore(m, "2026-11-23T14-05-09Z", Path::new("nope"), None).is_err());
+    }
+}
