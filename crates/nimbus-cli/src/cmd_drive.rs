@@ -153,6 +153,13 @@ pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     let pid = status(&mp).map(|p| p.pid).unwrap_or(0);
+    if is_service(pid) {
+        // The service must let go of the drive itself (it stays running).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        if rt.block_on(crate::cmd_service::unmount_served(&mp))? {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     crate::cmd_mount::unmount_now(&mp)?;
     // The mount process makes a last (empty) commit, lets go of the vault
     // and exits; wait for that, so a new mount can start at once.
@@ -200,6 +207,11 @@ pub fn pin(_g: &GlobalArgs, a: PinArgs, on: bool) -> Result<ExitCode> {
 }
 
 /// Whether a process runs (a zombie waiting for its parent does not).
+/// Whether the process serving a drive is the service.
+fn is_service(pid: u32) -> bool {
+    pid != 0 && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nimbusd")
+}
+
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat

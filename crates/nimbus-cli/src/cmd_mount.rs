@@ -66,17 +66,10 @@ fn places(g: &GlobalArgs, a: &Args) -> Result<(GlobalArgs, PathBuf)> {
         _ => bail!("give the store and the mountpoint: nimbus mount <store> <mountpoint>"),
     };
     let mp = PathBuf::from(mp);
-    if let Err(e) = std::fs::metadata(&mp) {
-        // ENOTCONN: a drive whose process died (a crash, kill -9) is still
-        // mounted there, answering nothing. Clear it away.
-        if e.raw_os_error() == Some(107) {
-            eprintln!("{}: a stopped drive was left mounted here; unmounting it", mp.display());
-            let _ = std::process::Command::new("fusermount3")
-                .arg("-u")
-                .arg("-z")
-                .arg(&mp)
-                .status();
-        }
+    // A drive whose process died (a crash, kill -9) is still mounted
+    // there, answering nothing. Clear it away.
+    if nimbus_service::mounts::clear_stale(&mp) {
+        eprintln!("{}: a stopped drive was left mounted here; unmounted it", mp.display());
     }
     let meta = std::fs::metadata(&mp).with_context(|| {
         format!(
@@ -274,7 +267,7 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
     let dev = device::device_id(g, &vid)?;
     let seen = device::load_seen(g, &vid)?;
     let vault_dir = device::state_dir(g)?.join("vaults").join(vid.to_hex());
-    let _lock = lock(&vault_dir, mp)?;
+    let _lock = nimbus_service::device::lock_vault(&device::state_dir(g)?, &vid, mp).map_err(anyhow::Error::msg)?;
 
     let mut opts = FsOptions::new(vault_dir.join("drive"), dev);
     opts.ref_seen = seen.get(&dev).copied().unwrap_or(0);
@@ -338,22 +331,10 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
 
 /// Asks the kernel to unmount the drive (the session then ends).
 pub fn unmount_now(mp: &Path) -> Result<()> {
-    let out = std::process::Command::new("fusermount3")
-        .arg("-u")
-        .arg(mp)
-        .output()
-        .or_else(|_| std::process::Command::new("umount").arg(mp).output())
-        .context("cannot run fusermount3 or umount (install the fuse3 package)")?;
-    if !out.status.success() {
-        bail!(
-            "{} could not be unmounted: {}. Programs still have files open there (see `fuser -m {}`)",
-            mp.display(),
-            String::from_utf8_lossy(&out.stderr).trim(),
-            mp.display()
-        );
-    }
-    Ok(())
+    nimbus_service::mounts::unmount(mp, false).map_err(anyhow::Error::msg)
 }
+
+pub use nimbus_service::mounts::is_nimbus_mount;
 
 #[cfg(unix)]
 fn current_user() -> Ctx {
@@ -361,66 +342,4 @@ fn current_user() -> Ctx {
         uid: rustix::process::getuid().as_raw(),
         gid: rustix::process::getgid().as_raw(),
     }
-}
-
-/// Takes the vault's mount lock, or says where it is mounted already.
-fn lock(dir: &Path, mp: &Path) -> Result<std::fs::File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("drive.lock");
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-        let mut holder = String::new();
-        let _ = f.read_to_string(&mut holder);
-        bail!(
-            "this vault is already mounted on this device ({}). Unmount it there first: one vault is mounted once per device",
-            holder.trim()
-        );
-    }
-    f.set_len(0)?;
-    writeln!(f, "at {} by process {}", mp.display(), std::process::id())?;
-    Ok(f)
-}
-
-/// Whether `mp` is a mounted Nimbus drive (from /proc/self/mountinfo).
-pub fn is_nimbus_mount(mp: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = mp.to_string_lossy();
-    info.lines().any(|l| {
-        let fields: Vec<&str> = l.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            return false;
-        };
-        // The type is `fuse` or `fuse.nimbus` (the subtype is not always
-        // passed on); the source is always `nimbus:<vault id>`.
-        fields.get(4).map(|p| unescape(p) == want).unwrap_or(false)
-            && fields.get(sep + 1).map(|t| t.starts_with("fuse")).unwrap_or(false)
-            && fields.get(sep + 2).map(|s| s.starts_with("nimbus:")).unwrap_or(false)
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 1 && b[i + 1..].len() >= 3 {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -15,11 +15,9 @@
 
 use anyhow::{bail, Context, Result};
 use nimbus_backend::{S3Keys, StoreAccess, StoreCredentials, StoreUrl};
+use nimbus_service::keychain::{self, KeyringError};
 use std::io::IsTerminal;
 use zeroize::Zeroizing;
-
-/// The keyring's service name for every Nimbus store credential.
-const KEYRING_SERVICE: &str = "nimbus-store";
 
 /// What to do when nothing was found in the environment or the keyring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,80 +166,42 @@ fn aws_credentials_file() -> bool {
     directories::BaseDirs::new().is_some_and(|d| d.home_dir().join(".aws/credentials").is_file())
 }
 
-/// The saved text: `s3 <access key id> <secret>` or `password <password>`,
-/// one line, so one keyring entry holds a store's whole credential.
+/// The saved text: one line, so one keyring entry holds a store's whole
+/// credential (see `nimbus_service::keychain`).
 pub fn saved_text(c: &StoreCredentials) -> Option<Zeroizing<String>> {
-    if let Some(k) = &c.s3 {
-        return Some(Zeroizing::new(format!(
-            "s3 {} {}",
-            k.access_key_id,
-            k.secret_access_key.as_str()
-        )));
-    }
-    c.password
-        .as_ref()
-        .map(|p| Zeroizing::new(format!("password {}", p.as_str())))
+    keychain::store_text(c)
 }
 
 pub fn parse_saved(url: &StoreUrl, saved: &str) -> Result<StoreCredentials> {
-    if let Some(rest) = saved.strip_prefix("s3 ") {
-        if let Some((id, secret)) = rest.split_once(' ') {
-            return Ok(StoreCredentials {
-                s3: Some(S3Keys {
-                    access_key_id: id.to_string(),
-                    secret_access_key: Zeroizing::new(secret.to_string()),
-                }),
-                password: None,
-            });
-        }
-    }
-    if let Some(pw) = saved.strip_prefix("password ") {
-        return Ok(password(pw.to_string()));
-    }
-    bail!("the credentials saved in the keyring for {url} are not readable; save them again with `nimbus login {url}`")
-}
-
-fn entry(url: &StoreUrl) -> Result<keyring::Entry> {
-    keyring::Entry::new(KEYRING_SERVICE, &url.to_string()).map_err(|e| keyring_error(url, e))
+    keychain::parse_store_text(url, saved)
+        .map_err(|_| anyhow::anyhow!("the credentials saved in the keyring for {url} are not readable; save them again with `nimbus login {url}`"))
 }
 
 /// What the keyring holds for `url`. A missing keyring (no Secret Service
 /// on this desktop) is the same as nothing saved: the caller then asks, or
 /// says where else credentials can come from.
 pub fn keyring_get(url: &StoreUrl) -> Result<Option<Zeroizing<String>>> {
-    let e = match entry(url) {
-        Ok(e) => e,
-        Err(_) => return Ok(None),
-    };
-    match e.get_password() {
-        Ok(s) => Ok(Some(Zeroizing::new(s))),
-        Err(keyring::Error::NoEntry) => Ok(None),
-        Err(keyring::Error::NoStorageAccess(_)) | Err(keyring::Error::PlatformFailure(_)) => Ok(None),
+    match keychain::get(keychain::STORE_SERVICE, &url.to_string()) {
+        Ok(v) => Ok(v),
+        Err(KeyringError::Unavailable(_)) => Ok(None),
         Err(e) => Err(keyring_error(url, e)),
     }
 }
 
 pub fn keyring_set(url: &StoreUrl, text: &str) -> Result<()> {
-    entry(url)?.set_password(text).map_err(|e| keyring_error(url, e))
+    keychain::set(keychain::STORE_SERVICE, &url.to_string(), text).map_err(|e| keyring_error(url, e))
 }
 
 /// Deletes the saved credentials; true when there were some.
 pub fn keyring_delete(url: &StoreUrl) -> Result<bool> {
-    match entry(url)?.delete_credential() {
-        Ok(()) => Ok(true),
-        Err(keyring::Error::NoEntry) => Ok(false),
-        Err(e) => Err(keyring_error(url, e)),
-    }
+    keychain::delete(keychain::STORE_SERVICE, &url.to_string()).map_err(|e| keyring_error(url, e))
 }
 
-fn keyring_error(url: &StoreUrl, e: keyring::Error) -> anyhow::Error {
-    let why = match &e {
-        keyring::Error::NoStorageAccess(_) | keyring::Error::PlatformFailure(_) => {
-            "the system keyring is not available (on Linux: no Secret Service such as GNOME \
-             Keyring or KWallet is running, or it is locked); use the environment variables \
-             instead"
-        }
-        _ => "the system keyring refused",
+fn keyring_error(url: &StoreUrl, e: KeyringError) -> anyhow::Error {
+    let hint = if matches!(e, KeyringError::Unavailable(_)) {
+        "; use the environment variables instead"
+    } else {
+        ""
     };
-    anyhow::anyhow!("keyring, for {url}: {why} ({e})")
+    anyhow::anyhow!("keyring, for {url}: {e}{hint}")
 }

@@ -16,6 +16,7 @@ mod cmd_ls;
 mod cmd_mount;
 mod cmd_passwd;
 mod cmd_put;
+mod cmd_service;
 mod cmd_stat;
 mod credentials;
 mod device;
@@ -97,6 +98,25 @@ enum Command {
     /// Show or change a mounted drive's bandwidth limits.
     #[cfg(unix)]
     Limit(cmd_drive::LimitArgs),
+    /// What the service's drives are doing (with --live, until Ctrl-C).
+    Status(cmd_service::StatusArgs),
+    /// Add, remove, list, mount and change the service's drives.
+    #[command(subcommand)]
+    Drive(cmd_service::DriveCommand),
+    /// Lock a drive (or all): the vault key leaves memory; the drive refuses access until unlocked.
+    Lock(cmd_service::OptDrive),
+    /// Unlock a drive (with the password in the keyring, else asks for it).
+    Unlock(cmd_service::UnlockArgs),
+    /// Pause uploads of a drive (or all); changes are kept on this device.
+    Pause(cmd_service::OptDrive),
+    /// Resume uploads.
+    Resume(cmd_service::OptDrive),
+    /// List a drive's snapshots, newest first.
+    Snapshots(cmd_service::SnapshotsArgs),
+    /// Restore a file or folder of a drive from a snapshot (never overwrites).
+    Restore(cmd_service::RestoreArgs),
+    /// Print a shell completion script: `nimbus completions bash > ~/.local/share/bash-completion/completions/nimbus`.
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -141,6 +161,19 @@ fn main() -> ExitCode {
             Command::Check(a) => cmd_check::run(&g, a).await,
             Command::Login(a) => cmd_login::login(&g, a).await,
             Command::Logout(a) => cmd_login::logout(&g, a),
+            Command::Status(a) => cmd_service::status(a, &g).await,
+            Command::Drive(c) => cmd_service::drive(&g, c).await,
+            Command::Lock(a) => cmd_service::lock(a).await,
+            Command::Unlock(a) => cmd_service::unlock(&g, a).await,
+            Command::Pause(a) => cmd_service::pause(a, true).await,
+            Command::Resume(a) => cmd_service::pause(a, false).await,
+            Command::Snapshots(a) => cmd_service::snapshots(a).await,
+            Command::Restore(a) => cmd_service::restore(a).await,
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "nimbus", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
+            }
             #[cfg(unix)]
             _ => unreachable!("drive commands are handled above"),
         }

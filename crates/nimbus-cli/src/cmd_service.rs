@@ -1,0 +1,487 @@
+//! The commands that talk to the service (`nimbusd`) through its local API:
+//! `status`, `drive add|remove|list|mount|unmount`, `lock`, `unlock`,
+//! `pause`, `resume`, `snapshots`, `restore`.
+
+use anyhow::{bail, Context, Result};
+use nimbus_api::{
+    AddDrive, Client, DriveChange, DriveState, DriveStatus, Reply, Request, Secret, ServiceStatus, StoreSecrets,
+};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::{credentials, secrets, GlobalArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Only this drive.
+    drive: Option<String>,
+    /// Print the status as JSON (the API's `ServiceStatus`).
+    #[arg(long, conflicts_with = "live")]
+    json: bool,
+    /// Keep showing it, with progress bars, until Ctrl-C.
+    #[arg(long)]
+    live: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DriveCommand {
+    /// Add a drive for an existing vault and mount it (the vault password from a prompt or NIMBUS_PASSWORD).
+    Add(AddArgs),
+    /// Unmount a drive (after its changes are in the vault) and forget it; the vault is untouched.
+    Remove {
+        name: String,
+        /// Also delete its saved password and store credentials from the keyring.
+        #[arg(long)]
+        forget: bool,
+    },
+    /// List the drives the service knows.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mount a drive the service knows.
+    Mount { name: String },
+    /// Unmount a drive (after its changes are in the vault); it stays configured.
+    Unmount { name: String },
+    /// Change a drive's settings.
+    Set(SetArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AddArgs {
+    /// A short name for the drive (`work`, `photos`).
+    name: String,
+    /// The vault's store: a folder, s3://…, webdav(s)://…, sftp://…
+    #[arg(long)]
+    store: String,
+    /// The folder to mount it on (created if missing).
+    #[arg(long)]
+    mount: PathBuf,
+    /// Save the vault password in the system keyring, so the drive unlocks by itself at login.
+    #[arg(long)]
+    remember: bool,
+    /// Size limit of the local cache, in MiB.
+    #[arg(long, value_name = "MIB")]
+    cache_size: Option<u64>,
+    /// Lock the drive after this many minutes without use (0: never).
+    #[arg(long, value_name = "MINUTES")]
+    auto_lock: Option<u64>,
+    /// Seconds without changes before they are committed.
+    #[arg(long, value_name = "SECONDS")]
+    commit_delay: Option<u64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SetArgs {
+    name: String,
+    #[arg(long, value_name = "MIB")]
+    cache_size: Option<u64>,
+    #[arg(long, value_name = "MINUTES")]
+    auto_lock: Option<u64>,
+    #[arg(long, value_name = "SECONDS")]
+    commit_delay: Option<u64>,
+    /// Move the mount point (the drive must be unmounted).
+    #[arg(long)]
+    mount: Option<PathBuf>,
+    /// Mount the drive when the service starts.
+    #[arg(long)]
+    mount_at_start: Option<bool>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OptDrive {
+    /// The drive (all drives when left out).
+    drive: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnlockArgs {
+    drive: String,
+    /// Save the password in the system keyring.
+    #[arg(long)]
+    remember: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotsArgs {
+    drive: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    drive: String,
+    /// The file or folder, as a path inside the drive.
+    path: String,
+    /// The snapshot: an id (or its start) from `nimbus snapshots`, or a UTC time (the newest snapshot
+    /// at or before it).
+    #[arg(long)]
+    at: String,
+    /// Put it in this folder instead of back in its place (nothing is overwritten either way).
+    #[arg(long)]
+    to: Option<PathBuf>,
+}
+
+async fn client() -> Result<Client> {
+    Ok(Client::connect().await?)
+}
+
+async fn call(req: Request) -> Result<Reply> {
+    Ok(client().await?.call(req).await?)
+}
+
+/// Prints a `Done` answer; anything else is a bug of one side.
+fn print_done(r: Reply) -> Result<ExitCode> {
+    match r {
+        Reply::Done { message, warnings } => {
+            println!("{message}");
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("the service answered something unexpected: {other:?}"),
+    }
+}
+
+pub async fn status(a: StatusArgs, g: &GlobalArgs) -> Result<ExitCode> {
+    let mut c = client().await?;
+    let req = || Request::Status { drive: a.drive.clone() };
+    if a.live {
+        return live(&mut c, req, g.quiet).await;
+    }
+    let Reply::Status(s) = c.call(req()).await? else {
+        bail!("the service answered something unexpected");
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_status(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(s: &ServiceStatus) {
+    if s.drives.is_empty() {
+        println!("No drives yet. Add one with `nimbus drive add <name> --store <store> --mount <folder>`.");
+    }
+    for d in &s.drives {
+        println!("{:<12} {:<44} {}", d.name, d.message, d.mount.display());
+        let t = &d.transfers;
+        if t.upload_rate > 0 || t.download_rate > 0 {
+            println!(
+                "{:<12} ↑ {}/s  ↓ {}/s",
+                "",
+                crate::progress::human_bytes(t.upload_rate),
+                crate::progress::human_bytes(t.download_rate)
+            );
+        }
+        if let Some(e) = &d.last_error {
+            if d.state == DriveState::Error || d.state == DriveState::Offline {
+                println!("{:<12} {e}", "");
+            }
+        }
+    }
+    for w in &s.warnings {
+        println!("warning: {w}");
+    }
+    println!(
+        "{}",
+        if s.safe_to_shut_down {
+            "Every change is in the cloud: safe to shut down."
+        } else {
+            "Changes are still uploading: shutting down now keeps them on this device until the next start."
+        }
+    );
+}
+
+/// One progress line per drive, redrawn every half second.
+async fn live(c: &mut Client, req: impl Fn() -> Request, quiet: bool) -> Result<ExitCode> {
+    let multi = indicatif::MultiProgress::new();
+    if quiet {
+        multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = indicatif::ProgressStyle::with_template("{prefix:<12} [{bar:24}] {wide_msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut bars: std::collections::BTreeMap<String, indicatif::ProgressBar> = Default::default();
+    let footer = multi.add(indicatif::ProgressBar::new_spinner());
+    loop {
+        let Reply::Status(s) = c.call(req()).await? else {
+            bail!("the service answered something unexpected");
+        };
+        for d in &s.drives {
+            let bar = bars.entry(d.name.clone()).or_insert_with(|| {
+                let b = multi.insert_before(&footer, indicatif::ProgressBar::new(1));
+                b.set_style(style.clone());
+                b.set_prefix(d.name.clone());
+                b
+            });
+            let (pos, len) = progress_of(d);
+            bar.set_length(len.max(1));
+            bar.set_position(pos);
+            bar.set_message(line_of(d));
+        }
+        footer.set_message(if s.safe_to_shut_down {
+            "Everything is in the cloud. Ctrl-C to stop watching."
+        } else {
+            "Uploading. Ctrl-C to stop watching."
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// Bytes done out of bytes to do, for the bar: uploads under way against
+/// what is still staged.
+fn progress_of(d: &DriveStatus) -> (u64, u64) {
+    if d.state == DriveState::UpToDate {
+        return (1, 1);
+    }
+    let left = d.pending_bytes;
+    let doing = d.transfers.uploading_bytes.min(left);
+    (doing, left)
+}
+
+fn line_of(d: &DriveStatus) -> String {
+    let t = &d.transfers;
+    if t.upload_rate > 0 || t.download_rate > 0 {
+        format!(
+            "{}  ↑ {}/s ↓ {}/s",
+            d.message,
+            crate::progress::human_bytes(t.upload_rate),
+            crate::progress::human_bytes(t.download_rate)
+        )
+    } else {
+        d.message.clone()
+    }
+}
+
+/// The store's credentials to hand to the service: from this terminal's
+/// environment or a prompt (the service cannot see either). `None` leaves
+/// it to the service's keyring and environment, or SSH's own.
+fn handed_credentials(store: &str) -> Result<Option<StoreSecrets>> {
+    let url = nimbus_backend::StoreUrl::parse(store)?;
+    match &url {
+        nimbus_backend::StoreUrl::S3(_) => {
+            if let (Ok(id), Ok(secret)) = (
+                std::env::var("AWS_ACCESS_KEY_ID"),
+                std::env::var("AWS_SECRET_ACCESS_KEY"),
+            ) {
+                if !id.is_empty() && !secret.is_empty() {
+                    return Ok(Some(StoreSecrets {
+                        access_key_id: Some(id),
+                        secret_access_key: Some(Secret::new(secret)),
+                        password: None,
+                    }));
+                }
+            }
+        }
+        nimbus_backend::StoreUrl::WebDav(_) => {
+            if let Ok(pw) = std::env::var("NIMBUS_STORE_PASSWORD") {
+                return Ok(Some(StoreSecrets {
+                    password: Some(Secret::new(pw)),
+                    ..Default::default()
+                }));
+            }
+        }
+        _ => return Ok(None),
+    }
+    let found = credentials::find(&url, credentials::Ask::IfTerminal)?;
+    Ok(Some(StoreSecrets {
+        access_key_id: found.s3.as_ref().map(|k| k.access_key_id.clone()),
+        secret_access_key: found.s3.as_ref().map(|k| Secret::new(k.secret_access_key.to_string())),
+        password: found.password.as_ref().map(|p| Secret::new(p.to_string())),
+    })
+    .filter(|s| s.access_key_id.is_some() || s.password.is_some()))
+}
+
+pub async fn drive(g: &GlobalArgs, cmd: DriveCommand) -> Result<ExitCode> {
+    match cmd {
+        DriveCommand::Add(a) => {
+            let mount =
+                std::path::absolute(&a.mount).with_context(|| format!("cannot resolve {}", a.mount.display()))?;
+            let store = if a.store.contains("://") {
+                a.store.clone()
+            } else {
+                // A folder: the service runs elsewhere, so make it absolute.
+                std::path::absolute(&a.store)
+                    .with_context(|| format!("cannot resolve {}", a.store))?
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let credentials = handed_credentials(&store)?;
+            let pw = secrets::password(g.password_file.as_deref())?;
+            let req = Request::AddDrive(AddDrive {
+                name: a.name,
+                store,
+                mount,
+                password: Secret::new(pw.as_str()),
+                credentials,
+                remember: a.remember,
+                settings: DriveChange {
+                    cache_size_mib: a.cache_size,
+                    auto_lock_minutes: a.auto_lock,
+                    commit_delay_secs: a.commit_delay,
+                    ..Default::default()
+                },
+            });
+            print_done(call(req).await?)
+        }
+        DriveCommand::Remove { name, forget } => print_done(
+            call(Request::RemoveDrive {
+                drive: name,
+                forget_secrets: forget,
+            })
+            .await?,
+        ),
+        DriveCommand::List { json } => {
+            let Reply::Drives { drives } = call(Request::ListDrives).await? else {
+                bail!("the service answered something unexpected");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&drives)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if drives.is_empty() {
+                println!("No drives yet. Add one with `nimbus drive add <name> --store <store> --mount <folder>`.");
+            }
+            for d in drives {
+                println!(
+                    "{:<12} {:<40} {}{}",
+                    d.name,
+                    d.mount.display().to_string(),
+                    d.store,
+                    if d.remembered { "  (password in keyring)" } else { "" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DriveCommand::Mount { name } => print_done(call(Request::Mount { drive: name }).await?),
+        DriveCommand::Unmount { name } => print_done(call(Request::Unmount { drive: name }).await?),
+        DriveCommand::Set(s) => print_done(
+            call(Request::ChangeDrive {
+                drive: s.name,
+                change: DriveChange {
+                    mount: s.mount,
+                    cache_size_mib: s.cache_size,
+                    commit_delay_secs: s.commit_delay,
+                    auto_lock_minutes: s.auto_lock,
+                    mount_at_start: s.mount_at_start,
+                },
+            })
+            .await?,
+        ),
+    }
+}
+
+pub async fn lock(a: OptDrive) -> Result<ExitCode> {
+    print_done(call(Request::Lock { drive: a.drive }).await?)
+}
+
+pub async fn unlock(g: &GlobalArgs, a: UnlockArgs) -> Result<ExitCode> {
+    let mut c = client().await?;
+    // The keyring first, if the password is remembered; else ask.
+    let first = c
+        .call(Request::Unlock {
+            drive: a.drive.clone(),
+            password: None,
+            remember: false,
+        })
+        .await;
+    match first {
+        Ok(r) => return print_done(r),
+        Err(e) if e.code == nimbus_api::ErrorCode::WrongPassword => {}
+        Err(e) => return Err(e.into()),
+    }
+    let pw = secrets::password(g.password_file.as_deref())?;
+    print_done(
+        c.call(Request::Unlock {
+            drive: a.drive,
+            password: Some(Secret::new(pw.as_str())),
+            remember: a.remember,
+        })
+        .await?,
+    )
+}
+
+pub async fn pause(a: OptDrive, on: bool) -> Result<ExitCode> {
+    let req = if on {
+        Request::Pause { drive: a.drive }
+    } else {
+        Request::Resume { drive: a.drive }
+    };
+    print_done(call(req).await?)
+}
+
+pub async fn snapshots(a: SnapshotsArgs) -> Result<ExitCode> {
+    let Reply::Snapshots { snapshots } = call(Request::Snapshots { drive: a.drive.clone() }).await? else {
+        bail!("the service answered something unexpected");
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&snapshots)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if snapshots.is_empty() {
+        println!("Drive `{}` has no snapshots yet.", a.drive);
+    }
+    for s in snapshots.iter().rev() {
+        let t = nimbus_vault::Timestamp { secs: s.time, nanos: 0 };
+        println!(
+            "{}  {}  from device {}",
+            &s.id[..s.id.len().min(12)],
+            t.format_utc(),
+            &s.device[..s.device.len().min(8)]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn restore(a: RestoreArgs) -> Result<ExitCode> {
+    let to = match a.to {
+        Some(t) => Some(std::path::absolute(&t).with_context(|| format!("cannot resolve {}", t.display()))?),
+        None => None,
+    };
+    let r = call(Request::Restore {
+        drive: a.drive,
+        path: a.path.clone(),
+        at: a.at,
+        to,
+    })
+    .await?;
+    match r {
+        Reply::Restored { to, files, bytes } => {
+            println!(
+                "Restored {} to {} ({files} file{}, {}).",
+                a.path,
+                to.display(),
+                if files == 1 { "" } else { "s" },
+                crate::progress::human_bytes(bytes)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("the service answered something unexpected: {other:?}"),
+    }
+}
+
+/// If the service serves the drive at `mp`, unmounts it through the
+/// service (which must let go of it) and returns true.
+#[cfg(unix)]
+pub async fn unmount_served(mp: &std::path::Path) -> Result<bool> {
+    let Ok(mut c) = Client::connect().await else {
+        return Ok(false);
+    };
+    let Ok(Reply::Status(s)) = c.call(Request::Status { drive: None }).await else {
+        return Ok(false);
+    };
+    let Some(d) = s.drives.iter().find(|d| d.mount == mp && d.mounted) else {
+        return Ok(false);
+    };
+    let r = c.call(Request::Unmount { drive: d.name.clone() }).await?;
+    print_done(r)?;
+    Ok(true)
+}
