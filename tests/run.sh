@@ -19,6 +19,10 @@
 #             127.0.0.1: Garage (S3; one node and three), Apache mod_dav
 #             (WebDAV), OpenSSH (SFTP), with faults and outages
 #             (tests/cloud/run.sh)
+#   service   nimbusd as a real process with Garage and the real Secret
+#             Service: drives through the API, restart from the keyring,
+#             another user refused, bad requests, lock, pause, restore,
+#             kill -9 during uploads (tests/service/run.sh)
 #   fuzz      bash fuzz/run.sh <seconds per target>, if fuzz/run.sh exists
 #
 # Environment:
@@ -27,7 +31,7 @@
 #   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
 #   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
 #                         skips it)
-#   NIMBUS_CLOUD          0 skips the cloud stage (and installing Garage)
+#   NIMBUS_CLOUD          0 skips the cloud and service stages (and installing Garage)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -183,7 +187,7 @@ if [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }
     echo "SKIPPED: the drive tests need /dev/fuse and root (or sudo without a password)"
     stage_done skipped
 else
-    cargo build -q -p nimbus-cli
+    cargo build -q -p nimbus-cli -p nimbus-service
     as_root_keep_env bash tests/drive/programs.sh
     # A long run: bash tests/drive/crash.sh 100.
     if [ "${NIMBUS_CRASH_ROUNDS:-20}" -gt 0 ]; then
@@ -206,6 +210,21 @@ elif [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null;
     stage_done skipped
 else
     as_root_keep_env bash tests/cloud/run.sh
+    stage_done
+fi
+
+# --- the service ------------------------------------------------------------------
+
+section service "Service: nimbusd with Garage and GNOME Keyring (tests/service/run.sh)"
+if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
+    echo "NIMBUS_CLOUD=0: service tests skipped (they need Garage)"
+    stage_done skipped
+elif [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }; then
+    echo "SKIPPED: the service tests mount drives and add a user: they need /dev/fuse and root"
+    stage_done skipped
+else
+    cargo build -q -p nimbus-cli -p nimbus-service
+    as_root_keep_env bash tests/service/run.sh
     stage_done
 fi
 

@@ -7,7 +7,7 @@ target=${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}
 NIMBUS=${NIMBUS_BIN:-$target/debug/nimbus}
 if [ ! -x "$NIMBUS" ]; then
     echo "building nimbus"
-    (cd "$repo" && CARGO_TARGET_DIR=$target cargo build -q -p nimbus-cli)
+    (cd "$repo" && CARGO_TARGET_DIR=$target cargo build -q -p nimbus-cli -p nimbus-service)
 fi
 
 # /tmp may be a small tmpfs; the drive tests write gigabytes (sparsely).

@@ -149,6 +149,23 @@ impl Pace {
     }
 }
 
+/// Counts an upload as under way until dropped (also when the request is
+/// given up half way).
+struct Sending<'a>(&'a AtomicU64, u64);
+
+impl<'a> Sending<'a> {
+    fn new(c: &'a AtomicU64, n: u64) -> Self {
+        c.fetch_add(n, Ordering::Relaxed);
+        Sending(c, n)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::Relaxed);
+    }
+}
+
 /// Wraps a backend so every request goes through [`NetLimits`].
 #[derive(Debug)]
 pub struct LimitedBackend<B> {
@@ -185,13 +202,15 @@ impl<B: Backend> Backend for LimitedBackend<B> {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
-        self.limits.up.take(data.len() as u64).await;
-        let _slot = self.slot().await?;
+        // Under way from the moment it waits for its turn.
         let n = data.len() as u64;
         let counts = &self.limits.counts;
-        counts.sending.fetch_add(n, Ordering::Relaxed);
-        let res = self.inner.put(key, data).await;
-        counts.sending.fetch_sub(n, Ordering::Relaxed);
+        let _sending = Sending::new(&counts.sending, n);
+        self.limits.up.take(n).await;
+        let res = match self.slot().await {
+            Ok(_slot) => self.inner.put(key, data).await,
+            Err(e) => Err(e),
+        };
         if res.is_ok() {
             counts.sent.fetch_add(n, Ordering::Relaxed);
         }

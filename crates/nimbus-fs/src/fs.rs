@@ -237,6 +237,11 @@ impl Fs {
             *f = Some(fs.db.start_flusher());
         }
         fs.refresh_pins()?;
+        // Changes left uncommitted by the last run (a crash, a stop with the
+        // store down) upload now, not at the next change.
+        if fs.pending().is_ok_and(|p| p.dirty || p.files > 0) {
+            fs.sync.touched();
+        }
         fs.start_sync();
         Ok(fs)
     }

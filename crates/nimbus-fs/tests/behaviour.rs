@@ -18,6 +18,8 @@ pub struct Core {
     pub state: tempfile::TempDir,
     pub device: DeviceId,
     pub label: String,
+    /// Quiet time before a commit (an hour: tests commit when they ask).
+    pub delay: std::time::Duration,
 }
 
 fn fast_kdf() -> KdfParams {
@@ -52,6 +54,7 @@ impl Core {
             state: tempfile::tempdir().unwrap(),
             device: DeviceId::random(),
             label: label.into(),
+            delay: std::time::Duration::from_secs(3600),
         };
         c.mount();
         c
@@ -60,7 +63,7 @@ impl Core {
     fn mount(&mut self) {
         let vault = self.rt.block_on(Vault::open(self.backend.clone(), b"pw")).unwrap();
         let mut opts = FsOptions::new(self.state.path().join("vault"), self.device);
-        opts.commit_delay = std::time::Duration::from_secs(3600);
+        opts.commit_delay = self.delay;
         opts.cache_limit = 8 << 20;
         // A small memory cache, so reads go to the disk cache and the store.
         opts.mem_cache = 2 << 20;
@@ -457,6 +460,7 @@ fn newer_snapshots_from_elsewhere_are_picked_up() {
         state: tempfile::tempdir().unwrap(),
         device: DeviceId::random(),
         label: "device B".into(),
+        delay: a.delay,
     };
     b.mount();
     assert_eq!(b.read("from-a.txt").unwrap(), b"a");
@@ -619,4 +623,78 @@ fn random_reads_are_served_from_the_decoded_block_cache() {
 
 fn c_ino(c: &Core, path: &str) -> Ino {
     c.fs().resolve(path.as_bytes()).unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("not within 10 s: {what}");
+}
+
+/// A locked slot answers every request as locked; putting the drive back
+/// serves it again, with nothing lost.
+#[test]
+fn a_locked_slot_refuses_and_unlocking_restores() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    let data = conformance::bytes(900, 50_000);
+    c.write("kept", &data).unwrap();
+    let owner = Ctx { uid: 1000, gid: 1000 };
+    let slot = nimbus_fs::Slot::new(c.fs.clone(), owner);
+    assert!(!slot.is_locked());
+    assert!(slot.get().is_ok());
+    let fs = slot.take().unwrap();
+    assert!(slot.is_locked());
+    assert_eq!(slot.get().err().map(|e| e.kind()), Some(ErrorKind::Locked));
+    let root = slot.locked_root();
+    assert_eq!((root.ino, root.uid, root.perm), (ROOT, 1000, 0o700));
+    // Idle time counts from the last request, also a refused one.
+    assert!(slot.idle() < std::time::Duration::from_secs(5));
+    slot.put(fs);
+    let fs = slot.get().unwrap();
+    assert!(Arc::ptr_eq(&fs, c.fs()));
+    assert_eq!(c.read("kept").unwrap(), data);
+}
+
+/// Paused, the quiet-time commits stop (changes stay pending); an asked-for
+/// commit still runs; resumed, the pending ones go by themselves.
+#[test]
+fn a_paused_drive_keeps_changes_until_resumed() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    c.delay = std::time::Duration::from_millis(100);
+    c.remount(false);
+    c.fs().set_paused(true);
+    assert!(c.fs().is_paused());
+    c.write("a", b"during the pause").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(c.fs().pending().unwrap().dirty, "committed while paused");
+    c.fs().set_paused(false);
+    wait_until("committed after resuming", || !c.fs().pending().unwrap().dirty);
+    c.fs().set_paused(true);
+    c.write("b", b"asked for").unwrap();
+    c.sync();
+    assert!(
+        !c.fs().pending().unwrap().dirty,
+        "an asked-for commit runs while paused"
+    );
+}
+
+/// Changes a crash left uncommitted upload at the next start by
+/// themselves, without waiting for a new change.
+#[test]
+fn changes_left_by_a_crash_upload_at_the_next_start() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    c.delay = std::time::Duration::from_millis(100);
+    c.write("x", b"before the crash").unwrap();
+    c.fs.take().unwrap().shutdown_without_commit();
+    c.mount();
+    assert!(c.fs().pending().unwrap().files > 0 || c.fs().pending().unwrap().dirty);
+    wait_until("the left-over changes committed", || {
+        let p = c.fs().pending().unwrap();
+        !p.dirty && p.files == 0
+    });
+    assert!(c.fs().pending().unwrap().last_sync.is_some());
 }

@@ -538,7 +538,7 @@ impl Drive {
 /// "12 files · 48 MB".
 fn files_and_bytes(p: &nimbus_fs::Pending) -> String {
     let files = match p.files {
-        0 => "changes".to_string(),
+        0 => "folder changes".to_string(),
         1 => "1 file".to_string(),
         n => format!("{n} files"),
     };

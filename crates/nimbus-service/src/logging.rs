@@ -2,6 +2,7 @@
 //! systemd journal when there is one (else standard error). No secret is
 //! ever logged: requests are logged by kind, never with their fields.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;

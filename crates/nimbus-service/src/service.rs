@@ -165,11 +165,18 @@ impl Service {
         }
     }
 
-    fn remembered_password(vault_account: &str) -> Option<Zeroizing<String>> {
+    /// The remembered password of a drive. Without a keyring, the service
+    /// says so once, in its status, and the drive waits for `nimbus unlock`.
+    fn remembered_password(&self, vault_account: &str) -> Option<Zeroizing<String>> {
         match keychain::get(keychain::VAULT_SERVICE, vault_account) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!("{e}");
+                let w = format!("{e}. Drives cannot unlock by themselves: unlock them with `nimbus unlock <drive>`");
+                let mut ws = lock(&self.warnings);
+                if !ws.contains(&w) {
+                    tracing::warn!("{w}");
+                    ws.push(w);
+                }
                 None
             }
         }
@@ -187,9 +194,10 @@ impl Service {
             tasks.push(tokio::spawn(async move {
                 let name = d.name();
                 let d2 = d.clone();
+                let svc2 = svc.clone();
                 let res = blocking(move || {
                     let creds = Service::find_creds(d2.url());
-                    let pw = Service::remembered_password(&account(&d2.config()));
+                    let pw = svc2.remembered_password(&account(&d2.config()));
                     d2.mount(pw.as_deref().map(|p| p.as_str()), creds)
                 })
                 .await;
@@ -219,9 +227,10 @@ impl Service {
             Request::ChangeDrive { drive, change } => self.change_drive(&drive, change),
             Request::Mount { drive } => {
                 let d = self.drive(&drive)?;
+                let svc = self.clone();
                 let res = blocking(move || {
                     let creds = Service::find_creds(d.url());
-                    let pw = Service::remembered_password(&account(&d.config()));
+                    let pw = svc.remembered_password(&account(&d.config()));
                     d.mount(pw.as_deref().map(|p| p.as_str()), creds)?;
                     Ok(d.is_locked())
                 })
@@ -273,7 +282,7 @@ impl Service {
                 let acct = account(&d.config());
                 let pw = match password {
                     Some(p) => Zeroizing::new(p.expose().to_string()),
-                    None => Service::remembered_password(&acct).ok_or_else(|| {
+                    None => self.remembered_password(&acct).ok_or_else(|| {
                         ApiError::new(
                             ErrorCode::WrongPassword,
                             format!(

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# The service (nimbusd) as a real process, with Garage on 127.0.0.1 as the
+# store and the real Secret Service (gnome-keyring in its own D-Bus session):
+#
+#   bash tests/service/run.sh          (as root: it mounts drives and adds a user)
+#
+# 1. Two drives (Garage and a local folder) added through the API; files
+#    written through the mount; `nimbus status --json` shows the transfers,
+#    then "up to date".
+# 2. The service restarted without any password or store key in its
+#    environment: both drives come back unlocked, from the keyring. The
+#    config file and the logs hold no secret.
+# 3. Another user cannot connect (the socket's folder, then the peer
+#    credential check); malformed, oversized and wrong-version requests are
+#    refused with their error codes and the service stays up.
+# 4. Lock: reads fail with "Required key not available", nothing is lost;
+#    unlock (from the keyring) restores access. Pause keeps changes here;
+#    resume uploads them. A file is restored from a snapshot.
+# 5. kill -9 of the service in the middle of uploads: restarted, it finishes
+#    them, and a new device finds every fsync'd file, byte for byte.
+# 6. SIGTERM with changes pending and the store down: the service stops in
+#    bounded time and says the changes stay on this device; they upload at
+#    the next start.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+repo=$(cd "$here/../.." && pwd -P)
+
+# Everything below runs in a D-Bus session of its own, with a keyring in it.
+if [ -z "${_NIMBUS_SERVICE_BUS:-}" ]; then
+    keyring_home=$(mktemp -d "${NIMBUS_TEST_DIR:-/var/tmp}/nimbus-keyring.XXXXXX")
+    rc=0
+    _NIMBUS_SERVICE_BUS=1 XDG_DATA_HOME=$keyring_home dbus-run-session -- bash "$0" "$@" || rc=$?
+    rm -rf "$keyring_home"
+    exit "$rc"
+fi
+eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+
+target=${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}
+NIMBUS=${NIMBUS_BIN:-$target/debug/nimbus}
+NIMBUSD=${NIMBUSD_BIN:-$target/debug/nimbusd}
+API="python3 $here/api.py"
+# shellcheck source=tests/cloud/servers.sh
+. "$repo/tests/cloud/servers.sh"
+
+work=$(mktemp -d "${NIMBUS_TEST_DIR:-/var/tmp}/nimbus-service.XXXXXX")
+# The socket's folder, as XDG_RUNTIME_DIR/nimbus would be: the user's alone.
+sockdir=$(mktemp -d /tmp/nimbus-svc-sock.XXXXXX)
+export NIMBUS_SOCKET=$sockdir/nimbusd.sock
+cfg=$work/nimbusd.toml
+state=$work/state
+logs=$work/logs
+m1=$work/cloud
+m2=$work/local
+other=nimbus-svc-other
+started=$SECONDS
+svc_pid=
+
+cleanup() {
+    local rc=$?
+    if [ -n "$svc_pid" ]; then kill -9 "$svc_pid" 2>/dev/null || true; fi
+    for m in "$m1" "$m2" "$work/device2-mnt"; do
+        if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
+            fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+        fi
+    done
+    stop_all_servers || true
+    userdel "$other" 2>/dev/null || true
+    rm -rf "$sockdir"
+    if [ "$rc" -eq 0 ] && [ -z "${KEEP:-}" ]; then
+        rm -rf "$work"
+    else
+        echo "work folder kept for inspection: $work"
+        tail -n 40 "$work/nimbusd.out" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+step() { printf '\n--- [%s, %ss] %s\n' "$(date +%H:%M:%S)" "$((SECONDS - started))" "$*"; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+fsync() { python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)' "$1"; }
+
+# A JSON field of one drive's status: drive_field NAME FIELD.
+drive_field() {
+    "$NIMBUS" status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+d = [d for d in s["drives"] if d["name"] == sys.argv[1]][0]
+v = d
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(json.dumps(v) if isinstance(v, (dict, list, bool)) or v is None else v)' "$1" "$2"
+}
+
+start_service() {
+    "$NIMBUSD" --config "$cfg" --state-dir "$state" >>"$work/nimbusd.out" 2>&1 &
+    svc_pid=$!
+    local i
+    for i in $(seq 1 200); do
+        "$NIMBUS" status >/dev/null 2>&1 && return 0
+        kill -0 "$svc_pid" 2>/dev/null || fail "nimbusd exited at start: $(tail -n 5 "$work/nimbusd.out")"
+        sleep 0.1
+    done
+    fail "nimbusd did not answer within 20 s"
+}
+
+stop_service() {
+    kill -TERM "$svc_pid"
+    local rc=0
+    # The first one is a child of this shell, with an exit code; the ones
+    # started again in a subshell are not.
+    if wait "$svc_pid" 2>/dev/null; then :; else rc=$?; fi
+    [ "$rc" -eq 127 ] && rc=0
+    while kill -0 "$svc_pid" 2>/dev/null; do sleep 0.1; done
+    svc_pid=
+    [ "$rc" -eq 0 ] || fail "nimbusd exited with $rc on SIGTERM"
+    grep -q "nimbusd::unix.*stopped" "$logs"/nimbusd.*log || fail "nimbusd did not say it stopped"
+}
+
+# wait_state NAME STATE SECONDS: until the drive is in that state.
+wait_state() {
+    local i s=
+    for i in $(seq 1 $(($3 * 2))); do
+        s=$(drive_field "$1" state 2>/dev/null || true)
+        [ "$s" = "$2" ] && return 0
+        sleep 0.5
+    done
+    "$NIMBUS" status || true
+    fail "drive $1 is '$s', not '$2', after $3 s"
+}
+
+tree_sums() { (cd "$1" && find . -path ./.snapshots -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); }
+
+# --- servers and vaults --------------------------------------------------------------
+
+step "starting Garage on 127.0.0.1; a vault on it and one in a local folder"
+start_garage_single "$work/garage"
+export AWS_ACCESS_KEY_ID=$GARAGE_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$GARAGE_SECRET_KEY
+store="s3://$GARAGE_BUCKET/service-vault?endpoint=$GARAGE_SINGLE_S3_ENDPOINT&region=$GARAGE_REGION"
+export NIMBUS_PASSWORD=service-test-password-1
+"$NIMBUS" init "$store" --kdf-memory-kib 8192 --kdf-iterations 1 >/dev/null
+"$NIMBUS" init "$work/vault2" --kdf-memory-kib 8192 --kdf-iterations 1 >/dev/null
+
+# --- 1. drives added through the API ----------------------------------------------------
+
+step "nimbusd started; two drives added through the API (nimbus drive add --remember)"
+cat >"$cfg" <<TOML
+[service]
+log_dir = "$logs"
+shutdown_timeout_secs = 20
+TOML
+start_service
+"$NIMBUS" drive add cloud --store "$store" --mount "$m1" --remember --commit-delay 1
+"$NIMBUS" drive add local --store "$work/vault2" --mount "$m2" --remember --commit-delay 1
+"$NIMBUS" drive list
+"$NIMBUS" status
+[ -S "$NIMBUS_SOCKET" ] || fail "no socket at $NIMBUS_SOCKET"
+[ "$(stat -c %a "$NIMBUS_SOCKET")" = 600 ] || fail "the socket is not 0600"
+
+step "writing through both mounts; status shows the transfers, then up to date"
+mkdir -p "$m1/docs" "$m2/notes"
+for i in $(seq 1 40); do
+    head -c $((100000 + i * 1000)) /dev/urandom >"$m1/docs/file-$i.bin"
+done
+head -c 3000000 /dev/urandom >"$m1/docs/big.bin"
+echo "a note" >"$m2/notes/n.txt"
+for f in "$m1"/docs/*; do fsync "$f"; done
+saw_syncing=
+for _ in $(seq 1 600); do
+    s=$(drive_field cloud state)
+    [ "$s" = syncing ] && saw_syncing=1
+    [ "$s" = up_to_date ] && break
+    sleep 0.2
+done
+wait_state cloud up_to_date 120
+wait_state local up_to_date 60
+up=$(drive_field cloud transfers.uploaded_bytes)
+echo "status: cloud uploaded $up bytes; saw 'syncing' before 'up to date': ${saw_syncing:-no (the upload was quicker than a poll)}"
+[ "$up" -gt 4000000 ] || fail "status reports only $up bytes uploaded for 7 MB written"
+"$NIMBUS" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["safe_to_shut_down"] is True, s'
+tree_sums "$m1" >"$work/sums-1"
+
+# --- 2. restart from the keyring ---------------------------------------------------------
+
+step "restarting the service with no password or store key in its environment"
+stop_service
+grep -q " $m1 fuse" /proc/mounts && fail "the drive is still mounted after the service stopped"
+(
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY NIMBUS_PASSWORD
+    start_service
+    echo "$svc_pid" >"$work/pid"
+)
+svc_pid=$(cat "$work/pid")
+wait_state cloud up_to_date 60
+wait_state local up_to_date 60
+tree_sums "$m1" | diff - "$work/sums-1" || fail "the files differ after the restart"
+grep -q "a note" "$m2/notes/n.txt"
+echo "both drives back, unlocked from the keyring; files identical"
+secret-tool search --all service nimbus-vault 2>&1 >/dev/null | grep -c "^attribute.username" | grep -qx 2 ||
+    fail "the two vault passwords are not in the keyring"
+secret-tool search --all service nimbus-store 2>&1 >/dev/null | grep -q "^attribute.username" ||
+    fail "the S3 credentials are not in the keyring"
+ls "$logs"/nimbusd.*log >/dev/null || fail "no log file in $logs"
+for f in "$cfg" "$work/nimbusd.out" "$logs" "$state"; do
+    if grep -rqsF -e "$NIMBUS_PASSWORD" -e "$GARAGE_SECRET_KEY" "$f"; then
+        fail "a secret was found in $f"
+    fi
+done
+echo "no secret in the config file, the logs or the local state"
+
+# --- 3. who may connect, and what is refused -----------------------------------------------
+
+step "another user cannot connect; bad requests are refused and the service stays up"
+id "$other" >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin "$other"
+su -s /bin/sh "$other" -c "$API $NIMBUS_SOCKET other-user" | grep -q "refused by the file system" ||
+    fail "another user reached the socket through its folder"
+# Even with the folder and socket opened up by mistake, the service refuses.
+chmod 711 "$sockdir"
+chmod 666 "$NIMBUS_SOCKET"
+out=$(su -s /bin/sh "$other" -c "$API $NIMBUS_SOCKET other-user") || fail "other-user check: $out"
+chmod 700 "$sockdir"
+chmod 600 "$NIMBUS_SOCKET"
+echo "$out" | grep -q "refused by the service: not_permitted" || fail "the peer credential check let another user in"
+echo "another user: refused by the folder's mode, and by the peer credential check"
+$API "$NIMBUS_SOCKET" bad-requests
+"$NIMBUS" status >/dev/null
+
+# --- 4. lock, unlock, pause, resume, restore -------------------------------------------------
+
+step "lock drops access (nothing lost), unlock restores it"
+echo "written just before locking" >"$m1/docs/last.txt"
+"$NIMBUS" lock cloud
+[ "$(drive_field cloud state)" = locked ] || fail "not locked"
+if out=$(cat "$m1/docs/file-1.bin" 2>&1 >/dev/null); then fail "a locked drive was readable"; fi
+echo "reading a locked drive: $out"
+echo "$out" | grep -q "Required key not available" || fail "unclear error on a locked drive: $out"
+ls "$m1" >/dev/null 2>&1 && fail "a locked drive could be listed"
+(echo "x" >"$m1/new.txt") 2>/dev/null && fail "a locked drive took a write"
+(unset NIMBUS_PASSWORD; "$NIMBUS" unlock cloud </dev/null)
+grep -q "written just before locking" "$m1/docs/last.txt" || fail "the last write before the lock is gone"
+tree_sums "$m1" | grep -v last.txt | diff - "$work/sums-1" || fail "files differ after unlock"
+echo "unlocked from the keyring; everything there"
+
+step "pause keeps changes on this device; resume uploads them"
+"$NIMBUS" pause cloud
+echo "during the pause" >"$m1/paused.txt"
+fsync "$m1/paused.txt"
+sleep 4
+[ "$(drive_field cloud state)" = paused ] || fail "not paused"
+[ "$(drive_field cloud pending_files)" -ge 1 ] || fail "nothing pending while paused"
+"$NIMBUS" status cloud
+"$NIMBUS" resume cloud
+wait_state cloud up_to_date 60
+
+step "restore a file from a snapshot"
+"$NIMBUS" snapshots cloud | head -n 3
+before=$(date -u '+%Y-%m-%d %H:%M:%S')
+sleep 1.2
+echo "changed later" >"$m1/docs/last.txt"
+fsync "$m1"
+"$NIMBUS" restore cloud docs/last.txt --at "$before" --to "$work/restored"
+grep -q "written just before locking" "$work/restored/last.txt" || fail "restored the wrong version"
+"$NIMBUS" restore cloud docs/last.txt --at "$before" | tee "$work/restore.out"
+grep -q "restored" "$work/restore.out"
+compgen -G "$m1/docs/last (restored *" >/dev/null || fail "restore into the drive did not keep both"
+grep -q "changed later" "$m1/docs/last.txt" || fail "restore overwrote the current file"
+
+# --- 5. kill -9 in the middle of uploads ---------------------------------------------------
+
+step "kill -9 of the service during uploads; restarted, it finishes them"
+"$NIMBUS" limit "$m1" --upload 400k >/dev/null
+mkdir -p "$m1/crash"
+for i in $(seq 1 12); do
+    head -c 1000000 /dev/urandom >"$m1/crash/c-$i.bin"
+    fsync "$m1/crash/c-$i.bin"
+done
+(cd "$m1/crash" && sha256sum c-*.bin) >"$work/crash-sums"
+for _ in $(seq 1 100); do
+    [ "$(drive_field cloud transfers.uploading_bytes)" -gt 0 ] && break
+    sleep 0.1
+done
+echo "uploading: $(drive_field cloud transfers.uploading_bytes) bytes under way, $(drive_field cloud pending_bytes) pending"
+kill -9 "$svc_pid"
+while kill -0 "$svc_pid" 2>/dev/null; do sleep 0.1; done
+svc_pid=
+(
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY NIMBUS_PASSWORD
+    start_service
+    echo "$svc_pid" >"$work/pid"
+)
+svc_pid=$(cat "$work/pid")
+wait_state cloud up_to_date 300
+(cd "$m1/crash" && sha256sum -c --quiet "$work/crash-sums") || fail "fsync'd files changed after kill -9"
+echo "a new device reads them back from the store:"
+NIMBUS_STATE_DIR=$work/device2 "$NIMBUS" get -q -s "$store" /crash "$work/device2-crash"
+(cd "$work/device2-crash" && sha256sum -c --quiet "$work/crash-sums") || fail "the store lost fsync'd files"
+echo "all 12 fsync'd files in the store, byte for byte"
+
+# --- 6. stopping with the store down ---------------------------------------------------------
+
+step "SIGTERM with changes pending and the store down: bounded stop, changes kept"
+garage_pause_single
+echo "while the store is down" >"$m1/offline.txt"
+fsync "$m1/offline.txt"
+t0=$SECONDS
+kill -TERM "$svc_pid"
+while kill -0 "$svc_pid" 2>/dev/null; do sleep 0.1; done
+svc_pid=
+echo "stopped in $((SECONDS - t0)) s"
+[ $((SECONDS - t0)) -le 60 ] || fail "stopping took $((SECONDS - t0)) s"
+grep -q "stay staged on this device" "$work/nimbusd.out" "$logs"/* || fail "the service did not say the changes stay"
+garage_resume_single
+(
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY NIMBUS_PASSWORD
+    start_service
+    echo "$svc_pid" >"$work/pid"
+)
+svc_pid=$(cat "$work/pid")
+wait_state cloud up_to_date 300
+NIMBUS_STATE_DIR=$work/device3 "$NIMBUS" get -q -s "$store" /offline.txt "$work/offline.txt"
+grep -q "while the store is down" "$work/offline.txt" || fail "the change made while the store was down was lost"
+stop_service
+echo
+echo "service tests passed in $((SECONDS - started)) s"
