@@ -7,6 +7,7 @@ connection from another user, and many status requests in a row (latency).
     api.py SOCKET other-user        run as another user: must be refused
     api.py SOCKET latency N         p50 and p99 of N status requests, in ms
     api.py SOCKET call JSON         one request (the `req` object); prints the answer
+    api.py SOCKET events SECONDS    subscribes; prints one event per line for that long
 """
 import json
 import socket
@@ -116,6 +117,23 @@ def latency(path, n):
     print(f"status requests: {n}, p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, max {times[-1]:.2f} ms")
 
 
+def events(path, seconds):
+    s, f = connect(path)
+    s.settimeout(seconds)
+    first = ask(s, f, b'{"v": 1, "id": 1, "req": {"op": "subscribe"}}')
+    assert first["body"]["ok"]["kind"] == "subscribed", first
+    end = time.time() + seconds
+    while time.time() < end:
+        s.settimeout(max(0.1, end - time.time()))
+        try:
+            line = f.readline()
+        except (socket.timeout, TimeoutError, OSError):
+            break
+        if not line:
+            break
+        print(json.dumps(json.loads(line)["body"]["event"]), flush=True)
+
+
 def call(path, req):
     s, f = connect(path)
     a = ask(s, f, json.dumps({"v": 1, "id": 1, "req": json.loads(req)}).encode())
@@ -130,6 +148,8 @@ if __name__ == "__main__":
         other_user(path)
     elif what == "latency":
         latency(path, int(sys.argv[3]))
+    elif what == "events":
+        events(path, float(sys.argv[3]))
     elif what == "call":
         call(path, sys.argv[3])
     else:

@@ -154,10 +154,16 @@ start_service
 "$NIMBUS" drive add local --store "$work/vault2" --mount "$m2" --remember --commit-delay 1
 "$NIMBUS" drive list
 "$NIMBUS" status
+# The live view runs until Ctrl-C, then exits cleanly.
+timeout -s INT 2 "$NIMBUS" status --live >/dev/null 2>&1 || fail "nimbus status --live did not end cleanly on Ctrl-C"
+"$NIMBUS" completions bash | grep -q "_nimbus" || fail "no bash completions"
 [ -S "$NIMBUS_SOCKET" ] || fail "no socket at $NIMBUS_SOCKET"
 [ "$(stat -c %a "$NIMBUS_SOCKET")" = 600 ] || fail "the socket is not 0600"
 
 step "writing through both mounts; status shows the transfers, then up to date"
+$API "$NIMBUS_SOCKET" events 25 >"$work/events" &
+events_pid=$!
+sleep 0.5
 mkdir -p "$m1/docs" "$m2/notes"
 for i in $(seq 1 40); do
     head -c $((100000 + i * 1000)) /dev/urandom >"$m1/docs/file-$i.bin"
@@ -179,6 +185,22 @@ echo "status: cloud uploaded $up bytes; saw 'syncing' before 'up to date': ${saw
 [ "$up" -gt 4000000 ] || fail "status reports only $up bytes uploaded for 7 MB written"
 "$NIMBUS" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["safe_to_shut_down"] is True, s'
 tree_sums "$m1" >"$work/sums-1"
+kill "$events_pid" 2>/dev/null || true
+wait "$events_pid" 2>/dev/null || true
+python3 - "$work/events" <<'PY' || fail "the event stream did not tell what happened"
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+kinds = [e["event"] for e in evs]
+assert kinds[0] == "status", kinds[:3]
+states = [e["state"] for e in evs if e["event"] == "drive_state" and e["drive"] == "cloud"]
+assert "up_to_date" in states, states
+assert any(s in ("syncing", "up_to_date") for s in states), states
+pend = [e for e in evs if e["event"] == "pending" and e["drive"] == "cloud"]
+assert any(p["files"] > 0 for p in pend), pend
+safe = [e["safe"] for e in evs if e["event"] == "safe_to_shut_down"]
+assert False in safe and safe[-1] is True, safe
+print(f"events: {len(evs)} ({', '.join(sorted(set(kinds)))}); cloud went {' -> '.join(dict.fromkeys(states))}")
+PY
 
 # --- 2. restart from the keyring ---------------------------------------------------------
 
@@ -228,6 +250,9 @@ $API "$NIMBUS_SOCKET" bad-requests
 # --- 4. lock, unlock, pause, resume, restore -------------------------------------------------
 
 step "lock drops access (nothing lost), unlock restores it"
+# The local drive locks itself after a minute without use (checked at the
+# end, a minute after the service's last start).
+"$NIMBUS" drive set local --auto-lock 1
 echo "written just before locking" >"$m1/docs/last.txt"
 "$NIMBUS" lock cloud
 [ "$(drive_field cloud state)" = locked ] || fail "not locked"
@@ -316,9 +341,17 @@ garage_resume_single
     echo "$svc_pid" >"$work/pid"
 )
 svc_pid=$(cat "$work/pid")
+autolock_from=$SECONDS
 wait_state cloud up_to_date 300
 NIMBUS_STATE_DIR=$work/device3 "$NIMBUS" get -q -s "$store" /offline.txt "$work/offline.txt"
 grep -q "while the store is down" "$work/offline.txt" || fail "the change made while the store was down was lost"
+step "auto-lock: the local drive, unused for a minute, locked itself"
+wait_state local locked $((90 - (SECONDS - autolock_from) > 5 ? 90 - (SECONDS - autolock_from) : 5))
+echo "locked after $((SECONDS - autolock_from)) s (set to 1 minute)"
+grep -q "locked itself after 1 minute without use" "$logs"/nimbusd.*log || fail "auto-lock was not logged"
+ls "$m2" >/dev/null 2>&1 && fail "the auto-locked drive could be listed"
+(unset NIMBUS_PASSWORD; "$NIMBUS" unlock local </dev/null)
+grep -q "a note" "$m2/notes/n.txt" || fail "the auto-locked drive lost a file"
 stop_service
 echo
 echo "service tests passed in $((SECONDS - started)) s"

@@ -37,6 +37,7 @@ pub fn init(dir: &Path, level: &str, keep: usize) -> Result<tracing_appender::no
         None => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
                     .with_writer(std::io::stderr)
                     .with_filter(filter()),
             )

@@ -588,7 +588,7 @@ impl Service {
                             svc.notice(
                                 Some(&name),
                                 Level::Info,
-                                format!("drive `{name}` locked itself after {minutes} minutes without use"),
+                                format!("drive `{name}` locked itself after {minutes} minute{} without use", if minutes == 1 { "" } else { "s" }),
                             );
                         }
                     });
