@@ -29,6 +29,32 @@ pub fn socket_path() -> PathBuf {
     }
 }
 
+/// Refuses a socket, or a folder holding it, that another user owns: a
+/// password sent there could reach someone else's program (a folder in
+/// the shared temporary folder can be made first by anyone).
+#[cfg(unix)]
+fn check_owner(path: &std::path::Path) -> Result<(), ApiError> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::getuid().as_raw();
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    for p in std::iter::once(path).chain(parent) {
+        if let Ok(m) = std::fs::metadata(p) {
+            if m.uid() != me && m.uid() != 0 {
+                return Err(ApiError::new(
+                    ErrorCode::NotPermitted,
+                    format!(
+                        "{} belongs to another user (uid {}), not to you: it is not your Nimbus service. \
+                         Remove it, or set NIMBUS_SOCKET to a place of your own",
+                        p.display(),
+                        m.uid()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One line read with a bound.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
@@ -99,6 +125,7 @@ impl Client {
     pub async fn connect_to(path: &std::path::Path) -> Result<Client, ApiError> {
         #[cfg(unix)]
         {
+            check_owner(path)?;
             let s = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| not_running(path, &e))?;

@@ -1,6 +1,10 @@
-//! Requests, replies and events. Additions are compatible (new optional
-//! fields, new variants a client ignores); anything else is a new
-//! [`crate::VERSION`].
+//! Requests, replies and events.
+//!
+//! Compatibility: replies, events and states may gain fields and variants
+//! within a version; clients read an unknown variant as `Unknown` and
+//! ignore unknown fields. Requests are strict (an unknown field is refused
+//! as malformed), so a field or operation is added to requests only with a
+//! new [`crate::VERSION`].
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -200,6 +204,9 @@ pub enum Reply {
     },
     /// The connection now carries events.
     Subscribed,
+    /// An answer from a newer service.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,7 +240,7 @@ pub struct ServiceStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriveState {
-    /// Being mounted or unlocked.
+    /// Being mounted.
     Starting,
     /// Configured but not mounted.
     Unmounted,
@@ -249,6 +256,9 @@ pub enum DriveState {
     Offline,
     /// Something needs the person (see `message`).
     Error,
+    /// A state from a newer service.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,6 +286,10 @@ pub struct DriveStatus {
     pub last_error: Option<String>,
     /// Seconds since the drive was last used (for auto-lock).
     pub idle_secs: u64,
+    /// Locked or unmounted with changes the store had not taken yet: they
+    /// are safe on this device and upload at the next unlock or mount.
+    #[serde(default)]
+    pub changes_kept_here: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -325,6 +339,9 @@ pub enum Event {
         level: Level,
         text: String,
     },
+    /// An event from a newer service.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,8 +370,8 @@ impl ApiError {
     }
 }
 
-/// Stable error codes. New codes may be added; a client treats an unknown
-/// one as `internal`.
+/// Stable error codes. New codes may be added; a client reads an unknown
+/// one as `unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

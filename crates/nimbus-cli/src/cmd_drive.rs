@@ -1,7 +1,7 @@
 //! Commands for a mounted drive: `unmount`, `sync`, `pin`, `unpin`.
 //!
-//! Until the service exists they talk to the mount through the drive
-//! itself: `fsync` of the drive's root commits now, the `user.nimbus.status`
+//! They talk to the mount through the drive itself, whether `nimbus mount`
+//! or the service serves it: `fsync` of the drive's root commits now, the `user.nimbus.status`
 //! attribute of the root tells what is pending, and setting or removing
 //! `user.nimbus.pin` on a path pins or unpins it.
 

@@ -478,7 +478,8 @@ pub async fn unmount_served(mp: &std::path::Path) -> Result<bool> {
     let Ok(Reply::Status(s)) = c.call(Request::Status { drive: None }).await else {
         return Ok(false);
     };
-    let Some(d) = s.drives.iter().find(|d| d.mount == mp && d.mounted) else {
+    let same = |p: &std::path::Path| p == mp || p.canonicalize().is_ok_and(|c| c == mp);
+    let Some(d) = s.drives.iter().find(|d| same(&d.mount) && d.mounted) else {
         return Ok(false);
     };
     let r = c.call(Request::Unmount { drive: d.name.clone() }).await?;

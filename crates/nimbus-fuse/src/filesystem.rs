@@ -481,7 +481,9 @@ impl Filesystem for NimbusFuse {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let Ok(fs) = self.slot.get() else {
+        // Not counted as use: file managers and `df` poll it, and must not
+        // keep a drive from locking itself.
+        let Some(fs) = self.slot.peek() else {
             // Locked: an empty drive, so `df` and file managers go on.
             return reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
         };

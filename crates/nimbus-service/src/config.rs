@@ -26,7 +26,7 @@ pub struct ServiceConfig {
     /// How long stopping the service waits for pending changes to reach the
     /// store before leaving them staged on this device.
     pub shutdown_timeout_secs: u64,
-    /// Where the log files go; empty for the platform's usual place.
+    /// Where the log files go; left out, the platform's usual place.
     pub log_dir: Option<PathBuf>,
     /// Log level: error, warn, info, debug (`NIMBUS_LOG` overrides it).
     pub log_level: String,
@@ -154,9 +154,17 @@ impl Config {
             }
         }
         let mut mounts = std::collections::BTreeSet::new();
+        let mut stores = std::collections::BTreeSet::new();
         for d in &self.drives {
             if !mounts.insert(&d.mount) {
                 return Err(format!("two drives are mounted at {}", d.mount.display()));
+            }
+            // One drive per vault: a vault is mounted once per device.
+            let store = nimbus_backend::StoreUrl::parse(&d.store)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            if !stores.insert(store) {
+                return Err(format!("two drives use the vault at {}; one drive per vault", d.store));
             }
         }
         Ok(())

@@ -27,8 +27,11 @@ pub struct Drive {
     rt: tokio::runtime::Handle,
     limits: Arc<NetLimits>,
     inner: Mutex<Inner>,
-    /// A mount, unlock or unmount is running.
+    /// A mount, unlock, lock or unmount is running.
     busy: AtomicBool,
+    /// The last lock or unmount left changes staged that the store had not
+    /// taken yet (they upload at the next unlock or mount).
+    left_staged: AtomicBool,
     rates: Mutex<Rates>,
 }
 
@@ -88,6 +91,7 @@ impl Drive {
             limits,
             inner: Mutex::new(Inner::default()),
             busy: AtomicBool::new(false),
+            left_staged: AtomicBool::new(false),
             rates: Mutex::new(Rates::default()),
         }))
     }
@@ -333,6 +337,7 @@ impl Drive {
         i.error = None;
         i.creds = Some(creds);
         slot.put(fs);
+        self.left_staged.store(false, Ordering::SeqCst);
         tracing::info!("drive `{}` unlocked", self.name());
         Ok(())
     }
@@ -342,12 +347,31 @@ impl Drive {
     /// commit ends (at once when nothing is pending). Returns whether
     /// everything reached the vault in time.
     pub fn lock(&self, wait: Duration) -> Result<bool, ApiError> {
+        let _busy = self.begin()?;
         let slot = lock(&self.inner).slot.clone();
         let Some(fs) = slot.and_then(|s| s.take()) else {
             return Ok(true);
         };
         tracing::info!("drive `{}` locked", self.name());
-        Ok(finish(fs, wait, &self.name()))
+        let all_in = finish(fs, wait, &self.name());
+        self.left_staged.store(!all_in, Ordering::SeqCst);
+        Ok(all_in)
+    }
+
+    /// Checks a password against the vault's key slots without opening it.
+    pub fn check_password(&self, password: &str) -> Result<(), ApiError> {
+        let creds = lock(&self.inner).creds.as_ref().map(clone_creds).unwrap_or_default();
+        let access = StoreAccess {
+            credentials: creds,
+            limits: Some(self.limits.clone()),
+        };
+        let backend = nimbus_backend::open_store_with(&self.url, &access).map_err(from_backend)?;
+        let config = self
+            .rt
+            .block_on(nimbus_vault::read_config(&backend))
+            .map_err(from_vault)?;
+        config.unlock_with_password(password.as_bytes()).map_err(from_vault)?;
+        Ok(())
     }
 
     /// Commits, unmounts and lets go of the vault. `lazy`: unmount even
@@ -371,6 +395,7 @@ impl Drive {
             None => true,
         };
         lock(&self.inner).lock_file = None;
+        self.left_staged.store(!done, Ordering::SeqCst);
         tracing::info!("drive `{}` unmounted from {}", self.name(), mp.display());
         Ok(done)
     }
@@ -473,16 +498,25 @@ impl Drive {
         let (cache_bytes, _) = fs.as_ref().map(|f| f.cache_usage()).unwrap_or((0, 0));
         let transfers = self.transfers();
         let busy = pending.syncing || pending.dirty || pending.files > 0 || transfers.uploading_bytes > 0;
+        let left_staged = fs.is_none() && self.left_staged.load(Ordering::SeqCst);
         let (state, message) = if starting {
             (DriveState::Starting, "Starting".to_string())
         } else if !mounted {
             match &error {
                 Some(e) => (DriveState::Error, format!("Error: {e}")),
+                None if left_staged => (
+                    DriveState::Unmounted,
+                    "Not mounted — changes kept on this device upload at the next mount".to_string(),
+                ),
                 None => (DriveState::Unmounted, "Not mounted".to_string()),
             }
         } else if locked {
             match &error {
                 Some(e) => (DriveState::Locked, format!("Locked — {e}")),
+                None if left_staged => (
+                    DriveState::Locked,
+                    "Locked — changes kept on this device upload at unlock".to_string(),
+                ),
                 None => (DriveState::Locked, "Locked".to_string()),
             }
         } else if cfg.paused {
@@ -526,6 +560,7 @@ impl Drive {
             last_sync: pending.last_sync,
             last_error: error.or(pending.last_error),
             idle_secs: slot.map(|s| s.idle().as_secs()).unwrap_or(0),
+            changes_kept_here: left_staged,
         }
     }
 

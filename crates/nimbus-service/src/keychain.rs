@@ -4,8 +4,8 @@
 //!
 //! - service `nimbus-store`, account = the store's address: its
 //!   credentials, as one line (`s3 <key id> <secret>` or `password <pw>`);
-//! - service `nimbus-vault`, account = the vault id: the vault password,
-//!   only when the person asked to be remembered.
+//! - service `nimbus-vault`, account = the store's address: the vault
+//!   password, only when the person asked to be remembered.
 //!
 //! Nothing here ever writes a secret anywhere else. A missing keyring is
 //! reported as [`KeyringError::Unavailable`] so callers can say so in plain

@@ -9,8 +9,8 @@
 //! given go to the keyring and to the drives' memory, never to the config
 //! file or a log line.
 //!
-//! The pieces the CLI shares (device ids, the keyring, mount checks, the
-//! config file) are public modules here, so the two never drift apart.
+//! The pieces the CLI shares (device ids, the keyring, mount checks) are
+//! public modules here, so the two never drift apart.
 
 pub mod at;
 pub mod config;

@@ -33,11 +33,31 @@ pub fn inside(path: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+#[derive(Debug)]
+pub enum RestoreError {
+    NotInSnapshot(String),
+    Local(String),
+}
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreError::NotInSnapshot(m) | RestoreError::Local(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Copies `mount/.snapshots/<snapshot>/<rel>` into the folder `to`, or back
 /// to its own place in the drive.
-pub fn restore(mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, String> {
+pub fn restore(mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, RestoreError> {
     let src = mount.join(".snapshots").join(snapshot).join(rel);
-    std::fs::symlink_metadata(&src).map_err(|e| format!("{} is not in the snapshot {snapshot}: {e}", rel.display()))?;
+    std::fs::symlink_metadata(&src).map_err(|e| {
+        RestoreError::NotInSnapshot(format!("{} is not in the snapshot {snapshot}: {e}", rel.display()))
+    })?;
+    restore_from(&src, mount, snapshot, rel, to).map_err(RestoreError::Local)
+}
+
+fn restore_from(src: &Path, mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, String> {
     let name = rel
         .file_name()
         .ok_or_else(|| "the path has no name".to_string())?
@@ -67,7 +87,7 @@ pub fn restore(mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> R
         to: dest.clone(),
         ..Default::default()
     };
-    copy(&src, &dest, &mut r)?;
+    copy(src, &dest, &mut r)?;
     Ok(r)
 }
 

@@ -34,10 +34,27 @@ pub enum ListenError {
 
 /// Binds the socket, refusing when another service answers there already.
 pub async fn listen(path: &Path) -> Result<UnixListener, ListenError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // A folder made here is the user's alone. One that exists already
+        // (a home folder, given with --socket) is left as it is, but must
+        // not be open to others for writing.
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
+        }
+        let meta = std::fs::metadata(dir).map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::getuid().as_raw();
+        if meta.uid() != me || meta.mode() & 0o022 != 0 {
+            return Err(ListenError::Folder(
+                dir.to_path_buf(),
+                std::io::Error::other(
+                    "the folder belongs to another user or others may write in it; \
+                     choose a folder of your own for the socket",
+                ),
+            ));
+        }
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {

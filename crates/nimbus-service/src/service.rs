@@ -139,9 +139,12 @@ impl Service {
     pub fn status(&self, only: Option<&str>) -> Result<ServiceStatus, ApiError> {
         let drives = self.drives_named(only)?;
         let drives: Vec<_> = drives.iter().map(|d| d.status()).collect();
-        let safe = drives
-            .iter()
-            .all(|d| d.pending_files == 0 && d.pending_bytes == 0 && d.state != nimbus_api::DriveState::Syncing);
+        let safe = drives.iter().all(|d| {
+            d.pending_files == 0
+                && d.pending_bytes == 0
+                && !d.changes_kept_here
+                && d.state != nimbus_api::DriveState::Syncing
+        });
         Ok(ServiceStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -218,10 +221,21 @@ impl Service {
     /// Answers one request.
     pub async fn handle(self: &Arc<Self>, req: Request) -> Result<Reply, ApiError> {
         match req {
-            Request::Status { drive } => Ok(Reply::Status(self.status(drive.as_deref())?)),
-            Request::ListDrives => Ok(Reply::Drives {
-                drives: self.all_drives().iter().map(|d| self.info(&d.config())).collect(),
-            }),
+            // Status reads each drive's local database, and the list asks
+            // the keyring: both off the async threads.
+            Request::Status { drive } => {
+                let svc = self.clone();
+                Ok(Reply::Status(blocking(move || svc.status(drive.as_deref())).await?))
+            }
+            Request::ListDrives => {
+                let svc = self.clone();
+                blocking(move || {
+                    Ok(Reply::Drives {
+                        drives: svc.all_drives().iter().map(|d| svc.info(&d.config())).collect(),
+                    })
+                })
+                .await
+            }
             Request::AddDrive(a) => self.add_drive(a).await,
             Request::RemoveDrive { drive, forget_secrets } => self.remove_drive(&drive, forget_secrets).await,
             Request::ChangeDrive { drive, change } => self.change_drive(&drive, change),
@@ -294,7 +308,13 @@ impl Service {
                 let pw2 = pw.clone();
                 blocking(move || {
                     let creds = Service::find_creds(d.url());
-                    d.unlock(&pw2, Some(creds))
+                    d.unlock(&pw2, Some(creds))?;
+                    // Already unlocked: the password was not used, so check
+                    // it before the keyring keeps it.
+                    if remember {
+                        d.check_password(&pw2)?;
+                    }
+                    Ok(())
                 })
                 .await?;
                 let mut warnings = Vec::new();
@@ -359,8 +379,10 @@ impl Service {
                     let snaps = d.snapshots()?;
                     let snap = at::pick(&snaps, &at).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
                     let mount = d.config().mount;
-                    restore::restore(&mount, &snap.name, &rel, to.as_deref())
-                        .map_err(|m| ApiError::new(ErrorCode::Local, m))
+                    restore::restore(&mount, &snap.name, &rel, to.as_deref()).map_err(|e| match e {
+                        restore::RestoreError::NotInSnapshot(m) => ApiError::new(ErrorCode::NotFound, m),
+                        restore::RestoreError::Local(m) => ApiError::new(ErrorCode::Local, m),
+                    })
                 })
                 .await?;
                 Ok(Reply::Restored {
@@ -588,7 +610,10 @@ impl Service {
                             svc.notice(
                                 Some(&name),
                                 Level::Info,
-                                format!("drive `{name}` locked itself after {minutes} minute{} without use", if minutes == 1 { "" } else { "s" }),
+                                format!(
+                                    "drive `{name}` locked itself after {minutes} minute{} without use",
+                                    if minutes == 1 { "" } else { "s" }
+                                ),
                             );
                         }
                     });
@@ -623,9 +648,12 @@ impl Service {
 }
 
 /// The keyring account of a drive's remembered password: its store's
-/// address (one vault per store).
+/// address, written the one way `StoreUrl` writes it (one vault per store,
+/// one drive per vault).
 fn account(c: &DriveConfig) -> String {
-    c.store.clone()
+    StoreUrl::parse(&c.store)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| c.store.clone())
 }
 
 fn done(message: String) -> Reply {
