@@ -155,7 +155,7 @@ start_service
 "$NIMBUS" drive list
 "$NIMBUS" status
 # The live view runs until Ctrl-C, then exits cleanly.
-timeout -s INT 2 "$NIMBUS" status --live >/dev/null 2>&1 || fail "nimbus status --live did not end cleanly on Ctrl-C"
+timeout --preserve-status -s INT 2 "$NIMBUS" status --live >/dev/null 2>&1 || fail "nimbus status --live did not end cleanly on Ctrl-C"
 "$NIMBUS" completions bash | grep -q "_nimbus" || fail "no bash completions"
 [ -S "$NIMBUS_SOCKET" ] || fail "no socket at $NIMBUS_SOCKET"
 [ "$(stat -c %a "$NIMBUS_SOCKET")" = 600 ] || fail "the socket is not 0600"
@@ -300,8 +300,9 @@ for i in $(seq 1 12); do
     fsync "$m1/crash/c-$i.bin"
 done
 (cd "$m1/crash" && sha256sum c-*.bin) >"$work/crash-sums"
-for _ in $(seq 1 100); do
-    [ "$(drive_field cloud transfers.uploading_bytes)" -gt 0 ] && break
+# Killed once a pack of them is on its way (paced to 400 kB/s, it takes a while).
+for _ in $(seq 1 300); do
+    [ "$(drive_field cloud transfers.uploading_bytes)" -gt 1000000 ] && break
     sleep 0.1
 done
 echo "uploading: $(drive_field cloud transfers.uploading_bytes) bytes under way, $(drive_field cloud pending_bytes) pending"
