@@ -171,8 +171,15 @@ fn main() -> ExitCode {
             Command::Restore(a) => cmd_service::restore(a).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
-                clap_complete::generate(shell, &mut Cli::command(), "nimbus", &mut std::io::stdout());
-                Ok(ExitCode::SUCCESS)
+                // Into memory first: clap_complete panics when its writer
+                // fails, and a reader may well go away (`| head`).
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "nimbus", &mut script);
+                use std::io::Write;
+                match std::io::stdout().write_all(&script) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                    _ => Ok(ExitCode::SUCCESS),
+                }
             }
             #[cfg(unix)]
             _ => unreachable!("drive commands are handled above"),
