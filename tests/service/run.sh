@@ -290,6 +290,26 @@ grep -q "restored" "$work/restore.out"
 compgen -G "$m1/docs/last (restored *" >/dev/null || fail "restore into the drive did not keep both"
 grep -q "changed later" "$m1/docs/last.txt" || fail "restore overwrote the current file"
 
+step "the rest of the API: limits (saved), pin and unpin, sync now"
+ok() { $API "$NIMBUS_SOCKET" call "$1" | grep -q '"ok"' || fail "refused: $1"; }
+ok '{"op": "set_limits", "drive": "cloud", "upload": 500000, "download": 2000000}'
+[ "$(drive_field cloud upload_limit)" = 500000 ] || fail "upload limit not applied"
+[ "$(drive_field cloud download_limit)" = 2000000 ] || fail "download limit not applied"
+grep -q "^upload_limit = 500000" "$cfg" || fail "the limit was not saved in the config"
+ok '{"op": "set_limits", "drive": "cloud"}'
+[ "$(drive_field cloud upload_limit)" = null ] || fail "upload limit not lifted"
+pinned() { python3 -c 'import os,sys; os.getxattr(sys.argv[1], "user.nimbus.pin")' "$1" 2>/dev/null; }
+ok '{"op": "pin", "drive": "cloud", "path": "/docs", "on": true}'
+pinned "$m1/docs" || fail "pin through the API did not pin"
+ok '{"op": "pin", "drive": "cloud", "path": "/docs", "on": false}'
+pinned "$m1/docs" && fail "unpin through the API did not unpin"
+echo "synced now" >"$m1/now.txt"
+ok '{"op": "sync_now", "drive": "cloud"}'
+[ "$(drive_field cloud pending_files)" = 0 ] || fail "sync now left changes pending"
+$API "$NIMBUS_SOCKET" call '{"op": "pin", "drive": "cloud", "path": "/no/such", "on": true}' | grep -q '"not_found"' ||
+    fail "pinning a missing path did not say not_found"
+echo "limits set, saved and lifted; pin and unpin; sync now committed"
+
 # --- 5. kill -9 in the middle of uploads ---------------------------------------------------
 
 step "kill -9 of the service during uploads; restarted, it finishes them"
@@ -362,6 +382,15 @@ grep -q "locked itself after 1 minute without use" "$logs"/nimbusd.*log || fail 
 ls "$m2" >/dev/null 2>&1 && fail "the auto-locked drive could be listed"
 (unset NIMBUS_PASSWORD; "$NIMBUS" unlock local </dev/null)
 grep -q "a note" "$m2/notes/n.txt" || fail "the auto-locked drive lost a file"
+
+step "remove a drive, and its secrets"
+"$NIMBUS" drive remove local --forget
+"$NIMBUS" drive list | grep -q "^local" && fail "the removed drive is still listed"
+grep -q " $m2 fuse" /proc/mounts && fail "the removed drive is still mounted"
+grep -q "vault2" "$cfg" && fail "the removed drive is still in the config"
+secret-tool search --all service nimbus-vault 2>&1 >/dev/null | grep -c "^attribute.username" | grep -qx 1 ||
+    fail "the removed drive's password is still in the keyring"
+"$NIMBUS" ls -s "$work/vault2" / | grep -q notes || fail "removing the drive touched the vault"
 stop_service
 echo
 echo "service tests passed in $((SECONDS - started)) s"

@@ -61,6 +61,13 @@ pub struct AddArgs {
     /// Save the vault password in the system keyring, so the drive unlocks by itself at login.
     #[arg(long)]
     remember: bool,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+/// The settings `drive add` and `drive set` share.
+#[derive(clap::Args, Debug)]
+pub struct SettingsArgs {
     /// Size limit of the local cache, in MiB.
     #[arg(long, value_name = "MIB")]
     cache_size: Option<u64>,
@@ -75,12 +82,8 @@ pub struct AddArgs {
 #[derive(clap::Args, Debug)]
 pub struct SetArgs {
     name: String,
-    #[arg(long, value_name = "MIB")]
-    cache_size: Option<u64>,
-    #[arg(long, value_name = "MINUTES")]
-    auto_lock: Option<u64>,
-    #[arg(long, value_name = "SECONDS")]
-    commit_delay: Option<u64>,
+    #[command(flatten)]
+    settings: SettingsArgs,
     /// Move the mount point (the drive must be unmounted).
     #[arg(long)]
     mount: Option<PathBuf>,
@@ -324,9 +327,9 @@ pub async fn drive(g: &GlobalArgs, cmd: DriveCommand) -> Result<ExitCode> {
                 credentials,
                 remember: a.remember,
                 settings: DriveChange {
-                    cache_size_mib: a.cache_size,
-                    auto_lock_minutes: a.auto_lock,
-                    commit_delay_secs: a.commit_delay,
+                    cache_size_mib: a.settings.cache_size,
+                    auto_lock_minutes: a.settings.auto_lock,
+                    commit_delay_secs: a.settings.commit_delay,
                     ..Default::default()
                 },
             });
@@ -368,9 +371,9 @@ pub async fn drive(g: &GlobalArgs, cmd: DriveCommand) -> Result<ExitCode> {
                 drive: s.name,
                 change: DriveChange {
                     mount: s.mount,
-                    cache_size_mib: s.cache_size,
-                    commit_delay_secs: s.commit_delay,
-                    auto_lock_minutes: s.auto_lock,
+                    cache_size_mib: s.settings.cache_size,
+                    commit_delay_secs: s.settings.commit_delay,
+                    auto_lock_minutes: s.settings.auto_lock,
                     mount_at_start: s.mount_at_start,
                 },
             })

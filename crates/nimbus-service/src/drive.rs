@@ -584,7 +584,7 @@ fn files_and_bytes(p: &nimbus_fs::Pending) -> String {
     }
 }
 
-fn clone_creds(c: &StoreCredentials) -> StoreCredentials {
+pub(crate) fn clone_creds(c: &StoreCredentials) -> StoreCredentials {
     StoreCredentials {
         s3: c.s3.as_ref().map(|k| nimbus_backend::S3Keys {
             access_key_id: k.access_key_id.clone(),

@@ -456,7 +456,7 @@ impl Service {
         }
         let given = a.credentials.map(to_creds).transpose()?;
         let creds = match &given {
-            Some(c) => clone(c),
+            Some(c) => crate::drive::clone_creds(c),
             None => Service::find_creds(&url),
         };
         let drive = Drive::new(cfg.clone(), self.state_dir.clone(), self.rt.clone())?;
@@ -701,14 +701,4 @@ fn to_creds(s: nimbus_api::StoreSecrets) -> Result<StoreCredentials, ApiError> {
         s3,
         password: s.password.map(|p| Zeroizing::new(p.expose().to_string())),
     })
-}
-
-fn clone(c: &StoreCredentials) -> StoreCredentials {
-    StoreCredentials {
-        s3: c.s3.as_ref().map(|k| S3Keys {
-            access_key_id: k.access_key_id.clone(),
-            secret_access_key: Zeroizing::new(k.secret_access_key.to_string()),
-        }),
-        password: c.password.as_ref().map(|p| Zeroizing::new(p.to_string())),
-    }
 }
