@@ -1,7 +1,7 @@
 //! Logs: a file a day in the log folder (a bounded number kept), and the
 //! systemd journal when there is one (else standard error). No secret is
 //! ever logged: requests are not logged (a refused one only at debug level,
-//! with the decoder's reason).
+//! by its error code).
 
 use std::io::IsTerminal;
 use std::path::Path;

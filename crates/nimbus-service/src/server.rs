@@ -127,7 +127,9 @@ async fn connection(stream: UnixStream, svc: Arc<Service>) {
         let frame = match decode_request(&line) {
             Ok(f) => f,
             Err((id, e)) => {
-                tracing::debug!("refused a request: {e}");
+                // The code only: the decoder's message can quote a value
+                // of the request, and a misplaced password would be one.
+                tracing::debug!("refused a request: {:?}", e.code);
                 if w.write_all(&encode(&answer(id, Body::Error(e)))).await.is_err() {
                     return;
                 }
