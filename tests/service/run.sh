@@ -344,6 +344,9 @@ svc_pid=
     echo "$svc_pid" >"$work/pid"
 )
 svc_pid=$(cat "$work/pid")
+# `nimbus limit` on the service's drive is saved in its config: it survived.
+[ "$(drive_field cloud upload_limit)" = 400000 ] || fail "the limit set with nimbus limit did not survive the restart"
+"$NIMBUS" limit "$m1" --upload off >/dev/null
 wait_state cloud up_to_date 300
 (cd "$m1/crash" && sha256sum -c --quiet "$work/crash-sums") || fail "fsync'd files changed after kill -9"
 echo "a new device reads them back from the store:"

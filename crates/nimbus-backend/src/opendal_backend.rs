@@ -91,6 +91,8 @@ impl OpendalBackend {
         self
     }
 
+    // Only SFTP needs it, and SFTP is Unix-only.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn with_rename_writes(mut self) -> Self {
         self.rename_writes = true;
         self

@@ -3,6 +3,7 @@
 use nimbus_backend::{AddressStyle, BackendErrorKind, StoreUrl};
 use std::path::PathBuf;
 
+#[cfg_attr(not(unix), allow(dead_code))]
 fn local(path: &str) -> StoreUrl {
     StoreUrl::LocalFolder(PathBuf::from(path))
 }

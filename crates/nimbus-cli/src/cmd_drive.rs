@@ -268,6 +268,12 @@ pub fn limit(_g: &GlobalArgs, a: LimitArgs) -> Result<ExitCode> {
             format!("{}/s", human_bytes(r))
         }
     };
+    if (a.upload.is_some() || a.download.is_some()) && is_service(status(&mp).map(|p| p.pid).unwrap_or(0)) {
+        // The service's drive: saved in its config too, for its next start.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let some = |r: u64| (r > 0).then_some(r);
+        rt.block_on(crate::cmd_service::save_limits_served(&mp, some(up), some(down)))?;
+    }
     println!("{}: upload {}, download {}", mp.display(), show(up), show(down));
     Ok(ExitCode::SUCCESS)
 }

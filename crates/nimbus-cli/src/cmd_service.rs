@@ -471,21 +471,37 @@ pub async fn restore(a: RestoreArgs) -> Result<ExitCode> {
     }
 }
 
+/// The service, and the name of the drive it serves at `mp`, if it does.
+#[cfg(unix)]
+async fn served(mp: &std::path::Path) -> Option<(Client, String)> {
+    let mut c = Client::connect().await.ok()?;
+    let Ok(Reply::Status(s)) = c.call(Request::Status { drive: None }).await else {
+        return None;
+    };
+    let same = |p: &std::path::Path| p == mp || p.canonicalize().is_ok_and(|c| c == mp);
+    let name = s.drives.iter().find(|d| same(&d.mount) && d.mounted)?.name.clone();
+    Some((c, name))
+}
+
 /// If the service serves the drive at `mp`, unmounts it through the
 /// service (which must let go of it) and returns true.
 #[cfg(unix)]
 pub async fn unmount_served(mp: &std::path::Path) -> Result<bool> {
-    let Ok(mut c) = Client::connect().await else {
+    let Some((mut c, drive)) = served(mp).await else {
         return Ok(false);
     };
-    let Ok(Reply::Status(s)) = c.call(Request::Status { drive: None }).await else {
-        return Ok(false);
-    };
-    let same = |p: &std::path::Path| p == mp || p.canonicalize().is_ok_and(|c| c == mp);
-    let Some(d) = s.drives.iter().find(|d| same(&d.mount) && d.mounted) else {
-        return Ok(false);
-    };
-    let r = c.call(Request::Unmount { drive: d.name.clone() }).await?;
+    let r = c.call(Request::Unmount { drive }).await?;
     print_done(r)?;
     Ok(true)
+}
+
+/// If the service serves the drive at `mp`, saves its limits (bytes per
+/// second, `None` for none) in the service's config, so a restart keeps
+/// them. They already apply: the drive itself was told.
+#[cfg(unix)]
+pub async fn save_limits_served(mp: &std::path::Path, upload: Option<u64>, download: Option<u64>) -> Result<()> {
+    if let Some((mut c, drive)) = served(mp).await {
+        c.call(Request::SetLimits { drive, upload, download }).await?;
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ pub enum Ask {
     /// Ask on the terminal, if there is one.
     IfTerminal,
     /// Never ask (a background process).
+    #[cfg_attr(not(unix), allow(dead_code))]
     Never,
 }
 

@@ -113,6 +113,14 @@ fn kind_of(ft: &std::fs::FileType) -> EntryKind {
     EntryKind::File
 }
 
+/// Windows has no extended attributes of this kind (the `xattr` crate
+/// builds only on Unix).
+#[cfg(not(unix))]
+fn read_xattrs(_path: &Path) -> Vec<Xattr> {
+    Vec::new()
+}
+
+#[cfg(unix)]
 fn read_xattrs(path: &Path) -> Vec<Xattr> {
     if !xattr::SUPPORTED_PLATFORM {
         return Vec::new();
@@ -219,6 +227,7 @@ fn make_node(scan: &mut Scan, path: PathBuf, name: Vec<u8>, meta: &Metadata) -> 
 /// What could not be restored exactly (reported once, not per file).
 #[derive(Default)]
 pub struct RestoreNotes {
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub owner_skipped: bool,
     pub xattr_failed: u64,
     pub special_skipped: Vec<PathBuf>,
@@ -226,6 +235,7 @@ pub struct RestoreNotes {
 
 /// Applies owner, mode, xattrs and times to `path`. Owners are restored only
 /// when the OS allows it (as root); times last, as other changes touch them.
+#[cfg_attr(not(unix), allow(unused_variables))]
 pub fn apply_metadata(path: &Path, e: &Entry, notes: &mut RestoreNotes) -> Result<()> {
     #[cfg(unix)]
     {
@@ -238,6 +248,7 @@ pub fn apply_metadata(path: &Path, e: &Entry, notes: &mut RestoreNotes) -> Resul
                 .with_context(|| format!("cannot set the mode of {}", path.display()))?;
         }
     }
+    #[cfg(unix)]
     if xattr::SUPPORTED_PLATFORM {
         for x in &e.xattrs {
             let name = path_from_bytes(&x.name);

@@ -17,6 +17,7 @@ pub fn count_bar(quiet: bool, total: u64, what: &str) -> ProgressBar {
 }
 
 /// A spinner with a message, for waits of unknown length.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub fn spinner(quiet: bool, what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, target(quiet));
     bar.set_style(

@@ -33,6 +33,7 @@ pub async fn open_vault(g: &GlobalArgs) -> Result<Vault> {
 }
 
 /// [`open_vault`] on a store already opened, with a password already read.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub async fn open_vault_with(g: &GlobalArgs, backend: DynBackend, pw: &str) -> Result<Vault> {
     nimbus_vault::read_config(&backend).await?;
     let vault = Vault::open(backend, pw.as_bytes())

@@ -32,7 +32,7 @@ use crate::db;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::{Fs, Node};
 use crate::inode;
-use crate::staging::{Staging, BLOCK};
+use crate::staging::Staging;
 use crate::types::*;
 
 /// A change waits at most this long for a quiet moment before it is
@@ -558,7 +558,7 @@ fn first_staged_offset(s: &Staging) -> u64 {
     {
         if let Ok(f) = std::fs::File::open(s.path()) {
             if let Ok(off) = rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(0)) {
-                return off / crate::staging::SLOT as u64 * BLOCK as u64;
+                return off / crate::staging::SLOT as u64 * crate::staging::BLOCK as u64;
             }
             // ENXIO: no data at all.
             return u64::MAX;

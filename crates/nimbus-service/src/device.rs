@@ -6,7 +6,6 @@
 
 use nimbus_vault::{DeviceId, ShortId};
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The default local state folder: the platform's data folder.
@@ -96,6 +95,7 @@ pub fn mounted_here(_state: &Path, _vault_id: &ShortId) -> Option<String> {
 /// mounted already. Held until the file is dropped.
 #[cfg(unix)]
 pub fn lock_vault(state: &Path, vault_id: &ShortId, mp: &Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Write};
     let dir = vault_dir(state, vault_id);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("drive.lock");

@@ -53,7 +53,8 @@ fn journald() -> Option<tracing_journald::Layer> {
     tracing_journald::layer().ok()
 }
 
+/// No journal elsewhere (launchd and Windows keep the log file only).
 #[cfg(not(target_os = "linux"))]
-fn journald() -> Option<tracing_subscriber::fmt::Layer<tracing_subscriber::Registry>> {
+fn journald() -> Option<tracing_subscriber::layer::Identity> {
     None
 }
