@@ -501,7 +501,12 @@ pub async fn unmount_served(mp: &std::path::Path) -> Result<bool> {
 #[cfg(unix)]
 pub async fn save_limits_served(mp: &std::path::Path, upload: Option<u64>, download: Option<u64>) -> Result<()> {
     if let Some((mut c, drive)) = served(mp).await {
-        c.call(Request::SetLimits { drive, upload, download }).await?;
+        c.call(Request::SetLimits {
+            drive,
+            upload,
+            download,
+        })
+        .await?;
     }
     Ok(())
 }
