@@ -183,7 +183,25 @@ as_root_keep_env() {
         sudo -E env "PATH=$PATH" "HOME=$HOME" "$@"
     fi
 }
-if [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }; then
+# Whether drives can be mounted here: /dev/fuse, and root or sudo.
+can_mount() { [ -e /dev/fuse ] && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; }
+
+# run_stage WHAT SCRIPT: a stage of real servers (NIMBUS_CLOUD=0 skips it).
+run_stage() {
+    if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
+        echo "NIMBUS_CLOUD=0: $1 tests skipped"
+        stage_done skipped
+    elif ! can_mount; then
+        echo "SKIPPED: the $1 tests mount drives: they need /dev/fuse and root (or sudo without a password)"
+        stage_done skipped
+    else
+        cargo build -q -p nimbus-cli -p nimbus-service
+        as_root_keep_env bash "$2"
+        stage_done
+    fi
+}
+
+if ! can_mount; then
     echo "SKIPPED: the drive tests need /dev/fuse and root (or sudo without a password)"
     stage_done skipped
 else
@@ -202,31 +220,12 @@ fi
 # --- real servers -------------------------------------------------------------------
 
 section cloud "Cloud: Garage, Apache mod_dav and OpenSSH on 127.0.0.1 (tests/cloud/run.sh)"
-if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
-    echo "NIMBUS_CLOUD=0: cloud tests skipped"
-    stage_done skipped
-elif [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }; then
-    echo "SKIPPED: the cloud tests mount drives: they need /dev/fuse and root (or sudo without a password)"
-    stage_done skipped
-else
-    as_root_keep_env bash tests/cloud/run.sh
-    stage_done
-fi
+run_stage cloud tests/cloud/run.sh
 
 # --- the service ------------------------------------------------------------------
 
 section service "Service: nimbusd with Garage and GNOME Keyring (tests/service/run.sh)"
-if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
-    echo "NIMBUS_CLOUD=0: service tests skipped (they need Garage)"
-    stage_done skipped
-elif [ ! -e /dev/fuse ] || { [ "$(id -u)" -ne 0 ] && ! sudo -n true 2>/dev/null; }; then
-    echo "SKIPPED: the service tests mount drives and add a user: they need /dev/fuse and root"
-    stage_done skipped
-else
-    cargo build -q -p nimbus-cli -p nimbus-service
-    as_root_keep_env bash tests/service/run.sh
-    stage_done
-fi
+run_stage service tests/service/run.sh
 
 # --- fuzzing ----------------------------------------------------------------------
 
