@@ -8,7 +8,9 @@
 # Installs:
 #   apt    apache2 apache2-utils (WebDAV: httpd, mod_dav, htpasswd),
 #          openssh-server openssh-client (SFTP), curl, rclone (an S3 client
-#          that is not ours), python3 and openssl (servers.sh uses them)
+#          that is not ours), python3 and openssl (servers.sh uses them),
+#          dbus gnome-keyring libsecret-tools libdbus-1-dev (the Secret
+#          Service, for the cloud and service tests)
 #   cargo  Garage (S3), built from source by `cargo install garage --locked`
 #          unless a garage binary exists (GARAGE_BIN, PATH or
 #          ~/.cargo/bin/garage). That build takes about 7 minutes on an idle

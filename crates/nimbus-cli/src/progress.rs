@@ -48,18 +48,5 @@ fn target(quiet: bool) -> ProgressDrawTarget {
     }
 }
 
-/// `12.3 MB` style sizes (decimal units, as file managers show them).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < UNITS.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+/// `12.3 MB` style sizes: one definition, shared with the service.
+pub use nimbus_service::human_bytes;

@@ -10,7 +10,7 @@ use nimbus_api::{ApiError, DriveState, DriveStatus, ErrorCode, Transfers};
 use nimbus_backend::{NetLimits, StoreAccess, StoreCredentials, StoreUrl};
 use nimbus_fs::{Ctx, Fs, FsOptions, Slot};
 use nimbus_vault::{ShortId, Vault};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -40,7 +40,6 @@ struct Inner {
     slot: Option<Arc<Slot>>,
     session: Option<nimbus_fuse::BackgroundSession>,
     lock_file: Option<std::fs::File>,
-    vault_id: Option<ShortId>,
     starting: bool,
     /// Why the drive could not start or unlock, for the person.
     error: Option<String>,
@@ -106,10 +105,6 @@ impl Drive {
 
     pub fn url(&self) -> &StoreUrl {
         &self.url
-    }
-
-    pub fn vault_id(&self) -> Option<ShortId> {
-        lock(&self.inner).vault_id
     }
 
     pub fn update_config(&self, f: impl FnOnce(&mut DriveConfig)) {
@@ -285,7 +280,6 @@ impl Drive {
         let mut i = lock(&self.inner);
         i.slot = Some(slot);
         i.session = Some(session);
-        i.vault_id = vid.or(i.vault_id);
         i.lock_file = lock_file.or(i.lock_file.take());
         i.creds = Some(creds);
         tracing::info!(
@@ -333,7 +327,6 @@ impl Drive {
                 }
             }
         }
-        i.vault_id = Some(vid);
         i.error = None;
         i.creds = Some(creds);
         slot.put(fs);
@@ -438,15 +431,6 @@ impl Drive {
                 device: c.device.to_hex(),
             })
             .collect())
-    }
-
-    /// The vault, for resolving a snapshot by time.
-    pub fn vault_handle(&self) -> Result<Arc<Fs>, ApiError> {
-        self.fs_or_locked()
-    }
-
-    pub fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.rt
     }
 
     /// Seconds since the drive was last used; `None` when locked or unmounted.
@@ -630,8 +614,4 @@ fn finish(fs: Arc<Fs>, wait: Duration, name: &str) -> bool {
             false
         }
     }
-}
-
-pub fn mount_point_of(cfg: &DriveConfig) -> &Path {
-    &cfg.mount
 }

@@ -196,15 +196,7 @@ impl Service {
             let svc = self.clone();
             tasks.push(tokio::spawn(async move {
                 let name = d.name();
-                let d2 = d.clone();
-                let svc2 = svc.clone();
-                let res = blocking(move || {
-                    let creds = Service::find_creds(d2.url());
-                    let pw = svc2.remembered_password(&account(&d2.config()));
-                    d2.mount(pw.as_deref().map(|p| p.as_str()), creds)
-                })
-                .await;
-                if let Err(e) = res {
+                if let Err(e) = svc.mount_drive(d).await {
                     svc.notice(
                         Some(&name),
                         Level::Error,
@@ -216,6 +208,18 @@ impl Service {
         for t in tasks {
             let _ = t.await;
         }
+    }
+
+    /// Mounts a drive with what the keyring holds: unlocked when its
+    /// password is remembered, else locked.
+    async fn mount_drive(self: &Arc<Self>, d: Arc<Drive>) -> Result<(), ApiError> {
+        let svc = self.clone();
+        blocking(move || {
+            let creds = Service::find_creds(d.url());
+            let pw = svc.remembered_password(&account(&d.config()));
+            d.mount(pw.as_deref().map(|p| p.as_str()), creds)
+        })
+        .await
     }
 
     /// Answers one request.
@@ -241,15 +245,8 @@ impl Service {
             Request::ChangeDrive { drive, change } => self.change_drive(&drive, change),
             Request::Mount { drive } => {
                 let d = self.drive(&drive)?;
-                let svc = self.clone();
-                let res = blocking(move || {
-                    let creds = Service::find_creds(d.url());
-                    let pw = svc.remembered_password(&account(&d.config()));
-                    d.mount(pw.as_deref().map(|p| p.as_str()), creds)?;
-                    Ok(d.is_locked())
-                })
-                .await?;
-                Ok(done(if res {
+                self.mount_drive(d.clone()).await?;
+                Ok(done(if d.is_locked() {
                     format!("drive `{drive}` mounted, locked: unlock it with `nimbus unlock {drive}`")
                 } else {
                     format!("drive `{drive}` mounted")
