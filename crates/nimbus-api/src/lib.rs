@@ -9,14 +9,16 @@
 //! [`MAX_FRAME`], and anything that does not decode, with an
 //! [`ApiError`] whose [`ErrorCode`] is stable across versions.
 //!
-//! **Architecture invariant:** this crate holds types and their framing
-//! only. It knows nothing of drives, vaults or storage; the service maps its
+//! **Architecture invariant:** this crate holds types, their framing and
+//! the words clients show for them ([`text`]) only. It knows nothing of drives, vaults or storage; the service maps its
 //! state onto these types.
 
 pub mod client;
+pub mod text;
 pub mod types;
 pub mod wire;
 
 pub use client::{socket_path, Client};
+pub use text::human_bytes;
 pub use types::*;
-pub use wire::{decode_request, decode_response, encode, RequestFrame, ResponseFrame, MAX_FRAME, VERSION};
+pub use wire::{decode_request, decode_response, encode, RequestFrame, ResponseFrame, MAX_FRAME, OLDEST_VERSION, VERSION};

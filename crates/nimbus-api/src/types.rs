@@ -4,7 +4,11 @@
 //! within a version; clients read an unknown variant as `Unknown` and
 //! ignore unknown fields. Requests are strict (an unknown field is refused
 //! as malformed), so a field or operation is added to requests only with a
-//! new [`crate::VERSION`].
+//! new [`crate::VERSION`]. Version 2 added `test_store`, `create_drive` and
+//! `browse`; the service still takes version 1 requests.
+//!
+//! With the `specta` feature the types the desktop app shows derive
+//! `specta::Type`, so its TypeScript bindings are generated from them.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -12,9 +16,10 @@ use zeroize::Zeroizing;
 
 /// A password or key in a request. Wiped from memory when dropped, and
 /// never shown by `Debug`.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(Zeroizing<String>);
+pub struct Secret(#[cfg_attr(feature = "specta", specta(type = String))] Zeroizing<String>);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Secret {
@@ -125,6 +130,26 @@ pub enum Request {
     /// Turns the connection into a stream of [`Event`]s, starting with a
     /// [`Event::Status`].
     Subscribe,
+    /// Checks that a store can be reached with these credentials, and
+    /// whether it holds a vault already (version 2).
+    TestStore {
+        store: String,
+        #[serde(default)]
+        credentials: Option<StoreSecrets>,
+    },
+    /// Creates a new vault in the store (which must not hold one), then
+    /// adds it as a drive and mounts it, as `add_drive` does. The answer
+    /// carries the vault's recovery key, shown to the person once
+    /// (version 2).
+    CreateDrive(AddDrive),
+    /// Lists a folder of a snapshot: `path` is inside the drive, "" for
+    /// its root (version 2).
+    Browse {
+        drive: String,
+        snapshot: String,
+        #[serde(default)]
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +175,7 @@ pub struct AddDrive {
 }
 
 /// A store's credentials: S3 keys, or a WebDAV/SFTP password.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSecrets {
@@ -162,6 +188,7 @@ pub struct StoreSecrets {
 }
 
 /// Settings of a drive; `None` leaves one as it is.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DriveChange {
@@ -204,11 +231,39 @@ pub enum Reply {
     },
     /// The connection now carries events.
     Subscribed,
+    /// The store answered; `vault` tells whether a vault is in it.
+    StoreChecked {
+        vault: bool,
+        message: String,
+    },
+    /// A vault was created and mounted as a drive. The recovery key opens
+    /// the vault when the password is lost; the service keeps no copy.
+    Created {
+        message: String,
+        recovery_key: Secret,
+        #[serde(default)]
+        warnings: Vec<String>,
+    },
+    Entries {
+        entries: Vec<Entry>,
+    },
     /// An answer from a newer service.
     #[serde(other)]
     Unknown,
 }
 
+/// A file or folder of a snapshot.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub name: String,
+    pub dir: bool,
+    pub size: u64,
+    /// Unix time of the last change.
+    pub modified: Option<i64>,
+}
+
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriveInfo {
     pub name: String,
@@ -222,6 +277,7 @@ pub struct DriveInfo {
     pub remembered: bool,
 }
 
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub version: String,
@@ -234,9 +290,17 @@ pub struct ServiceStatus {
     /// Problems of the service itself (no keyring, say), in plain words.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Where the service writes its log files.
+    #[serde(default)]
+    pub log_dir: Option<PathBuf>,
+    /// The service's own auto-lock time in minutes (0: never), for drives
+    /// without one of their own.
+    #[serde(default)]
+    pub auto_lock_minutes: u64,
 }
 
 /// One drive's state, as a person would name it.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriveState {
@@ -261,6 +325,7 @@ pub enum DriveState {
     Unknown,
 }
 
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DriveStatus {
     pub name: String,
@@ -292,6 +357,7 @@ pub struct DriveStatus {
     pub changes_kept_here: bool,
 }
 
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Transfers {
     /// Bytes uploaded and downloaded since the drive was mounted.
@@ -304,6 +370,7 @@ pub struct Transfers {
     pub download_rate: u64,
 }
 
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     pub id: String,
@@ -315,6 +382,7 @@ pub struct SnapshotInfo {
 }
 
 /// What the service tells subscribers, as it happens.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -344,6 +412,7 @@ pub enum Event {
     Unknown,
 }
 
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
@@ -354,6 +423,7 @@ pub enum Level {
 
 /// An error the service answers. Clients branch on `code`, never on the
 /// message, which is for people.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
@@ -372,6 +442,7 @@ impl ApiError {
 
 /// Stable error codes. New codes may be added; a client reads an unknown
 /// one as `unknown`.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

@@ -1,9 +1,9 @@
 //! Framing: one JSON object per line, in both directions.
 //!
-//! A request is `{"v":1,"id":7,"req":{"op":"status"}}`; its answer is
-//! `{"v":1,"id":7,"body":{"ok":{"kind":"status",...}}}` or
-//! `{"v":1,"id":7,"body":{"error":{"code":"no_such_drive","message":"..."}}}`.
-//! Events on a subscribed connection are `{"v":1,"id":0,"body":{"event":{...}}}`.
+//! A request is `{"v":2,"id":7,"req":{"op":"status"}}`; its answer is
+//! `{"v":2,"id":7,"body":{"ok":{"kind":"status",...}}}` or
+//! `{"v":2,"id":7,"body":{"error":{"code":"no_such_drive","message":"..."}}}`.
+//! Events on a subscribed connection are `{"v":2,"id":0,"body":{"event":{...}}}`.
 //!
 //! [`decode_request`] is what the service runs on every line a client
 //! sends, so it must refuse anything at all without panicking (the fuzz
@@ -14,7 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::{ApiError, ErrorCode, Event, Reply, Request};
 
 /// The protocol version this crate speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// The oldest request version the service still takes: version 2 only
+/// added operations, so a version 1 request means what it meant.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// The longest line either side accepts, newline excluded. Requests are
 /// small; the largest replies (a long snapshot list) stay far below.
@@ -82,7 +86,7 @@ pub fn decode_request(line: &[u8]) -> Result<RequestFrame, (u64, ApiError)> {
                 ApiError::new(ErrorCode::BadRequest, "the request has no protocol version (`v`)"),
             ))
         }
-        Some(Some(v)) if v == u64::from(VERSION) => {}
+        Some(Some(v)) if (u64::from(OLDEST_VERSION)..=u64::from(VERSION)).contains(&v) => {}
         Some(v) => {
             let sent = v
                 .map(|v| v.to_string())
@@ -118,7 +122,7 @@ pub fn decode_response(line: &[u8]) -> Result<ResponseFrame, ApiError> {
             format!("the service's answer does not decode: {e}"),
         )
     })?;
-    if frame.v != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&frame.v) {
         return Err(ApiError::new(
             ErrorCode::UnsupportedVersion,
             format!(
@@ -207,7 +211,7 @@ mod tests {
         assert_eq!(code(b"[1,2]"), ErrorCode::BadRequest);
         assert_eq!(code(br#"{"id":1,"req":{"op":"status"}}"#), ErrorCode::BadRequest);
         assert_eq!(
-            code(br#"{"v":2,"id":1,"req":{"op":"status"}}"#),
+            code(br#"{"v":3,"id":1,"req":{"op":"status"}}"#),
             ErrorCode::UnsupportedVersion
         );
         assert_eq!(
@@ -215,21 +219,32 @@ mod tests {
             ErrorCode::UnsupportedVersion
         );
         assert_eq!(
-            code(br#"{"v":1,"id":1,"req":{"op":"format_disk"}}"#),
+            code(br#"{"v":2,"id":1,"req":{"op":"format_disk"}}"#),
             ErrorCode::BadRequest
         );
         assert_eq!(
-            code(br#"{"v":1,"id":1,"req":{"op":"status","x":1}}"#),
+            code(br#"{"v":2,"id":1,"req":{"op":"status","x":1}}"#),
             ErrorCode::BadRequest
         );
         assert_eq!(
-            code(br#"{"v":1,"id":1,"req":{"op":"status"},"extra":true}"#),
+            code(br#"{"v":2,"id":1,"req":{"op":"status"},"extra":true}"#),
             ErrorCode::BadRequest
         );
         let big = vec![b' '; MAX_FRAME + 1];
         assert_eq!(code(&big), ErrorCode::TooLarge);
         // The id comes back even when the rest is wrong.
         assert_eq!(decode_request(br#"{"v":9,"id":77}"#).err().map(|e| e.0), Some(77));
+    }
+
+    #[test]
+    fn version_1_requests_are_still_taken_and_version_2_adds_operations() {
+        assert!(decode_request(br#"{"v":1,"id":1,"req":{"op":"status"}}"#).is_ok());
+        let f = decode_request(br#"{"v":2,"id":1,"req":{"op":"browse","drive":"d","snapshot":"s"}}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(matches!(f.req, Request::Browse { path, .. } if path.is_empty()));
+        let f = decode_request(br#"{"v":2,"id":1,"req":{"op":"test_store","store":"/tmp/x"}}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(matches!(f.req, Request::TestStore { credentials: None, .. }));
     }
 
     #[test]
@@ -242,7 +257,7 @@ mod tests {
         let line = encode(&f);
         let back = decode_response(&line[..line.len() - 1]).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(back.body, Body::Error(e) if e.code == ErrorCode::NoSuchDrive));
-        let newer = br#"{"v":1,"id":3,"body":{"error":{"code":"from_the_future","message":"m"}}}"#;
+        let newer = br#"{"v":2,"id":3,"body":{"error":{"code":"from_the_future","message":"m"}}}"#;
         let back = decode_response(newer).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(back.body, Body::Error(e) if e.code == ErrorCode::Unknown));
     }

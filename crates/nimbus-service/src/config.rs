@@ -106,6 +106,17 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 impl Config {
+    /// Where the log files go: `log_dir`, else `logs` in the platform's
+    /// state folder, else in the service's state folder.
+    pub fn log_dir(&self, state: &Path) -> PathBuf {
+        if let Some(d) = &self.service.log_dir {
+            return d.clone();
+        }
+        directories::ProjectDirs::from("", "", "nimbus")
+            .and_then(|d| d.state_dir().map(|s| s.join("logs")))
+            .unwrap_or_else(|| state.join("logs"))
+    }
+
     /// Reads the file; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = match std::fs::read_to_string(path) {

@@ -86,20 +86,11 @@ Docs: docs/CONFIGURATION.md";
         }))
     }
 
-    fn log_dir(cfg: &config::Config, state: &std::path::Path) -> PathBuf {
-        if let Some(d) = &cfg.service.log_dir {
-            return d.clone();
-        }
-        directories::ProjectDirs::from("", "", "nimbus")
-            .and_then(|d| d.state_dir().map(|s| s.join("logs")))
-            .unwrap_or_else(|| state.join("logs"))
-    }
-
     pub fn run() -> Result<(), String> {
         let Some(args) = args()? else { return Ok(()) };
         let cfg = config::Config::load(&args.config).map_err(|e| e.to_string())?;
         let _guard = logging::init(
-            &log_dir(&cfg, &args.state_dir),
+            &cfg.log_dir(&args.state_dir),
             &cfg.service.log_level,
             cfg.service.log_files_kept,
         )?;

@@ -5,8 +5,9 @@
 //! mount, an unlock, a commit) runs on tokio's blocking pool, so a slow
 //! store holds up only the request that waits for it, never `status`.
 
-use nimbus_api::{AddDrive, ApiError, DriveChange, DriveInfo, ErrorCode, Event, Level, Reply, Request, ServiceStatus};
-use nimbus_backend::{S3Keys, StoreCredentials, StoreUrl};
+use nimbus_api::{AddDrive, ApiError, DriveChange, DriveInfo, ErrorCode, Event, Level, Reply, Request, Secret, ServiceStatus};
+use nimbus_backend::{S3Keys, StoreAccess, StoreCredentials, StoreUrl};
+use nimbus_vault::{KdfParams, Vault, VaultParams};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -152,6 +153,8 @@ impl Service {
             drives,
             safe_to_shut_down: safe,
             warnings: lock(&self.warnings).clone(),
+            log_dir: Some(lock(&self.config).log_dir(&self.state_dir)),
+            auto_lock_minutes: lock(&self.config).service.auto_lock_minutes,
         })
     }
 
@@ -389,6 +392,25 @@ impl Service {
                 })
             }
             Request::Subscribe => Ok(Reply::Subscribed),
+            Request::TestStore { store, credentials } => self.test_store(&store, credentials).await,
+            Request::CreateDrive(a) => self.create_drive(a).await,
+            Request::Browse { drive, snapshot, path } => {
+                let d = self.drive(&drive)?;
+                let rel = restore::inside(&path).map_err(invalid)?;
+                blocking(move || {
+                    let snaps = d.snapshots()?;
+                    let snap = at::pick(&snaps, &snapshot).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
+                    let dir = d.config().mount.join(".snapshots").join(&snap.name).join(&rel);
+                    let entries = restore::list(&dir).map_err(|e| {
+                        ApiError::new(
+                            ErrorCode::NotFound,
+                            format!("{} is not a folder of the snapshot {}: {e}", rel.display(), snap.name),
+                        )
+                    })?;
+                    Ok(Reply::Entries { entries })
+                })
+                .await
+            }
         }
     }
 
@@ -485,6 +507,106 @@ impl Service {
             message: format!("drive `{}` added and mounted at {}", a.name, mount.display()),
             warnings,
         })
+    }
+
+    /// Opens the store with the given credentials (else the saved ones) and
+    /// looks for a vault in it.
+    async fn test_store(
+        self: &Arc<Self>,
+        store: &str,
+        credentials: Option<nimbus_api::StoreSecrets>,
+    ) -> Result<Reply, ApiError> {
+        let url = StoreUrl::parse(store).map_err(|e| invalid(e.to_string()))?;
+        let creds = match credentials.map(to_creds).transpose()? {
+            Some(c) => c,
+            None => Service::find_creds(&url),
+        };
+        let rt = self.rt.clone();
+        blocking(move || {
+            let local_missing = matches!(&url, StoreUrl::LocalFolder(p) if !p.exists());
+            if local_missing {
+                return Ok(Reply::StoreChecked {
+                    vault: false,
+                    message: "the folder does not exist yet; it is created with the new vault".into(),
+                });
+            }
+            let access = StoreAccess {
+                credentials: creds,
+                limits: None,
+            };
+            let backend = nimbus_backend::open_store_with(&url, &access).map_err(crate::errors::from_backend)?;
+            let found = rt
+                .block_on(backend.stat(nimbus_vault::config::CONFIG_KEY))
+                .map_err(crate::errors::from_backend)?;
+            let message = match found {
+                Some(_) => format!("connected to {}: it holds a Nimbus vault, which you can open", backend.describe()),
+                None => format!("connected to {}: there is no vault in it yet, so you can create one", backend.describe()),
+            };
+            Ok(Reply::StoreChecked {
+                vault: found.is_some(),
+                message,
+            })
+        })
+        .await
+    }
+
+    /// Creates a vault in an empty store, then adds it as a drive.
+    async fn create_drive(self: &Arc<Self>, a: AddDrive) -> Result<Reply, ApiError> {
+        check_name(&a.name).map_err(invalid)?;
+        if lock(&self.drives).contains_key(&a.name) {
+            return Err(ApiError::new(
+                ErrorCode::DriveExists,
+                format!("there is a drive named `{}` already; choose another name", a.name),
+            ));
+        }
+        if a.password.expose().is_empty() {
+            return Err(invalid("the password is empty; choose one (a few random words make a strong one)"));
+        }
+        let url = StoreUrl::parse(&a.store).map_err(|e| invalid(e.to_string()))?;
+        let creds = match a.credentials.clone().map(to_creds).transpose()? {
+            Some(c) => c,
+            None => Service::find_creds(&url),
+        };
+        let rt = self.rt.clone();
+        let pw = Zeroizing::new(a.password.expose().to_string());
+        let recovery = blocking(move || {
+            let access = StoreAccess {
+                credentials: creds,
+                limits: None,
+            };
+            let backend = nimbus_backend::create_store_with(&url, &access).map_err(crate::errors::from_backend)?;
+            if rt
+                .block_on(backend.stat(nimbus_vault::config::CONFIG_KEY))
+                .map_err(crate::errors::from_backend)?
+                .is_some()
+            {
+                return Err(ApiError::new(
+                    ErrorCode::DriveExists,
+                    format!(
+                        "{} holds a vault already; open it instead of creating one (nothing was changed)",
+                        backend.describe()
+                    ),
+                ));
+            }
+            let (_vault, recovery) = rt
+                .block_on(Vault::create(
+                    backend,
+                    pw.as_bytes(),
+                    VaultParams::default(),
+                    KdfParams::default(),
+                ))
+                .map_err(crate::errors::from_vault)?;
+            Ok(Secret::new(recovery.display_text().as_str()))
+        })
+        .await?;
+        match self.add_drive(a).await? {
+            Reply::Done { message, warnings } => Ok(Reply::Created {
+                message: format!("a new vault was created; {message}"),
+                recovery_key: recovery,
+                warnings,
+            }),
+            other => Ok(other),
+        }
     }
 
     async fn remove_drive(self: &Arc<Self>, name: &str, forget: bool) -> Result<Reply, ApiError> {
