@@ -21,4 +21,6 @@ pub mod wire;
 pub use client::{socket_path, Client};
 pub use text::human_bytes;
 pub use types::*;
-pub use wire::{decode_request, decode_response, encode, RequestFrame, ResponseFrame, MAX_FRAME, OLDEST_VERSION, VERSION};
+pub use wire::{
+    decode_request, decode_response, encode, RequestFrame, ResponseFrame, MAX_FRAME, OLDEST_VERSION, VERSION,
+};

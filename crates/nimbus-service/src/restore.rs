@@ -136,6 +136,28 @@ fn copy(src: &Path, dest: &Path, r: &mut Restored) -> Result<(), String> {
     Ok(())
 }
 
+/// The entries of a folder of a snapshot, folders first, then by name.
+pub fn list(dir: &Path) -> std::io::Result<Vec<nimbus_api::Entry>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        let modified = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok());
+        out.push(nimbus_api::Entry {
+            name: e.file_name().to_string_lossy().into_owned(),
+            dir: m.is_dir(),
+            size: if m.is_dir() { 0 } else { m.len() },
+            modified,
+        });
+    }
+    out.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,26 +197,4 @@ mod tests {
         );
         assert!(restore(m, "2026-11-23T14-05-09Z", Path::new("nope"), None).is_err());
     }
-}
-
-/// The entries of a folder of a snapshot, folders first, then by name.
-pub fn list(dir: &Path) -> std::io::Result<Vec<nimbus_api::Entry>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let m = e.metadata()?;
-        let modified = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .and_then(|d| i64::try_from(d.as_secs()).ok());
-        out.push(nimbus_api::Entry {
-            name: e.file_name().to_string_lossy().into_owned(),
-            dir: m.is_dir(),
-            size: if m.is_dir() { 0 } else { m.len() },
-            modified,
-        });
-    }
-    out.sort_by(|a, b| b.dir.cmp(&a.dir).then_with(|| a.name.cmp(&b.name)));
-    Ok(out)
 }

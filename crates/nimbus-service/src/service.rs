@@ -5,7 +5,9 @@
 //! mount, an unlock, a commit) runs on tokio's blocking pool, so a slow
 //! store holds up only the request that waits for it, never `status`.
 
-use nimbus_api::{AddDrive, ApiError, DriveChange, DriveInfo, ErrorCode, Event, Level, Reply, Request, Secret, ServiceStatus};
+use nimbus_api::{
+    AddDrive, ApiError, DriveChange, DriveInfo, ErrorCode, Event, Level, Reply, Request, Secret, ServiceStatus,
+};
 use nimbus_backend::{S3Keys, StoreAccess, StoreCredentials, StoreUrl};
 use nimbus_vault::{KdfParams, Vault, VaultParams};
 use std::collections::BTreeMap;
@@ -539,8 +541,14 @@ impl Service {
                 .block_on(backend.stat(nimbus_vault::config::CONFIG_KEY))
                 .map_err(crate::errors::from_backend)?;
             let message = match found {
-                Some(_) => format!("connected to {}: it holds a Nimbus vault, which you can open", backend.describe()),
-                None => format!("connected to {}: there is no vault in it yet, so you can create one", backend.describe()),
+                Some(_) => format!(
+                    "connected to {}: it holds a Nimbus vault, which you can open",
+                    backend.describe()
+                ),
+                None => format!(
+                    "connected to {}: there is no vault in it yet, so you can create one",
+                    backend.describe()
+                ),
             };
             Ok(Reply::StoreChecked {
                 vault: found.is_some(),
@@ -560,7 +568,9 @@ impl Service {
             ));
         }
         if a.password.expose().is_empty() {
-            return Err(invalid("the password is empty; choose one (a few random words make a strong one)"));
+            return Err(invalid(
+                "the password is empty; choose one (a few random words make a strong one)",
+            ));
         }
         let url = StoreUrl::parse(&a.store).map_err(|e| invalid(e.to_string()))?;
         let creds = match a.credentials.clone().map(to_creds).transpose()? {

@@ -1,0 +1,1 @@
+fn main() { nimbus_app::run() }
