@@ -69,7 +69,10 @@ pub fn summary(status: Option<&ServiceStatus>, connection_error: Option<&str>) -
         let why = d.last_error.as_deref().unwrap_or(&d.message);
         (format!("Error: {}", first_sentence(why)), TrayIcon::Error)
     } else if pick(DriveState::Offline).next().is_some() {
-        ("Offline — changes are kept on this device".to_string(), TrayIcon::Offline)
+        (
+            "Offline — changes are kept on this device".to_string(),
+            TrayIcon::Offline,
+        )
     } else if pick(DriveState::Syncing).next().is_some() || pick(DriveState::Starting).next().is_some() {
         let files: u64 = mounted.iter().map(|d| d.pending_files).sum();
         let bytes: u64 = mounted.iter().map(|d| d.pending_bytes).sum();
@@ -241,14 +244,26 @@ impl Watch {
                 }
                 if *state != DriveState::Offline {
                     if seen.offline_told {
-                        items.push(item(now, Some(drive), ActivityKind::Change, "The store can be reached again".into(), None));
+                        items.push(item(
+                            now,
+                            Some(drive),
+                            ActivityKind::Change,
+                            "The store can be reached again".into(),
+                            None,
+                        ));
                     }
                     seen.offline_since = None;
                     seen.offline_told = false;
                 }
                 match state {
                     DriveState::Locked if before.is_some() => {
-                        items.push(item(now, Some(drive), ActivityKind::Change, "Locked: the vault key left memory".into(), None));
+                        items.push(item(
+                            now,
+                            Some(drive),
+                            ActivityKind::Change,
+                            "Locked: the vault key left memory".into(),
+                            None,
+                        ));
                         notes.push(Note {
                             summary: format!("{drive} is locked"),
                             body: "Its files stay encrypted until you unlock it from the Nimbus menu.".into(),
@@ -274,7 +289,9 @@ impl Watch {
                             Some(drive),
                             ActivityKind::Warning,
                             "The store cannot be reached".into(),
-                            Some("Changes are kept on this device and upload when it is back; check the network".into()),
+                            Some(
+                                "Changes are kept on this device and upload when it is back; check the network".into(),
+                            ),
                         ));
                     }
                     DriveState::UpToDate | DriveState::Paused if before == Some(DriveState::Locked) => {
@@ -373,6 +390,15 @@ mod tests {
         }
     }
 
+    /// Drive `a` entered `state`.
+    fn state_of_a(state: DriveState) -> Event {
+        Event::DriveState {
+            drive: "a".into(),
+            state,
+            message: format!("{state:?}"),
+        }
+    }
+
     fn status(drives: Vec<DriveStatus>) -> ServiceStatus {
         let safe = drives.iter().all(|d| d.pending_bytes == 0 && d.pending_files == 0);
         ServiceStatus {
@@ -401,7 +427,10 @@ mod tests {
         assert_eq!(summary(Some(&s), None).icon, TrayIcon::Syncing);
 
         let s = status(vec![syncing.clone(), drive("c", DriveState::Offline)]);
-        assert_eq!(summary(Some(&s), None).line, "Offline — changes are kept on this device");
+        assert_eq!(
+            summary(Some(&s), None).line,
+            "Offline — changes are kept on this device"
+        );
 
         let mut bad = drive("d", DriveState::Error);
         bad.last_error = Some("the store refused the key; check it in Settings. More words".into());
@@ -415,15 +444,24 @@ mod tests {
     fn paused_and_locked_are_said_and_offered_back() {
         let s = status(vec![drive("a", DriveState::Paused), drive("b", DriveState::Paused)]);
         let sum = summary(Some(&s), None);
-        assert_eq!((sum.line.as_str(), sum.icon, sum.all_paused), ("Paused", TrayIcon::Paused, true));
+        assert_eq!(
+            (sum.line.as_str(), sum.icon, sum.all_paused),
+            ("Paused", TrayIcon::Paused, true)
+        );
         let s = status(vec![drive("a", DriveState::Locked)]);
         let sum = summary(Some(&s), None);
-        assert_eq!((sum.line.as_str(), sum.icon, sum.all_locked), ("Locked", TrayIcon::Locked, true));
+        assert_eq!(
+            (sum.line.as_str(), sum.icon, sum.all_locked),
+            ("Locked", TrayIcon::Locked, true)
+        );
         let s = status(vec![drive("a", DriveState::Locked), drive("b", DriveState::UpToDate)]);
         assert!(!summary(Some(&s), None).all_locked);
         let mut p = drive("a", DriveState::Paused);
         p.pending_bytes = 2_500_000;
-        assert_eq!(summary(Some(&status(vec![p])), None).line, "Paused · 2.5 MB kept on this device");
+        assert_eq!(
+            summary(Some(&status(vec![p])), None).line,
+            "Paused · 2.5 MB kept on this device"
+        );
     }
 
     #[test]
@@ -431,14 +469,20 @@ mod tests {
         let sum = summary(None, Some("the Nimbus service is not running (x); start it"));
         assert_eq!(sum.line, "Error: the Nimbus service is not running (x)");
         assert_eq!(summary(None, None).line, "Connecting to the Nimbus service…");
-        assert_eq!(summary(Some(&status(vec![])), None).line, "No drives yet — add one in Nimbus");
+        assert_eq!(
+            summary(Some(&status(vec![])), None).line,
+            "No drives yet — add one in Nimbus"
+        );
         let s = status(vec![drive("a", DriveState::Unmounted)]);
         assert_eq!(summary(Some(&s), None).line, "No drive is mounted");
     }
 
     #[test]
     fn quitting_warns_with_the_amount() {
-        assert_eq!(quit_warning(Some(&status(vec![drive("a", DriveState::UpToDate)])), true), None);
+        assert_eq!(
+            quit_warning(Some(&status(vec![drive("a", DriveState::UpToDate)])), true),
+            None
+        );
         let mut d = drive("a", DriveState::Syncing);
         d.pending_files = 3;
         d.pending_bytes = 7_200_000;
@@ -464,36 +508,27 @@ mod tests {
         let (_, notes) = w.event(&pend(0, 0), 4);
         assert!(notes.is_empty(), "a small upload is not");
 
-        let lock = Event::DriveState {
-            drive: "a".into(),
-            state: DriveState::Locked,
-            message: "Locked".into(),
-        };
+        let lock = state_of_a(DriveState::Locked);
         let (items, notes) = w.event(&lock, 5);
         assert_eq!(items[0].kind, ActivityKind::Change);
         assert_eq!(notes[0].summary, "a is locked");
-        assert!(w.event(&lock, 6).1.is_empty(), "the same state twice is one notification");
+        assert!(
+            w.event(&lock, 6).1.is_empty(),
+            "the same state twice is one notification"
+        );
     }
 
     #[test]
     fn a_long_outage_is_notified_once() {
         let mut w = Watch::default();
-        let off = Event::DriveState {
-            drive: "a".into(),
-            state: DriveState::Offline,
-            message: "Offline".into(),
-        };
+        let off = state_of_a(DriveState::Offline);
         let (items, notes) = w.event(&off, 100);
         assert_eq!(items[0].kind, ActivityKind::Warning);
         assert!(notes.is_empty(), "a short outage is no notification");
         assert!(w.tick(100 + OFFLINE_NOTIFY_SECS - 1).is_empty());
         assert_eq!(w.tick(100 + OFFLINE_NOTIFY_SECS).len(), 1);
         assert!(w.tick(100 + OFFLINE_NOTIFY_SECS + 5).is_empty());
-        let back = Event::DriveState {
-            drive: "a".into(),
-            state: DriveState::UpToDate,
-            message: "Up to date".into(),
-        };
+        let back = state_of_a(DriveState::UpToDate);
         assert_eq!(w.event(&back, 2000).0[0].text, "The store can be reached again");
     }
 
@@ -513,6 +548,9 @@ mod tests {
             text: "conflict: report.txt changed on two devices".into(),
         };
         let (items, notes) = w.event(&c, 1);
-        assert_eq!((items[0].kind, notes[0].summary.as_str()), (ActivityKind::Conflict, "Nimbus found a conflict"));
+        assert_eq!(
+            (items[0].kind, notes[0].summary.as_str()),
+            (ActivityKind::Conflict, "Nimbus found a conflict")
+        );
     }
 }

@@ -10,8 +10,8 @@
 //! [`ApiError`] whose [`ErrorCode`] is stable across versions.
 //!
 //! **Architecture invariant:** this crate holds types, their framing and
-//! the words clients show for them ([`text`]) only. It knows nothing of drives, vaults or storage; the service maps its
-//! state onto these types.
+//! the words clients show for them ([`text`]) only. It knows nothing of
+//! drives, vaults or storage; the service maps its state onto these types.
 
 pub mod client;
 pub mod text;

@@ -148,6 +148,10 @@ impl Service {
                 && !d.changes_kept_here
                 && d.state != nimbus_api::DriveState::Syncing
         });
+        let (log_dir, auto_lock_minutes) = {
+            let c = lock(&self.config);
+            (c.log_dir(&self.state_dir), c.service.auto_lock_minutes)
+        };
         Ok(ServiceStatus {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
@@ -155,8 +159,8 @@ impl Service {
             drives,
             safe_to_shut_down: safe,
             warnings: lock(&self.warnings).clone(),
-            log_dir: Some(lock(&self.config).log_dir(&self.state_dir)),
-            auto_lock_minutes: lock(&self.config).service.auto_lock_minutes,
+            log_dir: Some(log_dir),
+            auto_lock_minutes,
         })
     }
 
@@ -446,7 +450,9 @@ impl Service {
         }))
     }
 
-    async fn add_drive(self: &Arc<Self>, a: AddDrive) -> Result<Reply, ApiError> {
+    /// Checks a new drive's name, store address, mount point and settings
+    /// against the configured drives; gives its config and store.
+    fn new_drive_config(&self, a: &AddDrive) -> Result<(DriveConfig, StoreUrl), ApiError> {
         check_name(&a.name).map_err(invalid)?;
         if lock(&self.drives).contains_key(&a.name) {
             return Err(ApiError::new(
@@ -455,31 +461,45 @@ impl Service {
             ));
         }
         let url = StoreUrl::parse(&a.store).map_err(|e| invalid(e.to_string()))?;
-        let mount = a.mount.clone();
-        if !mount.is_absolute() {
+        if !a.mount.is_absolute() {
             return Err(invalid(format!(
                 "the mount point {} must be an absolute path",
-                mount.display()
+                a.mount.display()
             )));
         }
         let mut cfg = DriveConfig {
             name: a.name.clone(),
             store: url.to_string(),
-            mount: mount.clone(),
+            mount: a.mount.clone(),
             ..Default::default()
         };
         apply_change(&mut cfg, &a.settings);
-        {
-            let c = lock(&self.config);
-            let mut probe = c.clone();
-            probe.drives.push(cfg.clone());
-            probe.validate().map_err(invalid)?;
-        }
-        let given = a.credentials.map(to_creds).transpose()?;
-        let creds = match &given {
+        let mut probe = lock(&self.config).clone();
+        probe.drives.push(cfg.clone());
+        probe.validate().map_err(invalid)?;
+        Ok((cfg, url))
+    }
+
+    /// The given credentials, else the keyring's (else none: the
+    /// environment's, or SSH's own).
+    fn creds_or_saved(url: &StoreUrl, given: Option<&StoreCredentials>) -> StoreCredentials {
+        match given {
             Some(c) => crate::drive::clone_creds(c),
-            None => Service::find_creds(&url),
-        };
+            None => Service::find_creds(url),
+        }
+    }
+
+    async fn add_drive(self: &Arc<Self>, a: AddDrive) -> Result<Reply, ApiError> {
+        let (message, warnings) = self.add_drive_inner(a).await?;
+        Ok(Reply::Done { message, warnings })
+    }
+
+    /// Adds and mounts a drive; what happened, and the warnings.
+    async fn add_drive_inner(self: &Arc<Self>, a: AddDrive) -> Result<(String, Vec<String>), ApiError> {
+        let (cfg, url) = self.new_drive_config(&a)?;
+        let mount = cfg.mount.clone();
+        let given = a.credentials.map(to_creds).transpose()?;
+        let creds = Service::creds_or_saved(&url, given.as_ref());
         let drive = Drive::new(cfg.clone(), self.state_dir.clone(), self.rt.clone())?;
         let pw = Zeroizing::new(a.password.expose().to_string());
         let d2 = drive.clone();
@@ -505,10 +525,10 @@ impl Service {
         for w in &warnings {
             self.notice(Some(&a.name), Level::Warning, w.clone());
         }
-        Ok(Reply::Done {
-            message: format!("drive `{}` added and mounted at {}", a.name, mount.display()),
+        Ok((
+            format!("drive `{}` added and mounted at {}", a.name, mount.display()),
             warnings,
-        })
+        ))
     }
 
     /// Opens the store with the given credentials (else the saved ones) and
@@ -519,10 +539,8 @@ impl Service {
         credentials: Option<nimbus_api::StoreSecrets>,
     ) -> Result<Reply, ApiError> {
         let url = StoreUrl::parse(store).map_err(|e| invalid(e.to_string()))?;
-        let creds = match credentials.map(to_creds).transpose()? {
-            Some(c) => c,
-            None => Service::find_creds(&url),
-        };
+        let given = credentials.map(to_creds).transpose()?;
+        let creds = Service::creds_or_saved(&url, given.as_ref());
         let rt = self.rt.clone();
         blocking(move || {
             let local_missing = matches!(&url, StoreUrl::LocalFolder(p) if !p.exists());
@@ -558,25 +576,18 @@ impl Service {
         .await
     }
 
-    /// Creates a vault in an empty store, then adds it as a drive.
+    /// Creates a vault in an empty store, then adds it as a drive. The
+    /// drive is checked first, so no vault is made for a drive that would
+    /// be refused.
     async fn create_drive(self: &Arc<Self>, a: AddDrive) -> Result<Reply, ApiError> {
-        check_name(&a.name).map_err(invalid)?;
-        if lock(&self.drives).contains_key(&a.name) {
-            return Err(ApiError::new(
-                ErrorCode::DriveExists,
-                format!("there is a drive named `{}` already; choose another name", a.name),
-            ));
-        }
+        let (_, url) = self.new_drive_config(&a)?;
         if a.password.expose().is_empty() {
             return Err(invalid(
                 "the password is empty; choose one (a few random words make a strong one)",
             ));
         }
-        let url = StoreUrl::parse(&a.store).map_err(|e| invalid(e.to_string()))?;
-        let creds = match a.credentials.clone().map(to_creds).transpose()? {
-            Some(c) => c,
-            None => Service::find_creds(&url),
-        };
+        let given = a.credentials.clone().map(to_creds).transpose()?;
+        let creds = Service::creds_or_saved(&url, given.as_ref());
         let rt = self.rt.clone();
         let pw = Zeroizing::new(a.password.expose().to_string());
         let recovery = blocking(move || {
@@ -609,13 +620,23 @@ impl Service {
             Ok(Secret::new(recovery.display_text().as_str()))
         })
         .await?;
-        match self.add_drive(a).await? {
-            Reply::Done { message, warnings } => Ok(Reply::Created {
+        // The vault exists now: whatever happens next, the answer must
+        // carry its recovery key, or nobody ever sees it.
+        match self.add_drive_inner(a).await {
+            Ok((message, warnings)) => Ok(Reply::Created {
                 message: format!("a new vault was created; {message}"),
                 recovery_key: recovery,
                 warnings,
             }),
-            other => Ok(other),
+            Err(e) => Ok(Reply::Created {
+                message: format!(
+                    "a new vault was created, but the drive could not be added: {}. \
+                     Save the recovery key, fix that, then add the drive as an existing vault",
+                    e.message
+                ),
+                recovery_key: recovery,
+                warnings: vec![e.message],
+            }),
         }
     }
 
