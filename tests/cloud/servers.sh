@@ -201,7 +201,7 @@ _srv_http_code() {
 _srv_garage_bin() {
     local bin=${GARAGE_BIN:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
     if [ ! -x "$bin" ]; then
-        _srv_say "no Garage binary at $bin: run bash tests/cloud/tools.sh (it builds Garage with cargo install garage --locked, ~18 min the first time) or set GARAGE_BIN"
+        _srv_say "no Garage binary at $bin: run bash tests/cloud/tools.sh (it builds Garage with cargo install garage --locked, several minutes the first time) or set GARAGE_BIN"
         return 1
     fi
     echo "$bin"
