@@ -23,6 +23,14 @@
 #             Service: drives through the API, restart from the keyring,
 #             another user refused, bad requests, lock, pause, restore,
 #             kill -9 during uploads (tests/service/run.sh)
+#   app       the desktop app (tests/app-tools.sh installs WebKitGTK, Xvfb,
+#             tauri-driver ...): Vitest (ui/), clippy and unit tests of
+#             src-tauri/ (they regenerate ui/src/bindings.ts, which must be
+#             committed as generated), the .deb and .rpm
+#             (installers/linux/build.sh --debug), the built app driven
+#             through tauri-driver against nimbusd and Garage, its tray menu
+#             over D-Bus and a notification (tests/app/run.sh), and the .deb
+#             installed and started (tests/app/package.sh)
 #   fuzz      bash fuzz/run.sh <seconds per target>, if fuzz/run.sh exists
 #
 # Environment:
@@ -32,6 +40,7 @@
 #   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
 #                         skips it)
 #   NIMBUS_CLOUD          0 skips the cloud and service stages (and installing Garage)
+#   NIMBUS_APP            0 skips the desktop app stage
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -159,16 +168,16 @@ section fmt "Formatting: cargo fmt --all -- --check"
 cargo fmt --all -- --check
 stage_done
 
-section clippy "Lints: cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+section clippy "Lints: cargo clippy --workspace --exclude nimbus-app --all-targets -- -D warnings"
+cargo clippy --workspace --exclude nimbus-app --all-targets -- -D warnings
 stage_done
 
-section tests "Tests: cargo nextest run --workspace --no-fail-fast --profile ci"
-cargo nextest run --workspace --no-fail-fast --profile ci
+section tests "Tests: cargo nextest run --workspace --exclude nimbus-app --no-fail-fast --profile ci"
+cargo nextest run --workspace --exclude nimbus-app --no-fail-fast --profile ci
 stage_done
 
-section doctests "Doc tests: cargo test --workspace --doc"
-cargo test --workspace --doc
+section doctests "Doc tests: cargo test --workspace --exclude nimbus-app --doc"
+cargo test --workspace --exclude nimbus-app --doc
 stage_done
 
 # --- the drive on a real mount ---------------------------------------------------
@@ -226,6 +235,32 @@ run_stage cloud tests/cloud/run.sh
 
 section service "Service: nimbusd with Garage and GNOME Keyring (tests/service/run.sh)"
 run_stage service tests/service/run.sh
+
+# --- the desktop app ----------------------------------------------------------------
+
+section app "Desktop app: UI tests, bindings, the built app in WebKitGTK under Xvfb, tray, notifications, the .deb"
+if [ "${NIMBUS_APP:-1}" = 0 ] || [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
+    echo "NIMBUS_APP=0 or NIMBUS_CLOUD=0 (its end-to-end test needs Garage): desktop app skipped"
+    stage_done skipped
+elif ! can_mount; then
+    echo "SKIPPED: the app tests mount a drive: they need /dev/fuse and root (or sudo without a password)"
+    stage_done skipped
+else
+    bash tests/app-tools.sh
+    (cd ui && npm ci --no-audit --no-fund)
+    (cd ui && npm test)
+    (cd ui && npm run build)
+    cargo clippy -p nimbus-app --all-targets --features custom-protocol -- -D warnings
+    # Also writes ui/src/bindings.ts; a stale committed copy fails here.
+    cargo test -p nimbus-app --features custom-protocol
+    git diff --exit-code -- ui/src/bindings.ts
+    app_started=$SECONDS
+    bash installers/linux/build.sh --debug
+    echo "the app's .deb and .rpm built in $((SECONDS - app_started)) s"
+    as_root_keep_env bash tests/app/run.sh
+    as_root_keep_env bash tests/app/package.sh
+    stage_done
+fi
 
 # --- fuzzing ----------------------------------------------------------------------
 

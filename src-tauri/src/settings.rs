@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
-#[serde(default)]
 pub struct Settings {
     /// Start Nimbus (in the tray) at login.
     pub start_at_login: bool,
@@ -32,7 +31,7 @@ pub fn load(path: Option<&Path>) -> Settings {
         return Settings::default();
     };
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        Ok(bytes) => from_file(&bytes).unwrap_or_else(|e| {
             tracing::warn!("{}: not valid settings ({e}); using the defaults", path.display());
             Settings::default()
         }),
@@ -42,6 +41,22 @@ pub fn load(path: Option<&Path>) -> Settings {
             Settings::default()
         }
     }
+}
+
+/// A settings file over the defaults: a field missing from an older file
+/// keeps its default. (The type itself has no serde defaults, so the
+/// window's TypeScript type has no optional fields.)
+fn from_file(bytes: &[u8]) -> serde_json::Result<Settings> {
+    let mut merged = serde_json::to_value(Settings::default())?;
+    let file: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)?;
+    if let Some(m) = merged.as_object_mut() {
+        for (k, v) in file {
+            if m.contains_key(&k) {
+                m.insert(k, v);
+            }
+        }
+    }
+    serde_json::from_value(merged)
 }
 
 /// Writes the settings through a temporary file, so a crash leaves the

@@ -3,7 +3,8 @@
 
 import { useEffect, useState } from "preact/hooks";
 import type { Ctx } from "../app";
-import { commands, events, type ActivityItem, type ActivityKind, type Result, type UiError } from "../bindings";
+import { commands, events, type ActivityItem, type ActivityKind, type UiError } from "../bindings";
+import type { Result } from "../result";
 import { humanBytes, humanRate, pendingLine, relativeTime } from "../format";
 
 /**

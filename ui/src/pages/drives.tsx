@@ -3,7 +3,8 @@
 
 import { useState } from "preact/hooks";
 import type { Ctx } from "../app";
-import { commands, type DriveInfo, type DriveStatus, type Result, type UiError } from "../bindings";
+import { commands, type DriveInfo, type DriveStatus, type UiError } from "../bindings";
+import type { Result } from "../result";
 import {
   cacheLine,
   cachePercent,
@@ -80,9 +81,9 @@ export function Drives(ctx: Ctx) {
       <h1 id="drives-title" tabIndex={-1}>
         Drives
       </h1>
-      {status.service.warnings.length > 0 && (
+      {(status.service.warnings ?? []).length > 0 && (
         <ul class="warnings">
-          {status.service.warnings.map((w) => (
+          {(status.service.warnings ?? []).map((w) => (
             <li key={w}>{w}</li>
           ))}
         </ul>
