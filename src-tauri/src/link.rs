@@ -49,7 +49,9 @@ fn nimbusd_path() -> PathBuf {
 /// Starts `nimbusd` in the background, detached from this app's terminal
 /// and process group so it outlives the app when it is killed.
 fn spawn_service(shared: &Shared) -> Result<(), String> {
-    let path = std::env::var_os("NIMBUS_NIMBUSD").map(PathBuf::from).unwrap_or_else(nimbusd_path);
+    let path = std::env::var_os("NIMBUS_NIMBUSD")
+        .map(PathBuf::from)
+        .unwrap_or_else(nimbusd_path);
     let mut cmd = std::process::Command::new(&path);
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
@@ -129,10 +131,7 @@ async fn follow(app: AppHandle) {
                     let shared = app.state::<Shared>();
                     match spawn_service(&shared) {
                         Ok(()) => {
-                            publish(
-                                &app,
-                                AppStatus::new(None, None, true),
-                            );
+                            publish(&app, AppStatus::new(None, None, true));
                             wait_for(&socket).await;
                             continue;
                         }

@@ -1,1 +1,3 @@
-fn main() { nimbus_app::run() }
+fn main() {
+    nimbus_app::run()
+}

@@ -311,8 +311,11 @@ impl Fs {
 
     // ----------------------------------------------------------- dirtiness
 
-    /// Marks folder `dir` and its ancestors as changed in this epoch.
+    /// Marks folder `dir` and its ancestors as changed in this epoch, and
+    /// restarts the quiet-time clock: a change of names alone (unlink,
+    /// rmdir, rename) is committed after the commit delay like a write.
     pub(crate) fn dirty_dir(&self, c: &rusqlite::Connection, mut dir: Ino) -> Result<()> {
+        self.sync.touched();
         let epoch = self.cur_epoch() as i64;
         let mut st = c.prepare_cached(
             "UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2 RETURNING parent",

@@ -698,3 +698,23 @@ fn changes_left_by_a_crash_upload_at_the_next_start() {
     });
     assert!(c.fs().pending().unwrap().last_sync.is_some());
 }
+
+/// A change of names alone (a delete, a rename, a removed folder) is
+/// committed after the quiet time like a write, not only with the next
+/// write.
+#[test]
+fn deletes_and_renames_alone_are_committed() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    c.delay = std::time::Duration::from_millis(100);
+    c.remount(false);
+    c.write("a", b"first").unwrap();
+    c.write("b", b"second").unwrap();
+    c.fs().mkdir(Ctx::ROOT, ROOT, b"d", 0o755).unwrap();
+    wait_until("the writes committed", || !c.fs().pending().unwrap().dirty);
+    c.fs().unlink(ROOT, b"a").unwrap();
+    wait_until("the delete committed", || !c.fs().pending().unwrap().dirty);
+    c.fs().rename(ROOT, b"b", ROOT, b"c", Default::default()).unwrap();
+    wait_until("the rename committed", || !c.fs().pending().unwrap().dirty);
+    c.fs().rmdir(ROOT, b"d").unwrap();
+    wait_until("the removed folder committed", || !c.fs().pending().unwrap().dirty);
+}

@@ -402,7 +402,12 @@ impl Service {
             Request::CreateDrive(a) => self.create_drive(a).await,
             Request::Browse { drive, snapshot, path } => {
                 let d = self.drive(&drive)?;
-                let rel = restore::inside(&path).map_err(invalid)?;
+                // "" (or "/") is the snapshot's top folder.
+                let rel = if path.trim_matches('/').is_empty() {
+                    PathBuf::new()
+                } else {
+                    restore::inside(&path).map_err(invalid)?
+                };
                 blocking(move || {
                     let snaps = d.snapshots()?;
                     let snap = at::pick(&snaps, &snapshot).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;

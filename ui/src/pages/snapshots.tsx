@@ -70,7 +70,7 @@ export function Snapshots(ctx: Ctx) {
     setPath(p);
     setEntries(null);
     setError(null);
-    const r = await commands.browse(current, s.name, p);
+    const r = await commands.browse(current, s.id, p);
     if (r.status === "ok") setEntries(sortEntries(r.data));
     else {
       setEntries([]);
@@ -282,7 +282,7 @@ function RestoreDialog({ drive, snap, path, onClose, onDone }: RestoreProps) {
     }
     setBusy(true);
     setFailure(null);
-    const r = await commands.restore(drive, path, snap.name, elsewhere ? to.trim() : null);
+    const r = await commands.restore(drive, path, snap.id, elsewhere ? to.trim() : null);
     setBusy(false);
     if (r.status === "ok") onDone(restoredLine(r.data.files, r.data.bytes, r.data.to));
     else setFailure(r.error.message);

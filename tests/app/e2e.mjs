@@ -1,0 +1,514 @@
+// The Nimbus desktop app through its window, driven by WebDriver
+// (tauri-driver in front of WebKitWebDriver). Run by tests/app/run.sh, which
+// sets up the desktop, Garage and the environment read below; each step
+// leaves a screenshot in $NIMBUS_APP_OUT/screens/NN-name.png, and a failed
+// one also NN-name-FAILED.png and the page's HTML.
+//
+// Steps: (a) the window, no drives, the service started by the app; (b) the
+// wizard adds an S3 drive on Garage; (c) a 5 MB file goes Syncing -> Up to
+// date, then the tray menu (tray.py); (d) pause, resume; (e) lock with its
+// notification, unlock from the keyring; (f) a deleted file restored in
+// place from a snapshot; (g) Activity and Settings.
+
+import { Builder, By, Key } from "selenium-webdriver";
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`e2e.mjs: ${name} is not set (run it through tests/app/run.sh)`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const APP = need("NIMBUS_APP_BIN");
+const NIMBUS = need("NIMBUS_BIN");
+const NIMBUSD = need("NIMBUSD_EXPECTED");
+const WEBDRIVER_URL = need("WEBDRIVER_URL");
+const OUT = need("NIMBUS_APP_OUT");
+const MOUNT = need("NIMBUS_APP_MOUNT");
+const NOTIFY_LOG = need("NIMBUS_APP_NOTIFY_LOG");
+const TRAY = need("NIMBUS_APP_TRAY");
+const RUNTIME = need("XDG_RUNTIME_DIR");
+const garage = {
+  endpoint: need("GARAGE_SINGLE_S3_ENDPOINT"),
+  region: need("GARAGE_REGION"),
+  bucket: need("GARAGE_BUCKET"),
+  accessKey: need("GARAGE_ACCESS_KEY"),
+  secretKey: need("GARAGE_SECRET_KEY"),
+};
+const DRIVE = "Cloud";
+const PASSWORD = "orbit-violet-canyon-7425-tundra";
+const FILE = "e2e-random-5mb.bin";
+const SCREENS = path.join(OUT, "screens");
+fs.mkdirSync(SCREENS, { recursive: true });
+
+const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha256 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+class Failure extends Error {}
+const fail = (msg) => {
+  throw new Failure(msg);
+};
+
+// --- the service, through the CLI ---------------------------------------------------
+
+// Plain errors (not Failure): a wait retries them.
+function status() {
+  const r = spawnSync(NIMBUS, ["status", "--json"], { encoding: "utf8", timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`nimbus status --json failed (${r.status}): ${(r.stderr || "").trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+function driveStatus(name = DRIVE) {
+  const d = status().drives.find((x) => x.name === name);
+  if (!d) throw new Error(`nimbus status does not list a drive named ${name}`);
+  return d;
+}
+
+// --- waiting --------------------------------------------------------------------------
+
+// waitFor(what, ms, fn): polls fn every 100 ms until it returns something
+// truthy; fails with `what` (a string, or a function called then) and the
+// last value or error seen. A Failure thrown by fn ends the wait at once;
+// other errors (the service not answering yet) are retried.
+async function waitFor(what, ms, fn) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (e) {
+      if (e instanceof Failure) throw e;
+      last = `error: ${e.message.split("\n")[0]}`;
+    }
+    if (Date.now() > end) {
+      const w = typeof what === "function" ? what() : what;
+      fail(`${w}: not within ${ms / 1000} s (last seen: ${JSON.stringify(last)})`);
+    }
+    await sleep(100);
+  }
+}
+
+// --- the page ---------------------------------------------------------------------------
+
+let driver;
+const tid = (id) => By.css(`[data-testid="${id}"]`);
+const card = () => By.css(`[data-testid="drive-card"][data-drive="${DRIVE}"]`);
+
+async function find(id, ms = 10_000) {
+  return waitFor(`no element [data-testid="${id}"] on the page`, ms, async () => {
+    const els = await driver.findElements(tid(id));
+    return els.length ? els[0] : null;
+  });
+}
+
+async function visible(id) {
+  const els = await driver.findElements(tid(id));
+  for (const e of els) if (await e.isDisplayed()) return e;
+  return null;
+}
+
+async function click(id, ms = 10_000) {
+  const el = await waitFor(`no enabled [data-testid="${id}"] to click`, ms, async () => {
+    const e = await visible(id);
+    return e && (await e.isEnabled()) ? e : null;
+  });
+  await el.click();
+  return el;
+}
+
+// fill(id, value): replaces an input's text, the way typing would (so the
+// page's input handlers run), and checks it took.
+async function fill(id, value) {
+  const el = await find(id);
+  await el.clear();
+  if ((await el.getAttribute("value")) !== "") await el.sendKeys(Key.CONTROL, "a", Key.NULL, Key.BACK_SPACE);
+  if (value !== "") await el.sendKeys(value);
+  const got = await el.getAttribute("value");
+  if (got !== value) fail(`typed into [data-testid="${id}"] but it holds ${JSON.stringify(got)}`);
+}
+
+async function text(id, within) {
+  const els = await (within ?? driver).findElements(tid(id));
+  return els.length ? (await els[0].getText()).trim() : null;
+}
+
+async function driveCard() {
+  const els = await driver.findElements(card());
+  return els.length ? els[0] : null;
+}
+
+async function driveState() {
+  const c = await driveCard();
+  return c ? text("drive-state", c) : null;
+}
+
+async function clickInCard(id) {
+  const el = await waitFor(`no enabled [data-testid="${id}"] in the ${DRIVE} card`, 10_000, async () => {
+    const c = await driveCard();
+    const e = c && (await c.findElements(tid(id)))[0];
+    return e && (await e.isDisplayed()) && (await e.isEnabled()) ? e : null;
+  });
+  await el.click();
+}
+
+async function waitUiState(want, ms) {
+  let last = null;
+  await waitFor(() => `the ${DRIVE} card says "${last ?? "(no card)"}", not "${want}"`, ms, async () => {
+    last = await driveState();
+    return last === want;
+  });
+}
+
+async function goto(page) {
+  await click(`nav-${page}`);
+}
+
+let n = 0;
+async function shot(name) {
+  n += 1;
+  const file = path.join(SCREENS, `${String(n).padStart(2, "0")}-${name}.png`);
+  fs.writeFileSync(file, await driver.takeScreenshot(), "base64");
+  return file;
+}
+
+async function step(name, fn) {
+  console.log(`\n--- [${secs()} s] ${name}`);
+  try {
+    await fn();
+  } catch (e) {
+    console.error(`FAILED at "${name}": ${e instanceof Failure ? e.message : e.stack || e}`);
+    try {
+      n += 1;
+      const slug = name.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "").toLowerCase();
+      const base = path.join(SCREENS, `${String(n).padStart(2, "0")}-${slug}-FAILED`);
+      fs.writeFileSync(`${base}.png`, await driver.takeScreenshot(), "base64");
+      fs.writeFileSync(`${base}.html`, await driver.getPageSource());
+      console.error(`screenshot and page: ${base}.png, .html`);
+    } catch (e2) {
+      console.error(`(no screenshot: ${e2.message.split("\n")[0]})`);
+    }
+    throw e;
+  }
+}
+
+// --- processes ----------------------------------------------------------------------------
+
+function proc(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const exe = fs.readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, "");
+    return { pid, ppid: Number(f[1]), pgid: Number(f[2]), sid: Number(f[3]), exe };
+  } catch {
+    return null;
+  }
+}
+
+function oursRunning(exe) {
+  const found = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    const p = proc(Number(d));
+    if (!p || p.exe !== exe) continue;
+    try {
+      const env = fs.readFileSync(`/proc/${d}/environ`, "utf8").split("\0");
+      if (env.includes(`XDG_RUNTIME_DIR=${RUNTIME}`)) found.push(p);
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+// The nimbusd the app started: it runs the expected binary and comes from
+// the app (an ancestor is the app, or it shares the app's process group or
+// session: a service started with setsid still has the app as its parent
+// until the app exits).
+function checkServiceFromApp() {
+  const apps = oursRunning(APP);
+  if (!apps.length) fail(`no process runs ${APP} in this test's runtime folder`);
+  const svcs = oursRunning(NIMBUSD);
+  if (!svcs.length) fail(`the app did not start the service: no process runs ${NIMBUSD}`);
+  if (svcs.length > 1) fail(`${svcs.length} nimbusd processes run: ${svcs.map((s) => s.pid).join(", ")}`);
+  const svc = svcs[0];
+  const chain = [];
+  for (let p = proc(svc.ppid); p && p.pid > 1; p = proc(p.ppid)) chain.push(p);
+  const fromApp =
+    chain.some((p) => p.exe === APP) || apps.some((a) => a.pgid === svc.pgid || a.sid === svc.sid);
+  const desc = chain.map((p) => `${p.pid} ${path.basename(p.exe)}`).join(" <- ");
+  if (!fromApp) {
+    fail(
+      `nimbusd (pid ${svc.pid}, group ${svc.pgid}, session ${svc.sid}) does not come from the app ` +
+        `(app: ${apps.map((a) => `pid ${a.pid} group ${a.pgid} session ${a.sid}`).join("; ")}; parents: ${desc || "init"})`,
+    );
+  }
+  const sock = path.join(RUNTIME, "nimbus", "nimbusd.sock");
+  if (!fs.existsSync(sock)) fail(`the service does not listen at ${sock}`);
+  console.log(`nimbusd pid ${svc.pid} came from the app (parents: ${desc || "init"}); socket ${sock}`);
+  fs.writeFileSync(path.join(OUT, "logs", "service-process.txt"), `nimbusd ${svc.pid} parents: ${desc}\n`);
+}
+
+// --- the test ------------------------------------------------------------------------------
+
+async function main() {
+  driver = await new Builder()
+    .usingServer(WEBDRIVER_URL)
+    .withCapabilities({ browserName: "wry", "tauri:options": { application: APP, args: [] } })
+    .build();
+  await driver.manage().setTimeouts({ implicit: 0, script: 30_000, pageLoad: 60_000 });
+
+  await step("a: the window, no drives yet", async () => {
+    const title = await waitFor("the window has no title", 30_000, () => driver.getTitle());
+    if (title !== "Nimbus") fail(`the window's title is ${JSON.stringify(title)}, not "Nimbus"`);
+    const line = await waitFor("the status line does not say there are no drives", 30_000, async () => {
+      const t = await text("status-line");
+      return t && /no drives/i.test(t) ? t : null;
+    });
+    console.log(`status line: ${line}`);
+    if ((await driver.findElements(tid("drive-card"))).length) fail("a drive card is shown on a fresh start");
+    await waitFor("nimbus status does not answer (the app should have started the service)", 20_000, () =>
+      status().drives.length === 0 ? "ok" : fail(`a fresh service has drives: ${JSON.stringify(status().drives)}`),
+    );
+    checkServiceFromApp();
+    await goto("drives");
+    await shot("drives-empty");
+  });
+
+  await step("b: the wizard adds an S3 drive on Garage", async () => {
+    await goto("add");
+    await click("kind-s3");
+    await click("wizard-next");
+    const preset = await find("s3-preset");
+    const options = await preset.findElements(By.css("option"));
+    let other = null;
+    for (const o of options) if (/garage/i.test(await o.getText())) other = o;
+    if (!other) fail(`no "MinIO / Garage / other" option in s3-preset`);
+    await other.click();
+    await fill("s3-endpoint", garage.endpoint);
+    await fill("s3-region", garage.region);
+    await fill("s3-bucket", garage.bucket);
+    await fill("s3-prefix", "app-e2e");
+    await fill("s3-access-key", garage.accessKey);
+    await fill("s3-secret-key", garage.secretKey);
+    await click("wizard-test");
+    const verdict = await waitFor("Test connection gave no verdict", 60_000, async () => {
+      const v = await visible("wizard-verdict");
+      return v && (await v.getAttribute("data-ok")) !== null && (await v.getText()).trim() ? v : null;
+    });
+    const ok = await verdict.getAttribute("data-ok");
+    const vtext = (await verdict.getText()).trim();
+    await shot("wizard-test-ok");
+    if (ok !== "true") fail(`Test connection failed against Garage: ${vtext}`);
+    console.log(`verdict: ${vtext.split("\n")[0]}`);
+    await click("wizard-next");
+    await click("mode-create");
+    await fill("vault-password", PASSWORD);
+    await fill("vault-password2", PASSWORD);
+    const score = await waitFor("the strength meter gave no score", 15_000, async () => {
+      const m = await visible("strength-meter");
+      const s = m && (await m.getAttribute("data-score"));
+      return s !== null && s !== "" ? s : null;
+    });
+    await shot("wizard-password");
+    if (Number(score) < 2) fail(`the strength meter scores the test password ${score} (< 2)`);
+    await click("wizard-next");
+    await fill("drive-name", DRIVE);
+    await fill("mount-point", MOUNT);
+    const remember = await find("remember-password");
+    if (!(await remember.isSelected())) await remember.click();
+    await click("wizard-finish");
+    const key = await waitFor("no recovery key after Finish", 120_000, async () => {
+      const err = await visible("wizard-error");
+      if (err) fail(`the wizard says: ${(await err.getText()).trim()}`);
+      const k = await visible("recovery-key");
+      return k && (await k.getText()).trim() ? k : null;
+    });
+    const keyText = (await key.getText()).trim();
+    if (keyText.length < 20) fail(`the recovery key is only ${keyText.length} characters`);
+    console.log(`recovery key shown (${keyText.length} characters, not printed)`);
+    await shot("wizard-recovery-key");
+    const saved = await find("recovery-saved");
+    if (!(await saved.isSelected())) await saved.click();
+    await click("recovery-done");
+  });
+
+  await step("c: the drive is mounted and up to date; a 5 MB file syncs", async () => {
+    await waitFor(`no ${DRIVE} card on the Drives page`, 15_000, driveCard);
+    await waitUiState("Up to date", 60_000);
+    const d = driveStatus();
+    if (!d.mounted) fail(`nimbus status says ${DRIVE} is not mounted`);
+    const mp = await text("drive-mount-point", await driveCard());
+    if (!mp || !mp.includes(MOUNT)) fail(`the card shows mount point ${JSON.stringify(mp)}, not ${MOUNT}`);
+    await shot("drive-up-to-date");
+
+    const file = path.join(MOUNT, FILE);
+    const data = randomBytes(5 * 1024 * 1024);
+    const fd = fs.openSync(file, "w");
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    const want = createHash("sha256").update(data).digest("hex");
+    let seenUi = false;
+    let seenCli = false;
+    let syncShot = null;
+    const end = Date.now() + 120_000;
+    for (;;) {
+      const ui = await driveState();
+      const cli = driveStatus().state;
+      if (ui === "Syncing" && !seenUi) {
+        seenUi = true;
+        syncShot = await shot("drive-syncing");
+      }
+      if (cli === "syncing") seenCli = true;
+      if ((seenUi || seenCli) && ui === "Up to date" && cli === "up_to_date") break;
+      if (Date.now() > end) fail(`no Syncing -> Up to date within 120 s (UI "${ui}", service "${cli}", saw syncing: UI ${seenUi}, service ${seenCli})`);
+      await sleep(100);
+    }
+    console.log(`saw syncing in the UI: ${seenUi}, in nimbus status: ${seenCli}${syncShot ? "" : " (no UI screenshot of Syncing)"}`);
+    await shot("drive-synced");
+    if (sha256(file) !== want) fail(`${file} reads back different bytes`);
+    const st = driveStatus();
+    if (st.pending_files) fail(`up to date, yet ${st.pending_files} files pending`);
+  });
+
+  await step("c2: the tray menu (tray.py)", async () => {
+    const [cmd, ...args] = TRAY.split(" ");
+    const r = spawnSync(cmd, [...args, "--expect", "Up to date"], { encoding: "utf8", stdio: "inherit", timeout: 120_000 });
+    if (r.status !== 0) fail(`tray.py failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ""}): see its output above`);
+    await waitUiState("Up to date", 30_000);
+    await shot("after-tray");
+  });
+
+  await step("d: pause and resume", async () => {
+    await clickInCard("drive-pause");
+    await waitUiState("Paused", 15_000);
+    await waitFor("nimbus status does not say paused", 10_000, () => driveStatus().paused === true);
+    await shot("drive-paused");
+    await clickInCard("drive-resume");
+    await waitFor("nimbus status still says paused after Resume", 15_000, () => driveStatus().paused === false);
+    await waitFor(`the card still says Paused after Resume`, 15_000, async () => (await driveState()) !== "Paused");
+    await waitUiState("Up to date", 60_000);
+  });
+
+  await step("e: lock (with a notification), unlock from the keyring", async () => {
+    const logBefore = fs.readFileSync(NOTIFY_LOG, "utf8").length;
+    await clickInCard("drive-lock");
+    await waitFor(`the card does not say Locked`, 30_000, async () => {
+      const ok = await visible("confirm-ok");
+      if (ok) await ok.click();
+      return (await driveState()) === "Locked";
+    });
+    await waitFor("nimbus status does not say locked", 10_000, () => driveStatus().locked === true);
+    await shot("drive-locked");
+    const note = await waitFor(`no notification "… is locked" on the bus (dbus-monitor log ${NOTIFY_LOG})`, 15_000, () => {
+      const log = fs.readFileSync(NOTIFY_LOG, "utf8").slice(logBefore);
+      const m = log.match(/string "([^"]*is locked[^"]*)"/);
+      return m ? m[1] : null;
+    });
+    if (!note.includes(DRIVE)) fail(`the lock notification does not name the drive: "${note}"`);
+    console.log(`notification: "${note}"`);
+    await clickInCard("drive-unlock");
+    let asked = false;
+    await waitFor("the drive is not up to date after Unlock", 60_000, async () => {
+      const pw = await visible("unlock-password");
+      if (pw && !asked) {
+        asked = true;
+        console.log("the unlock dialog asked for the password (the keyring was not used)");
+        await shot("unlock-dialog");
+        await fill("unlock-password", PASSWORD);
+        await click("unlock-submit");
+      }
+      return (await driveState()) === "Up to date";
+    });
+    if (driveStatus().locked) fail("nimbus status still says locked");
+    if (asked) fail("Unlock asked for the password although the wizard saved it in the keyring (remember-password)");
+    console.log("unlocked from the keyring, no password asked");
+    await shot("drive-unlocked");
+  });
+
+  const file = path.join(MOUNT, FILE);
+  const want = sha256(file);
+
+  await step("f: snapshots; a deleted file restored in place", async () => {
+    await goto("snapshots");
+    const sel = await find("snap-drive");
+    const opts = await sel.findElements(By.css("option"));
+    let opt = null;
+    for (const o of opts) if ((await o.getAttribute("value")) === DRIVE || (await o.getText()).trim() === DRIVE) opt = o;
+    if (!opt) fail(`snap-drive has no option ${DRIVE}`);
+    await opt.click();
+    const snaps = await waitFor("no snapshot of the drive listed", 30_000, async () => {
+      const s = await driver.findElements(tid("snap-item"));
+      return s.length ? s : null;
+    });
+    console.log(`${snaps.length} snapshots listed; opening the newest`);
+    await shot("snapshots");
+    await snaps[0].click();
+    const entry = By.css(`[data-testid="entry"][data-name="${FILE}"]`);
+    await waitFor(`${FILE} is not in the newest snapshot`, 15_000, async () => (await driver.findElements(entry)).length > 0);
+    await shot("snapshot-entries");
+
+    fs.unlinkSync(file);
+    await waitFor("the deletion did not sync (nimbus status up_to_date, nothing pending)", 60_000, () => {
+      const d = driveStatus();
+      if (d.state === "up_to_date" && !d.pending_files) return d;
+      throw new Error(`${d.state}, ${d.pending_files} files (${d.pending_bytes} bytes) pending`);
+    });
+    if (fs.existsSync(file)) fail(`${file} is still there after unlink`);
+    const row = (await driver.findElements(entry))[0];
+    const restore = row && (await row.findElements(tid("entry-restore")))[0];
+    if (!restore) fail(`no entry-restore button on the ${FILE} row (the snapshot view changed after the deletion?)`);
+    await restore.click();
+    await click("restore-in-place");
+    await click("restore-confirm");
+    const result = await waitFor("no restore-result after Restore", 60_000, () => visible("restore-result"));
+    console.log(`restore: ${(await result.getText()).trim()}`);
+    await shot("restored");
+    await waitFor(`${file} did not come back`, 30_000, () => fs.existsSync(file));
+    if (sha256(file) !== want) fail(`the restored ${FILE} has other bytes than the one written`);
+    console.log(`${FILE} back in place, same sha256`);
+  });
+
+  await step("g: Activity and Settings", async () => {
+    await goto("activity");
+    await sleep(1000);
+    const items = await driver.findElements(tid("activity-item"));
+    const kinds = [];
+    for (const i of items) kinds.push(await i.getAttribute("data-kind"));
+    console.log(`activity: ${items.length} items (${[...new Set(kinds)].join(", ")})`);
+    await shot("activity");
+    await goto("settings");
+    const notif = await find("set-notifications");
+    const was = await notif.isSelected();
+    await notif.click();
+    if ((await notif.isSelected()) === was) fail("set-notifications did not toggle");
+    await notif.click();
+    if ((await notif.isSelected()) !== was) fail("set-notifications did not toggle back");
+    await click("settings-save");
+    await sleep(500);
+    if (!was) fail("notifications were off in Settings, though the lock notification came");
+    await shot("settings");
+  });
+}
+
+let code = 0;
+try {
+  await main();
+  console.log(`\ne2e: all steps passed in ${secs()} s`);
+} catch (e) {
+  code = 1;
+  if (!(e instanceof Failure)) console.error(e);
+} finally {
+  if (driver) await driver.quit().catch((e) => console.error(`closing the session: ${e.message}`));
+}
+process.exit(code);
