@@ -9,7 +9,8 @@
 # 3. /usr/bin/nimbus-app starts under its own Xvfb and D-Bus session with a
 #    fresh HOME, starts /usr/bin/nimbusd itself, and maps a window titled
 #    Nimbus within 60 s (the time is printed; the screenshot goes to
-#    NIMBUS_APP_OUT/screens/package-window.png).
+#    NIMBUS_APP_OUT/screens/package-window.png). A second launch hands
+#    over to the first and exits, leaving one window (single instance).
 # 4. The app and the service it started are stopped, and the package is
 #    removed with `dpkg -r`, so the machine is left as it was (fuse3, when
 #    pulled in, stays: apt marks it auto-installed; `apt-get autoremove`
@@ -151,6 +152,16 @@ env -u NIMBUS_SOCKET -u DBUS_SESSION_BUS_ADDRESS -u WAYLAND_DISPLAY DISPLAY="$di
         [ -S "$XDG_RUNTIME_DIR/nimbus/nimbusd.sock" ] || { echo "FAILED: the app started no service (no socket in $XDG_RUNTIME_DIR/nimbus)" >&2; exit 1; }
         /usr/bin/nimbus status >/dev/null || { echo "FAILED: nimbus status does not answer" >&2; exit 1; }
         echo "the app started /usr/bin/nimbusd; nimbus status answers"
+        # Single instance: a second launch hands over to the first and exits.
+        if ! timeout 20 /usr/bin/nimbus-app </dev/null >"$1/app2.log" 2>&1; then
+            echo "FAILED: a second nimbus-app did not exit within 20 s (single instance):" >&2
+            tail -n 20 "$1/app2.log" >&2
+            exit 1
+        fi
+        kill -0 "$app" 2>/dev/null || { echo "FAILED: the first app exited when a second one started" >&2; exit 1; }
+        n=$(xdotool search --onlyvisible --name "^Nimbus\$" | wc -l)
+        [ "$n" -eq 1 ] || { echo "FAILED: $n windows titled Nimbus after a second launch, not 1" >&2; exit 1; }
+        echo "a second launch handed over to the first one and exited (single instance)"
         kill -TERM "$app"
     ' package-test "$work" "$out/screens/package-window.png" || fail "the installed app did not come up (see above)"
 pgrep_svc=$(ours /usr/bin/nimbusd)
