@@ -42,6 +42,16 @@ packages=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsv
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 apt_install_missing "${packages[@]}"
 
+# Vite 7 (the UI's build) needs Node 20.19 or newer; Debian 12's own nodejs
+# is 18, so say what to do instead of failing later inside Vite.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "app-tools.sh: Node.js $(node --version 2>/dev/null || echo '(none)') is too old for the UI's build (Vite needs 20.19 or newer);" >&2
+    echo "  install Node.js 20 or 22 (for example from your distribution's backports or nodejs.org) and run this again" >&2
+    exit 1
+fi
+log "node: $(node --version)"
+
 if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
     # shellcheck disable=SC1091
     . "$HOME/.cargo/env"

@@ -78,7 +78,8 @@ log "  this takes a few minutes on an idle 2-core machine, ~8 min on a busy one,
 started=$SECONDS
 # Garage's release profile asks for fat LTO with one codegen unit, which
 # makes a small fast binary and most of the build time; a test server needs
-# neither (opt-level 1 is plenty; measured: 8.5 min instead of ~18 on a busy 2-core machine).
+# neither, and opt-level 1 is plenty (measured: 8.5 min instead of ~18 on a
+# busy 2-core machine).
 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
     CARGO_PROFILE_RELEASE_DEBUG=0 \
     cargo install garage --locked "${version[@]}"
