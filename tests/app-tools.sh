@@ -62,7 +62,7 @@ else
     log "tauri-driver: building from source with cargo install --locked (a few minutes)"
     started=$SECONDS
     # ^2: the newest tauri-driver overall is a 3.0 alpha.
-    cargo install tauri-driver --locked --version '^2'
+    cargo_install_tool tauri-driver --version '^2'
     log "tauri-driver: built in $((SECONDS - started)) s"
 fi
 log "done"

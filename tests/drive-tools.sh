@@ -65,7 +65,7 @@ for tool in pjdfstest fsx; do
         log "$tool: installed by cargo but not on PATH; add ${CARGO_HOME:-$HOME/.cargo}/bin to PATH"
     else
         log "$tool: building from source with cargo install --locked (a few minutes)"
-        cargo install "$tool" --locked
+        cargo_install_tool "$tool"
     fi
 done
 

@@ -195,6 +195,13 @@ as_root_keep_env() {
 # Whether drives can be mounted here: /dev/fuse, and root or sudo.
 can_mount() { [ -e /dev/fuse ] && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; }
 
+# build_service: nimbusd and nimbus, for the stages below. Built together
+# with the test targets, so cargo resolves the same features as for the
+# tests stage and reuses what it built; `cargo build -p nimbus-cli -p
+# nimbus-service` alone would leave out the dev-dependencies' features
+# (tokio's test-util) and rebuild most dependencies (4 min on 2 cores).
+build_service() { cargo build -q --workspace --exclude nimbus-app --bins --tests; }
+
 # run_stage WHAT SCRIPT: a stage of real servers (NIMBUS_CLOUD=0 skips it).
 run_stage() {
     if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
@@ -204,7 +211,7 @@ run_stage() {
         echo "SKIPPED: the $1 tests mount drives: they need /dev/fuse and root (or sudo without a password)"
         stage_done skipped
     else
-        cargo build -q -p nimbus-cli -p nimbus-service
+        build_service
         as_root_keep_env bash "$2"
         stage_done
     fi
@@ -214,7 +221,7 @@ if ! can_mount; then
     echo "SKIPPED: the drive tests need /dev/fuse and root (or sudo without a password)"
     stage_done skipped
 else
-    cargo build -q -p nimbus-cli -p nimbus-service
+    build_service
     as_root_keep_env bash tests/drive/programs.sh
     # A long run: bash tests/drive/crash.sh 100.
     if [ "${NIMBUS_CRASH_ROUNDS:-20}" -gt 0 ]; then
@@ -255,7 +262,7 @@ else
     cargo test -p nimbus-app --features custom-protocol
     git diff --exit-code -- ui/src/bindings.ts
     app_started=$SECONDS
-    bash installers/linux/build.sh --debug
+    bash installers/linux/build.sh --debug --prebuilt-service
     echo "the app's .deb and .rpm built in $((SECONDS - app_started)) s"
     as_root_keep_env bash tests/app/run.sh
     as_root_keep_env bash tests/app/package.sh

@@ -2,7 +2,7 @@
 # Builds the Nimbus Linux packages: a .deb and an .rpm, left in dist/ at the
 # repository root.
 #
-#   bash installers/linux/build.sh [--debug] [--no-ui-install] [--appimage]
+#   bash installers/linux/build.sh [--debug] [--no-ui-install] [--prebuilt-service] [--appimage]
 #
 # Each package holds:
 #   /usr/bin/nimbus-app                  the desktop app (src-tauri/), with its
@@ -17,6 +17,11 @@
 #   --debug          debug profile: quicker to build, for CI; not for release
 #   --no-ui-install  never run `npm ci` in ui/ (by default it runs only when
 #                    ui/node_modules is missing)
+#   --prebuilt-service
+#                    package the nimbusd and nimbus already in the target
+#                    directory instead of building them (tests/run.sh builds
+#                    them with the tests, whose dev-dependency features would
+#                    make `cargo build -p` rebuild most dependencies)
 #   --appimage       also try an AppImage. The Tauri bundler downloads AppRun
 #                    and linuxdeploy from GitHub while bundling, so this fails
 #                    on a machine without internet access; the .deb and .rpm
@@ -40,11 +45,13 @@ usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 profile=release
 ui_install=auto
 appimage=no
+service_build=yes
 while (($#)); do
   case $1 in
     --debug) profile=debug ;;
     --no-ui-install) ui_install=no ;;
     --appimage) appimage=yes ;;
+    --prebuilt-service) service_build=no ;;
     -h | --help)
       usage
       exit 0
@@ -105,12 +112,18 @@ fi
 [[ -x $tauri_cli ]] || die "$tauri_cli is missing; is @tauri-apps/cli a devDependency in ui/package.json? Then run: (cd ui && npm ci)"
 
 # --- Service and CLI ---------------------------------------------------------
-step "Building nimbusd and nimbus ($profile)"
-cargo_profile=()
-[[ $profile == release ]] && cargo_profile=(--release)
-cargo build "${cargo_profile[@]}" --locked -p nimbus-service -p nimbus-cli
+if [[ $service_build == yes ]]; then
+  step "Building nimbusd and nimbus ($profile)"
+  cargo_profile=()
+  [[ $profile == release ]] && cargo_profile=(--release)
+  cargo build "${cargo_profile[@]}" --locked -p nimbus-service -p nimbus-cli
+fi
 for bin in nimbusd nimbus; do
-  [[ -x $out_dir/$bin ]] || die "cargo finished but $out_dir/$bin is not there"
+  if [[ $service_build == yes ]]; then
+    [[ -x $out_dir/$bin ]] || die "cargo finished but $out_dir/$bin is not there"
+  else
+    [[ -x $out_dir/$bin ]] || die "--prebuilt-service: there is no $out_dir/$bin; build it first (cargo build -p nimbus-service -p nimbus-cli)"
+  fi
 done
 
 # --- The app, bundled --------------------------------------------------------

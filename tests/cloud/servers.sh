@@ -42,8 +42,9 @@
 #           SFTP_KNOWN_HOSTS SFTP_SSH_CONFIG SSH_TEST_CONFIG SSH_WRAPPER_BIN
 #
 # Settings read from the environment: GARAGE_BIN (default: garage on PATH,
-# else ~/.cargo/bin/garage), GARAGE_DB_ENGINE (lmdb or sqlite; default
-# lmdb), GARAGE_RUST_LOG (default info), SERVERS_START_TIMEOUT (seconds a
+# else ~/.cargo/bin/garage), GARAGE_DB_ENGINE (default lmdb; sqlite needs a
+# Garage built with its sqlite feature, which tools.sh leaves out),
+# GARAGE_RUST_LOG (default info), SERVERS_START_TIMEOUT (seconds a
 # server may take to answer; default 30).
 
 if [ -z "${_srv_loaded:-}" ]; then

@@ -14,7 +14,7 @@
 #   cargo  Garage (S3), built from source by `cargo install garage --locked`
 #          unless a garage binary exists (GARAGE_BIN, PATH or
 #          ~/.cargo/bin/garage), without LTO (a test server need not be
-#          small). That build takes a few minutes on an idle 2-core machine
+#          small) and with LMDB as its only database. That build takes a few minutes on an idle 2-core machine
 #          and about 8 on a busy one, and needs ~1.4 GB of memory; set
 #          GARAGE_VERSION to pin a version.
 #
@@ -48,7 +48,7 @@ packages=(apache2 apache2-utils openssh-server openssh-client curl rclone python
     dbus gnome-keyring libsecret-tools libdbus-1-dev)
 garage_bin=${GARAGE_BIN:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
 if [ ! -x "$garage_bin" ]; then
-    # Garage bundles SQLite, LMDB and zstd, compiled with the C compiler.
+    # Garage bundles LMDB and zstd, compiled with the C compiler.
     command -v cc >/dev/null 2>&1 || packages+=(build-essential)
     command -v pkg-config >/dev/null 2>&1 || packages+=(pkg-config)
 fi
@@ -78,10 +78,8 @@ log "  this takes a few minutes on an idle 2-core machine, ~8 min on a busy one,
 started=$SECONDS
 # Garage's release profile asks for fat LTO with one codegen unit, which
 # makes a small fast binary and most of the build time; a test server needs
-# neither, and opt-level 1 is plenty (measured: 8.5 min instead of ~18 on a
-# busy 2-core machine).
-CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
-    CARGO_PROFILE_RELEASE_DEBUG=0 \
-    cargo install garage --locked "${version[@]}"
+# neither, and opt-level 1 is plenty (tests/lib.sh: cargo_install_tool).
+# Without SQLite and K2V (the tests use LMDB and S3 only): less to build.
+cargo_install_tool garage "${version[@]}" --no-default-features --features bundled-libs,metrics,lmdb
 log "garage: built in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s: $(command -v garage || echo "$HOME/.cargo/bin/garage")"
 log "done"
