@@ -72,6 +72,35 @@ pub fn show_window(app: &tauri::AppHandle) {
     }
 }
 
+/// Quits, as the tray's Quit does without asking, on SIGTERM (a logout or
+/// shutdown), SIGINT (Ctrl+C in a terminal) and SIGHUP: so the window's
+/// size and place are saved and a service this app started is asked to
+/// stop, instead of the process just ending.
+#[cfg(unix)]
+fn quit_on_signals(app: tauri::AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut int, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            _ => {
+                tracing::warn!("signals cannot be caught: a logout will end the app without saving its window");
+                return;
+            }
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            _ = hup.recv() => "SIGHUP",
+        };
+        tracing::info!("{name}: quitting");
+        link::quit(&app);
+    });
+}
+
 /// Starts the app. `--hidden` (what start at login passes) starts it in the
 /// tray without showing the window.
 pub fn run() {
@@ -122,6 +151,8 @@ pub fn run() {
                 }
             }
             link::start(app.handle().clone());
+            #[cfg(unix)]
+            quit_on_signals(app.handle().clone());
             Ok(())
         })
         .on_window_event(|window, event| {

@@ -8,7 +8,9 @@
 // wizard adds an S3 drive on Garage; (c) a 5 MB file goes Syncing -> Up to
 // date, then the tray menu (tray.py); (d) pause, resume; (e) lock with its
 // notification, unlock from the keyring; (f) a deleted file restored in
-// place from a snapshot; (g) Activity and Settings.
+// place from a snapshot; (g) Activity and Settings; (h) the keyboard alone
+// (focus, a visible focus ring, pages and switches), and start at login
+// (the autostart entry written and removed).
 
 import { Builder, By, Key } from "selenium-webdriver";
 import { spawnSync } from "node:child_process";
@@ -34,6 +36,7 @@ const MOUNT = need("NIMBUS_APP_MOUNT");
 const NOTIFY_LOG = need("NIMBUS_APP_NOTIFY_LOG");
 const TRAY = need("NIMBUS_APP_TRAY");
 const RUNTIME = need("XDG_RUNTIME_DIR");
+const AUTOSTART_DIR = path.join(need("XDG_CONFIG_HOME"), "autostart");
 const garage = {
   endpoint: need("GARAGE_SINGLE_S3_ENDPOINT"),
   region: need("GARAGE_REGION"),
@@ -127,14 +130,20 @@ async function click(id, ms = 10_000) {
 }
 
 // fill(id, value): replaces an input's text, the way typing would (so the
-// page's input handlers run), and checks it took.
+// page's input handlers run), and checks it took. The page may fill in a
+// default (the mount point) while this types: then it types again.
 async function fill(id, value) {
-  const el = await find(id);
-  await el.clear();
-  if ((await el.getAttribute("value")) !== "") await el.sendKeys(Key.CONTROL, "a", Key.NULL, Key.BACK_SPACE);
-  if (value !== "") await el.sendKeys(value);
-  const got = await el.getAttribute("value");
-  if (got !== value) fail(`typed into [data-testid="${id}"] but it holds ${JSON.stringify(got)}`);
+  let got;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const el = await find(id);
+    await el.clear();
+    if ((await el.getAttribute("value")) !== "") await el.sendKeys(Key.CONTROL, "a", Key.NULL, Key.BACK_SPACE);
+    if (value !== "") await el.sendKeys(value);
+    await sleep(200);
+    got = await el.getAttribute("value");
+    if (got === value) return;
+  }
+  fail(`typed into [data-testid="${id}"] three times but it holds ${JSON.stringify(got)}`);
 }
 
 async function text(id, within) {
@@ -383,7 +392,7 @@ async function main() {
 
   await step("c2: the tray menu (tray.py)", async () => {
     const [cmd, ...args] = TRAY.split(" ");
-    const r = spawnSync(cmd, [...args, "--expect", "Up to date"], { encoding: "utf8", stdio: "inherit", timeout: 120_000 });
+    const r = spawnSync(cmd, [...args, "--expect", "Up to date", "--pause"], { encoding: "utf8", stdio: "inherit", timeout: 120_000 });
     if (r.status !== 0) fail(`tray.py failed (exit ${r.status}${r.signal ? `, ${r.signal}` : ""}): see its output above`);
     await waitUiState("Up to date", 30_000);
     await shot("after-tray");
@@ -498,6 +507,103 @@ async function main() {
     await sleep(500);
     if (!was) fail("notifications were off in Settings, though the lock notification came");
     await shot("settings");
+  });
+  await stepKeyboard();
+}
+
+// --- the keyboard ---------------------------------------------------------------------------
+
+// What has the focus: its data-testid, tag, text and outline.
+async function focused() {
+  return driver.executeScript(() => {
+    const e = document.activeElement;
+    const cs = e ? getComputedStyle(e) : null;
+    return e
+      ? {
+          testid: e.getAttribute("data-testid"),
+          tag: e.tagName.toLowerCase(),
+          text: (e.textContent || "").trim().slice(0, 40),
+          outline: cs ? `${cs.outlineStyle} ${cs.outlineWidth}` : "",
+          ring: !!cs && cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0,
+          checked: e.checked === undefined ? null : e.checked,
+        }
+      : null;
+  });
+}
+
+// press(...keys): keys typed at whatever has the focus, as a person would.
+async function press(...keys) {
+  await driver.actions({ async: true }).sendKeys(...keys).perform();
+  await sleep(150);
+}
+
+// tabTo(testid, back): Tab (or Shift+Tab) until the element has the focus;
+// fails after 25 presses. Each stop must show a focus ring.
+async function tabTo(testid, back = false) {
+  const seen = [];
+  for (let i = 0; i < 25; i++) {
+    if (back) {
+      await driver.actions({ async: true }).keyDown(Key.SHIFT).sendKeys(Key.TAB).keyUp(Key.SHIFT).perform();
+      await sleep(150);
+    } else await press(Key.TAB);
+    const f = await focused();
+    seen.push(f?.testid || f?.tag);
+    if (f && f.tag !== "body" && !f.ring)
+      fail(`the focused ${f.tag} ${JSON.stringify(f.testid || f.text)} shows no focus ring (outline: ${f.outline})`);
+    if (f?.testid === testid) return f;
+  }
+  fail(`${back ? "Shift+Tab" : "Tab"} never reached [data-testid="${testid}"] (focus went: ${seen.join(" -> ")})`);
+}
+
+function autostartEntries() {
+  try {
+    return fs.readdirSync(AUTOSTART_DIR).filter((f) => f.endsWith(".desktop"));
+  } catch {
+    return [];
+  }
+}
+
+async function stepKeyboard() {
+  await step("h: the keyboard alone; start at login", async () => {
+    await goto("drives");
+    const first = await focused();
+    if (first?.tag !== "h1") fail(`after opening a page the focus is on ${JSON.stringify(first)}, not its heading`);
+    // Back from the page's heading into the navigation, to Settings.
+    await tabTo("nav-settings", true);
+    await press(Key.ENTER);
+    await waitFor("Enter on the Settings button did not open Settings", 10_000, async () => {
+      const f = await focused();
+      return f?.tag === "h1" && /settings/i.test(f.text);
+    });
+    const current = await (await find("nav-settings")).getAttribute("aria-current");
+    if (current !== "page") fail(`the Settings button is not marked as the current page (aria-current=${current})`);
+    if (autostartEntries().length) fail(`an autostart entry exists before it was turned on: ${autostartEntries()}`);
+    const sw = await tabTo("set-autostart");
+    if (sw.checked) fail("start at login is on in a fresh home");
+    await press(Key.SPACE);
+    if (!(await focused()).checked) fail("Space did not turn the start-at-login switch on");
+    await tabTo("settings-save");
+    await press(Key.ENTER);
+    const entry = await waitFor(`no autostart entry in ${AUTOSTART_DIR} after saving start at login`, 10_000, () =>
+      autostartEntries()[0],
+    );
+    const desktop = fs.readFileSync(path.join(AUTOSTART_DIR, entry), "utf8");
+    const exec = (desktop.match(/^Exec=(.*)$/m) || [])[1] || "";
+    if (!exec.includes(APP) || !exec.includes("--hidden"))
+      fail(`the autostart entry ${entry} does not start ${APP} --hidden: Exec=${exec}`);
+    console.log(`start at login: ${path.join(AUTOSTART_DIR, entry)}: Exec=${exec}`);
+    await shot("settings-keyboard");
+    // The page reads the switch back from what is installed.
+    await goto("drives");
+    await goto("settings");
+    const on = await find("set-autostart");
+    if (!(await on.isSelected())) fail("start at login shows off after it was saved on");
+    await on.click();
+    await click("settings-save");
+    await waitFor(`the autostart entry is still in ${AUTOSTART_DIR} after turning start at login off`, 10_000, () =>
+      autostartEntries().length === 0 ? "gone" : null,
+    );
+    console.log("start at login off again: the entry is gone");
   });
 }
 

@@ -22,9 +22,21 @@
 #    Settings pages.
 # 4. The tray menu (tests/app/tray.py, over D-Bus): its status line matches
 #    `nimbus status`; its Pause pauses every drive and turns into Resume.
+#    Then the keyboard alone: Shift+Tab from the page into the navigation,
+#    a focus ring at every stop, Enter opens Settings, Space turns start at
+#    login on and Enter saves it: the autostart entry appears (Exec runs the
+#    app --hidden) and goes again when it is turned off.
 # 5. Reported, never asserted (tests/app/measure.sh): start time to a mapped
 #    window, idle memory (RSS, PSS) and idle CPU of the app and its WebKit
 #    processes.
+# 6. The app started by hand again, over the running service: with GTK's
+#    dark preference its window is dark; it is moved and resized; the
+#    tray's Quit closes it and leaves the service (which it did not start)
+#    running and the drive mounted; started again, it comes back at the same
+#    size and place, light. Then with the service stopped, `--hidden` (what
+#    start at login runs) shows only the tray, starts the service itself
+#    (the drive mounts from the keyring), and the tray's Quit stops that
+#    service and unmounts the drive.
 #
 #   bash tests/app/run.sh --env-only  (only 1., Garage and tauri-driver: checks
 #                                      the machine, needs no app)
@@ -275,18 +287,167 @@ NIMBUS_APP_BIN=$app NIMBUS_BIN=$NIMBUS NIMBUSD_EXPECTED=$nimbusd_expected \
     NIMBUS_APP_NOTIFY_LOG=$notify_log NIMBUS_APP_TRAY="/usr/bin/python3 $here/tray.py" \
     node "$here/e2e.mjs" || fail "the end-to-end test failed (see above)"
 
+# The WebDriver session ended with the app (tauri-driver stops it, the way a
+# crash would: the service it started goes on). What follows starts the
+# app directly, without automation, with the drive already set up.
+stop_pids "${pids[tauri_driver]}"
+unset "pids[tauri_driver]"
+mapfile -t app_pids < <(ours "$app")
+stop_pids "${app_pids[@]}"
+
 # --- 5. measurements ------------------------------------------------------------------------
 
 if [ "${NIMBUS_APP_MEASURE:-1}" != 0 ]; then
     step "measurements (reported, not asserted)"
-    # The WebDriver session ended with the app; measure.sh starts it again
-    # directly (no automation), with the drive already set up.
-    stop_pids "${pids[tauri_driver]}"
-    unset "pids[tauri_driver]"
-    mapfile -t app_pids < <(ours "$app")
-    stop_pids "${app_pids[@]}"
     NIMBUS_APP_BIN=$app bash "$here/measure.sh" | tee "$out/measurements.md"
 fi
+
+# --- 6. living with it: quit, the window's place, the theme, start hidden --------------------
+
+tray() { NIMBUS_BIN=$NIMBUS /usr/bin/python3 "$here/tray.py" "$@"; }
+lifecycle_log=$logs/app-lifecycle.log
+app_pid=
+
+# start_app ARGS...: the app as a person starts it (output to its log).
+start_app() {
+    echo "== starting the app: $app $*" >>"$lifecycle_log"
+    "$app" "$@" </dev/null >>"$lifecycle_log" 2>&1 &
+    app_pid=$!
+}
+
+# window_of PID: the visible window titled Nimbus of that process (60 s).
+window_of() {
+    local w
+    w=$(timeout 60 xdotool search --sync --all --onlyvisible --pid "$1" --name '^Nimbus$' 2>/dev/null | head -n 1) || true
+    [ -n "$w" ] || fail "the app (pid $1) showed no window titled Nimbus within 60 s: $(tail -n 5 "$lifecycle_log")"
+    echo "$w"
+}
+
+# geometry WINDOW: "X Y WIDTH HEIGHT"
+geometry() {
+    local X Y WIDTH HEIGHT
+    eval "$(xdotool getwindowgeometry --shell "$1" | grep -E '^(X|Y|WIDTH|HEIGHT)=[0-9-]+$')"
+    echo "$X $Y $WIDTH $HEIGHT"
+}
+
+# brightness WINDOW NAME: the window's mean lightness, 0 (black) to 100, and
+# its screenshot as screens/NAME.png.
+brightness() {
+    import -window "$1" "$out/screens/$2.png" 2>/dev/null || fail "no screenshot of window $1"
+    convert "$out/screens/$2.png" -colorspace Gray -format '%[fx:int(100*mean)]' info:
+}
+
+# quit_app: Quit from the tray menu; the app must exit within 30 s.
+quit_app() {
+    tray --pid "$app_pid" --click Quit || fail "the tray's Quit could not be clicked"
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if [ ! -e "/proc/$app_pid" ] || grep -q '^State:.*Z' "/proc/$app_pid/status" 2>/dev/null; then
+            app_pid=
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "the app (pid $app_pid) still runs 30 s after the tray's Quit: $(tail -n 5 "$lifecycle_log")"
+}
+
+# stop_service: whatever nimbusd runs here, stopped; the drive unmounted.
+stop_service() {
+    local i
+    mapfile -t svc < <(ours "$nimbusd_expected")
+    stop_pids "${svc[@]}"
+    for ((i = 0; i < 200; i++)); do grep -q " $mnt fuse" /proc/mounts || return 0; sleep 0.1; done
+    fail "the drive is still mounted at $mnt 20 s after its service stopped"
+}
+
+# drive_up: nimbus status answers, and the drive is mounted and up to date.
+drive_up() {
+    grep -q " $mnt fuse" /proc/mounts &&
+        "$NIMBUS" status --json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin)["drives"]; sys.exit(0 if d and all(x["state"] == "up_to_date" for x in d) else 1)'
+}
+
+step "a service started apart from the app (as its systemd unit would)"
+stop_service
+"$nimbusd_expected" </dev/null >>"$logs/nimbusd-own.out" 2>&1 &
+svc_pid=$!
+wait_for 60 "nimbusd started by the test did not mount the drive from the keyring and come up to date" drive_up
+echo "nimbusd (pid $svc_pid, started by the test) has the drive mounted and up to date"
+
+step "quit leaves a service the app did not start; the window's size and place and the dark theme"
+# The system's choice of a dark theme, as GTK desktops without a settings
+# daemon keep it (GNOME's own setting reaches GTK the same way).
+mkdir -p "$XDG_CONFIG_HOME/gtk-3.0"
+printf '[Settings]\ngtk-application-prefer-dark-theme=1\n' >"$XDG_CONFIG_HOME/gtk-3.0/settings.ini"
+start_app
+win=$(window_of "$app_pid")
+sleep 3 # the page's first paint
+dark=$(brightness "$win" window-dark)
+echo "with the system's dark preference the window's mean lightness is $dark/100"
+[ "$dark" -le 35 ] || fail "the window is not dark ($dark/100) with gtk-application-prefer-dark-theme=1 (screens/window-dark.png)"
+xdotool windowsize "$win" 900 600
+xdotool windowmove "$win" 150 90
+sleep 1
+placed=$(geometry "$win")
+echo "window moved and resized to: $placed (x y width height)"
+quit_app
+sleep 1
+[ -e "/proc/$svc_pid" ] || fail "the app's Quit stopped a service it did not start (nimbusd pid $svc_pid is gone)"
+"$NIMBUS" status >/dev/null || fail "nimbus status does not answer after the app quit"
+grep -q " $mnt fuse" /proc/mounts || fail "the drive was unmounted by quitting an app that did not start the service"
+echo "Quit left the service it did not start running (pid $svc_pid), the drive mounted"
+state_file=$XDG_CONFIG_HOME/app.nimbus.desktop/.window-state.json
+[ -s "$state_file" ] || fail "no window state saved at $state_file after Quit"
+
+rm -f "$XDG_CONFIG_HOME/gtk-3.0/settings.ini"
+start_app
+win=$(window_of "$app_pid")
+sleep 3
+again=$(geometry "$win")
+echo "started again: $again"
+read -r x1 y1 w1 h1 <<<"$placed"
+read -r x2 y2 w2 h2 <<<"$again"
+if [ "$w1" != "$w2" ] || [ "$h1" != "$h2" ]; then
+    fail "the window's size was not remembered: ${w1}x$h1 before Quit, ${w2}x$h2 after ($(cat "$state_file"))"
+fi
+dx=$((x2 - x1)) dy=$((y2 - y1))
+# The place within a frame's width: window managers differ in what they count.
+if [ "${dx#-}" -gt 60 ] || [ "${dy#-}" -gt 60 ]; then
+    fail "the window's place was not remembered: $x1,$y1 before Quit, $x2,$y2 after ($(cat "$state_file"))"
+fi
+light=$(brightness "$win" window-light)
+echo "size remembered, place within ($dx, $dy) px; without the dark preference the lightness is $light/100"
+[ "$light" -ge 60 ] || fail "the window is not light ($light/100) without a dark preference (screens/window-light.png)"
+# A logout ends the app with SIGTERM: it quits properly and keeps the
+# window's last size too.
+xdotool windowsize "$win" 1000 700
+sleep 1
+read -r _ _ w3 h3 <<<"$(geometry "$win")"
+kill -TERM "$app_pid"
+for ((i = 0; i < 300; i++)); do [ -e "/proc/$app_pid" ] || break; sleep 0.1; done
+[ -e "/proc/$app_pid" ] && fail "the app still runs 30 s after SIGTERM"
+app_pid=
+saved=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["main"]; print(m["width"], m["height"])' "$state_file") ||
+    fail "the window state file $state_file has no size for the main window: $(cat "$state_file")"
+[ "$saved" = "$w3 $h3" ] || fail "after SIGTERM the saved window size is $saved, not the window's last $w3 $h3"
+[ -e "/proc/$svc_pid" ] || fail "the app's SIGTERM stopped a service it did not start"
+echo "SIGTERM (a logout): the app quit, saved its last size ($saved), and left the service running"
+
+step "start hidden (as at login): the app starts the service itself, and its Quit stops it"
+stop_service
+start_app --hidden
+tray --pid "$app_pid" --expect "Up to date" --timeout 60 >/dev/null ||
+    fail "the app started --hidden has no tray menu saying Up to date (it should start the service, which mounts the drive from the keyring)"
+xdotool search --all --onlyvisible --pid "$app_pid" --name '^Nimbus$' >/dev/null 2>&1 &&
+    fail "the app started --hidden showed its window"
+mapfile -t svc < <(ours "$nimbusd_expected")
+[ ${#svc[@]} -eq 1 ] || fail "expected one nimbusd, started by the hidden app, found ${#svc[@]}"
+svc_pid=${svc[0]}
+echo "hidden: tray only, no window; it started nimbusd (pid $svc_pid), which mounted the drive"
+quit_app
+for ((i = 0; i < 600; i++)); do [ -e "/proc/$svc_pid" ] || break; sleep 0.1; done
+[ -e "/proc/$svc_pid" ] && fail "the service the app started (pid $svc_pid) still runs 60 s after the app's Quit"
+grep -q " $mnt fuse" /proc/mounts && fail "the drive is still mounted after the app quit and stopped its service"
+echo "Quit stopped the service the app had started, and the drive was unmounted"
 
 echo
 echo "app tests passed in $((SECONDS - started)) s (screenshots in $out/screens)"

@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 """The app's tray menu, over D-Bus, as a tray would read and click it.
 
-    /usr/bin/python3 tests/app/tray.py --expect "Up to date"
+    /usr/bin/python3 tests/app/tray.py --expect "Up to date" --pause
+    /usr/bin/python3 tests/app/tray.py --pid 1234 --click Quit
 
 Finds the app's StatusNotifierItem through org.kde.StatusNotifierWatcher,
 reads its dbusmenu (com.canonical.dbusmenu.GetLayout), prints the labels and
-checks that the first one, the status line, is the expected text. Then it
-clicks "Pause" (a dbusmenu "clicked" event), waits until `nimbus status
---json` says every drive is paused, checks the menu now offers "Resume" and
-its status line starts with "Paused", and clicks "Resume" to leave things as
-they were (every drive unpaused).
+checks that the first one, the status line, is the expected text. With
+--pause it then clicks "Pause" (a dbusmenu "clicked" event), waits until
+`nimbus status --json` says every drive is paused, checks the menu now
+offers "Resume" and its status line starts with "Paused", and clicks
+"Resume" to leave things as they were (every drive unpaused).
+
+With --click LABEL it only clicks that item (after checking the status line,
+if --expect is given too). With --pid PID it takes only the item of the app
+with that process id (a stale item of an app that was killed may still be
+registered).
 
 Needs the session bus of the app (DBUS_SESSION_BUS_ADDRESS) and python3-dbus
 (Debian's /usr/bin/python3). The CLI is $NIMBUS_BIN (default: nimbus).
@@ -91,9 +97,24 @@ def items(bus):
     return out
 
 
-def find_item(bus):
-    """The app's item: the one whose Id or Title says Nimbus, else the only one."""
+def owner_pid(bus, name):
+    dbus_obj = bus.get_object("org.freedesktop.DBus", "/org/freedesktop/DBus")
+    return int(dbus_obj.GetConnectionUnixProcessID(name, dbus_interface="org.freedesktop.DBus"))
+
+
+def find_item(bus, pid=None):
+    """The app's item: the one whose Id or Title says Nimbus, else the only
+    one; with PID, only an item whose bus name belongs to that process."""
     found = items(bus)
+    if pid is not None:
+        mine = []
+        for name, path in found:
+            try:
+                if owner_pid(bus, name) == pid:
+                    mine.append((name, path))
+            except dbus.DBusException:
+                pass  # its owner is gone: a stale registration
+        found = mine
     if not found:
         return None
     described = []
@@ -149,13 +170,20 @@ def click(menu, entries, label):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--expect", required=True, help='the status line the menu must show, e.g. "Up to date"')
+    ap.add_argument("--expect", help='the status line the menu must show, e.g. "Up to date"')
+    ap.add_argument("--click", help='only click this item (e.g. "Quit"), then exit')
+    ap.add_argument("--pause", action="store_true",
+                    help="then click Pause, check every drive is paused, and Resume")
+    ap.add_argument("--pid", type=int, help="the app's process id: read only its item")
     ap.add_argument("--timeout", type=float, default=30, help="seconds for each wait")
     a = ap.parse_args()
+    if not a.expect and not a.click:
+        ap.error("give --expect, --click or both")
 
     bus = dbus.SessionBus()
-    name, path, props = wait("the app registered no StatusNotifierItem with the watcher", a.timeout,
-                             lambda: find_item(bus))
+    whose = f"the app (pid {a.pid})" if a.pid else "the app"
+    name, path, props = wait(f"{whose} registered no StatusNotifierItem with the watcher", a.timeout,
+                             lambda: find_item(bus, a.pid))
     menu_path = str(props.get("Menu", ""))
     if not menu_path or menu_path == "/":
         raise Failure(f"the item {name}{path} has no Menu property")
@@ -166,6 +194,9 @@ def main():
     show(entries)
     if not entries:
         raise Failure("the tray menu is empty")
+    if not a.expect:
+        click(menu, entries, a.click)
+        return
     first = entries[0][1]
     drives = status()["drives"]
     say(f"nimbus status: {', '.join(d['name'] + ' ' + d['state'] for d in drives) or 'no drives'}")
@@ -176,6 +207,11 @@ def main():
         entries = labels(menu)
     if entries[0][2]:
         raise Failure(f'the status line "{entries[0][1]}" is a clickable item; it should be disabled')
+    if a.click:
+        click(menu, entries, a.click)
+        return
+    if not a.pause:
+        return
     if not drives:
         say("no drives: nothing to pause")
         return
