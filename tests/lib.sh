@@ -47,7 +47,7 @@ apt_install_missing() {
 }
 
 # `cargo install --locked` for a tool the tests use (Garage, pjdfstest, fsx,
-# tauri-driver, cargo-fuzz), built for this machine's tests rather than for
+# tauri-driver; fuzz/run.sh installs cargo-fuzz on its own), built for this machine's tests rather than for
 # shipping: no LTO, 16 codegen units, opt-level 1, no debug info. A release
 # profile with fat LTO and one codegen unit is most of such a build's time
 # (Garage: 8.5 min this way, ~18 min with its own profile, on 2 busy cores).
