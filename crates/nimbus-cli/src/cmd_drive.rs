@@ -143,8 +143,29 @@ pub fn sync(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     if !commit_with_progress(g, &mp)? {
         return Ok(ExitCode::from(130));
     }
+    if warn_set_aside(&mp) {
+        return Ok(ExitCode::FAILURE);
+    }
     println!("Every change on {} is in the vault.", mp.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names the files the drive could not commit because their changes here
+/// are damaged; true if there are any.
+fn warn_set_aside(mp: &Path) -> bool {
+    let p = status(mp).unwrap_or_default();
+    if p.set_aside.is_empty() {
+        return false;
+    }
+    eprintln!(
+        "Everything else is in the vault, but the changes made on this device to these files are damaged on \
+         its disk, so they were not synced (the vault keeps the last version it had):"
+    );
+    for f in &p.set_aside {
+        eprintln!("  {}{f}", mp.display());
+    }
+    eprintln!("Copy what you can still read from them, then save or delete them; the next sync takes them.");
+    true
 }
 
 pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
@@ -152,6 +173,7 @@ pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     if !commit_with_progress(g, &mp)? {
         return Ok(ExitCode::from(130));
     }
+    warn_set_aside(&mp);
     let pid = status(&mp).map(|p| p.pid).unwrap_or(0);
     if is_service(pid) {
         // The service must let go of the drive itself (it stays running).

@@ -148,6 +148,7 @@ impl Fs {
         let db_key = vault.local_state_key("metadata-database");
         let (mut db, mut created) = Db::open(&db_path, &db_key)?;
         if !created && db.schema_version()? != db::SCHEMA_VERSION {
+            crate::rebuild::refuse_to_drop_changes(&db, &staging_dir, dir)?;
             tracing::warn!("the local state was made by another version of Nimbus; rebuilding it from the vault");
             drop(db);
             remove_db(&db_path)?;
@@ -164,7 +165,10 @@ impl Fs {
                 let local = db::meta_get(c, "head")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
                 let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
                 let pending = c
-                    .prepare("SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR (kind = 1 AND tree_id IS NULL) LIMIT 1")?
+                    .prepare(
+                        "SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR (kind = 1 AND tree_id IS NULL) \
+                         OR staging IS NOT NULL LIMIT 1",
+                    )?
                     .exists([committed])?;
                 Ok((local, pending))
             })?;
@@ -685,6 +689,9 @@ impl Fs {
         if Snapshots::owns(ino) {
             return Err(FsError::read_only());
         }
+        if let Some(attr) = self.times_of_gone_file(ino, set)? {
+            return Ok(attr);
+        }
         if let Some(size) = set.size {
             self.truncate(ino, size)?;
         }
@@ -739,6 +746,38 @@ impl Fs {
             }
             Ok(inode::get(c, ino)?.attr())
         })
+    }
+
+    /// A kernel with a write-back cache flushes a file's times after the
+    /// file is gone (deleted and closed, but not yet forgotten by the
+    /// kernel). Refusing would be recorded as a write-back error of the
+    /// whole drive, and the next `syncfs` (`sync -f`) would fail with "No
+    /// such file or directory": times of a file that is gone are accepted
+    /// and dropped.
+    fn times_of_gone_file(&self, ino: Ino, set: &SetAttr) -> Result<Option<Attr>> {
+        let times_only = set.mode.is_none() && set.uid.is_none() && set.gid.is_none() && set.size.is_none();
+        if !times_only || self.db.read(|c| inode::get_opt(c, ino))?.is_some() {
+            return Ok(None);
+        }
+        let t = now();
+        let time = |s: Option<SetTime>| match s {
+            Some(SetTime::At(x)) => x,
+            _ => t,
+        };
+        Ok(Some(Attr {
+            ino,
+            kind: EntryKind::File,
+            size: 0,
+            blocks: 0,
+            perm: 0,
+            nlink: 0,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            atime: time(set.atime),
+            mtime: time(set.mtime),
+            ctime: set.ctime.unwrap_or(t),
+        }))
     }
 
     // -------------------------------------------------------------- nodes

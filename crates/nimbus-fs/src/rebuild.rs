@@ -9,6 +9,7 @@
 use futures::StreamExt;
 use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp, Tree};
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use crate::db;
 use crate::error::{ErrorKind, FsError, Result};
@@ -174,6 +175,38 @@ fn import_tree(
     Ok(())
 }
 
+/// Fails, saying what to do, when a database about to be rebuilt (one
+/// made by another version of Nimbus) still holds changes not yet in the
+/// vault: rebuilding would delete them with the staging folder. Asks the
+/// database as this version knows it; when its schema is too different
+/// for that, any staged bytes count as changes.
+pub(crate) fn refuse_to_drop_changes(db: &crate::db::Db, staging_dir: &Path, state_dir: &Path) -> Result<()> {
+    let pending = db
+        .read(|c| {
+            let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
+            Ok(c.prepare("SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR staging IS NOT NULL LIMIT 1")?
+                .exists([committed])?)
+        })
+        .unwrap_or_else(|_| {
+            std::fs::read_dir(staging_dir)
+                .map(|rd| rd.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+                .unwrap_or(false)
+        });
+    if pending {
+        return Err(FsError::new(
+            ErrorKind::NotSupported,
+            format!(
+                "the local state of this drive in {} was made by another version of Nimbus and holds changes \
+                 not yet uploaded to the vault, so it is not rebuilt (that would lose them): mount the drive \
+                 with the version of Nimbus that made it, so the changes upload, then mount it with this one; \
+                 or, to discard those changes, move that folder aside and mount again",
+                state_dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Puts an existing database back in order after a crash or a clean stop.
 pub(crate) fn recover(fs: &Fs) -> Result<()> {
     let staged: Vec<(Ino, [u8; 16], u64)> = fs.db.write(|c| {
@@ -228,7 +261,17 @@ pub(crate) fn recover(fs: &Fs) -> Result<()> {
         if tail != 0 {
             let b = size / BLOCK as u64;
             let mut blk = vec![0u8; BLOCK];
-            if s.read_blocks(&fs.key, b, &mut blk)?[0] && blk[tail..].iter().any(|&x| x != 0) {
+            // A damaged last block must not keep the whole drive from
+            // mounting: the next commit sets that one file aside.
+            let staged = match s.read_blocks(&fs.key, b, &mut blk) {
+                Ok(p) => p[0],
+                Err(e) if e.kind() == ErrorKind::Corrupt => {
+                    tracing::warn!("{e}; the file it belongs to will be set aside");
+                    false
+                }
+                Err(e) => return Err(e),
+            };
+            if staged && blk[tail..].iter().any(|&x| x != 0) {
                 blk[tail..].fill(0);
                 s.write_blocks(&fs.key, b, &blk)?;
             }

@@ -6,8 +6,11 @@
 //! (a hole in the sparse staging file) means "not changed here": read the
 //! stored content instead. The associated data binds each slot to its
 //! staging file's random id and its block number, so slots cannot be moved
-//! or swapped. Writing one slot is one `pwrite`, so a process killed
-//! mid-write leaves each slot old or new, never mixed.
+//! or swapped. Slots are written with one `pwrite` after their space is
+//! allocated, so a full disk fails a write before it touches a slot; but
+//! slots are not page aligned, so a write cut short by a crash can leave
+//! one slot torn, which then fails authentication (docs/SEMANTICS.md says
+//! what the drive does then).
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -117,8 +120,8 @@ impl Staging {
                     FsError::new(
                         ErrorKind::Corrupt,
                         format!(
-                            "block {} of staging file {} fails authentication (damaged on this disk); \
-                             its unsynced changes are lost",
+                            "block {} of staging file {} fails authentication (damaged on this disk, or \
+                             torn by a crash in the middle of a write)",
                             first + i as u64,
                             self.path.display()
                         ),
@@ -164,6 +167,25 @@ impl Staging {
 
     /// Writes slots sealed by [`Staging::seal_blocks`] for this file.
     pub fn write_sealed(&self, first: u64, raw: &[u8]) -> Result<()> {
+        // Space first: a full disk then fails the write before any byte of
+        // it lands, rather than in the middle of a slot, which would leave
+        // a block that no longer authenticates (slots are not page aligned).
+        #[cfg(target_os = "linux")]
+        match rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            first * SLOT as u64,
+            raw.len() as u64,
+        ) {
+            Err(e) if e == rustix::io::Errno::NOSPC || e == rustix::io::Errno::DQUOT => {
+                return Err(FsError::io(
+                    format!("cannot write staging file {}", self.path.display()),
+                    e.into(),
+                ));
+            }
+            // Not every file system preallocates; the write goes on anyway.
+            _ => {}
+        }
         write_all_at(&self.file, raw, first * SLOT as u64)
             .map_err(|e| FsError::io(format!("cannot write staging file {}", self.path.display()), e))
     }

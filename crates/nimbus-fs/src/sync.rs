@@ -19,10 +19,23 @@
 //! Staging is dropped for a file only when no write touched it since the
 //! commit began, after its blobs are in the vault, and after the database
 //! says so durably.
+//!
+//! A file read for upload is read piece by piece without holding its lock
+//! throughout, so a write during the read could mix old and new bytes. A
+//! file changed since the commit began is therefore left out of it (the
+//! snapshot keeps its previous version) and goes into the next commit.
+//!
+//! One file never stops the whole drive: a file whose changes cannot be
+//! read back (a staging block that fails authentication after a torn
+//! write or a damaged disk, or a stored blob the store lost) is *set
+//! aside*: left out of the commit, kept here exactly as it is, and listed
+//! in [`Pending::set_aside`] for the person; every other change commits.
+//! A file that has gone (deleted while the commit ran) is simply not in
+//! the snapshot.
 
 use nimbus_vault::chunker::{self, ChunkReadError};
 use nimbus_vault::{BlobKind, Commit, CommitId, Entry, EntryKind, Saver, Timestamp, Tree, Xattr};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -55,6 +68,8 @@ struct Inner {
     offline: bool,
     /// When the last commit reached the vault.
     last_success: Option<std::time::SystemTime>,
+    /// Files the last commit set aside (see the module comment).
+    set_aside: BTreeSet<Ino>,
 }
 
 #[derive(Default)]
@@ -231,7 +246,7 @@ impl Fs {
                 }
             }
         }
-        let (syncing, last_error, offline, last_success) = self
+        let (syncing, last_error, offline, last_success, set_aside) = self
             .sync
             .inner
             .lock()
@@ -244,9 +259,19 @@ impl Fs {
                     },
                     i.offline,
                     i.last_success,
+                    i.set_aside.clone(),
                 )
             })
-            .unwrap_or((false, None, false, None));
+            .unwrap_or_default();
+        let set_aside = self.db.read(|c| {
+            let mut out = Vec::new();
+            for ino in set_aside {
+                if let Some(p) = path_of(c, ino)? {
+                    out.push(p);
+                }
+            }
+            Ok(out)
+        })?;
         Ok(Pending {
             files,
             staged_bytes,
@@ -258,6 +283,7 @@ impl Fs {
             last_sync: last_success
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64),
+            set_aside,
         })
     }
 
@@ -285,8 +311,11 @@ impl Fs {
         }
         let mut uploaded: HashMap<Ino, (ContentList, u64)> = HashMap::new();
         let mut failure = None;
+        let mut tried = Vec::new();
+        let mut set_aside = Vec::new();
         for ino in changed_files {
             let ino = ino as u64;
+            tried.push(ino);
             let node = match self.node(ino) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
@@ -299,14 +328,33 @@ impl Fs {
             drop(node);
             self.release_node(ino);
             match res {
-                Ok(v) => {
-                    uploaded.insert(ino, v);
+                // Gone, or changed while it was read: not in this commit
+                // (a change keeps it dirty for the next one).
+                Ok(v) => match self.db.read(|c| inode::get_opt(c, ino))? {
+                    Some(row) if row.dirty_epoch <= e_old && row.nlink > 0 => {
+                        uploaded.insert(ino, v);
+                    }
+                    _ => {}
+                },
+                // Deleted while it was read; any other "not found" is a
+                // real failure, not a reason to leave the file out.
+                Err(e) if e.kind() == ErrorKind::NotFound && self.is_gone(ino)? => {}
+                Err(e) if e.kind() == ErrorKind::Corrupt => {
+                    // Never the file's name in the log: its number only.
+                    tracing::warn!(
+                        "file {ino} was set aside: its changes on this device cannot be read back ({e}); \
+                         it is kept here as it is, and every other change is committed"
+                    );
+                    set_aside.push(ino);
                 }
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
             }
+        }
+        if failure.is_none() {
+            self.keep_set_aside(&tried, &set_aside)?;
         }
         let root = match failure {
             Some(e) => Err(e),
@@ -359,6 +407,58 @@ impl Fs {
         Ok(Some(cid))
     }
 
+    /// Whether a file has no name left in the drive.
+    fn is_gone(&self, ino: Ino) -> Result<bool> {
+        Ok(self
+            .db
+            .read(|c| inode::get_opt(c, ino))?
+            .is_none_or(|r| r.nlink == 0))
+    }
+
+    /// Keeps the files set aside by this commit pending (stamped with the
+    /// epoch after it, with their folders, as a write would) and remembers
+    /// them for [`Fs::pending`]. No quiet-time clock is restarted: a damaged
+    /// file is tried again with the next change or asked-for commit, not in
+    /// a loop.
+    fn keep_set_aside(&self, tried: &[Ino], set_aside: &[Ino]) -> Result<()> {
+        if !set_aside.is_empty() {
+            let epoch = self.cur_epoch() as i64;
+            self.db.write(|c| {
+                let mut st = c.prepare_cached(
+                    "UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2 RETURNING parent",
+                )?;
+                let mut todo: Vec<Ino> = Vec::new();
+                for &ino in set_aside {
+                    c.prepare_cached("UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1")?
+                        .execute(rusqlite::params![ino as i64, epoch])?;
+                    todo.extend(inode::parents(c, ino)?);
+                }
+                // Folders up to the first one already stamped: the
+                // invariant in the module comment holds above it.
+                for mut dir in todo {
+                    for _ in 0..4096 {
+                        let parent: Option<i64> = {
+                            use rusqlite::OptionalExtension;
+                            st.query_row(rusqlite::params![dir as i64, epoch], |r| r.get(0))
+                                .optional()?
+                        };
+                        match parent {
+                            Some(p) if dir != ROOT => dir = p as u64,
+                            _ => break,
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let mut i = self.sync.inner.lock().map_err(|_| lock_err())?;
+        for ino in tried {
+            i.set_aside.remove(ino);
+        }
+        i.set_aside.extend(set_aside.iter().copied());
+        Ok(())
+    }
+
     /// Chunks and saves a file's current content. Unchanged stored blobs
     /// before the first changed block are kept as they are.
     fn upload_file(&self, node: &Arc<Node>, saver: &Saver) -> Result<(ContentList, u64)> {
@@ -385,21 +485,27 @@ impl Fs {
         };
         let params = self.vault.params().chunker;
         let seed = self.vault.chunker_seed_for_saving();
-        let reader = FileReader {
+        let mut reader = FileReader {
             fs: self,
             node,
             at: from,
+            from,
+            err: None,
         };
         let mut list = keep;
         let mut total = from;
-        chunker::chunk_reader(&params, seed, reader, |chunk| {
+        chunker::chunk_reader(&params, seed, &mut reader, |chunk| {
             let id = saver.save_blob_blocking(BlobKind::Data, chunk)?;
             list.push((id, chunk.len() as u32));
             total += chunk.len() as u64;
             Ok::<(), nimbus_vault::VaultError>(())
         })
         .map_err(|e| match e {
-            ChunkReadError::Io(e) => FsError::io("reading a changed file for upload", e),
+            // The drive's own error, so its kind (damaged, gone) survives.
+            ChunkReadError::Io(e) => match reader.err.take() {
+                Some(fe) => fe,
+                None => FsError::io("reading a changed file for upload", e),
+            },
             ChunkReadError::Sink(e) => FsError::Vault(e),
         })?;
         Ok((ContentList(list), total))
@@ -505,20 +611,11 @@ impl Fs {
                 EntryKind::File => {
                     let (list, len) = match uploaded.get(&r.ino) {
                         Some((l, n)) => (l.clone(), *n),
-                        None => {
-                            // Not uploaded in this commit (changed after it
-                            // began): its stored content, as far as valid.
-                            let mut l = Vec::new();
-                            let mut at = 0u64;
-                            for (id, len) in &r.content.0 {
-                                if at + *len as u64 > r.base_len {
-                                    break;
-                                }
-                                l.push((*id, *len));
-                                at += *len as u64;
-                            }
-                            (ContentList(l), at)
-                        }
+                        // Not uploaded in this commit (changed after it
+                        // began, or set aside): the version of the last
+                        // snapshot, whole. Not cut at `base_len`: a file
+                        // truncated since is not that version either.
+                        None => (r.content.clone(), r.content.len_bytes()),
                     };
                     e.size = len;
                     e.content = list.0.iter().map(|(id, _)| *id).collect();
@@ -552,6 +649,33 @@ pub(crate) fn xattrs(c: &rusqlite::Connection, ino: Ino) -> Result<Vec<Xattr>> {
     Ok(out)
 }
 
+/// A path of `ino` in the drive (one of its names if it has several);
+/// `None` once it has none.
+fn path_of(c: &rusqlite::Connection, mut ino: Ino) -> Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut st = c.prepare_cached("SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id LIMIT 1")?;
+    while ino != ROOT {
+        if parts.len() > 4096 {
+            return Ok(None);
+        }
+        let Some((parent, name)) = st
+            .query_row([ino as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        parts.push(name);
+        ino = parent as u64;
+    }
+    let mut path = String::new();
+    for p in parts.iter().rev() {
+        path.push('/');
+        path.push_str(&String::from_utf8_lossy(p));
+    }
+    Ok(Some(path))
+}
+
 /// The offset of the first staged block (the staging file is sparse).
 fn first_staged_offset(s: &Staging) -> u64 {
     #[cfg(target_os = "linux")]
@@ -574,10 +698,37 @@ struct FileReader<'a> {
     fs: &'a Fs,
     node: &'a Arc<Node>,
     at: u64,
+    /// Where reading started.
+    from: u64,
+    /// The error that stopped the read, as the drive reported it.
+    err: Option<FsError>,
+}
+
+/// Called between two pieces of a file read for upload, with the drive and
+/// the file: lets a test write to the file in the middle of a commit.
+#[doc(hidden)]
+pub type PieceHook = Box<dyn FnMut(&Fs, Ino) + Send>;
+
+static BETWEEN_PIECES: Mutex<Option<PieceHook>> = Mutex::new(None);
+
+/// Sets (or clears) the hook run between two pieces of a file read for
+/// upload. For tests only: a deterministic writer racing a commit.
+#[doc(hidden)]
+pub fn set_between_pieces_hook(hook: Option<PieceHook>) {
+    if let Ok(mut h) = BETWEEN_PIECES.lock() {
+        *h = hook;
+    }
 }
 
 impl Read for FileReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at > self.from {
+            if let Ok(mut h) = BETWEEN_PIECES.lock() {
+                if let Some(h) = h.as_mut() {
+                    h(self.fs, self.node.ino);
+                }
+            }
+        }
         let st = self
             .node
             .state
@@ -587,10 +738,14 @@ impl Read for FileReader<'_> {
             return Ok(0);
         }
         let n = (buf.len() as u64).min(st.size - self.at).min(4 << 20) as usize;
-        let data = self
-            .fs
-            .read_state(&st, self.at, n, false)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let data = match self.fs.read_state(&st, self.at, n, false) {
+            Ok(d) => d,
+            Err(e) => {
+                let io = std::io::Error::other(e.to_string());
+                self.err = Some(e);
+                return Err(io);
+            }
+        };
         buf[..n].copy_from_slice(&data);
         self.at += n as u64;
         Ok(n)

@@ -135,6 +135,12 @@ pub struct Pending {
     /// Unix time of the last commit of this mount that reached the vault.
     #[serde(default)]
     pub last_sync: Option<i64>,
+    /// Files left out of the last commit because their changes on this
+    /// device are damaged (a staging block fails authentication), by their
+    /// path in the drive. They stay as they are here, and the vault keeps
+    /// their last good version, until they are written again or deleted.
+    #[serde(default)]
+    pub set_aside: Vec<String>,
 }
 
 /// A file's stored content: blob ids with their plaintext lengths.

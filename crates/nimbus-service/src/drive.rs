@@ -32,6 +32,9 @@ pub struct Drive {
     /// The last lock or unmount left changes staged that the store had not
     /// taken yet (they upload at the next unlock or mount).
     left_staged: AtomicBool,
+    /// How many files the drive set aside when its status was last read
+    /// (their changes here are damaged; see `nimbus_fs::sync`).
+    set_aside: std::sync::atomic::AtomicUsize,
     rates: Mutex<Rates>,
 }
 
@@ -91,6 +94,7 @@ impl Drive {
             inner: Mutex::new(Inner::default()),
             busy: AtomicBool::new(false),
             left_staged: AtomicBool::new(false),
+            set_aside: std::sync::atomic::AtomicUsize::new(0),
             rates: Mutex::new(Rates::default()),
         }))
     }
@@ -517,6 +521,12 @@ impl Drive {
             )
         } else if let (Some(e), true) = (&pending.last_error, busy) {
             (DriveState::Error, format!("Error: {e}"))
+        } else if !pending.set_aside.is_empty() {
+            let n = pending.set_aside.len();
+            (
+                DriveState::Error,
+                format!("{n} file{} not synced: damaged on this device", if n == 1 { "" } else { "s" }),
+            )
         } else if busy {
             (
                 DriveState::Syncing,
@@ -525,6 +535,16 @@ impl Drive {
         } else {
             (DriveState::UpToDate, "Up to date".to_string())
         };
+        self.set_aside.store(pending.set_aside.len(), Ordering::SeqCst);
+        // Names go to the person asking, never into a log.
+        let set_aside = (!pending.set_aside.is_empty()).then(|| {
+            format!(
+                "the changes made on this device to {} are damaged on its disk, so they were not synced \
+                 (the vault keeps the last version it had); copy what you can still read, then save or \
+                 delete the file; everything else syncs as usual",
+                pending.set_aside.join(", ")
+            )
+        });
         DriveStatus {
             name: cfg.name.clone(),
             store: self.url.to_string(),
@@ -542,10 +562,15 @@ impl Drive {
             upload_limit: self.limits.upload_limit(),
             download_limit: self.limits.download_limit(),
             last_sync: pending.last_sync,
-            last_error: error.or(pending.last_error),
+            last_error: error.or(pending.last_error).or(set_aside),
             idle_secs: slot.map(|s| s.idle().as_secs()).unwrap_or(0),
             changes_kept_here: left_staged,
         }
+    }
+
+    /// How many files were set aside when the status was last read.
+    pub fn set_aside_count(&self) -> usize {
+        self.set_aside.load(Ordering::SeqCst)
     }
 
     /// Forgets the credentials kept in memory.

@@ -704,6 +704,7 @@ impl Service {
     pub async fn monitor(self: Arc<Self>) {
         let mut last: BTreeMap<String, (nimbus_api::DriveState, String, u64, u64)> = BTreeMap::new();
         let mut last_safe = None;
+        let mut last_set_aside: BTreeMap<String, usize> = BTreeMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
@@ -743,6 +744,25 @@ impl Service {
                     s.name.clone(),
                     (s.state, s.message.clone(), s.pending_files, s.pending_bytes),
                 );
+            }
+            for d in &drives {
+                let (name, n) = (d.name(), d.set_aside_count());
+                if n > last_set_aside.get(&name).copied().unwrap_or(0) {
+                    // No file name here: notices are logged too; the
+                    // status names the files.
+                    self.notice(
+                        Some(&name),
+                        Level::Warning,
+                        format!(
+                            "drive `{name}`: {n} file{} could not be synced because the changes made to it on \
+                             this device are damaged on the disk; everything else syncs. `nimbus status` names \
+                             {}",
+                            if n == 1 { "" } else { "s" },
+                            if n == 1 { "it" } else { "them" }
+                        ),
+                    );
+                }
+                last_set_aside.insert(name, n);
             }
             if last_safe != Some(status.safe_to_shut_down) {
                 last_safe = Some(status.safe_to_shut_down);
