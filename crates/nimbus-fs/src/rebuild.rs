@@ -184,8 +184,10 @@ pub(crate) fn refuse_to_drop_changes(db: &crate::db::Db, staging_dir: &Path, sta
     let pending = db
         .read(|c| {
             let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
-            Ok(c.prepare("SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR staging IS NOT NULL LIMIT 1")?
-                .exists([committed])?)
+            Ok(
+                c.prepare("SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR staging IS NOT NULL LIMIT 1")?
+                    .exists([committed])?,
+            )
         })
         .unwrap_or_else(|_| {
             std::fs::read_dir(staging_dir)

@@ -409,10 +409,7 @@ impl Fs {
 
     /// Whether a file has no name left in the drive.
     fn is_gone(&self, ino: Ino) -> Result<bool> {
-        Ok(self
-            .db
-            .read(|c| inode::get_opt(c, ino))?
-            .is_none_or(|r| r.nlink == 0))
+        Ok(self.db.read(|c| inode::get_opt(c, ino))?.is_none_or(|r| r.nlink == 0))
     }
 
     /// Keeps the files set aside by this commit pending (stamped with the

@@ -160,7 +160,11 @@ fn a_damaged_staging_block_sets_one_file_aside_and_the_rest_commits() {
         "the vault keeps the damaged file's last good version"
     );
     let p = fs.pending().unwrap();
-    assert_eq!(p.set_aside, vec!["/damaged.txt".to_string()], "the person is told which file");
+    assert_eq!(
+        p.set_aside,
+        vec!["/damaged.txt".to_string()],
+        "the person is told which file"
+    );
     assert!(p.files >= 1, "the damaged file is still waiting");
     // Kept here as it is: the staging file is still there.
     assert_eq!(staging_files(&d.state_dir()).len(), 1);
@@ -221,7 +225,10 @@ fn a_file_written_while_it_is_read_for_upload_is_not_committed_torn() {
     nimbus_fs::sync::set_between_pieces_hook(None);
     assert!(ran.load(Ordering::SeqCst), "the writer ran in the middle of the upload");
     let snap = d.committed("big").unwrap();
-    assert!(snap == v1, "the snapshot holds the file's last whole version, not a mix");
+    assert!(
+        snap == v1,
+        "the snapshot holds the file's last whole version, not a mix"
+    );
     assert_eq!(d.committed("other").as_deref(), Some(&b"other"[..]));
     assert!(fs.pending().unwrap().files >= 1, "the file waits for the next commit");
     fs.sync_now().unwrap();
@@ -279,7 +286,8 @@ fn times_flushed_for_a_deleted_file_are_accepted() {
 fn set_schema(d: &Drive, version: i64) {
     let key = d.vault().local_state_key("metadata-database");
     let c = rusqlite::Connection::open(d.state_dir().join("metadata.db")).unwrap();
-    c.pragma_update(None, "key", format!("x'{}'", hex_key(&key[..]))).unwrap();
+    c.pragma_update(None, "key", format!("x'{}'", hex_key(&key[..])))
+        .unwrap();
     c.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema'",
         [version.to_le_bytes().to_vec()],

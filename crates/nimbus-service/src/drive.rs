@@ -525,7 +525,10 @@ impl Drive {
             let n = pending.set_aside.len();
             (
                 DriveState::Error,
-                format!("{n} file{} not synced: damaged on this device", if n == 1 { "" } else { "s" }),
+                format!(
+                    "{n} file{} not synced: damaged on this device",
+                    if n == 1 { "" } else { "s" }
+                ),
             )
         } else if busy {
             (
