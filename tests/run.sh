@@ -152,11 +152,6 @@ bash tests/drive-tools.sh
 if [ "${NIMBUS_CLOUD:-1}" != 0 ]; then
     bash tests/cloud/tools.sh
 fi
-# The keyring crate links libdbus for the Secret Service.
-if $have_apt && [ "$(dpkg-query -W -f='${Status}' libdbus-1-dev 2>/dev/null)" != "install ok installed" ]; then
-    echo "installing libdbus-1-dev (the system keyring, through the Secret Service)"
-    apt_install libdbus-1-dev
-fi
 
 echo "$(cargo --version); $(cargo nextest --version | head -n 1)"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"

@@ -12,7 +12,7 @@
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
     LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    IoctlFlags, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use nimbus_fs::snapshots::Snapshots;
 use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, Slot, XattrMode, ROOT};
@@ -596,6 +596,24 @@ impl Filesystem for NimbusFuse {
         // The core tracks no holes; ENOSYS makes the kernel answer
         // SEEK_DATA and SEEK_HOLE itself from then on.
         reply.error(Errno::ENOSYS);
+    }
+
+    // No ioctl is supported: ENOTTY is what a file system answers for a
+    // request it does not know (programs such as `cp` and `lsattr` probe
+    // with them and carry on), and answering here keeps fuser from logging
+    // a warning for each one.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
     }
 
     fn copy_file_range(

@@ -23,7 +23,9 @@ pub struct S3Location {
     pub endpoint: Option<String>,
     /// `None` means `AWS_REGION` if set, else `us-east-1`.
     pub region: Option<String>,
-    pub style: AddressStyle,
+    /// `None`: chosen when the store is opened, from the endpoint in use
+    /// (see [`S3Location::resolve`]), wherever that endpoint came from.
+    pub style: Option<AddressStyle>,
     /// A profile of `~/.aws/credentials` to take the keys from, instead of
     /// `AWS_PROFILE` or `default`.
     pub profile: Option<String>,
@@ -33,10 +35,90 @@ pub struct S3Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressStyle {
     /// `https://endpoint/bucket/key`: what self-hosted servers (Garage,
-    /// MinIO, Ceph) expect. The default when an endpoint is given.
+    /// MinIO, Ceph) expect. The default for any endpoint but AWS's own.
     Path,
     /// `https://bucket.endpoint/key`: what AWS prefers. The default for AWS.
+    /// Never with an IP address, which cannot have a bucket put in front.
     VirtualHost,
+}
+
+/// How an S3 store is reached once the environment has been consulted:
+/// what OpenDAL is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Resolved {
+    /// `None`: AWS itself (OpenDAL builds the regional address).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub style: AddressStyle,
+}
+
+impl S3Location {
+    /// The endpoint, region and address style to open the store with.
+    /// `env` reads an environment variable (a parameter, for tests).
+    ///
+    /// The endpoint is the address's own, else `AWS_ENDPOINT_URL_S3`, else
+    /// `AWS_ENDPOINT_URL` (the variables the AWS tools read). Unless the
+    /// address says otherwise, every endpoint but AWS's own gets path style:
+    /// self-hosted servers expect it, and virtual-host style with an IP
+    /// address builds a host name that does not exist.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<S3Resolved, BackendError> {
+        let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let endpoint = match &self.endpoint {
+            Some(e) => Some(e.clone()),
+            None => match var("AWS_ENDPOINT_URL_S3")
+                .map(|e| ("AWS_ENDPOINT_URL_S3", e))
+                .or_else(|| var("AWS_ENDPOINT_URL").map(|e| ("AWS_ENDPOINT_URL", e)))
+            {
+                Some((name, e)) => Some(check_endpoint_var(name, e.trim())?),
+                None => None,
+            },
+        };
+        let region = self
+            .region
+            .clone()
+            .or_else(|| var("AWS_REGION"))
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let host = endpoint
+            .as_deref()
+            .and_then(|e| url::Url::parse(e).ok())
+            .and_then(|u| u.host().map(|h| h.to_owned()));
+        let is_ip = matches!(host, Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+        let is_aws = match &host {
+            None => endpoint.is_none(),
+            Some(url::Host::Domain(d)) => d == "amazonaws.com" || d.ends_with(".amazonaws.com"),
+            Some(_) => false,
+        };
+        let style = match self.style {
+            Some(AddressStyle::VirtualHost) if is_ip => {
+                return Err(BackendError::invalid_config(format!(
+                    "the S3 endpoint {} is an IP address, which cannot be used with style=virtual                      (the bucket name would go in front of it); remove style=virtual from the                      store address",
+                    endpoint.as_deref().unwrap_or_default()
+                )))
+            }
+            Some(s) => s,
+            None if is_aws => AddressStyle::VirtualHost,
+            None => AddressStyle::Path,
+        };
+        Ok(S3Resolved { endpoint, region, style })
+    }
+}
+
+/// The default style for an address that names `endpoint` (or none), as
+/// [`S3Location::resolve`] would choose it: an explicit style equal to it
+/// is not written out, so the address keeps one spelling.
+fn default_style(endpoint: Option<&str>) -> AddressStyle {
+    let aws = match endpoint.and_then(|e| url::Url::parse(e).ok()) {
+        None => true,
+        Some(u) => u
+            .host_str()
+            .is_some_and(|h| h == "amazonaws.com" || h.ends_with(".amazonaws.com")),
+    };
+    if aws {
+        AddressStyle::VirtualHost
+    } else {
+        AddressStyle::Path
+    }
 }
 
 /// A folder on a WebDAV server (Nextcloud, ownCloud, a NAS, Apache).
@@ -101,7 +183,7 @@ pub(super) fn parse_s3(input: &str) -> Result<S3Location, BackendError> {
         prefix,
         endpoint: None,
         region: None,
-        style: AddressStyle::VirtualHost,
+        style: None,
         profile: None,
     };
     let mut style = None;
@@ -135,11 +217,9 @@ pub(super) fn parse_s3(input: &str) -> Result<S3Location, BackendError> {
             }
         }
     }
-    loc.style = style.unwrap_or(if loc.endpoint.is_some() {
-        AddressStyle::Path
-    } else {
-        AddressStyle::VirtualHost
-    });
+    // A style that is the default anyway is forgotten, so the address
+    // keeps one spelling (it names the store's saved credentials).
+    loc.style = style.filter(|s| *s != default_style(loc.endpoint.as_deref()));
     Ok(loc)
 }
 
@@ -200,11 +280,6 @@ pub(super) fn parse_sftp(input: &str) -> Result<SftpLocation, BackendError> {
 impl fmt::Display for S3Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, escape_path(&self.prefix))?;
-        let default_style = if self.endpoint.is_some() {
-            AddressStyle::Path
-        } else {
-            AddressStyle::VirtualHost
-        };
         // Values are escaped only where the query needs it, so an endpoint
         // stays readable: ?endpoint=http://127.0.0.1:3900.
         let mut q: Vec<(&str, &str)> = Vec::new();
@@ -214,10 +289,10 @@ impl fmt::Display for S3Location {
         if let Some(r) = &self.region {
             q.push(("region", r));
         }
-        if self.style != default_style {
+        if let Some(style) = self.style.filter(|s| *s != default_style(self.endpoint.as_deref())) {
             q.push((
                 "style",
-                match self.style {
+                match style {
                     AddressStyle::Path => "path",
                     AddressStyle::VirtualHost => "virtual",
                 },
@@ -381,6 +456,17 @@ fn check_endpoint(input: &str, endpoint: &str) -> Result<String, BackendError> {
         return Err(invalid(input, PASSWORD_IN_URL));
     }
     Ok(endpoint.trim_end_matches('/').to_string())
+}
+
+/// An endpoint from the environment, checked as one in an address is.
+fn check_endpoint_var(name: &str, endpoint: &str) -> Result<String, BackendError> {
+    // Its value is not repeated: it could hold a user name and password.
+    check_endpoint(endpoint, endpoint).map_err(|_| {
+        BackendError::invalid_config(format!(
+            "{name} is not an S3 endpoint: write it as http://host:port or https://host, without \
+             a user name or password, or unset it to use AWS"
+        ))
+    })
 }
 
 fn invalid(input: &str, why: &str) -> BackendError {
