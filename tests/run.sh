@@ -13,7 +13,8 @@
 #             see .config/nextest.toml)
 #   doctests  cargo test --workspace --doc (nextest does not run doctests)
 #   drive     the drive on a real FUSE mount: real programs and a rebuild
-#             (tests/drive/programs.sh), kill -9 crashes (tests/drive/crash.sh),
+#             (tests/drive/programs.sh), private files, mount options and
+#             the mount's log (tests/drive/device.sh), kill -9 crashes (tests/drive/crash.sh),
 #             pjdfstest and fsx (tests/drive/posix.sh)
 #   cloud     the drive and the backends against real servers started on
 #             127.0.0.1: Garage (S3; one node and three), Apache mod_dav
@@ -218,6 +219,7 @@ if ! can_mount; then
 else
     build_service
     as_root_keep_env bash tests/drive/programs.sh
+    as_root_keep_env bash tests/drive/device.sh
     # A long run: bash tests/drive/crash.sh 100.
     if [ "${NIMBUS_CRASH_ROUNDS:-20}" -gt 0 ]; then
         as_root_keep_env bash tests/drive/crash.sh "${NIMBUS_CRASH_ROUNDS:-20}"
