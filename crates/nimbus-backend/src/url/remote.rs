@@ -35,7 +35,7 @@ pub struct S3Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressStyle {
     /// `https://endpoint/bucket/key`: what self-hosted servers (Garage,
-    /// MinIO, Ceph) expect. The default for any endpoint but AWS's own.
+    /// MinIO, Ceph) expect. The default whenever an endpoint is in use.
     Path,
     /// `https://bucket.endpoint/key`: what AWS prefers. The default for AWS.
     /// Never with an IP address, which cannot have a bucket put in front.
@@ -58,9 +58,10 @@ impl S3Location {
     ///
     /// The endpoint is the address's own, else `AWS_ENDPOINT_URL_S3`, else
     /// `AWS_ENDPOINT_URL` (the variables the AWS tools read). Unless the
-    /// address says otherwise, every endpoint but AWS's own gets path style:
-    /// self-hosted servers expect it, and virtual-host style with an IP
-    /// address builds a host name that does not exist.
+    /// address says otherwise, an endpoint gets path style however it was
+    /// given: self-hosted servers expect it, AWS accepts it, and
+    /// virtual-host style with an IP address builds a host name that does
+    /// not exist.
     pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<S3Resolved, BackendError> {
         let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let endpoint = match &self.endpoint {
@@ -79,45 +80,34 @@ impl S3Location {
             .or_else(|| var("AWS_REGION"))
             .or_else(|| var("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".to_string());
-        let host = endpoint
+        let is_ip = endpoint
             .as_deref()
             .and_then(|e| url::Url::parse(e).ok())
-            .and_then(|u| u.host().map(|h| h.to_owned()));
-        let is_ip = matches!(host, Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
-        let is_aws = match &host {
-            None => endpoint.is_none(),
-            Some(url::Host::Domain(d)) => d == "amazonaws.com" || d.ends_with(".amazonaws.com"),
-            Some(_) => false,
-        };
+            .is_some_and(|u| matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))));
         let style = match self.style {
             Some(AddressStyle::VirtualHost) if is_ip => {
                 return Err(BackendError::invalid_config(format!(
-                    "the S3 endpoint {} is an IP address, which cannot be used with style=virtual                      (the bucket name would go in front of it); remove style=virtual from the                      store address",
+                    "the S3 endpoint {} is an IP address, which cannot be used with style=virtual \
+                     (the bucket name would go in front of it); remove style=virtual from the \
+                     store address",
                     endpoint.as_deref().unwrap_or_default()
                 )))
             }
             Some(s) => s,
-            None if is_aws => AddressStyle::VirtualHost,
-            None => AddressStyle::Path,
+            None => default_style(endpoint.as_deref()),
         };
         Ok(S3Resolved { endpoint, region, style })
     }
 }
 
-/// The default style for an address that names `endpoint` (or none), as
-/// [`S3Location::resolve`] would choose it: an explicit style equal to it
-/// is not written out, so the address keeps one spelling.
+/// The style used unless the address names one: path style for any
+/// endpoint, wherever it was given, virtual-host style for AWS itself. An
+/// explicit style equal to the address's default is not written out, so
+/// the address keeps one spelling (it names the saved credentials).
 fn default_style(endpoint: Option<&str>) -> AddressStyle {
-    let aws = match endpoint.and_then(|e| url::Url::parse(e).ok()) {
-        None => true,
-        Some(u) => u
-            .host_str()
-            .is_some_and(|h| h == "amazonaws.com" || h.ends_with(".amazonaws.com")),
-    };
-    if aws {
-        AddressStyle::VirtualHost
-    } else {
-        AddressStyle::Path
+    match endpoint {
+        Some(_) => AddressStyle::Path,
+        None => AddressStyle::VirtualHost,
     }
 }
 
@@ -217,8 +207,6 @@ pub(super) fn parse_s3(input: &str) -> Result<S3Location, BackendError> {
             }
         }
     }
-    // A style that is the default anyway is forgotten, so the address
-    // keeps one spelling (it names the store's saved credentials).
     loc.style = style.filter(|s| *s != default_style(loc.endpoint.as_deref()));
     Ok(loc)
 }
