@@ -112,13 +112,14 @@ mod tests {
                 .write(true)
                 .open("/dev/fuse")
                 .expect("/dev/fuse");
-            let data = format!("fd={},rootmode=40000,user_id=0,group_id=0", dev.as_raw_fd());
+            let data = std::ffi::CString::new(format!("fd={},rootmode=40000,user_id=0,group_id=0", dev.as_raw_fd()))
+                .expect("no NUL");
             rustix::mount::mount(
                 "other-program",
                 &mp,
                 "fuse.other",
                 rustix::mount::MountFlags::empty(),
-                data.as_str(),
+                Some(data.as_c_str()),
             )
             .expect("mount");
             // `dev` closes here: the mount is dead.
