@@ -130,7 +130,7 @@ mod tests {
     /// request module, no library's debug line gets through.
     #[test]
     fn libraries_never_log_below_their_cap() {
-        for asked in ["trace", "debug", "fuser=trace,fuser::ll::request=trace,opendal=trace"] {
+        for asked in ["trace", "debug", "debug,fuser=trace,fuser::ll::request=trace,opendal=trace"] {
             let sink = Sink::default();
             let w = sink.clone();
             let layer = tracing_subscriber::fmt::layer()
