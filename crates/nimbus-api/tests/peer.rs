@@ -63,7 +63,9 @@ async fn a_listener_of_another_user_is_refused_even_where_the_path_looks_ours() 
     let res = Client::connect_to(&sock).await;
     let _ = fake.kill();
     let _ = fake.wait();
-    let e = res.err().expect("a listener run by uid 65534 was accepted as our service");
+    let e = res
+        .err()
+        .expect("a listener run by uid 65534 was accepted as our service");
     assert_eq!(e.code, ErrorCode::NotPermitted);
     assert!(e.message.contains("runs as another user (uid 65534)"), "{}", e.message);
 }
@@ -88,5 +90,9 @@ async fn a_socket_folder_that_is_another_users_symlink_is_refused() {
         .err()
         .expect("another user's symlink was followed");
     assert_eq!(e.code, ErrorCode::NotPermitted);
-    assert!(e.message.contains("belongs to another user (uid 65534)"), "{}", e.message);
+    assert!(
+        e.message.contains("belongs to another user (uid 65534)"),
+        "{}",
+        e.message
+    );
 }

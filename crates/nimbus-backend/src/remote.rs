@@ -104,7 +104,11 @@ pub(crate) fn open_s3(loc: &S3Location, access: &StoreAccess) -> Result<crate::D
         .bucket(&loc.bucket)
         .root(&format!("/{}", loc.prefix))
         .disable_ec2_metadata();
-    let S3Resolved { endpoint, region, style } = loc.resolve(|k| std::env::var(k).ok())?;
+    let S3Resolved {
+        endpoint,
+        region,
+        style,
+    } = loc.resolve(|k| std::env::var(k).ok())?;
     if let Some(e) = &endpoint {
         b = b.endpoint(e);
     }

@@ -216,7 +216,11 @@ fn s3_self_hosted_endpoints_use_path_style_however_given() {
             ("AWS_REGION", "garage"),
         ],
     );
-    assert_eq!(r.endpoint.as_deref(), Some("https://minio.example.org"), "the S3-specific variable wins");
+    assert_eq!(
+        r.endpoint.as_deref(),
+        Some("https://minio.example.org"),
+        "the S3-specific variable wins"
+    );
     assert_eq!(r.region, "garage");
     // In the address, or as a name rather than an IP address.
     path("s3://b01/x?endpoint=http://127.0.0.1:3900", &[]);
@@ -236,7 +240,11 @@ fn s3_aws_keeps_virtual_host_style_and_bad_endpoints_are_explained() {
     let r = resolved("s3://b01/x", &[]).expect("aws");
     assert_eq!((r.endpoint, r.style), (None, AddressStyle::VirtualHost));
     let r = resolved("s3://b01/x?endpoint=https://s3.example.org&style=virtual", &[]).expect("named host");
-    assert_eq!(r.style, AddressStyle::VirtualHost, "an explicit style is kept where it can work");
+    assert_eq!(
+        r.style,
+        AddressStyle::VirtualHost,
+        "an explicit style is kept where it can work"
+    );
 
     let e = resolved("s3://b01/x?endpoint=http://127.0.0.1:3900&style=virtual", &[]).expect_err("IP + virtual");
     assert_eq!(e.kind(), BackendErrorKind::InvalidConfig);

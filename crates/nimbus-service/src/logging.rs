@@ -118,7 +118,10 @@ mod tests {
 
     impl std::io::Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -130,7 +133,11 @@ mod tests {
     /// request module, no library's debug line gets through.
     #[test]
     fn libraries_never_log_below_their_cap() {
-        for asked in ["trace", "debug", "debug,fuser=trace,fuser::ll::request=trace,opendal=trace"] {
+        for asked in [
+            "trace",
+            "debug",
+            "debug,fuser=trace,fuser::ll::request=trace,opendal=trace",
+        ] {
             let sink = Sink::default();
             let w = sink.clone();
             let layer = tracing_subscriber::fmt::layer()

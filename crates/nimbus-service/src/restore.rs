@@ -255,11 +255,15 @@ mod tests {
             .unwrap_or_else(|| panic!("restored a file from outside the drive"));
         assert!(e.to_string().contains("a symbolic link, which is not followed"), "{e}");
         assert!(!out.join("secret.txt").exists());
-        let e = walk(&snap, Path::new("docs"), false).err().unwrap_or_else(|| panic!("browsed through a link"));
+        let e = walk(&snap, Path::new("docs"), false)
+            .err()
+            .unwrap_or_else(|| panic!("browsed through a link"));
         assert!(e.contains("symbolic link"), "{e}");
         // The link itself is restored as a link, not as what it points to.
         let r = restore(&m, "2026-11-23T14-05-09Z", Path::new("docs"), Some(&out)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(std::fs::symlink_metadata(&r.to).map(|m| m.file_type().is_symlink()).unwrap_or(false));
+        assert!(std::fs::symlink_metadata(&r.to)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false));
         // Back into the drive through a link in the drive itself: refused.
         std::fs::create_dir_all(m.join(".snapshots/2026-11-23T14-05-09Z/real")).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(m.join(".snapshots/2026-11-23T14-05-09Z/real/f"), "f").unwrap_or_else(|e| panic!("{e}"));

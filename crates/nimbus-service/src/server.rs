@@ -75,7 +75,9 @@ fn prepare_folder(dir: &Path) -> std::io::Result<()> {
         ));
     }
     if !meta.is_dir() {
-        return Err(std::io::Error::other("it is not a folder; remove it, or choose another place for the socket"));
+        return Err(std::io::Error::other(
+            "it is not a folder; remove it, or choose another place for the socket",
+        ));
     }
     if meta.uid() != me || meta.mode() & 0o022 != 0 {
         return Err(std::io::Error::other(
@@ -209,7 +211,10 @@ mod tests {
         std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let link = tmp.path().join("nimbus");
         std::os::unix::fs::symlink(&real, &link).expect("symlink");
-        let err = listen(&link.join("nimbusd.sock")).await.err().expect("listened through a symlink");
+        let err = listen(&link.join("nimbusd.sock"))
+            .await
+            .err()
+            .expect("listened through a symlink");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(!real.join("nimbusd.sock").exists());
     }
@@ -224,7 +229,10 @@ mod tests {
         let open = tmp.path().join("open");
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let err = listen(&open.join("nimbusd.sock")).await.err().expect("listened in a folder open to all");
+        let err = listen(&open.join("nimbusd.sock"))
+            .await
+            .err()
+            .expect("listened in a folder open to all");
         assert!(err.to_string().contains("others may write in it"), "{err}");
     }
 }

@@ -96,7 +96,11 @@ impl S3Location {
             Some(s) => s,
             None => default_style(endpoint.as_deref()),
         };
-        Ok(S3Resolved { endpoint, region, style })
+        Ok(S3Resolved {
+            endpoint,
+            region,
+            style,
+        })
     }
 }
 
