@@ -10,10 +10,9 @@
 //! and reply before returning.
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, IoctlFlags,
-    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use nimbus_fs::snapshots::Snapshots;
 use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, Slot, XattrMode, ROOT};
@@ -608,11 +607,11 @@ impl Filesystem for NimbusFuse {
         _req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
-        _flags: IoctlFlags,
+        _flags: fuser::IoctlFlags,
         _cmd: u32,
         _in_data: &[u8],
         _out_size: u32,
-        reply: ReplyIoctl,
+        reply: fuser::ReplyIoctl,
     ) {
         reply.error(Errno::ENOTTY);
     }
