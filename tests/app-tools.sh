@@ -6,7 +6,8 @@
 #
 # Installs:
 #   apt    build: libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev
-#          librsvg2-dev libxdo-dev libssl-dev file rpm (rpmbuild, for the .rpm)
+#          librsvg2-dev libxdo-dev libssl-dev libdbus-1-dev (the window library,
+#          tao, links libdbus) file rpm (rpmbuild, for the .rpm)
 #          test: xvfb xauth x11-utils openbox dbus dbus-x11 libglib2.0-bin
 #          webkit2gtk-driver (WebKitWebDriver) dunst libnotify-bin imagemagick
 #          xdotool gnome-keyring libsecret-tools python3-dbus
@@ -22,7 +23,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 
 case ${1:-} in
 -h | --help)
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
 "") ;;
@@ -35,7 +36,7 @@ esac
 log() { echo "app-tools.sh: $*"; }
 
 packages=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-    libssl-dev file rpm build-essential pkg-config
+    libssl-dev libdbus-1-dev file rpm build-essential pkg-config
     xvfb xauth x11-utils openbox dbus dbus-x11 libglib2.0-bin webkit2gtk-driver dunst libnotify-bin
     imagemagick xdotool gnome-keyring libsecret-tools python3 python3-dbus
     haskell-status-notifier-item-utils)

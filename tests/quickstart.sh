@@ -56,11 +56,13 @@ then run this script again.
 EOF
     exit 1
 fi
-if ! command -v cc >/dev/null 2>&1; then
-    # zstd and other dependencies compile C code.
-    command -v apt-get >/dev/null 2>&1 || die "no C compiler (cc) found; install one (on macOS: xcode-select --install)"
-    say "Installing a C compiler (build-essential, pkg-config)"
-    apt_install build-essential pkg-config
+# zstd and other dependencies compile C code, and SQLCipher (the encrypted
+# metadata database) links the system's libcrypto, found with pkg-config.
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+    say "Checking the build's system packages (build-essential, pkg-config, libssl-dev)"
+    apt_install_missing build-essential pkg-config libssl-dev
+elif ! command -v cc >/dev/null 2>&1; then
+    die "no C compiler (cc) found; install one, with OpenSSL's headers (macOS: xcode-select --install; Fedora: dnf install gcc openssl-devel pkgconf-pkg-config)"
 fi
 echo "$(cargo --version), $(cc --version | head -n 1)"
 

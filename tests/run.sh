@@ -14,7 +14,9 @@
 #   doctests  cargo test --workspace --doc (nextest does not run doctests)
 #   drive     the drive on a real FUSE mount: real programs and a rebuild
 #             (tests/drive/programs.sh), syncfs after a delete
-#             (tests/drive/syncfs.sh), kill -9 crashes (tests/drive/crash.sh),
+#             (tests/drive/syncfs.sh), private files, mount options and
+#             the mount's log (tests/drive/device.sh), kill -9 crashes
+#             (tests/drive/crash.sh),
 #             pjdfstest and fsx (tests/drive/posix.sh)
 #   cloud     the drive and the backends against real servers started on
 #             127.0.0.1: Garage (S3; one node and three), Apache mod_dav
@@ -153,11 +155,6 @@ bash tests/drive-tools.sh
 if [ "${NIMBUS_CLOUD:-1}" != 0 ]; then
     bash tests/cloud/tools.sh
 fi
-# The keyring crate links libdbus for the Secret Service.
-if $have_apt && [ "$(dpkg-query -W -f='${Status}' libdbus-1-dev 2>/dev/null)" != "install ok installed" ]; then
-    echo "installing libdbus-1-dev (the system keyring, through the Secret Service)"
-    apt_install libdbus-1-dev
-fi
 
 echo "$(cargo --version); $(cargo nextest --version | head -n 1)"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
@@ -225,6 +222,7 @@ else
     build_service
     as_root_keep_env bash tests/drive/programs.sh
     as_root_keep_env bash tests/drive/syncfs.sh
+    as_root_keep_env bash tests/drive/device.sh
     # A long run: bash tests/drive/crash.sh 100.
     if [ "${NIMBUS_CRASH_ROUNDS:-20}" -gt 0 ]; then
         as_root_keep_env bash tests/drive/crash.sh "${NIMBUS_CRASH_ROUNDS:-20}"

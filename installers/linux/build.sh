@@ -2,7 +2,7 @@
 # Builds the Nimbus Linux packages: a .deb and an .rpm, left in dist/ at the
 # repository root.
 #
-#   bash installers/linux/build.sh [--debug] [--no-ui-install] [--prebuilt-service] [--appimage]
+#   bash installers/linux/build.sh [--install-deps] [--debug] [--no-ui-install] [--prebuilt-service] [--appimage]
 #
 # Each package holds:
 #   /usr/bin/nimbus-app                  the desktop app (src-tauri/), with its
@@ -14,6 +14,10 @@
 # and depends on fuse3 (bundle.linux.{deb,rpm}.depends in tauri.conf.json).
 #
 # Options:
+#   --install-deps   first install the Debian/Ubuntu packages the build needs
+#                    that are missing (apt-get, through sudo unless root).
+#                    Without it, everything missing is listed at once, with
+#                    the command that installs it.
 #   --debug          debug profile: quicker to build, for CI; not for release
 #   --no-ui-install  never run `npm ci` in ui/ (by default it runs only when
 #                    ui/node_modules is missing)
@@ -30,11 +34,12 @@
 #
 # Honours CARGO_TARGET_DIR (default: target/ in the repository, as for cargo).
 #
-# Needs: cargo; node and npm (the UI build and the Tauri CLI, which is
-# @tauri-apps/cli in ui/package.json); the WebKitGTK build dependencies
-# (Debian: libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev);
-# python3; dpkg-deb and rpm (Debian package `rpm`) to check what went into the
-# packages. The bundler writes the .rpm itself, without rpmbuild.
+# Needs: cargo; Node.js 20 or later with npm (the UI build and the Tauri CLI,
+# which is @tauri-apps/cli in ui/package.json; Debian 12's own nodejs is 18,
+# too old: take it from nodejs.org or backports); and the Debian packages in
+# `build_packages` below (a C compiler, OpenSSL, WebKitGTK, GTK, D-Bus and
+# the tray's libraries, python3, and dpkg-deb and rpm to check what went
+# into the packages; the bundler writes the .rpm itself, without rpmbuild).
 #
 # Time: a cold release build takes roughly 12 minutes on 2 cores; --debug,
 # or a warm target directory, much less.
@@ -46,8 +51,10 @@ profile=release
 ui_install=auto
 appimage=no
 service_build=yes
+install_deps=no
 while (($#)); do
   case $1 in
+    --install-deps) install_deps=yes ;;
     --debug) profile=debug ;;
     --no-ui-install) ui_install=no ;;
     --appimage) appimage=yes ;;
@@ -75,19 +82,50 @@ cd "$repo"
 
 # --- Tools -------------------------------------------------------------------
 step "Checking tools"
+# What a minimal Debian or Ubuntu lacks for this build (tests/app-tools.sh
+# installs these too, with what the app's tests need).
+build_packages=(build-essential pkg-config libssl-dev libdbus-1-dev libwebkit2gtk-4.1-dev libgtk-3-dev
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev file python3 rpm)
+if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+  missing=()
+  for pkg in "${build_packages[@]}"; do
+    [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" == "install ok installed" ]] || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    if [[ $install_deps == yes ]]; then
+      # shellcheck source=tests/lib.sh
+      . "$repo/tests/lib.sh"
+      step "Installing ${missing[*]}"
+      apt_install "${missing[@]}"
+    else
+      die "these Debian packages are missing: ${missing[*]}
+  install them with:  bash installers/linux/build.sh --install-deps   (the same build, after installing them)
+  or yourself with:   sudo apt-get install ${missing[*]}"
+    fi
+  fi
+fi
+missing_tools=()
 need() { # TOOL HOW-TO-GET-IT
-  command -v "$1" >/dev/null 2>&1 || die "$1 is missing; $2"
+  command -v "$1" >/dev/null 2>&1 || missing_tools+=("$1: $2")
 }
 need cargo "install Rust from https://rustup.rs"
-need node "install Node.js 20 or later (Debian: sudo apt-get install nodejs npm)"
-need npm "install npm (Debian: sudo apt-get install npm)"
+need node "install Node.js 20 or later (nodejs.org, or your distribution's backports; Debian 12's nodejs is too old)"
+need npm "it comes with Node.js (Debian: sudo apt-get install npm)"
 need python3 "install it with: sudo apt-get install python3"
 need dpkg-deb "install it with: sudo apt-get install dpkg"
 need rpm "install it with: sudo apt-get install rpm (to check the .rpm's contents)"
-if command -v pkg-config >/dev/null 2>&1 &&
-  ! pkg-config --exists webkit2gtk-4.1 libsoup-3.0 gtk+-3.0; then
-  die "the WebKitGTK development files are missing; install them with:" \
-    "sudo apt-get install libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev"
+need cc "install a C compiler (Debian: sudo apt-get install build-essential)"
+need pkg-config "install it with: sudo apt-get install pkg-config"
+if ((${#missing_tools[@]})); then
+  die "missing tools:$(printf '\n  %s' "${missing_tools[@]}")"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+((node_major >= 20)) || die "Node.js $(node --version) is too old for the UI's build (Vite needs 20.19 or newer);" \
+  "install Node.js 20 or 22 (nodejs.org, or your distribution's backports) and run this again"
+if ! pkg-config --exists webkit2gtk-4.1 libsoup-3.0 gtk+-3.0 openssl; then
+  die "the WebKitGTK, GTK or OpenSSL development files are missing; install them with:" \
+    "bash installers/linux/build.sh --install-deps (on Debian or Ubuntu), or your system's" \
+    "webkit2gtk4.1-devel gtk3-devel openssl-devel packages"
 fi
 [[ -f ui/package.json ]] || die "ui/package.json is missing: the desktop app's UI is not in this checkout"
 [[ -f docs/CONFIGURATION.md ]] || die "docs/CONFIGURATION.md is missing"

@@ -19,7 +19,8 @@
 #    of a workload; it completes and nothing is lost.
 # 5. One clear message each for a wrong secret, a missing bucket, an
 #    unreachable host, a TLS failure, a wrong WebDAV password and an SSH
-#    host key that is not known.
+#    host key that is not known; an endpoint in AWS_ENDPOINT_URL (an IP
+#    address) works.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -388,6 +389,21 @@ printf '[nimbus]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$GARAGE
 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE="$work/aws-credentials" AWS_PROFILE=nimbus \
     "$NIMBUS" ls -s "$(s3_at vault-s3)" </dev/null | grep -q tree
 echo "the keys of an AWS profile (AWS_PROFILE, a credentials file) work"
+# The endpoint the way the AWS tools take it: an IP address in
+# AWS_ENDPOINT_URL, which must be used with path style (virtual-host style
+# would put the bucket in front of the IP address).
+out=$(AWS_ENDPOINT_URL=$GARAGE_SINGLE_S3_ENDPOINT AWS_REGION=$GARAGE_REGION \
+    "$NIMBUS" ls -s "s3://$GARAGE_BUCKET/vault-s3" </dev/null 2>&1) || {
+    echo "AWS_ENDPOINT_URL=$GARAGE_SINGLE_S3_ENDPOINT did not work: $out"
+    exit 1
+}
+echo "$out" | grep -q tree || {
+    echo "AWS_ENDPOINT_URL: unexpected listing: $out"
+    exit 1
+}
+echo "an endpoint given as AWS_ENDPOINT_URL=$GARAGE_SINGLE_S3_ENDPOINT works (path style)"
+expect "style=virtual with an IP address" "remove style=virtual" \
+    "$NIMBUS" ls -s "s3://$GARAGE_BUCKET/vault-s3?endpoint=$GARAGE_SINGLE_S3_ENDPOINT&region=$GARAGE_REGION&style=virtual"
 expect "no credentials" "no credentials for" env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY HOME="$work" \
     "$NIMBUS" ls -s "$(s3_at vault-s3)"
 # Another key for the server in known_hosts, as after a server was replaced

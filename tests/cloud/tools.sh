@@ -9,8 +9,8 @@
 #   apt    apache2 apache2-utils (WebDAV: httpd, mod_dav, htpasswd),
 #          openssh-server openssh-client (SFTP), curl, rclone (an S3 client
 #          that is not ours), python3 and openssl (servers.sh uses them),
-#          dbus gnome-keyring libsecret-tools libdbus-1-dev (the Secret
-#          Service, for the cloud and service tests)
+#          dbus gnome-keyring libsecret-tools (the Secret Service, for the
+#          cloud and service tests)
 #   cargo  Garage (S3), built from source by `cargo install garage --locked`
 #          unless a garage binary exists (GARAGE_BIN, PATH or
 #          ~/.cargo/bin/garage), without LTO (a test server need not be
@@ -45,7 +45,7 @@ log() { echo "cloud/tools.sh: $*"; }
 # --- Debian packages ---------------------------------------------------------------
 
 packages=(apache2 apache2-utils openssh-server openssh-client curl rclone python3 openssl
-    dbus gnome-keyring libsecret-tools libdbus-1-dev)
+    dbus gnome-keyring libsecret-tools)
 garage_bin=${GARAGE_BIN:-$(command -v garage || echo "$HOME/.cargo/bin/garage")}
 if [ ! -x "$garage_bin" ]; then
     # Garage bundles LMDB and zstd, compiled with the C compiler.

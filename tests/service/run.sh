@@ -35,6 +35,9 @@ if [ -z "${_NIMBUS_SERVICE_BUS:-}" ]; then
     exit "$rc"
 fi
 eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+# The usual umask of a desktop session, under which files are readable by
+# all unless the program says otherwise: nimbusd must say otherwise.
+umask 022
 
 target=${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}
 NIMBUS=${NIMBUS_BIN:-$target/debug/nimbus}
@@ -229,6 +232,12 @@ for f in "$cfg" "$work/nimbusd.out" "$logs" "$state"; do
     fi
 done
 echo "no secret in the config file, the logs or the local state"
+# Started from a shell whose umask lets others read (022, set above), the
+# service still keeps its state and logs to the user alone (review M6).
+open_to_others=$(find "$state" "$logs" -perm /077 ! -type l -printf '%m %p\n')
+[ -z "$open_to_others" ] || fail "state or logs readable by others: $open_to_others"
+grep -q "Max core file size *0 *0 " "/proc/$svc_pid/limits" || fail "nimbusd may write core dumps: $(grep core "/proc/$svc_pid/limits")"
+echo "state and logs are the user's alone (0700/0600); no core dumps"
 
 # --- 3. who may connect, and what is refused -----------------------------------------------
 

@@ -31,14 +31,16 @@ pub fn socket_path() -> PathBuf {
 
 /// Refuses a socket, or a folder holding it, that another user owns: a
 /// password sent there could reach someone else's program (a folder in
-/// the shared temporary folder can be made first by anyone).
+/// the shared temporary folder can be made first by anyone). Symlinks are
+/// not followed: a link is judged by its own owner, so another user's link
+/// to a folder of ours is refused.
 #[cfg(unix)]
 fn check_owner(path: &std::path::Path) -> Result<(), ApiError> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::getuid().as_raw();
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
     for p in std::iter::once(path).chain(parent) {
-        if let Ok(m) = std::fs::metadata(p) {
+        if let Ok(m) = std::fs::symlink_metadata(p) {
             if m.uid() != me && m.uid() != 0 {
                 return Err(ApiError::new(
                     ErrorCode::NotPermitted,
@@ -53,6 +55,36 @@ fn check_owner(path: &std::path::Path) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Refuses a service run by another user. The checks of the path above
+/// cannot be enough: between them and `connect` the path can be swapped
+/// (one `rename` in the shared temporary folder), so the kernel is asked
+/// who listens on the very connection the password would be sent on.
+#[cfg(unix)]
+fn check_peer(s: &tokio::net::UnixStream, path: &std::path::Path) -> Result<(), ApiError> {
+    let me = rustix::process::getuid().as_raw();
+    match s.peer_cred() {
+        Ok(c) if c.uid() == me => Ok(()),
+        Ok(c) => Err(ApiError::new(
+            ErrorCode::NotPermitted,
+            format!(
+                "the program answering at {} runs as another user (uid {}), not as you: it is not \
+                 your Nimbus service, and nothing was sent to it. Find out who made it, remove it, \
+                 and start your own service (or set NIMBUS_SOCKET to a place of your own)",
+                path.display(),
+                c.uid()
+            ),
+        )),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::NotPermitted,
+            format!(
+                "cannot tell which user runs the program answering at {} ({e}), so nothing was \
+                 sent to it",
+                path.display()
+            ),
+        )),
+    }
 }
 
 /// One line read with a bound.
@@ -129,6 +161,7 @@ impl Client {
             let s = tokio::net::UnixStream::connect(path)
                 .await
                 .map_err(|e| not_running(path, &e))?;
+            check_peer(&s, path)?;
             let (r, w) = s.into_split();
             Ok(Client::from_parts(Box::new(r), Box::new(w)))
         }

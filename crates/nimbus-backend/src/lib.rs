@@ -25,8 +25,8 @@ pub use opendal_backend::{MemoryBackend, OpendalBackend};
 pub use remote::{S3Keys, StoreAccess, StoreCredentials, MULTIPART_CHUNK};
 pub use retry::{RetryPolicy, RetryingBackend};
 pub use url::{
-    create_store, create_store_with, open_store, open_store_with, AddressStyle, S3Location, SftpLocation, StoreUrl,
-    WebDavLocation,
+    create_store, create_store_with, open_store, open_store_with, AddressStyle, S3Location, S3Resolved, SftpLocation,
+    StoreUrl, WebDavLocation,
 };
 
 use async_trait::async_trait;

@@ -136,8 +136,7 @@ impl Pace {
             let start = {
                 let mut next = self.next_free.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = Instant::now();
-                // An idle link lends at most one second of burst.
-                let start = next.map_or(now, |t| t.max(now - Duration::from_secs(1)));
+                let start = burst_start(*next, now, BURST);
                 *next = Some(start + Duration::from_secs_f64(n as f64 / rate as f64));
                 start
             };
@@ -245,10 +244,33 @@ impl<B: Backend> Backend for LimitedBackend<B> {
     }
 }
 
+/// An idle link lends at most this much time of burst.
+const BURST: Duration = Duration::from_secs(1);
+
+/// When the next transfer may start: after the one before, but no earlier
+/// than `burst` ago. Right after boot the monotonic clock can be younger
+/// than `burst`; then there is no earlier time to lend (review L14).
+fn burst_start(next: Option<Instant>, now: Instant, burst: Duration) -> Instant {
+    let earliest = now.checked_sub(burst).unwrap_or(now);
+    next.map_or(now, |t| t.max(earliest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::MemoryBackend;
+
+    /// `now - burst` panicked when the clock was younger than the burst
+    /// (right after boot); a burst longer than any clock shows it here.
+    #[test]
+    fn a_clock_younger_than_the_burst_does_not_panic() {
+        let now = Instant::now();
+        let older_than_any_clock = Duration::MAX;
+        assert_eq!(burst_start(Some(now), now, older_than_any_clock), now);
+        assert_eq!(burst_start(None, now, older_than_any_clock), now);
+        let later = now + Duration::from_secs(3);
+        assert_eq!(burst_start(Some(later), now, BURST), later);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn uploads_are_paced_to_the_limit_and_a_new_limit_applies_at_once() {

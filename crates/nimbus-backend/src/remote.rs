@@ -12,7 +12,7 @@
 
 use crate::error::Op;
 use crate::opendal_backend::Flavor;
-use crate::url::{AddressStyle, S3Location, SftpLocation, WebDavLocation};
+use crate::url::{AddressStyle, S3Location, S3Resolved, SftpLocation, WebDavLocation};
 use crate::{BackendError, LimitedBackend, NetLimits, OpendalBackend};
 use opendal::{HttpTransporter, OperationContext, Operator};
 use std::sync::{Arc, OnceLock};
@@ -104,23 +104,16 @@ pub(crate) fn open_s3(loc: &S3Location, access: &StoreAccess) -> Result<crate::D
         .bucket(&loc.bucket)
         .root(&format!("/{}", loc.prefix))
         .disable_ec2_metadata();
-    let endpoint = loc
-        .endpoint
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()));
+    let S3Resolved {
+        endpoint,
+        region,
+        style,
+    } = loc.resolve(|k| std::env::var(k).ok())?;
     if let Some(e) = &endpoint {
         b = b.endpoint(e);
     }
-    // A region is needed to sign; services other than AWS mostly accept
-    // any, and AWS's own default is us-east-1.
-    let region = loc
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.is_empty()))
-        .unwrap_or_else(|| "us-east-1".to_string());
     b = b.region(&region);
-    if loc.style == AddressStyle::VirtualHost {
+    if style == AddressStyle::VirtualHost {
         b = b.enable_virtual_host_style();
     }
     if let Some(p) = &loc.profile {

@@ -8,7 +8,7 @@
 
 mod remote;
 
-pub use remote::{AddressStyle, S3Location, SftpLocation, WebDavLocation};
+pub use remote::{AddressStyle, S3Location, S3Resolved, SftpLocation, WebDavLocation};
 
 use crate::remote::StoreAccess;
 use crate::{BackendError, BackendErrorKind, DynBackend, MemoryBackend, OpendalBackend};

@@ -70,7 +70,7 @@ fn s3_addresses() {
     };
     assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("my-bucket", "team/vault"));
     assert_eq!((l.endpoint.as_deref(), l.region.as_deref()), (None, None));
-    assert_eq!(l.style, AddressStyle::VirtualHost, "AWS prefers virtual-host style");
+    assert_eq!(l.style, None, "chosen when opened, from the endpoint in use");
 
     let StoreUrl::S3(l) = parse("s3://b01/?endpoint=http://127.0.0.1:3900/&region=garage") else {
         panic!("s3")
@@ -78,11 +78,11 @@ fn s3_addresses() {
     assert_eq!(l.prefix, "");
     assert_eq!(l.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
     assert_eq!(l.region.as_deref(), Some("garage"));
-    assert_eq!(l.style, AddressStyle::Path, "self-hosted servers want path style");
+    assert_eq!(l.style, None, "path style, the default for this endpoint, is not kept");
     let StoreUrl::S3(l) = parse("s3://b01?endpoint=https://s3.example.invalid&style=virtual&profile=work") else {
         panic!("s3")
     };
-    assert_eq!(l.style, AddressStyle::VirtualHost);
+    assert_eq!(l.style, Some(AddressStyle::VirtualHost));
     assert_eq!(l.profile.as_deref(), Some("work"));
 
     for (bad, says) in [
@@ -187,4 +187,71 @@ fn display_reads_back() {
         "memory://x".parse::<StoreUrl>().expect("parse").to_string(),
         "memory://x"
     );
+}
+
+/// The style and endpoint a store is opened with, given an environment.
+fn resolved(input: &str, env: &[(&str, &str)]) -> Result<nimbus_backend::S3Resolved, nimbus_backend::BackendError> {
+    let StoreUrl::S3(l) = parse(input) else { panic!("s3") };
+    l.resolve(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+}
+
+#[test]
+fn s3_self_hosted_endpoints_use_path_style_however_given() {
+    let path = |input: &str, env: &[(&str, &str)]| {
+        let r = resolved(input, env).unwrap_or_else(|e| panic!("{input} {env:?}: {e}"));
+        assert_eq!(r.style, AddressStyle::Path, "{input} {env:?}");
+        r
+    };
+    // The way the AWS tools take it: an IP address must never be given a
+    // bucket in front of it.
+    let r = path("s3://b01/x", &[("AWS_ENDPOINT_URL", "http://127.0.0.1:3900")]);
+    assert_eq!(r.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+    assert_eq!(r.region, "us-east-1");
+    path("s3://b01/x", &[("AWS_ENDPOINT_URL", "http://[::1]:3900/")]);
+    let r = path(
+        "s3://b01/x",
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+            ("AWS_ENDPOINT_URL_S3", "https://minio.example.org"),
+            ("AWS_REGION", "garage"),
+        ],
+    );
+    assert_eq!(
+        r.endpoint.as_deref(),
+        Some("https://minio.example.org"),
+        "the S3-specific variable wins"
+    );
+    assert_eq!(r.region, "garage");
+    // In the address, or as a name rather than an IP address.
+    path("s3://b01/x?endpoint=http://127.0.0.1:3900", &[]);
+    path("s3://b01/x?endpoint=https://s3.example.org", &[]);
+    // The address's own endpoint wins over the environment's.
+    let r = path(
+        "s3://b01/x?endpoint=http://10.0.0.2:3900",
+        &[("AWS_ENDPOINT_URL", "https://s3.eu-west-1.amazonaws.com")],
+    );
+    assert_eq!(r.endpoint.as_deref(), Some("http://10.0.0.2:3900"));
+    // An explicit style=path stays path, AWS or not.
+    path("s3://b01/x?style=path", &[]);
+}
+
+#[test]
+fn s3_aws_keeps_virtual_host_style_and_bad_endpoints_are_explained() {
+    let r = resolved("s3://b01/x", &[]).expect("aws");
+    assert_eq!((r.endpoint, r.style), (None, AddressStyle::VirtualHost));
+    let r = resolved("s3://b01/x?endpoint=https://s3.example.org&style=virtual", &[]).expect("named host");
+    assert_eq!(
+        r.style,
+        AddressStyle::VirtualHost,
+        "an explicit style is kept where it can work"
+    );
+
+    let e = resolved("s3://b01/x?endpoint=http://127.0.0.1:3900&style=virtual", &[]).expect_err("IP + virtual");
+    assert_eq!(e.kind(), BackendErrorKind::InvalidConfig);
+    assert!(e.to_string().contains("remove style=virtual"), "{e}");
+    let e = resolved("s3://b01/x", &[("AWS_ENDPOINT_URL", "https://me:pw@127.0.0.1:3900")]).expect_err("a password");
+    assert!(e.to_string().contains("AWS_ENDPOINT_URL is not an S3 endpoint"), "{e}");
+    assert!(!e.to_string().contains("pw"), "the value is not repeated: {e}");
+    let e = resolved("s3://b01/x", &[("AWS_ENDPOINT_URL", "127.0.0.1:3900")]).expect_err("no scheme");
+    assert!(e.to_string().contains("http://host:port"), "{e}");
 }

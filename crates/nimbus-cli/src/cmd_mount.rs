@@ -225,13 +225,23 @@ fn rt_block<F: std::future::Future>(f: F) -> F::Output {
 fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     // The drive's warnings and errors (a read that failed, a commit that
     // will be retried) go to stderr: the terminal, or `mount.log` when the
-    // mount runs in the background. NIMBUS_LOG=info (or debug) says more.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    // mount runs in the background. NIMBUS_LOG=info (or debug) says more,
+    // never a file name (the libraries are capped), and colours only on a
+    // terminal: `mount.log` is plain text.
+    {
+        use std::io::IsTerminal;
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        use tracing_subscriber::Layer;
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr)
+                    .with_filter(nimbus_service::logging::filter("warn")),
+            )
+            .try_init();
+    }
     let url = store::store_url(g)?;
     let (pw, creds) = if a.password_stdin {
         let mut stdin = std::io::stdin().lock();

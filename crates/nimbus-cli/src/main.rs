@@ -120,6 +120,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any file is made: state, logs, a local-folder vault.
+    #[cfg(unix)]
+    if let Err(e) = nimbus_service::private::harden() {
+        eprintln!("warning: {e}; a crash could leave a copy of this process's memory on disk");
+    }
     let cli = Cli::parse();
     // Blocking work (hashing, encryption, local files) is CPU-bound: a few
     // threads keep both cores busy without a thread (and its buffers) per task.

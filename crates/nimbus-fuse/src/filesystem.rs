@@ -598,6 +598,24 @@ impl Filesystem for NimbusFuse {
         reply.error(Errno::ENOSYS);
     }
 
+    // No ioctl is supported: ENOTTY is what a file system answers for a
+    // request it does not know (programs such as `cp` and `lsattr` probe
+    // with them and carry on), and answering here keeps fuser from logging
+    // a warning for each one.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
     fn copy_file_range(
         &self,
         _req: &Request,

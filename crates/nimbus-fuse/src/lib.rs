@@ -94,6 +94,12 @@ mod unix {
             // The core does not check permissions; the kernel does, from
             // the mode bits.
             MountOption::DefaultPermissions,
+            // Set-id bits, file capabilities and device nodes come from the
+            // vault, which any key holder writes: never honour them, even
+            // when root mounts (review L8). fusermount3 adds these for
+            // users; root's mount needs them said.
+            MountOption::NoSuid,
+            MountOption::NoDev,
         ];
         if opts.read_only {
             options.push(MountOption::RO);

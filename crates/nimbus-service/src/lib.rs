@@ -26,6 +26,8 @@ mod errors;
 #[cfg(unix)]
 pub mod logging;
 #[cfg(unix)]
+pub mod private;
+#[cfg(unix)]
 pub mod restore;
 #[cfg(unix)]
 pub mod server;

@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(unix)]
 mod unix {
-    use nimbus_service::{config, device, logging, server, service::Service};
+    use nimbus_service::{config, device, logging, private, server, service::Service};
     use std::path::PathBuf;
 
     struct Args {
@@ -87,6 +87,8 @@ Docs: docs/CONFIGURATION.md";
     }
 
     pub fn run() -> Result<(), String> {
+        // Before any file is made: the config, the logs, the state.
+        let hardened = private::harden();
         let Some(args) = args()? else { return Ok(()) };
         let cfg = config::Config::load(&args.config).map_err(|e| e.to_string())?;
         let _guard = logging::init(
@@ -94,6 +96,9 @@ Docs: docs/CONFIGURATION.md";
             &cfg.service.log_level,
             cfg.service.log_files_kept,
         )?;
+        if let Err(e) = hardened {
+            tracing::warn!("{e}; a crash could leave a copy of this process's memory on disk");
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("nimbusd")

@@ -43,7 +43,12 @@ fn unescape(s: &str) -> String {
 
 /// Clears away a drive whose process died (a crash, `kill -9`): the folder
 /// then answers ENOTCONN until it is unmounted. True when one was cleared.
+/// Only a Nimbus drive: a dead mount of another program at that folder is
+/// that program's to clear, and might hold its user's work (review L14).
 pub fn clear_stale(mp: &Path) -> bool {
+    if !is_nimbus_mount(mp) {
+        return false;
+    }
     match std::fs::metadata(mp) {
         Err(e) if e.raw_os_error() == Some(libc_enotconn()) => {
             let _ = std::process::Command::new("fusermount3")
@@ -88,6 +93,47 @@ pub fn unmount(mp: &Path, lazy: bool) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    /// A dead FUSE mount of another program (its /dev/fuse closed, so the
+    /// folder answers ENOTCONN, as after a crash) is left alone.
+    #[test]
+    fn clear_stale_leaves_other_programs_mounts_alone() {
+        if !rustix::process::getuid().is_root() {
+            // Mounting needs root; CI runs this as root.
+            eprintln!("skipped: needs root to mount");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mp = tmp.path().join("other");
+        std::fs::create_dir(&mp).expect("mkdir");
+        {
+            use std::os::fd::AsRawFd;
+            let dev = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/fuse")
+                .expect("/dev/fuse");
+            let data = std::ffi::CString::new(format!("fd={},rootmode=40000,user_id=0,group_id=0", dev.as_raw_fd()))
+                .expect("no NUL");
+            rustix::mount::mount(
+                "other-program",
+                &mp,
+                "fuse.other",
+                rustix::mount::MountFlags::empty(),
+                Some(data.as_c_str()),
+            )
+            .expect("mount");
+            // `dev` closes here: the mount is dead.
+        }
+        let dead = std::fs::metadata(&mp).err().and_then(|e| e.raw_os_error());
+        assert_eq!(dead, Some(super::libc_enotconn()), "not a dead mount");
+        let cleared = super::clear_stale(&mp);
+        let still = std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .contains(&*mp.to_string_lossy());
+        let _ = rustix::mount::unmount(&mp, rustix::mount::UnmountFlags::DETACH);
+        assert!(!cleared && still, "another program's mount was unmounted");
+    }
+
     #[test]
     fn unescapes_mountinfo() {
         assert_eq!(super::unescape(r"/a\040b"), "/a b");

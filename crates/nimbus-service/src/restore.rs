@@ -33,6 +33,42 @@ pub fn inside(path: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// `base/rel`, found without following a symbolic link on the way: every
+/// component but the last must be a real folder. A snapshot's link can
+/// point anywhere on this computer (any key holder writes snapshots), so a
+/// path through one would restore, or list, files from outside the drive
+/// (review L12). The last component may be a link only when
+/// `last_may_be_link` (restore copies the link itself).
+pub fn walk(base: &Path, rel: &Path, last_may_be_link: bool) -> Result<PathBuf, String> {
+    let mut at = base.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, c) in parts.iter().enumerate() {
+        let Component::Normal(name) = c else {
+            return Err(format!("`{}` leaves the drive; give a path inside it", rel.display()));
+        };
+        at.push(name);
+        let last = i + 1 == parts.len();
+        let meta = match std::fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            // Missing: the caller says so in its own words.
+            Err(_) if last => return Ok(at),
+            Err(e) => return Err(format!("{} cannot be read: {e}", at.display())),
+        };
+        if meta.file_type().is_symlink() && !(last && last_may_be_link) {
+            return Err(format!(
+                "`{}` goes through {}, a symbolic link, which is not followed (it could lead out of \
+                 the drive); give the path of the folder the link points to instead",
+                rel.display(),
+                at.display()
+            ));
+        }
+        if !last && !meta.is_dir() {
+            return Err(format!("{} is not a folder", at.display()));
+        }
+    }
+    Ok(at)
+}
+
 #[derive(Debug)]
 pub enum RestoreError {
     NotInSnapshot(String),
@@ -50,7 +86,7 @@ impl std::fmt::Display for RestoreError {
 /// Copies `mount/.snapshots/<snapshot>/<rel>` into the folder `to`, or back
 /// to its own place in the drive.
 pub fn restore(mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, RestoreError> {
-    let src = mount.join(".snapshots").join(snapshot).join(rel);
+    let src = walk(&mount.join(".snapshots").join(snapshot), rel, true).map_err(RestoreError::NotInSnapshot)?;
     std::fs::symlink_metadata(&src).map_err(|e| {
         RestoreError::NotInSnapshot(format!("{} is not in the snapshot {snapshot}: {e}", rel.display()))
     })?;
@@ -67,7 +103,9 @@ fn restore_from(src: &Path, mount: &Path, snapshot: &str, rel: &Path, to: Option
             std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             dir.to_path_buf()
         }
-        None => mount.join(rel.parent().unwrap_or(Path::new(""))),
+        // Back into the drive: its folders as they are now, links not
+        // followed either.
+        None => walk(mount, rel.parent().unwrap_or(Path::new("")), false)?,
     };
     let mut dest = dest_dir.join(&name);
     if std::fs::symlink_metadata(&dest).is_ok() {
@@ -196,5 +234,44 @@ mod tests {
             Some("bb")
         );
         assert!(restore(m, "2026-11-23T14-05-09Z", Path::new("nope"), None).is_err());
+    }
+
+    /// A snapshot holding `docs -> <a folder outside the drive>`: neither
+    /// restore nor browse may go through it; the link itself restores as a
+    /// link.
+    #[test]
+    fn never_follows_a_symlink_inside_a_snapshot_path() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let m = d.path().join("drive");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(outside.join("secret.txt"), "not in the drive").unwrap_or_else(|e| panic!("{e}"));
+        let snap = m.join(".snapshots/2026-11-23T14-05-09Z");
+        std::fs::create_dir_all(&snap).unwrap_or_else(|e| panic!("{e}"));
+        symlink(&outside, snap.join("docs")).unwrap_or_else(|e| panic!("{e}"));
+        let out = d.path().join("out");
+        let e = restore(&m, "2026-11-23T14-05-09Z", Path::new("docs/secret.txt"), Some(&out))
+            .err()
+            .unwrap_or_else(|| panic!("restored a file from outside the drive"));
+        assert!(e.to_string().contains("a symbolic link, which is not followed"), "{e}");
+        assert!(!out.join("secret.txt").exists());
+        let e = walk(&snap, Path::new("docs"), false)
+            .err()
+            .unwrap_or_else(|| panic!("browsed through a link"));
+        assert!(e.contains("symbolic link"), "{e}");
+        // The link itself is restored as a link, not as what it points to.
+        let r = restore(&m, "2026-11-23T14-05-09Z", Path::new("docs"), Some(&out)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(std::fs::symlink_metadata(&r.to)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false));
+        // Back into the drive through a link in the drive itself: refused.
+        std::fs::create_dir_all(m.join(".snapshots/2026-11-23T14-05-09Z/real")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(m.join(".snapshots/2026-11-23T14-05-09Z/real/f"), "f").unwrap_or_else(|e| panic!("{e}"));
+        symlink(&outside, m.join("real")).unwrap_or_else(|e| panic!("{e}"));
+        let e = restore(&m, "2026-11-23T14-05-09Z", Path::new("real/f"), None)
+            .err()
+            .unwrap_or_else(|| panic!("restored through a link out of the drive"));
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(!outside.join("f").exists());
     }
 }

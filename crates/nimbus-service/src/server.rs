@@ -35,26 +35,7 @@ pub enum ListenError {
 /// Binds the socket, refusing when another service answers there already.
 pub async fn listen(path: &Path) -> Result<UnixListener, ListenError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // A folder made here is the user's alone. One that exists already
-        // (a home folder, given with --socket) is left as it is, but must
-        // not be open to others for writing.
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
-        }
-        let meta = std::fs::metadata(dir).map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
-        use std::os::unix::fs::MetadataExt;
-        let me = rustix::process::getuid().as_raw();
-        if meta.uid() != me || meta.mode() & 0o022 != 0 {
-            return Err(ListenError::Folder(
-                dir.to_path_buf(),
-                std::io::Error::other(
-                    "the folder belongs to another user or others may write in it; \
-                     choose a folder of your own for the socket",
-                ),
-            ));
-        }
+        prepare_folder(dir).map_err(|e| ListenError::Folder(dir.to_path_buf(), e))?;
     }
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
@@ -67,6 +48,44 @@ pub async fn listen(path: &Path) -> Result<UnixListener, ListenError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| ListenError::Bind(path.to_path_buf(), e))?;
     Ok(l)
+}
+
+/// Makes the socket's folder, the user's alone, or checks the one that is
+/// there, never following a symlink: in the shared temporary folder
+/// another user can make the folder first, or a link of that name.
+/// A folder made here is 0700. One that exists already (a home folder,
+/// given with --socket) is left as it is, but must be a real folder of the
+/// user's that others cannot write in.
+fn prepare_folder(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(parent) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    let me = rustix::process::getuid().as_raw();
+    if meta.file_type().is_symlink() {
+        return Err(std::io::Error::other(
+            "it is a symbolic link, which could lead anywhere; remove it, or choose a folder of \
+             your own for the socket",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(std::io::Error::other(
+            "it is not a folder; remove it, or choose another place for the socket",
+        ));
+    }
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(
+            "the folder belongs to another user or others may write in it; \
+             choose a folder of your own for the socket",
+        ));
+    }
+    Ok(())
 }
 
 pub async fn serve(listener: UnixListener, svc: Arc<Service>) {
@@ -175,5 +194,45 @@ async fn stream_events(id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &A
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_folder_that_is_a_symlink_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // A folder of our own, mode 0700: following the link, every check
+        // of owner and mode would pass.
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let link = tmp.path().join("nimbus");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let err = listen(&link.join("nimbusd.sock"))
+            .await
+            .err()
+            .expect("listened through a symlink");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(!real.join("nimbusd.sock").exists());
+    }
+
+    #[tokio::test]
+    async fn a_socket_folder_is_made_0700_and_one_open_to_others_is_refused() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("nimbus");
+        let _l = listen(&dir.join("nimbusd.sock")).await.expect("listen");
+        assert_eq!(std::fs::symlink_metadata(&dir).expect("stat").mode() & 0o777, 0o700);
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = listen(&open.join("nimbusd.sock"))
+            .await
+            .err()
+            .expect("listened in a folder open to all");
+        assert!(err.to_string().contains("others may write in it"), "{err}");
     }
 }

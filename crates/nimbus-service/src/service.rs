@@ -411,7 +411,8 @@ impl Service {
                 blocking(move || {
                     let snaps = d.snapshots()?;
                     let snap = at::pick(&snaps, &snapshot).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
-                    let dir = d.config().mount.join(".snapshots").join(&snap.name).join(&rel);
+                    let base = d.config().mount.join(".snapshots").join(&snap.name);
+                    let dir = restore::walk(&base, &rel, false).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
                     let entries = restore::list(&dir).map_err(|e| {
                         ApiError::new(
                             ErrorCode::NotFound,

@@ -60,6 +60,17 @@ fn s3(description: &str, bucket: &str, region: &str, e: BackendError, raw: &str)
             );
             e.reworded(BackendErrorKind::PermissionDenied, m)
         }
+        // OpenDAL's words when the address it built is not a URL (a bucket
+        // put in front of an IP address, a stray character in the endpoint).
+        _ if raw.contains("request url is invalid") || raw.contains("invalid IPv4 address") => {
+            let m = format!(
+                "the requests to {description} cannot be addressed: the endpoint and bucket do not \
+                 make a valid web address; check the endpoint (http://host:port or https://host, \
+                 in ?endpoint= or AWS_ENDPOINT_URL), and do not use style=virtual with an IP \
+                 address"
+            );
+            e.reworded(BackendErrorKind::InvalidConfig, m)
+        }
         _ if raw.contains("no valid credential") || raw.contains("credential is missing") => {
             let m = format!(
                 "no credentials for {description}: give them when asked, set AWS_ACCESS_KEY_ID \
@@ -181,5 +192,19 @@ mod tests {
             r#"S3Error { code: "NoSuchBucket" }"#,
         );
         assert!(e.to_string().starts_with("the bucket `b` does not exist"), "{e}");
+    }
+
+    #[test]
+    fn an_invalid_request_address_is_explained() {
+        let flavor = Flavor::S3 {
+            bucket: "b".into(),
+            region: "garage".into(),
+        };
+        let raw = "Unexpected (permanent) at stat, context: { service: s3 } => request url is invalid, \
+                   source: invalid IPv4 address";
+        let e = explain(&flavor, Op::Stat, "S3 bucket `b`", BackendError::other("x"), raw);
+        assert_eq!(e.kind(), BackendErrorKind::InvalidConfig);
+        assert!(e.to_string().contains("check the endpoint"), "{e}");
+        assert!(!e.to_string().contains("IPv4 address,"), "no library words: {e}");
     }
 }

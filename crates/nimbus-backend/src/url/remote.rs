@@ -23,7 +23,9 @@ pub struct S3Location {
     pub endpoint: Option<String>,
     /// `None` means `AWS_REGION` if set, else `us-east-1`.
     pub region: Option<String>,
-    pub style: AddressStyle,
+    /// `None`: chosen when the store is opened, from the endpoint in use
+    /// (see [`S3Location::resolve`]), wherever that endpoint came from.
+    pub style: Option<AddressStyle>,
     /// A profile of `~/.aws/credentials` to take the keys from, instead of
     /// `AWS_PROFILE` or `default`.
     pub profile: Option<String>,
@@ -33,10 +35,84 @@ pub struct S3Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressStyle {
     /// `https://endpoint/bucket/key`: what self-hosted servers (Garage,
-    /// MinIO, Ceph) expect. The default when an endpoint is given.
+    /// MinIO, Ceph) expect. The default whenever an endpoint is in use.
     Path,
     /// `https://bucket.endpoint/key`: what AWS prefers. The default for AWS.
+    /// Never with an IP address, which cannot have a bucket put in front.
     VirtualHost,
+}
+
+/// How an S3 store is reached once the environment has been consulted:
+/// what OpenDAL is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Resolved {
+    /// `None`: AWS itself (OpenDAL builds the regional address).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub style: AddressStyle,
+}
+
+impl S3Location {
+    /// The endpoint, region and address style to open the store with.
+    /// `env` reads an environment variable (a parameter, for tests).
+    ///
+    /// The endpoint is the address's own, else `AWS_ENDPOINT_URL_S3`, else
+    /// `AWS_ENDPOINT_URL` (the variables the AWS tools read). Unless the
+    /// address says otherwise, an endpoint gets path style however it was
+    /// given: self-hosted servers expect it, AWS accepts it, and
+    /// virtual-host style with an IP address builds a host name that does
+    /// not exist.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<S3Resolved, BackendError> {
+        let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let endpoint = match &self.endpoint {
+            Some(e) => Some(e.clone()),
+            None => match var("AWS_ENDPOINT_URL_S3")
+                .map(|e| ("AWS_ENDPOINT_URL_S3", e))
+                .or_else(|| var("AWS_ENDPOINT_URL").map(|e| ("AWS_ENDPOINT_URL", e)))
+            {
+                Some((name, e)) => Some(check_endpoint_var(name, e.trim())?),
+                None => None,
+            },
+        };
+        let region = self
+            .region
+            .clone()
+            .or_else(|| var("AWS_REGION"))
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let is_ip = endpoint
+            .as_deref()
+            .and_then(|e| url::Url::parse(e).ok())
+            .is_some_and(|u| matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))));
+        let style = match self.style {
+            Some(AddressStyle::VirtualHost) if is_ip => {
+                return Err(BackendError::invalid_config(format!(
+                    "the S3 endpoint {} is an IP address, which cannot be used with style=virtual \
+                     (the bucket name would go in front of it); remove style=virtual from the \
+                     store address",
+                    endpoint.as_deref().unwrap_or_default()
+                )))
+            }
+            Some(s) => s,
+            None => default_style(endpoint.as_deref()),
+        };
+        Ok(S3Resolved {
+            endpoint,
+            region,
+            style,
+        })
+    }
+}
+
+/// The style used unless the address names one: path style for any
+/// endpoint, wherever it was given, virtual-host style for AWS itself. An
+/// explicit style equal to the address's default is not written out, so
+/// the address keeps one spelling (it names the saved credentials).
+fn default_style(endpoint: Option<&str>) -> AddressStyle {
+    match endpoint {
+        Some(_) => AddressStyle::Path,
+        None => AddressStyle::VirtualHost,
+    }
 }
 
 /// A folder on a WebDAV server (Nextcloud, ownCloud, a NAS, Apache).
@@ -101,7 +177,7 @@ pub(super) fn parse_s3(input: &str) -> Result<S3Location, BackendError> {
         prefix,
         endpoint: None,
         region: None,
-        style: AddressStyle::VirtualHost,
+        style: None,
         profile: None,
     };
     let mut style = None;
@@ -135,11 +211,7 @@ pub(super) fn parse_s3(input: &str) -> Result<S3Location, BackendError> {
             }
         }
     }
-    loc.style = style.unwrap_or(if loc.endpoint.is_some() {
-        AddressStyle::Path
-    } else {
-        AddressStyle::VirtualHost
-    });
+    loc.style = style.filter(|s| *s != default_style(loc.endpoint.as_deref()));
     Ok(loc)
 }
 
@@ -200,11 +272,6 @@ pub(super) fn parse_sftp(input: &str) -> Result<SftpLocation, BackendError> {
 impl fmt::Display for S3Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, escape_path(&self.prefix))?;
-        let default_style = if self.endpoint.is_some() {
-            AddressStyle::Path
-        } else {
-            AddressStyle::VirtualHost
-        };
         // Values are escaped only where the query needs it, so an endpoint
         // stays readable: ?endpoint=http://127.0.0.1:3900.
         let mut q: Vec<(&str, &str)> = Vec::new();
@@ -214,10 +281,10 @@ impl fmt::Display for S3Location {
         if let Some(r) = &self.region {
             q.push(("region", r));
         }
-        if self.style != default_style {
+        if let Some(style) = self.style.filter(|s| *s != default_style(self.endpoint.as_deref())) {
             q.push((
                 "style",
-                match self.style {
+                match style {
                     AddressStyle::Path => "path",
                     AddressStyle::VirtualHost => "virtual",
                 },
@@ -381,6 +448,17 @@ fn check_endpoint(input: &str, endpoint: &str) -> Result<String, BackendError> {
         return Err(invalid(input, PASSWORD_IN_URL));
     }
     Ok(endpoint.trim_end_matches('/').to_string())
+}
+
+/// An endpoint from the environment, checked as one in an address is.
+fn check_endpoint_var(name: &str, endpoint: &str) -> Result<String, BackendError> {
+    // Its value is not repeated: it could hold a user name and password.
+    check_endpoint(endpoint, endpoint).map_err(|_| {
+        BackendError::invalid_config(format!(
+            "{name} is not an S3 endpoint: write it as http://host:port or https://host, without \
+             a user name or password, or unset it to use AWS"
+        ))
+    })
 }
 
 fn invalid(input: &str, why: &str) -> BackendError {
