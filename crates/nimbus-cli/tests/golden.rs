@@ -156,10 +156,7 @@ fn golden_vault_v1_upgrades_only_when_confirmed() {
     reads_as_made(&env, "vault-v1");
 
     let added = put_small_file(&env);
-    assert!(
-        !added.is_empty() && added.iter().all(|&s| s == 4096),
-        "{added:?}"
-    );
+    assert!(!added.is_empty() && added.iter().all(|&s| s == 4096), "{added:?}");
     assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
     assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
 }

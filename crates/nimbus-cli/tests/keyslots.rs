@@ -62,7 +62,12 @@ fn store_injected_cheap_slot_is_refused() {
         "{}",
         text(&out)
     );
-    let out = env.cmd().env("NIMBUS_NEW_PASSWORD", "new password").arg("passwd").output().unwrap();
+    let out = env
+        .cmd()
+        .env("NIMBUS_NEW_PASSWORD", "new password")
+        .arg("passwd")
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
 }
@@ -76,7 +81,12 @@ fn store_injected_slot_at_the_floor_is_refused() {
     let out = env.run(&["ls"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("key slots were altered"), "{}", text(&out));
-    let out = env.cmd().env("NIMBUS_NEW_PASSWORD", "new password").arg("passwd").output().unwrap();
+    let out = env
+        .cmd()
+        .env("NIMBUS_NEW_PASSWORD", "new password")
+        .arg("passwd")
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "{}", text(&out));
 }
 
@@ -93,7 +103,12 @@ fn passwd_raises_a_low_cost_to_the_default() {
         .map(|o| assert!(o.status.success(), "{}", text(&o)))
         .unwrap();
     assert_eq!(password_slot_cost(&env), (64 << 10, 3));
-    let out = env.cmd().env("NIMBUS_PASSWORD", "new password").arg("ls").output().unwrap();
+    let out = env
+        .cmd()
+        .env("NIMBUS_PASSWORD", "new password")
+        .arg("ls")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
 }
 

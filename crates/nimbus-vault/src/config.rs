@@ -909,7 +909,10 @@ mod tests {
         let new = cfg.with_new_password(&master, b"pw2", strong).unwrap();
         let again = new.with_new_password(&master, b"pw3", fast_kdf()).unwrap();
         assert_eq!(again.file.key_slots[0].kdf, Some(strong));
-        assert!(Config::decode(&again.encode()).unwrap().unlock_with_password(b"pw3").is_ok());
+        assert!(Config::decode(&again.encode())
+            .unwrap()
+            .unlock_with_password(b"pw3")
+            .is_ok());
         // v1 vault made at 1 MiB: passwd raises it too, and keeps version 1.
         let m1 = v1.unlock_with_password(V1_PASSWORD).unwrap();
         let v1b = v1.with_new_password(&m1, b"pw2", cheap()).unwrap();
@@ -1063,10 +1066,7 @@ mod tests {
         assert_eq!(v2.file.params, v1.file.params);
         assert_eq!(v2.file.key_slots[0].kdf, Some(KdfParams::default()));
         assert_eq!(v2.file.key_slots[1].wrapped_key, v1.file.key_slots[1].wrapped_key);
-        assert_eq!(
-            v2.unlock_with_password(V1_PASSWORD).unwrap().expose(),
-            master.expose()
-        );
+        assert_eq!(v2.unlock_with_password(V1_PASSWORD).unwrap().expose(), master.expose());
         // A store that puts version 1 back on the upgraded config is caught
         // (the MAC covers the version).
         let mut down = v2.clone();

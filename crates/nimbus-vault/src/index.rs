@@ -148,7 +148,10 @@ mod tests {
     fn padded_index_objects() {
         let keys = MasterKey::random().derive();
         let id = Id::random();
-        let sizes: Vec<usize> = [1, 2, 10].iter().map(|&n| index_of(n).seal_for(&keys, &id, 2).len()).collect();
+        let sizes: Vec<usize> = [1, 2, 10]
+            .iter()
+            .map(|&n| index_of(n).seal_for(&keys, &id, 2).len())
+            .collect();
         assert!(sizes.iter().all(|&s| s == sizes[0]), "{sizes:?}");
         assert_ne!(
             index_of(1).seal_for(&keys, &id, 1).len(),
@@ -156,7 +159,10 @@ mod tests {
         );
         for version in [1, 2] {
             let f = index_of(300);
-            assert_eq!(IndexFile::open(&keys, &id, &f.seal_for(&keys, &id, version)).unwrap(), f);
+            assert_eq!(
+                IndexFile::open(&keys, &id, &f.seal_for(&keys, &id, version)).unwrap(),
+                f
+            );
         }
     }
 }

@@ -56,7 +56,10 @@ fn oversized_objects_are_refused_by_name() {
         let reopened = Vault::open(backend.clone(), b"pw").await.unwrap();
         let damaged = reopened.damaged_indexes();
         assert_eq!(damaged.len(), 1);
-        assert!(damaged[0].0 == index_key && damaged[0].1.contains("larger than"), "{damaged:?}");
+        assert!(
+            damaged[0].0 == index_key && damaged[0].1.contains("larger than"),
+            "{damaged:?}"
+        );
         mem.delete(&index_key).await.unwrap();
 
         mem.put("config", junk(caps::CONFIG_MAX + 1)).await.unwrap();
@@ -91,13 +94,7 @@ fn small_saves_all_look_alike() {
             saver.save_blob(BlobKind::Data, data).await.unwrap();
             saver.save_blob(BlobKind::Tree, vec![len as u8; 40]).await.unwrap();
             saver.finish().await.unwrap();
-            let mut packs: Vec<u64> = mem
-                .list("packs/")
-                .await
-                .unwrap()
-                .iter()
-                .map(|o| o.size)
-                .collect();
+            let mut packs: Vec<u64> = mem.list("packs/").await.unwrap().iter().map(|o| o.size).collect();
             packs.sort();
             sizes.push(packs);
         }
