@@ -308,7 +308,7 @@ nimbus_tree() {
     store=$(nimbus_store "nimbus-tree-$r")
     export NIMBUS_STATE_DIR=$d/state
     mkdir -p "$d"
-    "$nimbus_bin" init "$store" --kdf-memory-kib 8192 --kdf-iterations 1 -q >>"$d/nimbus.log" 2>&1 ||
+    "$nimbus_bin" init "$store" --kdf-memory-kib 19456 --kdf-iterations 2 -q >>"$d/nimbus.log" 2>&1 ||
         die "nimbus init failed (log: $d/nimbus.log)"
     nimbus_mount "$store" "$d/mnt" "$d/nimbus.log"
     warm_tree
@@ -399,7 +399,7 @@ nimbus_big() {
     store=$(nimbus_store "nimbus-big-$r")
     export NIMBUS_STATE_DIR=$d/state
     mkdir -p "$d"
-    "$nimbus_bin" init "$store" --kdf-memory-kib 8192 --kdf-iterations 1 -q >>"$d/nimbus.log" 2>&1 ||
+    "$nimbus_bin" init "$store" --kdf-memory-kib 19456 --kdf-iterations 2 -q >>"$d/nimbus.log" 2>&1 ||
         die "nimbus init failed (log: $d/nimbus.log)"
     nimbus_mount "$store" "$d/mnt" "$d/nimbus.log"
     cat "$big_src" >/dev/null

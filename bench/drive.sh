@@ -226,7 +226,7 @@ EOF
         ;;
     nimbus)
         NIMBUS_PASSWORD=$password "$nimbus_bin" init "$d/back" --state-dir "$d/state" \
-            --kdf-memory-kib 8192 --kdf-iterations 1 >"$d/fs.log" 2>&1
+            --kdf-memory-kib 19456 --kdf-iterations 2 >"$d/fs.log" 2>&1
         ;;
     esac
 }

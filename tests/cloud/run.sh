@@ -68,7 +68,7 @@ unmount_drive() {
 }
 
 new_vault() {
-    "$NIMBUS" init "$1" --kdf-memory-kib 8192 --kdf-iterations 1 >/dev/null
+    "$NIMBUS" init "$1" --kdf-memory-kib 19456 --kdf-iterations 2 >/dev/null
 }
 
 # --- the servers ---------------------------------------------------------------

@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 new_vault() {
-    "$NIMBUS" init "$store" --kdf-memory-kib 8192 --kdf-iterations 1 >/dev/null
+    "$NIMBUS" init "$store" --kdf-memory-kib 19456 --kdf-iterations 2 >/dev/null
 }
 
 mount_drive() {

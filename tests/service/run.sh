@@ -141,8 +141,8 @@ start_garage_single "$work/garage"
 export AWS_ACCESS_KEY_ID=$GARAGE_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$GARAGE_SECRET_KEY
 store="s3://$GARAGE_BUCKET/service-vault?endpoint=$GARAGE_SINGLE_S3_ENDPOINT&region=$GARAGE_REGION"
 export NIMBUS_PASSWORD=service-test-password-1
-"$NIMBUS" init "$store" --kdf-memory-kib 8192 --kdf-iterations 1 >/dev/null
-"$NIMBUS" init "$work/vault2" --kdf-memory-kib 8192 --kdf-iterations 1 >/dev/null
+"$NIMBUS" init "$store" --kdf-memory-kib 19456 --kdf-iterations 2 >/dev/null
+"$NIMBUS" init "$work/vault2" --kdf-memory-kib 19456 --kdf-iterations 2 >/dev/null
 
 # --- 1. drives added through the API ----------------------------------------------------
 

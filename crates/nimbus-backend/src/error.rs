@@ -33,6 +33,9 @@ pub enum BackendErrorKind {
     InvalidConfig,
     /// The store has no space left, or a quota is exhausted.
     StorageFull,
+    /// An object is larger than the caller accepts for its kind (see
+    /// [`crate::Backend::get_whole`]): altered or damaged, never read whole.
+    TooLarge,
     /// Anything else; most likely a bug on one side.
     Other,
 }
@@ -45,6 +48,7 @@ impl fmt::Display for BackendErrorKind {
             Self::Unavailable => "store unavailable",
             Self::InvalidConfig => "invalid store configuration",
             Self::StorageFull => "storage full",
+            Self::TooLarge => "object too large",
             Self::Other => "storage error",
         })
     }
@@ -142,6 +146,19 @@ impl BackendError {
         )
     }
 
+    /// The object `key` holds more than the `max` bytes its caller accepts.
+    pub fn too_large(key: impl Into<String>, max: u64) -> Self {
+        let key = key.into();
+        Self::new(
+            BackendErrorKind::TooLarge,
+            format!(
+                "the object `{key}` is larger than the {max} bytes Nimbus accepts for it, so it was not read: \
+                 the store altered or damaged it. Run `nimbus check` to list every damaged object"
+            ),
+        )
+        .with_key(key)
+    }
+
     /// Anything else. `message` must already say what to do next.
     pub fn other(message: impl Into<String>) -> Self {
         Self::new(BackendErrorKind::Other, message)
@@ -235,7 +252,8 @@ impl BackendError {
                  the store address and its settings"
             )),
             BackendErrorKind::StorageFull => Self::storage_full(format!("could not {verb}{target} ({detail})")),
-            BackendErrorKind::Other => Self::other(format!(
+            // `classify` never says TooLarge: only `get_whole` does.
+            BackendErrorKind::Other | BackendErrorKind::TooLarge => Self::other(format!(
                 "could not {verb}{target}: unexpected storage error ({detail}); if it happens \
                  again, report it with this message"
             )),

@@ -58,6 +58,19 @@ pub trait Backend: Send + Sync + 'static {
     /// error of kind [`BackendErrorKind::NotFound`].
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError>;
 
+    /// Reads a whole object that may be at most `max` bytes, holding at most
+    /// `max + 1` bytes of it however large it is, says it is, or a store
+    /// that ignores `Range` sends: a larger object is an error of kind
+    /// [`BackendErrorKind::TooLarge`]. For objects read whole (a vault's
+    /// config, refs, commits, indexes), whose size the store controls.
+    async fn get_whole(&self, key: &str, max: u64) -> Result<Bytes, BackendError> {
+        let data = self.get(key, Some(0..max.saturating_add(1))).await?;
+        if data.len() as u64 > max {
+            return Err(BackendError::too_large(key, max));
+        }
+        Ok(data)
+    }
+
     /// Writes a whole object, replacing any object with that key.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError>;
 
@@ -98,6 +111,10 @@ pub type DynBackend = Arc<dyn Backend>;
 impl<B: Backend + ?Sized> Backend for Arc<B> {
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
         (**self).get(key, range).await
+    }
+
+    async fn get_whole(&self, key: &str, max: u64) -> Result<Bytes, BackendError> {
+        (**self).get_whole(key, max).await
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {

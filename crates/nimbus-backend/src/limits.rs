@@ -200,6 +200,18 @@ impl<B: Backend> Backend for LimitedBackend<B> {
         Ok(data)
     }
 
+    async fn get_whole(&self, key: &str, max: u64) -> Result<Bytes, BackendError> {
+        let _slot = self.slot().await?;
+        let data = self.inner.get_whole(key, max).await?;
+        drop(_slot);
+        self.limits
+            .counts
+            .received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.limits.down.take(data.len() as u64).await;
+        Ok(data)
+    }
+
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
         // Under way from the moment it waits for its turn.
         let n = data.len() as u64;

@@ -73,6 +73,10 @@ impl<B: Backend> Backend for RetryingBackend<B> {
         self.run(|| self.inner.get(key, range.clone())).await
     }
 
+    async fn get_whole(&self, key: &str, max: u64) -> Result<Bytes, BackendError> {
+        self.run(|| self.inner.get_whole(key, max)).await
+    }
+
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
         self.run(|| self.inner.put(key, data.clone())).await
     }

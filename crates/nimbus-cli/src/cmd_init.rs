@@ -12,10 +12,11 @@ pub struct Args {
     /// s3://bucket/folder[?endpoint=URL&region=R], webdav(s)://user@host/folder or
     /// sftp://user@host/folder.
     pub store: String,
-    /// Memory for the password hash (Argon2id), in KiB. Lower it only on very small devices.
+    /// Memory for the password hash (Argon2id), in KiB. Lower it only on very small devices;
+    /// at least 19456 (19 MiB), at most 1048576 (1 GiB).
     #[arg(long, default_value_t = KdfParams::default().memory_kib, help_heading = "Advanced")]
     pub kdf_memory_kib: u32,
-    /// Passes of the password hash.
+    /// Passes of the password hash: at least 2, at most 16.
     #[arg(long, default_value_t = KdfParams::default().iterations, help_heading = "Advanced")]
     pub kdf_iterations: u32,
     /// Target pack size in MiB.
@@ -32,6 +33,8 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         iterations: a.kdf_iterations,
         ..KdfParams::default()
     };
+    // Before asking for a password: a cost below the floor is refused.
+    kdf.validate_new()?;
     let params = VaultParams {
         pack_target_size: a.pack_size_mib.saturating_mul(1 << 20),
         ..VaultParams::default()

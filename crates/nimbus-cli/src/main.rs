@@ -18,6 +18,7 @@ mod cmd_passwd;
 mod cmd_put;
 mod cmd_service;
 mod cmd_stat;
+mod cmd_upgrade;
 mod credentials;
 mod device;
 mod localfs;
@@ -72,6 +73,8 @@ enum Command {
     Log(cmd_ls::LogArgs),
     /// Change the password (with the old password, or with the recovery key).
     Passwd(cmd_passwd::Args),
+    /// Upgrade the vault to this release's format version (asks first).
+    Upgrade(cmd_upgrade::Args),
     /// Show what the vault holds: objects, stored and logical bytes, dedup and compression.
     Stat(cmd_stat::Args),
     /// Verify every object and reference; with --read-data, every blob's content.
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
             Command::Log(a) => cmd_ls::run_log(&g, a).await,
             Command::Passwd(a) => cmd_passwd::run(&g, a).await,
             Command::Stat(a) => cmd_stat::run(&g, a).await,
+            Command::Upgrade(a) => cmd_upgrade::run(&g, a).await,
             Command::Check(a) => cmd_check::run(&g, a).await,
             Command::Login(a) => cmd_login::login(&g, a).await,
             Command::Logout(a) => cmd_login::logout(&g, a),

@@ -68,5 +68,12 @@ pub async fn open_vault_unchecked(g: &GlobalArgs) -> Result<Vault> {
             "warning: index object `{key}` is damaged ({why}); blobs it lists cannot be read. Run `nimbus check`."
         );
     }
+    if nimbus_vault::upgrade::needs_upgrade(vault.config()) && !g.quiet {
+        eprintln!(
+            "note: this vault uses format version {}; `nimbus upgrade` moves it to version {} (authenticated key slots, padded packs).",
+            vault.config().version(),
+            nimbus_vault::config::FORMAT_VERSION
+        );
+    }
     Ok(vault)
 }

@@ -1,6 +1,8 @@
-//! The golden vault in `tests/fixtures/vault-v1` must keep reading exactly
-//! as it did when it was made. A failure here means the format changed:
-//! make that a deliberate, versioned change (see tests/fixtures/README.md).
+//! The golden vaults in `tests/fixtures/vault-v1` and `vault-v2` must keep
+//! reading exactly as they did when they were made. A failure here means
+//! the format changed: make that a deliberate, versioned change (see
+//! tests/fixtures/README.md). A version 1 vault keeps working as it is and
+//! is upgraded only when the person says so.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,20 +16,26 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-#[test]
-fn golden_vault_v1_still_reads() {
+/// A scratch copy of the golden vault `name` (opening a store may create
+/// its `.tmp` folder) with its password.
+fn golden_env(name: &str) -> Env {
     let mut env = Env::new();
     env.password = "nimbus-golden-fixture".into();
-    // Work on a copy: opening a store may create its `.tmp` folder.
-    copy_dir(&fixtures().join("vault-v1"), &env.store);
+    copy_dir(&fixtures().join(name), &env.store);
+    env
+}
 
+/// What `nimbus ls -l -R` printed and `nimbus get` restored when the
+/// fixture `name` was made (both fixtures hold the same files).
+fn reads_as_made(env: &Env, name: &str) {
     let ls = env.ok(&["ls", "-l", "-R"]);
-    let want = std::fs::read_to_string(fixtures().join("vault-v1.ls.txt")).unwrap();
+    let want = std::fs::read_to_string(fixtures().join(format!("{name}.ls.txt"))).unwrap();
     assert_eq!(ls, want);
 
     let out = env.path("out");
+    let _ = std::fs::remove_dir_all(&out);
     env.ok(&["get", "/files", out.to_str().unwrap()]);
-    let want = std::fs::read_to_string(fixtures().join("vault-v1.sha256.txt")).unwrap();
+    let want = std::fs::read_to_string(fixtures().join(format!("{name}.sha256.txt"))).unwrap();
     for line in want.lines() {
         let (hash, name) = line.split_once("  ").unwrap();
         let data = std::fs::read(out.join(name)).unwrap();
@@ -67,4 +75,88 @@ fn golden_vault_v1_still_reads() {
     // Wrong password on the fixture still says so.
     let out = env.cmd().env("NIMBUS_PASSWORD", "nope").arg("ls").output().unwrap();
     assert!(text(&out).contains("wrong password"));
+}
+
+fn config_version(env: &Env) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(env.store.join("config")).unwrap()).unwrap();
+    v["version"].as_u64().unwrap()
+}
+
+/// Sizes of the packs in the store, as a set of (key, size).
+fn packs(env: &Env) -> std::collections::BTreeMap<String, u64> {
+    walkdir::WalkDir::new(env.store.join("packs"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().display().to_string(), e.metadata().unwrap().len()))
+        .collect()
+}
+
+/// Puts one small new file and returns the sizes of the packs it added.
+fn put_small_file(env: &Env) -> Vec<u64> {
+    let before = packs(env);
+    let src = env.path("new");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("note.txt"), "a small change\n").unwrap();
+    env.ok(&["put", src.to_str().unwrap(), "/new", "-m", "after"]);
+    packs(env)
+        .into_iter()
+        .filter(|(k, _)| !before.contains_key(k))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+#[test]
+fn golden_vault_v1_still_reads() {
+    let env = golden_env("vault-v1");
+    reads_as_made(&env, "vault-v1");
+}
+
+#[test]
+fn golden_vault_v2_still_reads() {
+    let env = golden_env("vault-v2");
+    assert_eq!(config_version(&env), 2);
+    reads_as_made(&env, "vault-v2");
+}
+
+/// A version 1 vault that is not upgraded keeps working, writes included,
+/// and stays version 1 (its `config` untouched, its new packs unpadded, so
+/// an older Nimbus still reads all of it).
+#[test]
+fn golden_vault_v1_keeps_working_without_upgrade() {
+    let env = golden_env("vault-v1");
+    let config = std::fs::read(env.store.join("config")).unwrap();
+    let added = put_small_file(&env);
+    assert!(!added.is_empty() && added.iter().all(|&s| s < 1024), "{added:?}");
+    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
+    assert!(env.ok(&["ls", "-R"]).contains("note.txt"));
+    assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
+}
+
+/// `nimbus upgrade` asks first, changes nothing without a yes, then moves
+/// the vault to version 2: everything reads as before, the old password and
+/// cost floor hold, new packs are padded, and a second upgrade does nothing.
+#[test]
+fn golden_vault_v1_upgrades_only_when_confirmed() {
+    let env = golden_env("vault-v1");
+    let config = std::fs::read(env.store.join("config")).unwrap();
+    // No terminal to ask in and no --yes: refused, nothing changed.
+    let out = env.run(&["upgrade"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("upgrade --yes"), "{}", text(&out));
+    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
+
+    let out = env.ok(&["upgrade", "--yes"]);
+    assert!(out.contains("from format version 1 to 2"), "{out}");
+    assert_eq!(config_version(&env), 2);
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(env.store.join("config")).unwrap()).unwrap();
+    // The 1 MiB, one-pass slot of the fixture is raised to the default.
+    assert_eq!(cfg["key_slots"][0]["kdf"]["memory_kib"], 65536);
+    assert_eq!(cfg["key_slots"][0]["kdf"]["iterations"], 3);
+    reads_as_made(&env, "vault-v1");
+
+    let added = put_small_file(&env);
+    assert!(!added.is_empty() && added.iter().all(|&s| s == 4096), "{added:?}");
+    assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
+    assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
 }

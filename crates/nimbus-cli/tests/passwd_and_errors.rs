@@ -89,9 +89,9 @@ fn passwords_from_files() {
             "init",
             &store,
             "--kdf-memory-kib",
-            "1024",
+            "19456",
             "--kdf-iterations",
-            "1",
+            "2",
         ])
         .output()
         .unwrap();
@@ -155,9 +155,9 @@ fn clear_errors_for_bad_vaults() {
         "init",
         env.store.to_str().unwrap(),
         "--kdf-memory-kib",
-        "1024",
+        "19456",
         "--kdf-iterations",
-        "1",
+        "2",
     ]);
     assert!(!out.status.success());
     assert!(text(&out).contains("already exists"), "{}", text(&out));
@@ -172,11 +172,11 @@ fn clear_errors_for_bad_vaults() {
     // A config from a newer format version.
     let cfg = env.store.join("config");
     let text_cfg = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text_cfg.replace("\"version\": 1", "\"version\": 2")).unwrap();
+    std::fs::write(&cfg, text_cfg.replace("\"version\": 2", "\"version\": 3")).unwrap();
     let out = env.run(&["ls"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("format version 2") && text(&out).contains("Update Nimbus"),
+        text(&out).contains("format version 3") && text(&out).contains("Update Nimbus"),
         "{}",
         text(&out)
     );

@@ -23,11 +23,7 @@ pub struct Core {
 }
 
 fn fast_kdf() -> KdfParams {
-    KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    }
+    KdfParams::minimum()
 }
 
 impl Core {

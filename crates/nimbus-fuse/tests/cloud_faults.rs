@@ -97,11 +97,7 @@ fn programs_survive_failing_requests_and_an_outage() {
     let rt = runtime();
     let tmp = tempfile::tempdir_in("/var/tmp").expect("a temporary folder");
     let real = open_real(&address);
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    };
+    let kdf = KdfParams::minimum();
     rt.block_on(Vault::create(real.clone(), PASSWORD, VaultParams::default(), kdf))
         .expect("a new vault");
 

@@ -36,11 +36,7 @@ fn a_slow_store_holds_up_only_what_needs_it() {
     let tmp = tempfile::tempdir().expect("a temporary folder");
     let mem: DynBackend = Arc::new(MemoryBackend::new());
     let store = Arc::new(FaultyBackend::new(mem.clone(), FaultConfig::default()));
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    };
+    let kdf = KdfParams::minimum();
     rt.block_on(Vault::create(mem, b"pw", VaultParams::default(), kdf))
         .expect("a new vault");
     let device = DeviceId::random();

@@ -254,7 +254,7 @@ pub async fn check(
     let mut reachable: HashSet<CommitId> = HashSet::new();
     for dev in &ref_keys {
         let key = commit::ref_key(dev);
-        let rec = match backend.get(&key, None).await {
+        let rec = match backend.get_whole(&key, crate::caps::REF_MAX).await {
             Ok(b) => RefRecord::open(vault.keys(), dev, &b),
             Err(e) => Err(e.to_string()),
         };

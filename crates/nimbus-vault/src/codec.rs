@@ -228,6 +228,38 @@ pub(crate) fn seal_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], plainte
     crypto::seal(cipher, purpose, id, &encode_payload(plaintext, 3))
 }
 
+/// Seals a metadata object uncompressed, its body followed by zeros up to
+/// `padded_len` bytes (if shorter), so the box's length says little about
+/// its content. Readers decode the body with postcard, which stops at the
+/// end of the value, so the zeros need no length field.
+pub(crate) fn seal_meta_padded(
+    cipher: &Aes256Gcm,
+    purpose: Purpose,
+    id: &[u8],
+    plaintext: &[u8],
+    padded_len: usize,
+) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(1 + padded_len.max(plaintext.len()));
+    payload.push(RAW);
+    payload.extend_from_slice(plaintext);
+    payload.resize(1 + padded_len.max(plaintext.len()), 0);
+    crypto::seal(cipher, purpose, id, &payload)
+}
+
+/// Padmé (Nikitin et al., "Reducing Metadata Leakage from Encrypted Files
+/// and Communication with PURBs", 2019): `len` rounded up so that only its
+/// top ~log2(log2(len)) bits are free. At most 12 % more, and a length
+/// then reveals O(log log len) bits instead of O(log len).
+pub fn padme(len: u64) -> u64 {
+    if len < 2 {
+        return len;
+    }
+    let e = 63 - u64::from(len.leading_zeros());
+    let s = 64 - u64::from(e.leading_zeros());
+    let mask = (1u64 << (e - s)) - 1;
+    len.saturating_add(mask) & !mask
+}
+
 /// Opens a metadata object sealed by [`seal_meta`].
 pub(crate) fn open_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], sealed: &[u8]) -> Result<Vec<u8>, BlobError> {
     let payload = crypto::open(cipher, purpose, id, sealed)?;

@@ -44,6 +44,18 @@ impl IndexFile {
         codec::seal_meta(&keys.meta, Purpose::Index, id.as_bytes(), &plain)
     }
 
+    /// Seals for a vault of format `version`: from version 2 uncompressed
+    /// and zero-padded to the Padmé length of its body (at least 1 KiB), so
+    /// its size tells the store little about how many blobs a save added.
+    pub(crate) fn seal_for(&self, keys: &Keys, id: &Id, version: u64) -> Vec<u8> {
+        if version < 2 {
+            return self.seal(keys, id);
+        }
+        let plain = postcard::to_allocvec(self).unwrap_or_default();
+        let target = codec::padme((plain.len() as u64).max(1 << 10)) as usize;
+        codec::seal_meta_padded(&keys.meta, Purpose::Index, id.as_bytes(), &plain, target)
+    }
+
     pub(crate) fn open(keys: &Keys, id: &Id, sealed: &[u8]) -> Result<IndexFile, String> {
         let plain = codec::open_meta(&keys.meta, Purpose::Index, id.as_bytes(), sealed)
             .map_err(|e| format!("it failed authentication ({e})"))?;
@@ -104,5 +116,53 @@ impl MasterIndex {
 
     pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &Location)> {
         self.blobs.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    fn index_of(blobs: usize) -> IndexFile {
+        IndexFile {
+            packs: vec![IndexPack {
+                id: Id::random(),
+                size: 1 << 20,
+                blobs: (0..blobs)
+                    .map(|i| PackEntry {
+                        id: Id::random(),
+                        kind: BlobKind::Data,
+                        offset: i as u32 * 100,
+                        length: 100,
+                        raw_len: 71,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    /// Version 2 index objects hide how many blobs a small save added;
+    /// version 1 ones are as before. Both open the same way.
+    #[test]
+    fn padded_index_objects() {
+        let keys = MasterKey::random().derive();
+        let id = Id::random();
+        let sizes: Vec<usize> = [1, 2, 10]
+            .iter()
+            .map(|&n| index_of(n).seal_for(&keys, &id, 2).len())
+            .collect();
+        assert!(sizes.iter().all(|&s| s == sizes[0]), "{sizes:?}");
+        assert_ne!(
+            index_of(1).seal_for(&keys, &id, 1).len(),
+            index_of(2).seal_for(&keys, &id, 1).len()
+        );
+        for version in [1, 2] {
+            let f = index_of(300);
+            assert_eq!(
+                IndexFile::open(&keys, &id, &f.seal_for(&keys, &id, version)).unwrap(),
+                f
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! local files, mounts or networks. `docs/VAULT-FORMAT.md` describes every
 //! byte it writes.
 
+pub mod caps;
 pub mod check;
 pub mod chunker;
 pub mod codec;
@@ -20,6 +21,7 @@ pub mod paths;
 pub mod saver;
 pub mod stats;
 pub mod tree;
+pub mod upgrade;
 pub mod vault;
 
 #[doc(hidden)]

@@ -5,7 +5,14 @@
 //! a sealed box (see `codec`). The header is a sealed metadata box, bound to
 //! the pack id, listing every blob with its offset and lengths; it duplicates
 //! the index entries so a lost index can be rebuilt from the packs.
-
+//!
+//! From format version 2 a pack is padded, so its size says little about
+//! what it holds: random bytes between the blobs and the header bring the
+//! whole pack to its Padmé length (at least [`MIN_PADDED_PACK`]), and the
+//! header's plaintext is zero-padded to its own Padmé length (at least
+//! [`MIN_PADDED_HEADER`]), since the header's length is stored in the clear.
+//! Readers need no version: entries locate the blobs, and the padding is
+//! never read.
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, BlobKind, EncodedBlob};
@@ -39,10 +46,18 @@ pub fn parse_pack_key(key: &str) -> Option<PackId> {
     (dir.len() == 2 && name.starts_with(dir)).then_some(id)
 }
 
+/// The smallest padded pack: a save of one small file costs this much, and
+/// every file under it looks alike.
+pub const MIN_PADDED_PACK: u64 = 4 << 10;
+/// The smallest padded header plaintext: about 20 entries.
+pub const MIN_PADDED_HEADER: u64 = 1 << 10;
+
 /// Collects blobs of one kind until the pack is big enough.
 pub(crate) struct PackBuilder {
     buf: Vec<u8>,
     entries: Vec<PackEntry>,
+    /// Format version 2 and later: pad (see the module documentation).
+    pad: bool,
 }
 
 /// A sealed pack, ready to upload.
@@ -53,10 +68,13 @@ pub(crate) struct FinishedPack {
 }
 
 impl PackBuilder {
-    pub fn new() -> Self {
+    /// A builder for a vault of format `version`: packs are padded from
+    /// version 2 on; a version 1 vault keeps getting version 1 packs.
+    pub fn for_version(version: u64) -> Self {
         PackBuilder {
             buf: Vec::new(),
             entries: Vec::new(),
+            pad: version >= 2,
         }
     }
 
@@ -84,7 +102,21 @@ impl PackBuilder {
         let id = PackId::random();
         let entries = std::mem::take(&mut self.entries);
         let mut bytes = std::mem::take(&mut self.buf);
-        let header = encode_header(keys, &id, &entries);
+        let header = if self.pad {
+            let plain = postcard::to_allocvec(&entries).unwrap_or_default();
+            let target = codec::padme((plain.len() as u64).max(MIN_PADDED_HEADER)) as usize;
+            let header = codec::seal_meta_padded(&keys.meta, Purpose::PackHeader, id.as_bytes(), &plain, target);
+            let unpadded = (bytes.len() + header.len() + 4) as u64;
+            let total = codec::padme(unpadded.max(MIN_PADDED_PACK));
+            // Random, not zeros, so the padding cannot be told from the
+            // blobs' ciphertext and the blob area's size stays hidden.
+            let start = bytes.len();
+            bytes.resize(start + (total - unpadded) as usize, 0);
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes[start..]);
+            header
+        } else {
+            encode_header(keys, &id, &entries)
+        };
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
         FinishedPack { id, bytes, entries }
@@ -164,9 +196,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
-        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..20)) {
+        fn pack_round_trip(blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 0..20), version in 1u64..=2) {
             let keys = MasterKey::random().derive();
-            let mut b = PackBuilder::new();
+            let mut b = PackBuilder::for_version(version);
             for data in &blobs {
                 let id = blob_id(&keys, BlobKind::Data, data);
                 b.add(&encode_blob(&keys, BlobKind::Data, id, data, 3));
@@ -180,8 +212,49 @@ mod tests {
             }
             // Another pack's id, or any truncation, is refused.
             prop_assert!(parse_pack(&keys, &PackId::random(), &p.bytes).is_err());
-            prop_assert!(parse_pack(&keys, &p.id, &p.bytes[1..]).is_err() || blobs.is_empty());
+            prop_assert!(parse_pack(&keys, &p.id, &p.bytes[1..]).is_err() || blobs.is_empty() || version >= 2);
             prop_assert!(parse_pack(&keys, &p.id, &p.bytes[..p.bytes.len() - 1]).is_err());
+        }
+    }
+
+    /// The review's M5 measurement: a one-blob pack was `size + 101` bytes,
+    /// so the store learnt each small file's size. Padded, every small pack
+    /// has one size, and a larger one only its Padmé bucket.
+    #[test]
+    fn padded_packs_hide_sizes() {
+        let keys = MasterKey::random().derive();
+        let pack_of = |version: u64, len: usize| {
+            let data: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+            let mut b = PackBuilder::for_version(version);
+            let id = blob_id(&keys, BlobKind::Data, &data);
+            b.add(&encode_blob(&keys, BlobKind::Data, id, &data, 3));
+            let p = b.finish(&keys);
+            let (area, entries) = parse_pack(&keys, &p.id, &p.bytes).unwrap();
+            let e = entries[0];
+            let sealed = &area[e.offset as usize..(e.offset + e.length) as usize];
+            assert_eq!(decode_blob(&keys, e.kind, &e.id, e.raw_len, sealed).unwrap(), data);
+            p.bytes.len() as u64
+        };
+        // Version 1 (unchanged): the size shows through.
+        assert_eq!(pack_of(1, 1000) + 1, pack_of(1, 1001));
+        // Version 2: all small files alike, larger ones bucketed.
+        let small: Vec<u64> = [0, 1, 1000, 1001, 3000].iter().map(|&n| pack_of(2, n)).collect();
+        assert!(small.iter().all(|&s| s == MIN_PADDED_PACK), "{small:?}");
+        let a = pack_of(2, 123_457);
+        assert_eq!(a, crate::codec::padme(a));
+        assert_eq!(a, pack_of(2, 123_000));
+        assert!(a < 123_457 * 112 / 100);
+    }
+
+    #[test]
+    fn padme_values() {
+        use crate::codec::padme;
+        assert_eq!(padme(0), 0);
+        assert_eq!(padme(1101), 1152);
+        assert_eq!(padme(4096), 4096);
+        for n in [9u64, 100, 1000, 65_537, 16 << 20, (16 << 20) + 12_345] {
+            assert!(padme(n) >= n && padme(n) - n <= n * 12 / 100, "{n}");
+            assert_eq!(padme(padme(n)), padme(n));
         }
     }
 

@@ -114,7 +114,10 @@ impl Saver {
             },
             vault: vault.clone(),
             index_every: packs.max(1),
-            packers: Mutex::new((PackBuilder::new(), PackBuilder::new())),
+            packers: Mutex::new((
+                PackBuilder::for_version(vault.config().version()),
+                PackBuilder::for_version(vault.config().version()),
+            )),
             state: Mutex::new(State {
                 pending: HashSet::new(),
                 uploaded: Vec::new(),

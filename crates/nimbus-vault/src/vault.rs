@@ -35,7 +35,7 @@ pub struct Vault(Arc<Inner>);
 
 /// Reads the `config` object, or says there is no vault.
 pub async fn read_config(backend: &DynBackend) -> Result<Config> {
-    match backend.get(CONFIG_KEY, None).await {
+    match backend.get_whole(CONFIG_KEY, crate::caps::CONFIG_MAX).await {
         Ok(bytes) => Config::decode(&bytes),
         Err(e) if e.kind() == BackendErrorKind::NotFound => Err(VaultError::NoVault {
             store: backend.describe(),
@@ -139,7 +139,7 @@ impl Vault {
         let reads = futures::future::join_all(listing.iter().map(|obj| async move {
             let res = match index::parse_index_key(&obj.key) {
                 None => Err("its name is not an index id".to_string()),
-                Some(id) => match self.0.backend.get(&obj.key, None).await {
+                Some(id) => match self.0.backend.get_whole(&obj.key, crate::caps::INDEX_MAX).await {
                     Ok(bytes) => IndexFile::open(&self.0.keys, &id, &bytes),
                     Err(e) => Err(e.to_string()),
                 },
@@ -365,7 +365,7 @@ impl Vault {
         let bytes = self
             .0
             .backend
-            .get(&key, None)
+            .get_whole(&key, crate::caps::COMMIT_MAX)
             .await
             .map_err(|e| VaultError::from_get(&key, e, "a ref or commit names it"))?;
         Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e))
@@ -392,7 +392,7 @@ impl Vault {
             let bytes = self
                 .0
                 .backend
-                .get(&obj.key, None)
+                .get_whole(&obj.key, crate::caps::REF_MAX)
                 .await
                 .map_err(|e| VaultError::from_get(&obj.key, e, "it was just listed"))?;
             let rec = RefRecord::open(&self.0.keys, &dev, &bytes).map_err(|e| VaultError::corrupt(&obj.key, e))?;
@@ -494,7 +494,7 @@ impl Vault {
     /// ref's new update number.
     pub async fn write_ref(&self, device: &DeviceId, commit: CommitId, seen: u64) -> Result<u64> {
         let key = commit::ref_key(device);
-        let stored = match self.0.backend.get(&key, None).await {
+        let stored = match self.0.backend.get_whole(&key, crate::caps::REF_MAX).await {
             Ok(bytes) => RefRecord::open(&self.0.keys, device, &bytes)
                 .map(|r| r.seq)
                 .unwrap_or(0),
@@ -514,7 +514,7 @@ impl Vault {
     /// Writes one index object listing `packs`.
     pub(crate) async fn write_index(&self, packs: Vec<index::IndexPack>) -> Result<Id> {
         let id = Id::random();
-        let sealed = IndexFile { packs }.seal(&self.0.keys, &id);
+        let sealed = IndexFile { packs }.seal_for(&self.0.keys, &id, self.0.config.version());
         put_retrying(&self.0.backend, &index::index_key(&id), Bytes::from(sealed)).await?;
         Ok(id)
     }

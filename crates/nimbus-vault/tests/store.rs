@@ -12,11 +12,7 @@ use nimbus_vault::{BlobKind, KdfParams, Saver, Vault, VaultError, VaultParams};
 use proptest::prelude::*;
 
 fn fast_kdf() -> KdfParams {
-    KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    }
+    KdfParams::minimum()
 }
 
 fn small_params() -> VaultParams {

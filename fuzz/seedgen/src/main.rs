@@ -20,7 +20,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use nimbus_vault::config::{Config, KdfAlgorithm, KdfParams, VaultParams};
+use nimbus_vault::config::{Config, KdfParams, VaultParams};
 use nimbus_vault::index::{IndexFile, IndexPack};
 use nimbus_vault::pack::PackEntry;
 use nimbus_vault::{BlobKind, Commit, Entry, EntryKind, Id, RefRecord, ShortId, Timestamp, Tree, Xattr};
@@ -216,17 +216,12 @@ fn empty_pack() -> Vec<u8> {
 }
 
 fn config_seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let kdf = KdfParams {
-        algorithm: KdfAlgorithm::Argon2id,
-        memory_kib: 1024,
-        iterations: 1,
-        parallelism: 1,
-    };
+    let kdf = KdfParams::minimum();
     let (cfg, _master, _recovery) = Config::create(b"x", VaultParams::default(), kdf).expect("Config::create");
     let real = cfg.encode();
     Config::decode(&real).expect("the created config decodes");
     let text = String::from_utf8(real.clone()).expect("config is UTF-8");
-    let newer = text.replacen("\"version\": 1", "\"version\": 2", 1);
+    let newer = text.replacen("\"version\": 2", "\"version\": 3", 1);
     assert_ne!(newer, text, "version field not found");
     let compact = serde_compact(&text);
     Config::decode(compact.as_bytes()).expect("the compact config decodes");

@@ -64,14 +64,14 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `init` with a cheap KDF (tests only; the default costs ~0.5 s per open).
+    /// `init` at the lowest KDF cost Nimbus accepts (the default costs ~0.5 s per open).
     pub fn init(&self) -> String {
         self.init_with(&[])
     }
 
     pub fn init_with(&self, extra: &[&str]) -> String {
         let store = self.store.to_string_lossy().into_owned();
-        let mut args = vec!["init", &store, "--kdf-memory-kib", "1024", "--kdf-iterations", "1"];
+        let mut args = vec!["init", &store, "--kdf-memory-kib", "19456", "--kdf-iterations", "2"];
         args.extend_from_slice(extra);
         self.ok(&args)
     }

@@ -41,11 +41,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A new vault in `store` with a cheap password hash.
 pub fn create_vault(rt: &tokio::runtime::Runtime, store: &Path) {
     let backend = nimbus_backend::create_store(&StoreUrl::LocalFolder(store.to_path_buf())).expect("the store");
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    };
+    let kdf = KdfParams::minimum();
     rt.block_on(Vault::create(backend, PASSWORD, VaultParams::default(), kdf))
         .expect("a new vault");
 }
