@@ -140,7 +140,9 @@ fn blobs_count_as_stored_only_once_an_index_lists_them() {
         let (mem, _) = new_vault().await;
         let store = faulty(&mem);
         let vault = Vault::open(store.clone(), b"pw").await.unwrap();
-        let data: Vec<Vec<u8>> = (0..5u32).map(|i| format!("blob {i} ").repeat(5_000).into_bytes()).collect();
+        let data: Vec<Vec<u8>> = (0..5u32)
+            .map(|i| format!("blob {i} ").repeat(5_000).into_bytes())
+            .collect();
 
         store.set_fail_puts_under(Some("index/"));
         let saver = Saver::new(&vault);
@@ -186,12 +188,9 @@ fn a_damaged_commit_object_is_skipped_and_named() {
         assert!(scan.damaged[0].1.contains("damaged"), "{}", scan.damaged[0].1);
 
         // Another device's head descends from the first commit, now damaged.
-        mem.put(
-            &format!("commits/{}", first.to_hex()),
-            Bytes::from_static(b"damaged"),
-        )
-        .await
-        .unwrap();
+        mem.put(&format!("commits/{}", first.to_hex()), Bytes::from_static(b"damaged"))
+            .await
+            .unwrap();
         let other = DeviceId::random();
         commit(&vault, other, vec![first], "other").await;
         assert_eq!(vault.head().await.unwrap().unwrap().1.message, "other");
@@ -205,7 +204,9 @@ fn a_store_that_ignores_ranges_still_reads() {
     rt().block_on(async {
         let (mem, vault) = new_vault().await;
         let saver = Saver::new(&vault);
-        let data: Vec<Vec<u8>> = (0..8u32).map(|i| format!("{i}-").repeat(3_000 + 500 * i as usize).into_bytes()).collect();
+        let data: Vec<Vec<u8>> = (0..8u32)
+            .map(|i| format!("{i}-").repeat(3_000 + 500 * i as usize).into_bytes())
+            .collect();
         let mut ids = Vec::new();
         for d in &data {
             ids.push(saver.save_blob(BlobKind::Data, d.clone()).await.unwrap());
