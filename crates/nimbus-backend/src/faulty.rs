@@ -3,6 +3,12 @@
 //! the whole store going offline. For tests of what the vault does when the
 //! store misbehaves in ways a real server will not do on demand.
 //!
+//! Three faults aim at one object rather than at random: puts under a key
+//! prefix that fail (an index upload lost while packs went through), one
+//! get of a key answered with other bytes (a store replaying an old object
+//! to one reader), and ranged gets answered with the whole object (a
+//! server that ignores `Range`).
+//!
 //! Every random choice comes from one seeded generator, so a test that makes
 //! its calls one after another sees the same faults on every run. Calls made
 //! concurrently draw in whatever order they happen to run.
@@ -89,6 +95,11 @@ struct State {
     /// Successful puts counted against `fail_puts_after`.
     puts_done: u64,
     stats: FaultStats,
+    /// Puts of keys starting with this fail.
+    fail_puts_under: Option<String>,
+    /// Key, gets of it still to pass before the replay, bytes to answer.
+    replay: Vec<(String, u64, Bytes)>,
+    ignore_ranges: bool,
 }
 
 /// Wraps `B` and injects the faults described by a [`FaultConfig`].
@@ -120,6 +131,9 @@ impl<B: Backend> FaultyBackend<B> {
                 offline: false,
                 puts_done: 0,
                 stats: FaultStats::default(),
+                fail_puts_under: None,
+                replay: Vec::new(),
+                ignore_ranges: false,
             }),
         }
     }
@@ -162,6 +176,26 @@ impl<B: Backend> FaultyBackend<B> {
         state.puts_done = 0;
     }
 
+    /// Makes every put of a key starting with `prefix` fail with
+    /// `Unavailable` (`None`: stop), whatever else goes through.
+    pub fn set_fail_puts_under(&self, prefix: Option<&str>) {
+        self.lock().fail_puts_under = prefix.map(str::to_string);
+    }
+
+    /// Answers the `nth` get of `key` from now on (1 is the next one) with
+    /// `bytes` instead of what is stored, once, as a store that replays an
+    /// old copy of an object to one reader would. A ranged get is answered
+    /// with that range of `bytes`.
+    pub fn replay_on_get(&self, key: &str, nth: u64, bytes: Bytes) {
+        self.lock().replay.push((key.to_string(), nth.max(1), bytes));
+    }
+
+    /// While `true`, a ranged get answers with the whole object, as a server
+    /// that ignores `Range` (and answers `200 OK`) does.
+    pub fn set_ignore_ranges(&self, ignore: bool) {
+        self.lock().ignore_ranges = ignore;
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> FaultStats {
         self.lock().stats.clone()
@@ -197,6 +231,8 @@ impl<B: Backend> FaultyBackend<B> {
                 Some("random failure")
             } else if call == Call::Put && state.config.fail_puts_after.is_some_and(|n| state.puts_done >= n) {
                 Some("puts stopped working")
+            } else if call == Call::Put && state.fail_puts_under.as_deref().is_some_and(|p| key.starts_with(p)) {
+                Some("puts under this prefix fail")
             } else {
                 None
             };
@@ -223,7 +259,26 @@ impl<B: Backend> FaultyBackend<B> {
 impl<B: Backend> Backend for FaultyBackend<B> {
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
         self.enter(Call::Get, key).await?;
-        let mut data = self.inner.get(key, range).await?;
+        let (replayed, whole) = {
+            let mut state = self.lock();
+            let mut replayed = None;
+            if let Some(i) = state.replay.iter().position(|r| r.0 == key) {
+                state.replay[i].1 -= 1;
+                if state.replay[i].1 == 0 {
+                    replayed = Some(state.replay.remove(i).2);
+                }
+            }
+            (replayed, state.ignore_ranges)
+        };
+        let mut data = match (replayed, range) {
+            (Some(old), None) => old,
+            (Some(old), Some(r)) => {
+                let len = old.len() as u64;
+                old.slice(r.start.min(len) as usize..r.end.min(len) as usize)
+            }
+            (None, Some(_)) if whole => self.inner.get(key, None).await?,
+            (None, range) => self.inner.get(key, range).await?,
+        };
         let mut state = self.lock();
         if state.rng.gen::<f64>() < state.config.truncate_reads && !data.is_empty() {
             let len = state.rng.gen_range(0..data.len());

@@ -12,7 +12,7 @@ pub async fn resolve(vault: &Vault, at: Option<&str>) -> Result<(CommitId, Commi
             None => Err(VaultError::Empty.into()),
         };
     };
-    let commits = vault.list_commits().await?;
+    let commits = commits_warning_of_damaged(vault).await?;
     if commits.is_empty() {
         return Err(VaultError::Empty.into());
     }
@@ -39,6 +39,17 @@ pub async fn resolve(vault: &Vault, at: Option<&str>) -> Result<(CommitId, Commi
             format_time(commits[0].1.time)
         ),
     }
+}
+
+/// Every readable snapshot, oldest first, with a warning on stderr for
+/// each commit object that could not be read: one damaged snapshot costs
+/// that snapshot, not the history.
+pub async fn commits_warning_of_damaged(vault: &Vault) -> Result<Vec<(CommitId, Commit)>> {
+    let scan = vault.scan_commits().await?;
+    for (_, why) in &scan.damaged {
+        eprintln!("warning: skipped one snapshot: {why}");
+    }
+    Ok(scan.commits)
 }
 
 fn looks_like_time(s: &str) -> bool {

@@ -143,7 +143,7 @@ pub struct LogArgs {
 
 pub async fn run_log(g: &GlobalArgs, a: LogArgs) -> Result<ExitCode> {
     let vault = store::open_vault(g).await?;
-    let commits = vault.list_commits().await?;
+    let commits = crate::at::commits_warning_of_damaged(&vault).await?;
     if commits.is_empty() {
         out::line("No snapshots yet.");
     }

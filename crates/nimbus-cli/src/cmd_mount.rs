@@ -284,14 +284,10 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
     opts.commit_delay = Duration::from_secs(a.commit_delay);
     opts.cache_limit = a.cache_size << 20;
     opts.owner = current_user();
-    let g2 = g.clone();
+    let state = device::state_dir(g)?;
     opts.on_commit = Some(Box::new(move |_cid, seq| {
         // Remember the ref's update number, so a rollback is noticed.
-        if let Ok(mut seen) = device::load_seen(&g2, &vid) {
-            let e = seen.entry(dev).or_insert(0);
-            *e = (*e).max(seq);
-            let _ = device::save_seen(&g2, &vid, &seen);
-        }
+        nimbus_service::device::note_own_commit(&state, &vid, dev, seq)
     }));
     let fs = Fs::load(vault, rt.handle().clone(), opts).context("could not open the drive's local state")?;
 

@@ -259,13 +259,13 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     };
     let cid = vault.write_commit(&commit).await?;
     let vid = vault.config().vault_id;
-    let mut seen = device::load_seen(g, &vid)?;
-    let seq = vault
+    // The vault holds every ref seen since the open (this device's memory
+    // included) and checks the refs again before publishing.
+    let seen = device::load_seen(g, &vid)?;
+    vault
         .write_ref(&device, cid, seen.get(&device).copied().unwrap_or(0))
         .await?;
-    let e = seen.entry(device).or_insert(0);
-    *e = (*e).max(seq);
-    device::save_seen(g, &vid, &seen)?;
+    device::save_seen(g, &vid, &vault.refs_seen())?;
 
     for (p, why) in &skipped {
         eprintln!("warning: skipped {}: {why}", p.display());

@@ -24,11 +24,13 @@ pub fn device_id(g: &GlobalArgs, vault_id: &ShortId) -> Result<DeviceId> {
 
 /// The newest update of each device's ref this device has seen.
 pub fn load_seen(g: &GlobalArgs, vault_id: &ShortId) -> Result<HashMap<DeviceId, u64>> {
-    Ok(device::load_seen(&state_dir(g)?, vault_id))
+    Ok(device::load_seen(&state_dir(g)?, vault_id)?)
 }
 
+/// Merges `seen` into what this device remembers (never lowering a counter).
 pub fn save_seen(g: &GlobalArgs, vault_id: &ShortId, seen: &HashMap<DeviceId, u64>) -> Result<()> {
-    Ok(device::save_seen(&state_dir(g)?, vault_id, seen)?)
+    device::save_seen(&state_dir(g)?, vault_id, seen)?;
+    Ok(())
 }
 
 /// Where the vault is mounted on this device, if it is.

@@ -42,14 +42,14 @@ pub async fn open_vault_with(g: &GlobalArgs, backend: DynBackend, pw: &str) -> R
     check_rollback(g, vault).await
 }
 
+/// Gives the vault this device's memory of the refs, so every later read
+/// of them (the head, the check before publishing) is held to it, then
+/// reads them once now to refuse a rollback early and remember what is new.
 async fn check_rollback(g: &GlobalArgs, vault: Vault) -> Result<Vault> {
     let id = vault.config().vault_id;
-    let refs = vault.read_refs().await?;
-    let seen = crate::device::load_seen(g, &id)?;
-    let updated = Vault::check_rollback(&refs, &seen)?;
-    if updated != seen {
-        crate::device::save_seen(g, &id, &updated)?;
-    }
+    vault.remember_refs_seen(&crate::device::load_seen(g, &id)?);
+    vault.read_refs().await?;
+    crate::device::save_seen(g, &id, &vault.refs_seen())?;
     Ok(vault)
 }
 
@@ -76,4 +76,70 @@ pub async fn open_vault_unchecked(g: &GlobalArgs) -> Result<Vault> {
         );
     }
     Ok(vault)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use nimbus_backend::{Backend, FaultConfig, FaultyBackend, MemoryBackend};
+    use nimbus_vault::{BlobKind, Commit, KdfParams, Saver, Timestamp, Tree, VaultParams};
+    use std::sync::Arc;
+
+    /// Review H1 through the CLI's own path (`ls`, `get` and `put` open the
+    /// vault this way, then pick the head with `at::resolve`): an old ref
+    /// served only to the second read is refused, never shown.
+    #[test]
+    fn an_old_ref_on_the_second_read_is_refused() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mem = Arc::new(MemoryBackend::new());
+            let kdf = KdfParams {
+                memory_kib: 64,
+                iterations: 1,
+                ..KdfParams::default()
+            };
+            let (vault, _) = Vault::create(mem.clone(), b"pw", VaultParams::default(), kdf)
+                .await
+                .unwrap();
+            let saver = Saver::new(&vault);
+            let root = saver.save_blob(BlobKind::Tree, Tree::default().encode()).await.unwrap();
+            saver.finish().await.unwrap();
+            let device = nimbus_vault::DeviceId::random();
+            let key = format!("refs/{}", device.to_hex());
+            let mut old_ref = None;
+            let mut parents = vec![];
+            for message in ["old", "newer"] {
+                let c = Commit {
+                    root,
+                    parents: parents.clone(),
+                    device,
+                    time: Timestamp::now(),
+                    message: message.into(),
+                    files: 0,
+                    bytes: 0,
+                };
+                let id = vault.write_commit(&c).await.unwrap();
+                vault.write_ref(&device, id, 0).await.unwrap();
+                parents = vec![id];
+                old_ref.get_or_insert(mem.get(&key, None).await.unwrap());
+            }
+
+            let state = tempfile::tempdir().unwrap();
+            let g = GlobalArgs {
+                store: None,
+                password_file: None,
+                state_dir: Some(state.path().to_path_buf()),
+                quiet: true,
+            };
+            let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
+            faulty.replay_on_get(&key, 2, old_ref.unwrap());
+            let vault = open_vault_with(&g, faulty.clone(), "pw").await.unwrap();
+            match crate::at::resolve(&vault, None).await {
+                Ok((_, c)) => panic!("showed the `{}` snapshot from the replayed ref", c.message),
+                Err(e) => assert!(e.to_string().contains("went back in time"), "{e}"),
+            }
+            assert_eq!(crate::at::resolve(&vault, None).await.unwrap().1.message, "newer");
+        });
+    }
 }

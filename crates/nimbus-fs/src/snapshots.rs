@@ -83,7 +83,12 @@ impl Snapshots {
                 return Ok(l.clone());
             }
         }
-        let mut commits = fs.rt.block_on(fs.vault.list_commits())?;
+        // A damaged commit object hides that one snapshot, not the folder.
+        let scan = fs.rt.block_on(fs.vault.scan_commits())?;
+        for (_, why) in &scan.damaged {
+            tracing::warn!("`.snapshots` leaves out one snapshot: {why}");
+        }
+        let mut commits = scan.commits;
         commits.sort_by_key(|c| (c.1.time, c.0));
         let mut out: Vec<(Vec<u8>, CommitId, Commit)> = Vec::with_capacity(commits.len());
         for (id, c) in commits {

@@ -178,13 +178,12 @@ impl Drive {
             .map_err(from_vault)?;
         let vid = vault.config().vault_id;
         // A store whose refs went back in time since this device last
-        // looked is refused (see `Vault::check_rollback`).
-        let refs = self.rt.block_on(vault.read_refs()).map_err(from_vault)?;
-        let seen = device::load_seen(&self.state_dir, &vid);
-        let updated = Vault::check_rollback(&refs, &seen).map_err(from_vault)?;
-        if updated != seen {
-            device::save_seen(&self.state_dir, &vid, &updated).map_err(local)?;
-        }
+        // looked is refused (see `Vault::check_rollback`), now and at every
+        // later read of the refs: the vault holds this memory, so the head
+        // the drive starts from and every ref it publishes are checked.
+        vault.remember_refs_seen(&device::load_seen(&self.state_dir, &vid).map_err(local)?);
+        self.rt.block_on(vault.read_refs()).map_err(from_vault)?;
+        let updated = device::save_seen(&self.state_dir, &vid, &vault.refs_seen()).map_err(local)?;
         let dev = device::device_id(&self.state_dir, &vid).map_err(local)?;
         let vault_dir = device::vault_dir(&self.state_dir, &vid);
         let mut opts = FsOptions::new(vault_dir.join("drive"), dev);

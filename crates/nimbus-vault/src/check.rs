@@ -300,8 +300,7 @@ async fn check_pack_header(vault: &Vault, id: &PackId, key: &str, size: u64) -> 
         return Err("it is too short to be a pack".into());
     }
     let backend = vault.backend();
-    let tail = backend
-        .get(key, Some(size - 4..size))
+    let tail = crate::vault::get_range(backend, key, size - 4..size)
         .await
         .map_err(|e| e.to_string())?;
     let tail: [u8; 4] = tail
@@ -313,8 +312,7 @@ async fn check_pack_header(vault: &Vault, id: &PackId, key: &str, size: u64) -> 
         return Err(format!("its header length {hlen} does not fit"));
     }
     let start = size - 4 - hlen;
-    let header = backend
-        .get(key, Some(start..size - 4))
+    let header = crate::vault::get_range(backend, key, start..size - 4)
         .await
         .map_err(|e| e.to_string())?;
     pack::decode_header(vault.keys(), id, &header, start).map_err(|e| e.to_string())

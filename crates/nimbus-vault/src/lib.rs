@@ -34,4 +34,4 @@ pub use error::{Result, VaultError};
 pub use id::{BlobId, CommitId, DeviceId, FileId, Id, ShortId};
 pub use saver::{SaveReaderError, SaveStats, Saver};
 pub use tree::{Entry, EntryKind, Timestamp, Tree, Xattr};
-pub use vault::{read_config, Unlock, Vault};
+pub use vault::{read_config, CommitScan, Unlock, Vault};

@@ -8,6 +8,15 @@
 //! packs and writes one index object for them all: only then are the blobs
 //! part of the vault, and only then may a commit reference them.
 //!
+//! A blob counts as stored (for deduplication by this or any later save of
+//! the same [`Vault`]) only once an index object naming it is in the store.
+//! Until then it is `pending` in this save; an index upload that fails puts
+//! its packs back in the queue for the next one, and if the last one fails
+//! too, the save fails and the next save uploads those blobs again (the
+//! orphaned packs are garbage for prune). A long-lived drive keeps one
+//! `Vault` for days, so a pack that entered its index before any index
+//! object listed it would be deduplicated against forever.
+//!
 //! Lock order: `packers` before `state`; neither is held across an await.
 
 use bytes::Bytes;
@@ -59,9 +68,10 @@ pub struct SaveStats {
 }
 
 struct State {
-    /// Blobs accepted by this save but not yet in the master index.
+    /// Blobs accepted by this save but not yet listed by a stored index
+    /// object (so not yet in the master index).
     pending: HashSet<BlobId>,
-    /// Packs uploaded, for the index object.
+    /// Packs uploaded and not yet listed by a stored index object.
     uploaded: Vec<IndexPack>,
     error: Option<String>,
 }
@@ -309,15 +319,10 @@ impl Saver {
             h.await
                 .map_err(|e| VaultError::invalid_input(format!("the upload task failed: {e}")))?;
         }
-        // Even when the save failed, index what did upload: the blobs are
-        // already in this process's index, and a later save must not rely
-        // on them unless an index object lists them.
+        // Even when the save failed, index what did upload, so a later save
+        // can skip those blobs.
         let uploaded = std::mem::take(&mut self.0.state.lock().map_err(|_| poisoned())?.uploaded);
-        let indexed = if uploaded.is_empty() {
-            Ok(())
-        } else {
-            self.0.vault.write_index(uploaded).await.map(|_| ())
-        };
+        let indexed = write_index_then_adopt(&self.0, uploaded).await;
         if self.failed().is_some() {
             return Err(self.upload_error());
         }
@@ -381,10 +386,6 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
                     size,
                     blobs: p.entries,
                 };
-                shared.vault.index_add(&ip);
-                for b in &ip.blobs {
-                    st.pending.remove(&b.id);
-                }
                 st.uploaded.push(ip);
                 shared.uploaded_bytes.fetch_add(size, Ordering::Relaxed);
                 shared.packs.fetch_add(1, Ordering::Relaxed);
@@ -403,14 +404,66 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
         }
     };
     if let Some(batch) = batch {
-        if let Err(e) = shared.vault.write_index(batch).await {
-            let mut st = match shared.state.lock() {
-                Ok(s) => s,
-                Err(p) => p.into_inner(),
-            };
-            if st.error.is_none() {
-                st.error = Some(format!("writing an index: {e}"));
+        // A failure re-queued the batch; `finish` tries once more and fails
+        // the save if that does not work either.
+        let _ = write_index_then_adopt(shared, batch).await;
+    }
+}
+
+/// Writes index objects for `packs` (several if a re-queued batch made
+/// them too many for one); once one is stored, its blobs join the master
+/// index. On failure the rest go back in the queue, so their blobs stay
+/// pending (never "stored") and are listed by a later attempt.
+async fn write_index_then_adopt(shared: &Shared, mut packs: Vec<IndexPack>) -> Result<()> {
+    while !packs.is_empty() {
+        let mut entries = 0;
+        let split = packs
+            .iter()
+            .position(|p| {
+                entries += p.blobs.len();
+                entries > MAX_INDEX_ENTRIES
+            })
+            .unwrap_or(packs.len())
+            .max(1);
+        let rest = packs.split_off(split);
+        if let Err(e) = write_one_index(shared, packs).await {
+            requeue(shared, rest);
+            return Err(e);
+        }
+        packs = rest;
+    }
+    Ok(())
+}
+
+fn requeue(shared: &Shared, packs: Vec<IndexPack>) {
+    let mut st = match shared.state.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    st.uploaded.extend(packs);
+}
+
+async fn write_one_index(shared: &Shared, batch: Vec<IndexPack>) -> Result<()> {
+    let written = shared.vault.write_index(batch.clone()).await;
+    let mut st = match shared.state.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    match written {
+        Ok(_) => {
+            for ip in &batch {
+                // Into the master index before leaving `pending`, so a
+                // concurrent saver always finds the blob in one of them.
+                shared.vault.index_add(ip);
+                for b in &ip.blobs {
+                    st.pending.remove(&b.id);
+                }
             }
+            Ok(())
+        }
+        Err(e) => {
+            st.uploaded.extend(batch);
+            Err(e)
         }
     }
 }

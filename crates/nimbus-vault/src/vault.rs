@@ -1,8 +1,16 @@
 //! An open vault: unlocking, the master index, reading blobs, trees and
 //! commits, and publishing commits and refs.
 //!
-//! Lock order: `index` is never held across an await or while taking
-//! another lock.
+//! Freshness: a `Vault` remembers the newest update of every device's ref
+//! it has seen (seeded by the caller from what this device remembers), and
+//! every read of the refs is checked against that memory before anything is
+//! chosen from it. So the head is always picked from refs that passed the
+//! rollback check, and a store that answers a later read with an older ref
+//! (a replay) is refused however many reads there are, including the one
+//! made right before publishing a ref.
+//!
+//! Lock order: `index` and `seen` are never held across an await or while
+//! taking another lock.
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -27,6 +35,8 @@ struct Inner {
     index: RwLock<MasterIndex>,
     /// Index objects that could not be read at open, with the reason.
     damaged_indexes: RwLock<Vec<(String, String)>>,
+    /// The newest update of each device's ref seen (see the module doc).
+    seen: RwLock<HashMap<DeviceId, u64>>,
 }
 
 /// An unlocked vault. Cheap to clone: clones share keys and index.
@@ -71,6 +81,7 @@ impl Vault {
             keys: master.derive(),
             index: RwLock::new(MasterIndex::default()),
             damaged_indexes: RwLock::new(Vec::new()),
+            seen: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -228,10 +239,7 @@ impl Vault {
         let loc = self.locate_or_err(id)?;
         let key = pack::pack_key(&loc.pack);
         let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
-        let sealed = self
-            .0
-            .backend
-            .get(&key, Some(range))
+        let sealed = get_range(&self.0.backend, &key, range)
             .await
             .map_err(|e| VaultError::from_get(&key, e, &format!("it holds blob {id}")))?;
         if sealed.len() != loc.length as usize {
@@ -292,10 +300,7 @@ impl Vault {
                 end = end.max(loc.offset as u64 + loc.length as u64);
                 j += 1;
             }
-            let bytes = self
-                .0
-                .backend
-                .get(&key, Some(start..end))
+            let bytes = get_range(&self.0.backend, &key, start..end)
                 .await
                 .map_err(|e| VaultError::from_get(&key, e, "the index lists blobs in it"))?;
             if (bytes.len() as u64) < end - start {
@@ -371,43 +376,127 @@ impl Vault {
         Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e))
     }
 
-    /// Every commit in the vault, oldest first.
+    /// Every readable commit in the vault, oldest first. Damaged ones are
+    /// left out; [`Vault::scan_commits`] names them.
     pub async fn list_commits(&self) -> Result<Vec<(CommitId, Commit)>> {
-        let mut out = Vec::new();
-        for obj in self.0.backend.list("commits/").await? {
-            let id = commit::parse_commit_key(&obj.key)
-                .ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a commit id"))?;
-            out.push((id, self.read_commit(&id).await?));
-        }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        Ok(self.scan_commits().await?.commits)
     }
 
-    /// Every device's ref.
+    /// Every commit in the vault, oldest first, and the commit objects that
+    /// could not be read, with the reason. One damaged object must not hide
+    /// the whole history: only that snapshot is lost. A failure to list or
+    /// to reach the store is still an error.
+    pub async fn scan_commits(&self) -> Result<CommitScan> {
+        use futures::StreamExt;
+        let listing = self.0.backend.list("commits/").await?;
+        let mut scan = CommitScan::default();
+        let mut reads = futures::stream::iter(listing.into_iter().map(|obj| async move {
+            let res = match commit::parse_commit_key(&obj.key) {
+                None => Err(VaultError::corrupt(&obj.key, "its name is not a commit id")),
+                Some(id) => self.read_commit(&id).await.map(|c| (id, c)),
+            };
+            (obj.key, res)
+        }))
+        .buffer_unordered(16);
+        while let Some((key, res)) = reads.next().await {
+            match res {
+                Ok(c) => scan.commits.push(c),
+                Err(e @ (VaultError::Corrupt { .. } | VaultError::Missing { .. })) => {
+                    scan.damaged.push((key, e.to_string()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        scan.commits.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        scan.damaged.sort();
+        Ok(scan)
+    }
+
+    /// Raises this vault's memory of the refs seen (see the module doc) to
+    /// at least `seen`: what this device remembered from earlier runs. Call
+    /// it right after opening, before the first read of the refs.
+    pub fn remember_refs_seen(&self, seen: &HashMap<DeviceId, u64>) {
+        let mut g = match self.0.seen.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for (dev, &seq) in seen {
+            let e = g.entry(*dev).or_insert(0);
+            *e = (*e).max(seq);
+        }
+    }
+
+    /// The newest update of each device's ref this vault has seen, for the
+    /// caller to remember for the next run.
+    pub fn refs_seen(&self) -> HashMap<DeviceId, u64> {
+        match self.0.seen.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Every device's ref, checked against the refs seen before (see
+    /// [`Vault::check_rollback`]): a ref that went back in time or
+    /// disappeared is an error, and nothing is chosen from such a read.
+    /// What passes raises the memory.
     pub async fn read_refs(&self) -> Result<HashMap<DeviceId, RefRecord>> {
+        let mut refs = self.read_refs_unchecked().await?;
+        // A listing may lag behind a write (this device's own ref, just
+        // written): ask for a ref seen before by name before calling it gone.
+        let unlisted: Vec<DeviceId> = self.refs_seen().into_keys().filter(|d| !refs.contains_key(d)).collect();
+        for dev in unlisted {
+            if let Some(rec) = self.read_ref(&dev).await? {
+                refs.insert(dev, rec);
+            }
+        }
+        let updated = Vault::check_rollback(&refs, &self.refs_seen())?;
+        self.remember_refs_seen(&updated);
+        Ok(refs)
+    }
+
+    /// Every device's ref as the store has it now, without the rollback
+    /// check (for `check`, which reports every problem it finds).
+    pub async fn read_refs_unchecked(&self) -> Result<HashMap<DeviceId, RefRecord>> {
         let mut out = HashMap::new();
         for obj in self.0.backend.list("refs/").await? {
             let dev = commit::parse_ref_key(&obj.key)
                 .ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a device id"))?;
-            let bytes = self
-                .0
-                .backend
-                .get_whole(&obj.key, crate::caps::REF_MAX)
-                .await
-                .map_err(|e| VaultError::from_get(&obj.key, e, "it was just listed"))?;
-            let rec = RefRecord::open(&self.0.keys, &dev, &bytes).map_err(|e| VaultError::corrupt(&obj.key, e))?;
+            let rec = self
+                .read_ref(&dev)
+                .await?
+                .ok_or_else(|| VaultError::missing(&obj.key, "it was just listed"))?;
             out.insert(dev, rec);
         }
         Ok(out)
     }
 
-    /// The newest snapshot: of the commits the refs point at, those that no
-    /// other one descends from, and of those the latest. `None` for a vault
-    /// with no ref yet. Commits no ref reaches (a save interrupted before
-    /// its ref) are ignored; a ref deleted on the server is caught by
-    /// [`Vault::check_rollback`] on any device that has seen it.
+    /// One device's ref, `None` when the store has none.
+    async fn read_ref(&self, dev: &DeviceId) -> Result<Option<RefRecord>> {
+        let key = commit::ref_key(dev);
+        let bytes = match self.0.backend.get_whole(&key, crate::caps::REF_MAX).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == BackendErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        RefRecord::open(&self.0.keys, dev, &bytes)
+            .map(Some)
+            .map_err(|e| VaultError::corrupt(&key, e))
+    }
+
+    /// The newest snapshot, chosen from one read of the refs that passed
+    /// the rollback check (see [`Vault::read_refs`] and
+    /// [`Vault::head_from`]).
     pub async fn head(&self) -> Result<Option<(CommitId, Commit)>> {
         let refs = self.read_refs().await?;
+        self.head_from(&refs).await
+    }
+
+    /// The newest snapshot of `refs`: of the commits they point at, those
+    /// that no other one descends from, and of those the latest. `None` for
+    /// a vault with no ref yet. Commits no ref reaches (a save interrupted
+    /// before its ref) are ignored; a ref deleted on the server is caught by
+    /// [`Vault::check_rollback`] on any device that has seen it.
+    pub async fn head_from(&self, refs: &HashMap<DeviceId, RefRecord>) -> Result<Option<(CommitId, Commit)>> {
         let mut candidates: Vec<(CommitId, Commit)> = Vec::new();
         for rec in refs.values() {
             if !candidates.iter().any(|c| c.0 == rec.commit) {
@@ -427,8 +516,9 @@ impl Vault {
             }
             match self.read_commit(&id).await {
                 Ok(c) => stack.extend(c.parents),
-                // A missing old commit does not hide the newer ones; `check` reports it.
-                Err(VaultError::Missing { .. }) => {}
+                // A missing or damaged old commit does not hide the newer
+                // ones; `check` reports it.
+                Err(VaultError::Missing { .. } | VaultError::Corrupt { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -488,26 +578,28 @@ impl Vault {
     }
 
     /// Points this device's ref at `commit`: the last step of a save.
-    /// `seen` is the newest update number of this ref the device has seen;
-    /// the new number is above both it and the stored one, so the counter
-    /// never goes back even if the stored ref is unreadable. Returns the
-    /// ref's new update number.
+    ///
+    /// Right before publishing, the refs are read once more and checked
+    /// against every ref seen so far: a commit is never published while the
+    /// store answers with refs older than those the save started from (it
+    /// may have been built on a replayed head, and publishing it would make
+    /// the rollback permanent). `seen` is the newest update number of this
+    /// ref the device has seen; the new number is above both it and the
+    /// stored one, so the counter never goes back. Returns the ref's new
+    /// update number.
     pub async fn write_ref(&self, device: &DeviceId, commit: CommitId, seen: u64) -> Result<u64> {
         let key = commit::ref_key(device);
-        let stored = match self.0.backend.get_whole(&key, crate::caps::REF_MAX).await {
-            Ok(bytes) => RefRecord::open(&self.0.keys, device, &bytes)
-                .map(|r| r.seq)
-                .unwrap_or(0),
-            Err(e) if e.kind() == BackendErrorKind::NotFound => 0,
-            Err(e) => return Err(e.into()),
-        };
-        let seq = stored.max(seen) + 1;
+        let refs = self.read_refs().await?;
+        let stored = refs.get(device).map(|r| r.seq).unwrap_or(0);
+        let remembered = self.refs_seen().get(device).copied().unwrap_or(0);
+        let seq = stored.max(seen).max(remembered) + 1;
         let rec = RefRecord {
             commit,
             seq,
             time: crate::tree::Timestamp::now(),
         };
         put_retrying(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
+        self.remember_refs_seen(&HashMap::from([(*device, seq)]));
         Ok(seq)
     }
 
@@ -522,6 +614,34 @@ impl Vault {
     pub(crate) fn chunker_seed(&self) -> u64 {
         self.0.keys.chunker_seed
     }
+}
+
+/// What [`Vault::scan_commits`] found.
+#[derive(Debug, Default)]
+pub struct CommitScan {
+    /// The readable commits, oldest first.
+    pub commits: Vec<(CommitId, Commit)>,
+    /// Commit objects that could not be read: key and reason.
+    pub damaged: Vec<(String, String)>,
+}
+
+/// Reads `range` of an object. A store that ignores `Range` answers with
+/// the whole object (HTTP 200 and the full body; OpenDAL passes it on):
+/// a body longer than the range asked for is taken as the whole object and
+/// cut at the range, so such a store works, only slower. A shorter body is
+/// returned as it is, for the caller's length check.
+pub(crate) async fn get_range(
+    backend: &DynBackend,
+    key: &str,
+    range: std::ops::Range<u64>,
+) -> std::result::Result<Bytes, nimbus_backend::BackendError> {
+    let bytes = backend.get(key, Some(range.clone())).await?;
+    let wanted = range.end.saturating_sub(range.start);
+    let len = bytes.len() as u64;
+    if len <= wanted {
+        return Ok(bytes);
+    }
+    Ok(bytes.slice(range.start.min(len) as usize..range.end.min(len) as usize))
 }
 
 /// Writes an object, retrying transient failures with exponential backoff
