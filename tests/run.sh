@@ -14,7 +14,9 @@
 #   doctests  cargo test --workspace --doc (nextest does not run doctests)
 #   drive     the drive on a real FUSE mount: real programs and a rebuild
 #             (tests/drive/programs.sh), kill -9 crashes (tests/drive/crash.sh),
-#             pjdfstest and fsx (tests/drive/posix.sh)
+#             pjdfstest and fsx (tests/drive/posix.sh), modes through cp -a,
+#             rsync and tar, renames under readers, symlink sizes and holes
+#             (tests/drive/tools.sh)
 #   cloud     the drive and the backends against real servers started on
 #             127.0.0.1: Garage (S3; one node and three), Apache mod_dav
 #             (WebDAV), OpenSSH (SFTP), with faults and outages
@@ -230,6 +232,8 @@ else
         echo "crash.sh skipped (NIMBUS_CRASH_ROUNDS=0)"
     fi
     as_root_keep_env bash tests/drive/posix.sh
+    # cp -a/rsync/tar modes, renames under readers, symlink sizes, holes.
+    as_root_keep_env bash tests/drive/tools.sh
     stage_done
 fi
 
