@@ -249,7 +249,10 @@ pub fn metadata_and_xattrs(t: &mut dyn Target, dir: &str) {
     // POSIX ACLs are refused rather than kept as an attribute that nothing
     // applies, so copying tools fall back to chmod.
     // (A default ACL is for folders only.)
-    for (path, name) in [(p.as_str(), "system.posix_acl_access"), (dir, "system.posix_acl_default")] {
+    for (path, name) in [
+        (p.as_str(), "system.posix_acl_access"),
+        (dir, "system.posix_acl_default"),
+    ] {
         assert_eq!(
             t.set_xattr(path, name, &acl_value()),
             Err(ErrorKind::NotSupported),
@@ -323,7 +326,12 @@ pub fn survives_remount_and_rebuild(t: &mut dyn Target, dir: &str) {
     let before = snapshot_of(t, dir);
     t.remount(false);
     assert_eq!(snapshot_of(t, dir), before, "{}: same tree after a remount", t.name());
-    assert_eq!(t.stat(&format!("{dir}/sym")).unwrap().size, 6, "{}: a symlink's size after a remount", t.name());
+    assert_eq!(
+        t.stat(&format!("{dir}/sym")).unwrap().size,
+        6,
+        "{}: a symlink's size after a remount",
+        t.name()
+    );
     t.remount(true);
     assert_eq!(
         snapshot_of(t, dir),

@@ -1288,30 +1288,30 @@ impl Fs {
     /// Drops a file's content from `size` on (below its current size), so
     /// whatever later extends it there reads as zeros.
     fn cut_locked(&self, st: &mut NodeState, size: u64) -> Result<()> {
-            let tail = (size % BLOCK as u64) as usize;
-            if tail != 0 {
-                // Zero the cut-off part of the last block, so a later
-                // extension reads zeros there.
-                let b = size / BLOCK as u64;
-                let staged_here = match &st.staging {
-                    Some(s) => {
-                        let mut probe = vec![0u8; BLOCK];
-                        s.read_blocks(&self.key, b, &mut probe)?[0]
-                    }
-                    None => false,
-                };
-                if staged_here {
-                    let mut blk = self.read_block(st, b)?;
-                    blk[tail..].fill(0);
-                    if let Some(s) = &st.staging {
-                        s.write_blocks(&self.key, b, &blk)?;
-                    }
+        let tail = (size % BLOCK as u64) as usize;
+        if tail != 0 {
+            // Zero the cut-off part of the last block, so a later
+            // extension reads zeros there.
+            let b = size / BLOCK as u64;
+            let staged_here = match &st.staging {
+                Some(s) => {
+                    let mut probe = vec![0u8; BLOCK];
+                    s.read_blocks(&self.key, b, &mut probe)?[0]
+                }
+                None => false,
+            };
+            if staged_here {
+                let mut blk = self.read_block(st, b)?;
+                blk[tail..].fill(0);
+                if let Some(s) = &st.staging {
+                    s.write_blocks(&self.key, b, &blk)?;
                 }
             }
-            if let Some(s) = &st.staging {
-                s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
-            }
-            st.base_len = st.base_len.min(size);
+        }
+        if let Some(s) = &st.staging {
+            s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
+        }
+        st.base_len = st.base_len.min(size);
         Ok(())
     }
 

@@ -464,7 +464,9 @@ fn renames_over_a_file_never_fail_its_readers() {
                     let fh = open_by_name(&fs, b"doc").unwrap_or_else(|e| panic!("open: {e}"));
                     let mut got = Vec::new();
                     loop {
-                        let piece = fs.read(fh, got.len() as u64, 64 << 10).unwrap_or_else(|e| panic!("read: {e}"));
+                        let piece = fs
+                            .read(fh, got.len() as u64, 64 << 10)
+                            .unwrap_or_else(|e| panic!("read: {e}"));
                         if piece.is_empty() {
                             break;
                         }
@@ -588,7 +590,9 @@ fn holes_and_zeroed_ranges_read_as_zeros() {
     );
     let dir = c.fs().mkdir(Ctx::ROOT, ROOT, b"d", 0o755).unwrap().ino;
     assert_eq!(
-        fs.fallocate(dir, 0, 10, Fallocate::ZeroRange { keep_size: false }).unwrap_err().kind(),
+        fs.fallocate(dir, 0, 10, Fallocate::ZeroRange { keep_size: false })
+            .unwrap_err()
+            .kind(),
         ErrorKind::IsDir
     );
     drop(fs);

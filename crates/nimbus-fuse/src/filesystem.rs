@@ -601,12 +601,12 @@ impl Filesystem for NimbusFuse {
             Ok((a, fh)) => {
                 fs.remember(a.ino);
                 reply.created(
-                &self.ttl,
-                &attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            )
+                    &self.ttl,
+                    &attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                )
             }
             Err(e) => reply.error(fail("create", e)),
         }
