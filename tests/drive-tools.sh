@@ -6,7 +6,7 @@
 #   bash tests/drive-tools.sh --bench   # and the peers of bench/drive.sh
 #
 # Installs:
-#   apt       fuse3 libfuse3-dev libacl1-dev git sqlite3 fio python3
+#   apt       fuse3 libfuse3-dev libacl1-dev git sqlite3 fio python3 rsync acl
 #             (--bench: bindfs gocryptfs cryfs rclone hyperfine)
 #   cargo     pjdfstest and fsx, built from source (~75 s and ~2 min)
 #   user      `tests`: pjdfstest switches to it (and to `nobody`) to test
@@ -36,8 +36,9 @@ log() { echo "drive-tools.sh: $*"; }
 
 # --- Debian packages ---------------------------------------------------------------
 
-# python3 runs the crash workload, its checker and the at-rest scan.
-packages=(fuse3 libfuse3-dev libacl1-dev git sqlite3 fio python3)
+# python3 runs the crash workload, its checker and the at-rest scan; rsync
+# and acl (setfacl) the copies of tests/drive/tools.sh.
+packages=(fuse3 libfuse3-dev libacl1-dev git sqlite3 fio python3 rsync acl)
 $bench && packages+=(bindfs gocryptfs cryfs rclone hyperfine)
 # pjdfstest and fsx are compiled, and pjdfstest links libacl through pkg-config.
 command -v cc >/dev/null 2>&1 || packages+=(build-essential)

@@ -16,8 +16,10 @@
 #             (tests/drive/programs.sh), syncfs after a delete
 #             (tests/drive/syncfs.sh), private files, mount options and
 #             the mount's log (tests/drive/device.sh), kill -9 crashes
-#             (tests/drive/crash.sh),
-#             pjdfstest and fsx (tests/drive/posix.sh)
+#             (tests/drive/crash.sh), pjdfstest and fsx with every
+#             operation (tests/drive/posix.sh), modes through cp -a, rsync
+#             and tar, renames under readers, symlink sizes and holes
+#             (tests/drive/tools.sh)
 #   cloud     the drive and the backends against real servers started on
 #             127.0.0.1: Garage (S3; one node and three), Apache mod_dav
 #             (WebDAV), OpenSSH (SFTP), with faults and outages
@@ -230,6 +232,8 @@ else
         echo "crash.sh skipped (NIMBUS_CRASH_ROUNDS=0)"
     fi
     as_root_keep_env bash tests/drive/posix.sh
+    # cp -a/rsync/tar modes, renames under readers, symlink sizes, holes.
+    as_root_keep_env bash tests/drive/tools.sh
     stage_done
 fi
 

@@ -11,7 +11,7 @@
 #
 # Seeds 1, 2 and 3, so a failure can be replayed exactly
 # (`fsx -S <seed> -N <ops> -f <config> <file>`). The operation mix is
-# tests/posix/fsx.toml: everything fsx can do except hole punching.
+# tests/posix/fsx.toml: every operation fsx can do, hole punching included.
 # Exit status: 0 when every seed passed, 1 when one failed, 2 on misuse.
 #
 # Environment: FSX (the binary; default: fsx on PATH), FSX_CONFIG (default:

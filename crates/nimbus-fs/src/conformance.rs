@@ -212,7 +212,25 @@ pub fn links(t: &mut dyn Target, dir: &str) {
     let s = format!("{dir}/sym");
     t.symlink("link-b", &s).unwrap();
     assert_eq!(t.readlink(&s).unwrap(), b"link-b");
-    assert!(t.stat(&s).unwrap().is_symlink);
+    let m = t.stat(&s).unwrap();
+    assert!(m.is_symlink);
+    // `lstat` of a symlink gives the length of its target (git compares it).
+    assert_eq!(m.size, 6, "{}: a symlink's size is its target's length", t.name());
+    let long = "d/".repeat(600) + "end";
+    t.symlink(&long, &format!("{dir}/sym-long")).unwrap();
+    assert_eq!(t.stat(&format!("{dir}/sym-long")).unwrap().size, long.len() as u64);
+}
+
+/// A valid `system.posix_acl_access` value (version 2; user::rw-,
+/// group::r--, other::r--), which the kernel checks before passing it on.
+fn acl_value() -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 6u16), (0x04, 4), (0x20, 4)] {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    v
 }
 
 pub fn metadata_and_xattrs(t: &mut dyn Target, dir: &str) {
@@ -228,6 +246,23 @@ pub fn metadata_and_xattrs(t: &mut dyn Target, dir: &str) {
     assert_eq!(t.list_xattr(&p).unwrap(), names(&["user.colour", "user.size"]));
     t.remove_xattr(&p, "user.size").unwrap();
     assert_eq!(t.get_xattr(&p, "user.size"), Err(ErrorKind::NoAttribute));
+    // POSIX ACLs are refused rather than kept as an attribute that nothing
+    // applies, so copying tools fall back to chmod.
+    // (A default ACL is for folders only.)
+    for (path, name) in [
+        (p.as_str(), "system.posix_acl_access"),
+        (dir, "system.posix_acl_default"),
+    ] {
+        assert_eq!(
+            t.set_xattr(path, name, &acl_value()),
+            Err(ErrorKind::NotSupported),
+            "{}: setting {name}",
+            t.name()
+        );
+        assert!(t.get_xattr(path, name).is_err(), "{}: reading {name}", t.name());
+    }
+    assert_eq!(t.list_xattr(&p).unwrap(), names(&["user.colour"]));
+    assert_eq!(t.stat(&p).unwrap().perm, 0o640);
 }
 
 pub fn errors(t: &mut dyn Target, dir: &str) {
@@ -291,6 +326,12 @@ pub fn survives_remount_and_rebuild(t: &mut dyn Target, dir: &str) {
     let before = snapshot_of(t, dir);
     t.remount(false);
     assert_eq!(snapshot_of(t, dir), before, "{}: same tree after a remount", t.name());
+    assert_eq!(
+        t.stat(&format!("{dir}/sym")).unwrap().size,
+        6,
+        "{}: a symlink's size after a remount",
+        t.name()
+    );
     t.remount(true);
     assert_eq!(
         snapshot_of(t, dir),
@@ -300,5 +341,11 @@ pub fn survives_remount_and_rebuild(t: &mut dyn Target, dir: &str) {
     );
     let m = t.stat(&format!("{dir}/meta")).unwrap();
     assert_eq!((m.perm, m.mtime_secs), (0o640, 1_000_000_000));
+    assert_eq!(
+        t.stat(&format!("{dir}/sym")).unwrap().size,
+        6,
+        "{}: a symlink's size after a rebuild",
+        t.name()
+    );
     assert_eq!(t.get_xattr(&format!("{dir}/meta"), "user.colour").unwrap(), b"blue");
 }

@@ -42,6 +42,10 @@ pub enum ErrorKind {
     /// The drive is locked: its vault key is not in memory until it is
     /// unlocked again (ENOKEY on Linux, "Required key not available").
     Locked,
+    /// A file the kernel looked up by name is gone by the time it is
+    /// opened: a rename replaced it, or it was deleted, in between (ESTALE,
+    /// on which Linux looks the name up again and opens what it names now).
+    Stale,
 }
 
 #[derive(Debug, thiserror::Error)]

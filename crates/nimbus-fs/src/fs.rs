@@ -7,6 +7,7 @@
 //!
 //! Lock order: `handles` or `nodes` (never both) → a node's `state` → the
 //! database connection. The sync engine follows the same order.
+//! `kernel_refs` is a leaf: nothing else is locked while it is held.
 
 use nimbus_vault::{EntryKind, FileId, Timestamp, Vault};
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use crate::decoded::DecodedCache;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::inode::{self, Row};
 use crate::snapshots::Snapshots;
-use crate::staging::{Staging, StagingKey, BLOCK};
+use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
 use crate::sync::SyncState;
 use crate::types::*;
 
@@ -34,6 +35,24 @@ pub const CONTROL_PIN: &[u8] = b"user.nimbus.pin";
 /// On the root: the store's bandwidth limits, read and set as
 /// `up=<bytes/s> down=<bytes/s>` (0 is no limit).
 pub const CONTROL_LIMITS: &[u8] = b"user.nimbus.limits";
+
+/// POSIX ACLs, as Linux passes them through FUSE when the file system has
+/// not asked to enforce them. The drive keeps no ACLs, only the mode bits
+/// (docs/SEMANTICS.md says why): these names are refused as "not
+/// supported", so `cp -a`, `rsync -A` and `tar --acls` fall back to
+/// `chmod` instead of storing an ACL that nothing would apply.
+const ACL_XATTRS: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
+
+fn is_acl(name: &[u8]) -> bool {
+    ACL_XATTRS.contains(&name)
+}
+
+fn no_acls() -> FsError {
+    FsError::new(
+        ErrorKind::NotSupported,
+        "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
+    )
+}
 
 /// Writes with at least this much in whole blocks are sealed outside the
 /// file's lock (see `write_impl`).
@@ -115,6 +134,10 @@ pub struct Fs {
     pub(crate) staging_dir: PathBuf,
     pub(crate) nodes: Mutex<HashMap<Ino, Arc<Node>>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    /// How many times the kernel was handed each inode (FUSE's lookup
+    /// count) and has not yet forgotten it. A file without names stays
+    /// while the kernel may still open it by number (see `maybe_delete`).
+    kernel_refs: Mutex<HashMap<Ino, u64>>,
     next_fh: AtomicU64,
     /// The current sync epoch (see `sync.rs`).
     pub(crate) epoch: AtomicU64,
@@ -221,6 +244,7 @@ impl Fs {
             staging_dir,
             nodes: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
+            kernel_refs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             epoch: AtomicU64::new(1),
             sync: SyncState::default(),
@@ -485,18 +509,56 @@ impl Fs {
         Ok(())
     }
 
+    /// The kernel was handed `ino` once more (a lookup, a create, an entry
+    /// of `readdirplus`): until it forgets it, a file of that number
+    /// outlives its last name. Adapters call this before they reply.
+    pub fn remember(&self, ino: Ino) {
+        if ino == ROOT || Snapshots::owns(ino) {
+            return;
+        }
+        if let Ok(mut r) = self.kernel_refs.lock() {
+            *r.entry(ino).or_insert(0) += 1;
+        }
+    }
+
+    /// The kernel let go of `n` of its references to `ino`; a file that
+    /// has lost its last name and is not open goes with the last one.
+    pub fn forget(&self, ino: Ino, n: u64) -> Result<()> {
+        let gone = {
+            let mut r = self.kernel_refs.lock().map_err(|_| crate::sync::lock_err())?;
+            match r.get_mut(&ino) {
+                Some(c) if *c > n => {
+                    *c -= n;
+                    false
+                }
+                Some(_) => {
+                    r.remove(&ino);
+                    true
+                }
+                None => false,
+            }
+        };
+        if gone && self.db.read(|c| Ok(inode::get_opt(c, ino)?.map(|r| r.nlink)))? == Some(0) {
+            self.maybe_delete(ino)?;
+        }
+        Ok(())
+    }
+
     /// Deletes an inode with no names left once no handle has it open.
     fn maybe_delete(&self, ino: Ino) -> Result<()> {
-        let open = self
-            .nodes
-            .lock()
-            .map(|n| {
-                n.get(&ino)
-                    .map(|n| n.opens.load(Ordering::Acquire) > 0)
-                    .unwrap_or(false)
-            })
-            .unwrap_or(false);
-        if open {
+        // The node map stays locked from the check to the deletion, and
+        // `open_node` counts an open under the same lock: an open that
+        // raced with a rename over its file either comes first (and the
+        // file lives until it is closed) or finds the inode gone (and
+        // answers `Stale`, so the kernel looks the name up again).
+        let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        if nodes.get(&ino).is_some_and(|n| n.opens.load(Ordering::Acquire) > 0) {
+            return Ok(());
+        }
+        // The kernel may still open it by the number a lookup gave it (a
+        // reader between the lookup and the open of a name a rename just
+        // took over): it goes when the kernel forgets it.
+        if self.kernel_refs.lock().map(|r| r.contains_key(&ino)).unwrap_or(false) {
             return Ok(());
         }
         let staging = self.db.write(|c| {
@@ -515,9 +577,7 @@ impl Fs {
             // content. The database removes it after its next commit.
             self.db.remove_after_commit(Staging::path_for(&self.staging_dir, &id));
         }
-        if let Ok(mut n) = self.nodes.lock() {
-            n.remove(&ino);
-        }
+        nodes.remove(&ino);
         Ok(())
     }
 
@@ -785,6 +845,30 @@ impl Fs {
     /// The node of a file, loaded from the database if no one has it.
     pub(crate) fn node(&self, ino: Ino) -> Result<Arc<Node>> {
         let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        self.node_in(&mut nodes, ino)
+    }
+
+    /// The node of a file, counted as open before the node map is let go
+    /// (see `maybe_delete`). An inode that no longer exists is `Stale`:
+    /// the kernel found it by a name that a rename or unlink has since
+    /// given to another file or removed.
+    fn open_node(&self, ino: Ino) -> Result<Arc<Node>> {
+        let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        let n = self.node_in(&mut nodes, ino).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                FsError::new(
+                    ErrorKind::Stale,
+                    "the file was replaced or removed after its name was looked up",
+                )
+            } else {
+                e
+            }
+        })?;
+        n.opens.fetch_add(1, Ordering::AcqRel);
+        Ok(n)
+    }
+
+    fn node_in(&self, nodes: &mut HashMap<Ino, Arc<Node>>, ino: Ino) -> Result<Arc<Node>> {
         if let Some(n) = nodes.get(&ino) {
             return Ok(n.clone());
         }
@@ -836,21 +920,23 @@ impl Fs {
                     size,
                     kind: EntryKind::File,
                 }),
-                opens: AtomicU64::new(0),
+                opens: AtomicU64::new(1),
             })
         } else {
-            self.node(ino)?
+            self.open_node(ino)?
         };
-        {
-            let st = node.state.read().map_err(|_| crate::sync::lock_err())?;
-            if st.kind == EntryKind::Dir {
-                return Err(FsError::new(ErrorKind::IsDir, "a folder cannot be opened as a file"));
-            }
+        let is_dir = node.state.read().map(|st| st.kind == EntryKind::Dir).map_err(|_| ());
+        let Ok(is_dir) = is_dir else {
+            let _ = self.close_node(node);
+            return Err(crate::sync::lock_err());
+        };
+        if is_dir {
+            let _ = self.close_node(node);
+            return Err(FsError::new(ErrorKind::IsDir, "a folder cannot be opened as a file"));
         }
-        node.opens.fetch_add(1, Ordering::AcqRel);
         if truncate {
             if let Err(e) = self.truncate(ino, 0) {
-                node.opens.fetch_sub(1, Ordering::AcqRel);
+                let _ = self.close_node(node);
                 return Err(e);
             }
         }
@@ -877,9 +963,17 @@ impl Fs {
         let Some(h) = self.handles.lock().map_err(|_| crate::sync::lock_err())?.remove(&fh) else {
             return Ok(());
         };
-        let ino = h.node.ino;
-        let last = h.node.opens.fetch_sub(1, Ordering::AcqRel) == 1;
+        let node = h.node.clone();
         drop(h);
+        self.close_node(node)
+    }
+
+    /// Undoes one open of `node`: the last close of a file without names
+    /// deletes it.
+    fn close_node(&self, node: Arc<Node>) -> Result<()> {
+        let ino = node.ino;
+        let last = node.opens.fetch_sub(1, Ordering::AcqRel) == 1;
+        drop(node);
         if Snapshots::owns(ino) {
             return Ok(());
         }
@@ -1205,30 +1299,7 @@ impl Fs {
                 }
             }
             if size < st.size {
-                let tail = (size % BLOCK as u64) as usize;
-                if tail != 0 {
-                    // Zero the cut-off part of the last block, so a later
-                    // extension reads zeros there.
-                    let b = size / BLOCK as u64;
-                    let staged_here = match &st.staging {
-                        Some(s) => {
-                            let mut probe = vec![0u8; BLOCK];
-                            s.read_blocks(&self.key, b, &mut probe)?[0]
-                        }
-                        None => false,
-                    };
-                    if staged_here {
-                        let mut blk = self.read_block(&st, b)?;
-                        blk[tail..].fill(0);
-                        if let Some(s) = &st.staging {
-                            s.write_blocks(&self.key, b, &blk)?;
-                        }
-                    }
-                }
-                if let Some(s) = &st.staging {
-                    s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
-                }
-                st.base_len = st.base_len.min(size);
+                self.cut_locked(&mut st, size)?;
             }
             st.size = size;
             let base_len = st.base_len;
@@ -1253,15 +1324,157 @@ impl Fs {
         res
     }
 
-    /// Preallocates (mode 0) or keeps the size (`keep_size`); other modes
-    /// such as hole punching are not supported.
-    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, keep_size: bool) -> Result<()> {
+    /// Drops a file's content from `size` on (below its current size), so
+    /// whatever later extends it there reads as zeros.
+    fn cut_locked(&self, st: &mut NodeState, size: u64) -> Result<()> {
+        let tail = (size % BLOCK as u64) as usize;
+        if tail != 0 {
+            // Zero the cut-off part of the last block, so a later
+            // extension reads zeros there.
+            let b = size / BLOCK as u64;
+            let staged_here = match &st.staging {
+                Some(s) => {
+                    let mut probe = vec![0u8; BLOCK];
+                    s.read_blocks(&self.key, b, &mut probe)?[0]
+                }
+                None => false,
+            };
+            if staged_here {
+                let mut blk = self.read_block(st, b)?;
+                blk[tail..].fill(0);
+                if let Some(s) = &st.staging {
+                    s.write_blocks(&self.key, b, &blk)?;
+                }
+            }
+        }
+        if let Some(s) = &st.staging {
+            s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
+        }
+        st.base_len = st.base_len.min(size);
+        Ok(())
+    }
+
+    /// Linux's `fallocate`. The drive reserves no space, so allocating
+    /// only grows the file (unless `keep_size`); punching a hole and
+    /// zeroing a range make it read as zeros, through staging like a write.
+    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        let (zero, keep_size) = match mode {
+            Fallocate::Allocate { keep_size } => (false, keep_size),
+            Fallocate::PunchHole => (true, true),
+            Fallocate::ZeroRange { keep_size } => (true, keep_size),
+        };
+        if len == 0 {
+            return Err(FsError::new(ErrorKind::InvalidArgument, "the length of the range is 0"));
+        }
         let end = off
             .checked_add(len)
             .ok_or_else(|| FsError::new(ErrorKind::InvalidArgument, "offset and length overflow"))?;
-        let size = self.getattr(ino)?.size;
-        if !keep_size && end > size {
-            self.truncate(ino, end)?;
+        if !zero {
+            let size = self.getattr(ino)?.size;
+            if !keep_size && end > size {
+                self.truncate(ino, end)?;
+            }
+            return Ok(());
+        }
+        if !keep_size && end > MAX_FILE_SIZE {
+            return Err(FsError::new(
+                ErrorKind::TooBig,
+                "larger than the largest size the drive holds",
+            ));
+        }
+        let node = self.node(ino)?;
+        let res = (|| {
+            let mut st = node.state.write().map_err(|_| crate::sync::lock_err())?;
+            match st.kind {
+                EntryKind::File => {}
+                EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no content")),
+                _ => {
+                    return Err(FsError::new(
+                        ErrorKind::InvalidArgument,
+                        "only files have content to zero",
+                    ))
+                }
+            }
+            // Past the end there is nothing to zero: a file grown by a
+            // zeroed range reads zeros there anyway.
+            let zero_end = end.min(st.size);
+            if off < zero_end {
+                self.zero_locked(ino, &mut st, off, zero_end)?;
+            }
+            if !keep_size && end > st.size {
+                st.size = end;
+            }
+            let (size, base_len) = (st.size, st.base_len);
+            self.db.write(|c| {
+                let t = now();
+                c.prepare_cached(
+                    "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
+                     ctime_n = ?5 WHERE ino = ?1",
+                )?
+                .execute(rusqlite::params![
+                    ino as i64,
+                    size as i64,
+                    base_len as i64,
+                    t.secs,
+                    t.nanos as i64
+                ])?;
+                self.touch_content(c, ino)
+            })
+        })();
+        drop(node);
+        self.release_node(ino);
+        res
+    }
+
+    /// Makes bytes `from..to` of a file read as zeros (`to` at most its
+    /// size).
+    fn zero_locked(&self, ino: Ino, st: &mut NodeState, from: u64, to: u64) -> Result<()> {
+        if to >= st.size {
+            // To the end: cut, and grow back.
+            let size = st.size;
+            self.cut_locked(st, from)?;
+            st.size = size;
+            return Ok(());
+        }
+        self.ensure_staging(ino, st)?;
+        let bs = BLOCK as u64;
+        // Whole blocks `b0..b1`, and the partial blocks at either end.
+        let (b0, b1) = (from.div_ceil(bs), to / bs);
+        if b0 > b1 {
+            return self.write_in_block(st, from, &vec![0u8; (to - from) as usize]);
+        }
+        if from < b0 * bs {
+            self.write_in_block(st, from, &vec![0u8; (b0 * bs - from) as usize])?;
+        }
+        if to > b1 * bs {
+            self.write_in_block(st, b1 * bs, &vec![0u8; (to - b1 * bs) as usize])?;
+        }
+        let Some(s) = &st.staging else {
+            return Err(FsError::new(ErrorKind::Io, "a file being zeroed has no staging file"));
+        };
+        // Blocks over stored content get staged zeros. Past it, an empty
+        // slot reads as zeros, and past the staging file's end every slot
+        // is empty already.
+        let stored = st.base_len.div_ceil(bs);
+        let staged = std::fs::metadata(s.path())
+            .map_err(|e| FsError::io(format!("cannot stat staging file {}", s.path().display()), e))?
+            .len()
+            .div_ceil(SLOT as u64);
+        const BATCH: u64 = 256;
+        let mut b = b0;
+        while b < b1.min(stored.max(staged)) {
+            if b < stored {
+                let n = (b1 - b).min(BATCH).min(stored - b);
+                s.write_blocks(&self.key, b, &vec![0u8; n as usize * BLOCK])?;
+                b += n;
+            } else {
+                let n = (b1 - b).min(BATCH).min(staged - b);
+                s.write_sealed(b, &vec![0u8; n as usize * SLOT])?;
+                b += n;
+            }
         }
         Ok(())
     }
@@ -1412,6 +1625,9 @@ impl Fs {
     // ------------------------------------------------------------- xattrs
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        if is_acl(name) {
+            return Err(no_acls());
+        }
         if Snapshots::owns(ino) {
             return Err(FsError::read_only());
         }
@@ -1465,6 +1681,11 @@ impl Fs {
     }
 
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        // An ACL stored as a plain attribute by an older version stays in
+        // the vault, but is not shown as if it applied.
+        if is_acl(name) {
+            return Err(no_acls());
+        }
         if Snapshots::owns(ino) {
             return self.snapshots.getxattr(self, ino, name);
         }
@@ -1503,22 +1724,28 @@ impl Fs {
     }
 
     pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
-        if Snapshots::owns(ino) {
-            return self.snapshots.listxattr(self, ino);
-        }
-        self.db.read(|c| {
-            inode::get(c, ino)?;
-            let mut st = c.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
-            let rows = st.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(r?);
-            }
-            Ok(out)
-        })
+        let mut names = if Snapshots::owns(ino) {
+            self.snapshots.listxattr(self, ino)?
+        } else {
+            self.db.read(|c| {
+                inode::get(c, ino)?;
+                let mut st = c.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
+                let rows = st.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
+                let mut out = Vec::new();
+                for r in rows {
+                    out.push(r?);
+                }
+                Ok(out)
+            })?
+        };
+        names.retain(|n| !is_acl(n));
+        Ok(names)
     }
 
     pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        if is_acl(name) {
+            return Err(no_acls());
+        }
         if Snapshots::owns(ino) {
             return Err(FsError::read_only());
         }

@@ -99,11 +99,19 @@ pub fn from_sql(r: &SqlRow<'_>) -> rusqlite::Result<Row> {
 
 impl Row {
     pub fn attr(&self) -> Attr {
+        // A symlink's size is the length of its target (POSIX `lstat`);
+        // taken from the target itself, so rows written before this rule
+        // (size 0) are right too.
+        let size = if self.kind == EntryKind::Symlink {
+            self.target.len() as u64
+        } else {
+            self.size
+        };
         Attr {
             ino: self.ino,
             kind: self.kind,
-            size: self.size,
-            blocks: self.size.div_ceil(512),
+            size,
+            blocks: size.div_ceil(512),
             perm: self.mode & 0o7777,
             nlink: self.nlink,
             uid: self.uid,

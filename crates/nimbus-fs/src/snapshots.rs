@@ -117,11 +117,17 @@ impl Snapshots {
     }
 
     fn attr(ino: Ino, e: &Entry) -> Attr {
+        // Trees keep size 0 for symlinks; `lstat` wants the target's length.
+        let size = if e.kind == EntryKind::Symlink {
+            e.target.len() as u64
+        } else {
+            e.size
+        };
         Attr {
             ino,
             kind: e.kind,
-            size: e.size,
-            blocks: e.size.div_ceil(512),
+            size,
+            blocks: size.div_ceil(512),
             perm: e.mode & 0o7777,
             nlink: if e.kind == EntryKind::Dir { 2 } else { 1 },
             uid: e.uid,

@@ -91,6 +91,20 @@ pub struct RenameFlags {
     pub exchange: bool,
 }
 
+/// What `fallocate` does with a range of a file (Linux's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallocate {
+    /// Reserve the range (mode 0); the drive reserves nothing, but the
+    /// file grows to cover it unless `keep_size`.
+    Allocate { keep_size: bool },
+    /// `FALLOC_FL_PUNCH_HOLE` (which Linux allows only with
+    /// `FALLOC_FL_KEEP_SIZE`): the range reads as zeros, the size stays.
+    PunchHole,
+    /// `FALLOC_FL_ZERO_RANGE`: the range reads as zeros, and the file grows
+    /// to cover it unless `keep_size`.
+    ZeroRange { keep_size: bool },
+}
+
 /// How `setxattr` treats an existing attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XattrMode {

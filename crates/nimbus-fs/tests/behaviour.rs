@@ -367,6 +367,238 @@ fn unlinked_open_file_lives_until_closed() {
     assert_eq!(fs.getattr(ino).unwrap_err().kind(), ErrorKind::NotFound);
 }
 
+/// A file replaced by a rename after the kernel looked its name up but
+/// before it opened it: the open answers `Stale` (ESTALE, on which Linux
+/// looks the name up again), never "no such file". A file opened before
+/// the rename reads its old content to the end, then goes.
+#[test]
+fn an_open_racing_a_rename_sees_a_whole_version_or_stale() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    let fs = c.fs().clone();
+    c.write("doc", b"version 1").unwrap();
+    let v1 = c.ino("doc").unwrap();
+    c.write("doc.tmp", b"version 2").unwrap();
+    c.rename("doc.tmp", "doc").unwrap();
+    assert_eq!(fs.open(v1, false).unwrap_err().kind(), ErrorKind::Stale);
+    assert_eq!(fs.open(v1, true).unwrap_err().kind(), ErrorKind::Stale);
+    let v2 = c.ino("doc").unwrap();
+    let fh = fs.open(v2, false).unwrap();
+    c.write("doc.tmp", b"version 3").unwrap();
+    c.rename("doc.tmp", "doc").unwrap();
+    // Opened again by a handle the kernel got before the rename.
+    let fh2 = fs.open(v2, false).unwrap();
+    fs.release(fh).unwrap();
+    assert_eq!(fs.read(fh2, 0, 100).unwrap(), b"version 2");
+    fs.release(fh2).unwrap();
+    assert_eq!(fs.open(v2, false).unwrap_err().kind(), ErrorKind::Stale);
+    assert_eq!(c.read("doc").unwrap(), b"version 3");
+}
+
+/// A file the kernel was handed by a lookup stays after a rename takes its
+/// name, so the kernel's open by number reads the old file, whole; it goes
+/// once the kernel forgets it (and the last handle is closed).
+#[test]
+fn a_replaced_file_stays_until_the_kernel_forgets_it() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    let fs = c.fs().clone();
+    c.write("doc", b"version 1").unwrap();
+    let v1 = fs.lookup(ROOT, b"doc").unwrap().ino;
+    fs.remember(v1);
+    fs.remember(v1);
+    c.write("doc.tmp", b"version 2").unwrap();
+    c.rename("doc.tmp", "doc").unwrap();
+    let fh = fs.open(v1, false).unwrap();
+    assert_eq!(fs.read(fh, 0, 100).unwrap(), b"version 1");
+    fs.forget(v1, 2).unwrap();
+    assert_eq!(fs.read(fh, 0, 100).unwrap(), b"version 1", "open: still there");
+    fs.release(fh).unwrap();
+    assert_eq!(fs.getattr(v1).unwrap_err().kind(), ErrorKind::NotFound);
+    // Forgotten in two steps, and unlinked rather than replaced.
+    let v2 = fs.lookup(ROOT, b"doc").unwrap().ino;
+    fs.remember(v2);
+    fs.remember(v2);
+    c.unlink("doc").unwrap();
+    fs.forget(v2, 1).unwrap();
+    assert_eq!(fs.getattr(v2).unwrap().nlink, 0);
+    fs.forget(v2, 1).unwrap();
+    assert_eq!(fs.getattr(v2).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+/// What the kernel does for `open(path)`, with its retry on ESTALE.
+fn open_by_name(fs: &Fs, name: &[u8]) -> nimbus_fs::Result<u64> {
+    loop {
+        let ino = fs.lookup(ROOT, name)?.ino;
+        match fs.open(ino, false) {
+            Err(e) if e.kind() == ErrorKind::Stale => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Versions of 20 to 200 KiB whose first line names them.
+fn version(i: u64) -> Vec<u8> {
+    let mut v = format!("version {i}\n").into_bytes();
+    v.extend(conformance::bytes(i, (20 << 10) + (i as usize * 7919) % (180 << 10)));
+    v
+}
+
+/// 300 renames of a new file over a name while three readers open and
+/// read it, with commits in between: every read is one whole version,
+/// and no open or read fails.
+#[test]
+fn renames_over_a_file_never_fail_its_readers() {
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    c.write("doc", &version(0)).unwrap();
+    let fs = c.fs().clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (fs, done) = (fs.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let fh = open_by_name(&fs, b"doc").unwrap_or_else(|e| panic!("open: {e}"));
+                    let mut got = Vec::new();
+                    loop {
+                        let piece = fs
+                            .read(fh, got.len() as u64, 64 << 10)
+                            .unwrap_or_else(|e| panic!("read: {e}"));
+                        if piece.is_empty() {
+                            break;
+                        }
+                        got.extend_from_slice(&piece);
+                    }
+                    fs.release(fh).unwrap();
+                    let line = got.split(|&b| b == b'\n').next().unwrap_or_default();
+                    let i: u64 = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|l| l.strip_prefix("version "))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("a read that is no version: {:?}", &got[..got.len().min(40)]));
+                    assert!(got == version(i), "version {i} read torn ({} bytes)", got.len());
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for i in 1..=300 {
+        c.write("doc.tmp", &version(i)).unwrap();
+        c.rename("doc.tmp", "doc").unwrap();
+        if i % 50 == 0 {
+            c.sync();
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    assert_eq!(c.read("doc").unwrap(), version(300));
+}
+
+/// xorshift, for the operations of the model test below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// Punched holes and zeroed ranges read as zeros, over staged blocks and
+/// over content already in the vault, at any offset; the size stays for a
+/// hole and for KEEP_SIZE, and grows for a zeroed range past the end
+/// otherwise. Checked against a plain byte vector after every step, and
+/// after a remount and a rebuild from the vault.
+#[test]
+fn holes_and_zeroed_ranges_read_as_zeros() {
+    use nimbus_fs::Fallocate;
+    let mut c = Core::new(Arc::new(MemoryBackend::new()), "memory");
+    let mut model = conformance::bytes(1, 300_000);
+    c.write("f", &model).unwrap();
+    c.sync();
+    let ino = c.ino("f").unwrap();
+    let fs = c.fs().clone();
+    // The edge cases first, then random steps.
+    let mut steps = vec![
+        (0u64, 0u64, 10u64),   // punch at 0, inside one block
+        (0, 4096, 8192),       // punch two whole blocks of stored content
+        (0, 5000, 1),          // punch one byte
+        (1, 299_990, 100),     // zero, keep size, across the end
+        (2, 299_000, 5000),    // zero past the end: grows
+        (0, 290_000, 100_000), // punch to past the end: size stays
+        (1, 400_000, 10),      // zero, keep size, wholly past the end
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..300 {
+        let op = rng.below(6);
+        let big = rng.below(4) == 0;
+        let len = 1 + rng.below(if big { 200_000 } else { 9000 });
+        let off = rng.below(model.len() as u64 + 20_000);
+        steps.push((op, off, len));
+    }
+    for (n, (op, off, len)) in steps.into_iter().enumerate() {
+        let (o, l) = (off as usize, len as usize);
+        match op {
+            0 => {
+                fs.fallocate(ino, off, len, Fallocate::PunchHole).unwrap();
+                let end = (o + l).min(model.len());
+                if o < end {
+                    model[o..end].fill(0);
+                }
+            }
+            1 | 2 => {
+                let keep_size = op == 1;
+                fs.fallocate(ino, off, len, Fallocate::ZeroRange { keep_size }).unwrap();
+                let end = o + l;
+                if !keep_size && end > model.len() {
+                    model.resize(end, 0);
+                }
+                let end = end.min(model.len());
+                if o < end {
+                    model[o..end].fill(0);
+                }
+            }
+            3 => {
+                let data = conformance::bytes(n as u64, l.min(70_000));
+                c.write_at("f", off, &data).unwrap();
+                if model.len() < o + data.len() {
+                    model.resize(o + data.len(), 0);
+                }
+                model[o..o + data.len()].copy_from_slice(&data);
+            }
+            4 => {
+                let size = off % 400_000;
+                c.truncate("f", size).unwrap();
+                model.resize(size as usize, 0);
+            }
+            _ => c.sync(),
+        }
+        let got = c.read("f").unwrap();
+        assert_eq!(got.len(), model.len(), "size after step {n} ({op}, {off}, {len})");
+        assert!(got == model, "content after step {n} ({op}, {off}, {len})");
+    }
+    assert_eq!(
+        fs.fallocate(ino, 0, 0, Fallocate::PunchHole).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    let dir = c.fs().mkdir(Ctx::ROOT, ROOT, b"d", 0o755).unwrap().ino;
+    assert_eq!(
+        fs.fallocate(dir, 0, 10, Fallocate::ZeroRange { keep_size: false })
+            .unwrap_err()
+            .kind(),
+        ErrorKind::IsDir
+    );
+    drop(fs);
+    c.sync();
+    c.remount(false);
+    assert!(c.read("f").unwrap() == model, "after a remount");
+    c.remount(true);
+    assert!(c.read("f").unwrap() == model, "rebuilt from the vault");
+}
+
 /// Nothing under the state folder holds a name or 64 bytes of content.
 #[test]
 fn nothing_readable_at_rest() {

@@ -37,6 +37,7 @@ pub(crate) fn errno(kind: ErrorKind) -> Errno {
         ErrorKind::Unavailable | ErrorKind::Corrupt | ErrorKind::Io => Errno::EIO,
         ErrorKind::BadHandle => Errno::EBADF,
         ErrorKind::Locked => locked(),
+        ErrorKind::Stale => Errno::ESTALE,
     }
 }
 
@@ -55,7 +56,7 @@ mod tests {
 
     /// Every kind with its errno. `errno` has no wildcard arm, so a new
     /// kind fails to compile there; this pins the values.
-    const ALL: [(ErrorKind, i32); 19] = [
+    const ALL: [(ErrorKind, i32); 20] = [
         (ErrorKind::NotFound, libc::ENOENT),
         (ErrorKind::Exists, libc::EEXIST),
         (ErrorKind::NotDir, libc::ENOTDIR),
@@ -81,6 +82,7 @@ mod tests {
         (ErrorKind::Locked, libc::ENOKEY),
         #[cfg(not(target_os = "linux"))]
         (ErrorKind::Locked, libc::EACCES),
+        (ErrorKind::Stale, libc::ESTALE),
     ];
 
     #[test]

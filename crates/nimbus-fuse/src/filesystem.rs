@@ -15,7 +15,7 @@ use fuser::{
     ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use nimbus_fs::snapshots::Snapshots;
-use nimbus_fs::{Attr, Ctx, Fs, RenameFlags, SetAttr, SetTime, Slot, XattrMode, ROOT};
+use nimbus_fs::{Attr, Ctx, Fallocate, Fs, RenameFlags, SetAttr, SetTime, Slot, XattrMode, ROOT};
 use nimbus_vault::{EntryKind, Timestamp};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -31,8 +31,10 @@ use crate::MountOptions;
 /// kernel's 4 KiB listing buffer. The rest comes with the next request.
 const READDIR_BATCH: usize = 128;
 
-/// `FALLOC_FL_KEEP_SIZE` of `linux/falloc.h` (libc defines it only on Linux).
+/// `fallocate` modes of `linux/falloc.h` (libc defines them only on Linux).
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
+const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
 
 /// Threads for requests that may wait (see `pool.rs`).
 const WAITING_THREADS: usize = 16;
@@ -75,9 +77,14 @@ macro_rules! fs_or {
     };
 }
 
-fn entry(ttl: Duration, op: &str, res: nimbus_fs::Result<Attr>, reply: ReplyEntry) {
+/// Replies with an entry, which the kernel then holds until it forgets it
+/// (see `Fs::remember`).
+fn entry(fs: &Fs, ttl: Duration, op: &str, res: nimbus_fs::Result<Attr>, reply: ReplyEntry) {
     match res {
-        Ok(a) => reply.entry(&ttl, &attr(&a), Generation(0)),
+        Ok(a) => {
+            fs.remember(a.ino);
+            reply.entry(&ttl, &attr(&a), Generation(0))
+        }
         Err(e) => reply.error(fail(op, e)),
     }
 }
@@ -198,6 +205,19 @@ fn xattr_reply(value: &[u8], size: u32, reply: ReplyXattr) {
     }
 }
 
+/// The core's mode for `fallocate`'s flags; `None` for collapsing,
+/// inserting or unsharing ranges, which the drive does not offer.
+fn fallocate_mode(mode: i32) -> Option<Fallocate> {
+    let keep_size = mode & FALLOC_FL_KEEP_SIZE != 0;
+    match mode & !FALLOC_FL_KEEP_SIZE {
+        0 => Some(Fallocate::Allocate { keep_size }),
+        // Linux refuses a punch without KEEP_SIZE before it gets here.
+        FALLOC_FL_PUNCH_HOLE if keep_size => Some(Fallocate::PunchHole),
+        FALLOC_FL_ZERO_RANGE => Some(Fallocate::ZeroRange { keep_size }),
+        _ => None,
+    }
+}
+
 impl Filesystem for NimbusFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Refusals leave the kernel's own limits and features, which work.
@@ -213,7 +233,8 @@ impl Filesystem for NimbusFuse {
         // The core is the only writer, so the kernel may keep written pages.
         // Not FUSE_HANDLE_KILLPRIV: the kernel clears set-id bits itself, by
         // a setattr, because the core does not on write. Not FUSE_POSIX_ACL:
-        // there are no ACLs beyond the mode bits.
+        // the drive keeps no ACLs (the core refuses their attributes, so
+        // copying tools fall back to chmod; see docs/SEMANTICS.md).
         if self.writeback_cache {
             want |= InitFlags::FUSE_WRITEBACK_CACHE;
         }
@@ -229,8 +250,19 @@ impl Filesystem for NimbusFuse {
         let name = name.as_bytes().to_vec();
         let snap = Snapshots::owns(parent.0) || Snapshots::holds(parent.0, &name);
         self.dispatch(fs, snap, move |fs| {
-            entry(ttl, "lookup", fs.lookup(parent.0, &name), reply)
+            entry(fs, ttl, "lookup", fs.lookup(parent.0, &name), reply)
         });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // A locked drive has no `Fs`; the references die with the one
+        // that was taken out of the slot.
+        if let Some(fs) = self.slot.peek() {
+            if let Err(e) = fs.forget(ino.0, nlookup) {
+                // No reply to send; `fail` logs what hides behind EIO.
+                let _ = fail("forget", e);
+            }
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -303,13 +335,13 @@ impl Filesystem for NimbusFuse {
             mode & !umask,
             u64::from(rdev),
         );
-        entry(self.ttl, "mknod", res, reply);
+        entry(&fs, self.ttl, "mknod", res, reply);
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let fs = fs_or!(self, "mkdir", reply);
         let res = fs.mkdir(ctx(req), parent.0, name.as_bytes(), mode & !umask);
-        entry(self.ttl, "mkdir", res, reply);
+        entry(&fs, self.ttl, "mkdir", res, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -325,7 +357,7 @@ impl Filesystem for NimbusFuse {
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
         let fs = fs_or!(self, "symlink", reply);
         let res = fs.symlink(ctx(req), parent.0, link_name.as_bytes(), target.as_os_str().as_bytes());
-        entry(self.ttl, "symlink", res, reply);
+        entry(&fs, self.ttl, "symlink", res, reply);
     }
 
     fn rename(
@@ -348,7 +380,8 @@ impl Filesystem for NimbusFuse {
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
         let fs = fs_or!(self, "link", reply);
-        entry(self.ttl, "link", fs.link(ino.0, newparent.0, newname.as_bytes()), reply);
+        let res = fs.link(ino.0, newparent.0, newname.as_bytes());
+        entry(&fs, self.ttl, "link", res, reply);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -463,6 +496,10 @@ impl Filesystem for NimbusFuse {
                         if reply.add(INodeNo(e.ino), e.cookie, name, &ttl, &attr(&a), Generation(0)) {
                             break;
                         }
+                        // The kernel holds every entry but `.` and `..`.
+                        if e.name != b"." && e.name != b".." {
+                            fs.remember(e.ino);
+                        }
                     }
                     reply.ok();
                 }
@@ -561,13 +598,16 @@ impl Filesystem for NimbusFuse {
     ) {
         let fs = fs_or!(self, "create", reply);
         match fs.create(ctx(req), parent.0, name.as_bytes(), mode & !umask) {
-            Ok((a, fh)) => reply.created(
-                &self.ttl,
-                &attr(&a),
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+            Ok((a, fh)) => {
+                fs.remember(a.ino);
+                reply.created(
+                    &self.ttl,
+                    &attr(&a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                )
+            }
             Err(e) => reply.error(fail("create", e)),
         }
     }
@@ -583,13 +623,10 @@ impl Filesystem for NimbusFuse {
         reply: ReplyEmpty,
     ) {
         let fs = fs_or!(self, "fallocate", reply);
-        let keep_size = match mode {
-            0 => false,
-            FALLOC_FL_KEEP_SIZE => true,
-            // Punching holes, zeroing, collapsing and inserting ranges.
-            _ => return reply.error(Errno::EOPNOTSUPP),
+        let Some(mode) = fallocate_mode(mode) else {
+            return reply.error(Errno::EOPNOTSUPP);
         };
-        empty("fallocate", fs.fallocate(ino.0, offset, length, keep_size), reply);
+        empty("fallocate", fs.fallocate(ino.0, offset, length, mode), reply);
     }
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _offset: i64, _whence: i32, reply: ReplyLseek) {
@@ -703,7 +740,29 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn keep_size_is_linux_value() {
+    fn fallocate_flags_are_linux_values() {
         assert_eq!(FALLOC_FL_KEEP_SIZE, libc::FALLOC_FL_KEEP_SIZE);
+        assert_eq!(FALLOC_FL_PUNCH_HOLE, libc::FALLOC_FL_PUNCH_HOLE);
+        assert_eq!(FALLOC_FL_ZERO_RANGE, libc::FALLOC_FL_ZERO_RANGE);
+    }
+
+    #[test]
+    fn fallocate_modes() {
+        let keep = FALLOC_FL_KEEP_SIZE;
+        assert_eq!(fallocate_mode(0), Some(Fallocate::Allocate { keep_size: false }));
+        assert_eq!(fallocate_mode(keep), Some(Fallocate::Allocate { keep_size: true }));
+        assert_eq!(fallocate_mode(FALLOC_FL_PUNCH_HOLE | keep), Some(Fallocate::PunchHole));
+        assert_eq!(fallocate_mode(FALLOC_FL_PUNCH_HOLE), None);
+        assert_eq!(
+            fallocate_mode(FALLOC_FL_ZERO_RANGE),
+            Some(Fallocate::ZeroRange { keep_size: false })
+        );
+        assert_eq!(
+            fallocate_mode(FALLOC_FL_ZERO_RANGE | keep),
+            Some(Fallocate::ZeroRange { keep_size: true })
+        );
+        // FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE
+        assert_eq!(fallocate_mode(0x08), None);
+        assert_eq!(fallocate_mode(0x20), None);
     }
 }
