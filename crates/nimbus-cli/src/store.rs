@@ -94,11 +94,7 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let mem = Arc::new(MemoryBackend::new());
-            let kdf = KdfParams {
-                memory_kib: 64,
-                iterations: 1,
-                ..KdfParams::default()
-            };
+            let kdf = KdfParams::minimum();
             let (vault, _) = Vault::create(mem.clone(), b"pw", VaultParams::default(), kdf)
                 .await
                 .unwrap();

@@ -21,7 +21,12 @@ fn vault_state(env: &Env) -> PathBuf {
 
 fn seen_counter(file: &std::path::Path) -> u64 {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-    v.as_object().unwrap().values().map(|n| n.as_u64().unwrap()).max().unwrap()
+    v.as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .max()
+        .unwrap()
 }
 
 /// A damaged rollback memory is an error that says what to do, not an
@@ -46,7 +51,10 @@ fn an_unreadable_rollback_memory_stops_with_a_way_out() {
     let full = std::fs::read(&seen).unwrap();
     std::fs::write(&seen, &full[..full.len() / 2]).unwrap();
     std::fs::write(env.store.join(&r), &old_ref).unwrap();
-    for args in [vec!["ls", "/"], vec!["get", "/f.txt", env.path("g.txt").to_str().unwrap()]] {
+    for args in [
+        vec!["ls", "/"],
+        vec!["get", "/f.txt", env.path("g.txt").to_str().unwrap()],
+    ] {
         let out = env.run(&args);
         let msg = text(&out);
         assert!(!out.status.success(), "{args:?} accepted a damaged memory: {msg}");
@@ -91,7 +99,12 @@ fn a_damaged_commit_object_is_skipped_and_reported() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let ids: Vec<String> = stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(ids.len(), 2, "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

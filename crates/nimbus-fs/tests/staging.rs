@@ -27,11 +27,7 @@ impl Drive {
             .build()
             .unwrap();
         let backend: DynBackend = Arc::new(MemoryBackend::new());
-        let kdf = KdfParams {
-            memory_kib: 64,
-            iterations: 1,
-            ..KdfParams::default()
-        };
+        let kdf = KdfParams::minimum();
         rt.block_on(Vault::create(backend.clone(), b"pw", VaultParams::default(), kdf))
             .unwrap();
         let mut d = Drive {

@@ -29,11 +29,7 @@ fn new_store(rt: &tokio::runtime::Runtime) -> Arc<MemoryBackend> {
         pack_target_size: 256 << 10,
         ..VaultParams::default()
     };
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    };
+    let kdf = KdfParams::minimum();
     rt.block_on(Vault::create(mem.clone(), b"pw", params, kdf)).unwrap();
     mem
 }
@@ -220,7 +216,10 @@ fn a_damaged_commit_object_leaves_the_other_snapshots_browsable() {
         .unwrap();
     let snaps = names(&fs, ".snapshots");
     assert_eq!(snaps.len(), 1, "{snaps:?}");
-    assert_eq!(read(&fs, &format!(".snapshots/{}/doc.txt", snaps[0])).unwrap(), b"first");
+    assert_eq!(
+        read(&fs, &format!(".snapshots/{}/doc.txt", snaps[0])).unwrap(),
+        b"first"
+    );
     fs.shutdown().unwrap();
 }
 

@@ -170,7 +170,9 @@ pub fn save_seen(
         *e = (*e).max(seq);
     }
     let file = seen_file(state, vault_id);
-    if merged != before || !file.exists() {
+    // The backup is written again when it is missing, so there is always
+    // a way out after damage to the file itself.
+    if merged != before || !file.exists() || !seen_backup(&file).exists() {
         let raw: std::collections::BTreeMap<String, u64> = merged.iter().map(|(k, v)| (k.to_hex(), *v)).collect();
         let bytes = serde_json::to_vec_pretty(&raw).map_err(std::io::Error::other)?;
         write_atomic(&seen_backup(&file), &bytes)?;
@@ -253,10 +255,17 @@ mod tests {
         save_seen(state.path(), &vid, &seen_of(&[(dev, 7)])).unwrap();
         let good = std::fs::read(&file).unwrap();
 
-        for damage in [&good[..good.len() / 2], b"\0\0garbage".as_slice(), b"{\"zz\": 3}".as_slice()] {
+        for damage in [
+            &good[..good.len() / 2],
+            b"\0\0garbage".as_slice(),
+            b"{\"zz\": 3}".as_slice(),
+        ] {
             std::fs::write(&file, damage).unwrap();
             let err = load_seen(state.path(), &vid).unwrap_err().to_string();
-            assert!(err.contains(&file.display().to_string()) && err.contains("cp '"), "{err}");
+            assert!(
+                err.contains(&file.display().to_string()) && err.contains("cp '"),
+                "{err}"
+            );
             let err = save_seen(state.path(), &vid, &seen_of(&[(dev, 5)])).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
             assert_eq!(std::fs::read(&file).unwrap(), damage, "left for the person to look at");

@@ -25,11 +25,7 @@ async fn new_vault() -> (Arc<MemoryBackend>, Vault) {
         pack_target_size: 64 << 10,
         ..VaultParams::default()
     };
-    let kdf = KdfParams {
-        memory_kib: 64,
-        iterations: 1,
-        ..KdfParams::default()
-    };
+    let kdf = KdfParams::minimum();
     let (vault, _) = Vault::create(mem.clone(), b"pw", params, kdf).await.unwrap();
     (mem, vault)
 }
