@@ -213,8 +213,7 @@ mod tests {
         std::os::unix::fs::symlink(&real, &link).expect("symlink");
         let err = listen(&link.join("nimbusd.sock"))
             .await
-            .err()
-            .expect("listened through a symlink");
+            .expect_err("listened through a symlink");
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert!(!real.join("nimbusd.sock").exists());
     }
@@ -231,8 +230,7 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         let err = listen(&open.join("nimbusd.sock"))
             .await
-            .err()
-            .expect("listened in a folder open to all");
+            .expect_err("listened in a folder open to all");
         assert!(err.to_string().contains("others may write in it"), "{err}");
     }
 }
