@@ -1302,26 +1302,33 @@ impl Fs {
                 self.cut_locked(&mut st, size)?;
             }
             st.size = size;
-            let base_len = st.base_len;
-            self.db.write(|c| {
-                let t = now();
-                c.prepare_cached(
-                    "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
-                     ctime_n = ?5 WHERE ino = ?1",
-                )?
-                .execute(rusqlite::params![
-                    ino as i64,
-                    size as i64,
-                    base_len as i64,
-                    t.secs,
-                    t.nanos as i64
-                ])?;
-                self.touch_content(c, ino)
-            })
+            self.save_size_locked(ino, &st)
         })();
         drop(node);
         self.release_node(ino);
         res
+    }
+
+    /// Stores a file's new size (after a truncation or an `fallocate`),
+    /// stamps its modification and change times and marks its content
+    /// changed for the next commit.
+    fn save_size_locked(&self, ino: u64, st: &NodeState) -> Result<()> {
+        let (size, base_len) = (st.size, st.base_len);
+        self.db.write(|c| {
+            let t = now();
+            c.prepare_cached(
+                "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
+                 ctime_n = ?5 WHERE ino = ?1",
+            )?
+            .execute(rusqlite::params![
+                ino as i64,
+                size as i64,
+                base_len as i64,
+                t.secs,
+                t.nanos as i64
+            ])?;
+            self.touch_content(c, ino)
+        })
     }
 
     /// Drops a file's content from `size` on (below its current size), so
@@ -1407,22 +1414,7 @@ impl Fs {
             if !keep_size && end > st.size {
                 st.size = end;
             }
-            let (size, base_len) = (st.size, st.base_len);
-            self.db.write(|c| {
-                let t = now();
-                c.prepare_cached(
-                    "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
-                     ctime_n = ?5 WHERE ino = ?1",
-                )?
-                .execute(rusqlite::params![
-                    ino as i64,
-                    size as i64,
-                    base_len as i64,
-                    t.secs,
-                    t.nanos as i64
-                ])?;
-                self.touch_content(c, ino)
-            })
+            self.save_size_locked(ino, &st)
         })();
         drop(node);
         self.release_node(ino);
