@@ -253,3 +253,48 @@ fn a_store_that_ignores_ranges_still_reads() {
     let report = rt.block_on(nimbus_vault::check::check(&vault, false, &|_| {})).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// Review M5: the drive committed each edit as a data pack of the file's
+/// size and a tree pack growing with its folder. A save's trees now share
+/// its files' pack, so a burst of small edits in several folders is one
+/// save and one pack, and an edit of one small file is a pack of the
+/// smallest padded size, whatever its folder holds.
+#[test]
+fn a_small_save_is_one_pack_with_its_trees() {
+    let rt = rt();
+    let mem = new_store(&rt);
+    let state = tempfile::tempdir().unwrap();
+    let fs = load(&rt, open(&rt, mem.clone()), &state.path().join("a"), DeviceId::random()).unwrap();
+    let packs = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = rt
+            .block_on(mem.list("packs/"))
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect();
+        v.sort();
+        v
+    };
+    let count = |prefix: &str| rt.block_on(mem.list(prefix)).unwrap().len();
+
+    fs.mkdir(Ctx::ROOT, ROOT, b"docs", 0o755).unwrap();
+    fs.mkdir(Ctx::ROOT, ROOT, b"photos", 0o755).unwrap();
+    for i in 0..12 {
+        write(&fs, &format!("docs/note-{i}.txt"), format!("note {i}").as_bytes());
+    }
+    write(&fs, "photos/a.jpg", &bytes(3, 900));
+    fs.sync_now().unwrap();
+    assert_eq!(packs().len(), 1, "one save, one pack: {:?}", packs());
+    assert_eq!((count("index/"), count("commits/")), (1, 1));
+
+    let before = packs();
+    let fh = fs.open(fs.resolve(b"docs/note-3.txt").unwrap(), true).unwrap();
+    fs.write(fh, 0, b"edited").unwrap();
+    fs.release(fh).unwrap();
+    fs.sync_now().unwrap();
+    assert_eq!(read(&fs, "docs/note-3.txt").unwrap(), b"edited");
+    let new: Vec<(String, u64)> = packs().into_iter().filter(|p| !before.contains(p)).collect();
+    assert_eq!(new.len(), 1, "an edit is one pack: {new:?}");
+    assert_eq!(new[0].1, nimbus_vault::pack::MIN_PADDED_PACK, "{new:?}");
+    fs.shutdown().unwrap();
+}

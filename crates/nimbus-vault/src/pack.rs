@@ -52,7 +52,8 @@ pub const MIN_PADDED_PACK: u64 = 4 << 10;
 /// The smallest padded header plaintext: about 20 entries.
 pub const MIN_PADDED_HEADER: u64 = 1 << 10;
 
-/// Collects blobs of one kind until the pack is big enough.
+/// Collects blobs until the pack is big enough (data and trees together from
+/// format version 2 on; see `saver`).
 pub(crate) struct PackBuilder {
     buf: Vec<u8>,
     entries: Vec<PackEntry>,

@@ -20,6 +20,7 @@
 //! Lock order: `packers` before `state`; neither is held across an await.
 
 use bytes::Bytes;
+use nimbus_backend::{BackendError, BackendErrorKind};
 use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,7 +74,37 @@ struct State {
     pending: HashSet<BlobId>,
     /// Packs uploaded and not yet listed by a stored index object.
     uploaded: Vec<IndexPack>,
-    error: Option<String>,
+    error: Option<Failure>,
+}
+
+/// Why a save stopped, kept with the store's error kind: a caller tells an
+/// unreachable store (offline: the drive waits and tries again) from a
+/// refusal or a fault, which a plain message would lose. Cloned out of the
+/// shared state, so it holds the parts of the error, not the error.
+#[derive(Debug, Clone)]
+struct Failure {
+    kind: Option<BackendErrorKind>,
+    message: String,
+}
+
+impl Failure {
+    fn into_error(self, context: &str) -> VaultError {
+        let message = format!("{context}: {}", self.message);
+        match self.kind {
+            Some(kind) => VaultError::Backend(BackendError::new(kind, message)),
+            None => VaultError::invalid_input(message),
+        }
+    }
+}
+
+/// The packs being filled. From format version 2 on, data and tree blobs
+/// share one builder, so a small save (one edited file and the trees of its
+/// folders) is one padded pack: the store cannot tell the file's size from
+/// the size of its folders, nor see a tree pack grow with each entry.
+/// Version 1 keeps trees in packs of their own, as it always did.
+struct Packers {
+    data: PackBuilder,
+    trees: Option<PackBuilder>,
 }
 
 struct Shared {
@@ -82,7 +113,7 @@ struct Shared {
     /// An index object is written after this many packs, so an interrupted
     /// save keeps what it uploaded: a new save finds those blobs and skips them.
     index_every: usize,
-    packers: Mutex<(PackBuilder, PackBuilder)>,
+    packers: Mutex<Packers>,
     state: Mutex<State>,
     tx: Mutex<Option<mpsc::Sender<FinishedPack>>>,
     uploader: Mutex<Option<JoinHandle<()>>>,
@@ -124,10 +155,13 @@ impl Saver {
             },
             vault: vault.clone(),
             index_every: packs.max(1),
-            packers: Mutex::new((
-                PackBuilder::for_version(vault.config().version()),
-                PackBuilder::for_version(vault.config().version()),
-            )),
+            packers: Mutex::new({
+                let version = vault.config().version();
+                Packers {
+                    data: PackBuilder::for_version(version),
+                    trees: (version < 2).then(|| PackBuilder::for_version(version)),
+                }
+            }),
             state: Mutex::new(State {
                 pending: HashSet::new(),
                 uploaded: Vec::new(),
@@ -150,7 +184,7 @@ impl Saver {
         Saver(shared)
     }
 
-    fn failed(&self) -> Option<String> {
+    fn failed(&self) -> Option<Failure> {
         self.0.state.lock().ok().and_then(|s| s.error.clone())
     }
 
@@ -165,8 +199,8 @@ impl Saver {
     /// Stores one blob (deduplicated) and returns its id. Blocking: call it
     /// from a blocking thread, never from async code.
     pub fn save_blob_blocking(&self, kind: BlobKind, data: &[u8]) -> Result<BlobId> {
-        if let Some(e) = self.failed() {
-            return Err(VaultError::invalid_input(format!("the save was aborted: {e}")));
+        if let Some(f) = self.failed() {
+            return Err(f.into_error("the save was aborted"));
         }
         if data.len() > MAX_BLOB {
             return Err(VaultError::invalid_input(format!(
@@ -195,9 +229,10 @@ impl Saver {
         self.0.new_raw.fetch_add(data.len() as u64, Ordering::Relaxed);
         let full = {
             let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
-            let builder = match kind {
-                BlobKind::Data => &mut p.0,
-                BlobKind::Tree => &mut p.1,
+            let p = &mut *p;
+            let builder = match (kind, p.trees.as_mut()) {
+                (BlobKind::Tree, Some(trees)) => trees,
+                _ => &mut p.data,
             };
             builder.add(&enc);
             (builder.len() >= vault.params().pack_target_size as usize).then(|| builder.finish(vault.keys()))
@@ -217,10 +252,11 @@ impl Saver {
     }
 
     fn upload_error(&self) -> VaultError {
-        VaultError::invalid_input(format!(
-            "uploading to the store failed: {}",
-            self.failed().unwrap_or_else(|| "the upload task stopped".into())
-        ))
+        let failure = self.failed().unwrap_or_else(|| Failure {
+            kind: None,
+            message: "the upload task stopped".into(),
+        });
+        failure.into_error("uploading to the store failed")
     }
 
     /// Chunks a stream and stores every chunk. Returns the blob ids in order
@@ -298,11 +334,11 @@ impl Saver {
             let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
             let keys = self.0.vault.keys();
             let mut v = Vec::new();
-            if !p.0.is_empty() {
-                v.push(p.0.finish(keys));
+            if !p.data.is_empty() {
+                v.push(p.data.finish(keys));
             }
-            if !p.1.is_empty() {
-                v.push(p.1.finish(keys));
+            if let Some(trees) = p.trees.as_mut().filter(|t| !t.is_empty()) {
+                v.push(trees.finish(keys));
             }
             v
         };
@@ -372,7 +408,7 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
     let size = p.bytes.len() as u64;
     let bytes = Bytes::from(p.bytes);
     let backend = shared.vault.backend();
-    let result = crate::vault::put_retrying(backend, &key, bytes).await;
+    let result = backend.put(&key, bytes).await;
     // The lock must not be held across the index write below.
     let batch = {
         let mut st = match shared.state.lock() {
@@ -397,7 +433,10 @@ async fn upload_one(shared: &Shared, p: FinishedPack) {
             }
             Err(e) => {
                 if st.error.is_none() {
-                    st.error = Some(format!("{key}: {e}"));
+                    st.error = Some(Failure {
+                        kind: Some(e.kind()),
+                        message: format!("{key}: {e}"),
+                    });
                 }
                 None
             }

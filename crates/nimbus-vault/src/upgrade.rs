@@ -45,7 +45,7 @@ pub async fn upgrade(backend: &DynBackend, password: &[u8]) -> Result<Upgraded> 
     })
     .await
     .map_err(|e| VaultError::invalid_input(format!("the upgrade was interrupted: {e}")))??;
-    crate::vault::put_retrying(backend, crate::config::CONFIG_KEY, Bytes::from(new.encode())).await?;
+    crate::vault::put(backend, crate::config::CONFIG_KEY, Bytes::from(new.encode())).await?;
     Ok(Upgraded::Done {
         from,
         to: new.version(),

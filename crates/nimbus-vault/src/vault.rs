@@ -573,7 +573,7 @@ impl Vault {
     pub async fn write_commit(&self, commit: &Commit) -> Result<CommitId> {
         let id = Id::random();
         let sealed = commit.seal(&self.0.keys, &id);
-        put_retrying(&self.0.backend, &commit::commit_key(&id), Bytes::from(sealed)).await?;
+        put(&self.0.backend, &commit::commit_key(&id), Bytes::from(sealed)).await?;
         Ok(id)
     }
 
@@ -598,7 +598,7 @@ impl Vault {
             seq,
             time: crate::tree::Timestamp::now(),
         };
-        put_retrying(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
+        put(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
         self.remember_refs_seen(&HashMap::from([(*device, seq)]));
         Ok(seq)
     }
@@ -607,7 +607,7 @@ impl Vault {
     pub(crate) async fn write_index(&self, packs: Vec<index::IndexPack>) -> Result<Id> {
         let id = Id::random();
         let sealed = IndexFile { packs }.seal_for(&self.0.keys, &id, self.0.config.version());
-        put_retrying(&self.0.backend, &index::index_key(&id), Bytes::from(sealed)).await?;
+        put(&self.0.backend, &index::index_key(&id), Bytes::from(sealed)).await?;
         Ok(id)
     }
 
@@ -644,24 +644,11 @@ pub(crate) async fn get_range(
     Ok(bytes.slice(range.start.min(len) as usize..range.end.min(len) as usize))
 }
 
-/// Writes an object, retrying transient failures with exponential backoff
-/// (0.2 s, 0.4 s, … five attempts). Permanent failures return at once.
-pub(crate) async fn put_retrying(backend: &DynBackend, key: &str, bytes: Bytes) -> Result<()> {
-    let mut delay = std::time::Duration::from_millis(200);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match backend.put(key, bytes.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() && attempt < 5 => {
-                // Jitter keeps many clients from retrying in lockstep.
-                let jitter = std::time::Duration::from_millis(rand::random::<u64>() % 100);
-                tokio::time::sleep(delay + jitter).await;
-                delay *= 2;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+/// Writes an object. Retrying transient failures is the backend's job
+/// (every store opened by name is wrapped in `RetryingBackend`): one retry
+/// layer, so a failing store costs one backoff schedule, not a product of two.
+pub(crate) async fn put(backend: &DynBackend, key: &str, bytes: Bytes) -> Result<()> {
+    Ok(backend.put(key, bytes).await?)
 }
 
 /// How the master key is to be unlocked.
