@@ -1,10 +1,12 @@
 //! Object-store access for Nimbus vaults.
 //!
 //! A vault is a flat set of named objects. Everything above this crate sees
-//! storage only through [`Backend`]: get (optionally a byte range), put, list
-//! by prefix, delete and stat. The real implementation ([`OpendalBackend`])
-//! goes through Apache OpenDAL, so S3, WebDAV and SFTP can be added as OpenDAL
-//! services without touching the vault. [`MemoryBackend`] is for fast tests,
+//! storage only through [`Backend`]: get (optionally a byte range), get whole
+//! under a size cap, put, list by prefix, delete and stat, plus what the
+//! store is (`describe`, `is_local`, `limits`). The real implementation
+//! ([`OpendalBackend`]) goes through Apache OpenDAL and speaks to a local
+//! folder, S3, WebDAV and SFTP; another OpenDAL service needs no change in
+//! the vault. [`MemoryBackend`] is for fast tests,
 //! and [`FaultyBackend`] wraps any backend to inject errors, delays and
 //! truncated reads.
 //!
