@@ -112,7 +112,9 @@ fn trees_share_the_pack_of_their_files() {
     rt().block_on(async {
         let (mem, vault) = new_vault().await;
         let saver = Saver::new(&vault);
-        let data: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..20_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let tree: Vec<u8> = (0..6_000u32).map(|i| (i.wrapping_mul(40_503) >> 5) as u8).collect();
         let d = saver.save_blob(BlobKind::Data, data.clone()).await.unwrap();
         let t = saver.save_blob(BlobKind::Tree, tree.clone()).await.unwrap();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use nimbus_backend::{Backend, DynBackend, FaultConfig, FaultyBackend, MemoryBackend};
+use nimbus_backend::{Backend, DynBackend, FaultConfig, FaultyBackend, MemoryBackend, RetryPolicy, RetryingBackend};
 use nimbus_vault::{BlobKind, KdfParams, Saver, Vault, VaultError, VaultParams};
 use proptest::prelude::*;
 
@@ -89,7 +89,15 @@ fn transient_upload_errors_are_retried() {
         let (mem, vault) = new_vault().await;
         drop(vault);
         let faulty = faulty_over(&mem, 5);
-        let vault = Vault::open(faulty.clone(), b"pw").await.unwrap();
+        // The one retry layer: every store opened by name is a
+        // RetryingBackend (the vault itself does not retry).
+        let policy = RetryPolicy {
+            attempts: 6,
+            first_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(5),
+        };
+        let store: DynBackend = Arc::new(RetryingBackend::new(faulty.clone(), policy));
+        let vault = Vault::open(store, b"pw").await.unwrap();
         faulty.set_error_rate(0.2);
         let saver = Saver::new(&vault);
         let mut ids = Vec::new();
