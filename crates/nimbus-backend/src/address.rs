@@ -1,22 +1,19 @@
 //! The store address a person types (`/srv/vault`, `file:///srv/vault`,
 //! `s3://bucket/folder?endpoint=...`, `webdav(s)://user@host/folder`,
-//! `sftp://user@host/folder`, `memory://`), parsed into a [`StoreUrl`] and
-//! opened as a [`DynBackend`].
+//! `sftp://user@host/folder`, `memory://`), parsed into a [`StoreUrl`].
+//! Parsing only: `open.rs` opens what this module parsed.
 //!
 //! Each kind of store is one variant of [`StoreUrl`]; the addresses of other
-//! machines are parsed in `url/remote.rs` and opened in `remote.rs`.
+//! machines are parsed in `address/remote.rs`.
 
 mod remote;
 
 pub use remote::{AddressStyle, S3Location, S3Resolved, SftpLocation, WebDavLocation};
 
-use crate::remote::StoreAccess;
-use crate::{BackendError, BackendErrorKind, DynBackend, MemoryBackend, OpendalBackend};
-use std::collections::BTreeMap;
+use crate::BackendError;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
 
 /// Where a vault is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,123 +198,4 @@ fn expand_home(input: &str) -> Result<PathBuf, BackendError> {
             ))
         })?;
     Ok(PathBuf::from(home).join(rest.trim_start_matches(['/', '\\'])))
-}
-
-/// Named in-memory stores of this process (`memory://name`).
-static MEMORY_STORES: Mutex<BTreeMap<String, MemoryBackend>> = Mutex::new(BTreeMap::new());
-
-/// Opens an existing store.
-///
-/// A local folder must already exist: a mistyped path gets an error instead
-/// of an empty new vault. A named in-memory store must have been made by
-/// [`create_store`] earlier in this process.
-pub fn open_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
-    open_store_with(url, &StoreAccess::default())
-}
-
-/// [`open_store`] with credentials and limits for a store on another
-/// machine (they are not used by the others).
-///
-/// Nothing is sent yet: a wrong credential or a missing bucket shows at the
-/// first request.
-pub fn open_store_with(url: &StoreUrl, access: &StoreAccess) -> Result<DynBackend, BackendError> {
-    match url {
-        StoreUrl::S3(l) => crate::remote::open_s3(l, access),
-        StoreUrl::WebDav(l) => crate::remote::open_webdav(l, access),
-        StoreUrl::Sftp(l) => crate::remote::open_sftp(l, access),
-        StoreUrl::LocalFolder(path) => {
-            if !path.exists() {
-                let shown = path.display();
-                return Err(BackendError::new(
-                    BackendErrorKind::NotFound,
-                    format!(
-                        "no vault folder at {shown}: check the path, or create a vault there \
-                         with `nimbus init {shown}`"
-                    ),
-                ));
-            }
-            let folder = OpendalBackend::local_folder(path)?;
-            // With limits, a folder (a USB disk, a network mount) is paced
-            // and counted like any store.
-            Ok(match &access.limits {
-                Some(l) => retrying(crate::LimitedBackend::new(folder, l.clone())),
-                None => retrying(folder),
-            })
-        }
-        StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
-        StoreUrl::Memory(Some(name)) => {
-            let stores = MEMORY_STORES.lock().unwrap_or_else(PoisonError::into_inner);
-            match stores.get(name) {
-                Some(store) => Ok(Arc::new(store.clone())),
-                None => Err(BackendError::new(
-                    BackendErrorKind::NotFound,
-                    format!(
-                        "no in-memory store named `{name}` in this process; create it first \
-                         (memory stores vanish when the process ends)"
-                    ),
-                )),
-            }
-        }
-    }
-}
-
-/// Opens a store, creating it first if it does not exist (for a local
-/// folder, with any missing parent folders).
-pub fn create_store(url: &StoreUrl) -> Result<DynBackend, BackendError> {
-    create_store_with(url, &StoreAccess::default())
-}
-
-/// [`create_store`] with credentials and limits. A bucket is not created
-/// (that needs rights a vault's key should not have, and a choice of
-/// region and price): it must exist. WebDAV and SFTP folders are created on
-/// the first write.
-pub fn create_store_with(url: &StoreUrl, access: &StoreAccess) -> Result<DynBackend, BackendError> {
-    match url {
-        StoreUrl::S3(_) | StoreUrl::WebDav(_) | StoreUrl::Sftp(_) => open_store_with(url, access),
-        StoreUrl::LocalFolder(path) => {
-            create_folder(path)?;
-            let folder = OpendalBackend::local_folder(path)?;
-            // With limits, a folder (a USB disk, a network mount) is paced
-            // and counted like any store.
-            Ok(match &access.limits {
-                Some(l) => retrying(crate::LimitedBackend::new(folder, l.clone())),
-                None => retrying(folder),
-            })
-        }
-        StoreUrl::Memory(None) => Ok(Arc::new(MemoryBackend::new())),
-        StoreUrl::Memory(Some(name)) => {
-            let mut stores = MEMORY_STORES.lock().unwrap_or_else(PoisonError::into_inner);
-            let store = stores
-                .entry(name.clone())
-                .or_insert_with(|| MemoryBackend::with_description(format!("in-memory store `{name}`")));
-            Ok(Arc::new(store.clone()))
-        }
-    }
-}
-
-fn create_folder(path: &Path) -> Result<(), BackendError> {
-    std::fs::create_dir_all(path).map_err(|e| {
-        let shown = path.display();
-        let err = match e.kind() {
-            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
-                BackendError::permission_denied(format!("could not create the folder {shown} ({e})"))
-            }
-            std::io::ErrorKind::AlreadyExists => BackendError::invalid_config(format!(
-                "{shown} is a file, not a folder; give the path of the vault folder"
-            )),
-            std::io::ErrorKind::StorageFull => {
-                BackendError::storage_full(format!("could not create the folder {shown}"))
-            }
-            _ => BackendError::other(format!(
-                "could not create the folder {shown} ({e}); check the path and that the disk is \
-                 working"
-            )),
-        };
-        err.with_source(e)
-    })
-}
-
-/// Every store opened by name retries its transient failures.
-fn retrying<B: crate::Backend>(b: B) -> DynBackend {
-    Arc::new(crate::RetryingBackend::new(b, crate::RetryPolicy::default()))
 }

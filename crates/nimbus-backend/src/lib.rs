@@ -12,24 +12,24 @@
 //!
 //! **Architecture invariant:** this crate knows nothing of what the bytes mean.
 
+mod address;
 mod error;
 mod faulty;
 mod limits;
+mod open;
 mod opendal_backend;
-mod remote;
 mod retry;
-mod url;
 
+pub use address::{AddressStyle, S3Location, S3Resolved, SftpLocation, StoreUrl, WebDavLocation};
 pub use error::{BackendError, BackendErrorKind};
 pub use faulty::{FaultConfig, FaultStats, FaultyBackend};
 pub use limits::{LimitedBackend, NetLimits, DEFAULT_IN_FLIGHT};
-pub use opendal_backend::{MemoryBackend, OpendalBackend};
-pub use remote::{S3Keys, StoreAccess, StoreCredentials, MULTIPART_CHUNK};
-pub use retry::{RetryPolicy, RetryingBackend};
-pub use url::{
-    create_store, create_store_with, open_store, open_store_with, AddressStyle, S3Location, S3Resolved, SftpLocation,
-    StoreUrl, WebDavLocation,
+pub use open::{
+    create_store, create_store_with, open_store, open_store_with, S3Keys, StoreAccess, StoreCredentials,
+    MULTIPART_CHUNK,
 };
+pub use opendal_backend::{MemoryBackend, OpendalBackend};
+pub use retry::{RetryPolicy, RetryingBackend};
 
 use async_trait::async_trait;
 use bytes::Bytes;

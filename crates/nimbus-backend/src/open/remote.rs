@@ -10,9 +10,9 @@
 //! does. The EC2 instance-metadata lookup is switched off: on a desktop it
 //! only adds a second of waiting before "no credentials".
 
+use crate::address::{AddressStyle, S3Location, S3Resolved, SftpLocation, WebDavLocation};
 use crate::error::Op;
 use crate::opendal_backend::Flavor;
-use crate::url::{AddressStyle, S3Location, S3Resolved, SftpLocation, WebDavLocation};
 use crate::{BackendError, LimitedBackend, NetLimits, OpendalBackend};
 use opendal::{HttpTransporter, OperationContext, Operator};
 use std::sync::{Arc, OnceLock};
