@@ -214,11 +214,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn pin(_g: &GlobalArgs, a: PinArgs, on: bool) -> Result<ExitCode> {
     let rt = runtime()?;
-    let mut service = rt.block_on(cmd_service::served_drives());
+    let mut service = rt.block_on(cmd_service::served_drives()).map(|(c, drives)| {
+        let mounts: Vec<_> = drives.into_iter().map(|d| (d.name, d.mount)).collect();
+        (c, mounts)
+    });
     for p in &a.paths {
         let r = match service
             .as_mut()
-            .and_then(|(c, drives)| inside_served(p, drives).map(|d| (c, d)))
+            .and_then(|(c, mounts)| inside_served(p, mounts).map(|d| (c, d)))
         {
             Some((c, (drive, path))) => rt
                 .block_on(c.call(Request::Pin { drive, path, on }))
@@ -258,15 +261,15 @@ fn pin_by_xattr(p: &Path, on: bool) -> std::io::Result<()> {
     }
 }
 
-/// The service's drive `p` is in, and `p` as a path inside it (`/docs`),
-/// if the service serves one there. Links are followed, as the control
+/// Which of the service's drives (name, mount point) `p` is in, and `p`
+/// as a path inside it (`/docs`). Links are followed, as the control
 /// attribute would follow them.
-fn inside_served(p: &Path, drives: &[DriveStatus]) -> Option<(String, String)> {
+fn inside_served(p: &Path, mounts: &[(String, PathBuf)]) -> Option<(String, String)> {
     let p = p.canonicalize().ok()?;
-    drives.iter().find_map(|d| {
-        let mount = d.mount.canonicalize().unwrap_or_else(|_| d.mount.clone());
+    mounts.iter().find_map(|(name, mount)| {
+        let mount = mount.canonicalize().unwrap_or_else(|_| mount.clone());
         let rel = p.strip_prefix(&mount).ok()?.to_str()?;
-        Some((d.name.clone(), format!("/{rel}")))
+        Some((name.clone(), format!("/{rel}")))
     })
 }
 
@@ -389,5 +392,31 @@ fn libc_enotsup() -> i32 {
         95
     } else {
         45
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_path_is_found_in_the_drive_that_holds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let (work, photos) = (d.path().join("Work"), d.path().join("Photos"));
+        std::fs::create_dir_all(work.join("docs")).unwrap();
+        std::fs::create_dir_all(&photos).unwrap();
+        std::fs::write(work.join("docs/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink(work.join("docs"), d.path().join("link")).unwrap();
+        let mounts = [("photos".to_string(), photos), ("work".to_string(), work.clone())];
+        let found = |p: &Path| inside_served(p, &mounts);
+        let at = |name: &str, path: &str| Some((name.to_string(), path.to_string()));
+        assert_eq!(found(&work.join("docs/a.txt")), at("work", "/docs/a.txt"));
+        assert_eq!(found(&work), at("work", "/"));
+        assert_eq!(found(&d.path().join("link/a.txt")), at("work", "/docs/a.txt"));
+        // Not in one of the service's drives, or not there at all: left to
+        // the drive's own attribute, which says what is wrong.
+        assert_eq!(found(d.path()), None);
+        assert_eq!(found(&work.join("missing")), None);
     }
 }

@@ -151,3 +151,59 @@ pub fn mount(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use nimbus_backend::MemoryBackend;
+    use nimbus_vault::{KdfParams, VaultParams};
+
+    /// The recipe opens a drive, keeps a second open of the same vault on
+    /// this device out while the first holds the mount lock, and says a
+    /// wrong password as such.
+    #[test]
+    fn opens_once_per_device_and_says_a_wrong_password() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mem = Arc::new(MemoryBackend::new());
+        rt.block_on(Vault::create(
+            mem.clone(),
+            b"pw",
+            VaultParams::default(),
+            KdfParams::minimum(),
+        ))
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let opts = DriveOptions {
+            state_dir: state.path().to_path_buf(),
+            commit_delay: Duration::from_secs(5),
+            cache_limit: 1 << 20,
+            paused: false,
+        };
+        let mp = state.path().join("mnt");
+
+        let wrong = open_drive(rt.handle(), mem.clone(), b"not it", &opts, Some(&mp));
+        assert!(
+            matches!(wrong, Err(OpenError::Unlock(VaultError::WrongPassword))),
+            "{:?}",
+            wrong.err()
+        );
+
+        let first = open_drive(rt.handle(), mem.clone(), b"pw", &opts, Some(&mp)).unwrap();
+        assert!(first.lock.is_some());
+        assert_eq!(
+            device::mounted_here(state.path(), &first.vault_id).as_deref(),
+            Some(format!("at {} by process {}", mp.display(), std::process::id()).as_str())
+        );
+        let second = open_drive(rt.handle(), mem.clone(), b"pw", &opts, Some(&mp));
+        match second {
+            Err(OpenError::Locked(LockError::Held { holder })) => assert!(holder.contains("mnt"), "{holder}"),
+            other => panic!("a second open was not refused: {:?}", other.err()),
+        }
+
+        first.fs.shutdown().unwrap();
+        drop(first);
+        let again = open_drive(rt.handle(), mem, b"pw", &opts, Some(&mp)).unwrap();
+        again.fs.shutdown().unwrap();
+    }
+}
