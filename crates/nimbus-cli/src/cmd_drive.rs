@@ -388,11 +388,7 @@ fn limit_error(mp: &Path, e: std::io::Error) -> anyhow::Error {
 
 /// ENOTSUP, which the drive answers for a store on this device.
 fn libc_enotsup() -> i32 {
-    if cfg!(target_os = "linux") {
-        95
-    } else {
-        45
-    }
+    rustix::io::Errno::NOTSUP.raw_os_error()
 }
 
 #[cfg(test)]
