@@ -28,7 +28,7 @@ const LIBRARY_CAPS: &[(&str, LevelFilter)] = &[
     ("zbus", LevelFilter::WARN),
 ];
 
-/// `NIMBUS_LOG` if set, else `level`, with [`LIBRARY_CAPS`] on top. The
+/// `NIMBUS_LOG` if set, else `level`, with `LIBRARY_CAPS` on top. The
 /// caps are a filter of their own, not directives of the level's filter,
 /// so no directive given (`fuser::ll=trace`) can lift them.
 pub fn filter<S>(level: &str) -> impl Filter<S> + Send + Sync + 'static
