@@ -3,8 +3,9 @@
 use anyhow::Result;
 use std::process::ExitCode;
 
+use crate::args::GlobalArgs;
 use crate::progress::count_bar;
-use crate::{store, GlobalArgs};
+use crate::store;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -1,21 +1,31 @@
-//! Commands for a mounted drive: `unmount`, `sync`, `pin`, `unpin`.
+//! Commands for a mounted drive, named by its folder: `unmount`, `sync`,
+//! `pin`, `unpin`, `limit`.
 //!
-//! They talk to the mount through the drive itself, whether `nimbus mount`
-//! or the service serves it: `fsync` of the drive's root commits now, the `user.nimbus.status`
-//! attribute of the root tells what is pending, and setting or removing
-//! `user.nimbus.pin` on a path pins or unpins it.
+//! A drive the service (`nimbusd`) serves is controlled through the
+//! service's API: pins, limits (which the service also keeps in its
+//! config) and the unmount itself. A standalone `nimbus mount` has no API,
+//! so its drive is controlled through the drive itself: setting or
+//! removing `user.nimbus.pin` on a path pins or unpins it, and
+//! `user.nimbus.limits` on the root reads and sets the limits. For both,
+//! `fsync` of the drive's root commits now and the root's
+//! `user.nimbus.status` attribute tells what is pending (the API's status
+//! has neither the set-aside file names nor the `dirty` flag these
+//! commands show).
 
 use anyhow::{bail, Context, Result};
+use nimbus_api::{ApiError, Client, DriveStatus, Request};
+use nimbus_backend::StoreUrl;
 use nimbus_fs::Pending;
+use nimbus_fuse::mounts::{self, is_nimbus_mount};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use crate::cmd_mount::is_nimbus_mount;
+use crate::args::GlobalArgs;
+use crate::cmd_service;
 use crate::progress::human_bytes;
-use crate::GlobalArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct MountpointArgs {
@@ -174,15 +184,13 @@ pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     warn_set_aside(&mp);
-    let pid = status(&mp).map(|p| p.pid).unwrap_or(0);
-    if is_service(pid) {
+    let rt = runtime()?;
+    if let Some((mut c, d)) = rt.block_on(cmd_service::served(&mp)) {
         // The service must let go of the drive itself (it stays running).
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        if rt.block_on(crate::cmd_service::unmount_served(&mp))? {
-            return Ok(ExitCode::SUCCESS);
-        }
+        return cmd_service::print_done(rt.block_on(c.call(Request::Unmount { drive: d.name }))?);
     }
-    crate::cmd_mount::unmount_now(&mp)?;
+    let pid = status(&mp).map(|p| p.pid).unwrap_or(0);
+    mounts::unmount(&mp, false)?;
     // The mount process makes a last (empty) commit, lets go of the vault
     // and exits; wait for that, so a new mount can start at once.
     let bar = crate::progress::spinner(g.quiet, "waiting for the drive to stop");
@@ -198,15 +206,28 @@ pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A current-thread runtime for the calls to the service: a client's
+/// connection belongs to the runtime it was made in.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
 pub fn pin(_g: &GlobalArgs, a: PinArgs, on: bool) -> Result<ExitCode> {
+    let rt = runtime()?;
+    let mut service = rt.block_on(cmd_service::served_drives()).map(|(c, drives)| {
+        let mounts: Vec<_> = drives.into_iter().map(|d| (d.name, d.mount)).collect();
+        (c, mounts)
+    });
     for p in &a.paths {
-        let r = if on {
-            xattr::set(p, "user.nimbus.pin", b"1")
-        } else {
-            match xattr::remove(p, "user.nimbus.pin") {
-                Err(e) if e.raw_os_error() == Some(61) => Ok(()), // ENODATA: was not pinned
-                r => r,
-            }
+        let r = match service
+            .as_mut()
+            .and_then(|(c, mounts)| inside_served(p, mounts).map(|d| (c, d)))
+        {
+            Some((c, (drive, path))) => rt
+                .block_on(c.call(Request::Pin { drive, path, on }))
+                .map(|_| ())
+                .map_err(anyhow::Error::from),
+            None => pin_by_xattr(p, on).map_err(anyhow::Error::from),
         };
         r.with_context(|| {
             format!(
@@ -228,12 +249,31 @@ pub fn pin(_g: &GlobalArgs, a: PinArgs, on: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether a process runs (a zombie waiting for its parent does not).
-/// Whether the process serving a drive is the service.
-fn is_service(pid: u32) -> bool {
-    pid != 0 && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "nimbusd")
+/// Pins or unpins through the drive's control attribute.
+fn pin_by_xattr(p: &Path, on: bool) -> std::io::Result<()> {
+    if on {
+        xattr::set(p, "user.nimbus.pin", b"1")
+    } else {
+        match xattr::remove(p, "user.nimbus.pin") {
+            Err(e) if e.raw_os_error() == Some(61) => Ok(()), // ENODATA: was not pinned
+            r => r,
+        }
+    }
 }
 
+/// Which of the service's drives (name, mount point) `p` is in, and `p`
+/// as a path inside it (`/docs`). Links are followed, as the control
+/// attribute would follow them.
+fn inside_served(p: &Path, mounts: &[(String, PathBuf)]) -> Option<(String, String)> {
+    let p = p.canonicalize().ok()?;
+    mounts.iter().find_map(|(name, mount)| {
+        let mount = mount.canonicalize().unwrap_or_else(|_| mount.clone());
+        let rel = p.strip_prefix(&mount).ok()?.to_str()?;
+        Some((name.clone(), format!("/{rel}")))
+    })
+}
+
+/// Whether a process runs (a zombie waiting for its parent does not).
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
@@ -249,10 +289,10 @@ pub struct LimitArgs {
     /// Where the drive is mounted.
     mountpoint: PathBuf,
     /// New upload limit in bytes per second (`500k`, `5M`, `1.5MiB`), or `off`.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate_or_off)]
+    #[arg(long, value_name = "RATE", value_parser = crate::rates::parse_rate_or_off)]
     upload: Option<u64>,
     /// New download limit in bytes per second, or `off`.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate_or_off)]
+    #[arg(long, value_name = "RATE", value_parser = crate::rates::parse_rate_or_off)]
     download: Option<u64>,
 }
 
@@ -260,6 +300,51 @@ pub struct LimitArgs {
 /// limits, changed at once for the requests waiting and those to come.
 pub fn limit(_g: &GlobalArgs, a: LimitArgs) -> Result<ExitCode> {
     let mp = drive(&a.mountpoint)?;
+    let rt = runtime()?;
+    let (up, down) = match rt.block_on(cmd_service::served(&mp)) {
+        Some((mut c, d)) => rt.block_on(limit_served(&mut c, &d, &mp, &a))?,
+        None => limit_by_xattr(&mp, &a)?,
+    };
+    let show = |r: u64| {
+        if r == 0 {
+            "no limit".to_string()
+        } else {
+            format!("{}/s", human_bytes(r))
+        }
+    };
+    println!("{}: upload {}, download {}", mp.display(), show(up), show(down));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The limits of the service's drive, set through its API, which also
+/// keeps them in its config for its next start. 0 is no limit.
+async fn limit_served(c: &mut Client, d: &DriveStatus, mp: &Path, a: &LimitArgs) -> Result<(u64, u64)> {
+    // As the drive itself answers: a store on this device has no limits.
+    if matches!(
+        StoreUrl::parse(&d.store),
+        Ok(StoreUrl::LocalFolder(_) | StoreUrl::Memory(_))
+    ) {
+        return Err(no_limits(mp));
+    }
+    let (mut up, mut down) = (d.upload_limit, d.download_limit);
+    if a.upload.is_some() || a.download.is_some() {
+        let some = |r: u64| (r > 0).then_some(r);
+        up = a.upload.map_or(up, some);
+        down = a.download.map_or(down, some);
+        c.call(Request::SetLimits {
+            drive: d.name.clone(),
+            upload: up,
+            download: down,
+        })
+        .await
+        .map_err(|e: ApiError| anyhow::anyhow!("cannot change the limits of {}: {e}", mp.display()))?;
+    }
+    Ok((up.unwrap_or(0), down.unwrap_or(0)))
+}
+
+/// The limits of a standalone mount's drive, through its control
+/// attribute: `up=<bytes per second> down=<bytes per second>`, 0 for none.
+fn limit_by_xattr(mp: &Path, a: &LimitArgs) -> Result<(u64, u64)> {
     if a.upload.is_some() || a.download.is_some() {
         let mut v = String::new();
         if let Some(u) = a.upload {
@@ -268,10 +353,10 @@ pub fn limit(_g: &GlobalArgs, a: LimitArgs) -> Result<ExitCode> {
         if let Some(d) = a.download {
             v.push_str(&format!("down={d}"));
         }
-        xattr::set(&mp, "user.nimbus.limits", v.trim().as_bytes()).map_err(|e| limit_error(&mp, e))?;
+        xattr::set(mp, "user.nimbus.limits", v.trim().as_bytes()).map_err(|e| limit_error(mp, e))?;
     }
-    let raw = xattr::get(&mp, "user.nimbus.limits")
-        .map_err(|e| limit_error(&mp, e))?
+    let raw = xattr::get(mp, "user.nimbus.limits")
+        .map_err(|e| limit_error(mp, e))?
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&raw);
     let mut up = 0;
@@ -283,29 +368,19 @@ pub fn limit(_g: &GlobalArgs, a: LimitArgs) -> Result<ExitCode> {
             _ => {}
         }
     }
-    let show = |r: u64| {
-        if r == 0 {
-            "no limit".to_string()
-        } else {
-            format!("{}/s", human_bytes(r))
-        }
-    };
-    if (a.upload.is_some() || a.download.is_some()) && is_service(status(&mp).map(|p| p.pid).unwrap_or(0)) {
-        // The service's drive: saved in its config too, for its next start.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let some = |r: u64| (r > 0).then_some(r);
-        rt.block_on(crate::cmd_service::save_limits_served(&mp, some(up), some(down)))?;
-    }
-    println!("{}: upload {}, download {}", mp.display(), show(up), show(down));
-    Ok(ExitCode::SUCCESS)
+    Ok((up, down))
+}
+
+fn no_limits(mp: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: this drive's store is a folder on this device, which has no bandwidth limits",
+        mp.display()
+    )
 }
 
 fn limit_error(mp: &Path, e: std::io::Error) -> anyhow::Error {
     if e.raw_os_error() == Some(libc_enotsup()) {
-        anyhow::anyhow!(
-            "{}: this drive's store is a folder on this device, which has no bandwidth limits",
-            mp.display()
-        )
+        no_limits(mp)
     } else {
         anyhow::anyhow!("cannot change the limits of {}: {e}", mp.display())
     }
@@ -313,64 +388,31 @@ fn limit_error(mp: &Path, e: std::io::Error) -> anyhow::Error {
 
 /// ENOTSUP, which the drive answers for a store on this device.
 fn libc_enotsup() -> i32 {
-    if cfg!(target_os = "linux") {
-        95
-    } else {
-        45
-    }
-}
-
-/// A rate in bytes per second: `1000`, `500k` / `500K` (×1000), `5M`,
-/// `1G`, `64KiB` / `5MiB` (×1024), with an optional `/s` or `B`.
-pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t);
-    let lower = t.to_ascii_lowercase();
-    let (num, mult) = [
-        ("kib", 1u64 << 10),
-        ("mib", 1 << 20),
-        ("gib", 1 << 30),
-        ("kb", 1000),
-        ("mb", 1_000_000),
-        ("gb", 1_000_000_000),
-        ("k", 1000),
-        ("m", 1_000_000),
-        ("g", 1_000_000_000),
-        ("b", 1),
-    ]
-    .iter()
-    .find_map(|(suffix, m)| lower.strip_suffix(suffix).map(|n| (n.trim().to_string(), *m)))
-    .unwrap_or((lower.clone(), 1));
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a rate; write it as 500k, 5M or 2MiB (bytes per second)"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("`{s}`: a rate is more than 0 (use `off` for no limit)"));
-    }
-    Ok((v * mult as f64).round().max(1.0) as u64)
-}
-
-/// [`parse_rate`], or `off` / `0` / `none` for no limit (0).
-pub fn parse_rate_or_off(s: &str) -> std::result::Result<u64, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "off" | "none" | "0" | "unlimited" => Ok(0),
-        _ => parse_rate(s),
-    }
+    rustix::io::Errno::NOTSUP.raw_os_error()
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn rates() {
-        assert_eq!(parse_rate("1000"), Ok(1000));
-        assert_eq!(parse_rate("500k"), Ok(500_000));
-        assert_eq!(parse_rate("5M/s"), Ok(5_000_000));
-        assert_eq!(parse_rate("1.5MiB"), Ok(1_572_864));
-        assert_eq!(parse_rate("64 KiB"), Ok(65_536));
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("0").is_err());
-        assert_eq!(parse_rate_or_off("off"), Ok(0));
+    fn a_path_is_found_in_the_drive_that_holds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let (work, photos) = (d.path().join("Work"), d.path().join("Photos"));
+        std::fs::create_dir_all(work.join("docs")).unwrap();
+        std::fs::create_dir_all(&photos).unwrap();
+        std::fs::write(work.join("docs/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink(work.join("docs"), d.path().join("link")).unwrap();
+        let mounts = [("photos".to_string(), photos), ("work".to_string(), work.clone())];
+        let found = |p: &Path| inside_served(p, &mounts);
+        let at = |name: &str, path: &str| Some((name.to_string(), path.to_string()));
+        assert_eq!(found(&work.join("docs/a.txt")), at("work", "/docs/a.txt"));
+        assert_eq!(found(&work), at("work", "/"));
+        assert_eq!(found(&d.path().join("link/a.txt")), at("work", "/docs/a.txt"));
+        // Not in one of the service's drives, or not there at all: left to
+        // the drive's own attribute, which says what is wrong.
+        assert_eq!(found(d.path()), None);
+        assert_eq!(found(&work.join("missing")), None);
     }
 }

@@ -16,9 +16,10 @@ type PackId = Id;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::args::GlobalArgs;
 use crate::localfs::{self, path_from_bytes, RestoreNotes};
 use crate::progress::{bytes_bar, human_bytes};
-use crate::{at, store, GlobalArgs};
+use crate::{at, store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -4,7 +4,8 @@ use anyhow::Result;
 use nimbus_vault::{KdfParams, Vault, VaultParams};
 use std::process::ExitCode;
 
-use crate::{secrets, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::secrets;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use nimbus_backend::StoreUrl;
 use std::process::ExitCode;
 
-use crate::{credentials, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::credentials;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -5,9 +5,10 @@ use nimbus_vault::paths::{self, split_path};
 use nimbus_vault::{Entry, EntryKind, VaultError};
 use std::process::ExitCode;
 
+use crate::args::GlobalArgs;
 use crate::at::{self, format_time};
 use crate::progress::human_bytes;
-use crate::{out, store, GlobalArgs};
+use crate::{out, store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -6,11 +6,15 @@
 //! environment or the command line, which other processes can read — and
 //! returns once the drive answers, or prints why it could not mount.
 //!
-//! One lock file per vault and device (`drive.lock`, held with `flock` for
-//! the life of the mount) refuses a second mount of the same vault.
+//! The drive opens and mounts with `nimbus_host`'s recipe, the one the
+//! service follows: so the rollback check, the device's memory and the
+//! mount lock (`drive.lock`, one mount per vault and device) are the same
+//! whoever runs the drive. This process stays a standalone one, like
+//! `rclone mount`: it needs no service and no desktop session.
 
 use anyhow::{bail, Context, Result};
-use nimbus_fs::{Ctx, Fs, FsOptions};
+use nimbus_fuse::mounts::{self, is_nimbus_mount};
+use nimbus_host::DriveOptions;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-use crate::{credentials, device, secrets, store, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::{credentials, device, secrets, store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -42,10 +47,10 @@ pub struct Args {
     allow_other: bool,
     /// Upload bandwidth limit, in bytes per second (`500k`, `5M`, `1.5MiB`); change it
     /// while mounted with `nimbus limit`.
-    #[arg(long, value_name = "RATE", value_parser = crate::cmd_drive::parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = crate::rates::parse_rate)]
     upload_limit: Option<u64>,
     /// Download bandwidth limit, in bytes per second.
-    #[arg(long, value_name = "RATE", value_parser = crate::cmd_drive::parse_rate)]
+    #[arg(long, value_name = "RATE", value_parser = crate::rates::parse_rate)]
     download_limit: Option<u64>,
     /// Requests sent to the store at once, at most.
     #[arg(long, default_value_t = nimbus_backend::DEFAULT_IN_FLIGHT, value_name = "N", help_heading = "Advanced")]
@@ -68,7 +73,7 @@ fn places(g: &GlobalArgs, a: &Args) -> Result<(GlobalArgs, PathBuf)> {
     let mp = PathBuf::from(mp);
     // A drive whose process died (a crash, kill -9) is still mounted
     // there, answering nothing. Clear it away.
-    if nimbus_service::mounts::clear_stale(&mp) {
+    if mounts::clear_stale(&mp) {
         eprintln!("{}: a stopped drive was left mounted here; unmounted it", mp.display());
     }
     let meta = std::fs::metadata(&mp).with_context(|| {
@@ -238,7 +243,7 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::stderr().is_terminal())
                     .with_writer(std::io::stderr)
-                    .with_filter(nimbus_service::logging::filter("warn")),
+                    .with_filter(nimbus_host::logs::filter("warn")),
             )
             .try_init();
     }
@@ -271,41 +276,19 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
         limits: Some(limits),
     };
     let backend = nimbus_backend::open_store_with(&url, &access)?;
-    let vault = rt.block_on(store::open_vault_with(g, backend, &pw))?;
+    let opts = DriveOptions {
+        state_dir: device::state_dir(g)?,
+        commit_delay: Duration::from_secs(a.commit_delay),
+        cache_limit: a.cache_size << 20,
+        paused: false,
+    };
+    let opened = nimbus_host::open_drive(rt.handle(), backend, pw.as_bytes(), &opts, Some(mp))?;
     drop(pw);
-    let vid = vault.config().vault_id;
-    let dev = device::device_id(g, &vid)?;
-    let seen = device::load_seen(g, &vid)?;
-    let vault_dir = device::state_dir(g)?.join("vaults").join(vid.to_hex());
-    let _lock = nimbus_service::device::lock_vault(&device::state_dir(g)?, &vid, mp).map_err(anyhow::Error::msg)?;
-
-    let mut opts = FsOptions::new(vault_dir.join("drive"), dev);
-    opts.ref_seen = seen.get(&dev).copied().unwrap_or(0);
-    opts.commit_delay = Duration::from_secs(a.commit_delay);
-    opts.cache_limit = a.cache_size << 20;
-    opts.owner = current_user();
-    let state = device::state_dir(g)?;
-    opts.on_commit = Some(Box::new(move |_cid, seq| {
-        // Remember the ref's update number, so a rollback is noticed.
-        nimbus_service::device::note_own_commit(&state, &vid, dev, seq)
-    }));
-    let fs = Fs::load(vault, rt.handle().clone(), opts).context("could not open the drive's local state")?;
-
-    let mopts = nimbus_fuse::MountOptions {
-        allow_other: a.allow_other,
-        fs_name: format!("nimbus:{}", vid.to_hex()),
-        ..Default::default()
-    };
-    let session = match nimbus_fuse::mount(fs.clone(), mp, &mopts) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = fs.shutdown();
-            bail!(
-                "could not mount at {}: {e}. Is FUSE installed (the fuse3 package) and /dev/fuse usable?",
-                mp.display()
-            );
-        }
-    };
+    // Held for the life of the mount.
+    let _lock = opened.lock;
+    let fs = opened.fs;
+    let slot = nimbus_fs::Slot::new(Some(fs.clone()), nimbus_host::current_user());
+    let session = nimbus_host::mount(&slot, mp, a.allow_other, Some(&opened.vault_id))?;
     eprintln!("nimbus: drive mounted at {}", mp.display());
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -317,7 +300,7 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
             eprintln!("nimbus: unmounting {}", mp.display());
             // Unmounting fails while programs have files open on the drive;
             // then the drive keeps serving them.
-            if let Err(e) = unmount_now(mp) {
+            if let Err(e) = mounts::unmount(mp, false) {
                 eprintln!("nimbus: {e}; the drive stays mounted. Close those programs and press Ctrl-C again");
             }
         }
@@ -333,19 +316,4 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
     )?;
     eprintln!("nimbus: every change is in the vault; drive stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Asks the kernel to unmount the drive (the session then ends).
-pub fn unmount_now(mp: &Path) -> Result<()> {
-    nimbus_service::mounts::unmount(mp, false).map_err(anyhow::Error::msg)
-}
-
-pub use nimbus_service::mounts::is_nimbus_mount;
-
-#[cfg(unix)]
-fn current_user() -> Ctx {
-    Ctx {
-        uid: rustix::process::getuid().as_raw(),
-        gid: rustix::process::getgid().as_raw(),
-    }
 }

@@ -6,7 +6,8 @@ use nimbus_vault::{RecoveryKey, Unlock, Vault};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{secrets, store, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::{secrets, store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::{credentials, secrets, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::{credentials, secrets};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
@@ -136,7 +137,7 @@ async fn call(req: Request) -> Result<Reply> {
 }
 
 /// Prints a `Done` answer; anything else is a bug of one side.
-fn print_done(r: Reply) -> Result<ExitCode> {
+pub fn print_done(r: Reply) -> Result<ExitCode> {
     match r {
         Reply::Done { message, warnings } => {
             println!("{message}");
@@ -471,42 +472,22 @@ pub async fn restore(a: RestoreArgs) -> Result<ExitCode> {
     }
 }
 
-/// The service, and the name of the drive it serves at `mp`, if it does.
+/// The service and its mounted drives, if a service answers.
 #[cfg(unix)]
-async fn served(mp: &std::path::Path) -> Option<(Client, String)> {
+pub async fn served_drives() -> Option<(Client, Vec<DriveStatus>)> {
     let mut c = Client::connect().await.ok()?;
     let Ok(Reply::Status(s)) = c.call(Request::Status { drive: None }).await else {
         return None;
     };
+    let drives = s.drives.into_iter().filter(|d| d.mounted).collect();
+    Some((c, drives))
+}
+
+/// The service, and the drive it serves at `mp`, if it does.
+#[cfg(unix)]
+pub async fn served(mp: &std::path::Path) -> Option<(Client, DriveStatus)> {
+    let (c, drives) = served_drives().await?;
     let same = |p: &std::path::Path| p == mp || p.canonicalize().is_ok_and(|c| c == mp);
-    let name = s.drives.iter().find(|d| same(&d.mount) && d.mounted)?.name.clone();
-    Some((c, name))
-}
-
-/// If the service serves the drive at `mp`, unmounts it through the
-/// service (which must let go of it) and returns true.
-#[cfg(unix)]
-pub async fn unmount_served(mp: &std::path::Path) -> Result<bool> {
-    let Some((mut c, drive)) = served(mp).await else {
-        return Ok(false);
-    };
-    let r = c.call(Request::Unmount { drive }).await?;
-    print_done(r)?;
-    Ok(true)
-}
-
-/// If the service serves the drive at `mp`, saves its limits (bytes per
-/// second, `None` for none) in the service's config, so a restart keeps
-/// them. They already apply: the drive itself was told.
-#[cfg(unix)]
-pub async fn save_limits_served(mp: &std::path::Path, upload: Option<u64>, download: Option<u64>) -> Result<()> {
-    if let Some((mut c, drive)) = served(mp).await {
-        c.call(Request::SetLimits {
-            drive,
-            upload,
-            download,
-        })
-        .await?;
-    }
-    Ok(())
+    let d = drives.into_iter().find(|d| same(&d.mount))?;
+    Some((c, d))
 }

@@ -3,8 +3,9 @@
 use anyhow::Result;
 use std::process::ExitCode;
 
+use crate::args::GlobalArgs;
 use crate::progress::human_bytes;
-use crate::{at, store, GlobalArgs};
+use crate::{at, store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

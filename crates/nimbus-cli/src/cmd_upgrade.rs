@@ -7,7 +7,8 @@ use nimbus_vault::upgrade::{needs_upgrade, upgrade, Upgraded};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use crate::{secrets, store, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::{secrets, store};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -15,7 +15,7 @@
 
 use anyhow::{bail, Context, Result};
 use nimbus_backend::{S3Keys, StoreAccess, StoreCredentials, StoreUrl};
-use nimbus_service::keychain::{self, KeyringError};
+use nimbus_host::keychain::{self, KeyringError};
 use std::io::IsTerminal;
 use zeroize::Zeroizing;
 
@@ -168,7 +168,7 @@ fn aws_credentials_file() -> bool {
 }
 
 /// The saved text: one line, so one keyring entry holds a store's whole
-/// credential (see `nimbus_service::keychain`).
+/// credential (see `nimbus_host::keychain`).
 pub fn saved_text(c: &StoreCredentials) -> Option<Zeroizing<String>> {
     keychain::store_text(c)
 }

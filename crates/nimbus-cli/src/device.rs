@@ -1,14 +1,14 @@
 //! This device's id for a vault and the refs it has seen, in the local
-//! state directory (`nimbus_service::device` keeps them, for the CLI and
-//! the service alike).
+//! state directory chosen by `--state-dir` (`nimbus_host::device` keeps
+//! them, for the CLI and the service alike).
 
 use anyhow::{Context, Result};
-use nimbus_service::device;
+use nimbus_host::device;
 use nimbus_vault::{DeviceId, ShortId};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::GlobalArgs;
+use crate::args::GlobalArgs;
 
 /// The local state directory: `--state-dir`, else the platform's data dir.
 pub fn state_dir(g: &GlobalArgs) -> Result<PathBuf> {

@@ -4,6 +4,7 @@
 //! code. Without a running service the commands here work directly on a
 //! vault: create it, put files in, list, get them back, check it.
 
+mod args;
 mod at;
 mod cmd_check;
 #[cfg(unix)]
@@ -24,12 +25,17 @@ mod device;
 mod localfs;
 mod out;
 mod progress;
+#[cfg(unix)]
+mod rates;
 mod secrets;
 mod store;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 use std::process::ExitCode;
+
+// Also `crate::GlobalArgs`, for cmd_put.rs, which another change is
+// splitting; every other module imports `crate::args::GlobalArgs`.
+use args::GlobalArgs;
 
 /// Nimbus: an end-to-end encrypted drive over storage you already have.
 #[derive(Parser, Debug)]
@@ -39,24 +45,6 @@ struct Cli {
     global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-/// Options every command understands.
-#[derive(clap::Args, Debug, Clone)]
-pub struct GlobalArgs {
-    /// The vault's store: a folder path, file:///path, s3://bucket/folder?endpoint=URL,
-    /// webdav(s)://user@host/folder or sftp://user@host/folder.
-    #[arg(short = 's', long, env = "NIMBUS_STORE", global = true)]
-    pub store: Option<String>,
-    /// Read the vault password from this file (else NIMBUS_PASSWORD, else a prompt).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-    /// Where this device keeps its local state (device id per vault).
-    #[arg(long, env = "NIMBUS_STATE_DIR", global = true, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -125,7 +113,7 @@ enum Command {
 fn main() -> ExitCode {
     // Before any file is made: state, logs, a local-folder vault.
     #[cfg(unix)]
-    if let Err(e) = nimbus_service::private::harden() {
+    if let Err(e) = nimbus_host::private::harden() {
         eprintln!("warning: {e}; a crash could leave a copy of this process's memory on disk");
     }
     let cli = Cli::parse();

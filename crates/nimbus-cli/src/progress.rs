@@ -48,5 +48,6 @@ fn target(quiet: bool) -> ProgressDrawTarget {
     }
 }
 
-/// `12.3 MB` style sizes: one definition, shared with the service.
-pub use nimbus_service::human_bytes;
+/// `12.3 MB` style sizes: one definition, with the API's types, shared
+/// with the service and the desktop app.
+pub use nimbus_api::human_bytes;

@@ -4,7 +4,8 @@ use anyhow::{Context, Result};
 use nimbus_backend::{DynBackend, StoreUrl};
 use nimbus_vault::Vault;
 
-use crate::{credentials, secrets, GlobalArgs};
+use crate::args::GlobalArgs;
+use crate::{credentials, secrets};
 
 /// The store named by `--store` or `NIMBUS_STORE`.
 pub fn store_url(g: &GlobalArgs) -> Result<StoreUrl> {
@@ -32,8 +33,10 @@ pub async fn open_vault(g: &GlobalArgs) -> Result<Vault> {
     check_rollback(g, vault).await
 }
 
-/// [`open_vault`] on a store already opened, with a password already read.
-#[cfg_attr(not(unix), allow(dead_code))]
+/// [`open_vault`] on a store already opened, with a password already read
+/// (for tests that hand in a faulty store; `nimbus mount` opens its vault
+/// with `nimbus_host::open_drive`).
+#[cfg(test)]
 pub async fn open_vault_with(g: &GlobalArgs, backend: DynBackend, pw: &str) -> Result<Vault> {
     nimbus_vault::read_config(&backend).await?;
     let vault = Vault::open(backend, pw.as_bytes())
@@ -42,14 +45,11 @@ pub async fn open_vault_with(g: &GlobalArgs, backend: DynBackend, pw: &str) -> R
     check_rollback(g, vault).await
 }
 
-/// Gives the vault this device's memory of the refs, so every later read
-/// of them (the head, the check before publishing) is held to it, then
-/// reads them once now to refuse a rollback early and remember what is new.
+/// The rollback check of `nimbus_host::device::check_rollback`: every
+/// later read of the refs (the head, the check before publishing) is held
+/// to this device's memory of them.
 async fn check_rollback(g: &GlobalArgs, vault: Vault) -> Result<Vault> {
-    let id = vault.config().vault_id;
-    vault.remember_refs_seen(&crate::device::load_seen(g, &id)?);
-    vault.read_refs().await?;
-    crate::device::save_seen(g, &id, &vault.refs_seen())?;
+    nimbus_host::device::check_rollback(&vault, &crate::device::state_dir(g)?).await?;
     Ok(vault)
 }
 

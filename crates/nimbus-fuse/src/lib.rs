@@ -13,6 +13,8 @@ mod errno;
 #[cfg(unix)]
 mod filesystem;
 #[cfg(unix)]
+pub mod mounts;
+#[cfg(unix)]
 mod pool;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The service's config file (TOML): the service's own settings and the
 //! drives. No secret is ever written here: passwords and store
-//! credentials live in the OS keyring (`keychain.rs`). Every key is
+//! credentials live in the OS keyring (`nimbus_host::keychain`). Every key is
 //! documented in `docs/CONFIGURATION.md`.
 //!
 //! The file is rewritten whole through a temporary file and a rename, so a
@@ -98,6 +98,24 @@ pub enum ConfigError {
     Write(PathBuf, std::io::Error),
 }
 
+/// A config that breaks a rule of its own: what the person wrote, or a
+/// change asked for through the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidConfig {
+    #[error("`{0}` cannot be a drive's name: use up to 64 letters, digits, `-`, `_` and `.` (not first)")]
+    BadName(String),
+    #[error("two drives are named `{0}`")]
+    SameName(String),
+    #[error("drive `{drive}`: {error}")]
+    BadStore { drive: String, error: String },
+    #[error("drive `{drive}`: the mount point `{}` must be an absolute path", .mount.display())]
+    RelativeMount { drive: String, mount: PathBuf },
+    #[error("two drives are mounted at {}", .0.display())]
+    SameMount(PathBuf),
+    #[error("two drives use the vault at {0}; one drive per vault")]
+    SameVault(String),
+}
+
 /// The config file's usual place: `nimbusd.toml` in the platform's config
 /// folder (`~/.config/nimbus` on Linux, `~/Library/Application
 /// Support/nimbus` on macOS, `%APPDATA%\nimbus\config` on Windows).
@@ -125,7 +143,8 @@ impl Config {
             Err(e) => return Err(ConfigError::Read(path.to_path_buf(), e)),
         };
         let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
-        cfg.validate().map_err(|e| ConfigError::Parse(path.to_path_buf(), e))?;
+        cfg.validate()
+            .map_err(|e| ConfigError::Parse(path.to_path_buf(), e.to_string()))?;
         Ok(cfg)
     }
 
@@ -148,34 +167,36 @@ impl Config {
         self.drives.iter().find(|d| d.name == name)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
         let mut names = std::collections::BTreeSet::new();
         for d in &self.drives {
             check_name(&d.name)?;
             if !names.insert(&d.name) {
-                return Err(format!("two drives are named `{}`", d.name));
+                return Err(InvalidConfig::SameName(d.name.clone()));
             }
-            nimbus_backend::StoreUrl::parse(&d.store).map_err(|e| format!("drive `{}`: {e}", d.name))?;
+            nimbus_backend::StoreUrl::parse(&d.store).map_err(|e| InvalidConfig::BadStore {
+                drive: d.name.clone(),
+                error: e.to_string(),
+            })?;
             if !d.mount.is_absolute() {
-                return Err(format!(
-                    "drive `{}`: the mount point `{}` must be an absolute path",
-                    d.name,
-                    d.mount.display()
-                ));
+                return Err(InvalidConfig::RelativeMount {
+                    drive: d.name.clone(),
+                    mount: d.mount.clone(),
+                });
             }
         }
         let mut mounts = std::collections::BTreeSet::new();
         let mut stores = std::collections::BTreeSet::new();
         for d in &self.drives {
             if !mounts.insert(&d.mount) {
-                return Err(format!("two drives are mounted at {}", d.mount.display()));
+                return Err(InvalidConfig::SameMount(d.mount.clone()));
             }
             // One drive per vault: a vault is mounted once per device.
             let store = nimbus_backend::StoreUrl::parse(&d.store)
                 .map(|u| u.to_string())
                 .unwrap_or_default();
             if !stores.insert(store) {
-                return Err(format!("two drives use the vault at {}; one drive per vault", d.store));
+                return Err(InvalidConfig::SameVault(d.store.clone()));
             }
         }
         Ok(())
@@ -183,7 +204,7 @@ impl Config {
 }
 
 /// A drive's name: what people type (`nimbus lock work`), so short and plain.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), InvalidConfig> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -193,9 +214,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` cannot be a drive's name: use up to 64 letters, digits, `-`, `_` and `.` (not first)"
-        ))
+        Err(InvalidConfig::BadName(name.to_string()))
     }
 }
 

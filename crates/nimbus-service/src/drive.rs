@@ -1,5 +1,8 @@
 //! One drive as the service runs it: its store, its vault, its working
 //! copy (`nimbus_fs::Fs`) in a lockable [`Slot`], and its FUSE session.
+//! Opening and mounting follow `nimbus_host`'s recipe, as `nimbus mount`
+//! does; what is the service's own is the lifecycle around it (mount
+//! locked, unlock, lock, unmount), the transfer rates and the status.
 //!
 //! Every method here blocks (opening a vault, committing, unmounting): the
 //! service calls them from `spawn_blocking`. Lock order: `inner` before
@@ -8,17 +11,17 @@
 
 use nimbus_api::{ApiError, DriveState, DriveStatus, ErrorCode, Transfers};
 use nimbus_backend::{NetLimits, StoreAccess, StoreCredentials, StoreUrl};
-use nimbus_fs::{Ctx, Fs, FsOptions, Slot};
-use nimbus_vault::{ShortId, Vault};
-use std::path::PathBuf;
+use nimbus_fs::{Fs, Slot};
+use nimbus_fuse::mounts;
+use nimbus_host::{DriveOptions, Opened};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::config::DriveConfig;
-use crate::errors::{from_backend, from_fs, from_vault};
-use crate::{device, mounts};
+use crate::errors::{from_backend, from_fs, from_open, from_vault};
 
 pub struct Drive {
     cfg: Mutex<DriveConfig>,
@@ -61,13 +64,6 @@ const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn current_user() -> Ctx {
-    Ctx {
-        uid: rustix::process::getuid().as_raw(),
-        gid: rustix::process::getgid().as_raw(),
-    }
 }
 
 /// Frees `busy` when dropped.
@@ -164,40 +160,22 @@ impl Drive {
         })
     }
 
-    /// Opens the vault and its working copy on this device.
-    fn open_fs(&self, password: &str, creds: &StoreCredentials) -> Result<(Arc<Fs>, ShortId), ApiError> {
+    /// Opens the vault and its working copy on this device, taking the
+    /// vault's mount lock for a mount at `lock_at` unless that is `None`.
+    fn open_fs(&self, password: &str, creds: &StoreCredentials, lock_at: Option<&Path>) -> Result<Opened, ApiError> {
         let cfg = self.config();
         let access = StoreAccess {
             credentials: clone_creds(creds),
             limits: Some(self.limits.clone()),
         };
         let backend = nimbus_backend::open_store_with(&self.url, &access).map_err(from_backend)?;
-        let vault = self
-            .rt
-            .block_on(Vault::open(backend, password.as_bytes()))
-            .map_err(from_vault)?;
-        let vid = vault.config().vault_id;
-        // A store whose refs went back in time since this device last
-        // looked is refused (see `Vault::check_rollback`), now and at every
-        // later read of the refs: the vault holds this memory, so the head
-        // the drive starts from and every ref it publishes are checked.
-        vault.remember_refs_seen(&device::load_seen(&self.state_dir, &vid).map_err(local)?);
-        self.rt.block_on(vault.read_refs()).map_err(from_vault)?;
-        let updated = device::save_seen(&self.state_dir, &vid, &vault.refs_seen()).map_err(local)?;
-        let dev = device::device_id(&self.state_dir, &vid).map_err(local)?;
-        let vault_dir = device::vault_dir(&self.state_dir, &vid);
-        let mut opts = FsOptions::new(vault_dir.join("drive"), dev);
-        opts.ref_seen = updated.get(&dev).copied().unwrap_or(0);
-        opts.commit_delay = Duration::from_secs(cfg.commit_delay_secs);
-        opts.cache_limit = cfg.cache_size_mib << 20;
-        opts.owner = current_user();
-        let state = self.state_dir.clone();
-        opts.on_commit = Some(Box::new(move |_cid, seq| {
-            device::note_own_commit(&state, &vid, dev, seq)
-        }));
-        let fs = Fs::load(vault, self.rt.clone(), opts).map_err(from_fs)?;
-        fs.set_paused(cfg.paused);
-        Ok((fs, vid))
+        let opts = DriveOptions {
+            state_dir: self.state_dir.clone(),
+            commit_delay: Duration::from_secs(cfg.commit_delay_secs),
+            cache_limit: cfg.cache_size_mib << 20,
+            paused: cfg.paused,
+        };
+        nimbus_host::open_drive(&self.rt, backend, password.as_bytes(), &opts, lock_at).map_err(from_open)
     }
 
     /// Mounts the drive, unlocked with `password`, or locked (waiting for
@@ -245,41 +223,16 @@ impl Drive {
                 ),
             ));
         }
-        let owner = current_user();
         let (fs, vid, lock_file) = match password {
             Some(pw) => {
-                let (fs, vid) = self.open_fs(pw, &creds)?;
-                match device::lock_vault(&self.state_dir, &vid, &mp) {
-                    Ok(f) => (Some(fs), Some(vid), Some(f)),
-                    Err(msg) => {
-                        fs.shutdown_without_commit();
-                        return Err(ApiError::new(ErrorCode::Busy, msg));
-                    }
-                }
+                let o = self.open_fs(pw, &creds, Some(&mp))?;
+                (Some(o.fs), Some(o.vault_id), o.lock)
             }
             None => (None, None, None),
         };
-        let slot = Slot::new(fs, owner);
-        let opts = nimbus_fuse::MountOptions {
-            allow_other: cfg.allow_other,
-            fs_name: format!("nimbus:{}", vid.map(|v| v.to_hex()).unwrap_or_else(|| "locked".into())),
-            ..Default::default()
-        };
-        let session = match nimbus_fuse::mount_slot(slot.clone(), &mp, &opts) {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(fs) = slot.take() {
-                    let _ = fs.shutdown();
-                }
-                return Err(ApiError::new(
-                    ErrorCode::Local,
-                    format!(
-                        "could not mount at {}: {e}. Is FUSE installed (the fuse3 package) and /dev/fuse usable?",
-                        mp.display()
-                    ),
-                ));
-            }
-        };
+        let slot = Slot::new(fs, nimbus_host::current_user());
+        let session = nimbus_host::mount(&slot, &mp, cfg.allow_other, vid.as_ref())
+            .map_err(|e| ApiError::new(ErrorCode::Local, e.to_string()))?;
         let mut i = lock(&self.inner);
         i.slot = Some(slot);
         i.session = Some(session);
@@ -311,28 +264,28 @@ impl Drive {
             return Ok(());
         }
         let creds = creds.or(known).unwrap_or_default();
-        let res = self.open_fs(password, &creds);
-        let (fs, vid) = match res {
-            Ok(v) => v,
+        // The mount lock stays taken while the drive is mounted locked
+        // after an unlock; the first unlock of a drive mounted locked
+        // takes it.
+        let mp = self.config().mount;
+        let lock_at = lock(&self.inner).lock_file.is_none().then_some(mp.as_path());
+        let opened = match self.open_fs(password, &creds, lock_at) {
+            Ok(o) => o,
+            // The vault mounted elsewhere on this device is not this
+            // drive's error: the caller hears of it, the status does not.
+            Err(e) if e.code == ErrorCode::Busy => return Err(e),
             Err(e) => {
                 lock(&self.inner).error = Some(e.message.clone());
                 return Err(e);
             }
         };
         let mut i = lock(&self.inner);
-        if i.lock_file.is_none() {
-            match device::lock_vault(&self.state_dir, &vid, &self.config().mount) {
-                Ok(f) => i.lock_file = Some(f),
-                Err(msg) => {
-                    drop(i);
-                    fs.shutdown_without_commit();
-                    return Err(ApiError::new(ErrorCode::Busy, msg));
-                }
-            }
+        if let Some(f) = opened.lock {
+            i.lock_file = Some(f);
         }
         i.error = None;
         i.creds = Some(creds);
-        slot.put(fs);
+        slot.put(opened.fs);
         self.left_staged.store(false, Ordering::SeqCst);
         tracing::info!("drive `{}` unlocked", self.name());
         Ok(())
@@ -379,9 +332,9 @@ impl Drive {
         let Some(session) = session else {
             return Ok(true);
         };
-        if let Err(msg) = mounts::unmount(&mp, lazy) {
+        if let Err(e) = mounts::unmount(&mp, lazy) {
             lock(&self.inner).session = Some(session);
-            return Err(ApiError::new(ErrorCode::Busy, msg));
+            return Err(ApiError::new(ErrorCode::Busy, e.to_string()));
         }
         // The session ends once the kernel lets go of the mount.
         let _ = session.join();
@@ -603,10 +556,6 @@ pub(crate) fn clone_creds(c: &StoreCredentials) -> StoreCredentials {
         }),
         password: c.password.as_ref().map(|p| Zeroizing::new(p.to_string())),
     }
-}
-
-fn local(e: std::io::Error) -> ApiError {
-    ApiError::new(ErrorCode::Local, e.to_string())
 }
 
 /// Commits what is pending and stops the working copy, waiting at most

@@ -40,3 +40,15 @@ pub fn from_fs(e: nimbus_fs::FsError) -> ApiError {
     };
     ApiError::new(code, e.to_string())
 }
+
+/// A drive that did not open, by the step that failed.
+pub fn from_open(e: nimbus_host::OpenError) -> ApiError {
+    use nimbus_host::device::RollbackError;
+    use nimbus_host::OpenError as E;
+    match e {
+        E::Vault(v) | E::Unlock(v) | E::Rollback(RollbackError::Refs(v)) => from_vault(v),
+        E::State(io) | E::Rollback(RollbackError::Memory(io)) => ApiError::new(ErrorCode::Local, io.to_string()),
+        E::Locked(l) => ApiError::new(ErrorCode::Busy, l.to_string()),
+        E::Load(f) => from_fs(f),
+    }
+}

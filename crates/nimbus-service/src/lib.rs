@@ -9,15 +9,12 @@
 //! given go to the keyring and to the drives' memory, never to the config
 //! file or a log line.
 //!
-//! The pieces the CLI shares (device ids, the keyring, mount checks) are
-//! public modules here, so the two never drift apart.
+//! Opening a drive, this device's memory per vault and the keyring are
+//! `nimbus-host`'s, which the standalone `nimbus mount` uses too; this
+//! crate adds what only a long-running service has: the drive registry,
+//! the config file, locking and auto-lock, and the API.
 
-pub mod at;
 pub mod config;
-pub mod device;
-pub mod keychain;
-#[cfg(unix)]
-pub mod mounts;
 
 #[cfg(unix)]
 pub mod drive;
@@ -25,8 +22,6 @@ pub mod drive;
 mod errors;
 #[cfg(unix)]
 pub mod logging;
-#[cfg(unix)]
-pub mod private;
 #[cfg(unix)]
 pub mod restore;
 #[cfg(unix)]

@@ -24,7 +24,8 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(unix)]
 mod unix {
-    use nimbus_service::{config, device, logging, private, server, service::Service};
+    use nimbus_host::{device, private};
+    use nimbus_service::{config, logging, server, service::Service};
     use std::path::PathBuf;
 
     struct Args {
@@ -95,7 +96,8 @@ Docs: docs/CONFIGURATION.md";
             &cfg.log_dir(&args.state_dir),
             &cfg.service.log_level,
             cfg.service.log_files_kept,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         if let Err(e) = hardened {
             tracing::warn!("{e}; a crash could leave a copy of this process's memory on disk");
         }

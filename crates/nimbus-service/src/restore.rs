@@ -15,20 +15,41 @@ pub struct Restored {
     pub bytes: u64,
 }
 
+/// A path that is not a place inside the drive, or that cannot be walked
+/// to without following a link.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("`{0}` leaves the drive; give a path inside it")]
+    LeavesDrive(String),
+    #[error("give the path of a file or folder inside the drive, not the whole drive")]
+    WholeDrive,
+    #[error("{} cannot be read: {error}", .at.display())]
+    Unreadable { at: PathBuf, error: std::io::Error },
+    #[error(
+        "`{}` goes through {}, a symbolic link, which is not followed (it could lead out of the drive); give \
+         the path of the folder the link points to instead",
+        .rel.display(),
+        .at.display()
+    )]
+    ThroughLink { rel: PathBuf, at: PathBuf },
+    #[error("{} is not a folder", .0.display())]
+    NotAFolder(PathBuf),
+}
+
 /// A path inside the drive, made relative and refused if it climbs out.
-pub fn inside(path: &str) -> Result<PathBuf, String> {
+pub fn inside(path: &str) -> Result<PathBuf, PathError> {
     let mut out = PathBuf::new();
     for c in Path::new(path).components() {
         match c {
             Component::Normal(n) => out.push(n),
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(format!("`{path}` leaves the drive; give a path inside it"));
+                return Err(PathError::LeavesDrive(path.to_string()));
             }
         }
     }
     if out.as_os_str().is_empty() {
-        return Err("give the path of a file or folder inside the drive, not the whole drive".into());
+        return Err(PathError::WholeDrive);
     }
     Ok(out)
 }
@@ -39,12 +60,12 @@ pub fn inside(path: &str) -> Result<PathBuf, String> {
 /// path through one would restore, or list, files from outside the drive
 /// (review L12). The last component may be a link only when
 /// `last_may_be_link` (restore copies the link itself).
-pub fn walk(base: &Path, rel: &Path, last_may_be_link: bool) -> Result<PathBuf, String> {
+pub fn walk(base: &Path, rel: &Path, last_may_be_link: bool) -> Result<PathBuf, PathError> {
     let mut at = base.to_path_buf();
     let parts: Vec<_> = rel.components().collect();
     for (i, c) in parts.iter().enumerate() {
         let Component::Normal(name) = c else {
-            return Err(format!("`{}` leaves the drive; give a path inside it", rel.display()));
+            return Err(PathError::LeavesDrive(rel.display().to_string()));
         };
         at.push(name);
         let last = i + 1 == parts.len();
@@ -52,60 +73,64 @@ pub fn walk(base: &Path, rel: &Path, last_may_be_link: bool) -> Result<PathBuf, 
             Ok(m) => m,
             // Missing: the caller says so in its own words.
             Err(_) if last => return Ok(at),
-            Err(e) => return Err(format!("{} cannot be read: {e}", at.display())),
+            Err(error) => return Err(PathError::Unreadable { at, error }),
         };
         if meta.file_type().is_symlink() && !(last && last_may_be_link) {
-            return Err(format!(
-                "`{}` goes through {}, a symbolic link, which is not followed (it could lead out of \
-                 the drive); give the path of the folder the link points to instead",
-                rel.display(),
-                at.display()
-            ));
+            return Err(PathError::ThroughLink {
+                rel: rel.to_path_buf(),
+                at,
+            });
         }
         if !last && !meta.is_dir() {
-            return Err(format!("{} is not a folder", at.display()));
+            return Err(PathError::NotAFolder(at));
         }
     }
     Ok(at)
 }
 
-#[derive(Debug)]
+/// Why a restore did not happen: the snapshot has no such thing, or it
+/// could not be copied here.
+#[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
+    #[error("{0}")]
     NotInSnapshot(String),
+    #[error("{0}")]
     Local(String),
-}
-
-impl std::fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RestoreError::NotInSnapshot(m) | RestoreError::Local(m) => f.write_str(m),
-        }
-    }
 }
 
 /// Copies `mount/.snapshots/<snapshot>/<rel>` into the folder `to`, or back
 /// to its own place in the drive.
 pub fn restore(mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, RestoreError> {
-    let src = walk(&mount.join(".snapshots").join(snapshot), rel, true).map_err(RestoreError::NotInSnapshot)?;
+    let src = walk(&mount.join(".snapshots").join(snapshot), rel, true)
+        .map_err(|e| RestoreError::NotInSnapshot(e.to_string()))?;
     std::fs::symlink_metadata(&src).map_err(|e| {
         RestoreError::NotInSnapshot(format!("{} is not in the snapshot {snapshot}: {e}", rel.display()))
     })?;
-    restore_from(&src, mount, snapshot, rel, to).map_err(RestoreError::Local)
+    restore_from(&src, mount, snapshot, rel, to)
 }
 
-fn restore_from(src: &Path, mount: &Path, snapshot: &str, rel: &Path, to: Option<&Path>) -> Result<Restored, String> {
+fn restore_from(
+    src: &Path,
+    mount: &Path,
+    snapshot: &str,
+    rel: &Path,
+    to: Option<&Path>,
+) -> Result<Restored, RestoreError> {
     let name = rel
         .file_name()
-        .ok_or_else(|| "the path has no name".to_string())?
+        .ok_or_else(|| RestoreError::Local("the path has no name".to_string()))?
         .to_os_string();
     let dest_dir = match to {
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| RestoreError::Local(format!("cannot create {}: {e}", dir.display())))?;
             dir.to_path_buf()
         }
         // Back into the drive: its folders as they are now, links not
         // followed either.
-        None => walk(mount, rel.parent().unwrap_or(Path::new("")), false)?,
+        None => {
+            walk(mount, rel.parent().unwrap_or(Path::new("")), false).map_err(|e| RestoreError::Local(e.to_string()))?
+        }
     };
     let mut dest = dest_dir.join(&name);
     if std::fs::symlink_metadata(&dest).is_ok() {
@@ -137,8 +162,9 @@ fn split_ext(name: &str) -> (String, String) {
     }
 }
 
-fn copy(src: &Path, dest: &Path, r: &mut Restored) -> Result<(), String> {
-    let err = |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+fn copy(src: &Path, dest: &Path, r: &mut Restored) -> Result<(), RestoreError> {
+    let err =
+        |what: &str, p: &Path, e: std::io::Error| RestoreError::Local(format!("cannot {what} {}: {e}", p.display()));
     let meta = std::fs::symlink_metadata(src).map_err(|e| err("read", src, e))?;
     let ft = meta.file_type();
     if ft.is_symlink() {
@@ -258,7 +284,7 @@ mod tests {
         let e = walk(&snap, Path::new("docs"), false)
             .err()
             .unwrap_or_else(|| panic!("browsed through a link"));
-        assert!(e.contains("symbolic link"), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
         // The link itself is restored as a link, not as what it points to.
         let r = restore(&m, "2026-11-23T14-05-09Z", Path::new("docs"), Some(&out)).unwrap_or_else(|e| panic!("{e}"));
         assert!(std::fs::symlink_metadata(&r.to)

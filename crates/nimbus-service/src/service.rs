@@ -7,8 +7,10 @@
 
 use nimbus_api::{
     AddDrive, ApiError, DriveChange, DriveInfo, ErrorCode, Event, Level, Reply, Request, Secret, ServiceStatus,
+    SnapshotInfo,
 };
 use nimbus_backend::{S3Keys, StoreAccess, StoreCredentials, StoreUrl};
+use nimbus_host::keychain::{self, KeyringError};
 use nimbus_vault::{KdfParams, Vault, VaultParams};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,8 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{check_name, Config, DriveConfig};
 use crate::drive::Drive;
-use crate::keychain::{self, KeyringError};
-use crate::{at, restore};
+use crate::restore;
 
 pub struct Service {
     config_path: PathBuf,
@@ -231,199 +232,243 @@ impl Service {
         .await
     }
 
-    /// Answers one request.
+    /// Answers one request: each has a function of its own below.
     pub async fn handle(self: &Arc<Self>, req: Request) -> Result<Reply, ApiError> {
         match req {
-            // Status reads each drive's local database, and the list asks
-            // the keyring: both off the async threads.
-            Request::Status { drive } => {
-                let svc = self.clone();
-                Ok(Reply::Status(blocking(move || svc.status(drive.as_deref())).await?))
-            }
-            Request::ListDrives => {
-                let svc = self.clone();
-                blocking(move || {
-                    Ok(Reply::Drives {
-                        drives: svc.all_drives().iter().map(|d| svc.info(&d.config())).collect(),
-                    })
-                })
-                .await
-            }
+            Request::Status { drive } => self.status_reply(drive).await,
+            Request::ListDrives => self.list_drives().await,
             Request::AddDrive(a) => self.add_drive(a).await,
             Request::RemoveDrive { drive, forget_secrets } => self.remove_drive(&drive, forget_secrets).await,
             Request::ChangeDrive { drive, change } => self.change_drive(&drive, change),
-            Request::Mount { drive } => {
-                let d = self.drive(&drive)?;
-                self.mount_drive(d.clone()).await?;
-                Ok(done(if d.is_locked() {
-                    format!("drive `{drive}` mounted, locked: unlock it with `nimbus unlock {drive}`")
-                } else {
-                    format!("drive `{drive}` mounted")
-                }))
-            }
-            Request::Unmount { drive } => {
-                let d = self.drive(&drive)?;
-                let wait = self.shutdown_wait();
-                let all_in = blocking(move || d.unmount(wait, false)).await?;
-                Ok(done(if all_in {
-                    format!("drive `{drive}` unmounted; every change is in the vault")
-                } else {
-                    format!("drive `{drive}` unmounted; changes the store did not take yet stay on this device and upload at the next mount")
-                }))
-            }
-            Request::Lock { drive } => {
-                let drives = self.drives_named(drive.as_deref())?;
-                let wait = self.shutdown_wait();
-                let mut kept = Vec::new();
-                for d in drives {
-                    let name = d.name();
-                    if !blocking(move || d.lock(wait)).await? {
-                        kept.push(name);
-                    }
-                }
-                let mut r = done("locked: the vault key is no longer in memory".to_string());
-                if !kept.is_empty() {
-                    r = Reply::Done {
-                        message: "locked".into(),
-                        warnings: vec![format!(
-                            "{}: the store did not take the last changes yet; they stay on this device and upload at unlock",
-                            kept.join(", ")
-                        )],
-                    };
-                }
-                Ok(r)
-            }
+            Request::Mount { drive } => self.mount(&drive).await,
+            Request::Unmount { drive } => self.unmount(&drive).await,
+            Request::Lock { drive } => self.lock_drives(drive.as_deref()).await,
             Request::Unlock {
                 drive,
                 password,
                 remember,
-            } => {
-                let d = self.drive(&drive)?;
-                let acct = account(&d.config());
-                let pw = match password {
-                    Some(p) => Zeroizing::new(p.expose().to_string()),
-                    None => self.remembered_password(&acct).ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::WrongPassword,
-                            format!(
-                                "drive `{drive}` needs its vault password to unlock (none is saved in the keyring)"
-                            ),
-                        )
-                    })?,
-                };
-                let pw2 = pw.clone();
-                blocking(move || {
-                    let creds = Service::find_creds(d.url());
-                    d.unlock(&pw2, Some(creds))?;
-                    // Already unlocked: the password was not used, so check
-                    // it before the keyring keeps it.
-                    if remember {
-                        d.check_password(&pw2)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-                let mut warnings = Vec::new();
-                if remember {
-                    if let Err(e) = keychain::set(keychain::VAULT_SERVICE, &acct, &pw) {
-                        warnings.push(keyring_warning(&e));
-                    }
-                }
-                Ok(Reply::Done {
-                    message: format!("drive `{drive}` unlocked"),
-                    warnings,
-                })
-            }
+            } => self.unlock(&drive, password, remember).await,
             Request::Pause { drive } => self.pause(drive.as_deref(), true),
             Request::Resume { drive } => self.pause(drive.as_deref(), false),
             Request::SetLimits {
                 drive,
                 upload,
                 download,
-            } => {
-                let d = self.drive(&drive)?;
-                d.set_limits(upload, download);
-                self.save_config()?;
-                Ok(done(format!(
-                    "drive `{drive}`: upload {}, download {}",
-                    limit_text(upload),
-                    limit_text(download)
-                )))
-            }
-            Request::Pin { drive, path, on } => {
-                let d = self.drive(&drive)?;
-                let p = path.clone();
-                blocking(move || d.pin(&p, on)).await?;
-                Ok(done(if on {
-                    format!("{path} is kept on this device")
-                } else {
-                    format!("{path} may leave this device's cache again")
-                }))
-            }
-            Request::SyncNow { drive } => {
-                let d = self.drive(&drive)?;
-                blocking(move || d.sync_now()).await?;
-                Ok(done(format!("drive `{drive}`: every change is in the vault")))
-            }
-            Request::Snapshots { drive } => {
-                let d = self.drive(&drive)?;
-                let snapshots = blocking(move || d.snapshots()).await?;
-                Ok(Reply::Snapshots { snapshots })
-            }
-            Request::Restore { drive, path, at, to } => {
-                let d = self.drive(&drive)?;
-                let rel = restore::inside(&path).map_err(invalid)?;
-                if let Some(t) = &to {
-                    if !t.is_absolute() {
-                        return Err(invalid(format!(
-                            "the folder to restore to, {}, must be an absolute path",
-                            t.display()
-                        )));
-                    }
-                }
-                let r = blocking(move || {
-                    let snaps = d.snapshots()?;
-                    let snap = at::pick(&snaps, &at).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
-                    let mount = d.config().mount;
-                    restore::restore(&mount, &snap.name, &rel, to.as_deref()).map_err(|e| match e {
-                        restore::RestoreError::NotInSnapshot(m) => ApiError::new(ErrorCode::NotFound, m),
-                        restore::RestoreError::Local(m) => ApiError::new(ErrorCode::Local, m),
-                    })
-                })
-                .await?;
-                Ok(Reply::Restored {
-                    to: r.to,
-                    files: r.files,
-                    bytes: r.bytes,
-                })
-            }
+            } => self.set_limits(&drive, upload, download),
+            Request::Pin { drive, path, on } => self.pin(&drive, path, on).await,
+            Request::SyncNow { drive } => self.sync_now(&drive).await,
+            Request::Snapshots { drive } => self.snapshots(&drive).await,
+            Request::Restore { drive, path, at, to } => self.restore(&drive, &path, at, to).await,
             Request::Subscribe => Ok(Reply::Subscribed),
             Request::TestStore { store, credentials } => self.test_store(&store, credentials).await,
             Request::CreateDrive(a) => self.create_drive(a).await,
-            Request::Browse { drive, snapshot, path } => {
-                let d = self.drive(&drive)?;
-                // "" (or "/") is the snapshot's top folder.
-                let rel = if path.trim_matches('/').is_empty() {
-                    PathBuf::new()
-                } else {
-                    restore::inside(&path).map_err(invalid)?
-                };
-                blocking(move || {
-                    let snaps = d.snapshots()?;
-                    let snap = at::pick(&snaps, &snapshot).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
-                    let base = d.config().mount.join(".snapshots").join(&snap.name);
-                    let dir = restore::walk(&base, &rel, false).map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
-                    let entries = restore::list(&dir).map_err(|e| {
-                        ApiError::new(
-                            ErrorCode::NotFound,
-                            format!("{} is not a folder of the snapshot {}: {e}", rel.display(), snap.name),
-                        )
-                    })?;
-                    Ok(Reply::Entries { entries })
-                })
-                .await
+            Request::Browse { drive, snapshot, path } => self.browse(&drive, snapshot, &path).await,
+        }
+    }
+
+    /// Status reads each drive's local database: off the async threads.
+    async fn status_reply(self: &Arc<Self>, drive: Option<String>) -> Result<Reply, ApiError> {
+        let svc = self.clone();
+        Ok(Reply::Status(blocking(move || svc.status(drive.as_deref())).await?))
+    }
+
+    /// The list asks the keyring (is each password remembered): off the
+    /// async threads.
+    async fn list_drives(self: &Arc<Self>) -> Result<Reply, ApiError> {
+        let svc = self.clone();
+        blocking(move || {
+            Ok(Reply::Drives {
+                drives: svc.all_drives().iter().map(|d| svc.info(&d.config())).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn mount(self: &Arc<Self>, drive: &str) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        self.mount_drive(d.clone()).await?;
+        Ok(done(if d.is_locked() {
+            format!("drive `{drive}` mounted, locked: unlock it with `nimbus unlock {drive}`")
+        } else {
+            format!("drive `{drive}` mounted")
+        }))
+    }
+
+    async fn unmount(self: &Arc<Self>, drive: &str) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        let wait = self.shutdown_wait();
+        let all_in = blocking(move || d.unmount(wait, false)).await?;
+        Ok(done(if all_in {
+            format!("drive `{drive}` unmounted; every change is in the vault")
+        } else {
+            format!(
+                "drive `{drive}` unmounted; changes the store did not take yet stay on this device and upload at \
+                 the next mount"
+            )
+        }))
+    }
+
+    /// Locks one drive, or every drive.
+    async fn lock_drives(self: &Arc<Self>, drive: Option<&str>) -> Result<Reply, ApiError> {
+        let drives = self.drives_named(drive)?;
+        let wait = self.shutdown_wait();
+        let mut kept = Vec::new();
+        for d in drives {
+            let name = d.name();
+            if !blocking(move || d.lock(wait)).await? {
+                kept.push(name);
             }
         }
+        if kept.is_empty() {
+            return Ok(done("locked: the vault key is no longer in memory".to_string()));
+        }
+        Ok(Reply::Done {
+            message: "locked".into(),
+            warnings: vec![format!(
+                "{}: the store did not take the last changes yet; they stay on this device and upload at unlock",
+                kept.join(", ")
+            )],
+        })
+    }
+
+    /// Unlocks with the given password, else the remembered one; with
+    /// `remember`, the keyring keeps the password once it proved right.
+    async fn unlock(
+        self: &Arc<Self>,
+        drive: &str,
+        password: Option<Secret>,
+        remember: bool,
+    ) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        let acct = account(&d.config());
+        let pw = match password {
+            Some(p) => Zeroizing::new(p.expose().to_string()),
+            None => self.remembered_password(&acct).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::WrongPassword,
+                    format!("drive `{drive}` needs its vault password to unlock (none is saved in the keyring)"),
+                )
+            })?,
+        };
+        let pw2 = pw.clone();
+        blocking(move || {
+            let creds = Service::find_creds(d.url());
+            d.unlock(&pw2, Some(creds))?;
+            // Already unlocked: the password was not used, so check
+            // it before the keyring keeps it.
+            if remember {
+                d.check_password(&pw2)?;
+            }
+            Ok(())
+        })
+        .await?;
+        let mut warnings = Vec::new();
+        if remember {
+            if let Err(e) = keychain::set(keychain::VAULT_SERVICE, &acct, &pw) {
+                warnings.push(keyring_warning(&e));
+            }
+        }
+        Ok(Reply::Done {
+            message: format!("drive `{drive}` unlocked"),
+            warnings,
+        })
+    }
+
+    /// Applies the limits at once and keeps them in the config.
+    fn set_limits(&self, drive: &str, upload: Option<u64>, download: Option<u64>) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        d.set_limits(upload, download);
+        self.save_config()?;
+        Ok(done(format!(
+            "drive `{drive}`: upload {}, download {}",
+            limit_text(upload),
+            limit_text(download)
+        )))
+    }
+
+    async fn pin(self: &Arc<Self>, drive: &str, path: String, on: bool) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        let p = path.clone();
+        blocking(move || d.pin(&p, on)).await?;
+        Ok(done(if on {
+            format!("{path} is kept on this device")
+        } else {
+            format!("{path} may leave this device's cache again")
+        }))
+    }
+
+    async fn sync_now(self: &Arc<Self>, drive: &str) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        blocking(move || d.sync_now()).await?;
+        Ok(done(format!("drive `{drive}`: every change is in the vault")))
+    }
+
+    async fn snapshots(self: &Arc<Self>, drive: &str) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        let snapshots = blocking(move || d.snapshots()).await?;
+        Ok(Reply::Snapshots { snapshots })
+    }
+
+    /// Copies `path` as it was in the snapshot `at` to the folder `to`, or
+    /// back beside itself in the drive.
+    async fn restore(
+        self: &Arc<Self>,
+        drive: &str,
+        path: &str,
+        at: String,
+        to: Option<PathBuf>,
+    ) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        let rel = restore::inside(path).map_err(|e| invalid(e.to_string()))?;
+        if let Some(t) = &to {
+            if !t.is_absolute() {
+                return Err(invalid(format!(
+                    "the folder to restore to, {}, must be an absolute path",
+                    t.display()
+                )));
+            }
+        }
+        let r = blocking(move || {
+            let snaps = d.snapshots()?;
+            let snap = pick_snapshot(&snaps, &at)?;
+            let mount = d.config().mount;
+            restore::restore(&mount, &snap.name, &rel, to.as_deref()).map_err(|e| match e {
+                restore::RestoreError::NotInSnapshot(m) => ApiError::new(ErrorCode::NotFound, m),
+                restore::RestoreError::Local(m) => ApiError::new(ErrorCode::Local, m),
+            })
+        })
+        .await?;
+        Ok(Reply::Restored {
+            to: r.to,
+            files: r.files,
+            bytes: r.bytes,
+        })
+    }
+
+    /// The entries of a folder of a snapshot, read through the mount.
+    async fn browse(self: &Arc<Self>, drive: &str, snapshot: String, path: &str) -> Result<Reply, ApiError> {
+        let d = self.drive(drive)?;
+        // "" (or "/") is the snapshot's top folder.
+        let rel = if path.trim_matches('/').is_empty() {
+            PathBuf::new()
+        } else {
+            restore::inside(path).map_err(|e| invalid(e.to_string()))?
+        };
+        blocking(move || {
+            let snaps = d.snapshots()?;
+            let snap = pick_snapshot(&snaps, &snapshot)?;
+            let base = d.config().mount.join(".snapshots").join(&snap.name);
+            let dir =
+                restore::walk(&base, &rel, false).map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
+            let entries = restore::list(&dir).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("{} is not a folder of the snapshot {}: {e}", rel.display(), snap.name),
+                )
+            })?;
+            Ok(Reply::Entries { entries })
+        })
+        .await
     }
 
     fn info(&self, c: &DriveConfig) -> DriveInfo {
@@ -459,7 +504,7 @@ impl Service {
     /// Checks a new drive's name, store address, mount point and settings
     /// against the configured drives; gives its config and store.
     fn new_drive_config(&self, a: &AddDrive) -> Result<(DriveConfig, StoreUrl), ApiError> {
-        check_name(&a.name).map_err(invalid)?;
+        check_name(&a.name).map_err(|e| invalid(e.to_string()))?;
         if lock(&self.drives).contains_key(&a.name) {
             return Err(ApiError::new(
                 ErrorCode::DriveExists,
@@ -482,7 +527,7 @@ impl Service {
         apply_change(&mut cfg, &a.settings);
         let mut probe = lock(&self.config).clone();
         probe.drives.push(cfg.clone());
-        probe.validate().map_err(invalid)?;
+        probe.validate().map_err(|e| invalid(e.to_string()))?;
         Ok((cfg, url))
     }
 
@@ -687,7 +732,7 @@ impl Service {
                 .values()
                 .map(|x| if x.name() == name { cfg.clone() } else { x.config() })
                 .collect();
-            probe.validate().map_err(invalid)?;
+            probe.validate().map_err(|e| invalid(e.to_string()))?;
         }
         d.update_config(|c| *c = cfg);
         self.save_config()?;
@@ -830,6 +875,12 @@ fn account(c: &DriveConfig) -> String {
     StoreUrl::parse(&c.store)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| c.store.clone())
+}
+
+/// The snapshot `at` names (an id, a prefix of one, or a time).
+fn pick_snapshot<'a>(snaps: &'a [SnapshotInfo], at: &str) -> Result<&'a SnapshotInfo, ApiError> {
+    nimbus_vault::pick(snaps, at, "nimbus snapshots", |s| (s.id.clone(), s.time))
+        .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))
 }
 
 fn done(message: String) -> Reply {

@@ -13,7 +13,7 @@
 //! `refs-seen.json.bak`. A file that cannot be read is an error that says
 //! what to do, never an empty memory.
 
-use nimbus_vault::{DeviceId, ShortId};
+use nimbus_vault::{DeviceId, ShortId, Vault, VaultError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -182,6 +182,28 @@ pub fn save_seen(
     Ok(merged)
 }
 
+/// Why the rollback check did not pass: this device's memory could not be
+/// read or written, or the store's refs could not be read or went back in
+/// time.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error(transparent)]
+    Memory(#[from] std::io::Error),
+    #[error(transparent)]
+    Refs(#[from] VaultError),
+}
+
+/// Gives the vault this device's memory of the refs, so every later read
+/// of them (the head, the check before publishing) is held to it, then
+/// reads them once now to refuse a rollback early and remember what is
+/// new. Returns the memory as saved.
+pub async fn check_rollback(vault: &Vault, state: &Path) -> Result<HashMap<DeviceId, u64>, RollbackError> {
+    let vid = vault.config().vault_id;
+    vault.remember_refs_seen(&load_seen(state, &vid)?);
+    vault.read_refs().await?;
+    Ok(save_seen(state, &vid, &vault.refs_seen())?)
+}
+
 /// Notes that this device's ref reached update `seq`.
 pub fn note_own_commit(state: &Path, vault_id: &ShortId, dev: DeviceId, seq: u64) {
     if let Err(e) = save_seen(state, vault_id, &HashMap::from([(dev, seq)])) {
@@ -206,13 +228,32 @@ pub fn mounted_here(_state: &Path, _vault_id: &ShortId) -> Option<String> {
     None
 }
 
+/// Why the vault's mount lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot create {}: {error}", .dir.display())]
+    Create { dir: PathBuf, error: std::io::Error },
+    #[error("cannot open {}: {error}", .path.display())]
+    Open { path: PathBuf, error: std::io::Error },
+    /// Another drive of this device holds it; `holder` says where and which
+    /// process.
+    #[error(
+        "this vault is already mounted on this device ({holder}). Unmount it there first: one vault is mounted \
+         once per device"
+    )]
+    Held { holder: String },
+}
+
 /// Takes the vault's mount lock on this device, or says where it is
 /// mounted already. Held until the file is dropped.
 #[cfg(unix)]
-pub fn lock_vault(state: &Path, vault_id: &ShortId, mp: &Path) -> Result<std::fs::File, String> {
+pub fn lock_vault(state: &Path, vault_id: &ShortId, mp: &Path) -> Result<std::fs::File, LockError> {
     use std::io::{Read, Write};
     let dir = vault_dir(state, vault_id);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|error| LockError::Create {
+        dir: dir.clone(),
+        error,
+    })?;
     let path = dir.join("drive.lock");
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -220,14 +261,16 @@ pub fn lock_vault(state: &Path, vault_id: &ShortId, mp: &Path) -> Result<std::fs
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|error| LockError::Open {
+            path: path.clone(),
+            error,
+        })?;
     if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         let mut holder = String::new();
         let _ = f.read_to_string(&mut holder);
-        return Err(format!(
-            "this vault is already mounted on this device ({}). Unmount it there first: one vault is mounted once per device",
-            holder.trim()
-        ));
+        return Err(LockError::Held {
+            holder: holder.trim().to_string(),
+        });
     }
     let _ = f.set_len(0);
     let _ = writeln!(f, "at {} by process {}", mp.display(), std::process::id());

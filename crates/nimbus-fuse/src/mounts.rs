@@ -1,7 +1,21 @@
-//! The kernel's side of mounting: is a folder a Nimbus drive, clearing a
-//! drive whose process died, and asking the kernel to unmount.
+//! The kernel's side of mounting: is a folder a Nimbus drive (the
+//! `nimbus:<vault id>` source in /proc/self/mountinfo), clearing a drive
+//! whose process died, and asking the kernel to unmount (`fusermount3`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a drive could not be unmounted.
+#[derive(Debug, thiserror::Error)]
+pub enum UnmountError {
+    #[error("cannot run fusermount3 or umount ({0}); install the fuse3 package")]
+    NoTool(std::io::Error),
+    #[error(
+        "{} could not be unmounted: {why}. Programs still have files open there (see `fuser -m {}`)",
+        .mp.display(),
+        .mp.display()
+    )]
+    Refused { mp: PathBuf, why: String },
+}
 
 /// Whether `mp` is a mounted Nimbus drive (from /proc/self/mountinfo).
 pub fn is_nimbus_mount(mp: &Path) -> bool {
@@ -63,13 +77,13 @@ pub fn clear_stale(mp: &Path) -> bool {
 }
 
 fn libc_enotconn() -> i32 {
-    rustix::io::Errno::NOTCONN.raw_os_error()
+    libc::ENOTCONN
 }
 
 /// Asks the kernel to unmount the drive (its session then ends). Fails
 /// while programs have files open there, unless `lazy` (the drive then
 /// goes away once they close them).
-pub fn unmount(mp: &Path, lazy: bool) -> Result<(), String> {
+pub fn unmount(mp: &Path, lazy: bool) -> Result<(), UnmountError> {
     let mut cmd = std::process::Command::new("fusermount3");
     cmd.arg("-u");
     if lazy {
@@ -79,14 +93,12 @@ pub fn unmount(mp: &Path, lazy: bool) -> Result<(), String> {
         .arg(mp)
         .output()
         .or_else(|_| std::process::Command::new("umount").arg(mp).output())
-        .map_err(|e| format!("cannot run fusermount3 or umount ({e}); install the fuse3 package"))?;
+        .map_err(UnmountError::NoTool)?;
     if !out.status.success() {
-        return Err(format!(
-            "{} could not be unmounted: {}. Programs still have files open there (see `fuser -m {}`)",
-            mp.display(),
-            String::from_utf8_lossy(&out.stderr).trim(),
-            mp.display()
-        ));
+        return Err(UnmountError::Refused {
+            mp: mp.to_path_buf(),
+            why: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -95,6 +107,7 @@ pub fn unmount(mp: &Path, lazy: bool) -> Result<(), String> {
 mod tests {
     /// A dead FUSE mount of another program (its /dev/fuse closed, so the
     /// folder answers ENOTCONN, as after a crash) is left alone.
+    #[cfg(target_os = "linux")]
     #[test]
     fn clear_stale_leaves_other_programs_mounts_alone() {
         if !rustix::process::getuid().is_root() {

@@ -11,19 +11,27 @@
 //!   processes of the same user from attaching a debugger): a crash must
 //!   not write keys and passwords from memory to disk.
 
+/// Which of the settings could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum HardenError {
+    #[error("cannot turn core dumps off: {0}")]
+    CoreDumps(rustix::io::Errno),
+    #[error("cannot mark the process as not dumpable: {0}")]
+    Dumpable(rustix::io::Errno),
+}
+
 /// Sets the three. A failure (a kernel without `prctl`) is not a reason
 /// not to run; it is returned so the caller can say so.
-pub fn harden() -> Result<(), String> {
+pub fn harden() -> Result<(), HardenError> {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let no_core = rustix::process::Rlimit {
         current: Some(0),
         maximum: Some(0),
     };
-    rustix::process::setrlimit(rustix::process::Resource::Core, no_core)
-        .map_err(|e| format!("cannot turn core dumps off: {e}"))?;
+    rustix::process::setrlimit(rustix::process::Resource::Core, no_core).map_err(HardenError::CoreDumps)?;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| format!("cannot mark the process as not dumpable: {e}"))?;
+        .map_err(HardenError::Dumpable)?;
     Ok(())
 }
 
