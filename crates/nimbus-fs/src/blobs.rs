@@ -27,8 +27,7 @@ use std::time::Duration;
 
 use crate::cache_index::CacheIndex;
 use crate::decoded::DecodedCache;
-use crate::error::{ErrorKind, FsError, Result};
-use crate::sync::lock_err;
+use crate::error::{lock_err, ErrorKind, FsError, Result};
 
 pub type Plain = Arc<Vec<u8>>;
 
@@ -90,10 +89,6 @@ impl BlobStore {
             pinned: Mutex::new(HashSet::new()),
             inflight: Mutex::new(HashMap::new()),
         })
-    }
-
-    pub fn vault(&self) -> &Vault {
-        &self.vault
     }
 
     /// Replaces the set of blobs eviction must keep.

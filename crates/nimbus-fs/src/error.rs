@@ -113,3 +113,16 @@ impl FsError {
         }
     }
 }
+
+/// A lock an earlier panic left poisoned: the drive's state in memory may be
+/// half-changed, so nothing more is trusted until a remount.
+pub(crate) fn lock_err() -> FsError {
+    FsError::new(
+        ErrorKind::Io,
+        "an internal lock was poisoned by an earlier failure; remount the drive",
+    )
+}
+
+pub(crate) fn not_dir() -> FsError {
+    FsError::new(ErrorKind::NotDir, "not a folder")
+}

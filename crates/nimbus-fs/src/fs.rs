@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::blobs::BlobStore;
 use crate::db::{self, Db};
 use crate::decoded::DecodedCache;
-use crate::error::{ErrorKind, FsError, Result};
+use crate::error::{lock_err, not_dir, ErrorKind, FsError, Result};
 use crate::inode::{self, Row};
 use crate::snapshots::Snapshots;
 use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
@@ -151,10 +151,6 @@ pub struct Fs {
 
 pub(crate) fn now() -> Timestamp {
     Timestamp::now()
-}
-
-fn not_dir() -> FsError {
-    FsError::new(ErrorKind::NotDir, "not a folder")
 }
 
 impl Fs {
@@ -525,7 +521,7 @@ impl Fs {
     /// has lost its last name and is not open goes with the last one.
     pub fn forget(&self, ino: Ino, n: u64) -> Result<()> {
         let gone = {
-            let mut r = self.kernel_refs.lock().map_err(|_| crate::sync::lock_err())?;
+            let mut r = self.kernel_refs.lock().map_err(|_| lock_err())?;
             match r.get_mut(&ino) {
                 Some(c) if *c > n => {
                     *c -= n;
@@ -551,7 +547,7 @@ impl Fs {
         // raced with a rename over its file either comes first (and the
         // file lives until it is closed) or finds the inode gone (and
         // answers `Stale`, so the kernel looks the name up again).
-        let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        let mut nodes = self.nodes.lock().map_err(|_| lock_err())?;
         if nodes.get(&ino).is_some_and(|n| n.opens.load(Ordering::Acquire) > 0) {
             return Ok(());
         }
@@ -844,7 +840,7 @@ impl Fs {
 
     /// The node of a file, loaded from the database if no one has it.
     pub(crate) fn node(&self, ino: Ino) -> Result<Arc<Node>> {
-        let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        let mut nodes = self.nodes.lock().map_err(|_| lock_err())?;
         self.node_in(&mut nodes, ino)
     }
 
@@ -853,7 +849,7 @@ impl Fs {
     /// the kernel found it by a name that a rename or unlink has since
     /// given to another file or removed.
     fn open_node(&self, ino: Ino) -> Result<Arc<Node>> {
-        let mut nodes = self.nodes.lock().map_err(|_| crate::sync::lock_err())?;
+        let mut nodes = self.nodes.lock().map_err(|_| lock_err())?;
         let n = self.node_in(&mut nodes, ino).map_err(|e| {
             if e.kind() == ErrorKind::NotFound {
                 FsError::new(
@@ -928,7 +924,7 @@ impl Fs {
         let is_dir = node.state.read().map(|st| st.kind == EntryKind::Dir).map_err(|_| ());
         let Ok(is_dir) = is_dir else {
             let _ = self.close_node(node);
-            return Err(crate::sync::lock_err());
+            return Err(lock_err());
         };
         if is_dir {
             let _ = self.close_node(node);
@@ -946,21 +942,21 @@ impl Fs {
             next: AtomicU64::new(0),
             window: AtomicU64::new(0),
         });
-        self.handles.lock().map_err(|_| crate::sync::lock_err())?.insert(fh, h);
+        self.handles.lock().map_err(|_| lock_err())?.insert(fh, h);
         Ok(fh)
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
         self.handles
             .lock()
-            .map_err(|_| crate::sync::lock_err())?
+            .map_err(|_| lock_err())?
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(ErrorKind::BadHandle, "the file is not open"))
     }
 
     pub fn release(&self, fh: u64) -> Result<()> {
-        let Some(h) = self.handles.lock().map_err(|_| crate::sync::lock_err())?.remove(&fh) else {
+        let Some(h) = self.handles.lock().map_err(|_| lock_err())?.remove(&fh) else {
             return Ok(());
         };
         let node = h.node.clone();
@@ -995,7 +991,7 @@ impl Fs {
             return Err(FsError::new(ErrorKind::BadHandle, "the file is not open"));
         }
         let h = self.handle(fh)?;
-        let st = h.node.state.read().map_err(|_| crate::sync::lock_err())?;
+        let st = h.node.state.read().map_err(|_| lock_err())?;
         if off >= st.size {
             return Ok(Vec::new());
         }
@@ -1158,7 +1154,7 @@ impl Fs {
         let mut sealed = None;
         if mid1 > mid0 && (mid1 - mid0) * bs >= PARALLEL_SEAL_MIN {
             let id = {
-                let mut st = h.node.state.write().map_err(|_| crate::sync::lock_err())?;
+                let mut st = h.node.state.write().map_err(|_| lock_err())?;
                 self.ensure_staging(h.node.ino, &mut st)?;
                 st.staging.as_ref().map(|s| s.id())
             };
@@ -1167,7 +1163,7 @@ impl Fs {
                 sealed = Some((id, Staging::seal_blocks(&self.key, &id, mid0, whole)?));
             }
         }
-        let mut st = h.node.state.write().map_err(|_| crate::sync::lock_err())?;
+        let mut st = h.node.state.write().map_err(|_| lock_err())?;
         self.ensure_staging(h.node.ino, &mut st)?;
         match (sealed, &st.staging) {
             // Unless a commit dropped the staging file in between.
@@ -1287,7 +1283,7 @@ impl Fs {
         }
         let node = self.node(ino)?;
         let res = (|| {
-            let mut st = node.state.write().map_err(|_| crate::sync::lock_err())?;
+            let mut st = node.state.write().map_err(|_| lock_err())?;
             match st.kind {
                 EntryKind::File => {}
                 EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no size to set")),
@@ -1394,7 +1390,7 @@ impl Fs {
         }
         let node = self.node(ino)?;
         let res = (|| {
-            let mut st = node.state.write().map_err(|_| crate::sync::lock_err())?;
+            let mut st = node.state.write().map_err(|_| lock_err())?;
             match st.kind {
                 EntryKind::File => {}
                 EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no content")),
@@ -1480,7 +1476,7 @@ impl Fs {
         }
         let node = self.nodes.lock().ok().and_then(|n| n.get(&ino).cloned());
         if let Some(node) = node {
-            let st = node.state.read().map_err(|_| crate::sync::lock_err())?;
+            let st = node.state.read().map_err(|_| lock_err())?;
             if let Some(s) = &st.staging {
                 s.sync()?;
             }

@@ -14,24 +14,32 @@
 //! the next mount rebuilds it from the vault (losing only changes that were
 //! not yet committed).
 
-pub mod blobs;
+mod blobs;
 mod cache_index;
 #[doc(hidden)]
 pub mod conformance;
-pub mod db;
-pub mod decoded;
-pub mod error;
-pub mod fs;
-pub mod inode;
-pub mod rebuild;
-pub mod slot;
-pub mod snapshots;
-pub mod staging;
-pub mod sync;
-pub mod types;
+mod db;
+mod decoded;
+mod error;
+mod fs;
+mod inode;
+mod rebuild;
+mod slot;
+mod snapshots;
+mod staging;
+mod sync;
+mod types;
 
 pub use error::{ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions};
 pub use slot::Slot;
-pub use snapshots::snapshot_name;
+pub use snapshots::{snapshot_name, Snapshots};
 pub use types::*;
+
+/// The schema version of the local state database (`metadata.db`): a
+/// database of another version is rebuilt from the vault.
+pub use db::SCHEMA_VERSION as STATE_SCHEMA_VERSION;
+
+/// Test hooks into the commit (see `sync::set_between_pieces_hook`).
+#[doc(hidden)]
+pub use sync::{set_between_pieces_hook, PieceHook};

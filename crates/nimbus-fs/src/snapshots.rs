@@ -13,9 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{ErrorKind, FsError, Result};
+use crate::error::{lock_err, ErrorKind, FsError, Result};
 use crate::fs::Fs;
-use crate::sync::lock_err;
 use crate::types::*;
 
 /// The `.snapshots` folder itself.

@@ -42,7 +42,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::db;
-use crate::error::{ErrorKind, FsError, Result};
+use crate::error::{lock_err, ErrorKind, FsError, Result};
 use crate::fs::{Fs, Node};
 use crate::inode;
 use crate::staging::Staging;
@@ -76,13 +76,6 @@ struct Inner {
 pub struct SyncState {
     inner: Mutex<Inner>,
     cv: Condvar,
-}
-
-pub(crate) fn lock_err() -> FsError {
-    FsError::new(
-        ErrorKind::Io,
-        "an internal lock was poisoned by an earlier failure; remount the drive",
-    )
 }
 
 impl SyncState {
