@@ -126,3 +126,27 @@ pub(crate) fn lock_err() -> FsError {
 pub(crate) fn not_dir() -> FsError {
     FsError::new(ErrorKind::NotDir, "not a folder")
 }
+
+/// An error kept where other threads read it later (a fetch shared by
+/// several readers, the result of the last commit): its kind and message.
+/// The error itself cannot be cloned; a message alone would lose whether
+/// the store was unreachable, which is what tells Offline from Error.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn of(e: &FsError) -> Failure {
+        Failure {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The error again, for one more caller.
+    pub fn to_error(&self) -> FsError {
+        FsError::new(self.kind, self.message.clone())
+    }
+}

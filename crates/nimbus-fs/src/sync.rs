@@ -42,7 +42,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::db;
-use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::error::{lock_err, ErrorKind, Failure, FsError, Result};
 use crate::fs::{Fs, Node};
 use crate::inode;
 use crate::staging::Staging;
@@ -60,7 +60,7 @@ struct Inner {
     running: bool,
     requested: u64,
     finished: u64,
-    last_result: Option<Result<(), String>>,
+    last_result: Option<Result<(), Failure>>,
     stop: bool,
     /// No commits by the quiet-time clock; asked-for ones still run.
     paused: bool,
@@ -170,7 +170,7 @@ impl Fs {
         if res.is_ok() {
             i.last_success = Some(std::time::SystemTime::now());
         }
-        i.last_result = Some(res.map(|_| ()).map_err(|e| e.to_string()));
+        i.last_result = Some(res.map(|_| ()).map_err(|e| Failure::of(&e)));
         drop(i);
         self.sync.cv.notify_all();
     }
@@ -211,7 +211,7 @@ impl Fs {
             return self.commit_once().map(|_| ());
         }
         match &i.last_result {
-            Some(Err(msg)) => Err(FsError::new(ErrorKind::Unavailable, msg.clone())),
+            Some(Err(f)) => Err(f.to_error()),
             _ => Ok(()),
         }
     }
@@ -247,7 +247,7 @@ impl Fs {
                 (
                     i.running,
                     match &i.last_result {
-                        Some(Err(e)) => Some(e.clone()),
+                        Some(Err(f)) => Some(f.message.clone()),
                         _ => None,
                     },
                     i.offline,
