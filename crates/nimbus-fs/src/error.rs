@@ -55,7 +55,7 @@ pub enum FsError {
     #[error("the store: {0}")]
     Vault(#[from] VaultError),
     #[error("the local state database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[source] crate::meta::DbError),
     #[error("the local state: {context}: {source}")]
     Io {
         context: String,
@@ -101,9 +101,7 @@ impl FsError {
                 VaultError::Corrupt { .. } | VaultError::Missing { .. } => ErrorKind::Corrupt,
                 _ => ErrorKind::Io,
             },
-            FsError::Db(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull => {
-                ErrorKind::NoSpace
-            }
+            FsError::Db(e) if e.is_disk_full() => ErrorKind::NoSpace,
             FsError::Db(_) => ErrorKind::Io,
             FsError::Io { source, .. } => match source.raw_os_error() {
                 Some(28) => ErrorKind::NoSpace, // ENOSPC

@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::blobs::BlobStore;
-use crate::db::{self, Db};
 use crate::decoded::DecodedCache;
 use crate::error::{lock_err, not_dir, ErrorKind, FsError, Result};
-use crate::inode::{self, Row};
+use crate::meta::inodes::{self, Row};
+use crate::meta::{dentries, dirty, pins, state, xattrs, Conn, Db};
 use crate::snapshots::Snapshots;
 use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
 use crate::sync::SyncState;
@@ -166,7 +166,7 @@ impl Fs {
         let db_path = dir.join("metadata.db");
         let db_key = vault.local_state_key("metadata-database");
         let (mut db, mut created) = Db::open(&db_path, &db_key)?;
-        if !created && db.schema_version()? != db::SCHEMA_VERSION {
+        if !created && db.schema_version()? != crate::meta::db::SCHEMA_VERSION {
             crate::rebuild::refuse_to_drop_changes(&db, &staging_dir, dir)?;
             tracing::warn!("the local state was made by another version of Nimbus; rebuilding it from the vault");
             drop(db);
@@ -181,15 +181,8 @@ impl Fs {
             // keep the other snapshot in the history of the next commit.
             let head = rt.block_on(vault.head())?.map(|(id, _)| id);
             let (local_head, pending) = db.read(|c| {
-                let local = db::meta_get(c, "head")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
-                let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
-                let pending = c
-                    .prepare(
-                        "SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR (kind = 1 AND tree_id IS NULL) \
-                         OR staging IS NOT NULL LIMIT 1",
-                    )?
-                    .exists([committed])?;
-                Ok((local, pending))
+                let pending = dirty::any_change_or_unbuilt_folder(c, state::committed_epoch(c)?)?;
+                Ok((state::head(c)?, pending))
             })?;
             if head.is_some() && head != local_head {
                 if pending {
@@ -253,7 +246,7 @@ impl Fs {
         } else {
             crate::rebuild::recover(&fs)?;
             if let Some(p) = extra_parent {
-                fs.db.meta_set("extra_parent", p.as_bytes())?;
+                fs.db.write(|c| state::set_extra_parent(c, Some(&p)))?;
             }
         }
         fs.db.commit(true)?;
@@ -300,7 +293,7 @@ impl Fs {
             return Err(FsError::new(ErrorKind::NameTooLong, "a name is at most 255 bytes long"));
         }
         self.db.read(|c| {
-            let p = inode::get(c, parent)?;
+            let p = inodes::get(c, parent)?;
             if p.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
@@ -308,10 +301,10 @@ impl Fs {
                 return Ok(p.attr());
             }
             if name == b".." {
-                return Ok(inode::get(c, if parent == ROOT { ROOT } else { p.parent })?.attr());
+                return Ok(inodes::get(c, if parent == ROOT { ROOT } else { p.parent })?.attr());
             }
-            let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
-            Ok(inode::get(c, ino)?.attr())
+            let ino = dentries::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            Ok(inodes::get(c, ino)?.attr())
         })
     }
 
@@ -319,14 +312,14 @@ impl Fs {
         if Snapshots::owns(ino) {
             return self.snapshots.getattr(self, ino);
         }
-        self.db.read(|c| Ok(inode::get(c, ino)?.attr()))
+        self.db.read(|c| Ok(inodes::get(c, ino)?.attr()))
     }
 
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
         if Snapshots::owns(ino) {
             return self.snapshots.readlink(self, ino);
         }
-        let row = self.db.read(|c| inode::get(c, ino))?;
+        let row = self.db.read(|c| inodes::get(c, ino))?;
         if row.kind != EntryKind::Symlink {
             return Err(FsError::new(ErrorKind::InvalidArgument, "not a symbolic link"));
         }
@@ -338,31 +331,14 @@ impl Fs {
     /// Marks folder `dir` and its ancestors as changed in this epoch, and
     /// restarts the quiet-time clock: a change of names alone (unlink,
     /// rmdir, rename) is committed after the commit delay like a write.
-    pub(crate) fn dirty_dir(&self, c: &rusqlite::Connection, mut dir: Ino) -> Result<()> {
+    pub(crate) fn dirty_dir(&self, c: &Conn, dir: Ino) -> Result<()> {
         self.sync.touched();
-        let epoch = self.cur_epoch() as i64;
-        let mut st = c.prepare_cached(
-            "UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2 RETURNING parent",
-        )?;
-        for _ in 0..4096 {
-            let parent: Option<i64> = {
-                use rusqlite::OptionalExtension;
-                st.query_row(rusqlite::params![dir as i64, epoch], |r| r.get(0))
-                    .optional()?
-            };
-            match parent {
-                // Already marked in this epoch: so are its ancestors.
-                None => return Ok(()),
-                Some(_) if dir == ROOT => return Ok(()),
-                Some(p) => dir = p as u64,
-            }
-        }
-        Ok(())
+        dirty::mark_dir(c, dir, self.cur_epoch())
     }
 
     /// Marks the folders holding `ino` as changed (its metadata is in them).
-    pub(crate) fn dirty_parents(&self, c: &rusqlite::Connection, ino: Ino) -> Result<()> {
-        for p in inode::parents(c, ino)? {
+    pub(crate) fn dirty_parents(&self, c: &Conn, ino: Ino) -> Result<()> {
+        for p in dentries::parents(c, ino)? {
             self.dirty_dir(c, p)?;
         }
         Ok(())
@@ -370,16 +346,16 @@ impl Fs {
 
     // ------------------------------------------------------------- create
 
-    fn check_parent(&self, c: &rusqlite::Connection, parent: Ino, name: &[u8]) -> Result<Row> {
+    fn check_parent(&self, c: &Conn, parent: Ino, name: &[u8]) -> Result<Row> {
         if Snapshots::holds(parent, name) {
             return Err(FsError::read_only());
         }
-        inode::check_name(name)?;
-        let p = inode::get(c, parent)?;
+        inodes::check_name(name)?;
+        let p = inodes::get(c, parent)?;
         if p.kind != EntryKind::Dir {
             return Err(not_dir());
         }
-        if inode::lookup(c, parent, name)?.is_some() {
+        if dentries::lookup(c, parent, name)?.is_some() {
             return Err(FsError::new(
                 ErrorKind::Exists,
                 "a file or folder with this name exists",
@@ -413,7 +389,7 @@ impl Fs {
             };
             let t = now();
             let nlink = if kind == EntryKind::Dir { 2 } else { 1 };
-            let ino = inode::insert(
+            let ino = inodes::insert(
                 c,
                 kind,
                 mode,
@@ -427,13 +403,13 @@ impl Fs {
                 target,
                 self.cur_epoch(),
             )?;
-            inode::add_dentry(c, parent, name, ino)?;
+            dentries::add(c, parent, name, ino)?;
             if kind == EntryKind::Dir {
-                inode::add_nlink(c, parent, 1)?;
+                inodes::add_nlink(c, parent, 1)?;
             }
-            inode::set_times(c, parent, Some(t), Some(t))?;
+            inodes::set_times(c, parent, Some(t), Some(t))?;
             self.dirty_dir(c, parent)?;
-            Ok(inode::get(c, ino)?.attr())
+            Ok(inodes::get(c, ino)?.attr())
         })
     }
 
@@ -479,21 +455,20 @@ impl Fs {
             return Err(FsError::read_only());
         }
         let gone = self.db.write(|c| {
-            let p = inode::get(c, parent)?;
+            let p = inodes::get(c, parent)?;
             if p.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
-            let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
-            let row = inode::get(c, ino)?;
+            let ino = dentries::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            let row = inodes::get(c, ino)?;
             if row.kind == EntryKind::Dir {
                 return Err(FsError::new(ErrorKind::IsDir, "use rmdir to remove a folder"));
             }
-            c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-                .execute(rusqlite::params![parent as i64, name])?;
+            dentries::remove(c, parent, name)?;
             let t = now();
-            inode::add_nlink(c, ino, -1)?;
-            inode::set_times(c, ino, None, Some(t))?;
-            inode::set_times(c, parent, Some(t), Some(t))?;
+            inodes::add_nlink(c, ino, -1)?;
+            inodes::set_times(c, ino, None, Some(t))?;
+            inodes::set_times(c, parent, Some(t), Some(t))?;
             self.dirty_dir(c, parent)?;
             // Other names of a hard link hold its metadata too.
             self.dirty_parents(c, ino)?;
@@ -534,7 +509,7 @@ impl Fs {
                 None => false,
             }
         };
-        if gone && self.db.read(|c| Ok(inode::get_opt(c, ino)?.map(|r| r.nlink)))? == Some(0) {
+        if gone && self.db.read(|c| Ok(inodes::get_opt(c, ino)?.map(|r| r.nlink)))? == Some(0) {
             self.maybe_delete(ino)?;
         }
         Ok(())
@@ -558,13 +533,13 @@ impl Fs {
             return Ok(());
         }
         let staging = self.db.write(|c| {
-            let Some(row) = inode::get_opt(c, ino)? else {
+            let Some(row) = inodes::get_opt(c, ino)? else {
                 return Ok(None);
             };
             if row.nlink > 0 {
                 return Ok(None);
             }
-            inode::delete(c, ino)?;
+            inodes::delete(c, ino)?;
             Ok(row.staging)
         })?;
         if let Some(id) = staging {
@@ -588,24 +563,23 @@ impl Fs {
             return Err(FsError::new(ErrorKind::NotEmpty, "cannot remove `..`"));
         }
         self.db.write(|c| {
-            let p = inode::get(c, parent)?;
+            let p = inodes::get(c, parent)?;
             if p.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
-            let ino = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
-            let row = inode::get(c, ino)?;
+            let ino = dentries::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            let row = inodes::get(c, ino)?;
             if row.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
-            if !inode::is_empty_dir(c, ino)? {
+            if !dentries::is_empty_dir(c, ino)? {
                 return Err(FsError::new(ErrorKind::NotEmpty, "the folder is not empty"));
             }
-            c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-                .execute(rusqlite::params![parent as i64, name])?;
-            inode::delete(c, ino)?;
-            inode::add_nlink(c, parent, -1)?;
+            dentries::remove(c, parent, name)?;
+            inodes::delete(c, ino)?;
+            inodes::add_nlink(c, parent, -1)?;
             let t = now();
-            inode::set_times(c, parent, Some(t), Some(t))?;
+            inodes::set_times(c, parent, Some(t), Some(t))?;
             self.dirty_dir(c, parent)
         })
     }
@@ -618,44 +592,41 @@ impl Fs {
                 return Err(FsError::read_only());
             }
         }
-        inode::check_name(newname)?;
+        inodes::check_name(newname)?;
         let replaced = self.db.write(|c| {
-            let sp = inode::get(c, parent)?;
-            let dp = inode::get(c, newparent)?;
+            let sp = inodes::get(c, parent)?;
+            let dp = inodes::get(c, newparent)?;
             if sp.kind != EntryKind::Dir || dp.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
-            let src = inode::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
-            let srow = inode::get(c, src)?;
-            let dst = inode::lookup(c, newparent, newname)?;
+            let src = dentries::lookup(c, parent, name)?.ok_or_else(FsError::not_found)?;
+            let srow = inodes::get(c, src)?;
+            let dst = dentries::lookup(c, newparent, newname)?;
             if srow.kind == EntryKind::Dir {
-                inode::check_not_inside(c, src, newparent)?;
+                inodes::check_not_inside(c, src, newparent)?;
             }
             let t = now();
             if flags.exchange {
                 let dst = dst.ok_or_else(FsError::not_found)?;
-                let drow = inode::get(c, dst)?;
+                let drow = inodes::get(c, dst)?;
                 if drow.kind == EntryKind::Dir {
-                    inode::check_not_inside(c, dst, parent)?;
+                    inodes::check_not_inside(c, dst, parent)?;
                 }
-                c.prepare_cached("UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
-                    .execute(rusqlite::params![parent as i64, name, dst as i64])?;
-                c.prepare_cached("UPDATE dentries SET ino = ?3 WHERE parent = ?1 AND name = ?2")?
-                    .execute(rusqlite::params![newparent as i64, newname, src as i64])?;
+                dentries::repoint(c, parent, name, dst)?;
+                dentries::repoint(c, newparent, newname, src)?;
                 if parent != newparent {
                     for (ino, row, np) in [(src, &srow, newparent), (dst, &drow, parent)] {
                         if row.kind == EntryKind::Dir {
-                            c.prepare_cached("UPDATE inodes SET parent = ?2 WHERE ino = ?1")?
-                                .execute(rusqlite::params![ino as i64, np as i64])?;
-                            inode::add_nlink(c, np, 1)?;
-                            inode::add_nlink(c, if np == newparent { parent } else { newparent }, -1)?;
+                            inodes::set_parent(c, ino, np)?;
+                            inodes::add_nlink(c, np, 1)?;
+                            inodes::add_nlink(c, if np == newparent { parent } else { newparent }, -1)?;
                         }
                     }
                 }
-                inode::set_times(c, src, None, Some(t))?;
-                inode::set_times(c, dst, None, Some(t))?;
-                inode::set_times(c, parent, Some(t), Some(t))?;
-                inode::set_times(c, newparent, Some(t), Some(t))?;
+                inodes::set_times(c, src, None, Some(t))?;
+                inodes::set_times(c, dst, None, Some(t))?;
+                inodes::set_times(c, parent, Some(t), Some(t))?;
+                inodes::set_times(c, newparent, Some(t), Some(t))?;
                 self.dirty_dir(c, parent)?;
                 self.dirty_dir(c, newparent)?;
                 return Ok(None);
@@ -669,24 +640,22 @@ impl Fs {
                     // Two names of one file: POSIX says do nothing.
                     return Ok(None);
                 }
-                let drow = inode::get(c, dst)?;
+                let drow = inodes::get(c, dst)?;
                 match (srow.kind == EntryKind::Dir, drow.kind == EntryKind::Dir) {
                     (true, false) => return Err(not_dir()),
                     (false, true) => return Err(FsError::new(ErrorKind::IsDir, "the target is a folder")),
                     (true, true) => {
-                        if !inode::is_empty_dir(c, dst)? {
+                        if !dentries::is_empty_dir(c, dst)? {
                             return Err(FsError::new(ErrorKind::NotEmpty, "the target folder is not empty"));
                         }
-                        c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-                            .execute(rusqlite::params![newparent as i64, newname])?;
-                        inode::delete(c, dst)?;
-                        inode::add_nlink(c, newparent, -1)?;
+                        dentries::remove(c, newparent, newname)?;
+                        inodes::delete(c, dst)?;
+                        inodes::add_nlink(c, newparent, -1)?;
                     }
                     (false, false) => {
-                        c.prepare_cached("DELETE FROM dentries WHERE parent = ?1 AND name = ?2")?
-                            .execute(rusqlite::params![newparent as i64, newname])?;
-                        inode::add_nlink(c, dst, -1)?;
-                        inode::set_times(c, dst, None, Some(t))?;
+                        dentries::remove(c, newparent, newname)?;
+                        inodes::add_nlink(c, dst, -1)?;
+                        inodes::set_times(c, dst, None, Some(t))?;
                         self.dirty_parents(c, dst)?;
                         if drow.nlink <= 1 {
                             replaced = Some(dst);
@@ -694,17 +663,15 @@ impl Fs {
                     }
                 }
             }
-            c.prepare_cached("UPDATE dentries SET parent = ?3, name = ?4 WHERE parent = ?1 AND name = ?2")?
-                .execute(rusqlite::params![parent as i64, name, newparent as i64, newname])?;
+            dentries::rename(c, parent, name, newparent, newname)?;
             if srow.kind == EntryKind::Dir && parent != newparent {
-                c.prepare_cached("UPDATE inodes SET parent = ?2 WHERE ino = ?1")?
-                    .execute(rusqlite::params![src as i64, newparent as i64])?;
-                inode::add_nlink(c, parent, -1)?;
-                inode::add_nlink(c, newparent, 1)?;
+                inodes::set_parent(c, src, newparent)?;
+                inodes::add_nlink(c, parent, -1)?;
+                inodes::add_nlink(c, newparent, 1)?;
             }
-            inode::set_times(c, src, None, Some(t))?;
-            inode::set_times(c, parent, Some(t), Some(t))?;
-            inode::set_times(c, newparent, Some(t), Some(t))?;
+            inodes::set_times(c, src, None, Some(t))?;
+            inodes::set_times(c, parent, Some(t), Some(t))?;
+            inodes::set_times(c, newparent, Some(t), Some(t))?;
             self.dirty_dir(c, parent)?;
             self.dirty_dir(c, newparent)?;
             self.dirty_parents(c, src)?;
@@ -722,20 +689,20 @@ impl Fs {
         }
         self.db.write(|c| {
             self.check_parent(c, newparent, newname)?;
-            let row = inode::get(c, ino)?;
+            let row = inodes::get(c, ino)?;
             if row.kind == EntryKind::Dir {
                 return Err(FsError::new(ErrorKind::NotPermitted, "folders cannot have hard links"));
             }
             if row.nlink >= 65_000 {
                 return Err(FsError::new(ErrorKind::NotPermitted, "too many links"));
             }
-            inode::add_dentry(c, newparent, newname, ino)?;
-            inode::add_nlink(c, ino, 1)?;
+            dentries::add(c, newparent, newname, ino)?;
+            inodes::add_nlink(c, ino, 1)?;
             let t = now();
-            inode::set_times(c, ino, None, Some(t))?;
-            inode::set_times(c, newparent, Some(t), Some(t))?;
+            inodes::set_times(c, ino, None, Some(t))?;
+            inodes::set_times(c, newparent, Some(t), Some(t))?;
             self.dirty_parents(c, ino)?;
-            Ok(inode::get(c, ino)?.attr())
+            Ok(inodes::get(c, ino)?.attr())
         })
     }
 
@@ -752,7 +719,7 @@ impl Fs {
             self.truncate(ino, size)?;
         }
         self.db.write(|c| {
-            let row = inode::get(c, ino)?;
+            let row = inodes::get(c, ino)?;
             let t = now();
             let mut mode = row.mode;
             if let Some(m) = set.mode {
@@ -779,28 +746,24 @@ impl Fs {
                 None => row.mtime,
             };
             let ct = set.ctime.unwrap_or(t);
-            c.prepare_cached(
-                "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, atime_s = ?5, atime_n = ?6, mtime_s = ?7, \
-                 mtime_n = ?8, ctime_s = ?9, ctime_n = ?10 WHERE ino = ?1",
-            )?
-            .execute(rusqlite::params![
-                ino as i64,
-                mode as i64,
-                uid as i64,
-                gid as i64,
-                at.secs,
-                at.nanos as i64,
-                mt.secs,
-                mt.nanos as i64,
-                ct.secs,
-                ct.nanos as i64
-            ])?;
+            inodes::set_attrs(
+                c,
+                ino,
+                &inodes::Attrs {
+                    mode,
+                    uid,
+                    gid,
+                    atime: at,
+                    mtime: mt,
+                    ctime: ct,
+                },
+            )?;
             if ino == ROOT {
                 self.dirty_dir(c, ROOT)?;
             } else {
                 self.dirty_parents(c, ino)?;
             }
-            Ok(inode::get(c, ino)?.attr())
+            Ok(inodes::get(c, ino)?.attr())
         })
     }
 
@@ -812,7 +775,7 @@ impl Fs {
     /// and dropped.
     fn times_of_gone_file(&self, ino: Ino, set: &SetAttr) -> Result<Option<Attr>> {
         let times_only = set.mode.is_none() && set.uid.is_none() && set.gid.is_none() && set.size.is_none();
-        if !times_only || self.db.read(|c| inode::get_opt(c, ino))?.is_some() {
+        if !times_only || self.db.read(|c| inodes::get_opt(c, ino))?.is_some() {
             return Ok(None);
         }
         let t = now();
@@ -868,7 +831,7 @@ impl Fs {
         if let Some(n) = nodes.get(&ino) {
             return Ok(n.clone());
         }
-        let row = self.db.read(|c| inode::get(c, ino))?;
+        let row = self.db.read(|c| inodes::get(c, ino))?;
         let staging = match row.staging {
             Some(id) => Some(Staging::open(&self.staging_dir, id)?),
             None => None,
@@ -974,7 +937,7 @@ impl Fs {
             return Ok(());
         }
         if last {
-            let nlink = self.db.read(|c| Ok(inode::get_opt(c, ino)?.map(|r| r.nlink)))?;
+            let nlink = self.db.read(|c| Ok(inodes::get_opt(c, ino)?.map(|r| r.nlink)))?;
             if nlink == Some(0) {
                 self.maybe_delete(ino)?;
             }
@@ -1205,14 +1168,9 @@ impl Fs {
         let ino = h.node.ino;
         self.db.write(|c| {
             if stamp {
-                let t = now();
-                c.prepare_cached(
-                    "UPDATE inodes SET size = ?2, mtime_s = ?3, mtime_n = ?4, ctime_s = ?3, ctime_n = ?4 WHERE ino = ?1",
-                )?
-                .execute(rusqlite::params![ino as i64, size as i64, t.secs, t.nanos as i64])?;
+                inodes::set_size_and_times(c, ino, size, now())?;
             } else if grew {
-                c.prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
-                    .execute(rusqlite::params![ino as i64, size as i64])?;
+                inodes::set_size(c, ino, size)?;
             }
             self.touch_content(c, ino)
         })?;
@@ -1251,22 +1209,14 @@ impl Fs {
         }
         let id: [u8; 16] = rand::random();
         let s = Staging::open(&self.staging_dir, id)?;
-        self.db.write(|c| {
-            c.prepare_cached("UPDATE inodes SET staging = ?2 WHERE ino = ?1")?
-                .execute(rusqlite::params![ino as i64, id.as_slice()])?;
-            Ok(())
-        })?;
+        self.db.write(|c| inodes::set_staging(c, ino, Some(&id)))?;
         st.staging = Some(s);
         Ok(())
     }
 
     /// Records that a file's content changed in this epoch.
-    fn touch_content(&self, c: &rusqlite::Connection, ino: Ino) -> Result<()> {
-        let epoch = self.cur_epoch() as i64;
-        let changed = c
-            .prepare_cached("UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2")?
-            .execute(rusqlite::params![ino as i64, epoch])?;
-        if changed > 0 {
+    fn touch_content(&self, c: &Conn, ino: Ino) -> Result<()> {
+        if dirty::mark_content(c, ino, self.cur_epoch())? {
             self.dirty_parents(c, ino)?;
         }
         self.sync.touched();
@@ -1311,18 +1261,7 @@ impl Fs {
     fn save_size_locked(&self, ino: u64, st: &NodeState) -> Result<()> {
         let (size, base_len) = (st.size, st.base_len);
         self.db.write(|c| {
-            let t = now();
-            c.prepare_cached(
-                "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
-                 ctime_n = ?5 WHERE ino = ?1",
-            )?
-            .execute(rusqlite::params![
-                ino as i64,
-                size as i64,
-                base_len as i64,
-                t.secs,
-                t.nanos as i64
-            ])?;
+            inodes::set_size_base_len_and_times(c, ino, size, base_len, now())?;
             self.touch_content(c, ino)
         })
     }
@@ -1502,27 +1441,12 @@ impl Fs {
             return self.snapshots.readdir(self, ino, cookie, max);
         }
         self.db.read(|c| {
-            let row = inode::get(c, ino)?;
+            let row = inodes::get(c, ino)?;
             if row.kind != EntryKind::Dir {
                 return Err(not_dir());
             }
             let mut out = dot_entries(ino, if ino == ROOT { ROOT } else { row.parent }, cookie);
-            let after = cookie.saturating_sub(2) as i64;
-            let mut st = c.prepare_cached(
-                "SELECT d.id, d.ino, i.kind, d.name FROM dentries d JOIN inodes i ON i.ino = d.ino \
-                 WHERE d.parent = ?1 AND d.id > ?2 ORDER BY d.id LIMIT ?3",
-            )?;
-            let rows = st.query_map(rusqlite::params![ino as i64, after, max as i64], |r| {
-                Ok(DirEntry {
-                    cookie: r.get::<_, i64>(0)? as u64 + 2,
-                    ino: r.get::<_, i64>(1)? as u64,
-                    kind: inode::kind_from(r.get(2)?),
-                    name: r.get(3)?,
-                })
-            })?;
-            for r in rows {
-                out.push(r?);
-            }
+            out.extend(dentries::list(c, ino, cookie.saturating_sub(2) as i64, max)?);
             Ok(out)
         })
     }
@@ -1541,23 +1465,17 @@ impl Fs {
     // ------------------------------------------------------------- statfs
 
     pub fn statfs(&self) -> Result<StatFs> {
-        let (files, bytes): (i64, i64) = self.db.read(|c| {
-            Ok(
-                c.query_row("SELECT count(*), coalesce(sum(size), 0) FROM inodes", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?,
-            )
-        })?;
+        let (files, bytes) = self.db.read(inodes::totals)?;
         // The store has no fixed size; report the local disk's free space
         // (staging lands there) on top of what the drive holds.
         let (total, free) = disk_space(&self.opts.state_dir);
         let bsize = 4096u64;
-        let used = (bytes as u64).div_ceil(bsize);
+        let used = bytes.div_ceil(bsize);
         Ok(StatFs {
             blocks: used + total / bsize,
             bfree: free / bsize,
             bavail: free / bsize,
-            files: files as u64 + 1_000_000_000,
+            files: files + 1_000_000_000,
             ffree: 1_000_000_000,
             bsize: bsize as u32,
             namelen: nimbus_vault::tree::MAX_NAME as u32,
@@ -1641,10 +1559,8 @@ impl Fs {
             return Err(FsError::new(ErrorKind::TooBig, "an attribute value is at most 64 KiB"));
         }
         self.db.write(|c| {
-            inode::get(c, ino)?;
-            let exists = c
-                .prepare_cached("SELECT 1 FROM xattrs WHERE ino = ?1 AND name = ?2")?
-                .exists(rusqlite::params![ino as i64, name])?;
+            inodes::get(c, ino)?;
+            let exists = xattrs::exists(c, ino, name)?;
             match (mode, exists) {
                 (XattrMode::Create, true) => {
                     return Err(FsError::new(ErrorKind::Exists, "the attribute exists"));
@@ -1654,12 +1570,8 @@ impl Fs {
                 }
                 _ => {}
             }
-            c.prepare_cached(
-                "INSERT INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (ino, name) DO UPDATE SET value = ?3",
-            )?
-            .execute(rusqlite::params![ino as i64, name, value])?;
-            inode::set_times(c, ino, None, Some(now()))?;
+            xattrs::set(c, ino, name, value)?;
+            inodes::set_times(c, ino, None, Some(now()))?;
             if ino == ROOT {
                 self.dirty_dir(c, ROOT)
             } else {
@@ -1691,10 +1603,7 @@ impl Fs {
             return Ok(text.into_bytes());
         }
         if name == CONTROL_PIN {
-            let pinned = self.db.read(|c| {
-                Ok(c.prepare_cached("SELECT 1 FROM pins WHERE ino = ?1")?
-                    .exists([ino as i64])?)
-            })?;
+            let pinned = self.db.read(|c| pins::is_pinned(c, ino))?;
             return if pinned {
                 Ok(b"1".to_vec())
             } else {
@@ -1702,12 +1611,8 @@ impl Fs {
             };
         }
         self.db.read(|c| {
-            inode::get(c, ino)?;
-            use rusqlite::OptionalExtension;
-            c.prepare_cached("SELECT value FROM xattrs WHERE ino = ?1 AND name = ?2")?
-                .query_row(rusqlite::params![ino as i64, name], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| FsError::new(ErrorKind::NoAttribute, "no such attribute"))
+            inodes::get(c, ino)?;
+            xattrs::get(c, ino, name)?.ok_or_else(|| FsError::new(ErrorKind::NoAttribute, "no such attribute"))
         })
     }
 
@@ -1716,14 +1621,8 @@ impl Fs {
             self.snapshots.listxattr(self, ino)?
         } else {
             self.db.read(|c| {
-                inode::get(c, ino)?;
-                let mut st = c.prepare_cached("SELECT name FROM xattrs WHERE ino = ?1 ORDER BY name")?;
-                let rows = st.query_map([ino as i64], |r| r.get::<_, Vec<u8>>(0))?;
-                let mut out = Vec::new();
-                for r in rows {
-                    out.push(r?);
-                }
-                Ok(out)
+                inodes::get(c, ino)?;
+                xattrs::names(c, ino)
             })?
         };
         names.retain(|n| !is_acl(n));
@@ -1741,14 +1640,11 @@ impl Fs {
             return self.pin(ino, false);
         }
         self.db.write(|c| {
-            inode::get(c, ino)?;
-            let n = c
-                .prepare_cached("DELETE FROM xattrs WHERE ino = ?1 AND name = ?2")?
-                .execute(rusqlite::params![ino as i64, name])?;
-            if n == 0 {
+            inodes::get(c, ino)?;
+            if !xattrs::remove(c, ino, name)? {
                 return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
             }
-            inode::set_times(c, ino, None, Some(now()))?;
+            inodes::set_times(c, ino, None, Some(now()))?;
             if ino == ROOT {
                 self.dirty_dir(c, ROOT)
             } else {
@@ -1762,15 +1658,8 @@ impl Fs {
     /// Keeps a file (or everything under a folder) on this device.
     pub fn pin(&self, ino: Ino, on: bool) -> Result<()> {
         self.db.write(|c| {
-            inode::get(c, ino)?;
-            if on {
-                c.prepare_cached("INSERT OR IGNORE INTO pins (ino) VALUES (?1)")?
-                    .execute([ino as i64])?;
-            } else {
-                c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?
-                    .execute([ino as i64])?;
-            }
-            Ok(())
+            inodes::get(c, ino)?;
+            pins::set(c, ino, on)
         })?;
         self.refresh_pins()?;
         if on {
@@ -1785,21 +1674,7 @@ impl Fs {
 
     /// Every blob of every pinned file (folders pin what is under them).
     fn pinned_blobs(&self) -> Result<std::collections::HashSet<nimbus_vault::BlobId>> {
-        self.db.read(|c| {
-            let mut out = std::collections::HashSet::new();
-            let mut st = c.prepare_cached(
-                "WITH RECURSIVE under(ino) AS (SELECT ino FROM pins \
-                 UNION SELECT d.ino FROM dentries d JOIN under u ON d.parent = u.ino) \
-                 SELECT i.content FROM inodes i JOIN under u ON i.ino = u.ino WHERE i.content IS NOT NULL",
-            )?;
-            let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-            for r in rows {
-                if let Some(list) = ContentList::decode(&r?) {
-                    out.extend(list.0.into_iter().map(|(id, _)| id));
-                }
-            }
-            Ok(out)
-        })
+        self.db.read(pins::pinned_blobs)
     }
 
     pub(crate) fn refresh_pins(&self) -> Result<()> {

@@ -18,11 +18,10 @@ mod blobs;
 mod cache_index;
 #[doc(hidden)]
 pub mod conformance;
-mod db;
 mod decoded;
 mod error;
 mod fs;
-mod inode;
+mod meta;
 mod rebuild;
 mod slot;
 mod snapshots;
@@ -32,13 +31,14 @@ mod types;
 
 pub use error::{ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions};
+pub use meta::DbError;
 pub use slot::Slot;
 pub use snapshots::{snapshot_name, Snapshots};
 pub use types::*;
 
 /// The schema version of the local state database (`metadata.db`): a
 /// database of another version is rebuilt from the vault.
-pub use db::SCHEMA_VERSION as STATE_SCHEMA_VERSION;
+pub use meta::db::SCHEMA_VERSION as STATE_SCHEMA_VERSION;
 
 /// Test hooks into the commit (see `sync::set_between_pieces_hook`).
 #[doc(hidden)]

@@ -11,10 +11,9 @@ use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp, Tree};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use crate::db;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::Fs;
-use crate::inode;
+use crate::meta::{dentries, dirty, inodes, state, xattrs, Conn, Db};
 use crate::staging::{Staging, BLOCK};
 use crate::types::*;
 
@@ -24,7 +23,7 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
     let owner = fs.opts.owner;
     let time = head.as_ref().map(|(_, c)| c.time).unwrap_or_else(Timestamp::now);
     let tx = fs.db.lock()?;
-    let root = inode::insert(
+    let root = inodes::insert(
         &tx,
         EntryKind::Dir,
         0o755,
@@ -48,14 +47,11 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
         let mut links = HashMap::new();
         let trees = fetch_trees(fs, &commit.root)?;
         import_tree(fs, &tx, ROOT, &commit.root, &trees, &mut links, 0)?;
-        tx.execute(
-            "UPDATE inodes SET tree_id = ?2 WHERE ino = ?1",
-            rusqlite::params![ROOT as i64, commit.root.as_bytes().as_slice()],
-        )?;
-        db::meta_set(&tx, "head", cid.as_bytes())?;
+        inodes::set_tree(&tx, ROOT, &commit.root)?;
+        state::set_head(&tx, &cid)?;
     }
-    db::meta_set_u64(&tx, "epoch", 1)?;
-    db::meta_set_u64(&tx, "committed_epoch", 0)?;
+    state::set_epoch(&tx, 1)?;
+    state::set_committed_epoch(&tx, 0)?;
     drop(tx);
     fs.epoch.store(1, std::sync::atomic::Ordering::Release);
     Ok(())
@@ -101,7 +97,7 @@ fn fetch_trees(fs: &Fs, root: &BlobId) -> Result<HashMap<BlobId, Tree>> {
 
 fn import_tree(
     fs: &Fs,
-    c: &rusqlite::Connection,
+    c: &Conn,
     dir: Ino,
     tree_id: &BlobId,
     trees: &HashMap<BlobId, Tree>,
@@ -118,13 +114,13 @@ fn import_tree(
     for e in &tree.entries {
         if e.kind == EntryKind::File {
             if let Some(&ino) = links.get(&e.file_id) {
-                inode::add_dentry(c, dir, &e.name, ino)?;
-                inode::add_nlink(c, ino, 1)?;
+                dentries::add(c, dir, &e.name, ino)?;
+                inodes::add_nlink(c, ino, 1)?;
                 continue;
             }
         }
         let nlink = if e.kind == EntryKind::Dir { 2 } else { 1 };
-        let ino = inode::insert(
+        let ino = inodes::insert(
             c,
             e.kind,
             e.mode,
@@ -138,11 +134,10 @@ fn import_tree(
             (e.kind == EntryKind::Symlink).then_some(e.target.as_slice()),
             0,
         )?;
-        inode::set_times(c, ino, None, Some(e.ctime))?;
-        inode::add_dentry(c, dir, &e.name, ino)?;
+        inodes::set_times(c, ino, None, Some(e.ctime))?;
+        dentries::add(c, dir, &e.name, ino)?;
         for x in &e.xattrs {
-            c.prepare_cached("INSERT OR REPLACE INTO xattrs (ino, name, value) VALUES (?1, ?2, ?3)")?
-                .execute(rusqlite::params![ino as i64, x.name, x.value])?;
+            xattrs::import(c, ino, x)?;
         }
         match e.kind {
             EntryKind::File => {
@@ -152,9 +147,7 @@ fn import_tree(
                     list.push((*id, loc.raw_len));
                 }
                 let list = ContentList(list);
-                let len = list.len_bytes();
-                c.prepare_cached("UPDATE inodes SET content = ?2, size = ?3, base_len = ?3 WHERE ino = ?1")?
-                    .execute(rusqlite::params![ino as i64, list.encode(), len as i64])?;
+                inodes::set_content(c, ino, &list, list.len_bytes())?;
                 links.insert(e.file_id, ino);
             }
             EntryKind::Dir => {
@@ -162,15 +155,14 @@ fn import_tree(
                 let sub = e
                     .subtree
                     .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "a folder entry has no tree"))?;
-                c.prepare_cached("UPDATE inodes SET tree_id = ?2 WHERE ino = ?1")?
-                    .execute(rusqlite::params![ino as i64, sub.as_bytes().as_slice()])?;
+                inodes::set_tree(c, ino, &sub)?;
                 import_tree(fs, c, ino, &sub, trees, links, depth + 1)?;
             }
             _ => {}
         }
     }
     if subdirs > 0 {
-        inode::add_nlink(c, dir, subdirs)?;
+        inodes::add_nlink(c, dir, subdirs)?;
     }
     Ok(())
 }
@@ -180,15 +172,9 @@ fn import_tree(
 /// vault: rebuilding would delete them with the staging folder. Asks the
 /// database as this version knows it; when its schema is too different
 /// for that, any staged bytes count as changes.
-pub(crate) fn refuse_to_drop_changes(db: &crate::db::Db, staging_dir: &Path, state_dir: &Path) -> Result<()> {
+pub(crate) fn refuse_to_drop_changes(db: &Db, staging_dir: &Path, state_dir: &Path) -> Result<()> {
     let pending = db
-        .read(|c| {
-            let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
-            Ok(
-                c.prepare("SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR staging IS NOT NULL LIMIT 1")?
-                    .exists([committed])?,
-            )
-        })
+        .read(|c| dirty::any_change(c, state::committed_epoch(c)?))
         .unwrap_or_else(|_| {
             std::fs::read_dir(staging_dir)
                 .map(|rd| rd.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
@@ -212,37 +198,12 @@ pub(crate) fn refuse_to_drop_changes(db: &crate::db::Db, staging_dir: &Path, sta
 /// Puts an existing database back in order after a crash or a clean stop.
 pub(crate) fn recover(fs: &Fs) -> Result<()> {
     let staged: Vec<(Ino, [u8; 16], u64)> = fs.db.write(|c| {
-        let e1 = db::meta_get_u64(c, "epoch")?;
-        let e2: i64 = c.query_row("SELECT coalesce(max(dirty_epoch), 0) FROM inodes", [], |r| r.get(0))?;
-        let epoch = e1.max(e2 as u64) + 1;
-        db::meta_set_u64(c, "epoch", epoch)?;
+        let epoch = state::epoch(c)?.max(dirty::max_epoch(c)?) + 1;
+        state::set_epoch(c, epoch)?;
         fs.epoch.store(epoch, std::sync::atomic::Ordering::Release);
         // Files unlinked while open when the drive stopped.
-        c.execute(
-            "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
-            [],
-        )?;
-        c.execute(
-            "DELETE FROM pins WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
-            [],
-        )?;
-        c.execute("DELETE FROM inodes WHERE nlink = 0", [])?;
-        let mut st = c.prepare("SELECT ino, staging, size FROM inodes WHERE staging IS NOT NULL")?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, i64>(2)? as u64,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (ino, id, size) = r?;
-            if let Ok(id) = id.as_slice().try_into() {
-                out.push((ino, id, size));
-            }
-        }
-        Ok(out)
+        inodes::delete_unlinked(c)?;
+        inodes::staged(c)
     })?;
     fs.db.commit(true)?;
     let known: std::collections::HashSet<String> = staged.iter().map(|(_, id, _)| hex::encode(id)).collect();

@@ -34,17 +34,16 @@
 //! the snapshot.
 
 use nimbus_vault::chunker::{self, ChunkReadError};
-use nimbus_vault::{BlobKind, Commit, CommitId, Entry, EntryKind, Saver, Timestamp, Tree, Xattr};
+use nimbus_vault::{BlobKind, Commit, CommitId, Entry, EntryKind, Saver, Timestamp, Tree};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::db;
 use crate::error::{lock_err, ErrorKind, Failure, FsError, Result};
 use crate::fs::{Fs, Node};
-use crate::inode;
+use crate::meta::{dentries, dirty, inodes, state, xattrs};
 use crate::staging::Staging;
 use crate::types::*;
 
@@ -219,17 +218,10 @@ impl Fs {
     /// What is waiting for the vault.
     pub fn pending(&self) -> Result<Pending> {
         let (files, dirty) = self.db.read(|c| {
-            let committed = db::meta_get_u64(c, "committed_epoch")? as i64;
-            let files: i64 = c.query_row(
-                "SELECT count(*) FROM inodes WHERE kind = 0 AND dirty_epoch > ?1",
-                [committed],
-                |r| r.get(0),
-            )?;
-            let root = inode::get(c, ROOT)?;
-            Ok((
-                files as u64,
-                root.dirty_epoch as i64 > committed || root.tree_id.is_none(),
-            ))
+            let committed = state::committed_epoch(c)?;
+            let files = dirty::count_changed_files(c, committed)?;
+            let root = inodes::get(c, ROOT)?;
+            Ok((files, root.dirty_epoch > committed || root.tree_id.is_none()))
         })?;
         let mut staged_bytes = 0;
         if let Ok(rd) = std::fs::read_dir(&self.staging_dir) {
@@ -259,7 +251,7 @@ impl Fs {
         let set_aside = self.db.read(|c| {
             let mut out = Vec::new();
             for ino in set_aside {
-                if let Some(p) = path_of(c, ino)? {
+                if let Some(p) = dentries::path_of(c, ino)? {
                     out.push(p);
                 }
             }
@@ -285,13 +277,10 @@ impl Fs {
         let _serial = self.sync_lock.lock().map_err(|_| lock_err())?;
         let e_old = self.epoch.fetch_add(1, Ordering::AcqRel);
         let (committed, changed_files, root_dirty) = self.db.write(|c| {
-            db::meta_set_u64(c, "epoch", e_old + 1)?;
-            let committed = db::meta_get_u64(c, "committed_epoch")?;
-            let mut st = c.prepare("SELECT ino FROM inodes WHERE kind = 0 AND dirty_epoch > ?1")?;
-            let files = st
-                .query_map([committed as i64], |r| r.get::<_, i64>(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
-            let root = inode::get(c, ROOT)?;
+            state::set_epoch(c, e_old + 1)?;
+            let committed = state::committed_epoch(c)?;
+            let files = dirty::changed_files(c, committed)?;
+            let root = inodes::get(c, ROOT)?;
             Ok((committed, files, root.dirty_epoch > committed || root.tree_id.is_none()))
         })?;
         if !root_dirty && changed_files.is_empty() {
@@ -307,7 +296,6 @@ impl Fs {
         let mut tried = Vec::new();
         let mut set_aside = Vec::new();
         for ino in changed_files {
-            let ino = ino as u64;
             tried.push(ino);
             let node = match self.node(ino) {
                 Ok(n) => n,
@@ -323,7 +311,7 @@ impl Fs {
             match res {
                 // Gone, or changed while it was read: not in this commit
                 // (a change keeps it dirty for the next one).
-                Ok(v) => match self.db.read(|c| inode::get_opt(c, ino))? {
+                Ok(v) => match self.db.read(|c| inodes::get_opt(c, ino))? {
                     Some(row) if row.dirty_epoch <= e_old && row.nlink > 0 => {
                         uploaded.insert(ino, v);
                     }
@@ -360,17 +348,9 @@ impl Fs {
         self.adopt_uploads(&uploaded, e_old)?;
 
         let (head, extra, ref_seen, files, bytes) = self.db.read(|c| {
-            let head = db::meta_get(c, "head")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
-            let extra =
-                db::meta_get(c, "extra_parent")?.and_then(|h| h.as_slice().try_into().ok().map(nimbus_vault::Id));
-            let seen = db::meta_get_u64(c, "ref_seen")?;
-            let (files, bytes): (i64, i64) = c.query_row(
-                "SELECT count(*), coalesce(sum(i.size), 0) FROM dentries d JOIN inodes i ON i.ino = d.ino \
-                 WHERE i.kind = 0",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            Ok((head, extra, seen.max(self.opts.ref_seen), files as u64, bytes as u64))
+            let (files, bytes) = inodes::file_totals(c)?;
+            let seen = state::ref_seen(c)?.max(self.opts.ref_seen);
+            Ok((state::head(c)?, state::extra_parent(c)?, seen, files, bytes))
         })?;
         let commit = Commit {
             root,
@@ -386,11 +366,10 @@ impl Fs {
             .rt
             .block_on(self.vault.write_ref(&self.opts.device, cid, ref_seen))?;
         self.db.write(|c| {
-            db::meta_set(c, "head", cid.as_bytes())?;
-            c.execute("DELETE FROM meta WHERE key = 'extra_parent'", [])?;
-            db::meta_set_u64(c, "ref_seen", seq)?;
-            db::meta_set_u64(c, "committed_epoch", e_old)?;
-            Ok(())
+            state::set_head(c, &cid)?;
+            state::set_extra_parent(c, None)?;
+            state::set_ref_seen(c, seq)?;
+            state::set_committed_epoch(c, e_old)
         })?;
         self.db.commit(true)?;
         self.snapshots.invalidate();
@@ -402,7 +381,7 @@ impl Fs {
 
     /// Whether a file has no name left in the drive.
     fn is_gone(&self, ino: Ino) -> Result<bool> {
-        Ok(self.db.read(|c| inode::get_opt(c, ino))?.is_none_or(|r| r.nlink == 0))
+        Ok(self.db.read(|c| inodes::get_opt(c, ino))?.is_none_or(|r| r.nlink == 0))
     }
 
     /// Keeps the files set aside by this commit pending (stamped with the
@@ -412,31 +391,13 @@ impl Fs {
     /// a loop.
     fn keep_set_aside(&self, tried: &[Ino], set_aside: &[Ino]) -> Result<()> {
         if !set_aside.is_empty() {
-            let epoch = self.cur_epoch() as i64;
+            let epoch = self.cur_epoch();
             self.db.write(|c| {
-                let mut st = c.prepare_cached(
-                    "UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1 AND dirty_epoch <> ?2 RETURNING parent",
-                )?;
-                let mut todo: Vec<Ino> = Vec::new();
-                for &ino in set_aside {
-                    c.prepare_cached("UPDATE inodes SET dirty_epoch = ?2 WHERE ino = ?1")?
-                        .execute(rusqlite::params![ino as i64, epoch])?;
-                    todo.extend(inode::parents(c, ino)?);
-                }
                 // Folders up to the first one already stamped: the
                 // invariant in the module comment holds above it.
-                for mut dir in todo {
-                    for _ in 0..4096 {
-                        let parent: Option<i64> = {
-                            use rusqlite::OptionalExtension;
-                            st.query_row(rusqlite::params![dir as i64, epoch], |r| r.get(0))
-                                .optional()?
-                        };
-                        match parent {
-                            Some(p) if dir != ROOT => dir = p as u64,
-                            _ => break,
-                        }
-                    }
+                for &ino in set_aside {
+                    dirty::stamp(c, ino, epoch)?;
+                    dirty::mark_parents(c, ino, epoch)?;
                 }
                 Ok(())
             })?;
@@ -514,14 +475,13 @@ impl Fs {
             {
                 let mut st = node.state.write().map_err(|_| lock_err())?;
                 let unchanged = self.db.write(|c| {
-                    let Some(row) = inode::get_opt(c, ino)? else {
+                    let Some(row) = inodes::get_opt(c, ino)? else {
                         return Ok(false);
                     };
                     if row.dirty_epoch > e_old || row.size != *len {
                         return Ok(false);
                     }
-                    c.prepare_cached("UPDATE inodes SET content = ?2, base_len = ?3, staging = NULL WHERE ino = ?1")?
-                        .execute(rusqlite::params![ino as i64, list.encode(), *len as i64])?;
+                    inodes::adopt_content(c, ino, list, *len)?;
                     Ok(true)
                 })?;
                 if unchanged {
@@ -558,16 +518,13 @@ impl Fs {
             return Err(FsError::new(ErrorKind::InvalidArgument, "folders nested too deep"));
         }
         let (row, children) = self.db.read(|c| {
-            let row = inode::get(c, dir)?;
+            let row = inodes::get(c, dir)?;
             if row.dirty_epoch <= committed && row.tree_id.is_some() {
                 return Ok((row, None));
             }
-            let mut st = c.prepare_cached("SELECT name, ino FROM dentries WHERE parent = ?1 ORDER BY name")?;
-            let rows = st.query_map([dir as i64], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
             let mut kids = Vec::new();
-            for r in rows {
-                let (name, ino) = r?;
-                kids.push((name, inode::get(c, ino as u64)?, xattrs(c, ino as u64)?));
+            for (name, ino) in dentries::children(c, dir)? {
+                kids.push((name, inodes::get(c, ino)?, xattrs::all(c, ino)?));
             }
             Ok((row, Some(kids)))
         })?;
@@ -615,55 +572,9 @@ impl Fs {
             tree.entries.push(e);
         }
         let id = saver.save_blob_blocking(BlobKind::Tree, &tree.encode())?;
-        self.db.write(|c| {
-            c.prepare_cached("UPDATE inodes SET tree_id = ?2 WHERE ino = ?1")?
-                .execute(rusqlite::params![dir as i64, id.as_bytes().as_slice()])?;
-            Ok(())
-        })?;
+        self.db.write(|c| inodes::set_tree(c, dir, &id))?;
         Ok(id)
     }
-}
-
-pub(crate) fn xattrs(c: &rusqlite::Connection, ino: Ino) -> Result<Vec<Xattr>> {
-    let mut st = c.prepare_cached("SELECT name, value FROM xattrs WHERE ino = ?1 ORDER BY name")?;
-    let rows = st.query_map([ino as i64], |r| {
-        Ok(Xattr {
-            name: r.get(0)?,
-            value: r.get(1)?,
-        })
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
-}
-
-/// A path of `ino` in the drive (one of its names if it has several);
-/// `None` once it has none.
-fn path_of(c: &rusqlite::Connection, mut ino: Ino) -> Result<Option<String>> {
-    use rusqlite::OptionalExtension;
-    let mut parts: Vec<Vec<u8>> = Vec::new();
-    let mut st = c.prepare_cached("SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id LIMIT 1")?;
-    while ino != ROOT {
-        if parts.len() > 4096 {
-            return Ok(None);
-        }
-        let Some((parent, name)) = st
-            .query_row([ino as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        parts.push(name);
-        ino = parent as u64;
-    }
-    let mut path = String::new();
-    for p in parts.iter().rev() {
-        path.push('/');
-        path.push_str(&String::from_utf8_lossy(p));
-    }
-    Ok(Some(path))
 }
 
 /// The offset of the first staged block (the staging file is sparse).
