@@ -1,8 +1,8 @@
 //! The file system: POSIX operations over the working copy.
 //!
 //! Names and metadata live in the database (`db.rs`); a file's bytes are its
-//! stored content (blobs, read through `blobs.rs`) overlaid with the blocks
-//! changed since (`staging.rs`). An open file has a `Node` holding its
+//! stored content (blobs, read through `cache/blobs.rs`) overlaid with the blocks
+//! changed since (staging, a `cache/sealed_file.rs`). An open file has a `Node` holding its
 //! staging file and content, shared by all its handles.
 //!
 //! Lock order: `handles` or `nodes` (never both) → a node's `state` → the
@@ -15,13 +15,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::blobs::BlobStore;
-use crate::decoded::DecodedCache;
+use crate::cache::blobs::BlobStore;
+use crate::cache::decoded::DecodedCache;
+use crate::cache::sealed_file::{SealedFile, SlotKey, BLOCK, SLOT};
 use crate::error::{lock_err, not_dir, ErrorKind, FsError, Result};
 use crate::meta::inodes::{self, Row};
 use crate::meta::{dentries, dirty, pins, state, xattrs, Conn, Db};
 use crate::snapshots::Snapshots;
-use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
 use crate::sync::SyncState;
 use crate::types::*;
 
@@ -103,7 +103,7 @@ impl FsOptions {
 }
 
 pub(crate) struct NodeState {
-    pub staging: Option<Staging>,
+    pub staging: Option<SealedFile>,
     pub base: Arc<Content>,
     pub base_len: u64,
     pub size: u64,
@@ -130,7 +130,7 @@ pub struct Fs {
     pub(crate) rt: tokio::runtime::Handle,
     pub(crate) db: Arc<Db>,
     pub(crate) blobs: Arc<BlobStore>,
-    pub(crate) key: StagingKey,
+    pub(crate) key: SlotKey,
     pub(crate) staging_dir: PathBuf,
     pub(crate) nodes: Mutex<HashMap<Ino, Arc<Node>>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
@@ -224,7 +224,7 @@ impl Fs {
             )?),
         )?);
         let fs = Arc::new(Fs {
-            key: StagingKey::new(&vault.local_state_key("staging")),
+            key: SlotKey::new(&vault.local_state_key("staging")),
             snapshots: Snapshots::new(),
             vault,
             rt,
@@ -546,7 +546,8 @@ impl Fs {
             // The row's deletion must be committed before the data goes:
             // a crash in between would bring the file back without its
             // content. The database removes it after its next commit.
-            self.db.remove_after_commit(Staging::path_for(&self.staging_dir, &id));
+            self.db
+                .remove_after_commit(SealedFile::path_for(&self.staging_dir, &id));
         }
         nodes.remove(&ino);
         Ok(())
@@ -833,7 +834,7 @@ impl Fs {
         }
         let row = self.db.read(|c| inodes::get(c, ino))?;
         let staging = match row.staging {
-            Some(id) => Some(Staging::open(&self.staging_dir, id)?),
+            Some(id) => Some(SealedFile::open(&self.staging_dir, id)?),
             None => None,
         };
         let n = Arc::new(Node {
@@ -1123,7 +1124,7 @@ impl Fs {
             };
             if let Some(id) = id {
                 let whole = &data[(mid0 * bs - off) as usize..(mid1 * bs - off) as usize];
-                sealed = Some((id, Staging::seal_blocks(&self.key, &id, mid0, whole)?));
+                sealed = Some((id, SealedFile::seal_blocks(&self.key, &id, mid0, whole)?));
             }
         }
         let mut st = h.node.state.write().map_err(|_| lock_err())?;
@@ -1208,7 +1209,7 @@ impl Fs {
             return Ok(());
         }
         let id: [u8; 16] = rand::random();
-        let s = Staging::open(&self.staging_dir, id)?;
+        let s = SealedFile::open(&self.staging_dir, id)?;
         self.db.write(|c| inodes::set_staging(c, ino, Some(&id)))?;
         st.staging = Some(s);
         Ok(())

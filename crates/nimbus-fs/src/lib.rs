@@ -14,18 +14,15 @@
 //! the next mount rebuilds it from the vault (losing only changes that were
 //! not yet committed).
 
-mod blobs;
-mod cache_index;
+mod cache;
 #[doc(hidden)]
 pub mod conformance;
-mod decoded;
 mod error;
 mod fs;
 mod meta;
 mod rebuild;
 mod slot;
 mod snapshots;
-mod staging;
 mod sync;
 mod types;
 

@@ -11,10 +11,10 @@ use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp, Tree};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+use crate::cache::sealed_file::{SealedFile, BLOCK};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::Fs;
 use crate::meta::{dentries, dirty, inodes, state, xattrs, Conn, Db};
-use crate::staging::{Staging, BLOCK};
 use crate::types::*;
 
 /// Fills a new database from the vault's newest snapshot (or an empty root).
@@ -218,7 +218,7 @@ pub(crate) fn recover(fs: &Fs) -> Result<()> {
     // Blocks written past the size the database knows were never fsynced:
     // drop them, so growing the file later reads zeros there.
     for (_, id, size) in staged {
-        let s = Staging::open(&fs.staging_dir, id)?;
+        let s = SealedFile::open(&fs.staging_dir, id)?;
         s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
         let tail = (size % BLOCK as u64) as usize;
         if tail != 0 {

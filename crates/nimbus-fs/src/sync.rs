@@ -41,10 +41,10 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cache::sealed_file::SealedFile;
 use crate::error::{lock_err, ErrorKind, Failure, FsError, Result};
 use crate::fs::{Fs, Node};
 use crate::meta::{dentries, dirty, inodes, state, xattrs};
-use crate::staging::Staging;
 use crate::types::*;
 
 /// A change waits at most this long for a quiet moment before it is
@@ -227,7 +227,7 @@ impl Fs {
         if let Ok(rd) = std::fs::read_dir(&self.staging_dir) {
             for e in rd.flatten() {
                 if let Ok(m) = e.metadata() {
-                    staged_bytes += crate::staging::disk_usage(&m);
+                    staged_bytes += crate::cache::sealed_file::disk_usage(&m);
                 }
             }
         }
@@ -498,7 +498,7 @@ impl Fs {
         if !dropped.is_empty() {
             self.db.commit(true)?;
             for id in dropped {
-                let _ = std::fs::remove_file(Staging::path_for(&self.staging_dir, &id));
+                let _ = std::fs::remove_file(SealedFile::path_for(&self.staging_dir, &id));
             }
         }
         self.refresh_pins()?;
@@ -578,12 +578,12 @@ impl Fs {
 }
 
 /// The offset of the first staged block (the staging file is sparse).
-fn first_staged_offset(s: &Staging) -> u64 {
+fn first_staged_offset(s: &SealedFile) -> u64 {
     #[cfg(target_os = "linux")]
     {
         if let Ok(f) = std::fs::File::open(s.path()) {
             if let Ok(off) = rustix::fs::seek(&f, rustix::fs::SeekFrom::Data(0)) {
-                return off / crate::staging::SLOT as u64 * crate::staging::BLOCK as u64;
+                return off / crate::cache::sealed_file::SLOT as u64 * crate::cache::sealed_file::BLOCK as u64;
             }
             // ENXIO: no data at all.
             return u64::MAX;

@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::cache_index::CacheIndex;
-use crate::decoded::DecodedCache;
+use crate::cache::decoded::DecodedCache;
+use crate::cache::index::CacheIndex;
 use crate::error::{lock_err, ErrorKind, Failure, FsError, Result};
 
 pub type Plain = Arc<Vec<u8>>;
