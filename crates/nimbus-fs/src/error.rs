@@ -55,7 +55,7 @@ pub enum FsError {
     #[error("the store: {0}")]
     Vault(#[from] VaultError),
     #[error("the local state database: {0}")]
-    Db(#[source] crate::meta::DbError),
+    Db(#[source] DbError),
     #[error("the local state: {context}: {source}")]
     Io {
         context: String,
@@ -65,6 +65,41 @@ pub enum FsError {
 }
 
 pub type Result<T, E = FsError> = std::result::Result<T, E>;
+
+/// An error of the metadata database. `meta/` makes it from SQLite's
+/// error (this file does not name the SQL library), keeping whether the
+/// disk was full, the one fact a caller acts on.
+#[derive(Debug)]
+pub struct DbError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    disk_full: bool,
+}
+
+impl DbError {
+    pub(crate) fn new(source: impl std::error::Error + Send + Sync + 'static, disk_full: bool) -> DbError {
+        DbError {
+            source: Box::new(source),
+            disk_full,
+        }
+    }
+
+    /// The disk holding the database is full.
+    pub fn is_disk_full(&self) -> bool {
+        self.disk_full
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
 
 impl FsError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {

@@ -15,20 +15,20 @@
 //! not yet committed).
 
 mod cache;
+mod commit;
 #[doc(hidden)]
 pub mod conformance;
+mod content;
 mod error;
 mod fs;
+mod local;
 mod meta;
-mod rebuild;
 mod slot;
 mod snapshots;
-mod sync;
 mod types;
 
-pub use error::{ErrorKind, FsError, Result};
+pub use error::{DbError, ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions};
-pub use meta::DbError;
 pub use slot::Slot;
 pub use snapshots::{snapshot_name, Snapshots};
 pub use types::*;
@@ -37,6 +37,6 @@ pub use types::*;
 /// database of another version is rebuilt from the vault.
 pub use meta::db::SCHEMA_VERSION as STATE_SCHEMA_VERSION;
 
-/// Test hooks into the commit (see `sync::set_between_pieces_hook`).
+/// A test hook into the commit (see `fs::set_between_pieces_hook`).
 #[doc(hidden)]
-pub use sync::{set_between_pieces_hook, PieceHook};
+pub use fs::{set_between_pieces_hook, PieceHook};

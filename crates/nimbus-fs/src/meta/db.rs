@@ -11,8 +11,8 @@
 //! Lock order: a file's node lock (in `fs.rs`) before the connection lock;
 //! never the other way round.
 //!
-//! [`DbError`] wraps SQLite's error so that no file outside `meta/` names
-//! the SQL library, not even `error.rs`.
+//! SQLite's errors become [`FsError::Db`] here, so that no file outside
+//! `meta/` names the SQL library, not even `error.rs`.
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -20,34 +20,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-use crate::error::{FsError, Result};
-
-/// An error of the metadata database (SQLite).
-#[derive(Debug)]
-pub struct DbError(rusqlite::Error);
-
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for DbError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
-impl DbError {
-    /// The disk holding the database is full.
-    pub(crate) fn is_disk_full(&self) -> bool {
-        matches!(&self.0, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull)
-    }
-}
+use crate::error::{DbError, FsError, Result};
 
 impl From<rusqlite::Error> for FsError {
     fn from(e: rusqlite::Error) -> FsError {
-        FsError::Db(DbError(e))
+        let disk_full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+        FsError::Db(DbError::new(e, disk_full))
     }
 }
 

@@ -15,7 +15,6 @@ pub(crate) mod state;
 pub(crate) mod xattrs;
 
 pub(crate) use db::Db;
-pub use db::DbError;
 
 /// The database connection, as the closures of [`Db::read`] and
 /// [`Db::write`] receive it: passed on to the functions of this module,

@@ -9,20 +9,18 @@
 use futures::StreamExt;
 use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp, Tree};
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use crate::cache::sealed_file::{SealedFile, BLOCK};
 use crate::error::{ErrorKind, FsError, Result};
-use crate::fs::Fs;
-use crate::meta::{dentries, dirty, inodes, state, xattrs, Conn, Db};
+use crate::local::Local;
+use crate::meta::{dentries, dirty, inodes, state, xattrs, Conn};
 use crate::types::*;
 
 /// Fills a new database from the vault's newest snapshot (or an empty root).
-pub(crate) fn import_head(fs: &Fs) -> Result<()> {
-    let head = fs.rt.block_on(fs.vault.head())?;
-    let owner = fs.opts.owner;
+pub(crate) fn import_head(local: &Local, owner: Ctx) -> Result<()> {
+    let head = local.rt.block_on(local.vault.head())?;
     let time = head.as_ref().map(|(_, c)| c.time).unwrap_or_else(Timestamp::now);
-    let tx = fs.db.lock()?;
+    let tx = local.db.lock()?;
     let root = inodes::insert(
         &tx,
         EntryKind::Dir,
@@ -45,15 +43,15 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
     }
     if let Some((cid, commit)) = head {
         let mut links = HashMap::new();
-        let trees = fetch_trees(fs, &commit.root)?;
-        import_tree(fs, &tx, ROOT, &commit.root, &trees, &mut links, 0)?;
+        let trees = fetch_trees(local, &commit.root)?;
+        import_tree(local, &tx, ROOT, &commit.root, &trees, &mut links, 0)?;
         inodes::set_tree(&tx, ROOT, &commit.root)?;
         state::set_head(&tx, &cid)?;
     }
     state::set_epoch(&tx, 1)?;
     state::set_committed_epoch(&tx, 0)?;
     drop(tx);
-    fs.epoch.store(1, std::sync::atomic::Ordering::Release);
+    local.epoch.store(1, std::sync::atomic::Ordering::Release);
     Ok(())
 }
 
@@ -63,7 +61,7 @@ pub(crate) fn import_head(fs: &Fs) -> Result<()> {
 const TREE_FETCHES: usize = 16;
 
 /// Every tree of the snapshot under `root`, by id.
-fn fetch_trees(fs: &Fs, root: &BlobId) -> Result<HashMap<BlobId, Tree>> {
+fn fetch_trees(local: &Local, root: &BlobId) -> Result<HashMap<BlobId, Tree>> {
     let mut trees = HashMap::new();
     let mut seen = HashSet::from([*root]);
     let mut level = vec![*root];
@@ -73,8 +71,8 @@ fn fetch_trees(fs: &Fs, root: &BlobId) -> Result<HashMap<BlobId, Tree>> {
         if depth > 4096 {
             return Err(FsError::new(ErrorKind::Corrupt, "the snapshot's folders nest too deep"));
         }
-        let vault = &fs.vault;
-        let fetched: Vec<_> = fs.rt.block_on(
+        let vault = &local.vault;
+        let fetched: Vec<_> = local.rt.block_on(
             futures::stream::iter(level.drain(..))
                 .map(|id| async move { (id, vault.read_tree(&id).await) })
                 .buffer_unordered(TREE_FETCHES)
@@ -96,7 +94,7 @@ fn fetch_trees(fs: &Fs, root: &BlobId) -> Result<HashMap<BlobId, Tree>> {
 }
 
 fn import_tree(
-    fs: &Fs,
+    local: &Local,
     c: &Conn,
     dir: Ino,
     tree_id: &BlobId,
@@ -143,7 +141,7 @@ fn import_tree(
             EntryKind::File => {
                 let mut list = Vec::with_capacity(e.content.len());
                 for id in &e.content {
-                    let loc = fs.vault.locate_or_err(id)?;
+                    let loc = local.vault.locate_or_err(id)?;
                     list.push((*id, loc.raw_len));
                 }
                 let list = ContentList(list);
@@ -156,7 +154,7 @@ fn import_tree(
                     .subtree
                     .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "a folder entry has no tree"))?;
                 inodes::set_tree(c, ino, &sub)?;
-                import_tree(fs, c, ino, &sub, trees, links, depth + 1)?;
+                import_tree(local, c, ino, &sub, trees, links, depth + 1)?;
             }
             _ => {}
         }
@@ -167,47 +165,19 @@ fn import_tree(
     Ok(())
 }
 
-/// Fails, saying what to do, when a database about to be rebuilt (one
-/// made by another version of Nimbus) still holds changes not yet in the
-/// vault: rebuilding would delete them with the staging folder. Asks the
-/// database as this version knows it; when its schema is too different
-/// for that, any staged bytes count as changes.
-pub(crate) fn refuse_to_drop_changes(db: &Db, staging_dir: &Path, state_dir: &Path) -> Result<()> {
-    let pending = db
-        .read(|c| dirty::any_change(c, state::committed_epoch(c)?))
-        .unwrap_or_else(|_| {
-            std::fs::read_dir(staging_dir)
-                .map(|rd| rd.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
-                .unwrap_or(false)
-        });
-    if pending {
-        return Err(FsError::new(
-            ErrorKind::NotSupported,
-            format!(
-                "the local state of this drive in {} was made by another version of Nimbus and holds changes \
-                 not yet uploaded to the vault, so it is not rebuilt (that would lose them): mount the drive \
-                 with the version of Nimbus that made it, so the changes upload, then mount it with this one; \
-                 or, to discard those changes, move that folder aside and mount again",
-                state_dir.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// Puts an existing database back in order after a crash or a clean stop.
-pub(crate) fn recover(fs: &Fs) -> Result<()> {
-    let staged: Vec<(Ino, [u8; 16], u64)> = fs.db.write(|c| {
+pub(crate) fn recover(local: &Local) -> Result<()> {
+    let staged: Vec<(Ino, [u8; 16], u64)> = local.db.write(|c| {
         let epoch = state::epoch(c)?.max(dirty::max_epoch(c)?) + 1;
         state::set_epoch(c, epoch)?;
-        fs.epoch.store(epoch, std::sync::atomic::Ordering::Release);
+        local.epoch.store(epoch, std::sync::atomic::Ordering::Release);
         // Files unlinked while open when the drive stopped.
         inodes::delete_unlinked(c)?;
         inodes::staged(c)
     })?;
-    fs.db.commit(true)?;
+    local.db.commit(true)?;
     let known: std::collections::HashSet<String> = staged.iter().map(|(_, id, _)| hex::encode(id)).collect();
-    if let Ok(rd) = std::fs::read_dir(&fs.staging_dir) {
+    if let Ok(rd) = std::fs::read_dir(&local.staging_dir) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !known.contains(&name) {
@@ -218,7 +188,7 @@ pub(crate) fn recover(fs: &Fs) -> Result<()> {
     // Blocks written past the size the database knows were never fsynced:
     // drop them, so growing the file later reads zeros there.
     for (_, id, size) in staged {
-        let s = SealedFile::open(&fs.staging_dir, id)?;
+        let s = SealedFile::open(&local.staging_dir, id)?;
         s.truncate_blocks(size.div_ceil(BLOCK as u64))?;
         let tail = (size % BLOCK as u64) as usize;
         if tail != 0 {
@@ -226,7 +196,7 @@ pub(crate) fn recover(fs: &Fs) -> Result<()> {
             let mut blk = vec![0u8; BLOCK];
             // A damaged last block must not keep the whole drive from
             // mounting: the next commit sets that one file aside.
-            let staged = match s.read_blocks(&fs.key, b, &mut blk) {
+            let staged = match s.read_blocks(&local.key, b, &mut blk) {
                 Ok(p) => p[0],
                 Err(e) if e.kind() == ErrorKind::Corrupt => {
                     tracing::warn!("{e}; the file it belongs to will be set aside");
@@ -236,7 +206,7 @@ pub(crate) fn recover(fs: &Fs) -> Result<()> {
             };
             if staged && blk[tail..].iter().any(|&x| x != 0) {
                 blk[tail..].fill(0);
-                s.write_blocks(&fs.key, b, &blk)?;
+                s.write_blocks(&local.key, b, &blk)?;
             }
         }
         s.sync()?;

@@ -1,0 +1,124 @@
+//! Extended attributes a person sets (`user.*` and the like). Nimbus's own
+//! `user.nimbus.*` names are answered by `control.rs` first.
+
+use super::{now, Fs};
+use crate::error::{ErrorKind, FsError, Result};
+use crate::meta::{inodes, xattrs};
+use crate::snapshots::Snapshots;
+use crate::types::*;
+
+/// POSIX ACLs, as Linux passes them through FUSE when the file system has
+/// not asked to enforce them. The drive keeps no ACLs, only the mode bits
+/// (docs/SEMANTICS.md says why): these names are refused as "not
+/// supported", so `cp -a`, `rsync -A` and `tar --acls` fall back to
+/// `chmod` instead of storing an ACL that nothing would apply.
+const ACL_XATTRS: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
+
+fn is_acl(name: &[u8]) -> bool {
+    ACL_XATTRS.contains(&name)
+}
+
+fn no_acls() -> FsError {
+    FsError::new(
+        ErrorKind::NotSupported,
+        "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
+    )
+}
+
+impl Fs {
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        if is_acl(name) {
+            return Err(no_acls());
+        }
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        if let Some(done) = self.control_set(ino, name, value) {
+            return done;
+        }
+        if name.is_empty() || name.len() > 255 {
+            return Err(FsError::new(
+                ErrorKind::Range,
+                "an attribute name is 1 to 255 bytes long",
+            ));
+        }
+        if value.len() > 65536 {
+            return Err(FsError::new(ErrorKind::TooBig, "an attribute value is at most 64 KiB"));
+        }
+        self.local.db.write(|c| {
+            inodes::get(c, ino)?;
+            let exists = xattrs::exists(c, ino, name)?;
+            match (mode, exists) {
+                (XattrMode::Create, true) => {
+                    return Err(FsError::new(ErrorKind::Exists, "the attribute exists"));
+                }
+                (XattrMode::Replace, false) => {
+                    return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
+                }
+                _ => {}
+            }
+            xattrs::set(c, ino, name, value)?;
+            inodes::set_times(c, ino, None, Some(now()))?;
+            if ino == ROOT {
+                self.dirty_dir(c, ROOT)
+            } else {
+                self.dirty_parents(c, ino)
+            }
+        })
+    }
+
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        // An ACL stored as a plain attribute by an older version stays in
+        // the vault, but is not shown as if it applied.
+        if is_acl(name) {
+            return Err(no_acls());
+        }
+        if Snapshots::owns(ino) {
+            return self.snapshots.getxattr(ino, name);
+        }
+        if let Some(value) = self.control_get(ino, name) {
+            return value;
+        }
+        self.local.db.read(|c| {
+            inodes::get(c, ino)?;
+            xattrs::get(c, ino, name)?.ok_or_else(|| FsError::new(ErrorKind::NoAttribute, "no such attribute"))
+        })
+    }
+
+    pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        let mut names = if Snapshots::owns(ino) {
+            self.snapshots.listxattr(ino)?
+        } else {
+            self.local.db.read(|c| {
+                inodes::get(c, ino)?;
+                xattrs::names(c, ino)
+            })?
+        };
+        names.retain(|n| !is_acl(n));
+        Ok(names)
+    }
+
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        if is_acl(name) {
+            return Err(no_acls());
+        }
+        if Snapshots::owns(ino) {
+            return Err(FsError::read_only());
+        }
+        if let Some(done) = self.control_remove(ino, name) {
+            return done;
+        }
+        self.local.db.write(|c| {
+            inodes::get(c, ino)?;
+            if !xattrs::remove(c, ino, name)? {
+                return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
+            }
+            inodes::set_times(c, ino, None, Some(now()))?;
+            if ino == ROOT {
+                self.dirty_dir(c, ROOT)
+            } else {
+                self.dirty_parents(c, ino)
+            }
+        })
+    }
+}
