@@ -34,6 +34,24 @@ pub(crate) struct Node {
     pub opens: AtomicU64,
 }
 
+impl Node {
+    /// A node over stored content alone, in no map (a file of a snapshot:
+    /// read-only, never staged).
+    pub fn detached(ino: Ino, content: Content, size: u64) -> Node {
+        Node {
+            ino,
+            state: RwLock::new(NodeState {
+                staging: None,
+                base: Arc::new(content),
+                base_len: size,
+                size,
+                kind: EntryKind::File,
+            }),
+            opens: AtomicU64::new(1),
+        }
+    }
+}
+
 /// The nodes in use, by inode.
 #[derive(Default)]
 pub(crate) struct Nodes(Mutex<HashMap<Ino, Arc<Node>>>);

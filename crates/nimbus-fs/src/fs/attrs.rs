@@ -6,21 +6,14 @@ use nimbus_vault::EntryKind;
 use super::{now, Fs};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::inodes;
-use crate::snapshots::Snapshots;
 use crate::types::*;
 
 impl Fs {
-    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
-        if Snapshots::owns(ino) {
-            return self.snapshots.getattr(&self.local, ino);
-        }
+    pub(super) fn drive_getattr(&self, ino: Ino) -> Result<Attr> {
         self.local.db.read(|c| Ok(inodes::get(c, ino)?.attr()))
     }
 
-    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
-        if Snapshots::owns(ino) {
-            return self.snapshots.readlink(ino);
-        }
+    pub(super) fn drive_readlink(&self, ino: Ino) -> Result<Vec<u8>> {
         let row = self.local.db.read(|c| inodes::get(c, ino))?;
         if row.kind != EntryKind::Symlink {
             return Err(FsError::new(ErrorKind::InvalidArgument, "not a symbolic link"));
@@ -28,10 +21,7 @@ impl Fs {
         Ok(row.target)
     }
 
-    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
-        if Snapshots::owns(ino) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
         if let Some(attr) = self.times_of_gone_file(ino, set)? {
             return Ok(attr);
         }

@@ -3,14 +3,13 @@
 
 use nimbus_vault::EntryKind;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use super::{now, Fs, Handle};
 use crate::cache::sealed_file::{SealedFile, BLOCK, SLOT};
 use crate::content::{read_block, read_state, Node, NodeState};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
 use crate::meta::{dirty, inodes, Conn};
-use crate::snapshots::Snapshots;
 use crate::types::*;
 
 /// Writes with at least this much in whole blocks are sealed outside the
@@ -21,26 +20,8 @@ const PARALLEL_SEAL_MIN: u64 = 64 << 10;
 pub const MAX_FILE_SIZE: u64 = 1 << 50;
 
 impl Fs {
-    pub fn open(&self, ino: Ino, truncate: bool) -> Result<u64> {
-        let node = if Snapshots::owns(ino) {
-            if truncate {
-                return Err(FsError::read_only());
-            }
-            let (content, size) = self.snapshots.content(&self.local, ino)?;
-            Arc::new(Node {
-                ino,
-                state: RwLock::new(NodeState {
-                    staging: None,
-                    base: Arc::new(content),
-                    base_len: size,
-                    size,
-                    kind: EntryKind::File,
-                }),
-                opens: AtomicU64::new(1),
-            })
-        } else {
-            self.open_node(ino)?
-        };
+    pub(super) fn drive_open(&self, ino: Ino, truncate: bool) -> Result<u64> {
+        let node = self.open_node(ino)?;
         let is_dir = node.state.read().map(|st| st.kind == EntryKind::Dir).map_err(|_| ());
         let Ok(is_dir) = is_dir else {
             let _ = self.close_node(node);
@@ -56,9 +37,16 @@ impl Fs {
                 return Err(e);
             }
         }
+        self.new_handle(node, false)
+    }
+
+    /// A handle of an open node; `read_only` for the snapshot files, whose
+    /// nodes are nobody else's.
+    pub(super) fn new_handle(&self, node: Arc<Node>, read_only: bool) -> Result<u64> {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Arc::new(Handle {
             node,
+            read_only,
             next: AtomicU64::new(0),
             window: AtomicU64::new(0),
         });
@@ -79,6 +67,10 @@ impl Fs {
         let Some(h) = self.handles.lock().map_err(|_| lock_err())?.remove(&fh) else {
             return Ok(());
         };
+        if h.read_only {
+            // A snapshot file: its node is in no map and goes with the handle.
+            return Ok(());
+        }
         let node = h.node.clone();
         drop(h);
         self.close_node(node)
@@ -90,9 +82,6 @@ impl Fs {
         let ino = node.ino;
         let last = node.opens.fetch_sub(1, Ordering::AcqRel) == 1;
         drop(node);
-        if Snapshots::owns(ino) {
-            return Ok(());
-        }
         if last {
             let nlink = self.local.db.read(|c| Ok(inodes::get_opt(c, ino)?.map(|r| r.nlink)))?;
             if nlink == Some(0) {
@@ -183,7 +172,7 @@ impl Fs {
 
     fn write_impl(&self, fh: u64, off: u64, data: &[u8], stamp: bool) -> Result<u32> {
         let h = self.handle(fh)?;
-        if Snapshots::owns(h.node.ino) {
+        if h.read_only {
             return Err(FsError::read_only());
         }
         let end = off
@@ -377,10 +366,7 @@ impl Fs {
     /// Linux's `fallocate`. The drive reserves no space, so allocating
     /// only grows the file (unless `keep_size`); punching a hole and
     /// zeroing a range make it read as zeros, through staging like a write.
-    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
-        if Snapshots::owns(ino) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
         let (zero, keep_size) = match mode {
             Fallocate::Allocate { keep_size } => (false, keep_size),
             Fallocate::PunchHole => (true, true),
@@ -485,10 +471,7 @@ impl Fs {
     }
 
     /// Makes a file's data and every metadata change durable.
-    pub fn fsync(&self, ino: Ino) -> Result<()> {
-        if Snapshots::owns(ino) {
-            return Ok(());
-        }
+    pub(super) fn drive_fsync(&self, ino: Ino) -> Result<()> {
         let node = self.nodes.loaded(ino);
         if let Some(node) = node {
             let st = node.state.read().map_err(|_| lock_err())?;

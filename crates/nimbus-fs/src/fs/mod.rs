@@ -9,11 +9,15 @@
 //! (`content.rs`). Commits run in `commit/`, beside this face, on the same
 //! shared local state (`local.rs`).
 //!
+//! `.snapshots` is reached through one dispatch, at the end of this file:
+//! every operation that can land there is decided there, and the family
+//! files only ever see the drive's own inodes.
+//!
 //! Lock order: `handles` or `nodes` (never both) → a node's `state` → the
 //! database connection. The commit engine follows the same order.
 //! `kernel_refs` is a leaf: nothing else is locked while it is held.
 
-use nimbus_vault::{Timestamp, Vault};
+use nimbus_vault::{EntryKind, Timestamp, Vault};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +81,8 @@ impl FsOptions {
 
 struct Handle {
     node: Arc<Node>,
+    /// A file of a snapshot (see the dispatch below).
+    read_only: bool,
     /// End of the last read, and the read-ahead window, for detecting
     /// sequential reads.
     next: AtomicU64,
@@ -340,6 +346,166 @@ impl Fs {
     pub fn is_paused(&self) -> bool {
         self.commits.is_paused()
     }
+}
+
+// ------------------------------------------------- the snapshot dispatch
+//
+// `.snapshots` and everything under it is read-only and served from the
+// vault's trees (`snapshots.rs`); every other inode is the drive's own
+// (the `drive_*` methods of the family files). Each operation that can
+// land in `.snapshots` is routed here, and only here.
+impl Fs {
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
+        if Snapshots::holds(parent, name) {
+            return self.snapshots.lookup(&self.local, parent, name);
+        }
+        self.drive_lookup(parent, name)
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.getattr(&self.local, ino);
+        }
+        self.drive_getattr(ino)
+    }
+
+    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.readlink(ino);
+        }
+        self.drive_readlink(ino)
+    }
+
+    /// Entries after `cookie` (0 starts), at most `max`. Includes `.` and
+    /// `..`.
+    pub fn readdir(&self, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.readdir(&self.local, ino, cookie, max);
+        }
+        self.drive_readdir(ino, cookie, max)
+    }
+
+    /// Opens a file; a file of a snapshot opens read-only.
+    pub fn open(&self, ino: Ino, truncate: bool) -> Result<u64> {
+        if Snapshots::owns(ino) {
+            if truncate {
+                return Err(FsError::read_only());
+            }
+            let (content, size) = self.snapshots.content(&self.local, ino)?;
+            return self.new_handle(Arc::new(Node::detached(ino, content, size)), true);
+        }
+        self.drive_open(ino, truncate)
+    }
+
+    /// Makes a file's data and every metadata change durable (snapshots
+    /// have nothing to make durable).
+    pub fn fsync(&self, ino: Ino) -> Result<()> {
+        if Snapshots::owns(ino) {
+            return Ok(());
+        }
+        self.drive_fsync(ino)
+    }
+
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        xattrs::refuse_acl(name)?;
+        if Snapshots::owns(ino) {
+            return self.snapshots.getxattr(ino, name);
+        }
+        self.drive_getxattr(ino, name)
+    }
+
+    pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        let names = if Snapshots::owns(ino) {
+            self.snapshots.listxattr(ino)?
+        } else {
+            self.drive_listxattr(ino)?
+        };
+        Ok(xattrs::without_acls(names))
+    }
+
+    // Changes: refused in `.snapshots`.
+
+    pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], kind: EntryKind, mode: u32, rdev: u64) -> Result<Attr> {
+        read_only_name(parent, name)?;
+        self.drive_mknod(ctx, parent, name, kind, mode, rdev)
+    }
+
+    pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
+        read_only_name(parent, name)?;
+        self.drive_mkdir(ctx, parent, name, mode)
+    }
+
+    pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
+        read_only_name(parent, name)?;
+        self.drive_symlink(ctx, parent, name, target)
+    }
+
+    /// Creates and opens a file.
+    pub fn create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+        read_only_name(parent, name)?;
+        self.drive_create(ctx, parent, name, mode)
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        read_only_name(parent, name)?;
+        self.drive_unlink(parent, name)
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        read_only_name(parent, name)?;
+        self.drive_rmdir(parent, name)
+    }
+
+    pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
+        read_only_name(parent, name)?;
+        read_only_name(newparent, newname)?;
+        self.drive_rename(parent, name, newparent, newname, flags)
+    }
+
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
+        read_only(ino)?;
+        read_only_name(newparent, newname)?;
+        self.drive_link(ino, newparent, newname)
+    }
+
+    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        read_only(ino)?;
+        self.drive_setattr(ino, set)
+    }
+
+    /// Linux's `fallocate` (see `files.rs`).
+    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
+        read_only(ino)?;
+        self.drive_fallocate(ino, off, len, mode)
+    }
+
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        xattrs::refuse_acl(name)?;
+        read_only(ino)?;
+        self.drive_setxattr(ino, name, value, mode)
+    }
+
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        xattrs::refuse_acl(name)?;
+        read_only(ino)?;
+        self.drive_removexattr(ino, name)
+    }
+}
+
+/// Refuses a change to an inode of `.snapshots`.
+fn read_only(ino: Ino) -> Result<()> {
+    if Snapshots::owns(ino) {
+        return Err(FsError::read_only());
+    }
+    Ok(())
+}
+
+/// Refuses a change to a name in `.snapshots` (or to `.snapshots` itself).
+fn read_only_name(parent: Ino, name: &[u8]) -> Result<()> {
+    if Snapshots::holds(parent, name) {
+        return Err(FsError::read_only());
+    }
+    Ok(())
 }
 
 /// Called between two pieces of a file read for upload, with the drive and

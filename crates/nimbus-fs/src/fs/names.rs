@@ -7,14 +7,10 @@ use super::{now, Fs};
 use crate::error::{not_dir, ErrorKind, FsError, Result};
 use crate::meta::inodes::{self, Row};
 use crate::meta::{dentries, Conn};
-use crate::snapshots::Snapshots;
 use crate::types::*;
 
 impl Fs {
-    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
-        if Snapshots::holds(parent, name) {
-            return self.snapshots.lookup(&self.local, parent, name);
-        }
+    pub(super) fn drive_lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
         if name.len() > nimbus_vault::tree::MAX_NAME {
             return Err(FsError::new(ErrorKind::NameTooLong, "a name is at most 255 bytes long"));
         }
@@ -35,9 +31,6 @@ impl Fs {
     }
 
     fn check_parent(&self, c: &Conn, parent: Ino, name: &[u8]) -> Result<Row> {
-        if Snapshots::holds(parent, name) {
-            return Err(FsError::read_only());
-        }
         inodes::check_name(name)?;
         let p = inodes::get(c, parent)?;
         if p.kind != EntryKind::Dir {
@@ -101,7 +94,15 @@ impl Fs {
         })
     }
 
-    pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], kind: EntryKind, mode: u32, rdev: u64) -> Result<Attr> {
+    pub(super) fn drive_mknod(
+        &self,
+        ctx: Ctx,
+        parent: Ino,
+        name: &[u8],
+        kind: EntryKind,
+        mode: u32,
+        rdev: u64,
+    ) -> Result<Attr> {
         if kind == EntryKind::Dir || kind == EntryKind::Symlink {
             return Err(FsError::new(
                 ErrorKind::InvalidArgument,
@@ -111,11 +112,11 @@ impl Fs {
         self.new_node(ctx, parent, name, kind, mode, rdev, None)
     }
 
-    pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
+    pub(super) fn drive_mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
         self.new_node(ctx, parent, name, EntryKind::Dir, mode, 0, None)
     }
 
-    pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
+    pub(super) fn drive_symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
         if target.is_empty() || target.len() > 4095 {
             return Err(FsError::new(
                 if target.is_empty() {
@@ -130,16 +131,13 @@ impl Fs {
     }
 
     /// Creates and opens a file.
-    pub fn create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+    pub(super) fn drive_create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
         let attr = self.new_node(ctx, parent, name, EntryKind::File, mode, 0, None)?;
         let fh = self.open(attr.ino, false)?;
         Ok((attr, fh))
     }
 
-    pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
-        if Snapshots::holds(parent, name) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
         let gone = self.local.db.write(|c| {
             let p = inodes::get(c, parent)?;
             if p.kind != EntryKind::Dir {
@@ -166,10 +164,7 @@ impl Fs {
         Ok(())
     }
 
-    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
-        if Snapshots::holds(parent, name) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
         if name == b"." {
             return Err(FsError::new(ErrorKind::InvalidArgument, "cannot remove `.`"));
         }
@@ -198,12 +193,14 @@ impl Fs {
         })
     }
 
-    pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
-        for (p, n) in [(parent, name), (newparent, newname)] {
-            if Snapshots::holds(p, n) {
-                return Err(FsError::read_only());
-            }
-        }
+    pub(super) fn drive_rename(
+        &self,
+        parent: Ino,
+        name: &[u8],
+        newparent: Ino,
+        newname: &[u8],
+        flags: RenameFlags,
+    ) -> Result<()> {
         inodes::check_name(newname)?;
         let replaced = self.local.db.write(|c| {
             let sp = inodes::get(c, parent)?;
@@ -295,10 +292,7 @@ impl Fs {
         Ok(())
     }
 
-    pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
-        if Snapshots::owns(ino) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
         self.local.db.write(|c| {
             self.check_parent(c, newparent, newname)?;
             let row = inodes::get(c, ino)?;
@@ -320,10 +314,7 @@ impl Fs {
 
     /// Entries after `cookie` (0 starts), at most `max`. Includes `.` and
     /// `..`.
-    pub fn readdir(&self, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
-        if Snapshots::owns(ino) {
-            return self.snapshots.readdir(&self.local, ino, cookie, max);
-        }
+    pub(super) fn drive_readdir(&self, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         self.local.db.read(|c| {
             let row = inodes::get(c, ino)?;
             if row.kind != EntryKind::Dir {

@@ -4,7 +4,6 @@
 use super::{now, Fs};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::{inodes, xattrs};
-use crate::snapshots::Snapshots;
 use crate::types::*;
 
 /// POSIX ACLs, as Linux passes them through FUSE when the file system has
@@ -18,21 +17,27 @@ fn is_acl(name: &[u8]) -> bool {
     ACL_XATTRS.contains(&name)
 }
 
-fn no_acls() -> FsError {
-    FsError::new(
-        ErrorKind::NotSupported,
-        "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
-    )
+/// Refuses the ACL names, on the drive and in snapshots alike. (An ACL
+/// stored as a plain attribute by an older version stays in the vault, but
+/// is not shown as if it applied.)
+pub(super) fn refuse_acl(name: &[u8]) -> Result<()> {
+    if is_acl(name) {
+        return Err(FsError::new(
+            ErrorKind::NotSupported,
+            "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
+        ));
+    }
+    Ok(())
+}
+
+/// Leaves the ACL names out of a listing.
+pub(super) fn without_acls(mut names: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    names.retain(|n| !is_acl(n));
+    names
 }
 
 impl Fs {
-    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
-        if is_acl(name) {
-            return Err(no_acls());
-        }
-        if Snapshots::owns(ino) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
         if let Some(done) = self.control_set(ino, name, value) {
             return done;
         }
@@ -67,15 +72,7 @@ impl Fs {
         })
     }
 
-    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
-        // An ACL stored as a plain attribute by an older version stays in
-        // the vault, but is not shown as if it applied.
-        if is_acl(name) {
-            return Err(no_acls());
-        }
-        if Snapshots::owns(ino) {
-            return self.snapshots.getxattr(ino, name);
-        }
+    pub(super) fn drive_getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
         if let Some(value) = self.control_get(ino, name) {
             return value;
         }
@@ -85,26 +82,14 @@ impl Fs {
         })
     }
 
-    pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
-        let mut names = if Snapshots::owns(ino) {
-            self.snapshots.listxattr(ino)?
-        } else {
-            self.local.db.read(|c| {
-                inodes::get(c, ino)?;
-                xattrs::names(c, ino)
-            })?
-        };
-        names.retain(|n| !is_acl(n));
-        Ok(names)
+    pub(super) fn drive_listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        self.local.db.read(|c| {
+            inodes::get(c, ino)?;
+            xattrs::names(c, ino)
+        })
     }
 
-    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
-        if is_acl(name) {
-            return Err(no_acls());
-        }
-        if Snapshots::owns(ino) {
-            return Err(FsError::read_only());
-        }
+    pub(super) fn drive_removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
         if let Some(done) = self.control_remove(ino, name) {
             return done;
         }
