@@ -16,6 +16,9 @@
 
 mod cache;
 mod commit;
+/// The behaviour suite, for the tests of this crate and of the mount
+/// adapters only (the `conformance` feature, which dev-dependencies turn on).
+#[cfg(feature = "conformance")]
 #[doc(hidden)]
 pub mod conformance;
 mod content;
