@@ -109,7 +109,13 @@ fn a_store_outage_during_a_commit_reports_offline() {
     let mem = new_store(&rt);
     let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
     let state = tempfile::tempdir().unwrap();
-    let fs = load(&rt, open(&rt, faulty.clone()), &state.path().join("a"), DeviceId::random()).unwrap();
+    let fs = load(
+        &rt,
+        open(&rt, faulty.clone()),
+        &state.path().join("a"),
+        DeviceId::random(),
+    )
+    .unwrap();
     write(&fs, "a.txt", &bytes(2, 300_000));
 
     faulty.set_fail_puts_under(Some("packs/"));

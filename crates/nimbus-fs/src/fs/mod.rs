@@ -1,7 +1,7 @@
 //! The POSIX face of the drive: [`Fs`], the one type the mount adapters
 //! call, and the only place that decides POSIX errors (exists, not empty,
 //! read-only...). Split by family: `names.rs`, `attrs.rs`, `files.rs`,
-//! `xattrs.rs`, and `control.rs` for Nimbus's own `user.nimbus.*`
+//! `xattrs.rs`, and `control.rs` for Nimbus's own control
 //! attributes.
 //!
 //! Names and metadata live in the database (`meta/`); a file's bytes are

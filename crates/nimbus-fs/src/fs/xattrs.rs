@@ -1,5 +1,5 @@
 //! Extended attributes a person sets (`user.*` and the like). Nimbus's own
-//! `user.nimbus.*` names are answered by `control.rs` first.
+//! control attributes are answered by `control.rs` first.
 
 use super::{now, Fs};
 use crate::error::{ErrorKind, FsError, Result};

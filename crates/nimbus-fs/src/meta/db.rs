@@ -8,7 +8,7 @@
 //! disk's journal would; [`Db::sync`] commits with a full sync and is what
 //! `fsync` waits for.
 //!
-//! Lock order: a file's node lock (in `fs.rs`) before the connection lock;
+//! Lock order: a file's node lock (in `content.rs`) before the connection lock;
 //! never the other way round.
 //!
 //! SQLite's errors become [`FsError::Db`] here, so that no file outside
@@ -60,7 +60,7 @@ CREATE TABLE inodes (
     base_len INTEGER NOT NULL DEFAULT 0,
     -- files: random id of the staging file holding changed blocks, or NULL
     staging BLOB,
-    -- the sync epoch of the last change (see sync.rs)
+    -- the sync epoch of the last change (see commit/mod.rs)
     dirty_epoch INTEGER NOT NULL DEFAULT 0,
     -- folders: the tree blob of their last commit
     tree_id BLOB

@@ -1,5 +1,5 @@
 //! Epoch stamping: which inodes changed since the last commit (see the
-//! module comment of `sync.rs` for the invariant these keep).
+//! module comment of `commit/mod.rs` for the invariant these keep).
 
 use rusqlite::{params, Connection, OptionalExtension};
 

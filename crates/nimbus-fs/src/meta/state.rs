@@ -78,7 +78,7 @@ pub(crate) fn set_extra_parent(c: &Connection, id: Option<&CommitId>) -> Result<
     }
 }
 
-/// The current change epoch (see `sync.rs`).
+/// The current change epoch (see `commit/mod.rs`).
 pub(crate) fn epoch(c: &Connection) -> Result<u64> {
     get_u64(c, EPOCH)
 }
