@@ -33,15 +33,18 @@
 //! read back (a staging block that fails authentication after a torn
 //! write or a damaged disk, or a stored blob the store lost) is *set
 //! aside*: left out of the commit, kept here exactly as it is, and listed
-//! in [`Pending::set_aside`] for the person; every other change commits.
+//! in [`crate::Pending::set_aside`] for the person; every other change commits.
 //! A file that has gone (deleted while the commit ran) is simply not in
 //! the snapshot.
 
 use nimbus_vault::{CommitId, DeviceId};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
+use std::time::Instant;
 
 use crate::content::Nodes;
+use crate::error::{Failure, Result};
 use crate::local::Local;
 use crate::snapshots::Snapshots;
 use crate::types::Ino;
@@ -70,7 +73,7 @@ pub(crate) struct Engine {
     local: Arc<Local>,
     nodes: Arc<Nodes>,
     snapshots: Arc<Snapshots>,
-    sched: schedule::Schedule,
+    sched: Schedule,
     /// Serialises commits.
     serial: Mutex<()>,
     opts: CommitOptions,
@@ -84,7 +87,7 @@ impl Engine {
             local,
             nodes,
             snapshots,
-            sched: schedule::Schedule::default(),
+            sched: Schedule::default(),
             serial: Mutex::new(()),
             opts,
             between_pieces: OnceLock::new(),
@@ -96,4 +99,32 @@ impl Engine {
     pub fn set_between_pieces(&self, hook: Box<dyn Fn(Ino) + Send + Sync>) {
         let _ = self.between_pieces.set(hook);
     }
+}
+
+/// What the scheduler knows, under one lock.
+#[derive(Default)]
+struct Inner {
+    /// When the last change happened, and when the oldest uncommitted one did.
+    last_touch: Option<Instant>,
+    first_touch: Option<Instant>,
+    running: bool,
+    requested: u64,
+    finished: u64,
+    last_result: Option<Result<(), Failure>>,
+    stop: bool,
+    /// No commits by the quiet-time clock; asked-for ones still run.
+    paused: bool,
+    /// The last commit failed because the store could not be reached.
+    offline: bool,
+    /// When the last commit reached the vault.
+    last_success: Option<std::time::SystemTime>,
+    /// Files the last commit set aside (see the module comment).
+    set_aside: BTreeSet<Ino>,
+}
+
+/// The scheduler's state (`schedule.rs` runs it).
+#[derive(Default)]
+struct Schedule {
+    inner: Mutex<Inner>,
+    cv: Condvar,
 }

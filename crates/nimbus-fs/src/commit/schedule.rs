@@ -2,11 +2,10 @@
 //! [`MAX_DELAY`] after the first), when asked, or never while paused; and
 //! what is pending for the vault.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Engine;
+use super::{Engine, Schedule};
 use crate::cache::sealed_file;
 use crate::error::{lock_err, ErrorKind, Failure, Result};
 use crate::meta::{dentries, dirty, inodes, state};
@@ -15,32 +14,6 @@ use crate::types::*;
 /// A change waits at most this long for a quiet moment before it is
 /// committed anyway.
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60);
-
-#[derive(Default)]
-struct Inner {
-    /// When the last change happened, and when the oldest uncommitted one did.
-    last_touch: Option<Instant>,
-    first_touch: Option<Instant>,
-    running: bool,
-    requested: u64,
-    finished: u64,
-    last_result: Option<Result<(), Failure>>,
-    stop: bool,
-    /// No commits by the quiet-time clock; asked-for ones still run.
-    paused: bool,
-    /// The last commit failed because the store could not be reached.
-    offline: bool,
-    /// When the last commit reached the vault.
-    last_success: Option<std::time::SystemTime>,
-    /// Files the last commit set aside (see the module comment).
-    set_aside: BTreeSet<Ino>,
-}
-
-#[derive(Default)]
-pub(crate) struct Schedule {
-    inner: Mutex<Inner>,
-    cv: Condvar,
-}
 
 impl Schedule {
     /// Notes a change (restarts the quiet-time clock).

@@ -407,7 +407,7 @@ impl Fs {
     }
 
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
-        xattrs::refuse_acl(name)?;
+        refuse_acl(name)?;
         if Snapshots::owns(ino) {
             return self.snapshots.getxattr(ino, name);
         }
@@ -420,7 +420,7 @@ impl Fs {
         } else {
             self.drive_listxattr(ino)?
         };
-        Ok(xattrs::without_acls(names))
+        Ok(without_acls(names))
     }
 
     // Changes: refused in `.snapshots`.
@@ -480,16 +480,46 @@ impl Fs {
     }
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
-        xattrs::refuse_acl(name)?;
+        refuse_acl(name)?;
         read_only(ino)?;
         self.drive_setxattr(ino, name, value, mode)
     }
 
     pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
-        xattrs::refuse_acl(name)?;
+        refuse_acl(name)?;
         read_only(ino)?;
         self.drive_removexattr(ino, name)
     }
+}
+
+/// POSIX ACLs, as Linux passes them through FUSE when the file system has
+/// not asked to enforce them. The drive keeps no ACLs, only the mode bits
+/// (docs/SEMANTICS.md says why): these names are refused as "not
+/// supported", so `cp -a`, `rsync -A` and `tar --acls` fall back to
+/// `chmod` instead of storing an ACL that nothing would apply.
+const ACL_XATTRS: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
+
+fn is_acl(name: &[u8]) -> bool {
+    ACL_XATTRS.contains(&name)
+}
+
+/// Refuses the ACL names, on the drive and in snapshots alike. (An ACL
+/// stored as a plain attribute by an older version stays in the vault, but
+/// is not shown as if it applied.)
+fn refuse_acl(name: &[u8]) -> Result<()> {
+    if is_acl(name) {
+        return Err(FsError::new(
+            ErrorKind::NotSupported,
+            "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
+        ));
+    }
+    Ok(())
+}
+
+/// Leaves the ACL names out of a listing.
+fn without_acls(mut names: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    names.retain(|n| !is_acl(n));
+    names
 }
 
 /// Refuses a change to an inode of `.snapshots`.

@@ -6,36 +6,6 @@ use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::{inodes, xattrs};
 use crate::types::*;
 
-/// POSIX ACLs, as Linux passes them through FUSE when the file system has
-/// not asked to enforce them. The drive keeps no ACLs, only the mode bits
-/// (docs/SEMANTICS.md says why): these names are refused as "not
-/// supported", so `cp -a`, `rsync -A` and `tar --acls` fall back to
-/// `chmod` instead of storing an ACL that nothing would apply.
-const ACL_XATTRS: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
-
-fn is_acl(name: &[u8]) -> bool {
-    ACL_XATTRS.contains(&name)
-}
-
-/// Refuses the ACL names, on the drive and in snapshots alike. (An ACL
-/// stored as a plain attribute by an older version stays in the vault, but
-/// is not shown as if it applied.)
-pub(super) fn refuse_acl(name: &[u8]) -> Result<()> {
-    if is_acl(name) {
-        return Err(FsError::new(
-            ErrorKind::NotSupported,
-            "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
-        ));
-    }
-    Ok(())
-}
-
-/// Leaves the ACL names out of a listing.
-pub(super) fn without_acls(mut names: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    names.retain(|n| !is_acl(n));
-    names
-}
-
 impl Fs {
     pub(super) fn drive_setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
         if let Some(done) = self.control_set(ino, name, value) {
