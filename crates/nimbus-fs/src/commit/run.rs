@@ -3,7 +3,7 @@
 //! module comment of `commit/mod.rs` for the rules it keeps).
 
 use nimbus_vault::chunker::{self, ChunkReadError};
-use nimbus_vault::{BlobKind, Commit, CommitId, EntryKind, Saver, Timestamp};
+use nimbus_vault::{BlobId, BlobKind, Commit, CommitId, EntryKind, Saver, Timestamp};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -15,6 +15,17 @@ use crate::content::{read_state, Node};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
 use crate::meta::{dirty, inodes, state};
 use crate::types::*;
+
+/// What uploading the changed files of a commit came to.
+struct Uploads {
+    /// Content and length of each file uploaded whole.
+    uploaded: HashMap<Ino, (ContentList, u64)>,
+    /// The error that stopped the uploads, if one did.
+    failure: Option<FsError>,
+    /// Every file tried, and those set aside.
+    tried: Vec<Ino>,
+    set_aside: Vec<Ino>,
+}
 
 impl Engine {
     /// One commit. Returns the new commit's id, or `None` if nothing changed.
@@ -36,6 +47,33 @@ impl Engine {
         if let Some(hook) = self.local.blobs.write_through() {
             saver.set_data_hook(hook);
         }
+        let Uploads {
+            uploaded,
+            failure,
+            tried,
+            set_aside,
+        } = self.upload_changed(changed_files, e_old, &saver)?;
+        if failure.is_none() {
+            self.keep_set_aside(&tried, &set_aside)?;
+        }
+        let root = match failure {
+            Some(e) => Err(e),
+            None => self.build_tree(ROOT, committed, &saver, &uploaded, 0),
+        };
+        // Even after a failure, finish: what did upload gets indexed.
+        let finished = self.local.rt.block_on(saver.finish());
+        let root = root?;
+        finished?;
+        self.adopt_uploads(&uploaded, e_old)?;
+        self.publish(root, e_old).map(Some)
+    }
+
+    /// Uploads the changed files, in order, until one fails. A file gone,
+    /// or changed while it was read, is left out; a damaged one is set
+    /// aside. An error of the database stops at once (returned as `Err`);
+    /// a failure of a file is returned in [`Uploads::failure`], so that
+    /// what did upload still gets indexed.
+    fn upload_changed(&self, changed_files: Vec<Ino>, e_old: u64, saver: &Saver) -> Result<Uploads> {
         let mut uploaded: HashMap<Ino, (ContentList, u64)> = HashMap::new();
         let mut failure = None;
         let mut tried = Vec::new();
@@ -50,7 +88,7 @@ impl Engine {
                     break;
                 }
             };
-            let res = self.upload_file(&node, &saver);
+            let res = self.upload_file(&node, saver);
             drop(node);
             self.nodes.release(ino);
             match res {
@@ -79,19 +117,17 @@ impl Engine {
                 }
             }
         }
-        if failure.is_none() {
-            self.keep_set_aside(&tried, &set_aside)?;
-        }
-        let root = match failure {
-            Some(e) => Err(e),
-            None => self.build_tree(ROOT, committed, &saver, &uploaded, 0),
-        };
-        // Even after a failure, finish: what did upload gets indexed.
-        let finished = self.local.rt.block_on(saver.finish());
-        let root = root?;
-        finished?;
-        self.adopt_uploads(&uploaded, e_old)?;
+        Ok(Uploads {
+            uploaded,
+            failure,
+            tried,
+            set_aside,
+        })
+    }
 
+    /// Publishes a commit of tree `root` and its ref, then records it as
+    /// the head and epoch `e_old` as committed.
+    fn publish(&self, root: BlobId, e_old: u64) -> Result<CommitId> {
         let (head, extra, ref_seen, files, bytes) = self.local.db.read(|c| {
             let (files, bytes) = inodes::file_totals(c)?;
             let seen = state::ref_seen(c)?.max(self.opts.ref_seen);
@@ -122,7 +158,7 @@ impl Engine {
         if let Some(cb) = &self.opts.on_commit {
             cb(cid, seq);
         }
-        Ok(Some(cid))
+        Ok(cid)
     }
 
     /// Whether a file has no name left in the drive.

@@ -1,7 +1,7 @@
 //! The names of the drive: lookup, making and removing files, folders and
 //! links, renaming, listing a folder, and resolving a path.
 
-use nimbus_vault::{EntryKind, FileId};
+use nimbus_vault::{EntryKind, FileId, Timestamp};
 
 use super::{now, Fs};
 use crate::error::{not_dir, ErrorKind, FsError, Result};
@@ -216,28 +216,7 @@ impl Fs {
             }
             let t = now();
             if flags.exchange {
-                let dst = dst.ok_or_else(FsError::not_found)?;
-                let drow = inodes::get(c, dst)?;
-                if drow.kind == EntryKind::Dir {
-                    inodes::check_not_inside(c, dst, parent)?;
-                }
-                dentries::repoint(c, parent, name, dst)?;
-                dentries::repoint(c, newparent, newname, src)?;
-                if parent != newparent {
-                    for (ino, row, np) in [(src, &srow, newparent), (dst, &drow, parent)] {
-                        if row.kind == EntryKind::Dir {
-                            inodes::set_parent(c, ino, np)?;
-                            inodes::add_nlink(c, np, 1)?;
-                            inodes::add_nlink(c, if np == newparent { parent } else { newparent }, -1)?;
-                        }
-                    }
-                }
-                inodes::set_times(c, src, None, Some(t))?;
-                inodes::set_times(c, dst, None, Some(t))?;
-                inodes::set_times(c, parent, Some(t), Some(t))?;
-                inodes::set_times(c, newparent, Some(t), Some(t))?;
-                self.dirty_dir(c, parent)?;
-                self.dirty_dir(c, newparent)?;
+                self.exchange(c, [(parent, name), (newparent, newname)], (src, &srow), dst, t)?;
                 return Ok(None);
             }
             let mut replaced = None;
@@ -290,6 +269,39 @@ impl Fs {
             self.maybe_delete(ino)?;
         }
         Ok(())
+    }
+
+    /// `RENAME_EXCHANGE`: the two names swap their files.
+    fn exchange(
+        &self,
+        c: &Conn,
+        [(parent, name), (newparent, newname)]: [(Ino, &[u8]); 2],
+        (src, srow): (Ino, &Row),
+        dst: Option<Ino>,
+        t: Timestamp,
+    ) -> Result<()> {
+        let dst = dst.ok_or_else(FsError::not_found)?;
+        let drow = inodes::get(c, dst)?;
+        if drow.kind == EntryKind::Dir {
+            inodes::check_not_inside(c, dst, parent)?;
+        }
+        dentries::repoint(c, parent, name, dst)?;
+        dentries::repoint(c, newparent, newname, src)?;
+        if parent != newparent {
+            for (ino, row, np) in [(src, srow, newparent), (dst, &drow, parent)] {
+                if row.kind == EntryKind::Dir {
+                    inodes::set_parent(c, ino, np)?;
+                    inodes::add_nlink(c, np, 1)?;
+                    inodes::add_nlink(c, if np == newparent { parent } else { newparent }, -1)?;
+                }
+            }
+        }
+        inodes::set_times(c, src, None, Some(t))?;
+        inodes::set_times(c, dst, None, Some(t))?;
+        inodes::set_times(c, parent, Some(t), Some(t))?;
+        inodes::set_times(c, newparent, Some(t), Some(t))?;
+        self.dirty_dir(c, parent)?;
+        self.dirty_dir(c, newparent)
     }
 
     pub(super) fn drive_link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
