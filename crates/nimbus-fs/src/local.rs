@@ -60,43 +60,7 @@ impl Local {
         let staging_dir = dir.join("staging");
         std::fs::create_dir_all(&staging_dir)
             .map_err(|e| FsError::io(format!("cannot create {}", staging_dir.display()), e))?;
-        let db_path = dir.join("metadata.db");
-        let db_key = vault.local_state_key("metadata-database");
-        let (mut db, mut created) = Db::open(&db_path, &db_key)?;
-        if !created && db.schema_version()? != SCHEMA_VERSION {
-            refuse_to_drop_changes(&db, &staging_dir, dir)?;
-            tracing::warn!("the local state was made by another version of Nimbus; rebuilding it from the vault");
-            drop(db);
-            remove_db(&db_path)?;
-            (db, created) = Db::open(&db_path, &db_key)?;
-        }
-        let mut extra_parent = None;
-        if !created {
-            // The vault moved on while the drive was not mounted here (a
-            // `nimbus put`, a restore): without local changes, start again
-            // from the vault's newest snapshot; with them, keep them, and
-            // keep the other snapshot in the history of the next commit.
-            let head = rt.block_on(vault.head())?.map(|(id, _)| id);
-            let (local_head, pending) = db.read(|c| {
-                let pending = dirty::any_change_or_unbuilt_folder(c, state::committed_epoch(c)?)?;
-                Ok((state::head(c)?, pending))
-            })?;
-            if head.is_some() && head != local_head {
-                if pending {
-                    tracing::warn!(
-                        "the vault has a newer snapshot than this drive, and the drive has changes not yet \
-                         committed: keeping the drive's changes; the other snapshot stays in the history \
-                         (merging both is the sync engine's job)"
-                    );
-                    extra_parent = head;
-                } else {
-                    tracing::info!("the vault has a newer snapshot than this drive: rebuilding from it");
-                    drop(db);
-                    remove_db(&db_path)?;
-                    (db, created) = Db::open(&db_path, &db_key)?;
-                }
-            }
-        }
+        let (db, created, extra_parent) = open_db(&vault, &rt, dir, &staging_dir)?;
         if created {
             // Staging of an older database is meaningless now.
             let _ = std::fs::remove_dir_all(&staging_dir);
@@ -148,6 +112,57 @@ impl Local {
         self.blobs.set_pinned(ids);
         Ok(())
     }
+}
+
+/// Opens the metadata database, or makes it anew when the one there was
+/// made by another version of Nimbus, or when the vault moved on while
+/// the drive had no changes here. Returns it, whether it is new, and the
+/// vault's newer snapshot to keep as an extra parent when the drive has
+/// changes of its own.
+fn open_db(
+    vault: &Vault,
+    rt: &tokio::runtime::Handle,
+    dir: &Path,
+    staging_dir: &Path,
+) -> Result<(Arc<Db>, bool, Option<CommitId>)> {
+    let db_path = dir.join("metadata.db");
+    let db_key = vault.local_state_key("metadata-database");
+    let (mut db, mut created) = Db::open(&db_path, &db_key)?;
+    if !created && db.schema_version()? != SCHEMA_VERSION {
+        refuse_to_drop_changes(&db, staging_dir, dir)?;
+        tracing::warn!("the local state was made by another version of Nimbus; rebuilding it from the vault");
+        drop(db);
+        remove_db(&db_path)?;
+        (db, created) = Db::open(&db_path, &db_key)?;
+    }
+    let mut extra_parent = None;
+    if !created {
+        // The vault moved on while the drive was not mounted here (a
+        // `nimbus put`, a restore): without local changes, start again
+        // from the vault's newest snapshot; with them, keep them, and
+        // keep the other snapshot in the history of the next commit.
+        let head = rt.block_on(vault.head())?.map(|(id, _)| id);
+        let (local_head, pending) = db.read(|c| {
+            let pending = dirty::any_change_or_unbuilt_folder(c, state::committed_epoch(c)?)?;
+            Ok((state::head(c)?, pending))
+        })?;
+        if head.is_some() && head != local_head {
+            if pending {
+                tracing::warn!(
+                    "the vault has a newer snapshot than this drive, and the drive has changes not yet \
+                     committed: keeping the drive's changes; the other snapshot stays in the history \
+                     (merging both is the sync engine's job)"
+                );
+                extra_parent = head;
+            } else {
+                tracing::info!("the vault has a newer snapshot than this drive: rebuilding from it");
+                drop(db);
+                remove_db(&db_path)?;
+                (db, created) = Db::open(&db_path, &db_key)?;
+            }
+        }
+    }
+    Ok((db, created, extra_parent))
 }
 
 /// Fails, saying what to do, when a database about to be rebuilt (one
