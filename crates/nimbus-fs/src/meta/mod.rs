@@ -3,7 +3,7 @@
 //! Every statement against `metadata.db` lives in one of these files, as a
 //! named function taking the connection ([`Conn`]) that [`Db::read`] and
 //! [`Db::write`] hand out. Callers decide *what* to change (the POSIX rules
-//! in `fs`, the commit's order in `sync`); these functions say *how* it is
+//! in `fs/`, the commit's order in `commit/`); these functions say *how* it is
 //! stored.
 
 pub(crate) mod db;
