@@ -55,7 +55,7 @@ pub enum FsError {
     #[error("the store: {0}")]
     Vault(#[from] VaultError),
     #[error("the local state database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[source] DbError),
     #[error("the local state: {context}: {source}")]
     Io {
         context: String,
@@ -65,6 +65,41 @@ pub enum FsError {
 }
 
 pub type Result<T, E = FsError> = std::result::Result<T, E>;
+
+/// An error of the metadata database. `meta/` makes it from SQLite's
+/// error (this file does not name the SQL library), keeping whether the
+/// disk was full, the one fact a caller acts on.
+#[derive(Debug)]
+pub struct DbError {
+    source: Box<dyn std::error::Error + Send + Sync>,
+    disk_full: bool,
+}
+
+impl DbError {
+    pub(crate) fn new(source: impl std::error::Error + Send + Sync + 'static, disk_full: bool) -> DbError {
+        DbError {
+            source: Box::new(source),
+            disk_full,
+        }
+    }
+
+    /// The disk holding the database is full.
+    pub fn is_disk_full(&self) -> bool {
+        self.disk_full
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.source, f)
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
 
 impl FsError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
@@ -101,9 +136,7 @@ impl FsError {
                 VaultError::Corrupt { .. } | VaultError::Missing { .. } => ErrorKind::Corrupt,
                 _ => ErrorKind::Io,
             },
-            FsError::Db(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull => {
-                ErrorKind::NoSpace
-            }
+            FsError::Db(e) if e.is_disk_full() => ErrorKind::NoSpace,
             FsError::Db(_) => ErrorKind::Io,
             FsError::Io { source, .. } => match source.raw_os_error() {
                 Some(28) => ErrorKind::NoSpace, // ENOSPC
@@ -111,5 +144,42 @@ impl FsError {
                 _ => ErrorKind::Io,
             },
         }
+    }
+}
+
+/// A lock an earlier panic left poisoned: the drive's state in memory may be
+/// half-changed, so nothing more is trusted until a remount.
+pub(crate) fn lock_err() -> FsError {
+    FsError::new(
+        ErrorKind::Io,
+        "an internal lock was poisoned by an earlier failure; remount the drive",
+    )
+}
+
+pub(crate) fn not_dir() -> FsError {
+    FsError::new(ErrorKind::NotDir, "not a folder")
+}
+
+/// An error kept where other threads read it later (a fetch shared by
+/// several readers, the result of the last commit): its kind and message.
+/// The error itself cannot be cloned; a message alone would lose whether
+/// the store was unreachable, which is what tells Offline from Error.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn of(e: &FsError) -> Failure {
+        Failure {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The error again, for one more caller.
+    pub fn to_error(&self) -> FsError {
+        FsError::new(self.kind, self.message.clone())
     }
 }

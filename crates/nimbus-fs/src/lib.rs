@@ -14,24 +14,32 @@
 //! the next mount rebuilds it from the vault (losing only changes that were
 //! not yet committed).
 
-pub mod blobs;
-mod cache_index;
+mod cache;
+mod commit;
+/// The behaviour suite, for the tests of this crate and of the mount
+/// adapters only (the `conformance` feature, which dev-dependencies turn on).
+#[cfg(feature = "conformance")]
 #[doc(hidden)]
 pub mod conformance;
-pub mod db;
-pub mod decoded;
-pub mod error;
-pub mod fs;
-pub mod inode;
-pub mod rebuild;
-pub mod slot;
-pub mod snapshots;
-pub mod staging;
-pub mod sync;
-pub mod types;
+mod content;
+mod error;
+mod fs;
+mod local;
+mod meta;
+mod slot;
+mod snapshots;
+mod types;
 
-pub use error::{ErrorKind, FsError, Result};
+pub use error::{DbError, ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions};
 pub use slot::Slot;
-pub use snapshots::snapshot_name;
+pub use snapshots::{snapshot_name, Snapshots};
 pub use types::*;
+
+/// The schema version of the local state database (`metadata.db`): a
+/// database of another version is rebuilt from the vault.
+pub use meta::db::SCHEMA_VERSION as STATE_SCHEMA_VERSION;
+
+/// A test hook into the commit (see `fs::set_between_pieces_hook`).
+#[doc(hidden)]
+pub use fs::{set_between_pieces_hook, PieceHook};

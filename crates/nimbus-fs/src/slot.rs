@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::{Attr, Ctx, ErrorKind, Fs, FsError, Result, ROOT};
+use crate::error::{ErrorKind, FsError, Result};
+use crate::fs::Fs;
+use crate::types::{Attr, Ctx, ROOT};
 use nimbus_vault::{EntryKind, Timestamp};
 
 pub struct Slot {

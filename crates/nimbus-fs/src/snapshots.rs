@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{ErrorKind, FsError, Result};
-use crate::fs::Fs;
-use crate::sync::lock_err;
+use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::local::Local;
+use crate::meta::inodes;
 use crate::types::*;
 
 /// The `.snapshots` folder itself.
@@ -77,14 +77,14 @@ impl Snapshots {
         }
     }
 
-    fn list(&self, fs: &Fs) -> Result<Listing> {
+    fn list(&self, local: &Local) -> Result<Listing> {
         if let Some((t, l)) = &self.inner.lock().map_err(|_| lock_err())?.list {
             if t.elapsed() < LIST_TTL {
                 return Ok(l.clone());
             }
         }
         // A damaged commit object hides that one snapshot, not the folder.
-        let scan = fs.rt.block_on(fs.vault.scan_commits())?;
+        let scan = local.rt.block_on(local.vault.scan_commits())?;
         for (_, why) in &scan.damaged {
             tracing::warn!("`.snapshots` leaves out one snapshot: {why}");
         }
@@ -103,8 +103,8 @@ impl Snapshots {
         Ok(out)
     }
 
-    fn root_attr(&self, fs: &Fs) -> Result<Attr> {
-        let root = fs.getattr(ROOT)?;
+    fn root_attr(&self, local: &Local) -> Result<Attr> {
+        let root = root_attr_of_drive(local)?;
         Ok(Attr {
             ino: SNAP_ROOT,
             kind: EntryKind::Dir,
@@ -165,7 +165,7 @@ impl Snapshots {
         Ok((n.entry.clone(), n.parent))
     }
 
-    fn tree(&self, fs: &Fs, ino: Ino) -> Result<Arc<Tree>> {
+    fn tree(&self, local: &Local, ino: Ino) -> Result<Arc<Tree>> {
         let subtree = {
             let i = self.inner.lock().map_err(|_| lock_err())?;
             let n = i.nodes.get(&ino).ok_or_else(FsError::not_found)?;
@@ -179,29 +179,29 @@ impl Snapshots {
                 .subtree
                 .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "a folder in the snapshot has no tree"))?
         };
-        let tree = Arc::new(fs.rt.block_on(fs.vault.read_tree(&subtree))?);
+        let tree = Arc::new(local.rt.block_on(local.vault.read_tree(&subtree))?);
         if let Some(n) = self.inner.lock().map_err(|_| lock_err())?.nodes.get_mut(&ino) {
             n.tree = Some(tree.clone());
         }
         Ok(tree)
     }
 
-    pub fn lookup(&self, fs: &Fs, parent: Ino, name: &[u8]) -> Result<Attr> {
+    pub(crate) fn lookup(&self, local: &Local, parent: Ino, name: &[u8]) -> Result<Attr> {
         if parent == ROOT {
-            return self.root_attr(fs);
+            return self.root_attr(local);
         }
         if name == b"." {
-            return self.getattr(fs, parent);
+            return self.getattr(local, parent);
         }
         if name == b".." {
             if parent == SNAP_ROOT {
-                return fs.getattr(ROOT);
+                return root_attr_of_drive(local);
             }
             let (_, p) = self.entry(parent)?;
-            return self.getattr(fs, p);
+            return self.getattr(local, p);
         }
         if parent == SNAP_ROOT {
-            let list = self.list(fs)?;
+            let list = self.list(local)?;
             let (n, _, c) = list.iter().find(|(n, _, _)| n == name).ok_or_else(FsError::not_found)?;
             let mut e = Entry::new_dir(n.clone(), c.time);
             e.mode = 0o555;
@@ -209,21 +209,21 @@ impl Snapshots {
             let ino = self.intern(SNAP_ROOT, e.clone())?;
             return Ok(Self::attr(ino, &e));
         }
-        let tree = self.tree(fs, parent)?;
+        let tree = self.tree(local, parent)?;
         let e = tree.get(name).ok_or_else(FsError::not_found)?.clone();
         let ino = self.intern(parent, e.clone())?;
         Ok(Self::attr(ino, &e))
     }
 
-    pub fn getattr(&self, fs: &Fs, ino: Ino) -> Result<Attr> {
+    pub(crate) fn getattr(&self, local: &Local, ino: Ino) -> Result<Attr> {
         if ino == SNAP_ROOT {
-            return self.root_attr(fs);
+            return self.root_attr(local);
         }
         let (e, _) = self.entry(ino)?;
         Ok(Self::attr(ino, &e))
     }
 
-    pub fn readlink(&self, _fs: &Fs, ino: Ino) -> Result<Vec<u8>> {
+    pub(crate) fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
         let (e, _) = self.entry(ino)?;
         if e.kind != EntryKind::Symlink {
             return Err(FsError::new(ErrorKind::InvalidArgument, "not a symbolic link"));
@@ -231,12 +231,12 @@ impl Snapshots {
         Ok(e.target)
     }
 
-    pub fn readdir(&self, fs: &Fs, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+    pub(crate) fn readdir(&self, local: &Local, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         let parent = if ino == SNAP_ROOT { ROOT } else { self.entry(ino)?.1 };
         let mut out = dot_entries(ino, parent, cookie);
         let skip = cookie.saturating_sub(2) as usize;
         let entries: Vec<Entry> = if ino == SNAP_ROOT {
-            self.list(fs)?
+            self.list(local)?
                 .iter()
                 .map(|(n, _, c)| {
                     let mut e = Entry::new_dir(n.clone(), c.time);
@@ -246,7 +246,7 @@ impl Snapshots {
                 })
                 .collect()
         } else {
-            self.tree(fs, ino)?.entries.clone()
+            self.tree(local, ino)?.entries.clone()
         };
         for (k, e) in entries.into_iter().enumerate().skip(skip).take(max) {
             let kind = e.kind;
@@ -263,19 +263,19 @@ impl Snapshots {
     }
 
     /// The content of a snapshot file, for reading.
-    pub fn content(&self, fs: &Fs, ino: Ino) -> Result<(Content, u64)> {
+    pub(crate) fn content(&self, local: &Local, ino: Ino) -> Result<(Content, u64)> {
         let (e, _) = self.entry(ino)?;
         if e.kind != EntryKind::File {
             return Err(FsError::new(ErrorKind::IsDir, "not a file"));
         }
         let mut list = Vec::with_capacity(e.content.len());
         for id in &e.content {
-            list.push((*id, fs.vault.locate_or_err(id)?.raw_len));
+            list.push((*id, local.vault.locate_or_err(id)?.raw_len));
         }
         Ok((Content::new(ContentList(list)), e.size))
     }
 
-    pub fn getxattr(&self, _fs: &Fs, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
         if ino == SNAP_ROOT {
             return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
         }
@@ -287,13 +287,18 @@ impl Snapshots {
             .ok_or_else(|| FsError::new(ErrorKind::NoAttribute, "no such attribute"))
     }
 
-    pub fn listxattr(&self, _fs: &Fs, ino: Ino) -> Result<Vec<Vec<u8>>> {
+    pub(crate) fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
         if ino == SNAP_ROOT {
             return Ok(Vec::new());
         }
         let (e, _) = self.entry(ino)?;
         Ok(e.xattrs.iter().map(|x| x.name.clone()).collect())
     }
+}
+
+/// The attributes of the drive's root (the snapshot folder's parent).
+fn root_attr_of_drive(local: &Local) -> Result<Attr> {
+    local.db.read(|c| Ok(inodes::get(c, ROOT)?.attr()))
 }
 
 impl Default for Snapshots {

@@ -187,7 +187,7 @@ fn between_pieces(fs: &Arc<Fs>, ino: Ino, f: impl FnOnce(&Fs) + Send + 'static) 
     let ran = Arc::new(AtomicBool::new(false));
     let ran2 = ran.clone();
     let mut f = Some(f);
-    nimbus_fs::sync::set_between_pieces_hook(Some(Box::new(move |fs: &Fs, i: Ino| {
+    nimbus_fs::set_between_pieces_hook(Some(Box::new(move |fs: &Fs, i: Ino| {
         if std::ptr::eq(fs, target as *const Fs) && i == ino {
             if let Some(f) = f.take() {
                 f(fs);
@@ -218,7 +218,7 @@ fn a_file_written_while_it_is_read_for_upload_is_not_committed_torn() {
         fs.release(fh).unwrap();
     });
     fs.sync_now().unwrap();
-    nimbus_fs::sync::set_between_pieces_hook(None);
+    nimbus_fs::set_between_pieces_hook(None);
     assert!(ran.load(Ordering::SeqCst), "the writer ran in the middle of the upload");
     let snap = d.committed("big").unwrap();
     assert!(
@@ -240,7 +240,7 @@ fn a_file_deleted_while_it_is_read_for_upload_is_committed_without_it() {
     write(&fs, "kept", b"kept");
     let ran = between_pieces(&fs, ino, |fs| fs.unlink(ROOT, b"gone").unwrap());
     fs.sync_now().unwrap();
-    nimbus_fs::sync::set_between_pieces_hook(None);
+    nimbus_fs::set_between_pieces_hook(None);
     assert!(ran.load(Ordering::SeqCst));
     // The root's fsync (what syncfs and `nimbus sync` end in) succeeds.
     fs.fsyncdir(ROOT).unwrap();
@@ -311,7 +311,7 @@ fn local_state_of_another_version_with_changes_is_not_dropped() {
     assert_eq!(staging_files(&d.state_dir()).len(), 1, "the changes are still there");
 
     // With the version that made it, the changes are there and commit.
-    set_schema(&d, nimbus_fs::db::SCHEMA_VERSION);
+    set_schema(&d, nimbus_fs::STATE_SCHEMA_VERSION);
     let fs = d.load().unwrap();
     let a = fs.lookup(ROOT, b"uncommitted").unwrap();
     assert_eq!(read(&fs, a.ino), b"changes only this device has");

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use nimbus_backend::{Backend, DynBackend, FaultConfig, FaultyBackend, MemoryBackend};
-use nimbus_fs::{Ctx, Fs, FsOptions, Ino, ROOT};
+use nimbus_fs::{Ctx, ErrorKind, Fs, FsOptions, Ino, ROOT};
 use nimbus_vault::{DeviceId, KdfParams, Vault, VaultParams};
 use std::path::Path;
 use std::sync::Arc;
@@ -98,6 +98,46 @@ fn bytes(seed: u8, len: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// A store that goes down while a commit uploads its packs: the drive says
+/// it is offline (the service shows "Offline", and keeps the changes here),
+/// not that something is broken, and commits when the store is back.
+#[test]
+fn a_store_outage_during_a_commit_reports_offline() {
+    let rt = rt();
+    let mem = new_store(&rt);
+    let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
+    let state = tempfile::tempdir().unwrap();
+    let fs = load(
+        &rt,
+        open(&rt, faulty.clone()),
+        &state.path().join("a"),
+        DeviceId::random(),
+    )
+    .unwrap();
+    write(&fs, "a.txt", &bytes(2, 300_000));
+
+    faulty.set_fail_puts_under(Some("packs/"));
+    let err = fs.sync_now().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let p = fs.pending().unwrap();
+    assert!(p.offline, "an unreachable store is offline: {p:?}");
+    assert!(p.files >= 1 && p.last_error.is_some(), "the change waits: {p:?}");
+    assert!(
+        rt.block_on(mem.list("packs/")).unwrap().is_empty(),
+        "no pack reached the store"
+    );
+
+    faulty.set_fail_puts_under(None);
+    fs.sync_now().unwrap();
+    let p = fs.pending().unwrap();
+    assert!(!p.offline && p.last_error.is_none() && p.files == 0, "{p:?}");
+    fs.shutdown().unwrap();
+    drop(fs);
+    let fs = load(&rt, open(&rt, mem.clone()), &state.path().join("b"), DeviceId::random()).unwrap();
+    assert_eq!(read(&fs, "a.txt").unwrap(), bytes(2, 300_000));
+    fs.shutdown().unwrap();
 }
 
 /// Review H2: the drive keeps one `Vault` for the whole mount. When the

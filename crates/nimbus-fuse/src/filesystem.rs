@@ -14,7 +14,7 @@ use fuser::{
     LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
     ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use nimbus_fs::snapshots::Snapshots;
+use nimbus_fs::Snapshots;
 use nimbus_fs::{Attr, Ctx, Fallocate, Fs, RenameFlags, SetAttr, SetTime, Slot, XattrMode, ROOT};
 use nimbus_vault::{EntryKind, Timestamp};
 use std::ffi::OsStr;

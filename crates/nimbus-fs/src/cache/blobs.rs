@@ -25,10 +25,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::cache_index::CacheIndex;
-use crate::decoded::DecodedCache;
-use crate::error::{ErrorKind, FsError, Result};
-use crate::sync::lock_err;
+use crate::cache::decoded::DecodedCache;
+use crate::cache::index::CacheIndex;
+use crate::error::{lock_err, ErrorKind, Failure, FsError, Result};
 
 pub type Plain = Arc<Vec<u8>>;
 
@@ -37,7 +36,7 @@ pub type Plain = Arc<Vec<u8>>;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct InFlight {
-    result: Mutex<Option<Result<Plain, String>>>,
+    result: Mutex<Option<Result<Plain, Failure>>>,
     done: Condvar,
 }
 
@@ -90,10 +89,6 @@ impl BlobStore {
             pinned: Mutex::new(HashSet::new()),
             inflight: Mutex::new(HashMap::new()),
         })
-    }
-
-    pub fn vault(&self) -> &Vault {
-        &self.vault
     }
 
     /// Replaces the set of blobs eviction must keep.
@@ -207,7 +202,7 @@ impl BlobStore {
                     inf.remove(&id2);
                 }
                 if let Ok(mut slot) = f2.result.lock() {
-                    *slot = Some(r.map_err(|e| e.to_string()));
+                    *slot = Some(r.map_err(|e| Failure::of(&e)));
                 }
                 f2.done.notify_all();
             });
@@ -229,7 +224,7 @@ impl BlobStore {
         }
         match slot.as_ref() {
             Some(Ok(p)) => Ok(p.clone()),
-            Some(Err(msg)) => Err(FsError::new(ErrorKind::Unavailable, msg.clone())),
+            Some(Err(f)) => Err(f.to_error()),
             None => Err(lock_err()),
         }
     }
@@ -268,7 +263,7 @@ impl BlobStore {
                 let f = this.inflight.lock().ok().and_then(|mut inf| inf.remove(&id));
                 if let Some(f) = f {
                     if let Ok(mut slot) = f.result.lock() {
-                        *slot = Some(r.map_err(|e| e.to_string()));
+                        *slot = Some(r.map_err(|e| Failure::of(&e)));
                     }
                     f.done.notify_all();
                 }

@@ -8,16 +8,26 @@
 //! disk's journal would; [`Db::sync`] commits with a full sync and is what
 //! `fsync` waits for.
 //!
-//! Lock order: a file's node lock (in `fs.rs`) before the connection lock;
+//! Lock order: a file's node lock (in `content.rs`) before the connection lock;
 //! never the other way round.
+//!
+//! SQLite's errors become [`FsError::Db`] here, so that no file outside
+//! `meta/` names the SQL library, not even `error.rs`.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-use crate::error::{FsError, Result};
+use crate::error::{DbError, FsError, Result};
+
+impl From<rusqlite::Error> for FsError {
+    fn from(e: rusqlite::Error) -> FsError {
+        let disk_full = matches!(&e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull);
+        FsError::Db(DbError::new(e, disk_full))
+    }
+}
 
 /// How long uncommitted metadata changes may wait.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(50);
@@ -50,7 +60,7 @@ CREATE TABLE inodes (
     base_len INTEGER NOT NULL DEFAULT 0,
     -- files: random id of the staging file holding changed blocks, or NULL
     staging BLOB,
-    -- the sync epoch of the last change (see sync.rs)
+    -- the sync epoch of the last change (see commit/mod.rs)
     dirty_epoch INTEGER NOT NULL DEFAULT 0,
     -- folders: the tree blob of their last commit
     tree_id BLOB
@@ -129,10 +139,7 @@ impl Db {
         let created = existing == 0;
         if created {
             c.execute_batch(SCHEMA)?;
-            c.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
-                [SCHEMA_VERSION.to_le_bytes().to_vec()],
-            )?;
+            super::state::set_schema(&c, SCHEMA_VERSION)?;
         }
         let db = Arc::new(Db {
             path: path.to_path_buf(),
@@ -149,8 +156,7 @@ impl Db {
 
     /// The schema version stored in the database.
     pub fn schema_version(&self) -> Result<i64> {
-        let v = self.meta_get("schema")?;
-        Ok(v.and_then(|b| b.try_into().ok()).map(i64::from_le_bytes).unwrap_or(0))
+        self.read(super::state::schema)
     }
 
     /// Starts the thread that commits grouped writes.
@@ -272,35 +278,4 @@ impl Db {
             }
         }
     }
-
-    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.read(|c| meta_get(c, key))
-    }
-
-    pub fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.write(|c| meta_set(c, key, value))
-    }
-}
-
-pub fn meta_get(c: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
-}
-
-pub fn meta_set(c: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    c.prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2")?
-        .execute(rusqlite::params![key, value])?;
-    Ok(())
-}
-
-pub fn meta_get_u64(c: &Connection, key: &str) -> Result<u64> {
-    Ok(meta_get(c, key)?
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0))
-}
-
-pub fn meta_set_u64(c: &Connection, key: &str, v: u64) -> Result<()> {
-    meta_set(c, key, &v.to_le_bytes())
 }

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
-use crate::cache_index::CacheIndex;
+use crate::cache::index::CacheIndex;
+use crate::cache::sealed_file::{SealedFile, SlotKey, BLOCK, SLOT};
 use crate::error::{FsError, Result};
-use crate::staging::{Staging, StagingKey, BLOCK, SLOT};
 
 /// Blobs being written into the cache at once, at most; more random
 /// misses than this while they are written are simply not cached, so a
@@ -42,7 +42,7 @@ struct Index {
 pub struct DecodedCache {
     dir: PathBuf,
     tmp: PathBuf,
-    key: StagingKey,
+    key: SlotKey,
     index: Mutex<Index>,
 }
 
@@ -70,7 +70,7 @@ impl DecodedCache {
         Ok(DecodedCache {
             dir: dir.to_path_buf(),
             tmp,
-            key: StagingKey::new(key),
+            key: SlotKey::new(key),
             index: Mutex::new(index),
         })
     }
@@ -106,7 +106,7 @@ impl DecodedCache {
         let b0 = from / BLOCK;
         let b1 = (from + out.len()).div_ceil(BLOCK);
         let mut buf = vec![0u8; (b1 - b0) * BLOCK];
-        let ok = match Staging::open_existing(&self.dir, &id.to_hex(), slot_id(id)) {
+        let ok = match SealedFile::open_existing(&self.dir, &id.to_hex(), slot_id(id)) {
             Ok(Some(s)) => match s.read_blocks(&self.key, b0 as u64, &mut buf) {
                 Ok(present) => present.iter().all(|&p| p),
                 Err(e) => {
@@ -157,7 +157,7 @@ impl DecodedCache {
     /// a crash never leaves a half-written entry that looks complete.
     fn write_entry(&self, id: &BlobId, plain: &[u8]) -> Option<u64> {
         let name = id.to_hex();
-        let s = Staging::open_named(&self.tmp, &name, slot_id(id)).ok()?;
+        let s = SealedFile::open_named(&self.tmp, &name, slot_id(id)).ok()?;
         let blocks = plain.len().div_ceil(BLOCK);
         // In pieces of 64 KiB, so a write holds little memory beyond the
         // blob itself; only the last piece needs padding to whole blocks.

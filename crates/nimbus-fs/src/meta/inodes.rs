@@ -1,7 +1,7 @@
 //! Inode rows: reading, writing and the small SQL helpers every operation
 //! uses.
 
-use nimbus_vault::{EntryKind, FileId, Timestamp};
+use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row as SqlRow};
 
 use crate::error::{ErrorKind, FsError, Result};
@@ -134,15 +134,6 @@ pub fn get_opt(c: &Connection, ino: Ino) -> Result<Option<Row>> {
         .optional()?)
 }
 
-pub fn lookup(c: &Connection, parent: Ino, name: &[u8]) -> Result<Option<Ino>> {
-    Ok(
-        c.prepare_cached("SELECT ino FROM dentries WHERE parent = ?1 AND name = ?2")?
-            .query_row(params![parent as i64, name], |r| r.get::<_, i64>(0))
-            .optional()?
-            .map(|i| i as u64),
-    )
-}
-
 /// A new inode; returns its number.
 #[allow(clippy::too_many_arguments)]
 pub fn insert(
@@ -180,12 +171,6 @@ pub fn insert(
     Ok(c.last_insert_rowid() as u64)
 }
 
-pub fn add_dentry(c: &Connection, parent: Ino, name: &[u8], ino: Ino) -> Result<()> {
-    c.prepare_cached("INSERT INTO dentries (parent, name, ino) VALUES (?1, ?2, ?3)")?
-        .execute(params![parent as i64, name, ino as i64])?;
-    Ok(())
-}
-
 pub fn set_times(c: &Connection, ino: Ino, m: Option<Timestamp>, ct: Option<Timestamp>) -> Result<()> {
     if let Some(m) = m {
         c.prepare_cached("UPDATE inodes SET mtime_s = ?2, mtime_n = ?3 WHERE ino = ?1")?
@@ -213,24 +198,6 @@ pub fn delete(c: &Connection, ino: Ino) -> Result<()> {
     c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?
         .execute([ino as i64])?;
     Ok(())
-}
-
-/// The folders holding names of `ino`.
-pub fn parents(c: &Connection, ino: Ino) -> Result<Vec<Ino>> {
-    let mut st = c.prepare_cached("SELECT DISTINCT parent FROM dentries WHERE ino = ?1")?;
-    let rows = st.query_map([ino as i64], |r| r.get::<_, i64>(0))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r? as u64);
-    }
-    Ok(out)
-}
-
-pub fn is_empty_dir(c: &Connection, ino: Ino) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
-        .query_row([ino as i64], |_| Ok(()))
-        .optional()?
-        .is_none())
 }
 
 pub fn check_name(name: &[u8]) -> Result<()> {
@@ -266,4 +233,163 @@ pub fn check_not_inside(c: &Connection, moving: Ino, dest: Ino) -> Result<()> {
         ErrorKind::Corrupt,
         "folders nest too deep (a loop in the local state?)",
     ))
+}
+
+/// A write's new size, stamping the modification and change times.
+pub(crate) fn set_size_and_times(c: &Connection, ino: Ino, size: u64, t: Timestamp) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE inodes SET size = ?2, mtime_s = ?3, mtime_n = ?4, ctime_s = ?3, ctime_n = ?4 WHERE ino = ?1",
+    )?
+    .execute(params![ino as i64, size as i64, t.secs, t.nanos as i64])?;
+    Ok(())
+}
+
+pub(crate) fn set_size(c: &Connection, ino: Ino, size: u64) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET size = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, size as i64])?;
+    Ok(())
+}
+
+/// A truncation's new size and valid stored length, stamping the
+/// modification and change times.
+pub(crate) fn set_size_base_len_and_times(
+    c: &Connection,
+    ino: Ino,
+    size: u64,
+    base_len: u64,
+    t: Timestamp,
+) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE inodes SET size = ?2, base_len = ?3, mtime_s = ?4, mtime_n = ?5, ctime_s = ?4, \
+         ctime_n = ?5 WHERE ino = ?1",
+    )?
+    .execute(params![
+        ino as i64,
+        size as i64,
+        base_len as i64,
+        t.secs,
+        t.nanos as i64
+    ])?;
+    Ok(())
+}
+
+/// What `setattr` sets in one statement.
+pub(crate) struct Attrs {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+}
+
+pub(crate) fn set_attrs(c: &Connection, ino: Ino, a: &Attrs) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE inodes SET mode = ?2, uid = ?3, gid = ?4, atime_s = ?5, atime_n = ?6, mtime_s = ?7, \
+         mtime_n = ?8, ctime_s = ?9, ctime_n = ?10 WHERE ino = ?1",
+    )?
+    .execute(params![
+        ino as i64,
+        a.mode as i64,
+        a.uid as i64,
+        a.gid as i64,
+        a.atime.secs,
+        a.atime.nanos as i64,
+        a.mtime.secs,
+        a.mtime.nanos as i64,
+        a.ctime.secs,
+        a.ctime.nanos as i64
+    ])?;
+    Ok(())
+}
+
+/// The folder holding folder `ino` (folders have one name).
+pub(crate) fn set_parent(c: &Connection, ino: Ino, parent: Ino) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET parent = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, parent as i64])?;
+    Ok(())
+}
+
+/// The staging file holding a file's changed blocks (`None`: none).
+pub(crate) fn set_staging(c: &Connection, ino: Ino, id: Option<&[u8; 16]>) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET staging = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, id.map(|i| i.as_slice())])?;
+    Ok(())
+}
+
+/// After an upload: the file's content is `list` (`len` bytes), and its
+/// staging file is no longer needed.
+pub(crate) fn adopt_content(c: &Connection, ino: Ino, list: &ContentList, len: u64) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET content = ?2, base_len = ?3, staging = NULL WHERE ino = ?1")?
+        .execute(params![ino as i64, list.encode(), len as i64])?;
+    Ok(())
+}
+
+/// A file read from a snapshot: its content, size and valid stored length.
+pub(crate) fn set_content(c: &Connection, ino: Ino, list: &ContentList, len: u64) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET content = ?2, size = ?3, base_len = ?3 WHERE ino = ?1")?
+        .execute(params![ino as i64, list.encode(), len as i64])?;
+    Ok(())
+}
+
+/// The tree blob of a folder as last committed (or imported).
+pub(crate) fn set_tree(c: &Connection, ino: Ino, tree: &BlobId) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET tree_id = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, tree.as_bytes().as_slice()])?;
+    Ok(())
+}
+
+/// Inodes and the bytes of their sizes, for `statfs`.
+pub(crate) fn totals(c: &Connection) -> Result<(u64, u64)> {
+    let (n, bytes): (i64, i64) = c.query_row("SELECT count(*), coalesce(sum(size), 0) FROM inodes", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok((n as u64, bytes as u64))
+}
+
+/// Files by name (a hard link counts once per name) and their bytes, as a
+/// commit records them.
+pub(crate) fn file_totals(c: &Connection) -> Result<(u64, u64)> {
+    let (files, bytes): (i64, i64) = c.query_row(
+        "SELECT count(*), coalesce(sum(i.size), 0) FROM dentries d JOIN inodes i ON i.ino = d.ino \
+         WHERE i.kind = 0",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((files as u64, bytes as u64))
+}
+
+/// After a crash or stop: deletes files unlinked while open then (the
+/// rows, their attributes and pins).
+pub(crate) fn delete_unlinked(c: &Connection) -> Result<()> {
+    c.execute(
+        "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
+        [],
+    )?;
+    c.execute(
+        "DELETE FROM pins WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
+        [],
+    )?;
+    c.execute("DELETE FROM inodes WHERE nlink = 0", [])?;
+    Ok(())
+}
+
+/// Files with a staging file: inode, staging id and size.
+pub(crate) fn staged(c: &Connection) -> Result<Vec<(Ino, [u8; 16], u64)>> {
+    let mut st = c.prepare("SELECT ino, staging, size FROM inodes WHERE staging IS NOT NULL")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u64,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (ino, id, size) = r?;
+        if let Ok(id) = id.as_slice().try_into() {
+            out.push((ino, id, size));
+        }
+    }
+    Ok(out)
 }

@@ -1,11 +1,13 @@
-//! Staging files: the changed blocks of a file, encrypted, until they are
-//! packed and uploaded.
+//! The sealed 4 KiB-slot file: blocks of a file encrypted one by one, at
+//! their place. Staging (the changed blocks of a file, until they are
+//! packed and uploaded) is one; the decoded-block cache (`decoded.rs`) is
+//! the other.
 //!
-//! A staging file is an array of slots, one per 4 KiB block of the file:
+//! A sealed file is an array of slots, one per 4 KiB block:
 //! `nonce (12) ‖ AES-256-GCM ciphertext (4096) ‖ tag (16)`. A slot of zeros
-//! (a hole in the sparse staging file) means "not changed here": read the
+//! (a hole in the sparse file) means "not here": for staging, read the
 //! stored content instead. The associated data binds each slot to its
-//! staging file's random id and its block number, so slots cannot be moved
+//! file's random id and its block number, so slots cannot be moved
 //! or swapped. Slots are written with one `pwrite` after their space is
 //! allocated, so a full disk fails a write before it touches a slot; but
 //! slots are not page aligned, so a write cut short by a crash can leave
@@ -25,18 +27,19 @@ const NONCE: usize = 12;
 const TAG: usize = 16;
 pub const SLOT: usize = NONCE + BLOCK + TAG;
 
-/// The cipher for every staging file of one mount.
-pub struct StagingKey(Aes256Gcm);
+/// The cipher of every sealed file of one kind (staging, or the decoded
+/// cache) of one mount.
+pub struct SlotKey(Aes256Gcm);
 
-impl StagingKey {
+impl SlotKey {
     pub fn new(key: &Zeroizing<[u8; 32]>) -> Self {
         let k: &[u8; 32] = key;
-        StagingKey(Aes256Gcm::new(k.into()))
+        SlotKey(Aes256Gcm::new(k.into()))
     }
 }
 
-/// One open staging file.
-pub struct Staging {
+/// One open sealed file.
+pub struct SealedFile {
     file: File,
     id: [u8; 16],
     path: PathBuf,
@@ -50,19 +53,19 @@ fn ad(id: &[u8; 16], block: u64) -> [u8; 40] {
     a
 }
 
-impl Staging {
+impl SealedFile {
     pub fn path_for(dir: &Path, id: &[u8; 16]) -> PathBuf {
         dir.join(hex::encode(id))
     }
 
     /// Opens (creating if needed) the staging file with this id.
-    pub fn open(dir: &Path, id: [u8; 16]) -> Result<Staging> {
+    pub fn open(dir: &Path, id: [u8; 16]) -> Result<SealedFile> {
         Self::open_named(dir, &hex::encode(id), id)
     }
 
     /// Opens (creating if needed) a file of this format named `name`, its
     /// slots bound to `id` (the decoded-block cache names files by blob).
-    pub fn open_named(dir: &Path, name: &str, id: [u8; 16]) -> Result<Staging> {
+    pub fn open_named(dir: &Path, name: &str, id: [u8; 16]) -> Result<SealedFile> {
         let path = dir.join(name);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -71,14 +74,14 @@ impl Staging {
             .truncate(false)
             .open(&path)
             .map_err(|e| FsError::io(format!("cannot open staging file {}", path.display()), e))?;
-        Ok(Staging { file, id, path })
+        Ok(SealedFile { file, id, path })
     }
 
     /// Opens an existing file of this format; `None` if there is none.
-    pub fn open_existing(dir: &Path, name: &str, id: [u8; 16]) -> Result<Option<Staging>> {
+    pub fn open_existing(dir: &Path, name: &str, id: [u8; 16]) -> Result<Option<SealedFile>> {
         let path = dir.join(name);
         match std::fs::OpenOptions::new().read(true).open(&path) {
-            Ok(file) => Ok(Some(Staging { file, id, path })),
+            Ok(file) => Ok(Some(SealedFile { file, id, path })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(FsError::io(format!("cannot open {}", path.display()), e)),
         }
@@ -94,7 +97,7 @@ impl Staging {
 
     /// Reads blocks `first..first+n` into `out` (n × BLOCK bytes). Returns,
     /// per block, whether it is staged; unstaged blocks are left untouched.
-    pub fn read_blocks(&self, key: &StagingKey, first: u64, out: &mut [u8]) -> Result<Vec<bool>> {
+    pub fn read_blocks(&self, key: &SlotKey, first: u64, out: &mut [u8]) -> Result<Vec<bool>> {
         let n = out.len() / BLOCK;
         let mut raw = vec![0u8; n * SLOT];
         let got = read_full_at(&self.file, &mut raw, first * SLOT as u64)
@@ -133,15 +136,15 @@ impl Staging {
     }
 
     /// Encrypts and writes whole blocks starting at block `first`.
-    pub fn write_blocks(&self, key: &StagingKey, first: u64, data: &[u8]) -> Result<()> {
+    pub fn write_blocks(&self, key: &SlotKey, first: u64, data: &[u8]) -> Result<()> {
         let raw = Self::seal_blocks(key, &self.id, first, data)?;
         self.write_sealed(first, &raw)
     }
 
     /// The slots of whole blocks `data` starting at block `first` of the
-    /// staging file `id`, ready for [`Staging::write_sealed`]. Needs no
+    /// staging file `id`, ready for [`SealedFile::write_sealed`]. Needs no
     /// open file, so writers can seal without holding the file's lock.
-    pub fn seal_blocks(key: &StagingKey, id: &[u8; 16], first: u64, data: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal_blocks(key: &SlotKey, id: &[u8; 16], first: u64, data: &[u8]) -> Result<Vec<u8>> {
         let n = data.len() / BLOCK;
         let mut raw = vec![0u8; n * SLOT];
         for i in 0..n {
@@ -165,7 +168,7 @@ impl Staging {
         Ok(raw)
     }
 
-    /// Writes slots sealed by [`Staging::seal_blocks`] for this file.
+    /// Writes slots sealed by [`SealedFile::seal_blocks`] for this file.
     pub fn write_sealed(&self, first: u64, raw: &[u8]) -> Result<()> {
         // Space first: a full disk then fails the write before any byte of
         // it lands, rather than in the middle of a slot, which would leave
@@ -275,8 +278,8 @@ mod tests {
     #[test]
     fn slots_round_trip_and_are_bound_to_place() {
         let dir = tempfile::tempdir().unwrap();
-        let key = StagingKey::new(&Zeroizing::new([7u8; 32]));
-        let s = Staging::open(dir.path(), [1; 16]).unwrap();
+        let key = SlotKey::new(&Zeroizing::new([7u8; 32]));
+        let s = SealedFile::open(dir.path(), [1; 16]).unwrap();
         let mut data = vec![0u8; 2 * BLOCK];
         data[..5].copy_from_slice(b"hello");
         data[BLOCK..BLOCK + 5].copy_from_slice(b"world");

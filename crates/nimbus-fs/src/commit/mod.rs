@@ -1,0 +1,130 @@
+//! The sync engine's commit half: turning the working copy's changes into
+//! a snapshot in the vault. `schedule.rs` decides when (quiet time, pause,
+//! asked-for commits) and reports what is pending, `run.rs` is one commit,
+//! `trees.rs` builds folder trees, `rebuild.rs` builds the working copy
+//! from the vault. None of it knows the POSIX face: it works on the shared
+//! local state and the file nodes.
+//!
+//! Change tracking uses epochs. Every change stamps the changed file (for
+//! content) or the folders holding it (for metadata), and all their
+//! ancestors, with the current epoch `E`. A commit first moves the epoch to
+//! `E + 1`, so changes made while it runs carry `E + 1`; it uploads every
+//! file whose content changed, then rebuilds the tree of every folder whose
+//! stamp is newer than the last committed epoch, reusing the stored tree of
+//! every other folder, and publishes commit and ref. Only then does it
+//! record `E` as committed: a commit that fails halfway leaves every stamp
+//! newer than the committed epoch, so the next attempt redoes it all (and
+//! deduplication makes the redone uploads cheap).
+//!
+//! Invariant: a folder stamped with epoch `e` has all its ancestors stamped
+//! with `e` or later; this lets marking stop at the first folder already
+//! stamped with the current epoch.
+//!
+//! Staging is dropped for a file only when no write touched it since the
+//! commit began, after its blobs are in the vault, and after the database
+//! says so durably.
+//!
+//! A file read for upload is read piece by piece without holding its lock
+//! throughout, so a write during the read could mix old and new bytes. A
+//! file changed since the commit began is therefore left out of it (the
+//! snapshot keeps its previous version) and goes into the next commit.
+//!
+//! One file never stops the whole drive: a file whose changes cannot be
+//! read back (a staging block that fails authentication after a torn
+//! write or a damaged disk, or a stored blob the store lost) is *set
+//! aside*: left out of the commit, kept here exactly as it is, and listed
+//! in [`crate::Pending::set_aside`] for the person; every other change commits.
+//! A file that has gone (deleted while the commit ran) is simply not in
+//! the snapshot.
+
+use nimbus_vault::{CommitId, DeviceId};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+use std::time::Instant;
+
+use crate::content::Nodes;
+use crate::error::{Failure, Result};
+use crate::local::Local;
+use crate::snapshots::Snapshots;
+use crate::types::Ino;
+
+pub(crate) mod rebuild;
+mod run;
+mod schedule;
+mod trees;
+
+/// Called after each commit with its id and the ref's update number.
+pub(crate) type OnCommit = Box<dyn Fn(CommitId, u64) + Send + Sync>;
+
+/// What the engine needs to know of the drive's options.
+pub(crate) struct CommitOptions {
+    /// This device's id in the vault.
+    pub device: DeviceId,
+    /// The newest update number of this device's ref seen before mounting.
+    pub ref_seen: u64,
+    /// Commit this long after the last change.
+    pub commit_delay: Duration,
+    pub on_commit: Option<OnCommit>,
+}
+
+/// The commit engine of one drive.
+pub(crate) struct Engine {
+    local: Arc<Local>,
+    nodes: Arc<Nodes>,
+    snapshots: Arc<Snapshots>,
+    sched: Schedule,
+    /// Serialises commits.
+    serial: Mutex<()>,
+    opts: CommitOptions,
+    /// Run between two pieces of a file read for upload (tests).
+    between_pieces: OnceLock<Box<dyn Fn(Ino) + Send + Sync>>,
+}
+
+impl Engine {
+    pub fn new(local: Arc<Local>, nodes: Arc<Nodes>, snapshots: Arc<Snapshots>, opts: CommitOptions) -> Engine {
+        Engine {
+            local,
+            nodes,
+            snapshots,
+            sched: Schedule::default(),
+            serial: Mutex::new(()),
+            opts,
+            between_pieces: OnceLock::new(),
+        }
+    }
+
+    /// Sets the hook run between two pieces of a file read for upload
+    /// (once; a later call is ignored).
+    pub fn set_between_pieces(&self, hook: Box<dyn Fn(Ino) + Send + Sync>) {
+        let _ = self.between_pieces.set(hook);
+    }
+}
+
+/// What the scheduler knows, under one lock.
+#[derive(Default)]
+struct Inner {
+    /// When the last change happened, and when the oldest uncommitted one did.
+    last_touch: Option<Instant>,
+    first_touch: Option<Instant>,
+    running: bool,
+    requested: u64,
+    finished: u64,
+    last_result: Option<Result<(), Failure>>,
+    stop: bool,
+    /// No commits by the quiet-time clock; asked-for ones still run.
+    paused: bool,
+    /// The last commit failed because the store could not be reached.
+    offline: bool,
+    /// When the last commit reached the vault.
+    last_success: Option<std::time::SystemTime>,
+    /// Files the last commit set aside (see the module comment).
+    set_aside: BTreeSet<Ino>,
+}
+
+/// The scheduler's state (`schedule.rs` runs it).
+#[derive(Default)]
+struct Schedule {
+    inner: Mutex<Inner>,
+    cv: Condvar,
+}

@@ -1,0 +1,563 @@
+//! The POSIX face of the drive: [`Fs`], the one type the mount adapters
+//! call, and the only place that decides POSIX errors (exists, not empty,
+//! read-only...). Split by family: `names.rs`, `attrs.rs`, `files.rs`,
+//! `xattrs.rs`, and `control.rs` for Nimbus's own control
+//! attributes.
+//!
+//! Names and metadata live in the database (`meta/`); a file's bytes are
+//! its stored content overlaid with the blocks changed since
+//! (`content.rs`). Commits run in `commit/`, beside this face, on the same
+//! shared local state (`local.rs`).
+//!
+//! `.snapshots` is reached through one dispatch, at the end of this file:
+//! every operation that can land there is decided there, and the family
+//! files only ever see the drive's own inodes.
+//!
+//! Lock order: `handles` or `nodes` (never both) → a node's `state` → the
+//! database connection. The commit engine follows the same order.
+//! `kernel_refs` is a leaf: nothing else is locked while it is held.
+
+use nimbus_vault::{EntryKind, Timestamp, Vault};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::cache::sealed_file::SealedFile;
+use crate::commit::{rebuild, CommitOptions, Engine};
+use crate::content::{Node, Nodes};
+use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::local::{CacheLimits, Local};
+use crate::meta::{dentries, dirty, inodes, state, Conn};
+use crate::snapshots::Snapshots;
+use crate::types::*;
+
+mod attrs;
+mod control;
+mod files;
+mod names;
+mod xattrs;
+
+/// What [`Fs::load`] needs.
+pub struct FsOptions {
+    /// The local state folder of this vault on this device.
+    pub state_dir: PathBuf,
+    /// This device's id in the vault.
+    pub device: nimbus_vault::DeviceId,
+    /// The newest update number of this device's ref seen so far.
+    pub ref_seen: u64,
+    /// Commit this long after the last change.
+    pub commit_delay: std::time::Duration,
+    /// Disk cache limit in bytes.
+    pub cache_limit: u64,
+    /// Decoded blobs kept in memory.
+    pub mem_cache: usize,
+    /// Size limit of the decoded-block cache (blobs random reads touched).
+    pub decoded_limit: u64,
+    /// Cache blobs on disk even though the store is a local folder.
+    pub cache_local_store: bool,
+    /// Owner of the root folder when the drive is created.
+    pub owner: Ctx,
+    /// Called after each commit with its id and the ref's update number.
+    pub on_commit: Option<Box<dyn Fn(nimbus_vault::CommitId, u64) + Send + Sync>>,
+}
+
+impl FsOptions {
+    pub fn new(state_dir: PathBuf, device: nimbus_vault::DeviceId) -> FsOptions {
+        FsOptions {
+            state_dir,
+            device,
+            ref_seen: 0,
+            commit_delay: std::time::Duration::from_secs(5),
+            cache_limit: 4 << 30,
+            mem_cache: 32 << 20,
+            decoded_limit: 1 << 30,
+            cache_local_store: false,
+            owner: Ctx::ROOT,
+            on_commit: None,
+        }
+    }
+}
+
+struct Handle {
+    node: Arc<Node>,
+    /// A file of a snapshot (see the dispatch below).
+    read_only: bool,
+    /// End of the last read, and the read-ahead window, for detecting
+    /// sequential reads.
+    next: AtomicU64,
+    window: AtomicU64,
+}
+
+pub struct Fs {
+    local: Arc<Local>,
+    nodes: Arc<Nodes>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    /// How many times the kernel was handed each inode (FUSE's lookup
+    /// count) and has not yet forgotten it. A file without names stays
+    /// while the kernel may still open it by number (see `maybe_delete`).
+    kernel_refs: Mutex<HashMap<Ino, u64>>,
+    next_fh: AtomicU64,
+    commits: Arc<Engine>,
+    snapshots: Arc<Snapshots>,
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+pub(crate) fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+impl Fs {
+    /// Opens the drive's working copy, building it from the vault's newest
+    /// snapshot when the local state is new (or was deleted).
+    pub fn load(vault: Vault, rt: tokio::runtime::Handle, opts: FsOptions) -> Result<Arc<Fs>> {
+        let FsOptions {
+            state_dir,
+            device,
+            ref_seen,
+            commit_delay,
+            cache_limit,
+            mem_cache,
+            decoded_limit,
+            cache_local_store,
+            owner,
+            on_commit,
+        } = opts;
+        let limits = CacheLimits {
+            mem: mem_cache,
+            disk: cache_limit,
+            decoded: decoded_limit,
+            cache_local_store,
+        };
+        let opened = Local::open(vault, rt, &state_dir, &limits)?;
+        let local = Arc::new(opened.local);
+        let nodes = Arc::new(Nodes::default());
+        let snapshots = Arc::new(Snapshots::new());
+        let commits = Arc::new(Engine::new(
+            local.clone(),
+            nodes.clone(),
+            snapshots.clone(),
+            CommitOptions {
+                device,
+                ref_seen,
+                commit_delay,
+                on_commit,
+            },
+        ));
+        let fs = Arc::new(Fs {
+            local,
+            nodes,
+            handles: Mutex::new(HashMap::new()),
+            kernel_refs: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            commits,
+            snapshots,
+            flusher: Mutex::new(None),
+        });
+        if opened.created {
+            rebuild::import_head(&fs.local, owner)?;
+        } else {
+            rebuild::recover(&fs.local)?;
+            if let Some(p) = opened.extra_parent {
+                fs.local.db.write(|c| state::set_extra_parent(c, Some(&p)))?;
+            }
+        }
+        fs.local.db.commit(true)?;
+        if let Ok(mut f) = fs.flusher.lock() {
+            *f = Some(fs.local.db.start_flusher());
+        }
+        fs.local.refresh_pins()?;
+        let weak = Arc::downgrade(&fs);
+        fs.commits
+            .set_between_pieces(Box::new(move |ino| run_between_pieces_hook(&weak, ino)));
+        // Changes left uncommitted by the last run (a crash, a stop with the
+        // store down) upload now, not at the next change.
+        if fs.pending().is_ok_and(|p| p.dirty || p.files > 0) {
+            fs.commits.touched();
+        }
+        fs.commits.start();
+        Ok(fs)
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.local.vault
+    }
+
+    /// Bytes in the disk cache, and its limit (both 0 when the store is
+    /// local and nothing is cached).
+    pub fn cache_usage(&self) -> (u64, u64) {
+        self.local.blobs.disk_usage()
+    }
+
+    /// Bytes in the decoded-block cache, and how many blobs are being
+    /// written into it right now.
+    pub fn decoded_cache_usage(&self) -> (u64, usize) {
+        self.local.blobs.decoded_usage()
+    }
+
+    /// Marks folder `dir` and its ancestors as changed in this epoch, and
+    /// restarts the quiet-time clock: a change of names alone (unlink,
+    /// rmdir, rename) is committed after the commit delay like a write.
+    pub(crate) fn dirty_dir(&self, c: &Conn, dir: Ino) -> Result<()> {
+        self.commits.touched();
+        dirty::mark_dir(c, dir, self.local.cur_epoch())
+    }
+
+    /// Marks the folders holding `ino` as changed (its metadata is in them).
+    pub(crate) fn dirty_parents(&self, c: &Conn, ino: Ino) -> Result<()> {
+        for p in dentries::parents(c, ino)? {
+            self.dirty_dir(c, p)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel was handed `ino` once more (a lookup, a create, an entry
+    /// of `readdirplus`): until it forgets it, a file of that number
+    /// outlives its last name. Adapters call this before they reply.
+    pub fn remember(&self, ino: Ino) {
+        if ino == ROOT || Snapshots::owns(ino) {
+            return;
+        }
+        if let Ok(mut r) = self.kernel_refs.lock() {
+            *r.entry(ino).or_insert(0) += 1;
+        }
+    }
+
+    /// The kernel let go of `n` of its references to `ino`; a file that
+    /// has lost its last name and is not open goes with the last one.
+    pub fn forget(&self, ino: Ino, n: u64) -> Result<()> {
+        let gone = {
+            let mut r = self.kernel_refs.lock().map_err(|_| lock_err())?;
+            match r.get_mut(&ino) {
+                Some(c) if *c > n => {
+                    *c -= n;
+                    false
+                }
+                Some(_) => {
+                    r.remove(&ino);
+                    true
+                }
+                None => false,
+            }
+        };
+        if gone && self.local.db.read(|c| Ok(inodes::get_opt(c, ino)?.map(|r| r.nlink)))? == Some(0) {
+            self.maybe_delete(ino)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an inode with no names left once no handle has it open.
+    fn maybe_delete(&self, ino: Ino) -> Result<()> {
+        // The node map stays locked from the check to the deletion, and
+        // `open_node` counts an open under the same lock: an open that
+        // raced with a rename over its file either comes first (and the
+        // file lives until it is closed) or finds the inode gone (and
+        // answers `Stale`, so the kernel looks the name up again).
+        let mut nodes = self.nodes.lock()?;
+        if nodes.get(&ino).is_some_and(|n| n.opens.load(Ordering::Acquire) > 0) {
+            return Ok(());
+        }
+        // The kernel may still open it by the number a lookup gave it (a
+        // reader between the lookup and the open of a name a rename just
+        // took over): it goes when the kernel forgets it.
+        if self.kernel_refs.lock().map(|r| r.contains_key(&ino)).unwrap_or(false) {
+            return Ok(());
+        }
+        let staging = self.local.db.write(|c| {
+            let Some(row) = inodes::get_opt(c, ino)? else {
+                return Ok(None);
+            };
+            if row.nlink > 0 {
+                return Ok(None);
+            }
+            inodes::delete(c, ino)?;
+            Ok(row.staging)
+        })?;
+        if let Some(id) = staging {
+            // The row's deletion must be committed before the data goes:
+            // a crash in between would bring the file back without its
+            // content. The database removes it after its next commit.
+            self.local
+                .db
+                .remove_after_commit(SealedFile::path_for(&self.local.staging_dir, &id));
+        }
+        nodes.remove(&ino);
+        Ok(())
+    }
+
+    /// The node of a file, counted as open before the node map is let go
+    /// (see `maybe_delete`). An inode that no longer exists is `Stale`:
+    /// the kernel found it by a name that a rename or unlink has since
+    /// given to another file or removed.
+    fn open_node(&self, ino: Ino) -> Result<Arc<Node>> {
+        let mut nodes = self.nodes.lock()?;
+        let n = Nodes::get_in(&self.local, &mut nodes, ino).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                FsError::new(
+                    ErrorKind::Stale,
+                    "the file was replaced or removed after its name was looked up",
+                )
+            } else {
+                e
+            }
+        })?;
+        n.opens.fetch_add(1, Ordering::AcqRel);
+        Ok(n)
+    }
+
+    /// Stops background work without committing, as a crash would (tests).
+    #[doc(hidden)]
+    pub fn shutdown_without_commit(&self) {
+        self.commits.stop();
+        let _ = self.local.db.stop();
+        if let Some(h) = self.flusher.lock().ok().and_then(|mut f| f.take()) {
+            let _ = h.join();
+        }
+    }
+
+    /// Stops background work after a last commit to the vault.
+    pub fn shutdown(&self) -> Result<()> {
+        let res = self.sync_now();
+        self.commits.stop();
+        let db_res = self.local.db.stop();
+        if let Some(h) = self.flusher.lock().ok().and_then(|mut f| f.take()) {
+            let _ = h.join();
+        }
+        res.and(db_res)
+    }
+
+    /// Commits now and waits for it. Returns the error of that commit.
+    pub fn sync_now(&self) -> Result<()> {
+        self.commits.sync_now()
+    }
+
+    /// What is waiting for the vault.
+    pub fn pending(&self) -> Result<Pending> {
+        self.commits.pending()
+    }
+
+    /// Pauses commits after quiet periods (`true`) or resumes them. Changes
+    /// keep going into staging meanwhile; an asked-for commit
+    /// ([`Fs::sync_now`], an `fsync` of the root, unmounting) still runs.
+    pub fn set_paused(&self, paused: bool) {
+        self.commits.set_paused(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.commits.is_paused()
+    }
+}
+
+// ------------------------------------------------- the snapshot dispatch
+//
+// `.snapshots` and everything under it is read-only and served from the
+// vault's trees (`snapshots.rs`); every other inode is the drive's own
+// (the `drive_*` methods of the family files). Each operation that can
+// land in `.snapshots` is routed here, and only here.
+impl Fs {
+    pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr> {
+        if Snapshots::holds(parent, name) {
+            return self.snapshots.lookup(&self.local, parent, name);
+        }
+        self.drive_lookup(parent, name)
+    }
+
+    pub fn getattr(&self, ino: Ino) -> Result<Attr> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.getattr(&self.local, ino);
+        }
+        self.drive_getattr(ino)
+    }
+
+    pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.readlink(ino);
+        }
+        self.drive_readlink(ino)
+    }
+
+    /// Entries after `cookie` (0 starts), at most `max`. Includes `.` and
+    /// `..`.
+    pub fn readdir(&self, ino: Ino, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
+        if Snapshots::owns(ino) {
+            return self.snapshots.readdir(&self.local, ino, cookie, max);
+        }
+        self.drive_readdir(ino, cookie, max)
+    }
+
+    /// Opens a file; a file of a snapshot opens read-only.
+    pub fn open(&self, ino: Ino, truncate: bool) -> Result<u64> {
+        if Snapshots::owns(ino) {
+            if truncate {
+                return Err(FsError::read_only());
+            }
+            let (content, size) = self.snapshots.content(&self.local, ino)?;
+            return self.new_handle(Arc::new(Node::detached(ino, content, size)), true);
+        }
+        self.drive_open(ino, truncate)
+    }
+
+    /// Makes a file's data and every metadata change durable (snapshots
+    /// have nothing to make durable).
+    pub fn fsync(&self, ino: Ino) -> Result<()> {
+        if Snapshots::owns(ino) {
+            return Ok(());
+        }
+        self.drive_fsync(ino)
+    }
+
+    pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>> {
+        refuse_acl(name)?;
+        if Snapshots::owns(ino) {
+            return self.snapshots.getxattr(ino, name);
+        }
+        self.drive_getxattr(ino, name)
+    }
+
+    pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>> {
+        let names = if Snapshots::owns(ino) {
+            self.snapshots.listxattr(ino)?
+        } else {
+            self.drive_listxattr(ino)?
+        };
+        Ok(without_acls(names))
+    }
+
+    // Changes: refused in `.snapshots`.
+
+    pub fn mknod(&self, ctx: Ctx, parent: Ino, name: &[u8], kind: EntryKind, mode: u32, rdev: u64) -> Result<Attr> {
+        read_only_name(parent, name)?;
+        self.drive_mknod(ctx, parent, name, kind, mode, rdev)
+    }
+
+    pub fn mkdir(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<Attr> {
+        read_only_name(parent, name)?;
+        self.drive_mkdir(ctx, parent, name, mode)
+    }
+
+    pub fn symlink(&self, ctx: Ctx, parent: Ino, name: &[u8], target: &[u8]) -> Result<Attr> {
+        read_only_name(parent, name)?;
+        self.drive_symlink(ctx, parent, name, target)
+    }
+
+    /// Creates and opens a file.
+    pub fn create(&self, ctx: Ctx, parent: Ino, name: &[u8], mode: u32) -> Result<(Attr, u64)> {
+        read_only_name(parent, name)?;
+        self.drive_create(ctx, parent, name, mode)
+    }
+
+    pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        read_only_name(parent, name)?;
+        self.drive_unlink(parent, name)
+    }
+
+    pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<()> {
+        read_only_name(parent, name)?;
+        self.drive_rmdir(parent, name)
+    }
+
+    pub fn rename(&self, parent: Ino, name: &[u8], newparent: Ino, newname: &[u8], flags: RenameFlags) -> Result<()> {
+        read_only_name(parent, name)?;
+        read_only_name(newparent, newname)?;
+        self.drive_rename(parent, name, newparent, newname, flags)
+    }
+
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &[u8]) -> Result<Attr> {
+        read_only(ino)?;
+        read_only_name(newparent, newname)?;
+        self.drive_link(ino, newparent, newname)
+    }
+
+    pub fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        read_only(ino)?;
+        self.drive_setattr(ino, set)
+    }
+
+    /// Linux's `fallocate` (see `files.rs`).
+    pub fn fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
+        read_only(ino)?;
+        self.drive_fallocate(ino, off, len, mode)
+    }
+
+    pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {
+        refuse_acl(name)?;
+        read_only(ino)?;
+        self.drive_setxattr(ino, name, value, mode)
+    }
+
+    pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<()> {
+        refuse_acl(name)?;
+        read_only(ino)?;
+        self.drive_removexattr(ino, name)
+    }
+}
+
+/// POSIX ACLs, as Linux passes them through FUSE when the file system has
+/// not asked to enforce them. The drive keeps no ACLs, only the mode bits
+/// (docs/SEMANTICS.md says why): these names are refused as "not
+/// supported", so `cp -a`, `rsync -A` and `tar --acls` fall back to
+/// `chmod` instead of storing an ACL that nothing would apply.
+const ACL_XATTRS: [&[u8]; 2] = [b"system.posix_acl_access", b"system.posix_acl_default"];
+
+fn is_acl(name: &[u8]) -> bool {
+    ACL_XATTRS.contains(&name)
+}
+
+/// Refuses the ACL names, on the drive and in snapshots alike. (An ACL
+/// stored as a plain attribute by an older version stays in the vault, but
+/// is not shown as if it applied.)
+fn refuse_acl(name: &[u8]) -> Result<()> {
+    if is_acl(name) {
+        return Err(FsError::new(
+            ErrorKind::NotSupported,
+            "the drive keeps no POSIX ACLs, only the permission bits; set permissions with chmod",
+        ));
+    }
+    Ok(())
+}
+
+/// Leaves the ACL names out of a listing.
+fn without_acls(mut names: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    names.retain(|n| !is_acl(n));
+    names
+}
+
+/// Refuses a change to an inode of `.snapshots`.
+fn read_only(ino: Ino) -> Result<()> {
+    if Snapshots::owns(ino) {
+        return Err(FsError::read_only());
+    }
+    Ok(())
+}
+
+/// Refuses a change to a name in `.snapshots` (or to `.snapshots` itself).
+fn read_only_name(parent: Ino, name: &[u8]) -> Result<()> {
+    if Snapshots::holds(parent, name) {
+        return Err(FsError::read_only());
+    }
+    Ok(())
+}
+
+/// Called between two pieces of a file read for upload, with the drive and
+/// the file: lets a test write to the file in the middle of a commit.
+#[doc(hidden)]
+pub type PieceHook = Box<dyn FnMut(&Fs, Ino) + Send>;
+
+static BETWEEN_PIECES: Mutex<Option<PieceHook>> = Mutex::new(None);
+
+/// Sets (or clears) the hook run between two pieces of a file read for
+/// upload. For tests only: a deterministic writer racing a commit.
+#[doc(hidden)]
+pub fn set_between_pieces_hook(hook: Option<PieceHook>) {
+    if let Ok(mut h) = BETWEEN_PIECES.lock() {
+        *h = hook;
+    }
+}
+
+fn run_between_pieces_hook(fs: &Weak<Fs>, ino: Ino) {
+    if let Ok(mut h) = BETWEEN_PIECES.lock() {
+        if let (Some(h), Some(fs)) = (h.as_mut(), fs.upgrade()) {
+            h(&fs, ino);
+        }
+    }
+}
