@@ -389,9 +389,17 @@ impl Filesystem for NimbusFuse {
         // Only this process writes the drive, so cached pages stay valid
         // from one open to the next.
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        self.dispatch(fs, Snapshots::owns(ino.0), move |fs| match fs.open(ino.0, truncate) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(fail("open", e)),
+        let cached = self.writeback_cache;
+        self.dispatch(fs, Snapshots::owns(ino.0), move |fs| {
+            let opened = if cached {
+                fs.open_cached(ino.0, truncate)
+            } else {
+                fs.open(ino.0, truncate)
+            };
+            match opened {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => reply.error(fail("open", e)),
+            }
         });
     }
 
@@ -626,7 +634,12 @@ impl Filesystem for NimbusFuse {
         let Some(mode) = fallocate_mode(mode) else {
             return reply.error(Errno::EOPNOTSUPP);
         };
-        empty("fallocate", fs.fallocate(ino.0, offset, length, mode), reply);
+        let res = if self.writeback_cache {
+            fs.fallocate_cached(ino.0, offset, length, mode)
+        } else {
+            fs.fallocate(ino.0, offset, length, mode)
+        };
+        empty("fallocate", res, reply);
     }
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _offset: i64, _whence: i32, reply: ReplyLseek) {

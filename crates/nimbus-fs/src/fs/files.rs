@@ -20,7 +20,7 @@ const PARALLEL_SEAL_MIN: u64 = 64 << 10;
 pub const MAX_FILE_SIZE: u64 = 1 << 50;
 
 impl Fs {
-    pub(super) fn drive_open(&self, ino: Ino, truncate: bool) -> Result<u64> {
+    pub(super) fn drive_open(&self, ino: Ino, truncate: bool, stamp: bool) -> Result<u64> {
         let node = self.open_node(ino)?;
         let is_dir = node.state.read().map(|st| st.kind == EntryKind::Dir).map_err(|_| ());
         let Ok(is_dir) = is_dir else {
@@ -32,7 +32,7 @@ impl Fs {
             return Err(FsError::new(ErrorKind::IsDir, "a folder cannot be opened as a file"));
         }
         if truncate {
-            if let Err(e) = self.truncate(ino, 0) {
+            if let Err(e) = self.truncate_impl(ino, 0, stamp) {
                 let _ = self.close_node(node);
                 return Err(e);
             }
@@ -292,6 +292,11 @@ impl Fs {
 
     /// Sets a file's size: cuts or extends with zeros.
     pub fn truncate(&self, ino: Ino, size: u64) -> Result<()> {
+        self.truncate_impl(ino, size, true)
+    }
+
+    /// [`Fs::truncate`], stamping the times only when `stamp`.
+    fn truncate_impl(&self, ino: Ino, size: u64, stamp: bool) -> Result<()> {
         if size > MAX_FILE_SIZE {
             return Err(FsError::new(
                 ErrorKind::TooBig,
@@ -315,7 +320,7 @@ impl Fs {
                 self.cut_locked(&mut st, size)?;
             }
             st.size = size;
-            self.save_size_locked(ino, &st)
+            self.save_size_locked(ino, &st, stamp)
         })();
         drop(node);
         self.nodes.release(ino);
@@ -323,12 +328,16 @@ impl Fs {
     }
 
     /// Stores a file's new size (after a truncation or an `fallocate`),
-    /// stamps its modification and change times and marks its content
-    /// changed for the next commit.
-    fn save_size_locked(&self, ino: u64, st: &NodeState) -> Result<()> {
+    /// stamps its modification and change times (when `stamp`) and marks
+    /// its content changed for the next commit.
+    fn save_size_locked(&self, ino: u64, st: &NodeState, stamp: bool) -> Result<()> {
         let (size, base_len) = (st.size, st.base_len);
         self.local.db.write(|c| {
-            inodes::set_size_base_len_and_times(c, ino, size, base_len, now())?;
+            if stamp {
+                inodes::set_size_base_len_and_times(c, ino, size, base_len, now())?;
+            } else {
+                inodes::set_size_and_base_len(c, ino, size, base_len)?;
+            }
             self.touch_content(c, ino)
         })
     }
@@ -366,7 +375,9 @@ impl Fs {
     /// Linux's `fallocate`. The drive reserves no space, so allocating
     /// only grows the file (unless `keep_size`); punching a hole and
     /// zeroing a range make it read as zeros, through staging like a write.
-    pub(super) fn drive_fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
+    /// `stamp` is false for a kernel that keeps the file's times itself
+    /// (its write-back cache), as for [`Fs::write_cached`].
+    pub(super) fn drive_fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate, stamp: bool) -> Result<()> {
         let (zero, keep_size) = match mode {
             Fallocate::Allocate { keep_size } => (false, keep_size),
             Fallocate::PunchHole => (true, true),
@@ -381,7 +392,7 @@ impl Fs {
         if !zero {
             let size = self.getattr(ino)?.size;
             if !keep_size && end > size {
-                self.truncate(ino, end)?;
+                self.truncate_impl(ino, end, stamp)?;
             }
             return Ok(());
         }
@@ -413,7 +424,7 @@ impl Fs {
             if !keep_size && end > st.size {
                 st.size = end;
             }
-            self.save_size_locked(ino, &st)
+            self.save_size_locked(ino, &st, stamp)
         })();
         drop(node);
         self.nodes.release(ino);

@@ -387,6 +387,19 @@ impl Fs {
 
     /// Opens a file; a file of a snapshot opens read-only.
     pub fn open(&self, ino: Ino, truncate: bool) -> Result<u64> {
+        self.open_impl(ino, truncate, true)
+    }
+
+    /// [`Fs::open`] from a kernel with a write-back cache: a truncation at
+    /// open leaves the times to the kernel, which stamps its own (in whole
+    /// clock ticks) and sends them with `setattr`. Stamping ours too could
+    /// leave a time a few milliseconds off what was seen, whenever the
+    /// kernel's tick had not moved and so it sent nothing.
+    pub fn open_cached(&self, ino: Ino, truncate: bool) -> Result<u64> {
+        self.open_impl(ino, truncate, false)
+    }
+
+    fn open_impl(&self, ino: Ino, truncate: bool, stamp: bool) -> Result<u64> {
         if Snapshots::owns(ino) {
             if truncate {
                 return Err(FsError::read_only());
@@ -394,7 +407,7 @@ impl Fs {
             let (content, size) = self.snapshots.content(&self.local, ino)?;
             return self.new_handle(Arc::new(Node::detached(ino, content, size)), true);
         }
-        self.drive_open(ino, truncate)
+        self.drive_open(ino, truncate, stamp)
     }
 
     /// Makes a file's data and every metadata change durable (snapshots
@@ -476,7 +489,16 @@ impl Fs {
     /// Linux's `fallocate` (see `files.rs`).
     pub fn fallocate(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
         read_only(ino)?;
-        self.drive_fallocate(ino, off, len, mode)
+        self.drive_fallocate(ino, off, len, mode, true)
+    }
+
+    /// `fallocate` from a kernel with a write-back cache: it keeps the
+    /// file's times itself (it ignores the times the core reports for a
+    /// file it caches) and sends them with `setattr`, so the core must not
+    /// stamp its own, or what is stored differs from what was seen.
+    pub fn fallocate_cached(&self, ino: Ino, off: u64, len: u64, mode: Fallocate) -> Result<()> {
+        read_only(ino)?;
+        self.drive_fallocate(ino, off, len, mode, false)
     }
 
     pub fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<()> {

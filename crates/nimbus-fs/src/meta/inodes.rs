@@ -250,6 +250,13 @@ pub(crate) fn set_size(c: &Connection, ino: Ino, size: u64) -> Result<()> {
     Ok(())
 }
 
+/// A new size and valid stored length, leaving the times alone.
+pub(crate) fn set_size_and_base_len(c: &Connection, ino: Ino, size: u64, base_len: u64) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET size = ?2, base_len = ?3 WHERE ino = ?1")?
+        .execute(params![ino as i64, size as i64, base_len as i64])?;
+    Ok(())
+}
+
 /// A truncation's new size and valid stored length, stamping the
 /// modification and change times.
 pub(crate) fn set_size_base_len_and_times(
