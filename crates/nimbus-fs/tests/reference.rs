@@ -38,18 +38,66 @@ const PATHS: [&str; 12] = [
     "a", "b", "c", "a/a", "a/b", "a/c", "b/a", "b/b", "b/c", "c/a", "c/b", "c/c",
 ];
 
+/// A path an operation names: one of `PATHS`, or the n-th of those the
+/// model holds right now (any, files only or folders only), so most
+/// operations find what they act on. Before a step runs, `Op::concrete`
+/// turns each path into a `Name`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct P(u8);
+enum P {
+    Name(u8),
+    Existing(u8),
+    File(u8),
+    Dir(u8),
+    /// A name not taken, in a folder that exists.
+    Free(u8),
+}
 
 impl P {
     fn s(self) -> &'static str {
-        PATHS[self.0 as usize]
+        match self {
+            P::Name(i) => PATHS[i as usize % PATHS.len()],
+            _ => panic!("a path was not made concrete before its step"),
+        }
+    }
+
+    fn concrete(self, m: &Model) -> P {
+        let (n, want): (u8, fn(&Model, Id) -> bool) = match self {
+            P::Name(_) => return self,
+            P::Existing(n) => (n, |_, _| true),
+            P::File(n) => (n, |m, id| !m.is_dir(id)),
+            P::Dir(n) => (n, |m, id| m.is_dir(id)),
+            P::Free(n) => {
+                let free = |p: &str| {
+                    let (dir, name) = split(p);
+                    m.resolve(dir)
+                        .is_ok_and(|d| m.children(d).is_some_and(|c| !c.contains_key(name)))
+                };
+                let there: Vec<u8> = (0..PATHS.len() as u8).filter(|&i| free(PATHS[i as usize])).collect();
+                return match there.len() {
+                    0 => P::Name(n),
+                    len => P::Name(there[n as usize % len]),
+                };
+            }
+        };
+        let there: Vec<u8> = (0..PATHS.len() as u8)
+            .filter(|&i| m.resolve(PATHS[i as usize]).is_ok_and(|id| want(m, id)))
+            .collect();
+        match there.len() {
+            0 => P::Name(n),
+            len => P::Name(there[n as usize % len]),
+        }
     }
 }
 
 impl fmt::Debug for P {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.s())
+        match self {
+            P::Name(_) => write!(f, "{:?}", self.s()),
+            P::Existing(n) => write!(f, "existing#{n}"),
+            P::File(n) => write!(f, "file#{n}"),
+            P::Dir(n) => write!(f, "dir#{n}"),
+            P::Free(n) => write!(f, "free#{n}"),
+        }
     }
 }
 
@@ -113,10 +161,73 @@ enum Op {
     Rebuild,
 }
 
+impl Op {
+    /// The step with every path named as it is in `m` now.
+    fn concrete(&self, m: &Model) -> Op {
+        let c = |p: P| p.concrete(m);
+        match self.clone() {
+            Op::Create(p, mode) => Op::Create(c(p), mode),
+            Op::Mkdir(p, mode) => Op::Mkdir(c(p), mode),
+            Op::Write { path, off, len, seed } => Op::Write {
+                path: c(path),
+                off,
+                len,
+                seed,
+            },
+            Op::Read { path, off, len } => Op::Read {
+                path: c(path),
+                off,
+                len,
+            },
+            Op::Truncate(p, size) => Op::Truncate(c(p), size),
+            Op::OpenTruncate(p) => Op::OpenTruncate(c(p)),
+            Op::Rename(a, b, how) => Op::Rename(c(a), c(b), how),
+            Op::Link(a, b) => Op::Link(c(a), c(b)),
+            Op::Unlink(p) => Op::Unlink(c(p)),
+            Op::Rmdir(p) => Op::Rmdir(c(p)),
+            Op::SetAttr {
+                path,
+                mode,
+                atime,
+                mtime,
+            } => Op::SetAttr {
+                path: c(path),
+                mode,
+                atime,
+                mtime,
+            },
+            Op::Fsync(p) => Op::Fsync(c(p)),
+            other @ (Op::Commit { .. } | Op::Remount { .. } | Op::Rebuild) => other,
+        }
+    }
+}
+
 // ------------------------------------------------------------ strategies
 
+/// A path, as likely new as existing.
 fn path() -> impl Strategy<Value = P> {
-    prop_oneof![2 => (0u8..3).prop_map(P), 1 => (3u8..12).prop_map(P)]
+    let name = prop_oneof![2 => 0u8..3, 1 => 3u8..12].prop_map(P::Name);
+    prop_oneof![1 => name, 1 => any::<u8>().prop_map(P::Existing)]
+}
+
+/// A path that is mostly free to take.
+fn free() -> impl Strategy<Value = P> {
+    prop_oneof![1 => path(), 2 => any::<u8>().prop_map(P::Free)]
+}
+
+/// A path that mostly exists.
+fn existing() -> impl Strategy<Value = P> {
+    prop_oneof![1 => (0u8..12).prop_map(P::Name), 3 => any::<u8>().prop_map(P::Existing)]
+}
+
+/// A path that mostly names a file.
+fn file() -> impl Strategy<Value = P> {
+    prop_oneof![1 => existing(), 3 => any::<u8>().prop_map(P::File)]
+}
+
+/// A path that mostly names a folder.
+fn dir() -> impl Strategy<Value = P> {
+    prop_oneof![1 => existing(), 3 => any::<u8>().prop_map(P::Dir)]
 }
 
 /// Offsets and sizes within a few 4 KiB staging blocks, often right at or
@@ -145,25 +256,25 @@ fn op() -> impl Strategy<Value = Op> {
     let set_mode = prop::sample::select(vec![0o644u32, 0o600, 0o755, 0o2755, 0o4755, 0o1777, 0o000, 0o7777]);
     let how = prop_oneof![3 => Just(How::Replace), 1 => Just(How::NoReplace), 1 => Just(How::Exchange)];
     prop_oneof![
-        4 => (path(), file_mode).prop_map(|(p, m)| Op::Create(p, m)),
-        3 => (path(), dir_mode).prop_map(|(p, m)| Op::Mkdir(p, m)),
-        6 => (path(), offset(), prop_oneof![3 => 1usize..5_000, 1 => 1usize..16], any::<u8>())
+        5 => (free(), file_mode).prop_map(|(p, m)| Op::Create(p, m)),
+        3 => (free(), dir_mode).prop_map(|(p, m)| Op::Mkdir(p, m)),
+        6 => (file(), offset(), prop_oneof![3 => 1usize..5_000, 1 => 1usize..16], any::<u8>())
             .prop_map(|(path, off, len, seed)| Op::Write { path, off, len, seed }),
         // Large enough that its whole blocks are sealed outside the file's
         // lock (the parallel path of `write`).
-        1 => (path(), offset(), 70_000usize..100_000, any::<u8>())
+        1 => (file(), offset(), 70_000usize..100_000, any::<u8>())
             .prop_map(|(path, off, len, seed)| Op::Write { path, off, len, seed }),
-        2 => (path(), offset(), 1u32..10_000).prop_map(|(path, off, len)| Op::Read { path, off, len }),
-        3 => (path(), offset()).prop_map(|(p, s)| Op::Truncate(p, s)),
-        1 => path().prop_map(Op::OpenTruncate),
-        5 => (path(), path(), how).prop_map(|(a, b, h)| Op::Rename(a, b, h)),
-        2 => (path(), path()).prop_map(|(a, b)| Op::Link(a, b)),
-        3 => path().prop_map(Op::Unlink),
-        2 => path().prop_map(Op::Rmdir),
-        2 => (path(), prop::option::of(set_mode), prop::option::of(time()), prop::option::of(time()))
+        2 => (file(), offset(), 1u32..10_000).prop_map(|(path, off, len)| Op::Read { path, off, len }),
+        3 => (file(), offset()).prop_map(|(p, s)| Op::Truncate(p, s)),
+        1 => file().prop_map(Op::OpenTruncate),
+        5 => (existing(), path(), how).prop_map(|(a, b, h)| Op::Rename(a, b, h)),
+        2 => (file(), free()).prop_map(|(a, b)| Op::Link(a, b)),
+        3 => file().prop_map(Op::Unlink),
+        2 => dir().prop_map(Op::Rmdir),
+        2 => (existing(), prop::option::of(set_mode), prop::option::of(time()), prop::option::of(time()))
             .prop_map(|(path, mode, atime, mtime)| Op::SetAttr { path, mode, atime, mtime }),
-        1 => path().prop_map(Op::Fsync),
-        2 => any::<bool>().prop_map(|fsyncdir| Op::Commit { fsyncdir }),
+        1 => existing().prop_map(Op::Fsync),
+        3 => any::<bool>().prop_map(|fsyncdir| Op::Commit { fsyncdir }),
         1 => any::<bool>().prop_map(|clean| Op::Remount { clean }),
         1 => Just(Op::Rebuild),
     ]
@@ -950,12 +1061,17 @@ impl Drop for Drive {
 
 /// Runs one sequence on a new drive and the model, comparing after each
 /// step.
-fn run_case(rt: &Runtime, backend: DynBackend, ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_case(rt: &Runtime, backend: DynBackend, ops: &[Op], tally: &Tally) -> Result<(), TestCaseError> {
     let mut drive = Drive::new(rt, backend).map_err(TestCaseError::fail)?;
     let mut model = Model::new();
     // What the vault holds: the model as of the last commit.
     let mut committed = Model::new();
+    // The steps as run, every path concrete: what a failure prints.
+    let mut steps = String::new();
     for (i, op) in ops.iter().enumerate() {
+        let op = &op.concrete(&model);
+        steps.push_str(&format!("\n  {i}: {op:?}"));
+        let fail = |what: String| TestCaseError::fail(format!("{what}\nthe steps, as run:{steps}"));
         let got = drive.apply(rt, op);
         let want = model.apply(op);
         let same = match (&got, &want) {
@@ -963,6 +1079,7 @@ fn run_case(rt: &Runtime, backend: DynBackend, ops: &[Op]) -> Result<(), TestCas
             (Err((a, _)), Err(b)) => a == b,
             _ => false,
         };
+        tally.count(op, got.is_ok());
         if !same {
             let got = match &got {
                 Ok(Out::Bytes(b)) => format!("{} bytes", b.len()),
@@ -973,7 +1090,7 @@ fn run_case(rt: &Runtime, backend: DynBackend, ops: &[Op]) -> Result<(), TestCas
                 Ok(Out::Bytes(b)) => format!("{} bytes", b.len()),
                 other => format!("{other:?}"),
             };
-            return Err(TestCaseError::fail(format!(
+            return Err(fail(format!(
                 "step {i}, {op:?}: the core answered {got}, the model {want}"
             )));
         }
@@ -985,9 +1102,7 @@ fn run_case(rt: &Runtime, backend: DynBackend, ops: &[Op]) -> Result<(), TestCas
             }
             _ => {}
         }
-        let core_tree = drive
-            .tree()
-            .map_err(|e| TestCaseError::fail(format!("step {i}, {op:?}: {e}")))?;
+        let core_tree = drive.tree().map_err(|e| fail(format!("step {i}, {op:?}: {e}")))?;
         let mut model_tree = model.tree();
         // Times the model does not know are whatever the core says.
         let core_times: HashMap<&str, (Option<Timestamp>, Option<Timestamp>)> = core_tree
@@ -1001,12 +1116,51 @@ fn run_case(rt: &Runtime, backend: DynBackend, ops: &[Op]) -> Result<(), TestCas
             }
         }
         if let Some(d) = diff(&core_tree, &model_tree) {
-            return Err(TestCaseError::fail(format!(
-                "after step {i}, {op:?}, the trees differ:\n{d}"
-            )));
+            return Err(fail(format!("after step {i}, {op:?}, the trees differ:\n{d}")));
         }
     }
     Ok(())
+}
+
+/// How many operations of each kind ran, and how many of them succeeded
+/// (so a run shows that its sequences do more than fail on missing names).
+#[derive(Default)]
+struct Tally(std::sync::Mutex<BTreeMap<&'static str, (u32, u32)>>);
+
+impl Tally {
+    fn count(&self, op: &Op, ok: bool) {
+        let name = match op {
+            Op::Create(..) => "create",
+            Op::Mkdir(..) => "mkdir",
+            Op::Write { .. } => "write",
+            Op::Read { .. } => "read",
+            Op::Truncate(..) => "truncate",
+            Op::OpenTruncate(..) => "open-truncate",
+            Op::Rename(_, _, How::Replace) => "rename",
+            Op::Rename(_, _, How::NoReplace) => "rename-noreplace",
+            Op::Rename(_, _, How::Exchange) => "rename-exchange",
+            Op::Link(..) => "link",
+            Op::Unlink(..) => "unlink",
+            Op::Rmdir(..) => "rmdir",
+            Op::SetAttr { .. } => "setattr",
+            Op::Fsync(..) => "fsync",
+            Op::Commit { .. } => "commit",
+            Op::Remount { .. } => "remount",
+            Op::Rebuild => "rebuild",
+        };
+        if let Ok(mut t) = self.0.lock() {
+            let e = t.entry(name).or_default();
+            e.0 += u32::from(ok);
+            e.1 += 1;
+        }
+    }
+
+    fn summary(&self) -> String {
+        let Ok(t) = self.0.lock() else { return String::new() };
+        let (ok, all) = t.values().fold((0, 0), |(a, b), (o, n)| (a + o, b + n));
+        let kinds: Vec<String> = t.iter().map(|(k, (o, n))| format!("{k} {o}/{n}")).collect();
+        format!("{all} operations, {ok} succeeded ({})", kinds.join(", "))
+    }
 }
 
 fn cases() -> u32 {
@@ -1037,23 +1191,21 @@ fn run(what: &str, cases: u32, store: impl Fn() -> (DynBackend, Option<tempfile:
     };
     let started = std::time::Instant::now();
     let mut runner = TestRunner::new(config);
+    let tally = Tally::default();
     let result = runner.run(&prop::collection::vec(op(), 1..=MAX_OPS), |ops| {
         let (backend, _folder) = store();
-        run_case(&rt, backend, &ops)
+        run_case(&rt, backend, &ops, &tally)
     });
     match result {
         Ok(()) => eprintln!(
-            "{what}: {cases} sequences of up to {MAX_OPS} operations matched the model in {:.1} s",
-            started.elapsed().as_secs_f64()
+            "{what}: {cases} sequences of up to {MAX_OPS} operations matched the model in {:.1} s; {}",
+            started.elapsed().as_secs_f64(),
+            tally.summary()
         ),
-        Err(TestError::Fail(why, ops)) => {
-            let steps: Vec<String> = ops.iter().enumerate().map(|(i, o)| format!("  {i}: {o:?}")).collect();
-            panic!(
-                "{what}: the core differs from the model.\n{why}\nshortest failing sequence ({} steps):\n{}",
-                ops.len(),
-                steps.join("\n")
-            );
-        }
+        Err(TestError::Fail(why, ops)) => panic!(
+            "{what}: the core differs from the model in the shortest failing sequence found ({} steps):\n{why}",
+            ops.len()
+        ),
         Err(TestError::Abort(why)) => panic!("{what}: proptest gave up: {why}"),
     }
 }
