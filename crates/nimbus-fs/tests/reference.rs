@@ -5,7 +5,7 @@
 //! and the whole visible tree. On a failure proptest shrinks the sequence
 //! and the panic prints the shortest one it found.
 //!
-//! `NIMBUS_REFMODEL_CASES` sets the number of sequences (default 64 over
+//! `NIMBUS_REFMODEL_CASES` sets the number of sequences (default 128 over
 //! the in-memory store, a quarter of that over a local folder);
 //! `PROPTEST_RNG_SEED` fixes them (`tests/run.sh` sets it, so CI is
 //! reproducible).
@@ -1206,7 +1206,7 @@ fn cases() -> u32 {
     std::env::var("NIMBUS_REFMODEL_CASES")
         .ok()
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(128)
 }
 
 fn run(what: &str, cases: u32, store: impl Fn() -> (DynBackend, Option<tempfile::TempDir>)) {
