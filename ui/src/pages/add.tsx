@@ -103,8 +103,8 @@ function Buttons({ w }: { w: Wizard }) {
           type="button"
           class="primary"
           data-testid="wizard-next"
-          disabled={!w.tested}
-          title={w.tested ? undefined : "Test the connection first"}
+          disabled={!w.store.tested}
+          title={w.store.tested ? undefined : "Test the connection first"}
           onClick={() => w.goStep(3)}
         >
           Next
@@ -123,7 +123,7 @@ function Buttons({ w }: { w: Wizard }) {
           disabled={w.finishing}
           onClick={() => void w.finish()}
         >
-          {w.finishing ? (w.mode === "create" ? "Creating the vault…" : "Adding…") : "Finish"}
+          {w.finishing ? (w.vault.mode === "create" ? "Creating the vault…" : "Adding…") : "Finish"}
         </button>
       )}
       {step === 5 && (

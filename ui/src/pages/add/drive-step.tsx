@@ -5,8 +5,8 @@ import { Check, Field } from "../../ui";
 import type { Wizard } from "./state";
 
 export function DriveStep({ w }: { w: Wizard }) {
-  const { drive } = w;
-  const de = w.driveErrors;
+  const drive = w.drive.fields;
+  const de = w.drive.errors;
   return (
     <form
       onSubmit={(e) => {
@@ -19,7 +19,7 @@ export function DriveStep({ w }: { w: Wizard }) {
         testid="drive-name"
         value={drive.name}
         hint="Letters, digits, -, _ and ."
-        onInput={w.editName}
+        onInput={w.drive.editName}
         error={de["drive-name"]}
       />
       <Field
@@ -28,7 +28,7 @@ export function DriveStep({ w }: { w: Wizard }) {
         mono
         value={drive.mount}
         hint="Where the drive's files appear. Nimbus creates the folder if needed."
-        onInput={w.editMount}
+        onInput={w.drive.editMount}
         error={de["mount-point"]}
       />
       <Field
@@ -37,7 +37,7 @@ export function DriveStep({ w }: { w: Wizard }) {
         inputMode="numeric"
         value={drive.cacheSize}
         hint="Files you used lately are kept here, so they open without the network. 1024 MiB = 1 GiB."
-        onInput={(v) => w.editDrive({ ...drive, cacheSize: v })}
+        onInput={(v) => w.drive.edit({ ...drive, cacheSize: v })}
         error={de["cache-size"]}
       />
       <Field
@@ -48,14 +48,14 @@ export function DriveStep({ w }: { w: Wizard }) {
         value={drive.offline}
         placeholder={"Documents\nPhotos/2024"}
         hint="Folders of the drive always kept on this device, one per line."
-        onInput={(v) => w.editDrive({ ...drive, offline: v })}
+        onInput={(v) => w.drive.edit({ ...drive, offline: v })}
         error={de["offline-paths"]}
       />
       <Check
         label="Remember the password on this device"
         testid="remember-password"
-        checked={w.remember}
-        onChange={w.setRemember}
+        checked={w.drive.remember}
+        onChange={w.drive.setRemember}
         hint="Saved in this device's keyring, so the drive mounts without asking."
       />
       <button type="submit" class="sr-only" tabIndex={-1} aria-hidden="true">

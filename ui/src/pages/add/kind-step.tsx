@@ -15,14 +15,14 @@ export function KindStep({ w }: { w: Wizard }) {
     <fieldset class="kinds">
       <legend class="sr-only">Kind of store</legend>
       {KINDS.map((k) => (
-        <label key={k.kind} class={w.store.kind === k.kind ? "kind selected" : "kind"}>
+        <label key={k.kind} class={w.store.form.kind === k.kind ? "kind selected" : "kind"}>
           <input
             type="radio"
             name="kind"
             value={k.kind}
             data-testid={`kind-${k.kind}`}
-            checked={w.store.kind === k.kind}
-            onChange={() => w.chooseKind(k.kind)}
+            checked={w.store.form.kind === k.kind}
+            onChange={() => w.store.chooseKind(k.kind)}
           />
           <span class="kind-title">{k.title}</span>
           <span class="kind-text">{k.text}</span>

@@ -1,7 +1,8 @@
-// The add-a-drive wizard's state and what its steps do with it, in one hook:
-// the steps share it (the vault step suggests the drive's name from the
-// store, Finish sends everything), and Finish or Done clears all of it at
-// once. The step components only show it and call its actions.
+// The add-a-drive wizard's state: one small hook per form (the store, the
+// vault, the drive), and `useAddDrive`, which holds the step and does what
+// crosses steps (the connection test sets the vault's mode, the vault step
+// proposes the drive's name, Finish sends everything, Done clears it all).
+// The step components only show this state and call its actions.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { Ctx } from "../../app";
@@ -41,112 +42,56 @@ function testKey(f: StoreForm): string {
   return JSON.stringify([storeAddress(f), storeCredentials(f)]);
 }
 
-export function useAddDrive(ctx: Ctx) {
-  const [step, setStep] = useState<Step>(1);
-  const [store, setStore] = useState<StoreForm>(emptyStoreForm);
-  const [storeErrors, setStoreErrors] = useState<Errors>({});
+/** Steps 1 and 2: the store's form and the connection test's verdict. */
+function useStoreForm() {
+  const [form, setForm] = useState<StoreForm>(emptyStoreForm);
+  const [errors, setErrors] = useState<Errors>({});
   const [verdict, setVerdict] = useState<Verdict | null>(null);
   const [testing, setTesting] = useState(false);
+
+  function reset() {
+    setForm(emptyStoreForm());
+    setErrors({});
+    setVerdict(null);
+  }
+
+  function chooseKind(kind: Kind) {
+    setForm({ ...form, kind });
+    setErrors({});
+    setVerdict(null);
+  }
+
+  function edit(f: StoreForm) {
+    setForm(f);
+    if (Object.keys(errors).length > 0) setErrors(checkStore(f));
+  }
+
+  return {
+    form,
+    errors,
+    setErrors,
+    verdict,
+    setVerdict,
+    testing,
+    setTesting,
+    address: storeAddress(form),
+    /** The test passed on the details as they are now. */
+    tested: verdict?.ok === true && verdict.key === testKey(form),
+    reset,
+    chooseKind,
+    edit,
+  };
+}
+
+/** Step 3: new or existing vault, the password, and how strong a new one is. */
+function useVaultForm(inputs: string[]) {
   const [mode, setMode] = useState<Mode>("create");
   const [password, setPassword] = useState("");
   const [password2, setPassword2] = useState("");
   const [strength, setStrength] = useState<{ pw: string; s: Strength } | null>(null);
-  const [vaultErrors, setVaultErrors] = useState<Errors | null>(null);
-  const [drive, setDrive] = useState<DriveFields>(emptyDrive);
-  const [nameEdited, setNameEdited] = useState(false);
-  const [mountEdited, setMountEdited] = useState(false);
-  const [remember, setRemember] = useState(true);
-  const [driveErrors, setDriveErrors] = useState<Errors | null>(null);
-  const [stepError, setStepError] = useState<{ step: Step; text: string } | null>(null);
-  const [finishing, setFinishing] = useState(false);
-  const [recovery, setRecovery] = useState<Recovery | null>(null);
-  const [saved, setSaved] = useState(false);
-  const [copied, setCopied] = useState(false);
+  const [errors, setErrors] = useState<Errors | null>(null);
   const latestPassword = useRef("");
   latestPassword.current = password;
-
-  const taken = (ctx.status?.service?.drives.map((d) => d.name) ?? []).concat(ctx.infos.map((i) => i.name));
-  const address = storeAddress(store);
-  const tested = verdict?.ok === true && verdict.key === testKey(store);
-
-  function reset() {
-    setStep(1);
-    setStore(emptyStoreForm());
-    setStoreErrors({});
-    setVerdict(null);
-    setMode("create");
-    setPassword("");
-    setPassword2("");
-    setStrength(null);
-    setVaultErrors(null);
-    setDrive(emptyDrive());
-    setNameEdited(false);
-    setMountEdited(false);
-    setRemember(true);
-    setDriveErrors(null);
-    setStepError(null);
-    setRecovery(null);
-    setSaved(false);
-    setCopied(false);
-  }
-
-  function goStep(s: Step) {
-    setStep(s);
-    setStepError(null);
-  }
-
-  // ---- Step 1 ----
-
-  function chooseKind(kind: Kind) {
-    setStore({ ...store, kind });
-    setStoreErrors({});
-    setVerdict(null);
-  }
-
-  // ---- Step 2 ----
-
-  function editStore(f: StoreForm) {
-    setStore(f);
-    if (Object.keys(storeErrors).length > 0) setStoreErrors(checkStore(f));
-  }
-
-  async function test() {
-    const errors = checkStore(store);
-    setStoreErrors(errors);
-    setStepError(null);
-    const addr = storeAddress(store);
-    if (Object.keys(errors).length > 0 || addr === null) {
-      setVerdict(null);
-      return;
-    }
-    setTesting(true);
-    const key = testKey(store);
-    try {
-      const r = await commands.testStore(addr, storeCredentials(store));
-      if (r.status === "ok") {
-        setVerdict({
-          ok: true,
-          vault: r.data.vault,
-          key,
-          text: r.data.vault
-            ? "Connected. This store holds a Nimbus vault."
-            : "Connected. No vault here yet: one will be created.",
-          detail: r.data.message,
-        });
-        setMode(r.data.vault ? "open" : "create");
-      } else {
-        setVerdict({ ok: false, text: r.error.message, advice: testAdvice(r.error.code) });
-      }
-    } catch (e) {
-      setVerdict({ ok: false, text: String(e), advice: testAdvice("internal") });
-    } finally {
-      setTesting(false);
-    }
-  }
-
-  // ---- Step 3 ----
-
-  const inputs = [drive.name, store.s3.bucket, store.webdav.user, store.sftp.user].filter((s) => s !== "");
 
   useEffect(() => {
     if (mode !== "create" || password === "") {
@@ -168,113 +113,244 @@ export function useAddDrive(ctx: Ctx) {
 
   const score = strength && strength.pw === password ? strength.s.score : null;
 
+  /** Forgets the passwords (after Finish, and on reset). */
+  function clearPasswords() {
+    setPassword("");
+    setPassword2("");
+    setStrength(null);
+  }
+
+  function reset() {
+    setMode("create");
+    clearPasswords();
+    setErrors(null);
+  }
+
   function chooseMode(m: Mode) {
     setMode(m);
-    setVaultErrors(null);
+    setErrors(null);
   }
 
   function editPassword(v: string) {
     setPassword(v);
-    if (vaultErrors) setVaultErrors(null);
+    if (errors) setErrors(null);
   }
 
   function editPassword2(v: string) {
     setPassword2(v);
-    if (vaultErrors) setVaultErrors(null);
+    if (errors) setErrors(null);
   }
 
-  async function vaultNext() {
-    let errors: Errors;
-    if (mode === "create") {
-      let s = score;
-      if (s === null && password !== "") {
-        try {
-          const fresh = await commands.passwordStrength(password, inputs);
-          setStrength({ pw: password, s: fresh });
-          s = fresh.score;
-        } catch (e) {
-          setStepError({ step: 3, text: `Cannot check the password's strength (${String(e)}). Try again.` });
-          return;
-        }
-      }
-      errors = checkCreateVault(password, password2, s);
-    } else {
-      errors = checkOpenVault(password);
+  /** The checks of the step; a new password is rated first when its rating is not in yet. */
+  async function check(): Promise<Errors> {
+    if (mode !== "create") return checkOpenVault(password);
+    let s = score;
+    if (s === null && password !== "") {
+      const fresh = await commands.passwordStrength(password, inputs);
+      setStrength({ pw: password, s: fresh });
+      s = fresh.score;
     }
-    setVaultErrors(errors);
-    if (Object.keys(errors).length > 0) return;
-    if (!nameEdited) {
-      const name = drive.name || suggestName(store, taken);
-      setDrive((d) => ({ ...d, name }));
-    }
-    goStep(4);
+    return checkCreateVault(password, password2, s);
   }
 
-  // ---- Step 4 ----
+  return {
+    mode,
+    setMode,
+    password,
+    password2,
+    /** The strength of the password as typed now; null while it is being rated. */
+    strength: score === null ? null : (strength?.s ?? null),
+    errors: errors ?? {},
+    setErrors,
+    clearPasswords,
+    reset,
+    chooseMode,
+    editPassword,
+    editPassword2,
+    check,
+  };
+}
 
-  // The mount point follows the name until the person types one.
+/** Step 4: the drive on this device. The mount point follows the name until the person types one. */
+function useDriveForm(taken: string[]) {
+  const [fields, setFields] = useState<DriveFields>(emptyDrive);
+  const [nameEdited, setNameEdited] = useState(false);
+  const [mountEdited, setMountEdited] = useState(false);
+  const [remember, setRemember] = useState(true);
+  const [errors, setErrors] = useState<Errors | null>(null);
+
   useEffect(() => {
-    if (mountEdited || drive.name === "") return;
-    const name = drive.name;
+    if (mountEdited || fields.name === "") return;
+    const name = fields.name;
     const timer = setTimeout(() => {
       void commands
         .suggestMount(name)
-        .then((m) => setDrive((d) => (d.name === name && !mountEdited ? { ...d, mount: m } : d)))
+        .then((m) => setFields((d) => (d.name === name && !mountEdited ? { ...d, mount: m } : d)))
         .catch(() => {});
     }, 150);
     return () => clearTimeout(timer);
-  }, [drive.name, mountEdited]);
+  }, [fields.name, mountEdited]);
 
-  function editDrive(d: DriveFields) {
-    setDrive(d);
-    if (driveErrors) setDriveErrors(checkDrive(d, taken));
+  function reset() {
+    setFields(emptyDrive());
+    setNameEdited(false);
+    setMountEdited(false);
+    setRemember(true);
+    setErrors(null);
+  }
+
+  function edit(d: DriveFields) {
+    setFields(d);
+    if (errors) setErrors(checkDrive(d, taken));
   }
 
   function editName(v: string) {
     setNameEdited(true);
-    editDrive({ ...drive, name: v });
+    edit({ ...fields, name: v });
   }
 
   function editMount(v: string) {
     setMountEdited(true);
-    editDrive({ ...drive, mount: v });
+    edit({ ...fields, mount: v });
   }
 
-  async function finish() {
-    const errors = checkDrive(drive, taken);
-    setDriveErrors(errors);
+  /** Proposes a name from the store, unless the person typed one. */
+  function suggestFrom(store: StoreForm) {
+    if (nameEdited) return;
+    const name = fields.name || suggestName(store, taken);
+    setFields((d) => ({ ...d, name }));
+  }
+
+  return {
+    fields,
+    errors: errors ?? {},
+    setErrors,
+    remember,
+    setRemember,
+    reset,
+    edit,
+    editName,
+    editMount,
+    suggestFrom,
+  };
+}
+
+/** The wizard: its step, each step's form, and what goes from one step to the next. */
+export function useAddDrive(ctx: Ctx) {
+  const [step, setStep] = useState<Step>(1);
+  const [stepError, setStepError] = useState<{ step: Step; text: string } | null>(null);
+  const [finishing, setFinishing] = useState(false);
+  const [recovery, setRecovery] = useState<Recovery | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [copied, setCopied] = useState(false);
+
+  const taken = (ctx.status?.service?.drives.map((d) => d.name) ?? []).concat(ctx.infos.map((i) => i.name));
+  const store = useStoreForm();
+  const drive = useDriveForm(taken);
+  const f = store.form;
+  const vault = useVaultForm([drive.fields.name, f.s3.bucket, f.webdav.user, f.sftp.user].filter((s) => s !== ""));
+
+  function reset() {
+    setStep(1);
+    store.reset();
+    vault.reset();
+    drive.reset();
     setStepError(null);
-    if (Object.keys(errors).length > 0 || address === null) return;
+    setRecovery(null);
+    setSaved(false);
+    setCopied(false);
+  }
+
+  function goStep(s: Step) {
+    setStep(s);
+    setStepError(null);
+  }
+
+  /** Step 2's connection test; a vault found there makes step 3 open it. */
+  async function test() {
+    const errors = checkStore(f);
+    store.setErrors(errors);
+    setStepError(null);
+    const addr = storeAddress(f);
+    if (Object.keys(errors).length > 0 || addr === null) {
+      store.setVerdict(null);
+      return;
+    }
+    store.setTesting(true);
+    const key = testKey(f);
+    try {
+      const r = await commands.testStore(addr, storeCredentials(f));
+      if (r.status === "ok") {
+        store.setVerdict({
+          ok: true,
+          vault: r.data.vault,
+          key,
+          text: r.data.vault
+            ? "Connected. This store holds a Nimbus vault."
+            : "Connected. No vault here yet: one will be created.",
+          detail: r.data.message,
+        });
+        vault.setMode(r.data.vault ? "open" : "create");
+      } else {
+        store.setVerdict({ ok: false, text: r.error.message, advice: testAdvice(r.error.code) });
+      }
+    } catch (e) {
+      store.setVerdict({ ok: false, text: String(e), advice: testAdvice("internal") });
+    } finally {
+      store.setTesting(false);
+    }
+  }
+
+  /** Step 3's Next: the password's checks, then step 4 with a name proposed. */
+  async function vaultNext() {
+    let errors: Errors;
+    try {
+      errors = await vault.check();
+    } catch (e) {
+      setStepError({ step: 3, text: `Cannot check the password's strength (${String(e)}). Try again.` });
+      return;
+    }
+    vault.setErrors(errors);
+    if (Object.keys(errors).length > 0) return;
+    drive.suggestFrom(f);
+    goStep(4);
+  }
+
+  /** Step 4's Finish: adds the drive; a new vault's recovery key is step 5. */
+  async function finish() {
+    const d = drive.fields;
+    const errors = checkDrive(d, taken);
+    drive.setErrors(errors);
+    setStepError(null);
+    if (Object.keys(errors).length > 0 || store.address === null) return;
     setFinishing(true);
     try {
       const r = await commands.addDrive({
-        name: drive.name.trim(),
-        store: address,
-        mount: drive.mount.trim(),
-        password,
-        credentials: storeCredentials(store),
-        remember,
-        create: mode === "create",
-        cache_size_mib: Number(drive.cacheSize.trim()),
-        offline: parseOfflinePaths(drive.offline).paths,
+        name: d.name.trim(),
+        store: store.address,
+        mount: d.mount.trim(),
+        password: vault.password,
+        credentials: storeCredentials(f),
+        remember: drive.remember,
+        create: vault.mode === "create",
+        cache_size_mib: Number(d.cacheSize.trim()),
+        offline: parseOfflinePaths(d.offline).paths,
       });
       if (r.status === "ok") {
-        setPassword("");
-        setPassword2("");
-        setStrength(null);
+        vault.clearPasswords();
         await ctx.refresh();
         if (r.data.recovery_key) {
           setRecovery({ key: r.data.recovery_key, text: r.data.message, warnings: r.data.warnings });
           goStep(5);
         } else {
-          ctx.notify(r.data.message || `${drive.name} is added.`, false, r.data.warnings);
+          ctx.notify(r.data.message || `${d.name} is added.`, false, r.data.warnings);
           reset();
           ctx.go("drives");
         }
       } else {
         const s = stepOfError(r.error.code);
-        if (r.error.code === "drive_exists") setDriveErrors({ "drive-name": r.error.message });
-        if (s === 3) setVaultErrors({ "vault-password": r.error.message });
+        if (r.error.code === "drive_exists") drive.setErrors({ "drive-name": r.error.message });
+        if (s === 3) vault.setErrors({ "vault-password": r.error.message });
         setStep(s);
         setStepError({ step: s, text: r.error.message });
       }
@@ -283,11 +359,10 @@ export function useAddDrive(ctx: Ctx) {
     }
   }
 
-  // ---- Step 5 ----
-
+  /** Step 5's Done. */
   function done() {
     const warnings = recovery?.warnings ?? [];
-    const text = recovery?.text || `${drive.name} is added.`;
+    const text = recovery?.text || `${drive.fields.name} is added.`;
     // The key leaves the UI's memory here: nothing keeps a copy.
     reset();
     ctx.notify(text, false, warnings);
@@ -298,38 +373,13 @@ export function useAddDrive(ctx: Ctx) {
     step,
     goStep,
     stepError,
-    // Step 1 and 2: the store.
     store,
-    storeErrors,
-    address,
-    verdict,
-    testing,
-    tested,
-    chooseKind,
-    editStore,
-    test,
-    // Step 3: the vault.
-    mode,
-    password,
-    password2,
-    /** The strength of the password as typed now; null while it is being rated. */
-    strength: score === null ? null : (strength?.s ?? null),
-    vaultErrors: vaultErrors ?? {},
-    chooseMode,
-    editPassword,
-    editPassword2,
-    vaultNext,
-    // Step 4: the drive.
+    vault,
     drive,
-    driveErrors: driveErrors ?? {},
-    remember,
-    setRemember,
-    editName,
-    editMount,
-    editDrive,
+    test,
+    vaultNext,
     finishing,
     finish,
-    // Step 5: the recovery key.
     recovery,
     saved,
     setSaved,

@@ -6,8 +6,8 @@ import { Field, valueOf } from "../../ui";
 import type { Verdict, Wizard } from "./state";
 
 export function StoreStep({ w }: { w: Wizard }) {
-  const { store, verdict } = w;
-  const fields = { store, se: w.storeErrors, editStore: w.editStore };
+  const { form: store, verdict, address, testing } = w.store;
+  const fields = { store, se: w.store.errors, editStore: w.store.edit };
   return (
     <form
       onSubmit={(e) => {
@@ -19,17 +19,17 @@ export function StoreStep({ w }: { w: Wizard }) {
       {store.kind === "webdav" && <WebdavFields {...fields} />}
       {store.kind === "sftp" && <SftpFields {...fields} />}
       {store.kind === "local" && <LocalFields {...fields} />}
-      {w.address && (
+      {address && (
         <p class="hint">
-          Store address: <code>{w.address}</code>
+          Store address: <code>{address}</code>
         </p>
       )}
       <div class="test-row">
-        <button type="submit" data-testid="wizard-test" disabled={w.testing}>
-          {w.testing ? "Testing…" : "Test connection"}
+        <button type="submit" data-testid="wizard-test" disabled={testing}>
+          {testing ? "Testing…" : "Test connection"}
         </button>
       </div>
-      <div aria-live="polite">{verdict && <TestVerdict verdict={verdict} tested={w.tested} />}</div>
+      <div aria-live="polite">{verdict && <TestVerdict verdict={verdict} tested={w.store.tested} />}</div>
     </form>
   );
 }

@@ -7,8 +7,9 @@ import { Field } from "../../ui";
 import type { Wizard } from "./state";
 
 export function VaultStep({ w }: { w: Wizard }) {
-  const { mode, verdict } = w;
-  const ve = w.vaultErrors;
+  const { mode } = w.vault;
+  const { verdict } = w.store;
+  const ve = w.vault.errors;
   return (
     <form
       onSubmit={(e) => {
@@ -24,7 +25,7 @@ export function VaultStep({ w }: { w: Wizard }) {
             name="mode"
             data-testid="mode-create"
             checked={mode === "create"}
-            onChange={() => w.chooseMode("create")}
+            onChange={() => w.vault.chooseMode("create")}
           />
           <span class="kind-title">Create a new vault</span>
           <span class="kind-text">
@@ -39,7 +40,7 @@ export function VaultStep({ w }: { w: Wizard }) {
             name="mode"
             data-testid="mode-open"
             checked={mode === "open"}
-            onChange={() => w.chooseMode("open")}
+            onChange={() => w.vault.chooseMode("open")}
           />
           <span class="kind-title">Open the existing vault</span>
           <span class="kind-text">Use a vault made on another device, with its password.</span>
@@ -50,20 +51,20 @@ export function VaultStep({ w }: { w: Wizard }) {
         testid="vault-password"
         type="password"
         autocomplete={mode === "create" ? "new-password" : "current-password"}
-        value={w.password}
-        onInput={w.editPassword}
+        value={w.vault.password}
+        onInput={w.vault.editPassword}
         error={ve["vault-password"]}
       />
       {mode === "create" && (
         <>
-          <StrengthMeter password={w.password} strength={w.strength} />
+          <StrengthMeter password={w.vault.password} strength={w.vault.strength} />
           <Field
             label="The same password again"
             testid="vault-password2"
             type="password"
             autocomplete="new-password"
-            value={w.password2}
-            onInput={w.editPassword2}
+            value={w.vault.password2}
+            onInput={w.vault.editPassword2}
             error={ve["vault-password2"]}
           />
         </>
