@@ -8,24 +8,31 @@
 //! [`commands`], whose TypeScript types are generated into
 //! `ui/src/bindings.ts` by the `bindings_are_current` test.
 //!
+//! - [`types`]: what the window and the shell exchange (plain data).
 //! - [`model`]: what to show, worked out from the service's state (pure).
 //! - [`link`]: the connection to the service: starting it when it is not
-//!   running, following its events, keeping [`Shared`] current.
+//!   running, following its events, keeping [`Shared`] current, and the
+//!   one way to send it a request.
 //! - [`commands`]: what the window may ask.
 //! - [`tray`]: the tray icon and its menu.
 //! - [`settings`]: the app's own settings file.
+//!
+//! `commands` and `tray` use `link` and `types`; `link` uses `types` and
+//! tells the tray of a new status; nothing uses `commands` but the builder.
 
 pub mod commands;
 pub mod link;
 pub mod model;
 pub mod settings;
 pub mod tray;
+pub mod types;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use tauri::Manager;
 
-pub use commands::{builder, AppStatus};
+pub use commands::builder;
+pub use types::AppStatus;
 
 /// How many activity items the app keeps.
 const ACTIVITY_KEPT: usize = 500;
@@ -70,6 +77,14 @@ pub fn show_window(app: &tauri::AppHandle) {
         let _ = w.show();
         let _ = w.set_focus();
     }
+}
+
+/// Opens a folder in the system's file manager.
+pub fn open_path(app: &tauri::AppHandle, path: &std::path::Path) -> Result<(), types::UiError> {
+    use tauri_plugin_opener::OpenerExt;
+    app.opener()
+        .open_path(path.display().to_string(), None::<&str>)
+        .map_err(|e| types::UiError::local(format!("{} could not be opened: {e}", path.display())))
 }
 
 /// Quits, as the tray's Quit does without asking, on SIGTERM (a logout or

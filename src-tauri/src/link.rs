@@ -2,10 +2,10 @@
 //! (and remembers that it did, so only then does quitting stop it), follows
 //! its events on a subscribed connection, and keeps [`Shared`]'s status, the
 //! activity list, the tray and the window current. Notifications are sent
-//! from here too.
+//! from here too, and every other request goes through [`call`].
 
-use crate::commands::{ActivityAdded, AppStatus, StatusChanged};
 use crate::model::{Note, Watch};
+use crate::types::{ActivityAdded, AppStatus, StatusChanged, UiError};
 use crate::Shared;
 use nimbus_api::{Client, Event, Reply, Request};
 use std::path::PathBuf;
@@ -68,6 +68,16 @@ fn spawn_service(shared: &Shared) -> Result<(), String> {
     shared.started_service.store(true, Ordering::SeqCst);
     *shared.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
     Ok(())
+}
+
+/// One request on a connection of its own: a Unix socket in the user's
+/// runtime folder costs microseconds, and requests of the window never
+/// queue behind each other or behind the event stream.
+pub async fn call(shared: &Shared, req: Request) -> Result<Reply, UiError> {
+    let mut c = Client::connect_to(&shared.socket)
+        .await
+        .map_err(|e| UiError::no_service(e.message))?;
+    Ok(c.call(req).await?)
 }
 
 /// Asks the service for its status and publishes it (to [`Shared`], the

@@ -3,8 +3,9 @@
 //! is the status line, always [`crate::model::summary`] of the service's
 //! last status.
 
-use crate::commands::{self, AppStatus, Page, QuitRequested};
+use crate::link::call;
 use crate::model::TrayIcon;
+use crate::types::{AppStatus, Navigate, Page, QuitRequested, UiError};
 use crate::Shared;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
@@ -83,7 +84,7 @@ pub fn update(app: &AppHandle, status: &AppStatus) {
     let connected = status.service.is_some();
     let any_drive = status.service.as_ref().is_some_and(|s| !s.drives.is_empty());
     let _ = items.status.set_text(&s.line);
-    let _ = items.open.set_enabled(commands::first_mounted(status).is_some());
+    let _ = items.open.set_enabled(status.first_mounted().is_some());
     let _ = items.pause.set_text(if s.all_paused { "Resume" } else { "Pause" });
     let _ = items.pause.set_enabled(connected && any_drive);
     let _ = items.lock.set_text(if s.all_locked { "Unlock" } else { "Lock" });
@@ -100,8 +101,8 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
     let app = app.clone();
     match event.id.as_ref() {
         "open" => {
-            if let Some(path) = commands::first_mounted(&app.state::<Shared>().status()) {
-                let _ = commands::open_path(&app, &path);
+            if let Some(path) = app.state::<Shared>().status().first_mounted() {
+                let _ = crate::open_path(&app, &path);
             }
         }
         "pause" => {
@@ -112,7 +113,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
                 } else {
                     nimbus_api::Request::Pause { drive: None }
                 };
-                say(&app, commands::call(&app.state::<Shared>(), req).await);
+                say(&app, call(&app.state::<Shared>(), req).await);
                 crate::link::refresh(&app).await;
             });
         }
@@ -123,13 +124,13 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
                     unlock_all(&app, &status).await;
                 } else {
                     let req = nimbus_api::Request::Lock { drive: None };
-                    say(&app, commands::call(&app.state::<Shared>(), req).await);
+                    say(&app, call(&app.state::<Shared>(), req).await);
                 }
                 crate::link::refresh(&app).await;
             });
         }
-        "snapshots" => commands::navigate(&app, Page::Snapshots),
-        "settings" => commands::navigate(&app, Page::Settings),
+        "snapshots" => navigate(&app, Page::Snapshots),
+        "settings" => navigate(&app, Page::Settings),
         "window" => crate::show_window(&app),
         "quit" => {
             let shared = app.state::<Shared>();
@@ -157,18 +158,24 @@ async fn unlock_all(app: &AppHandle, status: &AppStatus) {
             password: None,
             remember: false,
         };
-        if commands::call(&app.state::<Shared>(), req).await.is_err() {
+        if call(&app.state::<Shared>(), req).await.is_err() {
             ask = true;
         }
     }
     if ask {
-        commands::navigate(app, Page::Drives);
+        navigate(app, Page::Drives);
     }
+}
+
+/// Asks the window to show a page, showing the window first.
+fn navigate(app: &AppHandle, page: Page) {
+    crate::show_window(app);
+    let _ = Navigate { page }.emit(app);
 }
 
 /// A tray action that failed becomes a notification: the tray has no other
 /// place to say it.
-fn say(app: &AppHandle, r: Result<nimbus_api::Reply, commands::UiError>) {
+fn say(app: &AppHandle, r: Result<nimbus_api::Reply, UiError>) {
     if let Err(e) = r {
         crate::link::notify(
             app,

@@ -6,7 +6,7 @@
 
 import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import type { ActivityItem, AppStatus, DriveInfo, DriveStatus, Entry, SnapshotInfo } from "../src/bindings";
+import type { ActivityItem, AppStatus, DriveInfo, DriveStatus, Entry, SnapshotInfo, UiError } from "../src/bindings";
 
 const now = Math.floor(Date.now() / 1000);
 const empty = location.search.includes("empty");
@@ -137,7 +137,7 @@ mockIPC(
         return infos();
       case "test_store":
         await new Promise((r) => setTimeout(r, 300));
-        if (String(a.store).includes("fail")) throw { code: "unavailable", message: "Cannot reach the store: connection refused." };
+        if (String(a.store).includes("fail")) throw { code: "unavailable", message: "Cannot reach the store: connection refused." } satisfies UiError;
         return { vault: String(a.store).includes("vault"), message: "Reached the store." };
       case "password_strength": {
         const pw = String(a.password);
@@ -170,7 +170,7 @@ mockIPC(
       case "save_settings":
         return a.settings;
       case "unlock":
-        if (a.password === null) throw { code: "keyring", message: "No password saved for Photos." };
+        if (a.password === null) throw { code: "keyring", message: "No password saved for Photos." } satisfies UiError;
         return ok("Photos is unlocked.");
       case "quit":
         return a.force ? null : "Work has 3 files not yet uploaded.";

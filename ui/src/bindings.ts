@@ -25,7 +25,7 @@ export const commands = {
 	/**  Locks one drive, or every drive when `drive` is null. */
 	lock: (drive: string | null) => typedError<string, UiError>(__TAURI_INVOKE("lock", { drive })),
 	/**  Unlocks a drive with the password given, or the keyring's when null. */
-	unlock: (drive: string, password: string | null, remember: boolean) => typedError<string, UiError>(__TAURI_INVOKE("unlock", { drive, password, remember })),
+	unlock: (drive: string, password: Secret | null, remember: boolean) => typedError<string, UiError>(__TAURI_INVOKE("unlock", { drive, password, remember })),
 	pause: (drive: string | null) => typedError<string, UiError>(__TAURI_INVOKE("pause", { drive })),
 	resume: (drive: string | null) => typedError<string, UiError>(__TAURI_INVOKE("resume", { drive })),
 	syncNow: (drive: string) => typedError<string, UiError>(__TAURI_INVOKE("sync_now", { drive })),
@@ -53,7 +53,7 @@ export const commands = {
 	 *  Rates a new vault password; `inputs` are words the person already gave
 	 *  (the drive's name, the store), which make a password weaker.
 	 */
-	passwordStrength: (password: string, inputs: string[]) => __TAURI_INVOKE<Strength>("password_strength", { password, inputs }),
+	passwordStrength: (password: Secret, inputs: string[]) => __TAURI_INVOKE<Strength>("password_strength", { password, inputs }),
 	/**  Where a new drive could be mounted: `~/Nimbus/<name>`. */
 	suggestMount: (name: string) => __TAURI_INVOKE<string>("suggest_mount", { name }),
 	/**
@@ -90,13 +90,14 @@ export type ActivityKind =
 /**  Something finished: an upload, a lock, a mount. */
 "change" | "conflict" | "warning" | "error";
 
+/**  `Debug` shows the recovery key as `<secret>`. */
 export type Added = {
 	message: string,
 	/**
 	 *  The new vault's recovery key, to be shown once; the service keeps no
 	 *  copy, and neither does the app.
 	 */
-	recovery_key: string | null,
+	recovery_key: Secret | null,
 	warnings: string[],
 };
 
@@ -111,11 +112,14 @@ export type AppStatus = {
 	started_service: boolean,
 };
 
-/**  Store credentials as the wizard collects them; empty means none. */
+/**
+ *  Store credentials as the wizard collects them; empty means none. `Debug`
+ *  shows the secrets as `<secret>`.
+ */
 export type Credentials = {
 	access_key_id: string | null,
-	secret_access_key: string | null,
-	password: string | null,
+	secret_access_key: Secret | null,
+	password: Secret | null,
 };
 
 /**  Settings of a drive; `None` leaves one as it is. */
@@ -129,12 +133,12 @@ export type DriveChange = {
 	mount_at_start?: boolean | null,
 };
 
-/**  The wizard's last step. */
+/**  The wizard's last step. `Debug` shows the secrets as `<secret>`. */
 export type DriveForm = {
 	name: string,
 	store: string,
 	mount: string,
-	password: string,
+	password: Secret,
 	credentials: Credentials,
 	/**  Keep the vault password in the keyring, so the drive mounts at start. */
 	remember: boolean,
@@ -218,6 +222,34 @@ export type Entry = {
 	modified: number | null,
 };
 
+/**
+ *  Stable error codes. New codes may be added; a client reads an unknown
+ *  one as `unknown`.
+ */
+export type ErrorCode = 
+/**  The request did not decode. */
+"bad_request" | 
+/**  The request line is longer than the service accepts. */
+"too_large" | 
+/**  The request's protocol version is not one the service speaks. */
+"unsupported_version" | 
+/**  The caller may not use this service (another user). */
+"not_permitted" | "no_such_drive" | "drive_exists" | 
+/**  A setting or argument is not valid (the message says which). */
+"invalid" | "wrong_password" | 
+/**  The drive is locked. */
+"locked" | 
+/**  The store could not be reached; try again later. */
+"unavailable" | 
+/**  The store refused (credentials, bucket, permissions). */
+"store_refused" | 
+/**  The OS keyring could not be used. */
+"keyring" | 
+/**  The mount point or a local file could not be used. */
+"local" | 
+/**  Something is in use (files open on the drive, say). */
+"busy" | "not_found" | "internal";
+
 /**  The tray asks the window to show a page. */
 export type Navigate = {
 	page: Page,
@@ -235,6 +267,12 @@ export type Restored = {
 	files: number,
 	bytes: number,
 };
+
+/**
+ *  A password or key in a request. Wiped from memory when dropped, and
+ *  never shown by `Debug`.
+ */
+export type Secret = string;
 
 export type ServiceStatus = {
 	version: string,
@@ -266,6 +304,15 @@ export type Settings = {
 	 */
 	notifications: boolean,
 };
+
+/**  The errors the shell finds without the service's word. */
+export type ShellErrorCode = 
+/**  The service could not be reached. */
+"no_service" | 
+/**  Something on this device (opening a folder, saving the settings). */
+"local" | 
+/**  The service answered a code this app does not know (it is newer). */
+"unknown";
 
 export type SnapshotInfo = {
 	id: string,
@@ -321,14 +368,27 @@ export type Transfers = {
 export type TrayIcon = "idle" | "syncing" | "paused" | "offline" | "error" | "locked";
 
 /**
- *  An error the window shows: the service's code (`wrong_password`,
- *  `unavailable`, ... or `no_service`, `local`) and a message in plain words
- *  that says what to do.
+ *  An error the window shows: a code it can act on and a message in plain
+ *  words that says what to do.
  */
 export type UiError = {
-	code: string,
+	code: UiErrorCode,
 	message: string,
 };
+
+/**
+ *  Which error: the service's own code, or one of the shell's. In
+ *  TypeScript this is the union of the two sets of strings, so the window
+ *  compares against the generated type, not strings typed by hand.
+ */
+export type UiErrorCode = 
+/**
+ *  Found by the shell itself. First, so that reading `no_service` back
+ *  does not become the service's `unknown`.
+ */
+ShellErrorCode | 
+/**  As the service answered it. */
+ErrorCode;
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

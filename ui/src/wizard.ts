@@ -3,7 +3,7 @@
 // field's test id (`s3-bucket`, `drive-name` ...) to what is wrong with it,
 // so the page shows each message under its field as `error-<test id>`.
 
-import type { Credentials } from "./bindings";
+import type { Credentials, UiErrorCode } from "./bindings";
 
 export type Kind = "s3" | "webdav" | "sftp" | "local";
 export type Errors = Record<string, string>;
@@ -458,11 +458,10 @@ export function checkDrive(f: DriveStep, taken: string[]): Errors {
 }
 
 /** Which step an error code from `addDrive` or `testStore` concerns. */
-export function stepOfError(code: string): 2 | 3 | 4 {
+export function stepOfError(code: UiErrorCode): 2 | 3 | 4 {
   switch (code) {
     case "wrong_password":
     case "locked":
-    case "weak_password":
       return 3;
     case "drive_exists":
     case "local":
@@ -478,7 +477,7 @@ export function stepOfError(code: string): 2 | 3 | 4 {
 }
 
 /** What to do about a failed connection test, by error code. */
-export function testAdvice(code: string): string {
+export function testAdvice(code: UiErrorCode): string {
   switch (code) {
     case "store_refused":
       return "Check the keys or password, and that this account may read and write there.";

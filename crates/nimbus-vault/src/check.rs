@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use crate::codec::{self, BlobKind};
 use crate::commit::{self, Commit, RefRecord};
 use crate::error::VaultError;
-use crate::id::{BlobId, CommitId, PackId};
+use crate::id::{BlobId, CommitId, DeviceId, PackId};
 use crate::index;
 use crate::pack;
 use crate::vault::Vault;
@@ -74,12 +74,38 @@ pub async fn check(
     progress: &(dyn Fn(CheckStep) + Sync),
 ) -> Result<CheckReport, VaultError> {
     let mut r = CheckReport::default();
-    let backend = vault.backend().clone();
-    let listing = backend.list("").await?;
+    let listing = list_objects(vault, &mut r).await?;
+    for (key, why) in vault.damaged_indexes() {
+        r.problem(key, why);
+    }
+    let indexed = check_index_against_store(vault, &listing.packs, &mut r);
+    check_packs(vault, &listing.packs, &indexed, read_data, progress, &mut r).await;
+    let commits = read_commits(vault, &listing.commits, &mut r).await;
+    check_snapshots(vault, &commits, &listing.commits, progress, &mut r).await;
+    let reachable = check_refs(vault, &listing.refs, &commits, &listing.commits, &mut r).await;
+    warn_unreachable(&commits, &reachable, &mut r);
+    Ok(r)
+}
+
+/// The store's objects sorted by kind.
+struct Listing {
+    /// Each pack with its key and size in the store.
+    packs: HashMap<PackId, (String, u64)>,
+    commits: Vec<CommitId>,
+    /// The devices that have a ref.
+    refs: Vec<DeviceId>,
+}
+
+/// Lists the store and sorts its objects by kind; a name that belongs to no
+/// kind is a warning, not a problem, because it is not part of the vault.
+async fn list_objects(vault: &Vault, r: &mut CheckReport) -> Result<Listing, VaultError> {
+    let listing = vault.backend().list("").await?;
     r.objects = listing.len() as u64;
-    let mut packs: HashMap<PackId, (String, u64)> = HashMap::new();
-    let mut commit_keys = Vec::new();
-    let mut ref_keys = Vec::new();
+    let mut out = Listing {
+        packs: HashMap::new(),
+        commits: Vec::new(),
+        refs: Vec::new(),
+    };
     for obj in &listing {
         let k = obj.key.as_str();
         if k == crate::config::CONFIG_KEY {
@@ -87,7 +113,7 @@ pub async fn check(
         } else if k.starts_with("packs/") {
             match pack::parse_pack_key(k) {
                 Some(id) => {
-                    packs.insert(id, (obj.key.clone(), obj.size));
+                    out.packs.insert(id, (obj.key.clone(), obj.size));
                 }
                 None => r.warn(k, "not a valid pack name; not part of the vault"),
             }
@@ -97,31 +123,29 @@ pub async fn check(
             }
         } else if k.starts_with("commits/") {
             match commit::parse_commit_key(k) {
-                Some(id) => commit_keys.push(id),
+                Some(id) => out.commits.push(id),
                 None => r.warn(k, "not a valid commit name; not part of the vault"),
             }
         } else if k.starts_with("refs/") {
             match commit::parse_ref_key(k) {
-                Some(id) => ref_keys.push(id),
+                Some(id) => out.refs.push(id),
                 None => r.warn(k, "not a valid ref name; not part of the vault"),
             }
         } else {
             r.warn(k, "unknown object; not part of the vault");
         }
     }
+    Ok(out)
+}
 
-    for (key, why) in vault.damaged_indexes() {
-        r.problem(key, why);
-    }
-
-    // Every indexed pack must exist with the size the index records.
+/// Every indexed pack must exist with the size the index records. Returns
+/// the index's packs and their sizes.
+fn check_index_against_store(
+    vault: &Vault,
+    packs: &HashMap<PackId, (String, u64)>,
+    r: &mut CheckReport,
+) -> HashMap<PackId, u64> {
     let indexed: HashMap<PackId, u64> = vault.with_index(|i| i.packs().clone());
-    let mut by_pack: HashMap<PackId, Vec<(BlobId, index::Location)>> = HashMap::new();
-    vault.with_index(|i| {
-        for (id, loc) in i.blobs() {
-            by_pack.entry(loc.pack).or_default().push((*id, *loc));
-        }
-    });
     for (id, size) in &indexed {
         match packs.get(id) {
             None => r.problem(
@@ -135,8 +159,25 @@ pub async fn check(
             Some(_) => {}
         }
     }
+    indexed
+}
 
-    // Each pack's header must authenticate and agree with the index.
+/// Each pack's header must authenticate and agree with the index (and with
+/// `read_data`, every blob in it must decrypt).
+async fn check_packs(
+    vault: &Vault,
+    packs: &HashMap<PackId, (String, u64)>,
+    indexed: &HashMap<PackId, u64>,
+    read_data: bool,
+    progress: &(dyn Fn(CheckStep) + Sync),
+    r: &mut CheckReport,
+) {
+    let mut by_pack: HashMap<PackId, Vec<(BlobId, index::Location)>> = HashMap::new();
+    vault.with_index(|i| {
+        for (id, loc) in i.blobs() {
+            by_pack.entry(loc.pack).or_default().push((*id, *loc));
+        }
+    });
     let total = packs.len() as u64;
     for (done, (id, (key, size))) in packs.iter().enumerate() {
         progress(CheckStep::Packs {
@@ -155,30 +196,44 @@ pub async fn check(
             continue; // already reported
         }
         let result = if read_data {
-            check_pack_data(vault, id, key, &mut r).await
+            check_pack_data(vault, id, key, r).await
         } else {
             check_pack_header(vault, id, key, *size).await
         };
         match result {
             Ok(entries) => {
-                let header: HashMap<BlobId, pack::PackEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
-                for (blob, loc) in by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]) {
-                    match header.get(blob) {
-                        Some(e) if e.offset == loc.offset && e.length == loc.length && e.kind == loc.kind => {}
-                        _ => r.problem(
-                            key.clone(),
-                            format!("the index places blob {blob} in this pack, but the pack header disagrees"),
-                        ),
-                    }
-                }
+                let listed = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
+                compare_header_with_index(key, entries, listed, r);
             }
             Err(msg) => r.problem(key.clone(), msg),
         }
     }
+}
 
-    // Commits, and every tree and blob they reach.
+/// Every blob the index places in a pack must be in the pack's header, at
+/// the same place and of the same kind.
+fn compare_header_with_index(
+    key: &str,
+    entries: Vec<pack::PackEntry>,
+    listed: &[(BlobId, index::Location)],
+    r: &mut CheckReport,
+) {
+    let header: HashMap<BlobId, pack::PackEntry> = entries.into_iter().map(|e| (e.id, e)).collect();
+    for (blob, loc) in listed {
+        match header.get(blob) {
+            Some(e) if e.offset == loc.offset && e.length == loc.length && e.kind == loc.kind => {}
+            _ => r.problem(
+                key.to_string(),
+                format!("the index places blob {blob} in this pack, but the pack header disagrees"),
+            ),
+        }
+    }
+}
+
+/// Reads every commit; one that does not open is a problem.
+async fn read_commits(vault: &Vault, ids: &[CommitId], r: &mut CheckReport) -> HashMap<CommitId, Commit> {
     let mut commits: HashMap<CommitId, Commit> = HashMap::new();
-    for id in &commit_keys {
+    for id in ids {
         match vault.read_commit(id).await {
             Ok(c) => {
                 commits.insert(*id, c);
@@ -187,8 +242,20 @@ pub async fn check(
         }
     }
     r.commits = commits.len() as u64;
-    let mut seen_trees: HashSet<BlobId> = HashSet::new();
-    let mut seen_data: HashSet<BlobId> = HashSet::new();
+    commits
+}
+
+/// Each commit's parents must exist, and every tree and data blob it reaches
+/// must be readable and indexed as what it is used for. A tree or blob shared
+/// by several snapshots is checked once.
+async fn check_snapshots(
+    vault: &Vault,
+    commits: &HashMap<CommitId, Commit>,
+    stored: &[CommitId],
+    progress: &(dyn Fn(CheckStep) + Sync),
+    r: &mut CheckReport,
+) {
+    let mut seen = Seen::default();
     let total = commits.len() as u64;
     for (n, (id, c)) in commits.iter().enumerate() {
         progress(CheckStep::Snapshots {
@@ -196,72 +263,99 @@ pub async fn check(
             total,
         });
         for p in &c.parents {
-            if !commits.contains_key(p) && !commit_keys.contains(p) {
+            // A parent that is stored but did not open is reported already.
+            if !commits.contains_key(p) && !stored.contains(p) {
                 r.problem(
                     commit::commit_key(id),
                     format!("its parent commit {} is missing", p.short()),
                 );
             }
         }
-        let mut stack = vec![(c.root, "/".to_string())];
-        while let Some((tree_id, path)) = stack.pop() {
-            if !seen_trees.insert(tree_id) {
+        walk_trees(vault, id, c.root, &mut seen, r).await;
+    }
+    r.data_blobs_referenced = seen.data.len() as u64;
+}
+
+/// Trees and data blobs already checked, across snapshots.
+#[derive(Default)]
+struct Seen {
+    trees: HashSet<BlobId>,
+    data: HashSet<BlobId>,
+}
+
+/// Checks the trees under `root` (of commit `id`) and the data blobs they
+/// name, naming each finding by the folder or file it was found under.
+async fn walk_trees(vault: &Vault, id: &CommitId, root: BlobId, seen: &mut Seen, r: &mut CheckReport) {
+    let mut stack = vec![(root, "/".to_string())];
+    while let Some((tree_id, path)) = stack.pop() {
+        if !seen.trees.insert(tree_id) {
+            continue;
+        }
+        r.trees += 1;
+        let tree = match vault.read_tree(&tree_id).await {
+            Ok(t) => t,
+            Err(e) => {
+                let ctx = format!("tree {tree_id} (folder `{path}` of commit {})", id.short());
+                match e {
+                    VaultError::Corrupt { object, what } => r.problem(object, format!("{what}; {ctx}")),
+                    VaultError::Missing { object, what } => r.problem(object, format!("missing: {what}; {ctx}")),
+                    other => r.problem(ctx, other.to_string()),
+                }
                 continue;
             }
-            r.trees += 1;
-            let tree = match vault.read_tree(&tree_id).await {
-                Ok(t) => t,
-                Err(e) => {
-                    let ctx = format!("tree {tree_id} (folder `{path}` of commit {})", id.short());
-                    match e {
-                        VaultError::Corrupt { object, what } => r.problem(object, format!("{what}; {ctx}")),
-                        VaultError::Missing { object, what } => r.problem(object, format!("missing: {what}; {ctx}")),
-                        other => r.problem(ctx, other.to_string()),
-                    }
-                    continue;
-                }
-            };
-            for e in &tree.entries {
-                let child = format!("{}{}", path, String::from_utf8_lossy(&e.name));
-                if let Some(s) = e.subtree {
-                    stack.push((s, format!("{child}/")));
-                }
-                for b in &e.content {
-                    if !seen_data.insert(*b) {
-                        continue;
-                    }
-                    match vault.locate(b) {
-                        Some(loc) if loc.kind == BlobKind::Data => {}
-                        Some(_) => r.problem(
-                            format!("blob {b}"),
-                            format!("indexed as a tree, but `{child}` uses it as content"),
-                        ),
-                        None => r.problem(
-                            format!("blob {b}"),
-                            format!(
-                                "missing: no index lists it; it is content of `{child}` in commit {}",
-                                id.short()
-                            ),
-                        ),
-                    }
+        };
+        for e in &tree.entries {
+            let child = format!("{}{}", path, String::from_utf8_lossy(&e.name));
+            if let Some(s) = e.subtree {
+                stack.push((s, format!("{child}/")));
+            }
+            for b in &e.content {
+                if seen.data.insert(*b) {
+                    check_data_blob(vault, id, b, &child, r);
                 }
             }
         }
     }
-    r.data_blobs_referenced = seen_data.len() as u64;
+}
 
-    // Refs: each must open and point at an existing commit.
+/// A blob used as a file's content must be indexed, and as data.
+fn check_data_blob(vault: &Vault, id: &CommitId, b: &BlobId, child: &str, r: &mut CheckReport) {
+    match vault.locate(b) {
+        Some(loc) if loc.kind == BlobKind::Data => {}
+        Some(_) => r.problem(
+            format!("blob {b}"),
+            format!("indexed as a tree, but `{child}` uses it as content"),
+        ),
+        None => r.problem(
+            format!("blob {b}"),
+            format!(
+                "missing: no index lists it; it is content of `{child}` in commit {}",
+                id.short()
+            ),
+        ),
+    }
+}
+
+/// Refs: each must open and point at an existing commit. Returns the commits
+/// the refs reach, through their parents.
+async fn check_refs(
+    vault: &Vault,
+    devices: &[DeviceId],
+    commits: &HashMap<CommitId, Commit>,
+    stored: &[CommitId],
+    r: &mut CheckReport,
+) -> HashSet<CommitId> {
     let mut reachable: HashSet<CommitId> = HashSet::new();
-    for dev in &ref_keys {
+    for dev in devices {
         let key = commit::ref_key(dev);
-        let rec = match backend.get_whole(&key, crate::caps::REF_MAX).await {
+        let rec = match vault.backend().get_whole(&key, crate::caps::REF_MAX).await {
             Ok(b) => RefRecord::open(vault.keys(), dev, &b),
             Err(e) => Err(e.to_string()),
         };
         match rec {
             Ok(rec) => {
                 if !commits.contains_key(&rec.commit) {
-                    if !commit_keys.contains(&rec.commit) {
+                    if !stored.contains(&rec.commit) {
                         r.problem(
                             key,
                             format!("it points at `{}`, which is missing", commit::commit_key(&rec.commit)),
@@ -281,9 +375,13 @@ pub async fn check(
             Err(why) => r.problem(key, why),
         }
     }
-    // Commits no ref reaches are left by a save interrupted before its ref
-    // (harmless), or by a ref deleted on the server. The CLI adds a problem
-    // for a ref this device has seen and that is now gone.
+    reachable
+}
+
+/// Commits no ref reaches are left by a save interrupted before its ref
+/// (harmless), or by a ref deleted on the server. The CLI adds a problem
+/// for a ref this device has seen and that is now gone.
+fn warn_unreachable(commits: &HashMap<CommitId, Commit>, reachable: &HashSet<CommitId>, r: &mut CheckReport) {
     for id in commits.keys() {
         if !reachable.contains(id) {
             r.warn(
@@ -292,7 +390,6 @@ pub async fn check(
             );
         }
     }
-    Ok(r)
 }
 
 async fn check_pack_header(vault: &Vault, id: &PackId, key: &str, size: u64) -> Result<Vec<pack::PackEntry>, String> {

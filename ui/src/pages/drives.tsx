@@ -3,7 +3,7 @@
 
 import { useState } from "preact/hooks";
 import type { Ctx } from "../app";
-import { commands, type DriveInfo, type DriveStatus, type UiError } from "../bindings";
+import { commands, type DriveInfo, type DriveStatus, type UiError, type UiErrorCode } from "../bindings";
 import type { Result } from "../result";
 import {
   cacheLine,
@@ -17,7 +17,7 @@ import {
 import { Check, Confirm, Dialog, Field } from "../ui";
 
 /** Errors of a keyring unlock that mean: ask the person for the password. */
-const ASK_PASSWORD = ["wrong_password", "keyring", "locked"];
+const ASK_PASSWORD: UiErrorCode[] = ["wrong_password", "keyring", "locked"];
 
 export function Drives(ctx: Ctx) {
   const { status } = ctx;
