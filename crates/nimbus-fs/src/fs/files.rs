@@ -306,16 +306,7 @@ impl Fs {
         let node = self.nodes.get(&self.local, ino)?;
         let res = (|| {
             let mut st = node.state.write().map_err(|_| lock_err())?;
-            match st.kind {
-                EntryKind::File => {}
-                EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no size to set")),
-                _ => {
-                    return Err(FsError::new(
-                        ErrorKind::InvalidArgument,
-                        "only files have a size to set",
-                    ))
-                }
-            }
+            files_only(st.kind, "a folder has no size to set", "only files have a size to set")?;
             if size < st.size {
                 self.cut_locked(&mut st, size)?;
             }
@@ -405,16 +396,7 @@ impl Fs {
         let node = self.nodes.get(&self.local, ino)?;
         let res = (|| {
             let mut st = node.state.write().map_err(|_| lock_err())?;
-            match st.kind {
-                EntryKind::File => {}
-                EntryKind::Dir => return Err(FsError::new(ErrorKind::IsDir, "a folder has no content")),
-                _ => {
-                    return Err(FsError::new(
-                        ErrorKind::InvalidArgument,
-                        "only files have content to zero",
-                    ))
-                }
-            }
+            files_only(st.kind, "a folder has no content", "only files have content to zero")?;
             // Past the end there is nothing to zero: a file grown by a
             // zeroed range reads zeros there anyway.
             let zero_end = end.min(st.size);
@@ -500,5 +482,15 @@ impl Fs {
             self.sync_now()?;
         }
         Ok(())
+    }
+}
+
+/// Refuses a change of content to anything but a file: `IsDir` for a
+/// folder, `InvalidArgument` for the rest.
+fn files_only(kind: EntryKind, for_folder: &'static str, for_others: &'static str) -> Result<()> {
+    match kind {
+        EntryKind::File => Ok(()),
+        EntryKind::Dir => Err(FsError::new(ErrorKind::IsDir, for_folder)),
+        _ => Err(FsError::new(ErrorKind::InvalidArgument, for_others)),
     }
 }
