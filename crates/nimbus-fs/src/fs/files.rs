@@ -298,10 +298,7 @@ impl Fs {
     /// [`Fs::truncate`], stamping the times only when `stamp`.
     fn truncate_impl(&self, ino: Ino, size: u64, stamp: bool) -> Result<()> {
         if size > MAX_FILE_SIZE {
-            return Err(FsError::new(
-                ErrorKind::TooBig,
-                "larger than the largest size the drive holds",
-            ));
+            return Err(too_big());
         }
         let node = self.nodes.get(&self.local, ino)?;
         let res = (|| {
@@ -388,10 +385,7 @@ impl Fs {
             return Ok(());
         }
         if !keep_size && end > MAX_FILE_SIZE {
-            return Err(FsError::new(
-                ErrorKind::TooBig,
-                "larger than the largest size the drive holds",
-            ));
+            return Err(too_big());
         }
         let node = self.nodes.get(&self.local, ino)?;
         let res = (|| {
@@ -493,4 +487,9 @@ fn files_only(kind: EntryKind, for_folder: &'static str, for_others: &'static st
         EntryKind::Dir => Err(FsError::new(ErrorKind::IsDir, for_folder)),
         _ => Err(FsError::new(ErrorKind::InvalidArgument, for_others)),
     }
+}
+
+/// A size past [`MAX_FILE_SIZE`].
+fn too_big() -> FsError {
+    FsError::new(ErrorKind::TooBig, "larger than the largest size the drive holds")
 }
