@@ -102,7 +102,6 @@ pub async fn refresh(app: &AppHandle) {
 fn publish(app: &AppHandle, status: AppStatus) {
     let shared = app.state::<Shared>();
     *shared.status.lock().unwrap_or_else(|e| e.into_inner()) = status.clone();
-    crate::tray::update(app, &status);
     let _ = StatusChanged(status).emit(app);
 }
 

@@ -5,7 +5,7 @@
 
 use crate::link::call;
 use crate::model::TrayIcon;
-use crate::types::{AppStatus, Navigate, Page, QuitRequested, UiError};
+use crate::types::{AppStatus, Navigate, Page, QuitRequested, StatusChanged, UiError};
 use crate::Shared;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuEvent, MenuItem, PredefinedMenuItem};
@@ -71,6 +71,10 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
         pause,
         lock,
     });
+    // The tray follows the status as the window does: through the event
+    // the link publishes, so the link does not know the tray exists.
+    let handle = app.clone();
+    StatusChanged::listen(app, move |e| update(&handle, &e.payload.0));
     Ok(())
 }
 
