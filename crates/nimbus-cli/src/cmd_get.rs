@@ -37,30 +37,48 @@ pub struct Args {
 
 pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     let vault = store::open_vault(g).await?;
-    let (_, commit) = at::resolve(&vault, a.at.as_deref()).await?;
-    let comps = split_path(&a.vault_path)?;
-    let top = if comps.is_empty() {
-        Entry {
-            subtree: Some(commit.root),
-            ..Entry::new_dir(Vec::new(), commit.time)
-        }
-    } else {
-        paths::lookup(&vault, &commit.root, &comps)
-            .await?
-            .ok_or_else(|| nimbus_vault::VaultError::PathNotFound {
-                path: a.vault_path.clone(),
-            })?
-    };
-
-    // Plan: every entry with its destination, parents first.
-    let mut plan: Vec<(PathBuf, Entry)> = Vec::new();
+    let top = find_top(&vault, &a).await?;
     // A file got into an existing folder lands inside it, as with `cp`.
     let dest = if top.kind != EntryKind::Dir && a.local.is_dir() {
         a.local.join(path_from_bytes(&top.name))
     } else {
         a.local.clone()
     };
-    let mut stack = vec![(dest.clone(), top)];
+    let (plan, total) = plan_entries(&vault, &dest, top).await?;
+    let mut notes = RestoreNotes::default();
+    make_folders_and_links(&plan, &mut notes)?;
+    restore_files(&vault, &plan, total, g.quiet).await?;
+    apply_metadata(&plan, &mut notes)?;
+    sync_filesystem(&dest)?;
+    report(&a, &notes, total);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The entry at the vault path, in the snapshot asked for (the root folder
+/// for `/`).
+async fn find_top(vault: &Vault, a: &Args) -> Result<Entry> {
+    let (_, commit) = at::resolve(vault, a.at.as_deref()).await?;
+    let comps = split_path(&a.vault_path)?;
+    if comps.is_empty() {
+        return Ok(Entry {
+            subtree: Some(commit.root),
+            ..Entry::new_dir(Vec::new(), commit.time)
+        });
+    }
+    let top =
+        paths::lookup(vault, &commit.root, &comps)
+            .await?
+            .ok_or_else(|| nimbus_vault::VaultError::PathNotFound {
+                path: a.vault_path.clone(),
+            })?;
+    Ok(top)
+}
+
+/// Every entry under `top` with its destination, parents first, and the
+/// bytes of all the files.
+async fn plan_entries(vault: &Vault, dest: &Path, top: Entry) -> Result<(Vec<(PathBuf, Entry)>, u64)> {
+    let mut plan: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut stack = vec![(dest.to_path_buf(), top)];
     let mut total = 0u64;
     while let Some((dest, e)) = stack.pop() {
         if e.kind == EntryKind::File {
@@ -74,10 +92,13 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         }
         plan.push((dest, e));
     }
+    Ok((plan, total))
+}
 
-    let mut notes = RestoreNotes::default();
-    // Folders and links first, so files have a place to go.
-    for (dest, e) in &plan {
+/// Folders and links first, so files have a place to go. Devices, pipes
+/// and sockets are noted as skipped.
+fn make_folders_and_links(plan: &[(PathBuf, Entry)], notes: &mut RestoreNotes) -> Result<()> {
+    for (dest, e) in plan {
         match e.kind {
             EntryKind::Dir => match std::fs::symlink_metadata(dest) {
                 Ok(m) if m.is_dir() => {}
@@ -98,17 +119,22 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             _ => notes.special_skipped.push(dest.clone()),
         }
     }
+    Ok(())
+}
 
-    restore_files(&vault, &plan, total, g.quiet).await?;
-
-    // Metadata last, deepest first, so a read-only folder is locked only
-    // after everything inside it is written.
+/// Metadata last, deepest first, so a read-only folder is locked only
+/// after everything inside it is written.
+fn apply_metadata(plan: &[(PathBuf, Entry)], notes: &mut RestoreNotes) -> Result<()> {
     for (dest, e) in plan.iter().rev() {
         if matches!(e.kind, EntryKind::File | EntryKind::Dir | EntryKind::Symlink) {
-            localfs::apply_metadata(dest, e, &mut notes)?;
+            localfs::apply_metadata(dest, e, notes)?;
         }
     }
-    sync_filesystem(&dest)?;
+    Ok(())
+}
+
+/// Warns about what could not be restored, and prints the summary.
+fn report(a: &Args, notes: &RestoreNotes, total: u64) {
     if notes.xattr_failed > 0 {
         eprintln!(
             "warning: {} extended attributes could not be restored (not permitted or not supported here)",
@@ -124,7 +150,6 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         a.local.display(),
         human_bytes(total)
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Writes every file's content, pack by pack rather than file by file:
