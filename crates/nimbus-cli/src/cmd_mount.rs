@@ -107,10 +107,24 @@ pub fn run(g: &GlobalArgs, a: Args, rt: &tokio::runtime::Runtime) -> Result<Exit
     }
 }
 
+/// Starts `mount --foreground` as a child in the background, hands it the
+/// secrets through its standard input, and waits until the drive answers.
 fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
     let store = g.store.clone().unwrap_or_default();
-    // Say "no vault", "wrong store" and "wrong credentials" here rather
-    // than in a log file.
+    let handed = check_store(g)?;
+    let pw = secrets::password(g.password_file.as_deref())?;
+    let state = device::state_dir(g)?;
+    let (log, log_file) = MountLog::open(&state)?;
+    let mut child = spawn(child_command(g, a, &store, mp, &state)?, log_file)?;
+    hand_secrets(&mut child, &pw, handed.as_deref().map(String::as_str))?;
+    wait_until_mounted(&mut child, &store, mp, &log)
+}
+
+/// Opens the vault's store and reads its config, so "no vault", "wrong
+/// store" and "wrong credentials" are said here rather than in a log file.
+/// Returns the store's credentials as text to hand to the background mount
+/// (none when the environment or the keyring has them).
+fn check_store(g: &GlobalArgs) -> Result<Option<Zeroizing<String>>> {
     let url = store::store_url(g)?;
     let creds = credentials::find(&url, credentials::Ask::IfTerminal)?;
     let handed = credentials::saved_text(&creds);
@@ -120,16 +134,46 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
     };
     let backend = nimbus_backend::open_store_with(&url, &access)?;
     rt_block(nimbus_vault::read_config(&backend))?;
-    let pw = secrets::password(g.password_file.as_deref())?;
-    let state = device::state_dir(g)?;
-    std::fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
-    let log_path = state.join("mount.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok(handed)
+}
+
+/// `mount.log` in the state folder, where the background mount writes its
+/// output, and its length before this mount began.
+struct MountLog {
+    path: PathBuf,
+    start: u64,
+}
+
+impl MountLog {
+    /// Creates the state folder and opens the log for appending.
+    fn open(state: &Path) -> Result<(MountLog, std::fs::File)> {
+        std::fs::create_dir_all(state).with_context(|| format!("cannot create {}", state.display()))?;
+        let path = state.join("mount.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let start = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok((MountLog { path, start }, file))
+    }
+
+    /// What the mount wrote to the log since it started, without blank lines.
+    fn since_start(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.path) {
+            use std::io::Seek;
+            let _ = f.seek(std::io::SeekFrom::Start(self.start));
+            let _ = f.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines.join("\n")
+    }
+}
+
+/// This program again, as `mount --foreground --password-stdin` with the
+/// same settings.
+fn child_command(g: &GlobalArgs, a: &Args, store: &str, mp: &Path, state: &Path) -> Result<std::process::Command> {
     let exe = std::env::current_exe().context("cannot find the nimbus program to start in the background")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("mount")
@@ -140,7 +184,7 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
         .arg("--cache-size")
         .arg(a.cache_size.to_string())
         .arg("--state-dir")
-        .arg(&state);
+        .arg(state);
     if a.allow_other {
         cmd.arg("--allow-other");
     }
@@ -154,28 +198,39 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
     if g.quiet {
         cmd.arg("--quiet");
     }
-    cmd.arg(&store).arg(mp);
+    cmd.arg(store).arg(mp);
     // One malloc arena per core rather than per thread: the drive's worker
     // threads pass megabyte buffers around, and per-thread arenas keep
     // freed ones resident.
     cmd.env("MALLOC_ARENA_MAX", "2");
+    Ok(cmd)
+}
+
+/// Starts the child in its own process group, with a pipe for its standard
+/// input and the log for its output. The password goes through the pipe,
+/// never the environment: it is removed from the child's.
+fn spawn(mut cmd: std::process::Command, log_file: std::fs::File) -> Result<std::process::Child> {
     cmd.env_remove("NIMBUS_PASSWORD")
         .stdin(std::process::Stdio::piped())
-        .stdout(log.try_clone()?)
-        .stderr(log);
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         // Its own process group: Ctrl-C in this terminal does not reach it.
         cmd.process_group(0);
     }
-    let mut child = cmd.spawn().context("cannot start the background mount")?;
+    cmd.spawn().context("cannot start the background mount")
+}
+
+/// Writes the vault password, then the store's credentials (an empty line
+/// when the environment or the keyring has them), to the child's standard
+/// input, and closes it.
+fn hand_secrets(child: &mut std::process::Child, pw: &str, handed: Option<&str>) -> Result<()> {
     if let Some(mut stdin) = child.stdin.take() {
-        // The vault password, then the store's credentials (an empty line
-        // when the environment or the keyring has them).
         let mut line = Zeroizing::new(pw.as_bytes().to_vec());
         line.push(b'\n');
-        if let Some(c) = &handed {
+        if let Some(c) = handed {
             line.extend_from_slice(c.as_bytes());
         }
         line.push(b'\n');
@@ -183,6 +238,12 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
             .write_all(&line)
             .context("cannot hand the password to the background mount")?;
     }
+    Ok(())
+}
+
+/// Waits until the drive answers at `mp`, the child exits (then says why,
+/// from its log), or five minutes pass.
+fn wait_until_mounted(child: &mut std::process::Child, store: &str, mp: &Path, log: &MountLog) -> Result<ExitCode> {
     let started = Instant::now();
     loop {
         if is_nimbus_mount(mp) {
@@ -194,26 +255,16 @@ fn background(g: &GlobalArgs, a: &Args, mp: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         if let Some(status) = child.try_wait()? {
-            let mut text = String::new();
-            if let Ok(mut f) = std::fs::File::open(&log_path) {
-                use std::io::Seek;
-                let _ = f.seek(std::io::SeekFrom::Start(log_start));
-                let _ = f.read_to_string(&mut text);
-            }
-            let msg: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let msg = log.since_start();
             bail!(
                 "the drive did not mount ({status}):\n{}",
-                if msg.is_empty() {
-                    "no message".to_string()
-                } else {
-                    msg.join("\n")
-                }
+                if msg.is_empty() { "no message" } else { &msg }
             );
         }
         if started.elapsed() > Duration::from_secs(300) {
             bail!(
                 "the drive did not answer within 5 minutes; see {} (the mount is still trying)",
-                log_path.display()
+                log.path.display()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
