@@ -136,6 +136,15 @@ enum Op {
     Truncate(P, u64),
     /// `open(O_TRUNC)`, then close.
     OpenTruncate(P),
+    /// Two size changes in a row: cut to `cut`, then extend to `to` (as
+    /// `truncate -s` twice, or a program that shrinks and grows a file in
+    /// place). What was cut off must read as zeros, also when the cut fell
+    /// inside a block staged since the last commit.
+    Regrow {
+        path: P,
+        cut: u64,
+        to: u64,
+    },
     Rename(P, P, How),
     Link(P, P),
     Unlink(P),
@@ -181,6 +190,7 @@ impl Op {
             },
             Op::Truncate(p, size) => Op::Truncate(c(p), size),
             Op::OpenTruncate(p) => Op::OpenTruncate(c(p)),
+            Op::Regrow { path, cut, to } => Op::Regrow { path: c(path), cut, to },
             Op::Rename(a, b, how) => Op::Rename(c(a), c(b), how),
             Op::Link(a, b) => Op::Link(c(a), c(b)),
             Op::Unlink(p) => Op::Unlink(c(p)),
@@ -267,6 +277,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (file(), offset(), 1u32..10_000).prop_map(|(path, off, len)| Op::Read { path, off, len }),
         4 => (file(), offset()).prop_map(|(p, s)| Op::Truncate(p, s)),
         1 => file().prop_map(Op::OpenTruncate),
+        2 => (file(), offset(), 1u64..9_000).prop_map(|(path, cut, more)| Op::Regrow { path, cut, to: cut + more }),
         5 => (existing(), path(), how).prop_map(|(a, b, h)| Op::Rename(a, b, h)),
         2 => (file(), free()).prop_map(|(a, b)| Op::Link(a, b)),
         3 => file().prop_map(Op::Unlink),
@@ -568,6 +579,14 @@ impl Model {
             Op::OpenTruncate(path) => {
                 let id = self.resolve(path.s())?;
                 self.file_data(id)?.clear();
+                self.touch(id);
+                Ok(Out::Done)
+            }
+            Op::Regrow { path, cut, to } => {
+                let id = self.resolve(path.s())?;
+                let data = self.file_data(id)?;
+                data.truncate(cut as usize);
+                data.resize(to as usize, 0);
                 self.touch(id);
                 Ok(Out::Done)
             }
@@ -881,6 +900,17 @@ impl Drive {
                 k(self.fs().setattr(ino, &set)).map(done)
             }
             Op::OpenTruncate(path) => self.with_open(path.s(), true, |_, _| Ok(())).map(done),
+            Op::Regrow { path, cut, to } => {
+                let ino = self.resolve(path.s())?;
+                for size in [cut, to] {
+                    let set = SetAttr {
+                        size: Some(size),
+                        ..Default::default()
+                    };
+                    k(self.fs().setattr(ino, &set))?;
+                }
+                Ok(Out::Done)
+            }
             Op::Rename(from, to, how) => {
                 let (p, n) = self.parent_and_name(from.s())?;
                 let (np, nn) = self.parent_and_name(to.s())?;
@@ -1143,6 +1173,7 @@ impl Tally {
             Op::Read { .. } => "read",
             Op::Truncate(..) => "truncate",
             Op::OpenTruncate(..) => "open-truncate",
+            Op::Regrow { .. } => "regrow",
             Op::Rename(_, _, How::Replace) => "rename",
             Op::Rename(_, _, How::NoReplace) => "rename-noreplace",
             Op::Rename(_, _, How::Exchange) => "rename-exchange",
