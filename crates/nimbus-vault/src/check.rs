@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use nimbus_backend::BackendError;
+
 use crate::codec::{self, BlobKind};
 use crate::commit::{self, Commit, RefRecord};
 use crate::error::VaultError;
@@ -205,7 +207,7 @@ async fn check_packs(
                 let listed = by_pack.get(id).map(|v| v.as_slice()).unwrap_or(&[]);
                 compare_header_with_index(key, entries, listed, r);
             }
-            Err(msg) => r.problem(key.clone(), msg),
+            Err(why) => r.problem(key.clone(), why.to_string()),
         }
     }
 }
@@ -349,7 +351,7 @@ async fn check_refs(
     for dev in devices {
         let key = commit::ref_key(dev);
         let rec = match vault.backend().get_whole(&key, crate::caps::REF_MAX).await {
-            Ok(b) => RefRecord::open(vault.keys(), dev, &b),
+            Ok(b) => RefRecord::open(vault.keys(), dev, &b).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         match rec {
@@ -392,27 +394,41 @@ fn warn_unreachable(commits: &HashMap<CommitId, Commit>, reachable: &HashSet<Com
     }
 }
 
-async fn check_pack_header(vault: &Vault, id: &PackId, key: &str, size: u64) -> Result<Vec<pack::PackEntry>, String> {
+/// Why a pack could not be checked: the store did not give its bytes, or
+/// they are not a sound pack.
+#[derive(Debug, thiserror::Error)]
+enum PackProblem {
+    #[error("{0}")]
+    Read(#[from] BackendError),
+    #[error("it is too short to be a pack")]
+    TooShort,
+    #[error("its end could not be read")]
+    TailUnreadable,
+    #[error("its header length {0} does not fit")]
+    HeaderLength(u64),
+    #[error("{0}")]
+    Damaged(#[from] pack::PackError),
+}
+
+async fn check_pack_header(
+    vault: &Vault,
+    id: &PackId,
+    key: &str,
+    size: u64,
+) -> Result<Vec<pack::PackEntry>, PackProblem> {
     if size < 4 {
-        return Err("it is too short to be a pack".into());
+        return Err(PackProblem::TooShort);
     }
     let backend = vault.backend();
-    let tail = crate::vault::get_range(backend, key, size - 4..size)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tail: [u8; 4] = tail
-        .as_ref()
-        .try_into()
-        .map_err(|_| "its end could not be read".to_string())?;
+    let tail = crate::vault::get_range(backend, key, size - 4..size).await?;
+    let tail: [u8; 4] = tail.as_ref().try_into().map_err(|_| PackProblem::TailUnreadable)?;
     let hlen = pack::header_len_from_tail(&tail) as u64;
     if hlen + 4 > size {
-        return Err(format!("its header length {hlen} does not fit"));
+        return Err(PackProblem::HeaderLength(hlen));
     }
     let start = size - 4 - hlen;
-    let header = crate::vault::get_range(backend, key, start..size - 4)
-        .await
-        .map_err(|e| e.to_string())?;
-    pack::decode_header(vault.keys(), id, &header, start).map_err(|e| e.to_string())
+    let header = crate::vault::get_range(backend, key, start..size - 4).await?;
+    Ok(pack::decode_header(vault.keys(), id, &header, start)?)
 }
 
 async fn check_pack_data(
@@ -420,10 +436,10 @@ async fn check_pack_data(
     id: &PackId,
     key: &str,
     r: &mut CheckReport,
-) -> Result<Vec<pack::PackEntry>, String> {
-    let bytes = vault.backend().get(key, None).await.map_err(|e| e.to_string())?;
+) -> Result<Vec<pack::PackEntry>, PackProblem> {
+    let bytes = vault.backend().get(key, None).await?;
     let keys = vault.keys();
-    let (area, entries) = pack::parse_pack(keys, id, &bytes).map_err(|e| e.to_string())?;
+    let (area, entries) = pack::parse_pack(keys, id, &bytes)?;
     for e in &entries {
         let sealed = &area[e.offset as usize..(e.offset as usize + e.length as usize)];
         r.blobs_read += 1;

@@ -8,7 +8,7 @@
 use aes_gcm::Aes256Gcm;
 
 use crate::crypto::{self, Keys, OpenError, Purpose};
-use crate::id::BlobId;
+use crate::id::{BlobId, PackId};
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
@@ -266,6 +266,36 @@ pub(crate) fn open_meta(cipher: &Aes256Gcm, purpose: Purpose, id: &[u8], sealed:
     Ok(decode_payload(payload, MAX_PAYLOAD)?)
 }
 
+/// Why a sealed metadata object (index, commit, ref) was refused. The
+/// variant keeps apart a box that does not open from a box that opens but
+/// holds something malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    /// The box does not open under this vault's metadata key for this
+    /// object (altered, moved or another vault's), or its payload does not
+    /// unpack.
+    #[error("it failed authentication ({0})")]
+    Auth(BlobError),
+    /// It opens, but its content is not the structure expected.
+    #[error("it does not decode ({0})")]
+    Decode(postcard::Error),
+    /// An index object places a blob past the end of its pack.
+    #[error("blob {blob} lies past the end of pack {pack}")]
+    BlobPastPack { blob: BlobId, pack: PackId },
+}
+
+/// Opens a metadata object sealed by [`seal_meta`] (or
+/// [`seal_meta_padded`]) and decodes the value it holds.
+pub(crate) fn open_meta_value<T: serde::de::DeserializeOwned>(
+    cipher: &Aes256Gcm,
+    purpose: Purpose,
+    id: &[u8],
+    sealed: &[u8],
+) -> Result<T, MetaError> {
+    let plain = open_meta(cipher, purpose, id, sealed).map_err(MetaError::Auth)?;
+    postcard::from_bytes(&plain).map_err(MetaError::Decode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +333,18 @@ mod tests {
         assert!(decode_blob(&keys, BlobKind::Data, &id, b.raw_len - 1, &b.sealed).is_err());
         // Same plaintext, different kind: different id.
         assert_ne!(blob_id(&keys, BlobKind::Tree, &data), id);
+    }
+
+    #[test]
+    fn meta_errors_keep_a_failed_box_apart_from_a_malformed_one() {
+        let keys = MasterKey::random().derive();
+        let sealed = seal_meta(&keys.meta, Purpose::Commit, b"id", b"");
+        let moved = open_meta_value::<u64>(&keys.meta, Purpose::Commit, b"other", &sealed).unwrap_err();
+        assert_eq!(moved, MetaError::Auth(BlobError::Auth));
+        assert!(moved.to_string().starts_with("it failed authentication ("), "{moved}");
+        let empty = open_meta_value::<u64>(&keys.meta, Purpose::Commit, b"id", &sealed).unwrap_err();
+        assert!(matches!(empty, MetaError::Decode(_)), "{empty:?}");
+        assert!(empty.to_string().starts_with("it does not decode ("), "{empty}");
     }
 
     proptest::proptest! {

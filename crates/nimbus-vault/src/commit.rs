@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::codec::{self, MetaError};
 use crate::crypto::{Keys, Purpose};
 use crate::id::{BlobId, CommitId, DeviceId};
 use crate::tree::Timestamp;
@@ -61,10 +61,8 @@ impl Commit {
         )
     }
 
-    pub(crate) fn open(keys: &Keys, id: &CommitId, sealed: &[u8]) -> Result<Commit, String> {
-        let plain = codec::open_meta(&keys.meta, Purpose::Commit, id.as_bytes(), sealed)
-            .map_err(|e| format!("it failed authentication ({e})"))?;
-        postcard::from_bytes(&plain).map_err(|e| format!("it does not decode ({e})"))
+    pub(crate) fn open(keys: &Keys, id: &CommitId, sealed: &[u8]) -> Result<Commit, MetaError> {
+        codec::open_meta_value(&keys.meta, Purpose::Commit, id.as_bytes(), sealed)
     }
 }
 
@@ -78,9 +76,7 @@ impl RefRecord {
         )
     }
 
-    pub(crate) fn open(keys: &Keys, device: &DeviceId, sealed: &[u8]) -> Result<RefRecord, String> {
-        let plain = codec::open_meta(&keys.meta, Purpose::Ref, &device.0, sealed)
-            .map_err(|e| format!("it failed authentication ({e})"))?;
-        postcard::from_bytes(&plain).map_err(|e| format!("it does not decode ({e})"))
+    pub(crate) fn open(keys: &Keys, device: &DeviceId, sealed: &[u8]) -> Result<RefRecord, MetaError> {
+        codec::open_meta_value(&keys.meta, Purpose::Ref, &device.0, sealed)
     }
 }

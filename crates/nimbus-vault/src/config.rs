@@ -78,6 +78,22 @@ impl VaultParams {
     }
 }
 
+/// Why a password-hash cost was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum KdfCostError {
+    #[error(
+        "its password hash asks for {} KiB of memory, {} passes and {} lanes, more than the {max_mem} KiB, {max_it} passes and {max_par} lanes Nimbus accepts",
+        .0.memory_kib, .0.iterations, .0.parallelism,
+        max_mem = KDF_MAX_MEMORY_KIB, max_it = KDF_MAX_ITERATIONS, max_par = KDF_MAX_PARALLELISM
+    )]
+    AboveLimit(KdfParams),
+    #[error(
+        "its password hash costs {} KiB of memory and {} passes, below the minimum of {} KiB and {} passes that keeps a password hard to guess",
+        .cost.memory_kib, .cost.iterations, .floor.memory_kib, .floor.iterations
+    )]
+    BelowFloor { cost: KdfParams, floor: KdfParams },
+}
+
 /// Argon2id cost parameters of one password slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,26 +188,22 @@ impl KdfParams {
     }
 
     /// Checks the cost against the upper limits and against `floor`.
-    fn check(&self, floor: &KdfParams) -> std::result::Result<(), String> {
+    fn check(&self, floor: &KdfParams) -> std::result::Result<(), KdfCostError> {
         if self.memory_kib > KDF_MAX_MEMORY_KIB
             || self.iterations > KDF_MAX_ITERATIONS
             || self.parallelism > KDF_MAX_PARALLELISM
         {
-            return Err(format!(
-                "its password hash asks for {} KiB of memory, {} passes and {} lanes, more than the {} KiB, {} passes and {} lanes Nimbus accepts",
-                self.memory_kib, self.iterations, self.parallelism,
-                KDF_MAX_MEMORY_KIB, KDF_MAX_ITERATIONS, KDF_MAX_PARALLELISM
-            ));
+            return Err(KdfCostError::AboveLimit(*self));
         }
         if self.memory_kib < floor.memory_kib
             || self.iterations < floor.iterations
             || self.parallelism < 1
             || self.memory_kib < 8 * self.parallelism
         {
-            return Err(format!(
-                "its password hash costs {} KiB of memory and {} passes, below the minimum of {} KiB and {} passes that keeps a password hard to guess",
-                self.memory_kib, self.iterations, floor.memory_kib, floor.iterations
-            ));
+            return Err(KdfCostError::BelowFloor {
+                cost: *self,
+                floor: *floor,
+            });
         }
         Ok(())
     }
@@ -370,7 +382,7 @@ impl Config {
             .validate()
             .map_err(|e| VaultError::corrupt(CONFIG_KEY, e.to_string()))?;
         let vault_id = ShortId(decode_hex::<16>(&file.vault_id, "vault id")?);
-        check_slots(version, &file.key_slots).map_err(|why| VaultError::corrupt(CONFIG_KEY, why))?;
+        check_slots(version, &file.key_slots).map_err(|why| VaultError::corrupt(CONFIG_KEY, why.to_string()))?;
         decode_hex::<32>(&file.params_mac, "the parameter MAC")?;
         Ok(Config { file, vault_id })
     }
@@ -615,16 +627,43 @@ enum UnlockError {
     Vault(VaultError),
 }
 
+/// Why the key slots of a config break the structural rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SlotError {
+    #[error("it has no key slot")]
+    NoSlot,
+    #[error("it has {0} key slots, more than the {max} Nimbus accepts", max = MAX_KEY_SLOTS)]
+    TooMany(usize),
+    #[error("a key slot salt is not 16 bytes of hex")]
+    BadSalt,
+    #[error("a password slot has no KDF parameters")]
+    PasswordWithoutKdf,
+    #[error("a recovery slot has KDF parameters")]
+    RecoveryWithKdf,
+    #[error(transparent)]
+    Cost(#[from] KdfCostError),
+    #[error("a key slot has no key check")]
+    NoKeyCheck,
+    #[error("a version 1 key slot has a key check")]
+    KeyCheckInVersion1,
+    #[error("a key check is not 32 bytes of hex")]
+    BadKeyCheck,
+    #[error(
+        "its password slots together ask for {0} KiB·passes of password hashing, more than the {max} Nimbus accepts",
+        max = KDF_MAX_TOTAL_WORK
+    )]
+    TooMuchWork(u64),
+    #[error("it has more than one {0} slot, which Nimbus never writes in a version 1 vault")]
+    SecondInVersion1(&'static str),
+}
+
 /// The structural rules on key slots, checked before any key derivation.
-fn check_slots(version: u64, slots: &[KeySlot]) -> std::result::Result<(), String> {
+fn check_slots(version: u64, slots: &[KeySlot]) -> std::result::Result<(), SlotError> {
     if slots.is_empty() {
-        return Err("it has no key slot".into());
+        return Err(SlotError::NoSlot);
     }
     if slots.len() > MAX_KEY_SLOTS {
-        return Err(format!(
-            "it has {} key slots, more than the {MAX_KEY_SLOTS} Nimbus accepts",
-            slots.len()
-        ));
+        return Err(SlotError::TooMany(slots.len()));
     }
     let floor = if version >= 2 {
         KdfParams::minimum()
@@ -634,11 +673,11 @@ fn check_slots(version: u64, slots: &[KeySlot]) -> std::result::Result<(), Strin
     let mut work = 0u64;
     for slot in slots {
         if decode_hex::<16>(&slot.salt, "a key slot salt").is_err() {
-            return Err("a key slot salt is not 16 bytes of hex".into());
+            return Err(SlotError::BadSalt);
         }
         match (slot.kind, slot.kdf) {
-            (SlotKind::Password, None) => return Err("a password slot has no KDF parameters".into()),
-            (SlotKind::Recovery, Some(_)) => return Err("a recovery slot has KDF parameters".into()),
+            (SlotKind::Password, None) => return Err(SlotError::PasswordWithoutKdf),
+            (SlotKind::Recovery, Some(_)) => return Err(SlotError::RecoveryWithKdf),
             (SlotKind::Password, Some(kdf)) => {
                 kdf.check(&floor)?;
                 work += kdf.work();
@@ -646,18 +685,14 @@ fn check_slots(version: u64, slots: &[KeySlot]) -> std::result::Result<(), Strin
             (SlotKind::Recovery, None) => {}
         }
         match (version >= 2, &slot.key_check) {
-            (true, None) => return Err("a key slot has no key check".into()),
-            (false, Some(_)) => return Err("a version 1 key slot has a key check".into()),
-            (true, Some(k)) if decode_hex::<32>(k, "a key check").is_err() => {
-                return Err("a key check is not 32 bytes of hex".into())
-            }
+            (true, None) => return Err(SlotError::NoKeyCheck),
+            (false, Some(_)) => return Err(SlotError::KeyCheckInVersion1),
+            (true, Some(k)) if decode_hex::<32>(k, "a key check").is_err() => return Err(SlotError::BadKeyCheck),
             _ => {}
         }
     }
     if work > KDF_MAX_TOTAL_WORK {
-        return Err(format!(
-            "its password slots together ask for {work} KiB·passes of password hashing, more than the {KDF_MAX_TOTAL_WORK} Nimbus accepts"
-        ));
+        return Err(SlotError::TooMuchWork(work));
     }
     // Version 1 has no MAC over the slots, and Nimbus 1 always wrote exactly
     // one password and one recovery slot: another one can only have been
@@ -665,13 +700,10 @@ fn check_slots(version: u64, slots: &[KeySlot]) -> std::result::Result<(), Strin
     if version < 2 {
         for kind in [SlotKind::Password, SlotKind::Recovery] {
             if slots.iter().filter(|s| s.kind == kind).count() > 1 {
-                return Err(format!(
-                    "it has more than one {} slot, which Nimbus never writes in a version 1 vault",
-                    match kind {
-                        SlotKind::Password => "password",
-                        SlotKind::Recovery => "recovery",
-                    }
-                ));
+                return Err(SlotError::SecondInVersion1(match kind {
+                    SlotKind::Password => "password",
+                    SlotKind::Recovery => "recovery",
+                }));
             }
         }
     }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use crate::codec::{self, BlobKind};
+use crate::codec::{self, BlobKind, MetaError};
 use crate::crypto::{Keys, Purpose};
 use crate::id::{BlobId, Id, PackId};
 use crate::pack::PackEntry;
@@ -56,14 +56,12 @@ impl IndexFile {
         codec::seal_meta_padded(&keys.meta, Purpose::Index, id.as_bytes(), &plain, target)
     }
 
-    pub(crate) fn open(keys: &Keys, id: &Id, sealed: &[u8]) -> Result<IndexFile, String> {
-        let plain = codec::open_meta(&keys.meta, Purpose::Index, id.as_bytes(), sealed)
-            .map_err(|e| format!("it failed authentication ({e})"))?;
-        let file: IndexFile = postcard::from_bytes(&plain).map_err(|e| format!("it does not decode ({e})"))?;
+    pub(crate) fn open(keys: &Keys, id: &Id, sealed: &[u8]) -> Result<IndexFile, MetaError> {
+        let file: IndexFile = codec::open_meta_value(&keys.meta, Purpose::Index, id.as_bytes(), sealed)?;
         for p in &file.packs {
             for b in &p.blobs {
                 if b.offset as u64 + b.length as u64 > p.size {
-                    return Err(format!("blob {} lies past the end of pack {}", b.id, p.id));
+                    return Err(MetaError::BlobPastPack { blob: b.id, pack: p.id });
                 }
             }
         }

@@ -35,5 +35,5 @@ pub use error::{Result, VaultError};
 pub use id::{BlobId, CommitId, DeviceId, FileId, Id, ShortId};
 pub use pick::{pick, PickError};
 pub use saver::{SaveReaderError, SaveStats, Saver};
-pub use tree::{Entry, EntryKind, Timestamp, Tree, Xattr};
+pub use tree::{Entry, EntryKind, Timestamp, Tree, TreeError, Xattr};
 pub use vault::{read_config, CommitScan, Unlock, Vault};

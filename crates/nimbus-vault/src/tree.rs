@@ -180,6 +180,19 @@ pub fn valid_name(name: &[u8]) -> bool {
         && !name.contains(&0)
 }
 
+/// Why the plaintext of a tree blob is not a valid tree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TreeError {
+    #[error("the tree does not decode ({0})")]
+    Decode(postcard::Error),
+    #[error("entry {0} has an invalid name")]
+    InvalidName(usize),
+    #[error("entries are not sorted or not unique")]
+    NotSorted,
+    #[error("entry `{name}` has content that does not fit its kind")]
+    ContentForKind { name: String },
+}
+
 impl Tree {
     /// Sorts the entries by name, as the format requires.
     pub fn sort(&mut self) {
@@ -192,14 +205,14 @@ impl Tree {
 
     /// Decodes a tree and checks its invariants: valid unique sorted names,
     /// and content only where the kind allows it.
-    pub fn decode(bytes: &[u8]) -> Result<Tree, String> {
-        let tree: Tree = postcard::from_bytes(bytes).map_err(|e| format!("the tree does not decode ({e})"))?;
+    pub fn decode(bytes: &[u8]) -> Result<Tree, TreeError> {
+        let tree: Tree = postcard::from_bytes(bytes).map_err(TreeError::Decode)?;
         for (i, e) in tree.entries.iter().enumerate() {
             if !valid_name(&e.name) {
-                return Err(format!("entry {i} has an invalid name"));
+                return Err(TreeError::InvalidName(i));
             }
             if i > 0 && tree.entries[i - 1].name >= e.name {
-                return Err("entries are not sorted or not unique".into());
+                return Err(TreeError::NotSorted);
             }
             let ok = match e.kind {
                 EntryKind::Dir => e.subtree.is_some() && e.content.is_empty(),
@@ -207,10 +220,9 @@ impl Tree {
                 _ => e.subtree.is_none() && e.content.is_empty(),
             };
             if !ok {
-                return Err(format!(
-                    "entry `{}` has content that does not fit its kind",
-                    String::from_utf8_lossy(&e.name)
-                ));
+                return Err(TreeError::ContentForKind {
+                    name: String::from_utf8_lossy(&e.name).into_owned(),
+                });
             }
         }
         Ok(tree)
@@ -259,22 +271,23 @@ mod tests {
         };
         assert_eq!(Tree::decode(&t.encode()).unwrap(), t);
         t.entries.push(e.clone());
-        assert!(Tree::decode(&t.encode()).is_err(), "duplicate names");
+        assert_eq!(Tree::decode(&t.encode()), Err(TreeError::NotSorted), "duplicate names");
         let bad = Tree {
             entries: vec![Entry {
                 name: b"x/y".to_vec(),
                 ..e.clone()
             }],
         };
-        assert!(Tree::decode(&bad.encode()).is_err());
+        assert_eq!(Tree::decode(&bad.encode()), Err(TreeError::InvalidName(0)));
         let bad = Tree {
             entries: vec![Entry {
                 kind: EntryKind::Dir,
                 ..e
             }],
         };
-        assert!(Tree::decode(&bad.encode()).is_err());
-        assert!(Tree::decode(&[0xff, 0xff, 0xff]).is_err());
+        let err = Tree::decode(&bad.encode()).unwrap_err();
+        assert_eq!(err.to_string(), "entry `a` has content that does not fit its kind");
+        assert!(matches!(Tree::decode(&[0xff, 0xff, 0xff]), Err(TreeError::Decode(_))));
     }
 
     #[test]

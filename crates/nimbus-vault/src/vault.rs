@@ -148,10 +148,11 @@ impl Vault {
         let mut loaded = Vec::new();
         let mut damaged = Vec::new();
         let reads = futures::future::join_all(listing.iter().map(|obj| async move {
+            // The reason is kept as text: `damaged_indexes` only reports it.
             let res = match index::parse_index_key(&obj.key) {
                 None => Err("its name is not an index id".to_string()),
                 Some(id) => match self.0.backend.get_whole(&obj.key, crate::caps::INDEX_MAX).await {
-                    Ok(bytes) => IndexFile::open(&self.0.keys, &id, &bytes),
+                    Ok(bytes) => IndexFile::open(&self.0.keys, &id, &bytes).map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 },
             };
@@ -373,7 +374,7 @@ impl Vault {
             .get_whole(&key, crate::caps::COMMIT_MAX)
             .await
             .map_err(|e| VaultError::from_get(&key, e, "a ref or commit names it"))?;
-        Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e))
+        Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e.to_string()))
     }
 
     /// Every readable commit in the vault, oldest first. Damaged ones are
@@ -480,7 +481,7 @@ impl Vault {
         };
         RefRecord::open(&self.0.keys, dev, &bytes)
             .map(Some)
-            .map_err(|e| VaultError::corrupt(&key, e))
+            .map_err(|e| VaultError::corrupt(&key, e.to_string()))
     }
 
     /// The newest snapshot, chosen from one read of the refs that passed

@@ -67,7 +67,7 @@ const MULTIPART_CONCURRENCY: usize = 4;
 /// One HTTP client for every HTTP store of this process: it pools
 /// connections per server.
 fn http_context() -> Result<OperationContext, BackendError> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    static CLIENT: OnceLock<Result<reqwest::Client, reqwest::Error>> = OnceLock::new();
     let client = CLIENT.get_or_init(|| {
         // ring is the TLS crypto of rustls that builds with a C compiler
         // alone; installing it fails only when another is already in place.
@@ -78,7 +78,6 @@ fn http_context() -> Result<OperationContext, BackendError> {
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("nimbus/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| e.to_string())
     });
     let client = client.as_ref().map_err(|e| {
         BackendError::other(format!(
