@@ -258,7 +258,8 @@ async fn commit_served(g: &GlobalArgs, watch: &mut Client, drive: &str) -> Resul
             Ok(d) if worth_retrying(&e, &d) => d,
             _ => {
                 bar.finish_and_clear();
-                return Err(anyhow::Error::from(e).context(format!("drive `{drive}` was not committed")));
+                // The service's words say what to do (unlock, mount).
+                return Err(e.into());
             }
         };
         if bar.is_hidden() && !told {
