@@ -387,6 +387,8 @@ mod tests {
             last_error: None,
             idle_secs: 0,
             changes_kept_here: false,
+            changes_pending: false,
+            set_aside: Vec::new(),
         }
     }
 

@@ -15,7 +15,8 @@
 #    refused with their error codes and the service stays up.
 # 4. Lock: reads fail with "Required key not available", nothing is lost;
 #    unlock (from the keyring) restores access. Pause keeps changes here;
-#    resume uploads them. A file is restored from a snapshot.
+#    resume uploads them. A file is restored from a snapshot. `nimbus sync`
+#    and `nimbus unmount` on a served drive go through the API.
 # 5. kill -9 of the service in the middle of uploads: restarted, it finishes
 #    them, and a new device finds every fsync'd file, byte for byte.
 # 6. SIGTERM with changes pending and the store down: the service stops in
@@ -268,6 +269,13 @@ echo "written just before locking" >"$m1/docs/last.txt"
 if out=$(cat "$m1/docs/file-1.bin" 2>&1 >/dev/null); then fail "a locked drive was readable"; fi
 echo "reading a locked drive: $out"
 echo "$out" | grep -q "Required key not available" || fail "unclear error on a locked drive: $out"
+# `nimbus sync` asks the service, which says the drive is locked, at once;
+# the drive's own fsync would fail, and be retried, until Ctrl-C.
+rc=0
+out=$(timeout 30 "$NIMBUS" sync "$m1" 2>&1) || rc=$?
+[ "$rc" -eq 1 ] || fail "nimbus sync on a locked drive exited with $rc (124: it kept retrying): $out"
+echo "$out" | grep -q "is locked; unlock it first" || fail "nimbus sync on a locked drive did not say it is locked: $out"
+echo "nimbus sync on a locked drive: $out"
 ls "$m1" >/dev/null 2>&1 && fail "a locked drive could be listed"
 (echo "x" >"$m1/new.txt") 2>/dev/null && fail "a locked drive took a write"
 (unset NIMBUS_PASSWORD; "$NIMBUS" unlock cloud </dev/null)
@@ -318,6 +326,18 @@ ok '{"op": "sync_now", "drive": "cloud"}'
 $API "$NIMBUS_SOCKET" call '{"op": "pin", "drive": "cloud", "path": "/no/such", "on": true}' | grep -q '"not_found"' ||
     fail "pinning a missing path did not say not_found"
 echo "limits set, saved and lifted; pin and unpin; sync now committed"
+
+step "nimbus sync on a served drive: through the API, while uploads are paused"
+"$NIMBUS" pause cloud
+# A folder alone: no file's content to count, yet a commit is due.
+mkdir "$m1/new-folder"
+[ "$(drive_field cloud changes_pending)" = true ] || fail "a new folder is not a pending change"
+[ "$(drive_field cloud set_aside)" = "[]" ] || fail "files set aside: $(drive_field cloud set_aside)"
+out=$("$NIMBUS" sync "$m1") || fail "nimbus sync failed: $out"
+echo "$out"
+[ "$out" = "Every change on $m1 is in the vault." ] || fail "nimbus sync said: $out"
+[ "$(drive_field cloud changes_pending)" = false ] || fail "nimbus sync left changes pending"
+"$NIMBUS" resume cloud
 
 # --- 5. kill -9 in the middle of uploads ---------------------------------------------------
 
@@ -403,6 +423,16 @@ grep -q "vault2" "$cfg" && fail "the removed drive is still in the config"
 secret-tool search --all service nimbus-vault 2>&1 >/dev/null | grep -c "^attribute.username" | grep -qx 1 ||
     fail "the removed drive's password is still in the keyring"
 "$NIMBUS" ls -s "$work/vault2" / | grep -q notes || fail "removing the drive touched the vault"
+
+step "nimbus unmount on a served drive: committed, then let go by the service"
+echo "just before unmounting" >"$m1/last-words.txt"
+out=$("$NIMBUS" unmount "$m1") || fail "nimbus unmount failed: $out"
+echo "$out"
+echo "$out" | grep -q "drive \`cloud\` unmounted; every change is in the vault" || fail "nimbus unmount said: $out"
+grep -q " $m1 fuse" /proc/mounts && fail "the drive is still mounted after nimbus unmount"
+[ "$(drive_field cloud state)" = unmounted ] || fail "the service does not say the drive is unmounted"
+NIMBUS_STATE_DIR=$work/device4 "$NIMBUS" get -q -s "$store" /last-words.txt "$work/last-words.txt"
+grep -q "just before unmounting" "$work/last-words.txt" || fail "the last change before nimbus unmount is not in the vault"
 stop_service
 echo
 echo "service tests passed in $((SECONDS - started)) s"

@@ -355,6 +355,17 @@ pub struct DriveStatus {
     /// are safe on this device and upload at the next unlock or mount.
     #[serde(default)]
     pub changes_kept_here: bool,
+    /// Something (a file's content, a name, a folder) changed since the
+    /// last commit that reached the vault. `pending_files` counts only
+    /// files whose content changed: a rename alone sets this and not that.
+    #[serde(default)]
+    pub changes_pending: bool,
+    /// Files the last commit left out because their changes on this device
+    /// are damaged on its disk, by their path in the drive (`/docs/a.txt`).
+    /// The vault keeps their last good version until they are written
+    /// again or deleted.
+    #[serde(default)]
+    pub set_aside: Vec<String>,
 }
 
 #[cfg_attr(feature = "specta", derive(specta::Type))]

@@ -261,4 +261,23 @@ mod tests {
         let back = decode_response(newer).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(back.body, Body::Error(e) if e.code == ErrorCode::Unknown));
     }
+
+    #[test]
+    fn a_drive_status_from_an_older_service_still_decodes() {
+        // As a service before `changes_pending` and `set_aside` answered.
+        let older = br#"{"v":2,"id":1,"body":{"ok":{"kind":"status","version":"0.1.0","pid":7,
+            "uptime_secs":1,"safe_to_shut_down":true,"drives":[{"name":"w","store":"s3://b/w",
+            "mount":"/home/u/W","state":"up_to_date","message":"Up to date","mounted":true,
+            "locked":false,"paused":false,"pending_files":0,"pending_bytes":0,"transfers":{
+            "uploaded_bytes":0,"downloaded_bytes":0,"uploading_bytes":0,"upload_rate":0,
+            "download_rate":0},"cache_bytes":0,"cache_limit_bytes":0,"upload_limit":null,
+            "download_limit":null,"last_sync":null,"last_error":null,"idle_secs":0}]}}}"#;
+        let older: Vec<u8> = older.iter().copied().filter(|b| *b != b'\n').collect();
+        let back = decode_response(&older).unwrap_or_else(|e| panic!("{e}"));
+        let Body::Ok(crate::Reply::Status(s)) = back.body else {
+            panic!("not a status: {:?}", back.body)
+        };
+        assert!(!s.drives[0].changes_pending);
+        assert!(s.drives[0].set_aside.is_empty());
+    }
 }

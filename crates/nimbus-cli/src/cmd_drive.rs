@@ -2,18 +2,17 @@
 //! `pin`, `unpin`, `limit`.
 //!
 //! A drive the service (`nimbusd`) serves is controlled through the
-//! service's API: pins, limits (which the service also keeps in its
-//! config) and the unmount itself. A standalone `nimbus mount` has no API,
-//! so its drive is controlled through the drive itself: setting or
-//! removing `user.nimbus.pin` on a path pins or unpins it, and
-//! `user.nimbus.limits` on the root reads and sets the limits. For both,
-//! `fsync` of the drive's root commits now and the root's
-//! `user.nimbus.status` attribute tells what is pending (the API's status
-//! has neither the set-aside file names nor the `dirty` flag these
-//! commands show).
+//! service's API: commits (`sync_now`, with the drive's status asked for
+//! on a second connection to show progress and the files set aside), pins,
+//! limits (which the service also keeps in its config) and the unmount
+//! itself. A standalone `nimbus mount` has no API, so its drive is
+//! controlled through the drive itself: `fsync` of the drive's root
+//! commits now and the root's `user.nimbus.status` attribute tells what is
+//! pending; setting or removing `user.nimbus.pin` on a path pins or unpins
+//! it, and `user.nimbus.limits` on the root reads and sets the limits.
 
 use anyhow::{bail, Context, Result};
-use nimbus_api::{ApiError, Client, DriveStatus, Request};
+use nimbus_api::{ApiError, Client, DriveStatus, ErrorCode, Request};
 use nimbus_backend::StoreUrl;
 use nimbus_fs::Pending;
 use nimbus_fuse::mounts::{self, is_nimbus_mount};
@@ -53,11 +52,29 @@ fn drive(mp: &Path) -> Result<PathBuf> {
     Ok(mp)
 }
 
+/// What a standalone mount's drive says is pending.
 fn status(mp: &Path) -> Result<Pending> {
     let raw = xattr::get(mp, "user.nimbus.status")
         .with_context(|| format!("cannot ask {} for its status", mp.display()))?
         .unwrap_or_default();
     Ok(serde_json::from_slice(&raw).unwrap_or_default())
+}
+
+/// What the service says is pending on one of its drives, in the words a
+/// standalone drive uses.
+fn pending_of(d: &DriveStatus) -> Pending {
+    Pending {
+        files: d.pending_files,
+        staged_bytes: d.pending_bytes,
+        dirty: d.changes_pending,
+        // With files set aside and no failed commit, the service's last
+        // error is its note about them, which `warn_set_aside` tells in
+        // full: not a failed attempt.
+        last_error: d.last_error.clone().filter(|_| d.set_aside.is_empty()),
+        last_sync: d.last_sync,
+        set_aside: d.set_aside.clone(),
+        ..Pending::default()
+    }
 }
 
 fn describe(p: &Pending) -> String {
@@ -76,8 +93,6 @@ fn describe(p: &Pending) -> String {
     s
 }
 
-/// Commits now (fsync of the root), showing progress; Ctrl-C stops waiting
-/// and says what is pending. Retries while the store is unreachable.
 /// The drive's own reason, when it has one: the fsync error is only EIO.
 fn why_not_committed(e: &std::io::Error, p: &Pending) -> String {
     match &p.last_error {
@@ -86,12 +101,37 @@ fn why_not_committed(e: &std::io::Error, p: &Pending) -> String {
     }
 }
 
-fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
+/// Set by Ctrl-C, which then stops the wait instead of the process.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let interrupted = Arc::new(AtomicBool::new(false));
         let i = interrupted.clone();
         let _ = ctrlc::set_handler(move || i.store(true, Ordering::SeqCst));
-    }
+        interrupted
+    })
+    .clone()
+}
+
+fn say_interrupted(p: &Pending) {
+    eprintln!(
+        "Interrupted: not everything is in the vault yet ({}). It is kept safely on this device \
+         and uploads in the background while the drive is mounted, or at its next mount.",
+        describe(p)
+    );
+}
+
+/// Said once when there is no progress line to show the retries in (-q,
+/// or not a terminal).
+fn say_retrying(why: &str) {
+    eprintln!("the store did not take the changes ({why}); retrying until it does. Ctrl-C to stop waiting");
+}
+
+/// Commits a standalone mount's drive now (fsync of the root), showing
+/// progress; Ctrl-C stops waiting and says what is pending. Retries while
+/// the store is unreachable. False when interrupted.
+fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
+    let interrupted = interrupt_flag();
     let bar = crate::progress::spinner(g.quiet, "committing to the vault");
     let mut told = false;
     loop {
@@ -104,12 +144,7 @@ fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
         let result = loop {
             if interrupted.load(Ordering::SeqCst) {
                 bar.finish_and_clear();
-                let p = status(mp).unwrap_or_default();
-                eprintln!(
-                    "Interrupted: not everything is in the vault yet ({}). It is kept safely on this device \
-                     and uploads in the background while the drive is mounted, or at its next mount.",
-                    describe(&p)
-                );
+                say_interrupted(&status(mp).unwrap_or_default());
                 return Ok(false);
             }
             match rx.recv_timeout(Duration::from_millis(250)) {
@@ -131,11 +166,7 @@ fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
             Err(e) => {
                 let p = status(mp).unwrap_or_default();
                 if bar.is_hidden() && !told {
-                    // No progress line to show it in (-q, or not a terminal).
-                    eprintln!(
-                        "the store did not take the changes ({}); retrying until it does. Ctrl-C to stop waiting",
-                        why_not_committed(&e, &p)
-                    );
+                    say_retrying(&why_not_committed(&e, &p));
                     told = true;
                 }
                 bar.set_message(format!(
@@ -148,12 +179,126 @@ fn commit_with_progress(g: &GlobalArgs, mp: &Path) -> Result<bool> {
     }
 }
 
+/// One drive's status from the service; bounded, so a stuck answer does
+/// not stop Ctrl-C from being seen.
+async fn served_status(c: &mut Client, drive: &str) -> Result<DriveStatus, ApiError> {
+    let ask = c.call(Request::Status {
+        drive: Some(drive.to_string()),
+    });
+    match tokio::time::timeout(Duration::from_secs(5), ask).await {
+        Ok(Ok(nimbus_api::Reply::Status(s))) => s.drives.into_iter().next().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoSuchDrive,
+                format!("the service no longer has drive `{drive}`"),
+            )
+        }),
+        Ok(Ok(other)) => Err(ApiError::new(
+            ErrorCode::Internal,
+            format!("the service answered something unexpected: {other:?}"),
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the service did not answer within 5 s",
+        )),
+    }
+}
+
+/// Whether a failed `sync_now` is worth asking again: the commit failed
+/// (the store unreachable, or refusing for now) while the service still
+/// serves the drive, unlocked. The standalone path retries every failed
+/// fsync likewise.
+fn worth_retrying(e: &ApiError, d: &DriveStatus) -> bool {
+    matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal) && d.mounted && !d.locked
+}
+
+/// Commits a drive the service serves now: `sync_now` on a connection of
+/// its own, which answers once the commit is in the vault, while `watch`
+/// asks for the drive's status to show progress. As the standalone path:
+/// Ctrl-C stops waiting and says what is pending, and a commit the store
+/// did not take is asked for again every 2 s. False when interrupted.
+async fn commit_served(g: &GlobalArgs, watch: &mut Client, drive: &str) -> Result<bool> {
+    let interrupted = interrupt_flag();
+    let bar = crate::progress::spinner(g.quiet, "committing to the vault");
+    let mut told = false;
+    loop {
+        let sync = async {
+            let mut c = Client::connect().await?;
+            c.call(Request::SyncNow {
+                drive: drive.to_string(),
+            })
+            .await
+        };
+        tokio::pin!(sync);
+        let result = loop {
+            if let Ok(r) = tokio::time::timeout(Duration::from_millis(250), &mut sync).await {
+                break r;
+            }
+            if interrupted.load(Ordering::SeqCst) {
+                bar.finish_and_clear();
+                let p = served_status(watch, drive).await.map(|d| pending_of(&d));
+                say_interrupted(&p.unwrap_or_default());
+                return Ok(false);
+            }
+            if let Ok(d) = served_status(watch, drive).await {
+                bar.set_message(format!("committing to the vault: {}", describe(&pending_of(&d))));
+            }
+            bar.tick();
+        };
+        let e = match result {
+            Ok(_) => {
+                bar.finish_and_clear();
+                return Ok(true);
+            }
+            Err(e) => e,
+        };
+        // The service's status tells a store that did not take the commit
+        // from a service or drive that is gone (both are `unavailable`).
+        let d = match served_status(watch, drive).await {
+            Ok(d) if worth_retrying(&e, &d) => d,
+            _ => {
+                bar.finish_and_clear();
+                // The service's words say what to do (unlock, mount).
+                return Err(e.into());
+            }
+        };
+        if bar.is_hidden() && !told {
+            say_retrying(&e.message);
+            told = true;
+        }
+        bar.set_message(format!(
+            "the store did not take the changes ({e}); retrying — {}; Ctrl-C to stop waiting",
+            describe(&pending_of(&d))
+        ));
+        for _ in 0..8 {
+            if interrupted.load(Ordering::SeqCst) {
+                bar.finish_and_clear();
+                say_interrupted(&pending_of(&d));
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
 pub fn sync(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     let mp = drive(&a.mountpoint)?;
-    if !commit_with_progress(g, &mp)? {
-        return Ok(ExitCode::from(130));
-    }
-    if warn_set_aside(&mp) {
+    let rt = runtime()?;
+    let set_aside = match rt.block_on(cmd_service::served(&mp)) {
+        Some((mut c, d)) => {
+            if !rt.block_on(commit_served(g, &mut c, &d.name))? {
+                return Ok(ExitCode::from(130));
+            }
+            rt.block_on(served_status(&mut c, &d.name))?.set_aside
+        }
+        None => {
+            if !commit_with_progress(g, &mp)? {
+                return Ok(ExitCode::from(130));
+            }
+            status(&mp).unwrap_or_default().set_aside
+        }
+    };
+    if warn_set_aside(&mp, &set_aside) {
         return Ok(ExitCode::FAILURE);
     }
     println!("Every change on {} is in the vault.", mp.display());
@@ -161,17 +306,16 @@ pub fn sync(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
 }
 
 /// Names the files the drive could not commit because their changes here
-/// are damaged; true if there are any.
-fn warn_set_aside(mp: &Path) -> bool {
-    let p = status(mp).unwrap_or_default();
-    if p.set_aside.is_empty() {
+/// are damaged (paths in the drive); true if there are any.
+fn warn_set_aside(mp: &Path, set_aside: &[String]) -> bool {
+    if set_aside.is_empty() {
         return false;
     }
     eprintln!(
         "Everything else is in the vault, but the changes made on this device to these files are damaged on \
          its disk, so they were not synced (the vault keeps the last version it had):"
     );
-    for f in &p.set_aside {
+    for f in set_aside {
         eprintln!("  {}{f}", mp.display());
     }
     eprintln!("Copy what you can still read from them, then save or delete them; the next sync takes them.");
@@ -180,15 +324,24 @@ fn warn_set_aside(mp: &Path) -> bool {
 
 pub fn unmount(g: &GlobalArgs, a: MountpointArgs) -> Result<ExitCode> {
     let mp = drive(&a.mountpoint)?;
-    if !commit_with_progress(g, &mp)? {
-        return Ok(ExitCode::from(130));
-    }
-    warn_set_aside(&mp);
     let rt = runtime()?;
     if let Some((mut c, d)) = rt.block_on(cmd_service::served(&mp)) {
+        // A locked drive cannot commit; the service's unmount says whether
+        // changes stay on this device for the next mount.
+        if !d.locked {
+            if !rt.block_on(commit_served(g, &mut c, &d.name))? {
+                return Ok(ExitCode::from(130));
+            }
+            let set_aside = rt.block_on(served_status(&mut c, &d.name))?.set_aside;
+            warn_set_aside(&mp, &set_aside);
+        }
         // The service must let go of the drive itself (it stays running).
         return cmd_service::print_done(rt.block_on(c.call(Request::Unmount { drive: d.name }))?);
     }
+    if !commit_with_progress(g, &mp)? {
+        return Ok(ExitCode::from(130));
+    }
+    warn_set_aside(&mp, &status(&mp).unwrap_or_default().set_aside);
     let pid = status(&mp).map(|p| p.pid).unwrap_or(0);
     mounts::unmount(&mp, false)?;
     // The mount process makes a last (empty) commit, lets go of the vault
@@ -414,5 +567,80 @@ mod tests {
         // the drive's own attribute, which says what is wrong.
         assert_eq!(found(d.path()), None);
         assert_eq!(found(&work.join("missing")), None);
+    }
+
+    fn served_drive() -> DriveStatus {
+        DriveStatus {
+            name: "work".into(),
+            store: "s3://b/work".into(),
+            mount: "/home/u/Work".into(),
+            state: nimbus_api::DriveState::Syncing,
+            message: String::new(),
+            mounted: true,
+            locked: false,
+            paused: false,
+            pending_files: 0,
+            pending_bytes: 0,
+            transfers: Default::default(),
+            cache_bytes: 0,
+            cache_limit_bytes: 0,
+            upload_limit: None,
+            download_limit: None,
+            last_sync: None,
+            last_error: None,
+            idle_secs: 0,
+            changes_kept_here: false,
+            changes_pending: false,
+            set_aside: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_served_drive_is_described_as_a_standalone_one() {
+        let mut d = served_drive();
+        assert_eq!(describe(&pending_of(&d)), "nothing pending");
+        // A rename alone: no file's content changed, yet a commit is due.
+        d.changes_pending = true;
+        assert_eq!(describe(&pending_of(&d)), "0 changed files, 0 B staged on this device");
+        d.pending_files = 1;
+        d.pending_bytes = 2048;
+        d.last_error = Some("the store cannot be reached".into());
+        let standalone = Pending {
+            files: 1,
+            staged_bytes: 2048,
+            dirty: true,
+            last_error: d.last_error.clone(),
+            ..Pending::default()
+        };
+        assert_eq!(describe(&pending_of(&d)), describe(&standalone));
+        assert!(describe(&pending_of(&d)).ends_with("; last attempt failed: the store cannot be reached"));
+        // With files set aside, the last error is the service's note about
+        // them, told in full by the warning: not a failed attempt.
+        d.set_aside = vec!["/docs/a.txt".into()];
+        d.last_error = Some("the changes made on this device to /docs/a.txt are damaged".into());
+        let p = pending_of(&d);
+        assert_eq!(p.last_error, None);
+        assert_eq!(p.set_aside, ["/docs/a.txt"]);
+    }
+
+    #[test]
+    fn a_failed_commit_is_asked_again_only_while_it_can_succeed() {
+        let d = served_drive();
+        let e = |code| ApiError::new(code, "m");
+        assert!(worth_retrying(&e(ErrorCode::Unavailable), &d));
+        assert!(worth_retrying(&e(ErrorCode::Internal), &d));
+        assert!(!worth_retrying(&e(ErrorCode::Locked), &d));
+        assert!(!worth_retrying(&e(ErrorCode::NoSuchDrive), &d));
+        // The service let go of the drive, or locked it, meanwhile.
+        let gone = DriveStatus {
+            mounted: false,
+            ..served_drive()
+        };
+        assert!(!worth_retrying(&e(ErrorCode::Unavailable), &gone));
+        let locked = DriveStatus {
+            locked: true,
+            ..served_drive()
+        };
+        assert!(!worth_retrying(&e(ErrorCode::Unavailable), &locked));
     }
 }

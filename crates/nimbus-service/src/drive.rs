@@ -520,6 +520,8 @@ impl Drive {
             last_error: error.or(pending.last_error).or(set_aside),
             idle_secs: slot.map(|s| s.idle().as_secs()).unwrap_or(0),
             changes_kept_here: left_staged,
+            changes_pending: pending.dirty,
+            set_aside: pending.set_aside,
         }
     }
 
