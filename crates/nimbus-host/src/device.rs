@@ -82,20 +82,29 @@ fn seen_backup(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
+/// Why a copy of the memory cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum SeenFileError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("it is not what Nimbus wrote: {0}")]
+    NotJson(serde_json::Error),
+    #[error("`{0}` is not a device id")]
+    NotADevice(String),
+}
+
 /// Reads one copy of the memory: `Ok(None)` when the file does not exist.
-fn read_seen_file(file: &Path) -> Result<Option<HashMap<DeviceId, u64>>, String> {
+fn read_seen_file(file: &Path) -> Result<Option<HashMap<DeviceId, u64>>, SeenFileError> {
     let text = match std::fs::read(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(SeenFileError::Read(e)),
     };
-    let raw: HashMap<String, u64> =
-        serde_json::from_slice(&text).map_err(|e| format!("it is not what Nimbus wrote: {e}"))?;
+    let raw: HashMap<String, u64> = serde_json::from_slice(&text).map_err(SeenFileError::NotJson)?;
     raw.into_iter()
-        .map(|(k, v)| {
-            ShortId::from_hex(&k)
-                .map(|id| (id, v))
-                .map_err(|_| format!("`{k}` is not a device id"))
+        .map(|(k, v)| match ShortId::from_hex(&k) {
+            Ok(id) => Ok((id, v)),
+            Err(_) => Err(SeenFileError::NotADevice(k)),
         })
         .collect::<Result<_, _>>()
         .map(Some)
@@ -123,7 +132,7 @@ pub fn load_seen(state: &Path, vault_id: &ShortId) -> std::io::Result<HashMap<De
     }
 }
 
-fn unreadable_seen(file: &Path, why: &str, backup: Option<&Path>) -> std::io::Error {
+fn unreadable_seen(file: &Path, why: &SeenFileError, backup: Option<&Path>) -> std::io::Error {
     let way_out = match backup {
         Some(b) => format!(
             "If it was damaged (a disk error, an edit), put back the copy of its last update with              `cp '{}' '{}'`, or delete both files",
