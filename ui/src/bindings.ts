@@ -211,6 +211,19 @@ export type DriveStatus = {
 	 *  are safe on this device and upload at the next unlock or mount.
 	 */
 	changes_kept_here?: boolean,
+	/**
+	 *  Something (a file's content, a name, a folder) changed since the
+	 *  last commit that reached the vault. `pending_files` counts only
+	 *  files whose content changed: a rename alone sets this and not that.
+	 */
+	changes_pending?: boolean,
+	/**
+	 *  Files the last commit left out because their changes on this device
+	 *  are damaged on its disk, by their path in the drive (`/docs/a.txt`).
+	 *  The vault keeps their last good version until they are written
+	 *  again or deleted.
+	 */
+	set_aside?: string[],
 };
 
 /**  A file or folder of a snapshot. */
