@@ -37,12 +37,41 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// One object as a listing or `stat` reports it.
+///
+/// `(size, modified, etag)` is the object's fingerprint: a device polling
+/// the store compares it with the one it saw before and reads the object
+/// again only when it changed (docs/SYNC.md §1.1). A listing and a `stat`
+/// of the same object version report the same fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
     /// The object's full key, `/`-separated, never starting with `/`.
     pub key: String,
     /// Its size in bytes.
     pub size: u64,
+    /// When the store last wrote the object, by the store's clock (never
+    /// this device's); `None` when the store does not say. Stores on other
+    /// machines give whole seconds (S3 lists milliseconds but answers a
+    /// `stat` in seconds, so both are cut to seconds to agree); a local
+    /// folder gives the file's mtime, as fine as its file system keeps it;
+    /// [`MemoryBackend`] gives a time that grows with every write.
+    pub modified: Option<std::time::SystemTime>,
+    /// The store's entity tag, exactly as it sends it (quotes included), or
+    /// `None` when it sends none (SFTP, a local folder). Opaque: it changes
+    /// when the content does, except where a store derives it from the time
+    /// and size (Apache does), which share the time's resolution.
+    pub etag: Option<String>,
+}
+
+impl ObjectInfo {
+    /// An object the store says nothing more about than its size.
+    pub fn new(key: impl Into<String>, size: u64) -> Self {
+        ObjectInfo {
+            key: key.into(),
+            size,
+            modified: None,
+            etag: None,
+        }
+    }
 }
 
 /// The storage a vault lives on.

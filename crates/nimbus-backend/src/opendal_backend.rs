@@ -19,6 +19,7 @@ use bytes::Bytes;
 use keys::{check_key, check_prefix, is_reserved};
 use opendal::{EntryMode, Operator};
 use std::ops::Range;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A store reached through OpenDAL.
 ///
@@ -135,6 +136,28 @@ impl OpendalBackend {
                 let _ = self.op.delete(&tmp).await;
                 Err(e)
             }
+        }
+    }
+
+    /// What a listing entry or a `stat` says of the object `key`.
+    ///
+    /// OpenDAL's listers already carry the time and the tag (S3's
+    /// `ListObjectsV2`, WebDAV's `PROPFIND` with `allprop`, SFTP's and the
+    /// fs service's directory reads), so a listing costs no `stat` per
+    /// object.
+    fn info(&self, key: &str, meta: &opendal::Metadata) -> ObjectInfo {
+        let modified = meta.last_modified().map(SystemTime::from);
+        ObjectInfo {
+            key: key.to_string(),
+            size: meta.content_length(),
+            // S3 lists milliseconds and answers HEAD in whole seconds; WebDAV
+            // and SFTP give whole seconds anyway. Cut to seconds, a listing
+            // and a stat of one version agree.
+            modified: match self.flavor {
+                Flavor::Local => modified,
+                _ => modified.map(whole_seconds),
+            },
+            etag: meta.etag().map(str::to_string),
         }
     }
 
@@ -328,10 +351,7 @@ impl Backend for OpendalBackend {
             if is_reserved(key) || !key.starts_with(prefix) {
                 continue;
             }
-            out.push(ObjectInfo {
-                key: key.to_string(),
-                size: entry.metadata().content_length(),
-            });
+            out.push(self.info(key, entry.metadata()));
         }
         Ok(out)
     }
@@ -348,10 +368,7 @@ impl Backend for OpendalBackend {
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
         check_key(key)?;
         match self.op.stat(key).await {
-            Ok(meta) if meta.mode() == EntryMode::FILE => Ok(Some(ObjectInfo {
-                key: key.to_string(),
-                size: meta.content_length(),
-            })),
+            Ok(meta) if meta.mode() == EntryMode::FILE => Ok(Some(self.info(key, &meta))),
             // A folder under that name is not an object.
             Ok(_) => Ok(None),
             Err(err) => {
@@ -371,5 +388,29 @@ impl Backend for OpendalBackend {
 
     fn is_local(&self) -> bool {
         matches!(self.op.info().scheme(), "fs" | "memory")
+    }
+}
+
+/// `t` without its fraction of a second (times before 1970, which no store
+/// gives, stay as they are).
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+        Err(_) => t,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_seconds_drops_only_the_fraction() {
+        let t = UNIX_EPOCH + Duration::new(1_765_000_000, 999_999_999);
+        assert_eq!(whole_seconds(t), UNIX_EPOCH + Duration::from_secs(1_765_000_000));
+        let exact = UNIX_EPOCH + Duration::from_secs(5);
+        assert_eq!(whole_seconds(exact), exact);
+        let before = UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(whole_seconds(before), before);
     }
 }

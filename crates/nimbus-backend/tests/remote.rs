@@ -65,6 +65,33 @@ async fn real_servers_conform() {
     }
 }
 
+/// What a poll compares comes with the listing: S3 and WebDAV send a tag,
+/// every server a time, and a listing of many objects carries them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_carry_times_and_tags() {
+    for address in stores() {
+        let url = StoreUrl::parse(&address).expect("parse");
+        let tags = matches!(url, StoreUrl::S3(_) | StoreUrl::WebDav(_));
+        let address = under(&address, &fresh_folder());
+        let store = open(&address);
+        for i in 0..5u8 {
+            store
+                .put(&format!("refs/{i}"), Bytes::from(vec![i; 80]))
+                .await
+                .expect("put");
+        }
+        let listed = store.list("refs/").await.expect("list");
+        assert_eq!(listed.len(), 5, "{address}");
+        for info in &listed {
+            assert!(info.modified.is_some(), "{address}: {info:?}");
+            assert_eq!(info.etag.is_some(), tags, "{address}: {info:?}");
+            let stat = store.stat(&info.key).await.expect("stat");
+            assert_eq!(stat.as_ref(), Some(info), "{address}: a listing and a stat agree");
+        }
+        eprintln!("{address}: {:?}", listed[0]);
+    }
+}
+
 /// A pack-sized object and a bigger one (S3 sends it in parts) come back
 /// whole and by ranges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

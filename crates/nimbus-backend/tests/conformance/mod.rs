@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use nimbus_backend::{Backend, BackendError, BackendErrorKind, ObjectInfo};
+use std::time::{Duration, SystemTime};
 
 type Result<T = ()> = std::result::Result<T, BackendError>;
 
@@ -15,6 +16,7 @@ pub async fn run(store: &dyn Backend) -> Result {
     put_get_stat(store).await?;
     ranges(store).await?;
     overwrite(store).await?;
+    fingerprints(store).await?;
     list_prefixes(store).await?;
     delete(store).await?;
     folders_are_not_objects(store).await?;
@@ -23,6 +25,12 @@ pub async fn run(store: &dyn Backend) -> Result {
     only_suite_objects_remain(store).await?;
     assert!(!store.describe().is_empty());
     Ok(())
+}
+
+/// What the checks compare of an `ObjectInfo`: the store adds its own
+/// time and tag, checked on their own in [`fingerprints`].
+fn key_size(info: &ObjectInfo) -> (&str, u64) {
+    (info.key.as_str(), info.size)
 }
 
 /// The keys of `list(prefix)`, sorted, since listing order is unspecified.
@@ -63,15 +71,12 @@ async fn put_get_stat(store: &dyn Backend) -> Result {
     assert_eq!(store.get("basic/deep/a/b/c/d", None).await?, all_bytes);
     assert_eq!(store.get("basic/empty", None).await?, Bytes::new());
 
-    let info = |key: &str, size| ObjectInfo {
-        key: key.to_string(),
-        size,
-    };
-    assert_eq!(store.stat("basic/config").await?, Some(info("basic/config", 5)));
-    assert_eq!(store.stat("basic/empty").await?, Some(info("basic/empty", 0)));
+    let stat = |key: &'static str| async move { store.stat(key).await.map(|i| i.map(|i| (i.key, i.size))) };
+    assert_eq!(stat("basic/config").await?, Some(("basic/config".into(), 5)));
+    assert_eq!(stat("basic/empty").await?, Some(("basic/empty".into(), 0)));
     assert_eq!(
-        store.stat("basic/deep/a/b/c/d").await?,
-        Some(info("basic/deep/a/b/c/d", 1000))
+        stat("basic/deep/a/b/c/d").await?,
+        Some(("basic/deep/a/b/c/d".into(), 1000))
     );
     assert_eq!(store.stat("basic/missing").await?, None);
     Ok(())
@@ -114,13 +119,61 @@ async fn overwrite(store: &dyn Backend) -> Result {
     assert_eq!(store.get("over/key", None).await?, &b"second"[..]);
     assert_eq!(store.stat("over/key").await?.map(|i| i.size), Some(6));
     let listed = store.list("over/").await?;
-    assert_eq!(
-        listed,
-        vec![ObjectInfo {
-            key: "over/key".into(),
-            size: 6
-        }]
+    assert_eq!(listed.iter().map(key_size).collect::<Vec<_>>(), [("over/key", 6)]);
+    Ok(())
+}
+
+/// A poll reads an object again only when its `(size, modified, etag)`
+/// changed (docs/SYNC.md §1.1), and refs are all of one size: so a rewrite
+/// of the same size must change the time or the tag, and a listing and a
+/// stat must say the same of one version.
+async fn fingerprints(store: &dyn Backend) -> Result {
+    let key = "stamp/ref";
+    let version = |n: u8| Bytes::from(vec![n; 80]);
+    let stat = || async {
+        let info = store.stat(key).await?.expect("the object just written");
+        let listed = store.list("stamp/").await?;
+        assert_eq!(listed, std::slice::from_ref(&info), "a listing and a stat agree");
+        Ok::<_, BackendError>(info)
+    };
+
+    store.put(key, version(1)).await?;
+    let first = stat().await?;
+    let modified = first.modified.expect("every store says when it wrote an object");
+    // The stores under test run on this machine: their clock is ours, and a
+    // time read in the wrong zone is hours off.
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    assert!(
+        modified > now - hour && modified < now + hour,
+        "{modified:?} vs now {now:?}"
     );
+
+    let fingerprint = |i: &ObjectInfo| (i.size, i.modified, i.etag.clone());
+    store.put(key, version(2)).await?;
+    let second = stat().await?;
+    assert!(second.modified >= first.modified);
+    if fingerprint(&second) == fingerprint(&first) {
+        // Only when the time is coarse (SFTP: whole seconds; a folder: the
+        // kernel's tick) and the tag, if any, is made of time and size
+        // (Apache). A poll fetches what changed within 2 s anyway; a write
+        // a second later must show.
+        eprintln!(
+            "{}: a rewrite within the clock's resolution kept the fingerprint {:?}",
+            store.describe(),
+            fingerprint(&first)
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        store.put(key, version(3)).await?;
+        let third = stat().await?;
+        assert!(third.modified > first.modified, "{third:?} after {first:?}");
+    }
+
+    // Another size: the fingerprint changes whatever the clock.
+    store.put(key, Bytes::from(vec![4; 81])).await?;
+    let bigger = stat().await?;
+    assert_ne!(fingerprint(&bigger), fingerprint(&first));
+    assert!(bigger.modified >= first.modified);
     Ok(())
 }
 
@@ -139,15 +192,13 @@ async fn list_prefixes(store: &dyn Backend) -> Result {
 
     let mut all = store.list("list/").await?;
     all.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut expected: Vec<ObjectInfo> = objects
-        .iter()
-        .map(|(k, s)| ObjectInfo {
-            key: k.to_string(),
-            size: *s as u64,
-        })
-        .collect();
-    expected.sort_by(|a, b| a.key.cmp(&b.key));
-    assert_eq!(all, expected, "full keys and sizes, no folders");
+    let mut expected: Vec<(&str, u64)> = objects.iter().map(|(k, s)| (*k, *s as u64)).collect();
+    expected.sort();
+    assert_eq!(
+        all.iter().map(key_size).collect::<Vec<_>>(),
+        expected,
+        "full keys and sizes, no folders"
+    );
 
     assert_eq!(
         keys(store, "list/packs/").await?,
@@ -259,7 +310,7 @@ async fn concurrent_puts(store: &dyn Backend) -> Result {
 }
 
 async fn only_suite_objects_remain(store: &dyn Backend) -> Result {
-    let folders = ["basic/", "range/", "over/", "list/", "del/", "dir/", "many/"];
+    let folders = ["basic/", "range/", "over/", "stamp/", "list/", "del/", "dir/", "many/"];
     for key in keys(store, "").await? {
         assert!(!key.starts_with('/'), "{key}");
         assert!(folders.iter().any(|f| key.starts_with(f)), "unexpected object {key}");
