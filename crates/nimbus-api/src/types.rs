@@ -379,6 +379,25 @@ pub struct Transfers {
     /// Bytes per second over the last few seconds.
     pub upload_rate: u64,
     pub download_rate: u64,
+    /// Requests sent to the store, by kind, counted as the bytes are.
+    #[serde(default)]
+    pub requests: RequestCounts,
+}
+
+/// Requests sent to a store, by kind: one per call of the drive's store
+/// layer, sent whether or not it then succeeded (a retry counts again). The
+/// store may see a few HTTP requests for one: a listing of many pages, an
+/// upload in parts.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RequestCounts {
+    pub list: u64,
+    pub stat: u64,
+    /// Reads, whole or of a range.
+    pub get: u64,
+    pub put: u64,
+    pub delete: u64,
 }
 
 #[cfg_attr(feature = "specta", derive(specta::Type))]

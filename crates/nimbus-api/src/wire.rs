@@ -279,5 +279,34 @@ mod tests {
         };
         assert!(!s.drives[0].changes_pending);
         assert!(s.drives[0].set_aside.is_empty());
+        assert_eq!(s.drives[0].transfers.requests, crate::RequestCounts::default());
+    }
+
+    #[test]
+    fn request_counts_round_trip_and_a_newer_kind_is_ignored() {
+        let t = crate::Transfers {
+            uploaded_bytes: 10,
+            requests: crate::RequestCounts {
+                list: 1,
+                stat: 2,
+                get: 3,
+                put: 4,
+                delete: 5,
+            },
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&t).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            json.contains(r#""requests":{"list":1,"stat":2,"get":3,"put":4,"delete":5}"#),
+            "{json}"
+        );
+        let back: crate::Transfers = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, t);
+        // A later service may count a kind this one does not know.
+        let newer = r#"{"uploaded_bytes":0,"downloaded_bytes":0,"uploading_bytes":0,"upload_rate":0,
+            "download_rate":0,"requests":{"list":7,"copy":1}}"#;
+        let back: crate::Transfers = serde_json::from_str(newer).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.requests.list, 7);
+        assert_eq!(back.requests.get, 0);
     }
 }

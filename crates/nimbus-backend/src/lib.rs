@@ -23,7 +23,7 @@ mod retry;
 pub use address::{AddressStyle, S3Location, S3Resolved, SftpLocation, StoreUrl, WebDavLocation};
 pub use error::{BackendError, BackendErrorKind};
 pub use faulty::{FaultConfig, FaultStats, FaultyBackend};
-pub use limits::{LimitedBackend, NetLimits, DEFAULT_IN_FLIGHT};
+pub use limits::{LimitedBackend, NetLimits, RequestCounts, DEFAULT_IN_FLIGHT};
 pub use open::{
     create_store, create_store_with, open_store, open_store_with, S3Keys, StoreAccess, StoreCredentials,
     MULTIPART_CHUNK,

@@ -8,6 +8,9 @@
 //! speed. Over a few requests the rate is what was asked; within one request
 //! it is not, which no store notices. Uploads wait before they are sent;
 //! downloads are charged once their size is known, so the next one waits.
+//!
+//! It also counts what went to the store: bytes each way, and requests by
+//! kind, so a person (and the benchmark) can see what a drive costs.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -35,12 +38,40 @@ pub struct NetLimits {
     counts: Counts,
 }
 
-/// Bytes moved so far, for the service's transfer rates.
+/// Bytes moved and requests sent so far, for the service's transfer rates.
 #[derive(Debug, Default)]
 struct Counts {
     sent: AtomicU64,
     received: AtomicU64,
     sending: AtomicU64,
+    lists: AtomicU64,
+    stats: AtomicU64,
+    gets: AtomicU64,
+    puts: AtomicU64,
+    deletes: AtomicU64,
+}
+
+/// Requests sent to a store, by kind, since its [`NetLimits`] was made.
+///
+/// One count is one call of [`Backend`]: sent, whether it then succeeded or
+/// failed (a retried call counts each attempt, as the store sees them). The
+/// store may answer one call with a few HTTP requests: a listing of many
+/// pages, a multipart upload, a folder made before a WebDAV write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub list: u64,
+    pub stat: u64,
+    /// Reads, whole or of a range.
+    pub get: u64,
+    pub put: u64,
+    pub delete: u64,
+}
+
+impl RequestCounts {
+    /// All requests of every kind.
+    pub fn total(&self) -> u64 {
+        self.list + self.stat + self.get + self.put + self.delete
+    }
 }
 
 impl Default for NetLimits {
@@ -75,6 +106,18 @@ impl NetLimits {
     /// Bytes of uploads under way right now.
     pub fn bytes_sending(&self) -> u64 {
         self.counts.sending.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent so far, by kind.
+    pub fn requests(&self) -> RequestCounts {
+        let c = &self.counts;
+        RequestCounts {
+            list: c.lists.load(Ordering::Relaxed),
+            stat: c.stats.load(Ordering::Relaxed),
+            get: c.gets.load(Ordering::Relaxed),
+            put: c.puts.load(Ordering::Relaxed),
+            delete: c.deletes.load(Ordering::Relaxed),
+        }
     }
 
     /// Upload limit in bytes per second; `None` for none.
@@ -177,19 +220,24 @@ impl<B: Backend> LimitedBackend<B> {
         LimitedBackend { inner, limits }
     }
 
-    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, BackendError> {
-        self.limits
+    /// Waits for a turn to send a request of the kind `counter` counts, and
+    /// counts it as sent.
+    async fn slot(&self, counter: fn(&Counts) -> &AtomicU64) -> Result<tokio::sync::SemaphorePermit<'_>, BackendError> {
+        let permit = self
+            .limits
             .in_flight
             .acquire()
             .await
-            .map_err(|_| BackendError::other("the store's request limiter was closed; restart the drive"))
+            .map_err(|_| BackendError::other("the store's request limiter was closed; restart the drive"))?;
+        counter(&self.limits.counts).fetch_add(1, Ordering::Relaxed);
+        Ok(permit)
     }
 }
 
 #[async_trait]
 impl<B: Backend> Backend for LimitedBackend<B> {
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
-        let _slot = self.slot().await?;
+        let _slot = self.slot(|c| &c.gets).await?;
         let data = self.inner.get(key, range).await?;
         drop(_slot);
         self.limits
@@ -201,7 +249,7 @@ impl<B: Backend> Backend for LimitedBackend<B> {
     }
 
     async fn get_whole(&self, key: &str, max: u64) -> Result<Bytes, BackendError> {
-        let _slot = self.slot().await?;
+        let _slot = self.slot(|c| &c.gets).await?;
         let data = self.inner.get_whole(key, max).await?;
         drop(_slot);
         self.limits
@@ -218,7 +266,7 @@ impl<B: Backend> Backend for LimitedBackend<B> {
         let counts = &self.limits.counts;
         let _sending = Sending::new(&counts.sending, n);
         self.limits.up.take(n).await;
-        let res = match self.slot().await {
+        let res = match self.slot(|c| &c.puts).await {
             Ok(_slot) => self.inner.put(key, data).await,
             Err(e) => Err(e),
         };
@@ -229,17 +277,17 @@ impl<B: Backend> Backend for LimitedBackend<B> {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        let _slot = self.slot().await?;
+        let _slot = self.slot(|c| &c.lists).await?;
         self.inner.list(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        let _slot = self.slot().await?;
+        let _slot = self.slot(|c| &c.deletes).await?;
         self.inner.delete(key).await
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
-        let _slot = self.slot().await?;
+        let _slot = self.slot(|c| &c.stats).await?;
         self.inner.stat(key).await
     }
 
@@ -313,6 +361,47 @@ mod tests {
         limits.set_upload_limit(None);
         waiting.await.unwrap().unwrap();
         assert!(t1.elapsed() < Duration::from_millis(10));
+    }
+
+    /// Each call counts once under its kind, failed ones too; the wrapped
+    /// store's own follow-up requests (none here) are not seen.
+    #[tokio::test]
+    async fn requests_are_counted_by_kind() {
+        let limits = Arc::new(NetLimits::new(4));
+        let mem = Arc::new(MemoryBackend::new());
+        let faulty = Arc::new(crate::FaultyBackend::new(mem, crate::FaultConfig::default()));
+        let b = LimitedBackend::new(faulty.clone(), limits.clone());
+        assert_eq!(limits.requests(), RequestCounts::default());
+
+        b.put("a", Bytes::from_static(b"1")).await.unwrap();
+        b.put("b", Bytes::from_static(b"22")).await.unwrap();
+        b.get("a", None).await.unwrap();
+        b.get("b", Some(0..1)).await.unwrap();
+        b.get_whole("b", 10).await.unwrap();
+        b.list("").await.unwrap();
+        b.stat("a").await.unwrap();
+        b.stat("missing").await.unwrap();
+        b.delete("a").await.unwrap();
+        let want = RequestCounts {
+            list: 1,
+            stat: 2,
+            get: 3,
+            put: 2,
+            delete: 1,
+        };
+        assert_eq!(limits.requests(), want);
+        assert_eq!(want.total(), 9);
+
+        // Sent and failed: the store saw them, so they count.
+        assert!(b.get("a", None).await.is_err());
+        faulty.set_offline(true);
+        assert!(b.list("").await.is_err());
+        assert!(b.put("c", Bytes::from_static(b"ccc")).await.is_err());
+        let after = limits.requests();
+        assert_eq!((after.get, after.list, after.put), (4, 2, 3));
+        // Nothing else moved.
+        assert_eq!((after.stat, after.delete), (2, 1));
+        assert_eq!(limits.bytes_sent(), 3, "failed puts send no counted bytes");
     }
 
     #[tokio::test]

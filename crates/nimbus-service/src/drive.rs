@@ -422,6 +422,7 @@ impl Drive {
             uploading_bytes: self.limits.bytes_sending(),
             upload_rate: up_rate,
             download_rate: down_rate,
+            requests: request_counts(self.limits.requests()),
         }
     }
 
@@ -536,6 +537,17 @@ impl Drive {
     }
 }
 
+/// The store layer's request counts as the API shows them.
+fn request_counts(r: nimbus_backend::RequestCounts) -> nimbus_api::RequestCounts {
+    nimbus_api::RequestCounts {
+        list: r.list,
+        stat: r.stat,
+        get: r.get,
+        put: r.put,
+        delete: r.delete,
+    }
+}
+
 /// "12 files · 48 MB".
 fn files_and_bytes(p: &nimbus_fs::Pending) -> String {
     let files = match p.files {
@@ -591,5 +603,54 @@ fn finish(fs: Arc<Fs>, wait: Duration, name: &str) -> bool {
             );
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nimbus_backend::{Backend, LimitedBackend, MemoryBackend};
+
+    /// What goes through the drive's limits shows in its transfers, each
+    /// kind in its own count.
+    #[test]
+    fn transfers_count_requests_by_kind() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = DriveConfig {
+            name: "d".into(),
+            store: "memory://".into(),
+            ..DriveConfig::default()
+        };
+        let drive =
+            Drive::new(cfg, PathBuf::from("/nonexistent"), rt.handle().clone()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(drive.transfers().requests, nimbus_api::RequestCounts::default());
+
+        let store = LimitedBackend::new(MemoryBackend::new(), drive.limits.clone());
+        rt.block_on(async {
+            store.put("refs/a", bytes_of(80)).await?;
+            store.list("refs/").await?;
+            store.list("refs/").await?;
+            store.get_whole("refs/a", 4096).await?;
+            store.stat("refs/a").await?;
+            store.delete("refs/a").await
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = drive.transfers();
+        let want = nimbus_api::RequestCounts {
+            list: 2,
+            stat: 1,
+            get: 1,
+            put: 1,
+            delete: 1,
+        };
+        assert_eq!(t.requests, want);
+        assert_eq!((t.uploaded_bytes, t.downloaded_bytes), (80, 80));
+    }
+
+    fn bytes_of(n: usize) -> bytes::Bytes {
+        bytes::Bytes::from(vec![7u8; n])
     }
 }
