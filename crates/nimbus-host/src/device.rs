@@ -1,8 +1,10 @@
 //! This device's identity and memory per vault, in the local state folder
 //! (`<state>/vaults/<vault id>/`): the device id (chosen at random the
 //! first time, so each device only ever writes its own `refs/<device>`),
-//! the newest ref update seen of every device (to notice a rollback), and
-//! the mount lock (`drive.lock`, an `flock` held while mounted).
+//! its human name (`device-name`, the hostname unless renamed; the commits
+//! carry it to the other devices, docs/SYNC.md §2.3), the newest ref update
+//! seen of every device (to notice a rollback), and the mount lock
+//! (`drive.lock`, an `flock` held while mounted).
 //!
 //! `refs-seen.json` is the rollback memory: losing it, or going back to an
 //! older copy of it, would let a store replay old snapshots unnoticed. So it
@@ -39,13 +41,29 @@ fn write_atomic(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp_name = file.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| ctx("write", &tmp, e))?;
+    let mut f = create_private(&tmp).map_err(|e| ctx("write", &tmp, e))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| ctx("write", &tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, file).map_err(|e| ctx("write", file, e))?;
     sync_dir(dir)
+}
+
+/// Creates (or truncates) `file` readable by the user alone, whatever the
+/// umask of the program that called (the CLI and the service set 077, a
+/// test or a library user may not).
+fn create_private(file: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    // A leftover from a crash keeps its old mode when truncated: start anew.
+    let _ = std::fs::remove_file(file);
+    opts.open(file)
 }
 
 /// Makes a rename in `dir` durable. Windows cannot open a folder as a file
@@ -70,6 +88,117 @@ pub fn device_id(state: &Path, vault_id: &ShortId) -> std::io::Result<DeviceId> 
     let id = ShortId::random();
     write_atomic(&file, format!("{}\n", id.to_hex()).as_bytes())?;
     Ok(id)
+}
+
+/// The longest device name, in bytes of UTF-8 (the commit field's limit,
+/// docs/SYNC.md §2.2).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The name of a device whose hostname leaves nothing usable.
+const FALLBACK_NAME: &str = "device";
+
+/// Why a device name was refused or could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceNameError {
+    #[error("a device name cannot be empty (control characters and `/` are left out of it)")]
+    Empty,
+    #[error("a device name is at most {MAX_NAME_LEN} bytes long; this one is {len} bytes")]
+    TooLong { len: usize },
+    #[error("could not save the device name: {0}")]
+    Save(std::io::Error),
+}
+
+/// `raw` without control characters and `/` (a name shows up inside file
+/// names of conflict copies and on one line of `nimbus devices`), and
+/// without spaces at either end. Not cut.
+fn clean_name(raw: &str) -> String {
+    let kept: String = raw.chars().filter(|c| !c.is_control() && *c != '/').collect();
+    kept.trim().to_string()
+}
+
+/// `name` cut to at most [`MAX_NAME_LEN`] bytes, on a character boundary.
+fn cut_name(name: &str) -> &str {
+    let mut end = name.len().min(MAX_NAME_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].trim_end()
+}
+
+/// A device name made from a hostname: cleaned, cut to
+/// [`MAX_NAME_LEN`] bytes, `device` when nothing is left.
+fn name_from_host(host: &str) -> String {
+    let clean = clean_name(host);
+    match cut_name(&clean) {
+        "" => FALLBACK_NAME.to_string(),
+        cut => cut.to_string(),
+    }
+}
+
+/// This computer's name for a device that was never renamed: its hostname
+/// (`uname`'s node name), cleaned and cut to [`MAX_NAME_LEN`] bytes.
+pub fn default_name() -> String {
+    #[cfg(unix)]
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    #[cfg(not(unix))]
+    let host = std::env::var("COMPUTERNAME").unwrap_or_default();
+    name_from_host(&host)
+}
+
+fn name_file(state: &Path, vault_id: &ShortId) -> PathBuf {
+    vault_dir(state, vault_id).join("device-name")
+}
+
+/// Checks a name a person chose: cleaned as [`default_name`] is, then
+/// refused when empty or too long (a chosen name is not silently cut).
+fn checked_name(raw: &str) -> Result<String, DeviceNameError> {
+    let name = clean_name(raw);
+    if name.is_empty() {
+        return Err(DeviceNameError::Empty);
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(DeviceNameError::TooLong { len: name.len() });
+    }
+    Ok(name)
+}
+
+/// This device's name in the vault: the one it was renamed to, or
+/// [`default_name`] (so a device never renamed follows its hostname). A
+/// name file that cannot be read or holds no valid name is logged and the
+/// default used: a name is only a label, never a reason to fail a mount.
+pub fn device_name(state: &Path, vault_id: &ShortId) -> String {
+    let file = name_file(state, vault_id);
+    let bytes = match std::fs::read(&file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return default_name(),
+        Err(e) => {
+            tracing::warn!("cannot read {} ({e}); using this computer's name", file.display());
+            return default_name();
+        }
+    };
+    let checked = std::str::from_utf8(&bytes)
+        .map_err(|_| "it is not UTF-8".to_string())
+        .and_then(|text| checked_name(text.strip_suffix('\n').unwrap_or(text)).map_err(|e| e.to_string()));
+    match checked {
+        Ok(name) => name,
+        Err(why) => {
+            tracing::warn!(
+                "the device name in {} is damaged ({why}); using this computer's name until the device is renamed",
+                file.display()
+            );
+            default_name()
+        }
+    }
+}
+
+/// Renames this device in the vault: checks `name` (see
+/// [`DeviceNameError`]) and saves it, replacing the old one in one step.
+/// Returns the name as saved (without control characters, `/` and
+/// surrounding spaces). The next commit carries it to the other devices.
+pub fn rename_device(state: &Path, vault_id: &ShortId, name: &str) -> Result<String, DeviceNameError> {
+    let name = checked_name(name)?;
+    write_atomic(&name_file(state, vault_id), format!("{name}\n").as_bytes()).map_err(DeviceNameError::Save)?;
+    Ok(name)
 }
 
 fn seen_file(state: &Path, vault_id: &ShortId) -> PathBuf {
@@ -336,6 +465,98 @@ mod tests {
             good,
             "the copy is written again"
         );
+    }
+
+    #[test]
+    fn names_from_hostnames_are_cleaned_cut_and_never_empty() {
+        assert_eq!(name_from_host("ana-laptop"), "ana-laptop");
+        assert_eq!(name_from_host(" a/b\tc\u{7f}d\n "), "abcd");
+        assert_eq!(name_from_host("\u{1}/\n"), "device");
+        assert_eq!(name_from_host(""), "device");
+        // Cut on a character boundary: 63 ASCII bytes and a 2-byte `é`
+        // would be 65, so the `é` goes whole.
+        let host = format!("{}é", "a".repeat(63));
+        assert_eq!(name_from_host(&host), "a".repeat(63));
+        let host = "é".repeat(40);
+        let cut = name_from_host(&host);
+        assert_eq!((cut.len(), cut.chars().count()), (64, 32));
+        // No trailing space left by the cut.
+        let host = format!("{} b", "a".repeat(63));
+        assert_eq!(name_from_host(&host), "a".repeat(63));
+
+        let here = default_name();
+        assert!(!here.is_empty() && here.len() <= MAX_NAME_LEN, "{here:?}");
+        assert!(!here.contains('/') && !here.chars().any(char::is_control), "{here:?}");
+    }
+
+    #[test]
+    fn renaming_saves_beside_the_id_and_reads_back() {
+        let state = tempfile::tempdir().unwrap();
+        let vid = ShortId::random();
+        assert_eq!(device_name(state.path(), &vid), default_name(), "never renamed");
+
+        assert_eq!(
+            rename_device(state.path(), &vid, "  Ana's\tdesk/top ").unwrap(),
+            "Ana'sdesktop"
+        );
+        assert_eq!(device_name(state.path(), &vid), "Ana'sdesktop");
+        let file = vault_dir(state.path(), &vid).join("device-name");
+        device_id(state.path(), &vid).unwrap();
+        assert!(
+            vault_dir(state.path(), &vid).join("device-id").exists(),
+            "beside the id"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"Ana'sdesktop\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // 64 bytes of UTF-8 are allowed, 65 are not.
+        let longest = format!("{}é", "b".repeat(62));
+        assert_eq!(rename_device(state.path(), &vid, &longest).unwrap(), longest);
+        assert_eq!(device_name(state.path(), &vid), longest);
+        let err = rename_device(state.path(), &vid, &format!("{longest}x")).unwrap_err();
+        assert!(matches!(err, DeviceNameError::TooLong { len: 65 }), "{err}");
+        assert!(err.to_string().contains("at most 64 bytes"), "{err}");
+        for empty in ["", "   ", "/\n\t/"] {
+            let err = rename_device(state.path(), &vid, empty).unwrap_err();
+            assert!(matches!(err, DeviceNameError::Empty), "{empty:?}: {err}");
+        }
+        assert_eq!(
+            device_name(state.path(), &vid),
+            longest,
+            "a refused name changes nothing"
+        );
+    }
+
+    /// A damaged name file never fails a mount: the default is used.
+    #[test]
+    fn a_damaged_name_falls_back_to_the_default() {
+        let state = tempfile::tempdir().unwrap();
+        let vid = ShortId::random();
+        rename_device(state.path(), &vid, "laptop").unwrap();
+        let file = vault_dir(state.path(), &vid).join("device-name");
+        let too_long = "x".repeat(200);
+        for damage in [
+            b"\xff\xfe".as_slice(),
+            b"".as_slice(),
+            b"\n\n/".as_slice(),
+            too_long.as_bytes(),
+        ] {
+            std::fs::write(&file, damage).unwrap();
+            assert_eq!(device_name(state.path(), &vid), default_name(), "{damage:?}");
+        }
+        // A folder where the file should be cannot be read either.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        assert_eq!(device_name(state.path(), &vid), default_name());
+        assert!(matches!(
+            rename_device(state.path(), &vid, "laptop"),
+            Err(DeviceNameError::Save(_))
+        ));
     }
 
     /// The CLI and a mounted drive update the memory at once: an update

@@ -32,11 +32,17 @@ impl From<rusqlite::Error> for FsError {
 /// How long uncommitted metadata changes may wait.
 pub const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
-/// Bumped when the schema changes; an older database is rebuilt from the
-/// vault (it is only a cache of it).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the schema changes, with a step in [`MIGRATIONS`]: a
+/// database of a known older version is migrated in place when opened; one
+/// of any other version (a newer Nimbus, an unfinished creation) is
+/// rebuilt from the vault by the caller (`local.rs`), which refuses when
+/// that would drop changes not yet committed.
+pub const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
+/// Version 1, as it shipped. Never edit it: a new database is made by
+/// running it and then every step of [`MIGRATIONS`], so a new database and
+/// a migrated one are the same.
+const SCHEMA_1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;
 CREATE TABLE inodes (
     ino INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -77,6 +83,66 @@ CREATE TABLE xattrs (ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NU
 CREATE TABLE pins (ino INTEGER PRIMARY KEY);
 ";
 
+/// Version 2 (docs/SYNC.md §2.4, §4.2, §4.3): the cache of commits read
+/// from the vault (`commits.rs`), the inodes that lost their names to a
+/// merge while open (`orphans.rs`), and inodes by file id (the merge works
+/// by file id). The `applying` marker is a key of `meta` (`state.rs`).
+/// Additive only, so it migrates in place, which matters: a rebuild is
+/// refused while changes are pending.
+const SCHEMA_2: &str = "
+CREATE TABLE IF NOT EXISTS commits (
+    id BLOB PRIMARY KEY,
+    -- the parents' ids, 32 bytes each, in the commit's order
+    parents BLOB NOT NULL,
+    generation INTEGER NOT NULL,
+    device BLOB NOT NULL,
+    device_name TEXT NOT NULL,
+    root BLOB NOT NULL,
+    -- the commit's own time (its device's clock)
+    time_s INTEGER NOT NULL, time_n INTEGER NOT NULL,
+    -- when it reached the store (the store's clock), once asked
+    store_time_s INTEGER, store_time_n INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS merge_orphans (
+    ino INTEGER PRIMARY KEY,
+    -- the file id of the folder its name was in, and that name
+    parent BLOB NOT NULL,
+    name BLOB NOT NULL,
+    -- its dirty_epoch when it lost its names: written since if above
+    epoch INTEGER NOT NULL,
+    -- the time its conflict name would show
+    time_s INTEGER NOT NULL, time_n INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inodes_by_file_id ON inodes (file_id);
+";
+
+/// `MIGRATIONS[i]` takes a database from version `i + 1` to `i + 2`.
+/// Each step only adds (`IF NOT EXISTS`), so running one twice is harmless.
+const MIGRATIONS: &[&str] = &[SCHEMA_2];
+
+const _: () = assert!(SCHEMA_VERSION == 1 + MIGRATIONS.len() as i64);
+
+/// Brings a database of a known older version to [`SCHEMA_VERSION`], in
+/// one transaction: a crash or a failed step leaves it as it was. Any other
+/// version, or a database whose version cannot be read, is left alone for
+/// the caller to judge.
+fn migrate(c: &mut Connection) -> Result<()> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let Ok(from) = super::state::schema(&tx) else {
+        return Ok(());
+    };
+    if !(1..SCHEMA_VERSION).contains(&from) {
+        return Ok(());
+    }
+    for step in MIGRATIONS.iter().skip((from - 1) as usize) {
+        tx.execute_batch(step)?;
+    }
+    super::state::set_schema(&tx, SCHEMA_VERSION)?;
+    tx.commit()?;
+    tracing::info!("the local state database was migrated from schema {from} to {SCHEMA_VERSION}");
+    Ok(())
+}
+
 struct Conn {
     c: Connection,
     in_tx: bool,
@@ -116,7 +182,7 @@ impl Db {
     /// Opens (or creates) the database at `path` with `key`. Returns the
     /// database and whether it was created just now.
     pub fn open(path: &Path, key: &Zeroizing<[u8; 32]>) -> Result<(Arc<Db>, bool)> {
-        let c = Connection::open(path)?;
+        let mut c = Connection::open(path)?;
         let hex = Zeroizing::new(format!("x'{}'", hex::encode(key.as_ref())));
         c.pragma_update(None, "key", hex.as_str())?;
         // A wrong key (or a damaged file) shows up at the first read.
@@ -138,9 +204,12 @@ impl Db {
         c.pragma_update(None, "cache_size", -16384)?; // 16 MiB of decrypted pages
         let created = existing == 0;
         if created {
-            c.execute_batch(SCHEMA)?;
-            super::state::set_schema(&c, SCHEMA_VERSION)?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA_1)?;
+            super::state::set_schema(&tx, 1)?;
+            tx.commit()?;
         }
+        migrate(&mut c)?;
         let db = Arc::new(Db {
             path: path.to_path_buf(),
             conn: Mutex::new(Conn {
@@ -276,6 +345,132 @@ impl Db {
             _ => {
                 let _ = std::fs::remove_file(path);
             }
+        }
+    }
+}
+
+/// A new database in a temporary folder, for the tests of `meta/`.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_db() -> (tempfile::TempDir, Arc<Db>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(&dir.path().join("metadata.db"), &Zeroizing::new([7; 32])).unwrap();
+    (dir, db)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::meta::{inodes, state};
+    use nimbus_vault::{EntryKind, ShortId, Timestamp};
+
+    fn key() -> Zeroizing<[u8; 32]> {
+        Zeroizing::new([7; 32])
+    }
+
+    /// A database as Nimbus made it before schema 2, with one file in it.
+    fn make_v1(path: &Path, file_id: &ShortId) {
+        let c = Connection::open(path).unwrap();
+        let hex = format!("x'{}'", hex::encode(key().as_ref()));
+        c.pragma_update(None, "key", hex.as_str()).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c.execute_batch(SCHEMA_1).unwrap();
+        state::set_schema(&c, 1).unwrap();
+        let t = Timestamp { secs: 5, nanos: 0 };
+        let root = inodes::insert(&c, EntryKind::Dir, 0o755, 0, 0, 0, 2, t, 0, &ShortId::random(), None, 0).unwrap();
+        inodes::insert(&c, EntryKind::File, 0o644, 0, 0, 0, 1, t, root, file_id, None, 3).unwrap();
+        state::set_epoch(&c, 4).unwrap();
+    }
+
+    fn schema_objects(db: &Db) -> Vec<(String, String, Option<String>)> {
+        db.read(|c| {
+            let mut st = c.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_in_place_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        let fid = ShortId::random();
+        make_v1(&path, &fid);
+
+        let (db, created) = Db::open(&path, &key()).unwrap();
+        assert!(!created);
+        assert_eq!(db.schema_version().unwrap(), 2);
+        // What was there stays, and the new index finds it.
+        let rows = db.read(|c| inodes::by_file_id(c, &fid)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].dirty_epoch, rows[0].kind), (3, EntryKind::File));
+        assert_eq!(db.read(state::epoch).unwrap(), 4);
+        let migrated = schema_objects(&db);
+        drop(db);
+
+        // Opening again changes nothing.
+        let (db, _) = Db::open(&path, &key()).unwrap();
+        assert_eq!(db.schema_version().unwrap(), 2);
+        assert_eq!(schema_objects(&db), migrated);
+        drop(db);
+
+        // A new database has exactly the migrated one's tables and indexes.
+        let (fresh, created) = Db::open(&dir.path().join("new.db"), &key()).unwrap();
+        assert!(created);
+        assert_eq!(fresh.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(schema_objects(&fresh), migrated);
+        for name in ["commits", "merge_orphans", "inodes_by_file_id"] {
+            assert!(migrated.iter().any(|(_, n, _)| n == name), "{name}");
+        }
+    }
+
+    /// A step that fails leaves the database as it was: version 1, none
+    /// of the step's tables.
+    #[test]
+    fn a_failed_migration_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        make_v1(&path, &ShortId::random());
+        {
+            let c = Connection::open(&path).unwrap();
+            let hex = format!("x'{}'", hex::encode(key().as_ref()));
+            c.pragma_update(None, "key", hex.as_str()).unwrap();
+            // The index of step 2 cannot be made without its table, after
+            // the step's tables were.
+            c.execute_batch("DROP TABLE inodes").unwrap();
+        }
+        assert!(Db::open(&path, &key()).is_err());
+        let c = Connection::open(&path).unwrap();
+        let hex = format!("x'{}'", hex::encode(key().as_ref()));
+        c.pragma_update(None, "key", hex.as_str()).unwrap();
+        assert_eq!(state::schema(&c).unwrap(), 1);
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('commits', 'merge_orphans')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
+    }
+
+    /// Versions this Nimbus does not know are left for `local.rs` to
+    /// rebuild, never migrated.
+    #[test]
+    fn unknown_versions_are_not_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        make_v1(&path, &ShortId::random());
+        for v in [0, 999] {
+            {
+                let (db, _) = Db::open(&path, &key()).unwrap();
+                db.write(|c| state::set_schema(c, v)).unwrap();
+                db.commit(true).unwrap();
+            }
+            let (db, _) = Db::open(&path, &key()).unwrap();
+            assert_eq!(db.schema_version().unwrap(), v);
         }
     }
 }

@@ -197,7 +197,19 @@ pub fn delete(c: &Connection, ino: Ino) -> Result<()> {
         .execute([ino as i64])?;
     c.prepare_cached("DELETE FROM pins WHERE ino = ?1")?
         .execute([ino as i64])?;
+    c.prepare_cached("DELETE FROM merge_orphans WHERE ino = ?1")?
+        .execute([ino as i64])?;
     Ok(())
+}
+
+/// The inodes holding file id `id`, by inode number: usually one; two
+/// while a merge orphan (docs/SYNC.md §4.3) keeps the old version of a
+/// file open beside the inode that took its name.
+#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
+pub(crate) fn by_file_id(c: &Connection, id: &FileId) -> Result<Vec<Row>> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM inodes WHERE file_id = ?1 ORDER BY ino"))?;
+    let rows = st.query_map([id.0.as_slice()], from_sql)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 pub fn check_name(name: &[u8]) -> Result<()> {
@@ -377,6 +389,10 @@ pub(crate) fn delete_unlinked(c: &Connection) -> Result<()> {
         "DELETE FROM pins WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
         [],
     )?;
+    c.execute(
+        "DELETE FROM merge_orphans WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
+        [],
+    )?;
     c.execute("DELETE FROM inodes WHERE nlink = 0", [])?;
     Ok(())
 }
@@ -399,4 +415,41 @@ pub(crate) fn staged(c: &Connection) -> Result<Vec<(Ino, [u8; 16], u64)>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::meta::db::test_db;
+
+    #[test]
+    fn inodes_are_found_by_file_id() {
+        let (_dir, db) = test_db();
+        let c = db.lock().unwrap();
+        let t = Timestamp { secs: 1, nanos: 0 };
+        let (shared, other) = (nimbus_vault::ShortId([1; 16]), nimbus_vault::ShortId([2; 16]));
+        let new = |id: &FileId, kind| insert(&c, kind, 0o644, 0, 0, 0, 1, t, 0, id, None, 0).unwrap();
+        let a = new(&shared, EntryKind::File);
+        let d = new(&other, EntryKind::Dir);
+        let b = new(&shared, EntryKind::File);
+
+        let found: Vec<Ino> = by_file_id(&c, &shared).unwrap().iter().map(|r| r.ino).collect();
+        assert_eq!(found, vec![a, b]);
+        let found = by_file_id(&c, &other).unwrap();
+        assert_eq!((found.len(), found[0].ino, found[0].kind), (1, d, EntryKind::Dir));
+        assert!(by_file_id(&c, &nimbus_vault::ShortId([3; 16])).unwrap().is_empty());
+        delete(&c, a).unwrap();
+        assert_eq!(by_file_id(&c, &shared).unwrap().len(), 1);
+
+        // Through the index, not a scan of every inode.
+        let plan: Vec<String> = c
+            .prepare("EXPLAIN QUERY PLAN SELECT ino FROM inodes WHERE file_id = ?1")
+            .unwrap()
+            .query_map([shared.0.as_slice()], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan.iter().any(|p| p.contains("inodes_by_file_id")), "{plan:?}");
+    }
 }

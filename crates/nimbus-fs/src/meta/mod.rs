@@ -6,10 +6,12 @@
 //! in `fs/`, the commit's order in `commit/`); these functions say *how* it is
 //! stored.
 
+pub(crate) mod commits;
 pub(crate) mod db;
 pub(crate) mod dentries;
 pub(crate) mod dirty;
 pub(crate) mod inodes;
+pub(crate) mod orphans;
 pub(crate) mod pins;
 pub(crate) mod state;
 pub(crate) mod xattrs;
