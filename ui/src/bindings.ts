@@ -275,6 +275,21 @@ export type QuitRequested = {
 	warning: string,
 };
 
+/**
+ *  Requests sent to a store, by kind: one per call of the drive's store
+ *  layer, sent whether or not it then succeeded (a retry counts again). The
+ *  store may see a few HTTP requests for one: a listing of many pages, an
+ *  upload in parts.
+ */
+export type RequestCounts = {
+	list?: number,
+	stat?: number,
+	/**  Reads, whole or of a range. */
+	get?: number,
+	put?: number,
+	delete?: number,
+};
+
 export type Restored = {
 	to: string,
 	files: number,
@@ -375,6 +390,8 @@ export type Transfers = {
 	/**  Bytes per second over the last few seconds. */
 	upload_rate: number,
 	download_rate: number,
+	/**  Requests sent to the store, by kind, counted as the bytes are. */
+	requests?: RequestCounts,
 };
 
 /**  The icon the tray shows; one file per variant in `icons/tray/`. */
