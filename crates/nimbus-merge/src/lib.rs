@@ -6,11 +6,13 @@
 //! the rules are tested on maps in memory.
 //!
 //! - [`flat`]: trees to maps `FileId -> Node` (reading only the folders
-//!   that differ) and back.
+//!   that differ) and back;
+//! - [`names`]: conflict copy names.
 //!
 //! The rules themselves come in later steps (docs/SYNC.md §7).
 
 pub mod flat;
+pub mod names;
 
 pub use flat::{build, flatten, BuildError, Content, Flat, MemTrees, Meta, MissingTree, Node, Place, TreeId, Trees};
 
