@@ -7,17 +7,50 @@
 //!
 //! - [`flat`]: trees to maps `FileId -> Node` (reading only the folders
 //!   that differ) and back;
-//! - [`names`]: conflict copy names.
-//!
-//! The rules themselves come in later steps (docs/SYNC.md §7).
+//! - [`names`]: conflict copy names;
+//! - [`rules`]: phase 1, each id's attributes and existence, and which
+//!   side is "newer".
 
 pub mod flat;
 pub mod names;
+pub mod rules;
 
 pub use flat::{build, flatten, BuildError, Content, Flat, MemTrees, Meta, MissingTree, Node, Place, TreeId, Trees};
+pub use rules::{decide, phase1, Decided, Fate, Key, Loser, Phase1};
 
 use nimbus_vault::{FileId, ShortId};
 
 /// The id the merge gives the root folder, which has no entry of its own
 /// (a drive's local root row keeps its random id, never written anywhere).
 pub const ROOT: FileId = ShortId([0; 16]);
+
+/// One head of a merge: a commit and what the merge needs of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub commit: nimbus_vault::CommitId,
+    /// Its root tree.
+    pub root: TreeId,
+    /// The device that made it, and that device's name (empty in version
+    /// 2 commits): conflict copies name it.
+    pub device: nimbus_vault::DeviceId,
+    pub device_name: String,
+    /// 1 + the largest generation of its parents (0 in version 2 commits).
+    pub generation: u64,
+    /// When its commit object reached the store (`None` when the store
+    /// gives no times).
+    pub store_time: Option<nimbus_vault::Timestamp>,
+    /// The commit's own time (the device's clock): only a label, for a
+    /// conflict name when the store gives no time.
+    pub time: nimbus_vault::Timestamp,
+}
+
+impl Head {
+    /// How new this head is (§3.4).
+    pub fn key(&self) -> Key {
+        Key {
+            store_time: self.store_time,
+            generation: self.generation,
+            commit: self.commit,
+        }
+    }
+}
