@@ -9,12 +9,16 @@
 //!   that differ) and back;
 //! - [`names`]: conflict copy names;
 //! - [`rules`]: phase 1, each id's attributes and existence, and which
-//!   side is "newer".
+//!   side is "newer";
+//! - [`fixups`]: phase 2, orphans, move cycles, name collisions, conflict
+//!   copies.
 
+pub mod fixups;
 pub mod flat;
 pub mod names;
 pub mod rules;
 
+pub use fixups::{fix, ConflictCopy, Fixed};
 pub use flat::{build, flatten, BuildError, Content, Flat, MemTrees, Meta, MissingTree, Node, Place, TreeId, Trees};
 pub use rules::{decide, phase1, Decided, Fate, Key, Loser, Phase1};
 
