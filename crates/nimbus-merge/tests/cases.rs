@@ -416,3 +416,200 @@ fn a_cycle_with_no_base_place_goes_to_the_root_with_a_conflict_name() {
     assert_eq!(file(&list, &format!("{x}/y")), Some((2, None)));
     assert_eq!(fixed.renamed.len(), 1);
 }
+
+mod random {
+    //! Random histories through the whole pipeline: the result always
+    //! builds, does not depend on the order of the heads, and keeps every
+    //! content a head changed or added (§3.7).
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// id -> (parent id, name, data or None for a folder); id 0 is the root.
+    type Model = BTreeMap<u8, (u8, String, Option<u8>)>;
+
+    fn items(m: &Model) -> Vec<It> {
+        fn path(m: &Model, id: u8) -> String {
+            let (p, n, _) = &m[&id];
+            if *p == 0 {
+                n.clone()
+            } else {
+                format!("{}/{n}", path(m, *p))
+            }
+        }
+        m.iter()
+            .map(|(id, (_, _, data))| It {
+                path: Box::leak(path(m, *id).into_boxed_str()),
+                id: *id,
+                data: *data,
+                mode: if data.is_some() { 0o644 } else { 0o755 },
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Edit(usize, u8),
+        Rename(usize, bool),
+        Move(usize, usize),
+        Delete(usize),
+        Add(usize, bool, bool, u8),
+        /// One of the first two folders of a folder into the other: two
+        /// heads doing it both ways make a move cycle.
+        IntoSibling(usize, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(a, d)| Op::Edit(a, d)),
+            (any::<usize>(), any::<bool>()).prop_map(|(a, s)| Op::Rename(a, s)),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Move(a, b)),
+            any::<usize>().prop_map(Op::Delete),
+            (any::<usize>(), any::<bool>(), any::<bool>(), any::<u8>()).prop_map(|(a, d, s, x)| Op::Add(a, d, s, x)),
+            (any::<usize>(), any::<bool>()).prop_map(|(a, f)| Op::IntoSibling(a, f)),
+        ]
+    }
+
+    fn below(m: &Model, mut id: u8, dir: u8) -> bool {
+        while id != 0 {
+            if id == dir {
+                return true;
+            }
+            id = m[&id].0;
+        }
+        false
+    }
+
+    fn free(m: &Model, parent: u8, name: &str) -> bool {
+        !m.values().any(|(p, n, _)| *p == parent && n == name)
+    }
+
+    /// Applies one operation; `next` is the next id this head may create.
+    fn apply(m: &mut Model, op: &Op, next: &mut u8) {
+        let ids: Vec<u8> = m.keys().copied().collect();
+        let dirs: Vec<u8> = std::iter::once(0)
+            .chain(m.iter().filter(|e| e.1 .2.is_none()).map(|e| *e.0))
+            .collect();
+        match *op {
+            Op::Edit(a, x) if !ids.is_empty() => {
+                if let Some((_, _, Some(v))) = m.get_mut(&ids[a % ids.len()]) {
+                    *v = x;
+                }
+            }
+            Op::Rename(a, same) if !ids.is_empty() => {
+                let id = ids[a % ids.len()];
+                let (p, n, _) = m[&id].clone();
+                // "same" names collide across heads on purpose.
+                let new = if same { "same".to_string() } else { format!("{n}r") };
+                if free(m, p, &new) {
+                    if let Some(e) = m.get_mut(&id) {
+                        e.1 = new;
+                    }
+                }
+            }
+            Op::Move(a, b) if !ids.is_empty() => {
+                let id = ids[a % ids.len()];
+                let to = dirs[b % dirs.len()];
+                let name = m[&id].1.clone();
+                if !below(m, to, id) && free(m, to, &name) {
+                    if let Some(e) = m.get_mut(&id) {
+                        e.0 = to;
+                    }
+                }
+            }
+            Op::Delete(a) if !ids.is_empty() => {
+                let id = ids[a % ids.len()];
+                let gone: Vec<u8> = m.keys().copied().filter(|k| below(m, *k, id)).collect();
+                for g in gone {
+                    m.remove(&g);
+                }
+            }
+            Op::Add(a, is_dir, same, x) => {
+                let to = dirs[a % dirs.len()];
+                let name = if same { "same".to_string() } else { format!("n{next}") };
+                if free(m, to, &name) && *next < u8::MAX {
+                    m.insert(*next, (to, name, (!is_dir).then_some(x)));
+                    *next += 1;
+                }
+            }
+            Op::IntoSibling(a, flip) => {
+                // The root or the first folder, so that heads often pick the same.
+                let p = dirs[a % dirs.len().min(2)];
+                let sibs: Vec<u8> = m
+                    .iter()
+                    .filter(|e| e.1 .0 == p && e.1 .2.is_none())
+                    .map(|e| *e.0)
+                    .take(2)
+                    .collect();
+                if let [x, y] = sibs[..] {
+                    let (what, to) = if flip { (x, y) } else { (y, x) };
+                    let name = m[&what].1.clone();
+                    if free(m, to, &name) {
+                        if let Some(e) = m.get_mut(&what) {
+                            e.0 = to;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn base_model() -> impl Strategy<Value = Model> {
+        prop::collection::vec((any::<usize>(), any::<bool>(), any::<u8>()), 0..12).prop_map(|spec| {
+            let mut m = Model::new();
+            let mut dirs = vec![0u8];
+            for (i, (p, is_dir, x)) in spec.into_iter().enumerate() {
+                let id = i as u8 + 1;
+                m.insert(id, (dirs[p % dirs.len()], format!("b{id}"), (!is_dir).then_some(x)));
+                if is_dir {
+                    dirs.push(id);
+                }
+            }
+            m
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn merges_build_converge_and_keep_every_change(
+            base in base_model(),
+            known in any::<bool>(),
+            ops in prop::collection::vec(prop::collection::vec(op(), 0..6), 2..4),
+        ) {
+            let mut mem = MemTrees::new();
+            let mut versions = Vec::new();
+            for (h, list) in ops.iter().enumerate() {
+                let mut m = base.clone();
+                // Each head creates ids of its own (20.., 60.., 100..).
+                let mut next = 20 + 40 * h as u8;
+                for o in list {
+                    apply(&mut m, o, &mut next);
+                }
+                versions.push(m);
+            }
+            let base_root = known.then(|| store(&mut mem, &items(&base)));
+            let heads: Vec<Head> = versions
+                .iter()
+                .enumerate()
+                .map(|(i, m)| head(i as u8, store(&mut mem, &items(m))))
+                .collect();
+            let (root, _) = run_order(&mut mem, base_root, &heads);
+            let rev: Vec<Head> = heads.iter().rev().cloned().collect();
+            prop_assert_eq!(run_order(&mut mem, base_root, &rev).0, root, "order of heads");
+            let list = listing(&mut mem, root);
+            let contents: Vec<Option<u8>> = list.values().map(|x| x.1).collect();
+            for m in &versions {
+                for (id, (_, _, data)) in m {
+                    let Some(x) = data else { continue };
+                    let unchanged = known && base.get(id).map(|b| b.2) == Some(Some(*x));
+                    if !unchanged {
+                        prop_assert!(contents.contains(&Some(*x)), "lost content {} of id {}: {:?}", x, id, list);
+                    }
+                }
+            }
+        }
+    }
+}
