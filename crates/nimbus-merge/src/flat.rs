@@ -216,18 +216,25 @@ impl Node {
     }
 }
 
-/// Flattens several versions at once (`None` is the empty tree, the base
-/// of a merge with no known ancestor), one map per version.
+/// Flattens several versions at once, one map per version (`None` is the
+/// empty tree: the base of a merge with no known ancestor).
 ///
 /// A folder is opened (read, its children listed) in every version that
 /// has it unless it is in every version with the same tree id. First the
 /// folders whose tree ids differ are opened, level by level, until none is
-/// left; only then the folders missing from some version: a folder moved
-/// somewhere deeper is found at its new place by then and costs no read,
-/// while a folder deleted in a version is read (with what it held), since
-/// something inside it may have moved out before it was deleted. New
-/// folders are read too: collisions of new folders merge their children.
-/// Each distinct tree id is read once.
+/// left: a folder moved elsewhere unchanged is found at its new place by
+/// then and costs no read. Only then the folders missing from some version,
+/// all at once: new folders (collisions of new folders merge their
+/// children, so they are needed anyway) and deleted ones, read with what
+/// they held, since something inside may have moved out before the delete.
+///
+/// Without reading there is no telling a new or deleted folder from one
+/// hidden inside such a folder in the other version, so a folder moved
+/// unchanged into a new folder, or out of one deleted since, costs one
+/// read of its own tree (and one level more per nested new or deleted
+/// folder it crossed). Opening one kind first would save that read in one
+/// case and read the whole moved subtree in the other. Each distinct tree
+/// id is read once.
 pub fn flatten<T: Trees + ?Sized>(trees: &mut T, roots: &[Option<TreeId>]) -> Result<Vec<Flat>, T::Error> {
     let mut flats: Vec<Flat> = roots.iter().map(|_| Flat::new()).collect();
     let mut open: HashSet<FileId> = HashSet::from([ROOT]);
