@@ -6,7 +6,7 @@
 //!
 //! Every choice is by key, id and name order, so every device fixes alike.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use nimbus_vault::{EntryKind, FileId};
 
@@ -236,93 +236,121 @@ fn names_in(nodes: &Flat, folder: FileId) -> BTreeSet<Vec<u8>> {
         .collect()
 }
 
-/// Step 3, name collisions, in sorted order of `(parent, name)`, until none is
-/// left (merging folders can make new ones inside the merged folder).
+/// Step 3, name collisions, in sorted order of `(parent, name)`. One pass
+/// settles every collision it found; merging folders can make new ones
+/// inside the merged folder, so passes repeat while folders merge. Each pass
+/// indexes names once, so a union of two large vaults stays near-linear.
 fn collisions(out: &mut Fixed, base: &Flat, heads: &[Flat], info: &[Head]) {
     let order = by_age(info);
+    // The newest head that holds an id: it names the id's conflict copy and
+    // decides which new id keeps a name.
+    let newest = |id: &FileId| -> Option<(Key, usize)> {
+        order
+            .iter()
+            .find(|i| heads.get(**i).is_some_and(|h| h.contains_key(id)))
+            .map(|i| (info[*i].key(), *i))
+    };
     loop {
         let mut at: BTreeMap<Place, Vec<FileId>> = BTreeMap::new();
+        let mut kids: HashMap<FileId, Vec<FileId>> = HashMap::new();
+        let mut taken: HashMap<FileId, HashSet<Vec<u8>>> = HashMap::new();
         for (id, n) in &out.nodes {
             for p in &n.places {
                 at.entry(p.clone()).or_default().push(*id);
+                kids.entry(p.parent).or_default().push(*id);
+                taken.entry(p.parent).or_default().insert(p.name.clone());
             }
         }
-        let Some((place, ids)) = at.into_iter().find(|(_, ids)| ids.len() > 1) else {
-            return;
-        };
-        let nodes: Vec<&Node> = ids.iter().filter_map(|id| out.nodes.get(id)).collect();
-        let all_new = ids.iter().all(|id| !base.contains_key(id));
-        let keep = ids[0]; // the smallest id: `ids` is in id order
-        if all_new
-            && nodes
-                .iter()
-                .all(|n| n.kind == EntryKind::Dir && n.content.tree.is_none())
-        {
-            // One folder holding both sides' children.
-            for gone in &ids[1..] {
-                out.nodes.remove(gone);
-                for n in out.nodes.values_mut() {
-                    let moved: BTreeSet<Place> = std::mem::take(&mut n.places)
-                        .into_iter()
-                        .map(|p| {
-                            if p.parent == *gone {
-                                Place { parent: keep, ..p }
-                            } else {
-                                p
-                            }
-                        })
-                        .collect();
-                    n.places = moved;
+        let mut merged = false;
+        for (place, ids) in at.into_iter().filter(|(_, ids)| ids.len() > 1) {
+            // An earlier folder merge of this pass may have moved some away.
+            let ids: Vec<FileId> = ids
+                .into_iter()
+                .filter(|id| out.nodes.get(id).is_some_and(|n| n.places.contains(&place)))
+                .collect();
+            let nodes: Vec<&Node> = ids.iter().filter_map(|id| out.nodes.get(id)).collect();
+            let (Some(&keep), Some(first)) = (ids.first(), nodes.first()) else {
+                continue;
+            };
+            if ids.len() < 2 {
+                continue;
+            }
+            // `ids` is in id order: `keep` is the smallest.
+            let all_new = ids.iter().all(|id| !base.contains_key(id));
+            if all_new
+                && nodes
+                    .iter()
+                    .all(|n| n.kind == EntryKind::Dir && n.content.tree.is_none())
+            {
+                // One folder holding every side's children.
+                for gone in &ids[1..] {
+                    out.nodes.remove(gone);
+                    for kid in kids.remove(gone).unwrap_or_default() {
+                        let Some(n) = out.nodes.get_mut(&kid) else { continue };
+                        let moved: BTreeSet<Place> = std::mem::take(&mut n.places)
+                            .into_iter()
+                            .map(|p| {
+                                if p.parent == *gone {
+                                    Place { parent: keep, ..p }
+                                } else {
+                                    p
+                                }
+                            })
+                            .collect();
+                        for p in moved.iter().filter(|p| p.parent == keep) {
+                            taken.entry(keep).or_default().insert(p.name.clone());
+                        }
+                        n.places = moved;
+                        kids.entry(keep).or_default().push(kid);
+                    }
+                    out.aliases.push((*gone, keep));
                 }
-                out.aliases.push((*gone, keep));
+                merged = true;
+                continue;
             }
-            continue;
-        }
-        let first = nodes[0];
-        if all_new
-            && nodes
+            if all_new
+                && nodes
+                    .iter()
+                    .all(|n| n.kind == EntryKind::File && n.content == first.content)
+            {
+                for gone in &ids[1..] {
+                    out.nodes.remove(gone);
+                    out.aliases.push((*gone, keep));
+                }
+                continue;
+            }
+            // The id that had this place in the base keeps it, else the
+            // newest (a place may be new to every head, after folders
+            // merged); the others get conflict names, in id order.
+            let winner = ids
                 .iter()
-                .all(|n| n.kind == EntryKind::File && n.kind == first.kind && n.content == first.content)
-        {
-            for gone in &ids[1..] {
-                out.nodes.remove(gone);
-                out.aliases.push((*gone, keep));
+                .find(|id| base.get(id).is_some_and(|b| b.places.contains(&place)))
+                .copied()
+                .or_else(|| {
+                    ids.iter()
+                        .max_by_key(|id| (newest(id).map(|k| k.0), std::cmp::Reverse(**id)))
+                        .copied()
+                })
+                .unwrap_or(keep);
+            for id in ids.iter().filter(|id| **id != winner) {
+                let head = newest(id).map_or(0, |k| k.1);
+                let (device, time) = label(info, head);
+                let is_dir = out.nodes.get(id).is_some_and(|n| n.kind == EntryKind::Dir);
+                let names = taken.entry(place.parent).or_default();
+                let name = conflict_name(&place.name, is_dir, &device, time, |n| names.contains(n));
+                names.insert(name.clone());
+                if let Some(n) = out.nodes.get_mut(id) {
+                    n.places.remove(&place);
+                    n.places.insert(Place {
+                        parent: place.parent,
+                        name,
+                    });
+                }
+                out.renamed.push((*id, place.clone()));
             }
-            continue;
         }
-        // The id that had this place in the base keeps it, else the
-        // newest: the one in the newest head (a place may be new to every
-        // head, after folders merged).
-        let newest = |id: &FileId| -> Option<(Key, usize)> {
-            order
-                .iter()
-                .find(|i| heads.get(**i).is_some_and(|h| h.contains_key(id)))
-                .map(|i| (info[*i].key(), *i))
-        };
-        let winner = ids
-            .iter()
-            .find(|id| base.get(id).is_some_and(|b| b.places.contains(&place)))
-            .copied()
-            .or_else(|| {
-                ids.iter()
-                    .max_by_key(|id| (newest(id).map(|k| k.0), std::cmp::Reverse(**id)))
-                    .copied()
-            })
-            .unwrap_or(keep);
-        for id in ids.iter().filter(|id| **id != winner) {
-            let head = newest(id).map_or(0, |k| k.1);
-            let (device, time) = label(info, head);
-            let is_dir = out.nodes.get(id).is_some_and(|n| n.kind == EntryKind::Dir);
-            let taken = names_in(&out.nodes, place.parent);
-            let name = conflict_name(&place.name, is_dir, &device, time, |n| taken.contains(n));
-            if let Some(n) = out.nodes.get_mut(id) {
-                n.places.remove(&place);
-                n.places.insert(Place {
-                    parent: place.parent,
-                    name,
-                });
-            }
-            out.renamed.push((*id, place.clone()));
+        if !merged {
+            return;
         }
     }
 }
@@ -332,6 +360,12 @@ fn collisions(out: &mut Fixed, base: &Flat, heads: &[Flat], info: &[Head]) {
 /// exists already (a head made the same copy before) is not made twice.
 /// Folders are never copied: their children merge by id.
 fn copies(out: &mut Fixed, p1: &Phase1, info: &[Head], copy_id: &dyn Fn(FileId, &Content) -> FileId) {
+    let mut taken: HashMap<FileId, HashSet<Vec<u8>>> = HashMap::new();
+    for n in out.nodes.values() {
+        for p in &n.places {
+            taken.entry(p.parent).or_default().insert(p.name.clone());
+        }
+    }
     for (id, d) in &p1.nodes {
         for loser in &d.losers {
             if loser.kind == EntryKind::Dir {
@@ -345,10 +379,12 @@ fn copies(out: &mut Fixed, p1: &Phase1, info: &[Head], copy_id: &dyn Fn(FileId, 
                 continue;
             };
             let (device, time) = label(info, loser.head);
-            let taken = names_in(&out.nodes, beside.parent);
+            let names = taken.entry(beside.parent).or_default();
+            let name = conflict_name(&beside.name, false, &device, time, |n| names.contains(n));
+            names.insert(name.clone());
             let place = Place {
                 parent: beside.parent,
-                name: conflict_name(&beside.name, false, &device, time, |n| taken.contains(n)),
+                name,
             };
             out.nodes.insert(
                 cid,
