@@ -423,8 +423,8 @@ impl<'s, S: CommitSource + ?Sized> Graph<'s, S> {
         Ok(())
     }
 
-    /// The parents of `x` not read yet among the parents of `waiting`, to
-    /// read along with the ones needed now.
+    /// The parents of the `waiting` commits not read yet (up to
+    /// [`BATCH`]), to read along with the ones needed now.
     fn prefetch<'a>(&self, waiting: impl Iterator<Item = &'a CommitId>) -> Vec<CommitId> {
         let mut out = Vec::new();
         for w in waiting {
