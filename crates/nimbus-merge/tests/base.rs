@@ -683,3 +683,34 @@ fn a_failing_source_is_an_error_not_an_unknown_base() {
     assert!(lowest_common_ancestors(&mut Down, &sides, &Limits::default()).is_err());
     assert!(reduce_heads(&mut Down, &[Id([1; 32])], &Limits::default()).is_err());
 }
+
+#[test]
+fn a_failing_merge_is_passed_on() {
+    let mut h = Hist::default();
+    let (_, _, _, x, y) = criss_cross(&mut h, 2, 3);
+    let sides: [&[CommitId]; 2] = [&[h.id(x)], &[h.id(y)]];
+    let r = merge_base(&mut h.src, &sides, &Limits::default(), |_, _, _| Err(Unreachable));
+    assert!(matches!(r, Err(nimbus_merge::BaseError::Merge(Unreachable))));
+}
+
+#[test]
+fn reads_are_batched() {
+    // Ten devices, each twenty commits past a common commit: the walk reads
+    // the parents of everything waiting at once, not one commit per call.
+    let mut h = Hist::default();
+    let r = h.c(&[], 1);
+    let mut heads = Vec::new();
+    for d in 0..10u8 {
+        let mut tip = r;
+        for _ in 0..20 {
+            tip = h.c(&[tip], d + 2);
+        }
+        heads.push(tip);
+    }
+    assert_eq!(h.lcas(&heads), h.found(&[r]));
+    assert!(h.src.asked.len() >= 200);
+    assert!(h.src.calls <= 30, "{} calls", h.src.calls);
+    // No commit is asked twice.
+    let distinct: BTreeSet<CommitId> = h.src.asked.iter().copied().collect();
+    assert_eq!(distinct.len(), h.src.asked.len());
+}
