@@ -5,6 +5,7 @@
 //! so every device that merges the same heads computes the same tree, and
 //! the rules are tested on maps in memory.
 //!
+//! - [`base`]: the common ancestor of the heads, and which heads to merge;
 //! - [`flat`]: trees to maps `FileId -> Node` (reading only the folders
 //!   that differ) and back;
 //! - [`names`]: conflict copy names;
@@ -13,11 +14,16 @@
 //! - [`fixups`]: phase 2, orphans, move cycles, name collisions, conflict
 //!   copies.
 
+pub mod base;
 pub mod fixups;
 pub mod flat;
 pub mod names;
 pub mod rules;
 
+pub use base::{
+    lowest_common_ancestors, merge_base, reduce_heads, Base, BaseError, CommitInfo, CommitSource, Lcas, Limits,
+    MemCommits, Side, Unknown,
+};
 pub use fixups::{fix, ConflictCopy, Fixed};
 pub use flat::{build, flatten, BuildError, Content, Flat, MemTrees, Meta, MissingTree, Node, Place, TreeId, Trees};
 pub use rules::{decide, phase1, Decided, Fate, Key, Loser, Phase1};
