@@ -70,9 +70,10 @@ pub async fn open_vault_unchecked(g: &GlobalArgs) -> Result<Vault> {
     }
     if nimbus_vault::upgrade::needs_upgrade(vault.config()) && !g.quiet {
         eprintln!(
-            "note: this vault uses format version {}; `nimbus upgrade` moves it to version {} (authenticated key slots, padded packs).",
+            "note: this vault uses format version {}; `nimbus upgrade` moves it to version {} ({}).",
             vault.config().version(),
-            nimbus_vault::config::FORMAT_VERSION
+            nimbus_vault::config::FORMAT_VERSION,
+            crate::cmd_upgrade::what_changes(vault.config().version())
         );
     }
     Ok(vault)

@@ -26,7 +26,9 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
 }
 
 /// The golden vault `name` copied into memory, object by object.
@@ -191,5 +193,124 @@ fn conflict_ids_are_shared_by_devices_and_keyed_by_vault() {
         plain.update(&original.0);
         plain.update(&hash);
         assert_ne!(&plain.finalize().as_bytes()[..16], &id.0[..]);
+    });
+}
+
+/// A new vault is version 3: its commits keep the name and the index
+/// objects, and number their generations from the parents (1 with none,
+/// 1 + the largest parent's), whether or not the writer had seen them.
+#[test]
+fn a_version_3_vault_writes_names_generations_and_indexes() {
+    rt().block_on(async {
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = Vault::create(mem.clone(), b"pw", VaultParams::default(), KdfParams::minimum())
+            .await
+            .unwrap();
+        assert_eq!(vault.config().version(), 3);
+        let (root, indexes) = empty_root(&vault).await;
+        let (a, b) = (ShortId::random(), ShortId::random());
+        let (c1, w1) = vault
+            .write_commit(new_commit(root, vec![], a, "laptop", indexes.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (w1.device_name.as_str(), w1.generation, &w1.indexes),
+            ("laptop", 1, &indexes)
+        );
+        let (c2, w2) = vault
+            .write_commit(new_commit(root, vec![c1], a, "laptop", vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w2.generation, 2);
+        // Another device, which never saw c2 or c1 being written: it reads
+        // the parents to number its commits.
+        let other = Vault::open(mem.clone(), b"pw").await.unwrap();
+        let (c3, w3) = other
+            .write_commit(new_commit(root, vec![c1], b, "desk", vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w3.generation, 2);
+        let (c4, w4) = other
+            .write_commit(new_commit(root, vec![c2, c3], b, "desk", vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w4.generation, 3);
+        // A name longer than the format holds is cut at a character.
+        let long = "ü".repeat(40);
+        let (c5, w5) = other
+            .write_commit(new_commit(root, vec![c4], b, &long, vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w5.device_name, "ü".repeat(32));
+        let fresh = Vault::open(mem.clone(), b"pw").await.unwrap();
+        for (id, w) in [(c1, &w1), (c2, &w2), (c3, &w3), (c4, &w4), (c5, &w5)] {
+            assert_eq!(&fresh.read_commit(&id).await.unwrap(), w);
+        }
+    });
+}
+
+/// A version 2 vault upgraded to 3 keeps reading its version 2 commits
+/// (no name, generation 0), and a new commit on them is generation 1.
+#[test]
+fn an_upgraded_vault_reads_its_old_commits_and_numbers_new_ones() {
+    rt().block_on(async {
+        let mem = golden_in_memory("vault-v2").await;
+        let done = nimbus_vault::upgrade::upgrade(&(mem.clone() as nimbus_backend::DynBackend), GOLDEN_PASSWORD)
+            .await
+            .unwrap();
+        assert_eq!(done, nimbus_vault::upgrade::Upgraded::Done { from: 2, to: 3 });
+        let vault = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        assert_eq!(vault.config().version(), 3);
+        let scan = vault.scan_commits().await.unwrap();
+        assert_eq!(scan.commits.len(), 2);
+        assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
+        assert!(scan
+            .commits
+            .iter()
+            .all(|(_, c)| c.generation == 0 && c.device_name.is_empty()));
+        let (head_id, head) = vault.head().await.unwrap().unwrap();
+        let (id, w) = vault
+            .write_commit(new_commit(head.root, vec![head_id], head.device, "laptop", vec![]))
+            .await
+            .unwrap();
+        assert_eq!((w.generation, w.device_name.as_str()), (1, "laptop"));
+        assert_eq!(
+            Vault::open(mem, GOLDEN_PASSWORD)
+                .await
+                .unwrap()
+                .read_commit(&id)
+                .await
+                .unwrap(),
+            w
+        );
+    });
+}
+
+/// The golden version 3 vault: two devices, the second commit on the
+/// first, each naming exactly the index object its save wrote.
+#[test]
+fn the_golden_version_3_vault_reads_its_commits() {
+    rt().block_on(async {
+        let mem = golden_in_memory("vault-v3").await;
+        let vault = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        assert_eq!(vault.config().version(), 3);
+        let scan = vault.scan_commits().await.unwrap();
+        assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
+        let [(first_id, first), (_, second)] = &scan.commits[..] else {
+            panic!("two commits expected: {:?}", scan.commits)
+        };
+        assert_eq!((first.message.as_str(), first.generation), ("golden fixture 1", 1));
+        assert_eq!((second.message.as_str(), second.generation), ("golden fixture 2", 2));
+        assert_eq!(second.parents, vec![*first_id]);
+        assert_ne!(first.device, second.device);
+        assert_eq!(first.indexes.len(), 1);
+        assert_eq!(second.indexes.len(), 1);
+        let named: BTreeSet<String> = first
+            .indexes
+            .iter()
+            .chain(&second.indexes)
+            .map(|i| format!("index/{}", i.to_hex()))
+            .collect();
+        assert_eq!(named, index_keys(&mem).await);
     });
 }
