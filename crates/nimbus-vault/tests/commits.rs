@@ -314,3 +314,26 @@ fn the_golden_version_3_vault_reads_its_commits() {
         assert_eq!(named, index_keys(&mem).await);
     });
 }
+
+/// `check` reports an index object a version 3 commit names but the store
+/// lost, naming both; the golden vault has no such finding.
+#[test]
+fn check_reports_a_named_index_object_that_is_gone() {
+    rt().block_on(async {
+        let mem = golden_in_memory("vault-v3").await;
+        let vault = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        let clean = nimbus_vault::check::check(&vault, false, &|_| {}).await.unwrap();
+        assert!(clean.problems.is_empty() && clean.warnings.is_empty(), "{clean:?}");
+        let (head_id, head) = vault.head().await.unwrap().unwrap();
+        let gone = format!("index/{}", head.indexes[0].to_hex());
+        mem.delete(&gone).await.unwrap();
+        let report = nimbus_vault::check::check(&vault, false, &|_| {}).await.unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|f| f.object == format!("commits/{}", head_id.to_hex()) && f.message.contains(&gone)),
+            "{report:?}"
+        );
+    });
+}
