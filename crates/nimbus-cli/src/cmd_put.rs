@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use futures::StreamExt;
 use nimbus_vault::paths::{self, split_path};
 use nimbus_vault::{
-    BlobId, BlobKind, Commit, CommitId, DeviceId, Entry, EntryKind, SaveReaderError, SaveStats, Saver, Timestamp, Tree,
-    Vault,
+    BlobId, BlobKind, Commit, CommitId, DeviceId, Entry, EntryKind, NewCommit, SaveReaderError, SaveStats, Saver,
+    Timestamp, Tree, Vault,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -370,16 +370,20 @@ async fn write_commit(
     placed: Placed,
     message: String,
 ) -> Result<Snapshot> {
-    let commit = Commit {
+    let commit = NewCommit {
         root: placed.root,
         parents: parent.into_iter().collect(),
         device,
+        // Named devices come with `nimbus_host::device` names (docs/SYNC.md
+        // §2.3); until then a commit names no device.
+        device_name: String::new(),
         time: Timestamp::now(),
         message,
         files: placed.files,
         bytes: placed.bytes,
+        indexes: placed.stats.indexes.clone(),
     };
-    let id = vault.write_commit(&commit).await?;
+    let (id, _) = vault.write_commit(commit).await?;
     let vid = vault.config().vault_id;
     // The vault holds every ref seen since the open (this device's memory
     // included) and checks the refs again before publishing.

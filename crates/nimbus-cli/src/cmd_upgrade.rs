@@ -46,12 +46,22 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What an upgrade from format version `from` brings, for people.
+pub fn what_changes(from: u64) -> &'static str {
+    if from < 2 {
+        "authenticated key slots, padded packs, and snapshots that name the device that made them"
+    } else {
+        "snapshots that name the device that made them, so devices sharing the vault can show who changed what"
+    }
+}
+
 fn confirm(from: u64) -> Result<bool> {
     println!(
         "This vault uses format version {from}. Upgrading it to version {FORMAT_VERSION} rewrites its `config` \
-         object and nothing else: key slots become authenticated, and packs saved from now on are padded. \
+         object and nothing else; what is saved from then on uses the new format: {}. \
          Nimbus releases that only know version {from} will then refuse to open it (they say to update Nimbus), \
-         so update Nimbus on every device that uses this vault first."
+         so update Nimbus on every device that uses this vault first.",
+        what_changes(from)
     );
     if !std::io::stdin().is_terminal() {
         bail!("the upgrade needs a yes, and there is no terminal to ask in: run `nimbus upgrade --yes` to confirm");

@@ -70,9 +70,10 @@ pub async fn open_vault_unchecked(g: &GlobalArgs) -> Result<Vault> {
     }
     if nimbus_vault::upgrade::needs_upgrade(vault.config()) && !g.quiet {
         eprintln!(
-            "note: this vault uses format version {}; `nimbus upgrade` moves it to version {} (authenticated key slots, padded packs).",
+            "note: this vault uses format version {}; `nimbus upgrade` moves it to version {} ({}).",
             vault.config().version(),
-            nimbus_vault::config::FORMAT_VERSION
+            nimbus_vault::config::FORMAT_VERSION,
+            crate::cmd_upgrade::what_changes(vault.config().version())
         );
     }
     Ok(vault)
@@ -83,7 +84,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use nimbus_backend::{Backend, FaultConfig, FaultyBackend, MemoryBackend};
-    use nimbus_vault::{BlobKind, Commit, KdfParams, Saver, Timestamp, Tree, VaultParams};
+    use nimbus_vault::{BlobKind, KdfParams, NewCommit, Saver, Timestamp, Tree, VaultParams};
     use std::sync::Arc;
 
     /// Review H1 through the CLI's own path (`ls`, `get` and `put` open the
@@ -106,16 +107,18 @@ mod tests {
             let mut old_ref = None;
             let mut parents = vec![];
             for message in ["old", "newer"] {
-                let c = Commit {
+                let c = NewCommit {
                     root,
                     parents: parents.clone(),
                     device,
+                    device_name: String::new(),
                     time: Timestamp::now(),
                     message: message.into(),
                     files: 0,
                     bytes: 0,
+                    indexes: vec![],
                 };
-                let id = vault.write_commit(&c).await.unwrap();
+                let (id, _) = vault.write_commit(c).await.unwrap();
                 vault.write_ref(&device, id, 0).await.unwrap();
                 parents = vec![id];
                 old_ref.get_or_insert(mem.get(&key, None).await.unwrap());

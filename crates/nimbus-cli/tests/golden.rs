@@ -1,8 +1,9 @@
-//! The golden vaults in `tests/fixtures/vault-v1` and `vault-v2` must keep
-//! reading exactly as they did when they were made. A failure here means
-//! the format changed: make that a deliberate, versioned change (see
-//! tests/fixtures/README.md). A version 1 vault keeps working as it is and
-//! is upgraded only when the person says so.
+//! The golden vaults in `tests/fixtures/vault-v1`, `vault-v2` and
+//! `vault-v3` must keep reading exactly as they did when they were made. A
+//! failure here means the format changed: make that a deliberate, versioned
+//! change (see tests/fixtures/README.md). A version 1 or 2 vault keeps
+//! working as it is and is upgraded (to version 3) only when the person
+//! says so.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -26,7 +27,7 @@ fn golden_env(name: &str) -> Env {
 }
 
 /// What `nimbus ls -l -R` printed and `nimbus get` restored when the
-/// fixture `name` was made (both fixtures hold the same files).
+/// fixture `name` was made (every fixture holds the same files).
 fn reads_as_made(env: &Env, name: &str) {
     let ls = env.ok(&["ls", "-l", "-R"]);
     let want = std::fs::read_to_string(fixtures().join(format!("{name}.ls.txt"))).unwrap();
@@ -119,6 +120,52 @@ fn golden_vault_v2_still_reads() {
     reads_as_made(&env, "vault-v2");
 }
 
+/// Version 3: two devices' commits (the second on the first), sealed with
+/// the `commit3` label.
+#[test]
+fn golden_vault_v3_still_reads() {
+    let env = golden_env("vault-v3");
+    assert_eq!(config_version(&env), 3);
+    reads_as_made(&env, "vault-v3");
+    assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
+}
+
+/// A version 2 vault that is not upgraded keeps working, writes included,
+/// and stays version 2: its `config` untouched, its new commit readable.
+#[test]
+fn golden_vault_v2_keeps_working_without_upgrade() {
+    let env = golden_env("vault-v2");
+    let config = std::fs::read(env.store.join("config")).unwrap();
+    let added = put_small_file(&env);
+    assert!(!added.is_empty() && added.iter().all(|&s| s == 4096), "{added:?}");
+    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
+    assert!(env.ok(&["log"]).contains("after"));
+    assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
+}
+
+/// `nimbus upgrade` moves a version 2 vault to 3 after a yes: it reads as
+/// before (its version 2 commits included), takes new commits, and a
+/// second upgrade does nothing.
+#[test]
+fn golden_vault_v2_upgrades_to_v3_only_when_confirmed() {
+    let env = golden_env("vault-v2");
+    let config = std::fs::read(env.store.join("config")).unwrap();
+    let out = env.run(&["upgrade"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("upgrade --yes"), "{}", text(&out));
+    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
+
+    let out = env.ok(&["upgrade", "--yes"]);
+    assert!(out.contains("from format version 2 to 3"), "{out}");
+    assert_eq!(config_version(&env), 3);
+    reads_as_made(&env, "vault-v2");
+    put_small_file(&env);
+    let log = env.ok(&["log"]);
+    assert!(log.contains("after") && log.contains("golden fixture 1"), "{log}");
+    assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
+    assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
+}
+
 /// A version 1 vault that is not upgraded keeps working, writes included,
 /// and stays version 1 (its `config` untouched, its new packs unpadded, so
 /// an older Nimbus still reads all of it).
@@ -134,8 +181,9 @@ fn golden_vault_v1_keeps_working_without_upgrade() {
 }
 
 /// `nimbus upgrade` asks first, changes nothing without a yes, then moves
-/// the vault to version 2: everything reads as before, the old password and
-/// cost floor hold, new packs are padded, and a second upgrade does nothing.
+/// the vault straight to version 3: everything reads as before, the old
+/// password and cost floor hold, new packs are padded, and a second upgrade
+/// does nothing.
 #[test]
 fn golden_vault_v1_upgrades_only_when_confirmed() {
     let env = golden_env("vault-v1");
@@ -147,8 +195,8 @@ fn golden_vault_v1_upgrades_only_when_confirmed() {
     assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
 
     let out = env.ok(&["upgrade", "--yes"]);
-    assert!(out.contains("from format version 1 to 2"), "{out}");
-    assert_eq!(config_version(&env), 2);
+    assert!(out.contains("from format version 1 to 3"), "{out}");
+    assert_eq!(config_version(&env), 3);
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(env.store.join("config")).unwrap()).unwrap();
     // The 1 MiB, one-pass slot of the fixture is raised to the default.
     assert_eq!(cfg["key_slots"][0]["kdf"]["memory_kib"], 65536);

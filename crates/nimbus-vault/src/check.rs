@@ -83,7 +83,7 @@ pub async fn check(
     let indexed = check_index_against_store(vault, &listing.packs, &mut r);
     check_packs(vault, &listing.packs, &indexed, read_data, progress, &mut r).await;
     let commits = read_commits(vault, &listing.commits, &mut r).await;
-    check_snapshots(vault, &commits, &listing.commits, progress, &mut r).await;
+    check_snapshots(vault, &commits, &listing, progress, &mut r).await;
     let reachable = check_refs(vault, &listing.refs, &commits, &listing.commits, &mut r).await;
     warn_unreachable(&commits, &reachable, &mut r);
     Ok(r)
@@ -94,6 +94,8 @@ struct Listing {
     /// Each pack with its key and size in the store.
     packs: HashMap<PackId, (String, u64)>,
     commits: Vec<CommitId>,
+    /// The index objects in the store, for the ones commits name.
+    indexes: HashSet<crate::id::IndexId>,
     /// The devices that have a ref.
     refs: Vec<DeviceId>,
 }
@@ -106,6 +108,7 @@ async fn list_objects(vault: &Vault, r: &mut CheckReport) -> Result<Listing, Vau
     let mut out = Listing {
         packs: HashMap::new(),
         commits: Vec::new(),
+        indexes: HashSet::new(),
         refs: Vec::new(),
     };
     for obj in &listing {
@@ -120,8 +123,11 @@ async fn list_objects(vault: &Vault, r: &mut CheckReport) -> Result<Listing, Vau
                 None => r.warn(k, "not a valid pack name; not part of the vault"),
             }
         } else if k.starts_with("index/") {
-            if index::parse_index_key(k).is_none() {
-                r.warn(k, "not a valid index name; not part of the vault");
+            match index::parse_index_key(k) {
+                Some(id) => {
+                    out.indexes.insert(id);
+                }
+                None => r.warn(k, "not a valid index name; not part of the vault"),
             }
         } else if k.starts_with("commits/") {
             match commit::parse_commit_key(k) {
@@ -253,10 +259,11 @@ async fn read_commits(vault: &Vault, ids: &[CommitId], r: &mut CheckReport) -> H
 async fn check_snapshots(
     vault: &Vault,
     commits: &HashMap<CommitId, Commit>,
-    stored: &[CommitId],
+    listing: &Listing,
     progress: &(dyn Fn(CheckStep) + Sync),
     r: &mut CheckReport,
 ) {
+    let stored = &listing.commits;
     let mut seen = Seen::default();
     let total = commits.len() as u64;
     for (n, (id, c)) in commits.iter().enumerate() {
@@ -270,6 +277,30 @@ async fn check_snapshots(
                 r.problem(
                     commit::commit_key(id),
                     format!("its parent commit {} is missing", p.short()),
+                );
+            }
+            // Version 3: the generation grows along every parent link the
+            // sync engine can follow (its ancestor search relies on it).
+            if let Some(parent) = commits.get(p) {
+                // A warning: nothing is lost, only the search's shortcut.
+                if c.generation > 0 && parent.generation >= c.generation {
+                    r.warn(
+                        commit::commit_key(id),
+                        format!(
+                            "its generation {} is not above its parent {}'s ({})",
+                            c.generation,
+                            p.short(),
+                            parent.generation
+                        ),
+                    );
+                }
+            }
+        }
+        for ix in &c.indexes {
+            if !listing.indexes.contains(ix) {
+                r.problem(
+                    commit::commit_key(id),
+                    format!("the index object {} its save wrote is missing", index::index_key(ix)),
                 );
             }
         }

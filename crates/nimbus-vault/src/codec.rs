@@ -8,7 +8,7 @@
 use aes_gcm::Aes256Gcm;
 
 use crate::crypto::{self, Keys, OpenError, Purpose};
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, FileId, PackId, ShortId};
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
@@ -50,6 +50,21 @@ pub(crate) fn blob_id(keys: &Keys, kind: BlobKind, plaintext: &[u8]) -> BlobId {
     h.update(&[kind.tag()]);
     h.update(plaintext);
     BlobId::from(*h.finalize().as_bytes())
+}
+
+/// The file id of a conflict copy (format version 3, docs/SYNC.md §2.1):
+/// BLAKE3 keyed with the vault's conflict-id key over the original file's
+/// id and the BLAKE3 hash of the losing content, cut to 16 bytes. Every
+/// device that merges the same heads makes the same copy under the same
+/// id, so their trees come out equal; without the key the store cannot
+/// link a copy to its original.
+pub(crate) fn conflict_id(keys: &Keys, original: &FileId, loser_content_hash: &[u8; 32]) -> FileId {
+    let mut h = blake3::Hasher::new_keyed(&keys.conflict_id);
+    h.update(&original.0);
+    h.update(loser_content_hash);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    ShortId(out)
 }
 
 impl From<[u8; 32]> for BlobId {
@@ -282,6 +297,9 @@ pub enum MetaError {
     /// An index object places a blob past the end of its pack.
     #[error("blob {blob} lies past the end of pack {pack}")]
     BlobPastPack { blob: BlobId, pack: PackId },
+    /// A commit names its device with more bytes than the format allows.
+    #[error("its device name is {len} bytes long, more than the {max} allowed")]
+    NameTooLong { len: usize, max: usize },
 }
 
 /// Opens a metadata object sealed by [`seal_meta`] (or

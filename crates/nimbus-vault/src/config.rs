@@ -24,8 +24,10 @@ use crate::crypto::{self, MasterKey, Purpose};
 use crate::error::{Result, VaultError};
 use crate::id::ShortId;
 
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u64 = 2;
+/// The format version this build writes and the newest it reads. Version
+/// 3 changes only commits (`commit3`, see `commit.rs`); its `config` is
+/// version 2's with the number changed.
+pub const FORMAT_VERSION: u64 = 3;
 /// The oldest format version this build still reads (and can upgrade).
 pub const OLDEST_FORMAT_VERSION: u64 = 1;
 /// At most this many key slots; Nimbus writes two. More is refused before
@@ -587,11 +589,12 @@ impl Config {
         Ok(cfg)
     }
 
-    /// This config in format version 2: a new password slot for `password`
-    /// (cost [`Config::password_kdf`], never lower than the old one), the
-    /// recovery slot kept as it is with its key check added, and the MAC
-    /// now covering every slot. The blobs, packs and everything else are
-    /// unchanged: only `config` is rewritten.
+    /// This config in format version [`FORMAT_VERSION`] (from 1 or 2): a
+    /// new password slot for `password` (cost [`Config::password_kdf`],
+    /// never lower than the old one), the recovery slot kept as it is with
+    /// its key check (added when coming from version 1), and the MAC over
+    /// the new version and every slot. The blobs, packs, commits and
+    /// everything else are unchanged: only `config` is rewritten.
     pub fn upgraded(&self, master: &MasterKey, password: &[u8]) -> Result<Config> {
         self.check_mac(master)?;
         if self.file.version >= FORMAT_VERSION {
@@ -846,15 +849,22 @@ mod tests {
         let (cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
         let text = String::from_utf8(cfg.encode())
             .unwrap()
-            .replace("\"version\": 2", "\"version\": 7");
-        assert!(matches!(
-            Config::decode(text.as_bytes()),
-            Err(VaultError::NewerFormat { found: 7, .. })
-        ));
+            .replace("\"version\": 3", "\"version\": 7");
+        let err = Config::decode(text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, VaultError::NewerFormat { found: 7, supported: 3 }),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "this vault uses format version 7, but this Nimbus reads only up to version 3. Update Nimbus to open it"
+        );
     }
 
     /// The golden version 1 config (Argon2id 1 MiB, one pass).
     const V1_CONFIG: &str = include_str!("../../../tests/fixtures/vault-v1/config");
+    /// The golden version 2 config (Argon2id 19 MiB, two passes).
+    const V2_CONFIG: &str = include_str!("../../../tests/fixtures/vault-v2/config");
     const V1_PASSWORD: &[u8] = b"nimbus-golden-fixture";
 
     /// What a hostile store does to `config` (the review's `cfgtool.py`):
@@ -899,9 +909,13 @@ mod tests {
     }
 
     #[test]
-    fn new_vaults_are_version_2_and_v1_still_opens() {
+    fn new_vaults_are_version_3_and_v1_and_v2_still_open() {
         let (cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
-        assert_eq!(Config::decode(&cfg.encode()).unwrap().version(), 2);
+        assert_eq!(Config::decode(&cfg.encode()).unwrap().version(), 3);
+        let v2 = Config::decode(V2_CONFIG.as_bytes()).unwrap();
+        assert_eq!(v2.version(), 2);
+        assert!(v2.unlock_with_password(V1_PASSWORD).is_ok());
+        assert_eq!(v2.encode(), V2_CONFIG.as_bytes());
         let v1 = Config::decode(V1_CONFIG.as_bytes()).unwrap();
         assert_eq!(v1.version(), 1);
         assert!(v1.unlock_with_password(V1_PASSWORD).is_ok());
@@ -1085,7 +1099,7 @@ mod tests {
         assert!(err.contains("below the minimum of 1024 KiB"), "{err}");
     }
 
-    /// `upgrade`: version 1 → 2, same master key, the recovery slot kept
+    /// `upgrade`: version 1 → 3, same master key, the recovery slot kept
     /// (with its key check), the password slot at least the default cost.
     #[test]
     fn upgrade_from_v1() {
@@ -1093,7 +1107,7 @@ mod tests {
         let master = v1.unlock_with_password(V1_PASSWORD).unwrap();
         let v2 = v1.upgraded(&master, V1_PASSWORD).unwrap();
         let v2 = Config::decode(&v2.encode()).unwrap();
-        assert_eq!(v2.version(), 2);
+        assert_eq!(v2.version(), 3);
         assert_eq!(v2.vault_id, v1.vault_id);
         assert_eq!(v2.file.params, v1.file.params);
         assert_eq!(v2.file.key_slots[0].kdf, Some(KdfParams::default()));
@@ -1106,6 +1120,29 @@ mod tests {
         for s in &mut down.file.key_slots {
             s.key_check = None;
         }
+        let down = Config::decode(&down.encode()).unwrap();
+        assert!(matches!(
+            down.unlock_with_password(V1_PASSWORD),
+            Err(VaultError::Corrupt { .. })
+        ));
+    }
+
+    /// `upgrade`: version 2 → 3 keeps the master key and the recovery slot
+    /// (its key check unchanged), raises the password slot to the default
+    /// cost, and a store that puts version 2 back is caught by the MAC.
+    #[test]
+    fn upgrade_from_v2() {
+        let v2 = Config::decode(V2_CONFIG.as_bytes()).unwrap();
+        let master = v2.unlock_with_password(V1_PASSWORD).unwrap();
+        let v3 = Config::decode(&v2.upgraded(&master, V1_PASSWORD).unwrap().encode()).unwrap();
+        assert_eq!(v3.version(), 3);
+        assert_eq!(v3.vault_id, v2.vault_id);
+        assert_eq!(v3.file.params, v2.file.params);
+        assert_eq!(v3.file.key_slots[0].kdf, Some(KdfParams::default()));
+        assert_eq!(v3.file.key_slots[1], v2.file.key_slots[1]);
+        assert_eq!(v3.unlock_with_password(V1_PASSWORD).unwrap().expose(), master.expose());
+        let mut down = v3.clone();
+        down.file.version = 2;
         let down = Config::decode(&down.encode()).unwrap();
         assert!(matches!(
             down.unlock_with_password(V1_PASSWORD),

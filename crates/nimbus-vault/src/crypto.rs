@@ -48,6 +48,7 @@ impl MasterKey {
             id_key: hkdf32(self.expose(), b"nimbus/1/blob-id"),
             config_mac: hkdf32(self.expose(), b"nimbus/1/config-mac"),
             local_state: hkdf32(self.expose(), b"nimbus/1/device-local-state"),
+            conflict_id: hkdf32(self.expose(), b"nimbus/3/conflict-id"),
             chunker_seed: {
                 let k = hkdf32(self.expose(), b"nimbus/1/chunker-seed");
                 u64::from_le_bytes([k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]])
@@ -69,6 +70,9 @@ pub(crate) struct Keys {
     /// Root of the keys that encrypt a device's local state (metadata
     /// database, staging, cache); never used on anything that is uploaded.
     pub local_state: Zeroizing<[u8; 32]>,
+    /// Keys the BLAKE3 hash that names conflict copies (format version 3,
+    /// used in every version: the ids it makes look like any random file id).
+    pub conflict_id: Zeroizing<[u8; 32]>,
     /// XORed into FastCDC's gear table, so chunk boundaries differ between
     /// vaults and do not fingerprint known files.
     pub chunker_seed: u64,
@@ -96,6 +100,10 @@ pub enum Purpose {
     PackHeader,
     Index,
     Commit,
+    /// A format version 3 commit: its own label, so the label and not a
+    /// guess at the bytes says which layout a commit has (postcard has no
+    /// optional fields and ignores trailing bytes).
+    Commit3,
     Ref,
     KeySlot,
 }
@@ -108,6 +116,7 @@ impl Purpose {
             Purpose::PackHeader => b"pack-header",
             Purpose::Index => b"index",
             Purpose::Commit => b"commit",
+            Purpose::Commit3 => b"commit3",
             Purpose::Ref => b"ref",
             Purpose::KeySlot => b"key-slot",
         }

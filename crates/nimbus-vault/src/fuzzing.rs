@@ -2,7 +2,7 @@
 //! come from the store, driven with a fixed key. Not a public API.
 
 use crate::codec::{self, BlobKind};
-use crate::commit::{Commit, RefRecord};
+use crate::commit::{Commit, CommitLayout, RefRecord};
 use crate::config::Config;
 use crate::crypto::{self, Keys, MasterKey, Purpose};
 use crate::id::{Id, ShortId};
@@ -54,10 +54,19 @@ pub fn index(data: &[u8]) {
 
 pub fn commit(data: &[u8]) {
     let k = keys();
-    let _ = Commit::open(&k, &Id([1; 32]), data);
+    for preferred in [CommitLayout::V2, CommitLayout::V3] {
+        let _ = Commit::open(&k, &Id([1; 32]), data, preferred);
+    }
     let _ = RefRecord::open(&k, &ShortId([1; 16]), data);
-    let sealed = crypto::seal(&k.meta, Purpose::Commit, &[1; 32], data);
-    let _ = Commit::open(&k, &Id([1; 32]), &sealed);
+    // Behind authentication: the input as the payload of a commit sealed
+    // under each label, so both layouts' decoders see hostile values.
+    for (purpose, preferred) in [
+        (Purpose::Commit, CommitLayout::V3),
+        (Purpose::Commit3, CommitLayout::V2),
+    ] {
+        let sealed = crypto::seal(&k.meta, purpose, &[1; 32], data);
+        let _ = Commit::open(&k, &Id([1; 32]), &sealed, preferred);
+    }
 }
 
 pub fn tree(data: &[u8]) {
@@ -75,7 +84,8 @@ pub fn blob(data: &[u8]) {
 /// would otherwise reject every mutated input before the decoder runs).
 pub fn plaintext(data: &[u8]) {
     let _ = postcard::from_bytes::<IndexFile>(data);
-    let _ = postcard::from_bytes::<Commit>(data);
+    let _ = Commit::decode(data, CommitLayout::V2);
+    let _ = Commit::decode(data, CommitLayout::V3);
     let _ = postcard::from_bytes::<RefRecord>(data);
     let _ = postcard::from_bytes::<Vec<pack::PackEntry>>(data);
 }

@@ -93,6 +93,8 @@ pub type BlobId = Id;
 pub type PackId = Id;
 /// Commit id (random).
 pub type CommitId = Id;
+/// Index object id (random).
+pub type IndexId = Id;
 /// Device id (random, chosen once per device and vault).
 pub type DeviceId = ShortId;
 /// Stable file id (random, kept across renames and edits).

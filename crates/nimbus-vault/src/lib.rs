@@ -29,10 +29,10 @@ pub mod vault;
 pub mod fuzzing;
 
 pub use codec::BlobKind;
-pub use commit::{Commit, RefRecord};
+pub use commit::{Commit, CommitLayout, NewCommit, RefRecord};
 pub use config::{KdfParams, RecoveryKey, VaultParams};
 pub use error::{Result, VaultError};
-pub use id::{BlobId, CommitId, DeviceId, FileId, Id, ShortId};
+pub use id::{BlobId, CommitId, DeviceId, FileId, Id, IndexId, ShortId};
 pub use pick::{pick, PickError};
 pub use saver::{SaveReaderError, SaveStats, Saver};
 pub use tree::{Entry, EntryKind, Timestamp, Tree, TreeError, Xattr};

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use crate::chunker;
 use crate::codec::{self, BlobKind};
 use crate::error::{Result, VaultError};
-use crate::id::BlobId;
+use crate::id::{BlobId, IndexId};
 use crate::index::IndexPack;
 use crate::pack::{self, FinishedPack, PackBuilder};
 use crate::vault::Vault;
@@ -66,6 +66,12 @@ pub struct SaveStats {
     /// Bytes of the packs uploaded.
     pub uploaded_bytes: u64,
     pub packs: u64,
+    /// The index objects this save wrote, in the order written: a format
+    /// version 3 commit names them ([`crate::NewCommit::indexes`]), so a
+    /// device that reads the commit fetches them without listing `index/`.
+    /// Not part of any report.
+    #[serde(skip)]
+    pub indexes: Vec<IndexId>,
 }
 
 struct State {
@@ -74,6 +80,8 @@ struct State {
     pending: HashSet<BlobId>,
     /// Packs uploaded and not yet listed by a stored index object.
     uploaded: Vec<IndexPack>,
+    /// Index objects stored by this save.
+    indexes: Vec<IndexId>,
     error: Option<Failure>,
 }
 
@@ -165,6 +173,7 @@ impl Saver {
             state: Mutex::new(State {
                 pending: HashSet::new(),
                 uploaded: Vec::new(),
+                indexes: Vec::new(),
                 error: None,
             }),
             tx: Mutex::new(Some(tx)),
@@ -328,7 +337,8 @@ impl Saver {
     }
 
     /// Uploads what is left, waits for every upload, and writes the index
-    /// object. After this returns `Ok`, every blob saved is in the vault.
+    /// object. After this returns `Ok`, every blob saved is in the vault,
+    /// and [`SaveStats::indexes`] names every index object the save wrote.
     pub async fn finish(&self) -> Result<SaveStats> {
         let leftovers: Vec<FinishedPack> = {
             let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
@@ -374,6 +384,10 @@ impl Saver {
             new_raw_bytes: self.0.new_raw.load(Ordering::Relaxed),
             uploaded_bytes: self.0.uploaded_bytes.load(Ordering::Relaxed),
             packs: self.0.packs.load(Ordering::Relaxed),
+            indexes: match self.0.state.lock() {
+                Ok(s) => s.indexes.clone(),
+                Err(p) => p.into_inner().indexes.clone(),
+            },
         }
     }
 }
@@ -489,7 +503,8 @@ async fn write_one_index(shared: &Shared, batch: Vec<IndexPack>) -> Result<()> {
         Err(p) => p.into_inner(),
     };
     match written {
-        Ok(_) => {
+        Ok(id) => {
+            st.indexes.push(id);
             for ip in &batch {
                 // Into the master index before leaving `pending`, so a
                 // concurrent saver always finds the blob in one of them.

@@ -19,11 +19,11 @@ use std::sync::{Arc, RwLock};
 use nimbus_backend::{BackendErrorKind, DynBackend};
 
 use crate::codec::{self, BlobKind};
-use crate::commit::{self, Commit, RefRecord};
+use crate::commit::{self, Commit, CommitLayout, NewCommit, RefRecord};
 use crate::config::{Config, KdfParams, RecoveryKey, VaultParams, CONFIG_KEY};
 use crate::crypto::{Keys, MasterKey};
 use crate::error::{Result, VaultError};
-use crate::id::{BlobId, CommitId, DeviceId, Id, PackId};
+use crate::id::{BlobId, CommitId, DeviceId, FileId, Id, PackId};
 use crate::index::{self, IndexFile, Location, MasterIndex};
 use crate::pack;
 use crate::tree::Tree;
@@ -37,7 +37,15 @@ struct Inner {
     damaged_indexes: RwLock<Vec<(String, String)>>,
     /// The newest update of each device's ref seen (see the module doc).
     seen: RwLock<HashMap<DeviceId, u64>>,
+    /// Generations of commits written or read here, so that writing a
+    /// commit on top of the last one costs no read of its parent. Commits
+    /// never change, so an entry never goes stale; the map is emptied when
+    /// it grows past [`GENERATIONS_KEPT`].
+    generations: RwLock<HashMap<CommitId, u64>>,
 }
+
+/// See [`Inner::generations`].
+const GENERATIONS_KEPT: usize = 4096;
 
 /// An unlocked vault. Cheap to clone: clones share keys and index.
 #[derive(Clone)]
@@ -82,6 +90,7 @@ impl Vault {
             index: RwLock::new(MasterIndex::default()),
             damaged_indexes: RwLock::new(Vec::new()),
             seen: RwLock::new(HashMap::new()),
+            generations: RwLock::new(HashMap::new()),
         }))
     }
 
@@ -374,7 +383,54 @@ impl Vault {
             .get_whole(&key, crate::caps::COMMIT_MAX)
             .await
             .map_err(|e| VaultError::from_get(&key, e, "a ref or commit names it"))?;
-        Commit::open(&self.0.keys, id, &bytes).map_err(|e| VaultError::corrupt(&key, e.to_string()))
+        let c = Commit::open(&self.0.keys, id, &bytes, self.commit_layout())
+            .map_err(|e| VaultError::corrupt(&key, e.to_string()))?;
+        self.remember_generation(id, c.generation);
+        Ok(c)
+    }
+
+    /// The commit layout this vault writes (by its format version).
+    pub fn commit_layout(&self) -> CommitLayout {
+        CommitLayout::for_version(self.0.config.version())
+    }
+
+    fn remember_generation(&self, id: &CommitId, generation: u64) {
+        if let Ok(mut g) = self.0.generations.write() {
+            if g.len() >= GENERATIONS_KEPT {
+                g.clear();
+            }
+            g.insert(*id, generation);
+        }
+    }
+
+    /// The generation of a new commit on `parents`: 1 + the largest of
+    /// theirs. A version 2 parent counts as 0, and so does a parent that is
+    /// missing or damaged (a save must not fail forever on one bad old
+    /// commit; the ancestor search cannot walk past it anyway, so the
+    /// bound still holds on every edge it walks).
+    async fn generation_after(&self, parents: &[CommitId]) -> Result<u64> {
+        let mut top = 0u64;
+        for p in parents {
+            let known = self.0.generations.read().ok().and_then(|g| g.get(p).copied());
+            let g = match known {
+                Some(g) => g,
+                None => match self.read_commit(p).await {
+                    Ok(c) => c.generation,
+                    Err(VaultError::Missing { .. } | VaultError::Corrupt { .. }) => 0,
+                    Err(e) => return Err(e),
+                },
+            };
+            top = top.max(g);
+        }
+        Ok(top.saturating_add(1))
+    }
+
+    /// The file id of the conflict copy of `original` whose content lost
+    /// (docs/SYNC.md §2.1): the same on every device, for the same original
+    /// and content. `loser_content_hash` is the BLAKE3 hash of the losing
+    /// content as the merge defines it.
+    pub fn conflict_id(&self, original: &FileId, loser_content_hash: &[u8; 32]) -> FileId {
+        codec::conflict_id(&self.0.keys, original, loser_content_hash)
     }
 
     /// Every readable commit in the vault, oldest first. Damaged ones are
@@ -570,12 +626,40 @@ impl Vault {
         Ok(updated)
     }
 
-    /// Publishes a commit object (after its packs, indexes and trees).
-    pub async fn write_commit(&self, commit: &Commit) -> Result<CommitId> {
+    /// Publishes a commit object (after its packs, indexes and trees) and
+    /// returns its id and the commit as a reader will see it. In a format
+    /// version 3 vault the generation is computed here from the parents
+    /// (1 + the largest of theirs; reading a parent only when this vault
+    /// has not written or read it) and the name and indexes are kept; a
+    /// version 1 or 2 vault gets a version 2 commit, without them.
+    pub async fn write_commit(&self, new: NewCommit) -> Result<(CommitId, Commit)> {
+        let layout = self.commit_layout();
+        let generation = match layout {
+            CommitLayout::V3 => self.generation_after(&new.parents).await?,
+            CommitLayout::V2 => 0,
+        };
+        let v3 = layout == CommitLayout::V3;
+        let commit = Commit {
+            root: new.root,
+            parents: new.parents,
+            device: new.device,
+            time: new.time,
+            message: new.message,
+            files: new.files,
+            bytes: new.bytes,
+            device_name: if v3 {
+                commit::cut_device_name(&new.device_name).to_string()
+            } else {
+                String::new()
+            },
+            generation,
+            indexes: if v3 { new.indexes } else { Vec::new() },
+        };
         let id = Id::random();
-        let sealed = commit.seal(&self.0.keys, &id);
+        let sealed = commit.seal(&self.0.keys, &id, layout);
         put(&self.0.backend, &commit::commit_key(&id), Bytes::from(sealed)).await?;
-        Ok(id)
+        self.remember_generation(&id, generation);
+        Ok((id, commit))
     }
 
     /// Points this device's ref at `commit`: the last step of a save.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use nimbus_backend::{Backend, DynBackend, FaultConfig, FaultyBackend, MemoryBackend};
-use nimbus_vault::{BlobKind, Commit, CommitId, DeviceId, KdfParams, Saver, Timestamp, Tree, Vault, VaultParams};
+use nimbus_vault::{BlobKind, CommitId, DeviceId, KdfParams, NewCommit, Saver, Timestamp, Tree, Vault, VaultParams};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -40,16 +40,18 @@ async fn commit(vault: &Vault, device: DeviceId, parents: Vec<CommitId>, message
     let saver = Saver::new(vault);
     let root = saver.save_blob(BlobKind::Tree, Tree::default().encode()).await.unwrap();
     saver.finish().await.unwrap();
-    let c = Commit {
+    let c = NewCommit {
         root,
         parents,
         device,
+        device_name: String::new(),
         time: Timestamp::now(),
         message: message.into(),
         files: 0,
         bytes: 0,
+        indexes: vec![],
     };
-    let id = vault.write_commit(&c).await.unwrap();
+    let (id, _) = vault.write_commit(c).await.unwrap();
     vault.write_ref(&device, id, 0).await.unwrap();
     id
 }
@@ -115,15 +117,20 @@ fn the_refs_are_checked_again_right_before_publishing() {
 async fn commit_object(vault: &Vault, device: DeviceId, parent: CommitId) -> CommitId {
     let (_, head) = vault.head().await.unwrap().unwrap();
     vault
-        .write_commit(&Commit {
+        .write_commit(NewCommit {
+            root: head.root,
             parents: vec![parent],
+            device,
+            device_name: head.device_name,
             time: Timestamp::now(),
             message: "third".into(),
-            device,
-            ..head
+            files: head.files,
+            bytes: head.bytes,
+            indexes: vec![],
         })
         .await
         .unwrap()
+        .0
 }
 
 /// Review H2: blobs count as stored (for deduplication) only once an

@@ -206,16 +206,18 @@ fn interrupted_save_leaves_a_consistent_vault() {
         let root = saver.save_blob(BlobKind::Tree, tree.encode()).await.unwrap();
         saver.finish().await.unwrap();
         let device = nimbus_vault::ShortId::random();
-        let commit = nimbus_vault::Commit {
+        let commit = nimbus_vault::NewCommit {
             root,
             parents: vec![],
             device,
+            device_name: String::new(),
             time: nimbus_vault::Timestamp::now(),
             message: "first".into(),
             files: 1,
             bytes: 22,
+            indexes: vec![],
         };
-        let cid = vault.write_commit(&commit).await.unwrap();
+        let (cid, _) = vault.write_commit(commit).await.unwrap();
         vault.write_ref(&device, cid, 0).await.unwrap();
 
         // A second save whose connection drops after two packs.
@@ -302,15 +304,17 @@ fn commit_on(
     parents: Vec<nimbus_vault::CommitId>,
     device: nimbus_vault::DeviceId,
     secs: i64,
-) -> nimbus_vault::Commit {
-    nimbus_vault::Commit {
+) -> nimbus_vault::NewCommit {
+    nimbus_vault::NewCommit {
         root,
         parents,
         device,
+        device_name: String::new(),
         time: nimbus_vault::Timestamp { secs, nanos: 0 },
         message: String::new(),
         files: 0,
         bytes: 0,
+        indexes: vec![],
     }
 }
 
@@ -330,13 +334,17 @@ fn head_follows_ancestry_and_ignores_unreferenced_commits() {
         let (a, b) = (nimbus_vault::ShortId::random(), nimbus_vault::ShortId::random());
 
         // A first save interrupted between its commit and its ref.
-        vault.write_commit(&commit_on(root, vec![], a, 1_000)).await.unwrap();
+        vault.write_commit(commit_on(root, vec![], a, 1_000)).await.unwrap();
         assert!(vault.head().await.unwrap().is_none());
 
         // Device A's clock is ten minutes fast; B builds on A's commit later.
-        let ca = vault.write_commit(&commit_on(root, vec![], a, 10_600)).await.unwrap();
+        let ca = vault.write_commit(commit_on(root, vec![], a, 10_600)).await.unwrap().0;
         assert_eq!(vault.write_ref(&a, ca, 0).await.unwrap(), 1);
-        let cb = vault.write_commit(&commit_on(root, vec![ca], b, 10_000)).await.unwrap();
+        let cb = vault
+            .write_commit(commit_on(root, vec![ca], b, 10_000))
+            .await
+            .unwrap()
+            .0;
         vault.write_ref(&b, cb, 0).await.unwrap();
         assert_eq!(
             vault.head().await.unwrap().unwrap().0,

@@ -23,7 +23,7 @@ use sha2::Sha256;
 use nimbus_vault::config::{Config, KdfParams, VaultParams};
 use nimbus_vault::index::{IndexFile, IndexPack};
 use nimbus_vault::pack::PackEntry;
-use nimbus_vault::{BlobKind, Commit, Entry, EntryKind, Id, RefRecord, ShortId, Timestamp, Tree, Xattr};
+use nimbus_vault::{BlobKind, Commit, CommitLayout, Entry, EntryKind, Id, RefRecord, ShortId, Timestamp, Tree, Xattr};
 
 const MASTER: [u8; 32] = [42; 32];
 const OBJECT_ID: [u8; 32] = [1; 32];
@@ -125,6 +125,9 @@ fn commit() -> Commit {
         message: "put /home/ana/Photos -> /Photos".into(),
         files: 3,
         bytes: 1 << 20,
+        device_name: "ana's laptop".into(),
+        generation: 7,
+        indexes: vec![Id([14; 32]), Id([15; 32])],
     }
 }
 
@@ -277,7 +280,9 @@ fn main() {
         &seal(&meta, "index", &OBJECT_ID, nonce(7), &raw(&empty)),
     );
 
-    let c = postcard::to_allocvec(&commit()).expect("postcard");
+    // Version 2 layout (label `commit`) and version 3 (label `commit3`).
+    let c = commit().encode(CommitLayout::V2);
+    let c3 = commit().encode(CommitLayout::V3);
     let r = postcard::to_allocvec(&ref_record()).expect("postcard");
     write(
         &dir,
@@ -290,6 +295,18 @@ fn main() {
         "commit",
         "commit-zstd",
         &seal(&meta, "commit", &OBJECT_ID, nonce(9), &zstd_unsized(&c)),
+    );
+    write(
+        &dir,
+        "commit",
+        "commit3",
+        &seal(&meta, "commit3", &OBJECT_ID, nonce(30), &raw(&c3)),
+    );
+    write(
+        &dir,
+        "commit",
+        "commit3-zstd",
+        &seal(&meta, "commit3", &OBJECT_ID, nonce(31), &zstd_unsized(&c3)),
     );
     write(
         &dir,
@@ -327,6 +344,7 @@ fn main() {
 
     write(&dir, "plaintext", "index", &idx);
     write(&dir, "plaintext", "commit", &c);
+    write(&dir, "plaintext", "commit3", &c3);
     write(&dir, "plaintext", "ref", &r);
     write(
         &dir,

@@ -3,7 +3,7 @@
 //! module comment of `commit/mod.rs` for the rules it keeps).
 
 use nimbus_vault::chunker::{self, ChunkReadError};
-use nimbus_vault::{BlobId, BlobKind, Commit, CommitId, EntryKind, Saver, Timestamp};
+use nimbus_vault::{BlobId, BlobKind, CommitId, EntryKind, IndexId, NewCommit, Saver, Timestamp};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -63,9 +63,9 @@ impl Engine {
         // Even after a failure, finish: what did upload gets indexed.
         let finished = self.local.rt.block_on(saver.finish());
         let root = root?;
-        finished?;
+        let stats = finished?;
         self.adopt_uploads(&uploaded, e_old)?;
-        self.publish(root, e_old).map(Some)
+        self.publish(root, e_old, stats.indexes).map(Some)
     }
 
     /// Uploads the changed files, in order, until one fails. A file gone,
@@ -125,24 +125,29 @@ impl Engine {
         })
     }
 
-    /// Publishes a commit of tree `root` and its ref, then records it as
-    /// the head and epoch `e_old` as committed.
-    fn publish(&self, root: BlobId, e_old: u64) -> Result<CommitId> {
+    /// Publishes a commit of tree `root` (naming the index objects its
+    /// save wrote) and its ref, then records it as the head and epoch
+    /// `e_old` as committed.
+    fn publish(&self, root: BlobId, e_old: u64, indexes: Vec<IndexId>) -> Result<CommitId> {
         let (head, extra, ref_seen, files, bytes) = self.local.db.read(|c| {
             let (files, bytes) = inodes::file_totals(c)?;
             let seen = state::ref_seen(c)?.max(self.opts.ref_seen);
             Ok((state::head(c)?, state::extra_parent(c)?, seen, files, bytes))
         })?;
-        let commit = Commit {
+        let commit = NewCommit {
             root,
             parents: head.into_iter().chain(extra.filter(|e| Some(*e) != head)).collect(),
             device: self.opts.device,
+            // The device's name comes with step 6 of docs/SYNC.md §7
+            // (`nimbus_host::device`), passed in through `FsOptions`.
+            device_name: String::new(),
             time: Timestamp::now(),
             message: "drive".into(),
             files,
             bytes,
+            indexes,
         };
-        let cid = self.local.rt.block_on(self.local.vault.write_commit(&commit))?;
+        let (cid, _) = self.local.rt.block_on(self.local.vault.write_commit(commit))?;
         let seq = self
             .local
             .rt
