@@ -27,6 +27,7 @@ use crate::cache::sealed_file::SealedFile;
 use crate::commit::{rebuild, CommitOptions, Engine};
 use crate::content::{Node, Nodes};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::kernel::{KernelCache, KernelLink};
 use crate::local::{CacheLimits, Local};
 use crate::meta::{dentries, dirty, inodes, state, Conn};
 use crate::snapshots::Snapshots;
@@ -101,6 +102,8 @@ pub struct Fs {
     commits: Arc<Engine>,
     snapshots: Arc<Snapshots>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The kernel's caches, once a mount sets them (see `kernel.rs`).
+    kernel: Arc<KernelLink>,
 }
 
 pub(crate) fn now() -> Timestamp {
@@ -153,6 +156,7 @@ impl Fs {
             commits,
             snapshots,
             flusher: Mutex::new(None),
+            kernel: Arc::new(KernelLink::default()),
         });
         if opened.created {
             rebuild::import_head(&fs.local, owner)?;
@@ -177,6 +181,19 @@ impl Fs {
         }
         fs.commits.start();
         Ok(fs)
+    }
+
+    /// Sends the drive's kernel invalidations to `cache` from now on (those
+    /// made before, while none was set, first). A [`crate::Slot`] sets its
+    /// mount's cache on every drive put in it.
+    pub fn set_kernel_cache(&self, cache: Arc<dyn KernelCache>) {
+        self.kernel.set(cache);
+    }
+
+    /// Where the drive's kernel invalidations go: the cache last set, or a
+    /// queue until one is (see `kernel.rs` for when a caller may call it).
+    pub fn kernel_cache(&self) -> Arc<dyn KernelCache> {
+        self.kernel.clone()
     }
 
     pub fn vault(&self) -> &Vault {
