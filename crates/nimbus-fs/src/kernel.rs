@@ -3,8 +3,8 @@
 //! device's change applied by the sync engine, docs/SYNC.md §4.5).
 //!
 //! The core knows no mount API, so it names the calls ([`KernelCache`])
-//! and the adapter fills them in (`nimbus-fuse`'s `FuseKernelCache` over
-//! `fuser::Notifier`). Without a mount nothing is cached and
+//! and the adapter fills them in (`nimbus-fuse`'s `FuseKernelCache`, over
+//! the FUSE notices). Without a mount nothing is cached and
 //! [`NoKernelCache`] does nothing; tests record the calls with
 //! [`RecordingKernelCache`].
 //!
