@@ -2,7 +2,7 @@
 //! write into staging, truncate, `fallocate`, `fsync`.
 
 use nimbus_vault::EntryKind;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{now, Fs, Handle};
@@ -37,18 +37,19 @@ impl Fs {
                 return Err(e);
             }
         }
-        self.new_handle(node, false)
+        self.new_handle(node, false, truncate)
     }
 
     /// A handle of an open node; `read_only` for the snapshot files, whose
-    /// nodes are nobody else's.
-    pub(super) fn new_handle(&self, node: Arc<Node>, read_only: bool) -> Result<u64> {
+    /// nodes are nobody else's; `wrote` when opening changed the content.
+    pub(super) fn new_handle(&self, node: Arc<Node>, read_only: bool, wrote: bool) -> Result<u64> {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Arc::new(Handle {
             node,
             read_only,
             next: AtomicU64::new(0),
             window: AtomicU64::new(0),
+            wrote: AtomicBool::new(wrote),
         });
         self.handles.lock().map_err(|_| lock_err())?.insert(fh, h);
         Ok(fh)
@@ -72,8 +73,15 @@ impl Fs {
             return Ok(());
         }
         let node = h.node.clone();
+        let wrote = h.wrote.load(Ordering::Relaxed);
         drop(h);
-        self.close_node(node)
+        let res = self.close_node(node);
+        if wrote {
+            // After the close: the file is most likely finished, and
+            // commits soon (docs/SYNC.md §1.5).
+            self.commits.closed();
+        }
+        res
     }
 
     /// Undoes one open of `node`: the last close of a file without names
@@ -175,6 +183,7 @@ impl Fs {
         if h.read_only {
             return Err(FsError::read_only());
         }
+        h.wrote.store(true, Ordering::Relaxed);
         let end = off
             .checked_add(data.len() as u64)
             .filter(|&e| e <= MAX_FILE_SIZE)

@@ -20,7 +20,7 @@
 use nimbus_vault::{EntryKind, Timestamp, Vault};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::cache::sealed_file::SealedFile;
@@ -88,6 +88,9 @@ struct Handle {
     /// sequential reads.
     next: AtomicU64,
     window: AtomicU64,
+    /// Written through (or truncated at open): its close shortens the
+    /// commit's quiet time (`commit::Schedule::closed`).
+    wrote: AtomicBool,
 }
 
 pub struct Fs {
@@ -422,7 +425,7 @@ impl Fs {
                 return Err(FsError::read_only());
             }
             let (content, size) = self.snapshots.content(&self.local, ino)?;
-            return self.new_handle(Arc::new(Node::detached(ino, content, size)), true);
+            return self.new_handle(Arc::new(Node::detached(ino, content, size)), true, false);
         }
         self.drive_open(ino, truncate, stamp)
     }
