@@ -69,7 +69,6 @@ impl Schedule {
     /// For the sync loop, which waits for this or for its next poll
     /// (docs/SYNC.md §4.1); the commit thread of today asks `Inner::due`
     /// under the lock it waits with.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn due(&self) -> Option<Instant> {
         self.inner.lock().ok()?.due(self.delay, Instant::now())
     }
@@ -123,6 +122,12 @@ impl Engine {
     /// Notes the close of a file that was written (see `Schedule::closed`).
     pub fn closed(&self) {
         self.sched.closed();
+    }
+
+    /// When the next commit is due (see `Schedule::due`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn due(&self) -> Option<Instant> {
+        self.sched.due()
     }
 
     /// Stops the background thread (after the commit running now).

@@ -502,3 +502,50 @@ fn files_only(kind: EntryKind, for_folder: &'static str, for_others: &'static st
 fn too_big() -> FsError {
     FsError::new(ErrorKind::TooBig, "larger than the largest size the drive holds")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Ctx, Fs, FsOptions, ROOT};
+    use nimbus_vault::{DeviceId, KdfParams, Vault, VaultParams};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Only the close of a handle that wrote shortens the quiet time
+    /// before a commit (docs/SYNC.md §1.5).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn closing_a_written_file_shortens_the_quiet_time() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let backend: nimbus_backend::DynBackend = Arc::new(nimbus_backend::MemoryBackend::new());
+        let kdf = KdfParams::minimum();
+        rt.block_on(Vault::create(backend.clone(), b"pw", VaultParams::default(), kdf))
+            .unwrap();
+        let vault = rt.block_on(Vault::open(backend, b"pw")).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut opts = FsOptions::new(state.path().join("vault"), DeviceId::random());
+        // A fifth of it after a close: 10 s; neither ends within the test.
+        opts.commit_delay = Duration::from_secs(50);
+        let fs = Fs::load(vault, rt.handle().clone(), opts).unwrap();
+        let long = || fs.commits.due().unwrap() > Instant::now() + Duration::from_secs(30);
+
+        // Created and closed unwritten, then opened and closed unwritten.
+        let (a, fh) = fs.create(Ctx::ROOT, ROOT, b"a", 0o644).unwrap();
+        fs.release(fh).unwrap();
+        assert!(long(), "a close of an unwritten file counted");
+        let fh = fs.open(a.ino, false).unwrap();
+        fs.read(fh, 0, 10).unwrap();
+        fs.release(fh).unwrap();
+        assert!(long(), "a close of a file only read counted");
+
+        let fh = fs.open(a.ino, false).unwrap();
+        fs.write(fh, 0, b"x").unwrap();
+        assert!(long(), "a write without a close counted");
+        fs.release(fh).unwrap();
+        assert!(!long(), "the close of a written file did not count");
+        fs.shutdown_without_commit();
+    }
+}
