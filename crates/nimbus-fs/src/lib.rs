@@ -24,6 +24,7 @@ pub mod conformance;
 mod content;
 mod error;
 mod fs;
+mod kernel;
 mod local;
 mod meta;
 mod slot;
@@ -32,6 +33,7 @@ mod types;
 
 pub use error::{DbError, ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions};
+pub use kernel::{KernelCache, KernelCall, NoKernelCache, RecordingKernelCache};
 pub use slot::Slot;
 pub use snapshots::{snapshot_name, Snapshots};
 pub use types::*;

@@ -7,7 +7,10 @@
 //! The mount point itself stays a folder, so file managers and shells see
 //! a locked drive rather than a broken one.
 //!
-//! The slot also remembers when the drive was last used, for auto-lock.
+//! The slot also remembers when the drive was last used, for auto-lock,
+//! and carries the mount's [`KernelCache`] to every drive put in it (the
+//! adapter sets it once it has mounted; until then, and without a mount,
+//! it is [`NoKernelCache`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::Fs;
+use crate::kernel::{KernelCache, NoKernelCache};
 use crate::types::{Attr, Ctx, ROOT};
 use nimbus_vault::{EntryKind, Timestamp};
 
@@ -25,16 +29,43 @@ pub struct Slot {
     born: Instant,
     /// Milliseconds after `born` of the last request.
     last_use: AtomicU64,
+    /// The mount's kernel caches, given to each drive put in the slot.
+    kernel: RwLock<Arc<dyn KernelCache>>,
 }
 
 impl Slot {
     pub fn new(fs: Option<Arc<Fs>>, owner: Ctx) -> Arc<Slot> {
+        let kernel: Arc<dyn KernelCache> = Arc::new(NoKernelCache);
+        if let Some(fs) = &fs {
+            fs.set_kernel_cache(kernel.clone());
+        }
         Arc::new(Slot {
             fs: RwLock::new(fs),
             owner,
             born: Instant::now(),
             last_use: AtomicU64::new(0),
+            kernel: RwLock::new(kernel),
         })
+    }
+
+    /// The mount's kernel caches, for this drive and every drive put in
+    /// later (the adapter calls this when it mounts the slot).
+    pub fn set_kernel_cache(&self, cache: Arc<dyn KernelCache>) {
+        // Held throughout, as in `put`, so a drive put in meanwhile gets
+        // this cache too. Requests never take it.
+        let Ok(mut k) = self.kernel.write() else { return };
+        *k = cache.clone();
+        if let Some(fs) = self.peek() {
+            fs.set_kernel_cache(cache);
+        }
+    }
+
+    /// The mount's kernel caches ([`NoKernelCache`] before a mount).
+    pub fn kernel_cache(&self) -> Arc<dyn KernelCache> {
+        match self.kernel.read() {
+            Ok(k) => k.clone(),
+            Err(_) => Arc::new(NoKernelCache),
+        }
     }
 
     /// The drive, for a request from a person (counts as use).
@@ -61,9 +92,14 @@ impl Slot {
 
     /// Puts an unlocked drive back.
     pub fn put(&self, fs: Arc<Fs>) {
+        let kernel = self.kernel.read();
+        if let Ok(k) = &kernel {
+            fs.set_kernel_cache(Arc::clone(k));
+        }
         if let Ok(mut f) = self.fs.write() {
             *f = Some(fs);
         }
+        drop(kernel);
         self.last_use
             .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
     }

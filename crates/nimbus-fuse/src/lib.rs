@@ -13,6 +13,8 @@ mod errno;
 #[cfg(unix)]
 mod filesystem;
 #[cfg(unix)]
+mod kernel;
+#[cfg(unix)]
 pub mod mounts;
 #[cfg(unix)]
 mod pool;
@@ -66,6 +68,7 @@ mod unix {
 
     use super::MountOptions;
     use crate::filesystem::NimbusFuse;
+    use crate::kernel::FuseKernelCache;
 
     /// Mounts the drive at `mountpoint` and serves it from background
     /// threads until the returned session is dropped or unmounted
@@ -78,15 +81,25 @@ mod unix {
     /// Mounts a drive that can be locked and unlocked while mounted: the
     /// adapter serves whatever `Fs` the slot holds, and answers every
     /// request as locked while it holds none.
+    ///
+    /// The slot gets the mount's kernel caches (`FuseKernelCache`), so the
+    /// drive in it, and each one put in later, can invalidate what the
+    /// kernel holds.
     pub fn mount_slot(slot: Arc<Slot>, mountpoint: &Path, opts: &MountOptions) -> io::Result<BackgroundSession> {
-        fuser::spawn_mount(NimbusFuse::new(slot, opts)?, mountpoint, &config(opts))
+        let session = fuser::Session::new(NimbusFuse::new(slot.clone(), opts)?, mountpoint, &config(opts))?;
+        // Before the first request is served, so nothing the kernel is
+        // given escapes an invalidation.
+        slot.set_kernel_cache(Arc::new(FuseKernelCache::start(session.notifier())?));
+        session.spawn()
     }
 
     /// Mounts the drive at `mountpoint` and serves it on this thread until
     /// it is unmounted (`umount`, `fusermount3 -u`).
     pub fn mount_foreground(fs: Arc<Fs>, mountpoint: &Path, opts: &MountOptions) -> io::Result<()> {
         let slot = Slot::new(Some(fs), Ctx::ROOT);
-        fuser::Session::new(NimbusFuse::new(slot, opts)?, mountpoint, &config(opts))?.run()
+        let session = fuser::Session::new(NimbusFuse::new(slot.clone(), opts)?, mountpoint, &config(opts))?;
+        slot.set_kernel_cache(Arc::new(FuseKernelCache::start(session.notifier())?));
+        session.run()
     }
 
     fn config(opts: &MountOptions) -> Config {

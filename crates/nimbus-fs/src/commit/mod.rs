@@ -1,6 +1,10 @@
 //! The sync engine's commit half: turning the working copy's changes into
-//! a snapshot in the vault. `schedule.rs` decides when (quiet time, pause,
-//! asked-for commits) and reports what is pending, `run.rs` is one commit,
+//! a snapshot in the vault. `schedule.rs` decides when (quiet time, a
+//! shorter one after a written file is closed, pause, asked-for commits)
+//! and reports what is pending, `run.rs` is one commit in two halves:
+//! `build` (upload, trees, the commit object, nothing published) and
+//! `publish` (the ref, then the local head), so that the sync cycle can
+//! merge other devices' heads between the two (docs/SYNC.md §4.1);
 //! `trees.rs` builds folder trees, `rebuild.rs` builds the working copy
 //! from the vault. None of it knows the POSIX face: it works on the shared
 //! local state and the file nodes.
@@ -11,7 +15,8 @@
 //! `E + 1`, so changes made while it runs carry `E + 1`; it uploads every
 //! file whose content changed, then rebuilds the tree of every folder whose
 //! stamp is newer than the last committed epoch, reusing the stored tree of
-//! every other folder, and publishes commit and ref. Only then does it
+//! every other folder, and saves the commit (`build`); then it writes the
+//! ref and records the new head (`publish`). Only then does it
 //! record `E` as committed: a commit that fails halfway leaves every stamp
 //! newer than the committed epoch, so the next attempt redoes it all (and
 //! deduplication makes the redone uploads cheap).
@@ -37,14 +42,14 @@
 //! A file that has gone (deleted while the commit ran) is simply not in
 //! the snapshot.
 
-use nimbus_vault::{CommitId, DeviceId};
+use nimbus_vault::{Commit, CommitId, DeviceId};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use std::time::Instant;
 
 use crate::content::Nodes;
-use crate::error::{Failure, Result};
+use crate::error::{lock_err, Failure, Result};
 use crate::local::Local;
 use crate::snapshots::Snapshots;
 use crate::types::Ino;
@@ -84,10 +89,10 @@ pub(crate) struct Engine {
 impl Engine {
     pub fn new(local: Arc<Local>, nodes: Arc<Nodes>, snapshots: Arc<Snapshots>, opts: CommitOptions) -> Engine {
         Engine {
+            sched: Schedule::new(opts.commit_delay),
             local,
             nodes,
             snapshots,
-            sched: Schedule::default(),
             serial: Mutex::new(()),
             opts,
             between_pieces: OnceLock::new(),
@@ -99,6 +104,27 @@ impl Engine {
     pub fn set_between_pieces(&self, hook: Box<dyn Fn(Ino) + Send + Sync>) {
         let _ = self.between_pieces.set(hook);
     }
+
+    /// Waits for the commit running now, if any, and keeps every other out
+    /// until the guard is dropped. `build` and `publish` need it, so that
+    /// whatever runs between them (a merge) runs alone too.
+    pub fn serial(&self) -> Result<Serial<'_>> {
+        self.serial.lock().map(Serial).map_err(|_| lock_err())
+    }
+}
+
+/// Proof that the holder runs the only commit (see [`Engine::serial`]).
+pub(crate) struct Serial<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+
+/// A commit of the local changes, saved in the vault but not published:
+/// no ref names it yet and the local head is still its parent. Made by
+/// `Engine::build`, published by `Engine::publish`.
+pub(crate) struct Built {
+    /// The commit object's id; its trees and blobs are in the vault.
+    pub id: CommitId,
+    pub commit: Commit,
+    /// The epoch the commit covers, recorded as committed on publishing.
+    pub e_old: u64,
 }
 
 /// What the scheduler knows, under one lock.
@@ -120,11 +146,15 @@ struct Inner {
     last_success: Option<std::time::SystemTime>,
     /// Files the last commit set aside (see the module comment).
     set_aside: BTreeSet<Ino>,
+    /// A file that was written was closed since the last commit began: the
+    /// quiet time is the short one (`schedule::CLOSE_DIVISOR`).
+    closed: bool,
 }
 
 /// The scheduler's state (`schedule.rs` runs it).
-#[derive(Default)]
 struct Schedule {
     inner: Mutex<Inner>,
     cv: Condvar,
+    /// The quiet time after a change (the drive's commit delay).
+    delay: Duration,
 }

@@ -1,15 +1,17 @@
-//! One commit: upload the changed files, build the trees, publish commit
-//! and ref, then let the uploaded files read from their new blobs (see the
-//! module comment of `commit/mod.rs` for the rules it keeps).
+//! One commit, in two halves. `build`: upload the changed files, build the
+//! trees, let the uploaded files read from their new blobs, and save the
+//! commit object. `publish`: write the ref and record the new head and the
+//! committed epoch. The sync cycle may merge between the two (see the
+//! module comment of `commit/mod.rs` for the rules both keep).
 
 use nimbus_vault::chunker::{self, ChunkReadError};
-use nimbus_vault::{BlobId, BlobKind, CommitId, EntryKind, IndexId, NewCommit, Saver, Timestamp};
+use nimbus_vault::{BlobKind, CommitId, EntryKind, NewCommit, Saver, Timestamp};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::Engine;
+use super::{Built, Engine, Serial};
 use crate::cache::sealed_file::{SealedFile, BLOCK, SLOT};
 use crate::content::{read_state, Node};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
@@ -28,9 +30,24 @@ struct Uploads {
 }
 
 impl Engine {
-    /// One commit. Returns the new commit's id, or `None` if nothing changed.
+    /// One commit: built, then published at once. Returns the new
+    /// commit's id, or `None` if nothing changed.
     pub(crate) fn commit_once(&self) -> Result<Option<CommitId>> {
-        let _serial = self.serial.lock().map_err(|_| lock_err())?;
+        let serial = self.serial()?;
+        match self.build(&serial)? {
+            Some(built) => self.publish(&serial, built).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The first half of a commit: uploads the changed files, builds the
+    /// trees, lets the uploaded files read from their blobs and saves the
+    /// commit object, whose parents are the local head (and an extra
+    /// parent left by an older database). No ref names it yet: until
+    /// [`Engine::publish`], the vault's history and the local state are as
+    /// before, except for objects no ref reaches. `None` if nothing
+    /// changed.
+    pub(crate) fn build(&self, _serial: &Serial<'_>) -> Result<Option<Built>> {
         let e_old = self.local.epoch.fetch_add(1, Ordering::AcqRel);
         let (committed, changed_files, root_dirty) = self.local.db.write(|c| {
             state::set_epoch(c, e_old + 1)?;
@@ -65,7 +82,26 @@ impl Engine {
         let root = root?;
         let stats = finished?;
         self.adopt_uploads(&uploaded, e_old)?;
-        self.publish(root, e_old, stats.indexes).map(Some)
+        let (head, extra, files, bytes) = self.local.db.read(|c| {
+            let (files, bytes) = inodes::file_totals(c)?;
+            Ok((state::head(c)?, state::extra_parent(c)?, files, bytes))
+        })?;
+        let new = NewCommit {
+            root,
+            parents: head.into_iter().chain(extra.filter(|e| Some(*e) != head)).collect(),
+            device: self.opts.device,
+            // The device's name comes with step 6 of docs/SYNC.md §7
+            // (`nimbus_host::device`), passed in through `FsOptions`.
+            device_name: String::new(),
+            time: Timestamp::now(),
+            message: "drive".into(),
+            files,
+            bytes,
+            // The index objects this save wrote, named in the commit (v3).
+            indexes: stats.indexes,
+        };
+        let (id, commit) = self.local.rt.block_on(self.local.vault.write_commit(new))?;
+        Ok(Some(Built { id, commit, e_old }))
     }
 
     /// Uploads the changed files, in order, until one fails. A file gone,
@@ -125,29 +161,17 @@ impl Engine {
         })
     }
 
-    /// Publishes a commit of tree `root` (naming the index objects its
-    /// save wrote) and its ref, then records it as the head and epoch
-    /// `e_old` as committed.
-    fn publish(&self, root: BlobId, e_old: u64, indexes: Vec<IndexId>) -> Result<CommitId> {
-        let (head, extra, ref_seen, files, bytes) = self.local.db.read(|c| {
-            let (files, bytes) = inodes::file_totals(c)?;
-            let seen = state::ref_seen(c)?.max(self.opts.ref_seen);
-            Ok((state::head(c)?, state::extra_parent(c)?, seen, files, bytes))
-        })?;
-        let commit = NewCommit {
-            root,
-            parents: head.into_iter().chain(extra.filter(|e| Some(*e) != head)).collect(),
-            device: self.opts.device,
-            // The device's name comes with step 6 of docs/SYNC.md §7
-            // (`nimbus_host::device`), passed in through `FsOptions`.
-            device_name: String::new(),
-            time: Timestamp::now(),
-            message: "drive".into(),
-            files,
-            bytes,
-            indexes,
-        };
-        let (cid, _) = self.local.rt.block_on(self.local.vault.write_commit(commit))?;
+    /// The second half of a commit: points this device's ref at the built
+    /// commit, then records it as the local head and its epoch as
+    /// committed (durably), and tells the snapshots and `on_commit`. A
+    /// failure before the ref leaves everything as it was, and the
+    /// changes commit again.
+    pub(crate) fn publish(&self, _serial: &Serial<'_>, built: Built) -> Result<CommitId> {
+        let Built { id: cid, commit, e_old } = built;
+        let ref_seen = self
+            .local
+            .db
+            .read(|c| Ok(state::ref_seen(c)?.max(self.opts.ref_seen)))?;
         let seq = self
             .local
             .rt
@@ -160,6 +184,7 @@ impl Engine {
         })?;
         self.local.db.commit(true)?;
         self.snapshots.invalidate();
+        tracing::debug!("published commit {cid}: {} files, {} bytes", commit.files, commit.bytes);
         if let Some(cb) = &self.opts.on_commit {
             cb(cid, seq);
         }

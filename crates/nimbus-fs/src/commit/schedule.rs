@@ -1,11 +1,24 @@
 //! When to commit: after a quiet time following the last change (at most
 //! [`MAX_DELAY`] after the first), when asked, or never while paused; and
 //! what is pending for the vault.
+//!
+//! The quiet time is the drive's commit delay (5 s by default), or a fifth
+//! of it ([`CLOSE_DIVISOR`]: 1 s by default) once a file that was written
+//! has been closed since the last commit began: a closed file is most
+//! likely finished, and another device should see it soon (docs/SYNC.md
+//! §1.5). A fifth rather than a fixed second, so a longer delay chosen to
+//! gather changes (and tests that commit only when they ask) keeps its
+//! meaning. Changes after that close
+//! keep the short quiet time, measured from the last of them: tools set a
+//! copy's times and mode after closing it (`cp -p`), or rename a finished
+//! temporary file into place (`rsync`, editors), and these must not put the
+//! long wait back. A file written without pause and never closed (a log)
+//! keeps the long one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Engine, Schedule};
+use super::{Engine, Inner, Schedule};
 use crate::cache::sealed_file;
 use crate::error::{lock_err, ErrorKind, Failure, Result};
 use crate::meta::{dentries, dirty, inodes, state};
@@ -15,7 +28,63 @@ use crate::types::*;
 /// committed anyway.
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60);
 
+/// The quiet time once a written file was closed is the commit delay
+/// divided by this.
+pub(crate) const CLOSE_DIVISOR: u32 = 5;
+
+impl Inner {
+    /// When the quiet-time rule makes a commit due; `None` while nothing
+    /// waits or while paused.
+    fn due_by_quiet(&self, delay: Duration) -> Option<Instant> {
+        if self.paused {
+            return None;
+        }
+        let (last, first) = (self.last_touch?, self.first_touch?);
+        let quiet = if self.closed { delay / CLOSE_DIVISOR } else { delay };
+        Some((last + quiet).min(first + MAX_DELAY))
+    }
+
+    /// When the next commit is due: `now` when one was asked for, else
+    /// by the quiet-time rule. The caller's `now`, so that "due at once"
+    /// compares as due with it.
+    fn due(&self, delay: Duration, now: Instant) -> Option<Instant> {
+        if self.requested > self.finished {
+            return Some(now);
+        }
+        self.due_by_quiet(delay)
+    }
+}
+
 impl Schedule {
+    pub fn new(delay: Duration) -> Schedule {
+        Schedule {
+            inner: Mutex::new(Inner::default()),
+            cv: Condvar::new(),
+            delay,
+        }
+    }
+
+    /// When the next commit is due (a time already past means now); `None`
+    /// while nothing waits for one, or while paused and nothing was asked.
+    /// For the sync loop, which waits for this or for its next poll
+    /// (docs/SYNC.md §4.1); the commit thread of today asks `Inner::due`
+    /// under the lock it waits with.
+    pub fn due(&self) -> Option<Instant> {
+        self.inner.lock().ok()?.due(self.delay, Instant::now())
+    }
+
+    /// A file that was written has been closed: what waits is committed
+    /// after the short quiet time (see the module comment). Nothing waits,
+    /// nothing changes (the close came after a commit took its changes).
+    pub fn closed(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            if i.last_touch.is_some() {
+                i.closed = true;
+            }
+        }
+        self.cv.notify_all();
+    }
+
     /// Notes a change (restarts the quiet-time clock).
     pub fn touched(&self) {
         if let Ok(mut i) = self.inner.lock() {
@@ -50,6 +119,17 @@ impl Engine {
         self.sched.touched();
     }
 
+    /// Notes the close of a file that was written (see `Schedule::closed`).
+    pub fn closed(&self) {
+        self.sched.closed();
+    }
+
+    /// When the next commit is due (see `Schedule::due`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn due(&self) -> Option<Instant> {
+        self.sched.due()
+    }
+
     /// Stops the background thread (after the commit running now).
     pub fn stop(&self) {
         self.sched.stop();
@@ -72,7 +152,6 @@ impl Engine {
 
     /// Waits until a commit is due; false when stopping.
     fn wait_for_work(&self) -> bool {
-        let delay = self.opts.commit_delay;
         let Ok(mut i) = self.sched.inner.lock() else {
             return false;
         };
@@ -80,21 +159,15 @@ impl Engine {
             if i.stop {
                 return false;
             }
-            if i.requested > i.finished {
+            let now = Instant::now();
+            let due = i.due(self.sched.delay, now);
+            if due.is_some_and(|d| d <= now) {
                 return true;
             }
-            let due = match (i.last_touch, i.first_touch) {
-                _ if i.paused => None,
-                (Some(l), Some(f)) => {
-                    let now = Instant::now();
-                    if now >= l + delay || now >= f + MAX_DELAY {
-                        return true;
-                    }
-                    Some((l + delay).min(f + MAX_DELAY) - now)
-                }
-                _ => None,
-            };
-            let wait = due.unwrap_or(Duration::from_secs(3600)).min(Duration::from_secs(1));
+            let wait = due
+                .map(|d| d - now)
+                .unwrap_or(Duration::from_secs(3600))
+                .min(Duration::from_secs(1));
             i = match self.sched.cv.wait_timeout(i, wait) {
                 Ok((g, _)) => g,
                 Err(_) => return false,
@@ -108,6 +181,7 @@ impl Engine {
             i.running = true;
             i.last_touch = None;
             i.first_touch = None;
+            i.closed = false;
             i.requested
         };
         let res = self.commit_once();
@@ -228,5 +302,83 @@ impl Engine {
                 .map(|d| d.as_secs() as i64),
             set_aside,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAY: Duration = Duration::from_secs(5);
+
+    fn touched_at(t: Instant) -> Inner {
+        Inner {
+            last_touch: Some(t),
+            first_touch: Some(t),
+            ..Inner::default()
+        }
+    }
+
+    #[test]
+    fn nothing_waiting_is_never_due() {
+        assert_eq!(Inner::default().due(DELAY, Instant::now()), None);
+    }
+
+    #[test]
+    fn a_change_is_due_after_the_commit_delay() {
+        let t = Instant::now();
+        assert_eq!(touched_at(t).due(DELAY, t), Some(t + DELAY));
+    }
+
+    #[test]
+    fn a_closed_written_file_is_due_after_one_second() {
+        let t = Instant::now();
+        let mut i = touched_at(t);
+        i.closed = true;
+        assert_eq!(i.due(DELAY, t), Some(t + Duration::from_secs(1)));
+        // The fastest setting stays immediate; a long delay stays long.
+        assert_eq!(i.due(Duration::ZERO, t), Some(t));
+        assert_eq!(i.due(Duration::from_secs(3600), t), Some(t + MAX_DELAY));
+        // Changes after the close (cp -p's chmod, a rename into place) keep
+        // the short quiet time, from the last of them.
+        i.last_touch = Some(t + Duration::from_millis(700));
+        assert_eq!(i.due(DELAY, t), Some(t + Duration::from_millis(1700)));
+    }
+
+    #[test]
+    fn a_busy_drive_commits_after_max_delay() {
+        let t = Instant::now();
+        let mut i = touched_at(t);
+        i.last_touch = Some(t + Duration::from_secs(59));
+        assert_eq!(i.due(DELAY, t), Some(t + MAX_DELAY));
+        i.closed = true;
+        assert_eq!(i.due(DELAY, t), Some(t + MAX_DELAY));
+    }
+
+    #[test]
+    fn paused_is_due_only_when_asked() {
+        let t = Instant::now();
+        let mut i = touched_at(t);
+        i.paused = true;
+        assert_eq!(i.due(DELAY, t), None);
+        i.requested = 1;
+        // Due at the caller's now, so the commit thread's `due <= now` holds.
+        let now = t + Duration::from_secs(2);
+        assert_eq!(i.due(DELAY, now), Some(now));
+    }
+
+    #[test]
+    fn a_close_with_nothing_waiting_changes_nothing() {
+        let s = Schedule::new(DELAY);
+        s.closed();
+        assert_eq!(s.due(), None);
+        s.touched();
+        let due = s.due().expect("a change waits");
+        assert!(
+            due >= Instant::now() + DELAY - Duration::from_secs(1),
+            "the close before the change counted"
+        );
+        s.closed();
+        assert!(s.due().expect("a change waits") <= Instant::now() + Duration::from_secs(1));
     }
 }

@@ -2,7 +2,7 @@
 //! write into staging, truncate, `fallocate`, `fsync`.
 
 use nimbus_vault::EntryKind;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{now, Fs, Handle};
@@ -37,18 +37,19 @@ impl Fs {
                 return Err(e);
             }
         }
-        self.new_handle(node, false)
+        self.new_handle(node, false, truncate)
     }
 
     /// A handle of an open node; `read_only` for the snapshot files, whose
-    /// nodes are nobody else's.
-    pub(super) fn new_handle(&self, node: Arc<Node>, read_only: bool) -> Result<u64> {
+    /// nodes are nobody else's; `wrote` when opening changed the content.
+    pub(super) fn new_handle(&self, node: Arc<Node>, read_only: bool, wrote: bool) -> Result<u64> {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let h = Arc::new(Handle {
             node,
             read_only,
             next: AtomicU64::new(0),
             window: AtomicU64::new(0),
+            wrote: AtomicBool::new(wrote),
         });
         self.handles.lock().map_err(|_| lock_err())?.insert(fh, h);
         Ok(fh)
@@ -72,8 +73,15 @@ impl Fs {
             return Ok(());
         }
         let node = h.node.clone();
+        let wrote = h.wrote.load(Ordering::Relaxed);
         drop(h);
-        self.close_node(node)
+        let res = self.close_node(node);
+        if wrote {
+            // After the close: the file is most likely finished, and
+            // commits soon (docs/SYNC.md §1.5).
+            self.commits.closed();
+        }
+        res
     }
 
     /// Undoes one open of `node`: the last close of a file without names
@@ -175,6 +183,7 @@ impl Fs {
         if h.read_only {
             return Err(FsError::read_only());
         }
+        h.wrote.store(true, Ordering::Relaxed);
         let end = off
             .checked_add(data.len() as u64)
             .filter(|&e| e <= MAX_FILE_SIZE)
@@ -492,4 +501,51 @@ fn files_only(kind: EntryKind, for_folder: &'static str, for_others: &'static st
 /// A size past [`MAX_FILE_SIZE`].
 fn too_big() -> FsError {
     FsError::new(ErrorKind::TooBig, "larger than the largest size the drive holds")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Ctx, Fs, FsOptions, ROOT};
+    use nimbus_vault::{DeviceId, KdfParams, Vault, VaultParams};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Only the close of a handle that wrote shortens the quiet time
+    /// before a commit (docs/SYNC.md §1.5).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn closing_a_written_file_shortens_the_quiet_time() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let backend: nimbus_backend::DynBackend = Arc::new(nimbus_backend::MemoryBackend::new());
+        let kdf = KdfParams::minimum();
+        rt.block_on(Vault::create(backend.clone(), b"pw", VaultParams::default(), kdf))
+            .unwrap();
+        let vault = rt.block_on(Vault::open(backend, b"pw")).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let mut opts = FsOptions::new(state.path().join("vault"), DeviceId::random());
+        // A fifth of it after a close: 10 s; neither ends within the test.
+        opts.commit_delay = Duration::from_secs(50);
+        let fs = Fs::load(vault, rt.handle().clone(), opts).unwrap();
+        let long = || fs.commits.due().unwrap() > Instant::now() + Duration::from_secs(30);
+
+        // Created and closed unwritten, then opened and closed unwritten.
+        let (a, fh) = fs.create(Ctx::ROOT, ROOT, b"a", 0o644).unwrap();
+        fs.release(fh).unwrap();
+        assert!(long(), "a close of an unwritten file counted");
+        let fh = fs.open(a.ino, false).unwrap();
+        fs.read(fh, 0, 10).unwrap();
+        fs.release(fh).unwrap();
+        assert!(long(), "a close of a file only read counted");
+
+        let fh = fs.open(a.ino, false).unwrap();
+        fs.write(fh, 0, b"x").unwrap();
+        assert!(long(), "a write without a close counted");
+        fs.release(fh).unwrap();
+        assert!(!long(), "the close of a written file did not count");
+        fs.shutdown_without_commit();
+    }
 }

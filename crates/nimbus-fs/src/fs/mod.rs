@@ -20,13 +20,14 @@
 use nimbus_vault::{EntryKind, Timestamp, Vault};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::cache::sealed_file::SealedFile;
 use crate::commit::{rebuild, CommitOptions, Engine};
 use crate::content::{Node, Nodes};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::kernel::{KernelCache, KernelLink};
 use crate::local::{CacheLimits, Local};
 use crate::meta::{dentries, dirty, inodes, state, Conn};
 use crate::snapshots::Snapshots;
@@ -87,6 +88,9 @@ struct Handle {
     /// sequential reads.
     next: AtomicU64,
     window: AtomicU64,
+    /// Written through (or truncated at open): its close shortens the
+    /// commit's quiet time (`commit::Schedule::closed`).
+    wrote: AtomicBool,
 }
 
 pub struct Fs {
@@ -101,6 +105,8 @@ pub struct Fs {
     commits: Arc<Engine>,
     snapshots: Arc<Snapshots>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The kernel's caches, once a mount sets them (see `kernel.rs`).
+    kernel: Arc<KernelLink>,
 }
 
 pub(crate) fn now() -> Timestamp {
@@ -153,6 +159,7 @@ impl Fs {
             commits,
             snapshots,
             flusher: Mutex::new(None),
+            kernel: Arc::new(KernelLink::default()),
         });
         if opened.created {
             rebuild::import_head(&fs.local, owner)?;
@@ -177,6 +184,19 @@ impl Fs {
         }
         fs.commits.start();
         Ok(fs)
+    }
+
+    /// Sends the drive's kernel invalidations to `cache` from now on (those
+    /// made before, while none was set, first). A [`crate::Slot`] sets its
+    /// mount's cache on every drive put in it.
+    pub fn set_kernel_cache(&self, cache: Arc<dyn KernelCache>) {
+        self.kernel.set(cache);
+    }
+
+    /// Where the drive's kernel invalidations go: the cache last set, or a
+    /// queue until one is (see `kernel.rs` for when a caller may call it).
+    pub fn kernel_cache(&self) -> Arc<dyn KernelCache> {
+        self.kernel.clone()
     }
 
     pub fn vault(&self) -> &Vault {
@@ -405,7 +425,7 @@ impl Fs {
                 return Err(FsError::read_only());
             }
             let (content, size) = self.snapshots.content(&self.local, ino)?;
-            return self.new_handle(Arc::new(Node::detached(ino, content, size)), true);
+            return self.new_handle(Arc::new(Node::detached(ino, content, size)), true, false);
         }
         self.drive_open(ino, truncate, stamp)
     }
