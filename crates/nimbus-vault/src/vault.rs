@@ -28,6 +28,8 @@ use crate::index::{self, IndexFile, Location, MasterIndex};
 use crate::pack;
 use crate::tree::Tree;
 
+use crate::poll::{RefCache, RefPoll};
+
 struct Inner {
     backend: DynBackend,
     config: Config,
@@ -540,6 +542,103 @@ impl Vault {
             .map_err(|e| VaultError::corrupt(&key, e.to_string()))
     }
 
+    /// Polls the refs (docs/SYNC.md §1.1): one listing of `refs/`, then a
+    /// read of only the refs whose fingerprint changed since `cache` saw
+    /// them (see [`crate::poll`] for the exceptions), and of any ref seen
+    /// before that the listing lacks (a listing may lag behind a write).
+    /// Every ref read is authenticated, and the whole answer is held to the
+    /// rollback check exactly as [`Vault::read_refs`] is: a ref that went
+    /// back in its update number is refused ([`VaultError::Corrupt`]), and
+    /// one seen before (by this vault or the cache) that is gone from the
+    /// store is refused ([`VaultError::Missing`]). What passes raises the
+    /// memory of refs seen and updates `cache`; a refused poll leaves the
+    /// cache as it was, so the next poll refuses the same store again.
+    pub async fn poll_refs(&self, cache: &mut RefCache) -> Result<RefPoll> {
+        use futures::StreamExt;
+        let listing = self.0.backend.list("refs/").await?;
+        let listed_at = std::time::Instant::now();
+        let mut seen = self.refs_seen();
+        for (dev, seq) in cache.seen() {
+            let e = seen.entry(dev).or_insert(0);
+            *e = (*e).max(seq);
+        }
+        let plan = cache.plan(&listing, &seen, listed_at)?;
+        let to_read: Vec<(DeviceId, bool)> = plan
+            .listed_to_read()
+            .map(|d| (d, true))
+            .chain(plan.read_by_name.iter().map(|d| (*d, false)))
+            .collect();
+        let reads = to_read.len();
+        let mut answers = futures::stream::iter(
+            to_read
+                .into_iter()
+                .map(|(dev, listed)| async move { (dev, listed, self.read_ref(&dev).await) }),
+        )
+        .buffer_unordered(16);
+        let mut listed = HashMap::new();
+        let mut by_name = HashMap::new();
+        while let Some((dev, was_listed, res)) = answers.next().await {
+            match (res?, was_listed) {
+                (Some(rec), true) => {
+                    listed.insert(dev, rec);
+                }
+                (None, true) => return Err(VaultError::missing(commit::ref_key(&dev), "it was just listed")),
+                (Some(rec), false) => {
+                    by_name.insert(dev, rec);
+                }
+                // Gone: the rollback check below says so if it was seen.
+                (None, false) => {}
+            }
+        }
+        drop(answers);
+        let mut refs = plan.keep.clone();
+        refs.extend(listed.iter().map(|(d, r)| (*d, r.clone())));
+        refs.extend(by_name.iter().map(|(d, r)| (*d, r.clone())));
+        let updated = Vault::check_rollback(&refs, &seen)?;
+        self.remember_refs_seen(&updated);
+        let changed = cache.update(plan, listed, by_name);
+        Ok(RefPoll { refs, changed, reads })
+    }
+
+    /// [`Vault::write_ref`] with its pre-publish re-check of the refs made
+    /// by [`Vault::poll_refs`] through `cache` (docs/SYNC.md §1.4: a poll
+    /// right before publishing), so it costs one listing and the changed
+    /// refs instead of a read of every ref. The cache learns the new ref.
+    pub async fn write_ref_with(
+        &self,
+        device: &DeviceId,
+        commit: CommitId,
+        seen: u64,
+        cache: &mut RefCache,
+    ) -> Result<u64> {
+        let key = commit::ref_key(device);
+        let refs = self.poll_refs(cache).await?.refs;
+        let stored = refs.get(device).map(|r| r.seq).unwrap_or(0);
+        let remembered = self.refs_seen().get(device).copied().unwrap_or(0);
+        let seq = stored.max(seen).max(remembered) + 1;
+        let rec = RefRecord {
+            commit,
+            seq,
+            time: crate::tree::Timestamp::now(),
+        };
+        put(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
+        self.remember_refs_seen(&HashMap::from([(*device, seq)]));
+        cache.wrote(*device, rec);
+        Ok(seq)
+    }
+
+    /// When commit `id` reached the store, by the store's clock
+    /// (docs/SYNC.md §3.4: what "newer" means), from one `stat` of
+    /// `commits/<id>`. `None` when the store keeps no times. A commit that
+    /// is not in the store is [`VaultError::Missing`].
+    pub async fn commit_store_time(&self, id: &CommitId) -> Result<Option<std::time::SystemTime>> {
+        let key = commit::commit_key(id);
+        match self.0.backend.stat(&key).await? {
+            Some(info) => Ok(info.modified),
+            None => Err(VaultError::missing(key, "a ref or commit names it")),
+        }
+    }
+
     /// The newest snapshot, chosen from one read of the refs that passed
     /// the rollback check (see [`Vault::read_refs`] and
     /// [`Vault::head_from`]).
@@ -673,19 +772,9 @@ impl Vault {
     /// stored one, so the counter never goes back. Returns the ref's new
     /// update number.
     pub async fn write_ref(&self, device: &DeviceId, commit: CommitId, seen: u64) -> Result<u64> {
-        let key = commit::ref_key(device);
-        let refs = self.read_refs().await?;
-        let stored = refs.get(device).map(|r| r.seq).unwrap_or(0);
-        let remembered = self.refs_seen().get(device).copied().unwrap_or(0);
-        let seq = stored.max(seen).max(remembered) + 1;
-        let rec = RefRecord {
-            commit,
-            seq,
-            time: crate::tree::Timestamp::now(),
-        };
-        put(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
-        self.remember_refs_seen(&HashMap::from([(*device, seq)]));
-        Ok(seq)
+        // A new cache reads every ref, as `read_refs` does.
+        self.write_ref_with(device, commit, seen, &mut RefCache::default())
+            .await
     }
 
     /// Writes one index object listing `packs`.
