@@ -13,7 +13,7 @@
 //! - (d) with no common ancestor (histories started apart) a merge deletes
 //!   nothing: every value of every head is in the result.
 //!
-//! Cases: `NIMBUS_MERGE_CASES` (default 64 per property). A failure prints
+//! Cases: `NIMBUS_MERGE_CASES` (default 256 per property). A failure prints
 //! the shrunk history.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,7 +80,7 @@ fn history(apart: bool) -> impl Strategy<Value = History> {
     (
         2usize..=4,
         prop::collection::vec(prop::collection::vec(op(), 0..10), 4),
-        prop::collection::vec(step(), 1..14),
+        prop::collection::vec(step(), 1..20),
     )
         .prop_map(move |(devices, init, steps)| History {
             devices,
@@ -94,7 +94,7 @@ fn cases() -> u32 {
     std::env::var("NIMBUS_MERGE_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(256)
 }
 
 /// A conflict copy's id: any hash of the original id and the content.
@@ -172,7 +172,11 @@ fn read(trees: &mut MemTrees, root: TreeId) -> Model {
                     mode: e.mode,
                 },
             );
-            assert!(old.is_none(), "{} has two names (no hard links are made here)", e.file_id);
+            assert!(
+                old.is_none(),
+                "{} has two names (no hard links are made here)",
+                e.file_id
+            );
         }
     }
     m
@@ -202,8 +206,22 @@ struct World {
     committed: BTreeSet<u32>,
     /// Values a device replaced or deleted on top of them (§3.7).
     superseded: BTreeSet<u32>,
-    /// How many merge calls ran, and how many had only unknown bases.
+    stats: Stats,
+}
+
+/// What the merges of a history met, to show the generator reaches the
+/// cases that matter.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
     merges: usize,
+    /// Merges of three or more heads (folded in several steps).
+    folds: usize,
+    virtual_bases: usize,
+    unknown_bases: usize,
+    copies: usize,
+    aliases: usize,
+    /// Ids given a conflict name by a collision or a broken cycle.
+    conflict_names: usize,
 }
 
 impl World {
@@ -218,7 +236,7 @@ impl World {
             next_value: 1,
             committed: BTreeSet::new(),
             superseded: BTreeSet::new(),
-            merges: 0,
+            stats: Stats::default(),
         }
     }
 
@@ -291,8 +309,7 @@ impl World {
         let all: Vec<FileId> = m.keys().copied().collect();
         let pick = |v: &[FileId], i: u16| (!v.is_empty()).then(|| v[usize::from(i) % v.len()]);
         let name = NAMES[usize::from(op.c) % NAMES.len()].to_vec();
-        let taken =
-            |m: &Model, parent: FileId, name: &[u8]| m.values().any(|n| n.parent == parent && n.name == name);
+        let taken = |m: &Model, parent: FileId, name: &[u8]| m.values().any(|n| n.parent == parent && n.name == name);
         match op.kind {
             0..=2 => {
                 let Some(parent) = pick(&folders, op.a) else { return };
@@ -367,17 +384,37 @@ impl World {
         let hs: Vec<Head> = heads.iter().filter_map(|h| self.info.get(h).cloned()).collect();
         let ours = self.devs[d].head.and_then(|h| hs.iter().position(|x| x.commit == h));
         let limits = Limits::default();
-        let merged =
-            merge(&mut self.commits, &mut self.trees, &hs, ours, &copy_id, &limits).expect("the merge runs");
-        self.merges += 1;
+        let merged = merge(&mut self.commits, &mut self.trees, &hs, ours, &copy_id, &limits).expect("the merge runs");
+        let st = &mut self.stats;
+        st.merges += 1;
+        st.folds += usize::from(merged.heads.len() > 2);
+        st.virtual_bases += merged
+            .bases
+            .iter()
+            .filter(|b| matches!(b, Base::Virtual { .. }))
+            .count();
+        st.unknown_bases += merged.bases.iter().filter(|b| matches!(b, Base::Unknown(_))).count();
+        st.copies += merged.copies.len();
+        st.aliases += merged.aliases.len();
+        st.conflict_names += merged
+            .report
+            .changes
+            .values()
+            .filter(|c| c.kind == nimbus_merge::ChangeKind::Conflict)
+            .count();
         // (a): reversed and rotated give the same tree.
         let mut rev = hs.clone();
         rev.reverse();
         let mut rot = hs.clone();
         rot.rotate_left(1);
         for other in [rev, rot] {
-            let again = merge(&mut self.commits, &mut self.trees, &other, None, &copy_id, &limits).expect("the merge runs");
-            prop_assert_eq!(again.root, merged.root, "(a) the result depends on the order of the heads");
+            let again =
+                merge(&mut self.commits, &mut self.trees, &other, None, &copy_id, &limits).expect("the merge runs");
+            prop_assert_eq!(
+                again.root,
+                merged.root,
+                "(a) the result depends on the order of the heads"
+            );
         }
         // (c) and (d).
         let result = values(&read(&mut self.trees, merged.root));
@@ -389,10 +426,18 @@ impl World {
             let kept = merged.heads.iter().any(|k| k.commit == h.commit);
             for v in values(&m) {
                 if apart && kept {
-                    prop_assert!(result.contains(&v), "(d) value {v} of {} deleted with no common ancestor", h.device_name);
+                    prop_assert!(
+                        result.contains(&v),
+                        "(d) value {v} of {} deleted with no common ancestor",
+                        h.device_name
+                    );
                 }
                 if !self.superseded.contains(&v) {
-                    prop_assert!(result.contains(&v), "(c) value {v} of {} lost in a merge", h.device_name);
+                    prop_assert!(
+                        result.contains(&v),
+                        "(c) value {v} of {} lost in a merge",
+                        h.device_name
+                    );
                 }
             }
         }
@@ -444,7 +489,7 @@ fn subtree(m: &Model, x: FileId) -> BTreeSet<FileId> {
     }
 }
 
-fn run(h: &History) -> Result<(), TestCaseError> {
+fn run(h: &History) -> Result<Stats, TestCaseError> {
     let n = h.devices;
     let mut w = World::new(n);
     if h.apart {
@@ -486,27 +531,40 @@ fn run(h: &History) -> Result<(), TestCaseError> {
             break;
         }
     }
-    prop_assert!(settled, "(b) the devices did not converge in 4 rounds of merging every head");
+    prop_assert!(
+        settled,
+        "(b) the devices did not converge in 4 rounds of merging every head"
+    );
     // Merging the settled state again: one head, the same tree, nothing
     // changed; and a head merged with itself is itself.
     for d in 0..n {
-        let heads: Vec<CommitId> = (0..n).filter_map(|i| w.devs[i].published).chain(w.devs[d].head).collect();
+        let heads: Vec<CommitId> = (0..n)
+            .filter_map(|i| w.devs[i].published)
+            .chain(w.devs[d].head)
+            .collect();
         let merged = w.merge(d, &heads)?;
         prop_assert_eq!(merged.heads.len(), 1, "(b) a settled state still has several heads");
         prop_assert_eq!(Some(merged.root), w.root_of(d), "(b) re-merging changed the tree");
-        prop_assert!(merged.report.is_empty(), "(b) re-merging reports changes: {:?}", merged.report);
+        prop_assert!(
+            merged.report.is_empty(),
+            "(b) re-merging reports changes: {:?}",
+            merged.report
+        );
         let own: Vec<CommitId> = w.devs[d].head.into_iter().collect();
         let twice = [own.clone(), own].concat();
         let merged = w.merge(d, &twice)?;
         prop_assert_eq!(Some(merged.root), w.root_of(d), "(b) merge(h, h) is not h");
     }
     // (c) at the end, against the whole history.
-    let Some(root) = w.root_of(0) else { return Ok(()) };
+    let Some(root) = w.root_of(0) else { return Ok(w.stats) };
     let result = values(&read(&mut w.trees, root));
     for v in w.committed.difference(&w.superseded) {
-        prop_assert!(result.contains(v), "(c) value {v} was committed, never replaced, and is gone");
+        prop_assert!(
+            result.contains(v),
+            "(c) value {v} was committed, never replaced, and is gone"
+        );
     }
-    Ok(())
+    Ok(w.stats)
 }
 
 proptest! {
@@ -523,6 +581,37 @@ proptest! {
     fn started_apart(h in history(true)) {
         run(&h)?;
     }
+}
+
+/// The generator reaches what the properties are about: conflict copies,
+/// folds of three heads or more, virtual bases, unions, merged folders.
+#[test]
+fn histories_reach_the_cases_that_matter() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut total = Stats::default();
+    for apart in [false, true] {
+        for _ in 0..150 {
+            let h = history(apart).new_tree(&mut runner).expect("a history").current();
+            let s = run(&h).expect("the properties hold");
+            total.merges += s.merges;
+            total.folds += s.folds;
+            total.virtual_bases += s.virtual_bases;
+            total.unknown_bases += s.unknown_bases;
+            total.copies += s.copies;
+            total.aliases += s.aliases;
+            total.conflict_names += s.conflict_names;
+        }
+    }
+    eprintln!("{total:?}");
+    assert!(
+        total.folds > 0 && total.virtual_bases > 0 && total.unknown_bases > 0,
+        "{total:?}"
+    );
+    assert!(
+        total.copies > 0 && total.aliases > 0 && total.conflict_names > 0,
+        "{total:?}"
+    );
 }
 
 /// The report of one plain two-device merge names what came from where.
@@ -548,6 +637,9 @@ fn report_names_the_changes_and_their_device() {
     );
     let mut k: Vec<_> = kinds.iter().map(|c| c.0).collect();
     k.sort();
-    assert_eq!(k, vec![nimbus_merge::ChangeKind::Added, nimbus_merge::ChangeKind::Changed]);
+    assert_eq!(
+        k,
+        vec![nimbus_merge::ChangeKind::Added, nimbus_merge::ChangeKind::Changed]
+    );
     assert_eq!(merged.report.by_head().get(&Some(1)), Some(&2));
 }
