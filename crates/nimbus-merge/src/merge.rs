@@ -285,21 +285,22 @@ where
     // Other heads, newest first: "the newest head that holds it".
     let mut others: Vec<usize> = (0..heads.len()).filter(|i| *i != ours).collect();
     others.sort_by_key(|i| std::cmp::Reverse(heads[*i].key()));
-    let copy_ids: BTreeSet<FileId> = copies.iter().map(|c| c.id).collect();
+    let copy_of: BTreeMap<FileId, FileId> = copies.iter().map(|c| (c.id, c.of)).collect();
     let mut report = Report::default();
     let ids: BTreeSet<FileId> = res.keys().chain(mine.keys()).copied().collect();
     for id in ids {
         let change = match (mine.get(&id), res.get(&id)) {
             (None, None) => continue,
             (None, Some(r)) => {
-                let kind = if copy_ids.contains(&id) {
-                    ChangeKind::Conflict
-                } else {
-                    ChangeKind::Added
+                // A copy comes from the head that holds its original with
+                // the copied content; anything else from one holding it.
+                let (kind, of) = match copy_of.get(&id) {
+                    Some(of) => (ChangeKind::Conflict, *of),
+                    None => (ChangeKind::Added, id),
                 };
                 let from = others
                     .iter()
-                    .find(|i| hs[**i].get(&id).is_some_and(|n| n.content == r.content))
+                    .find(|i| hs[**i].get(&of).is_some_and(|n| n.content == r.content))
                     .copied();
                 Change {
                     kind,

@@ -643,3 +643,48 @@ fn report_names_the_changes_and_their_device() {
     );
     assert_eq!(merged.report.by_head().get(&Some(1)), Some(&2));
 }
+
+/// Deletes, renames and conflicts in the report, and where each came from.
+#[test]
+fn report_has_deletes_renames_and_conflicts() {
+    use nimbus_merge::ChangeKind::{Changed, Conflict, Deleted, Renamed};
+    let mut w = World::new(2);
+    let op = |kind, a, b, c| Op { kind, a, b, c };
+    // `a`, `b`, `c.txt` in the root.
+    w.edit(0, &[op(0, 0, 0, 0), op(0, 0, 0, 1), op(0, 0, 0, 2)], Some(Vec::new()));
+    let c0 = w.devs[0].head;
+    w.devs[1].head = c0;
+    w.devs[1].published = c0;
+    // Device 0 writes `a`; then device 1 (newer) deletes `b`, renames
+    // `c.txt` to `d` and writes `a` too.
+    w.edit(0, &[op(3, 0, 0, 0)], None);
+    w.edit(1, &[op(5, 1, 0, 0), op(6, 1, 0, 3), op(3, 0, 0, 0)], None);
+    let heads = [w.devs[0].head, w.devs[1].published].map(|h| h.expect("a head"));
+    let merged = w.merge(0, &heads).expect("merges");
+    let mut got: Vec<_> = merged
+        .report
+        .changes
+        .values()
+        .map(|c| {
+            (
+                c.kind,
+                c.from,
+                c.place.as_ref().map(|p| String::from_utf8_lossy(&p.name).into_owned()),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(merged.copies.len(), 1, "{got:?}");
+    let copy = String::from_utf8_lossy(&merged.copies[0].place.name).into_owned();
+    assert!(copy.starts_with("a (conflict dev0 "), "{copy}");
+    assert_eq!(
+        got,
+        vec![
+            (Changed, Some(1), Some("a".to_string())),
+            (Renamed, Some(1), Some("d".to_string())),
+            (Deleted, Some(1), Some("b".to_string())),
+            // A copy of our own version: no other head holds it.
+            (Conflict, None, Some(copy)),
+        ]
+    );
+}
