@@ -1,6 +1,6 @@
 //! Properties of the whole merge (docs/SYNC.md §6.1), on random histories:
 //! 2 to 4 devices edit their own trees (create, write, delete, rename,
-//! move, folder create and delete, chmod, on a small name space so names
+//! move, folder create and delete, chmod, xattrs, on a small name space so names
 //! collide) and commit on top of what they last merged, and in random
 //! interleavings merge the heads they can see. Checked:
 //!
@@ -34,6 +34,7 @@ struct N {
     /// A file's content value (unique per write), 0 for a folder.
     data: u32,
     mode: u32,
+    xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 type Model = BTreeMap<FileId, N>;
@@ -66,7 +67,7 @@ struct History {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    (0u8..9, any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(kind, a, b, c)| Op { kind, a, b, c })
+    (0u8..10, any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(kind, a, b, c)| Op { kind, a, b, c })
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -135,7 +136,14 @@ fn store(trees: &mut MemTrees, m: &Model) -> TreeId {
                 ctime: Timestamp::default(),
                 size: u64::from(n.data % 1000),
                 file_id: *id,
-                xattrs: Vec::new(),
+                xattrs: n
+                    .xattrs
+                    .iter()
+                    .map(|(name, value)| nimbus_vault::Xattr {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
                 target: Vec::new(),
                 rdev: 0,
                 content: if n.dir { Vec::new() } else { vec![blob(n.data)] },
@@ -170,6 +178,7 @@ fn read(trees: &mut MemTrees, root: TreeId) -> Model {
                     dir: is_dir,
                     data,
                     mode: e.mode,
+                    xattrs: e.xattrs.into_iter().map(|x| (x.name, x.value)).collect(),
                 },
             );
             assert!(
@@ -331,6 +340,7 @@ impl World {
                         dir,
                         data,
                         mode: if dir { 0o755 } else { 0o644 },
+                        xattrs: BTreeMap::new(),
                     },
                 );
             }
@@ -364,10 +374,26 @@ impl World {
                     n.name = name;
                 }
             }
-            _ => {
+            8 => {
                 let Some(x) = pick(&all, op.a) else { return };
                 if let Some(n) = m.get_mut(&x) {
                     n.mode = 0o600 + u32::from(op.c % 3) * 0o10;
+                }
+            }
+            _ => {
+                // An xattr of two names set to one of three values, or
+                // removed.
+                let Some(x) = pick(&all, op.a) else { return };
+                if let Some(n) = m.get_mut(&x) {
+                    let name = if op.b % 2 == 0 {
+                        b"user.x".to_vec()
+                    } else {
+                        b"user.y".to_vec()
+                    };
+                    match op.c % 4 {
+                        0 => n.xattrs.remove(&name),
+                        v => n.xattrs.insert(name, vec![v]),
+                    };
                 }
             }
         }
