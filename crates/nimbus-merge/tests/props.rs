@@ -385,7 +385,7 @@ impl World {
                 // removed.
                 let Some(x) = pick(&all, op.a) else { return };
                 if let Some(n) = m.get_mut(&x) {
-                    let name = if op.b % 2 == 0 {
+                    let name = if op.b & 1 == 0 {
                         b"user.x".to_vec()
                     } else {
                         b"user.y".to_vec()
