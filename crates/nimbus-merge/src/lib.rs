@@ -12,11 +12,14 @@
 //! - [`rules`]: phase 1, each id's attributes and existence, and which
 //!   side is "newer";
 //! - [`fixups`]: phase 2, orphans, move cycles, name collisions, conflict
-//!   copies.
+//!   copies;
+//! - [`merge`](mod@merge): all of it: heads reduced and folded two at a
+//!   time, each step against its merge base, and the report.
 
 pub mod base;
 pub mod fixups;
 pub mod flat;
+pub mod merge;
 pub mod names;
 pub mod rules;
 
@@ -26,6 +29,7 @@ pub use base::{
 };
 pub use fixups::{fix, ConflictCopy, Fixed};
 pub use flat::{build, flatten, BuildError, Content, Flat, MemTrees, Meta, MissingTree, Node, Place, TreeId, Trees};
+pub use merge::{merge, Change, ChangeKind, MergeError, Merged, Report};
 pub use rules::{decide, phase1, Decided, Fate, Key, Loser, Phase1};
 
 use nimbus_vault::{FileId, ShortId};
