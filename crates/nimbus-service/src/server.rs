@@ -12,7 +12,8 @@
 use nimbus_api::client::{read_line, Line};
 use nimbus_api::wire::Body;
 use nimbus_api::{
-    decode_request, encode, ApiError, ErrorCode, Event, Reply, Request, ResponseFrame, MAX_FRAME, VERSION,
+    answer_version, decode_request, encode, ApiError, ErrorCode, Event, Reply, Request, ResponseFrame, MAX_FRAME,
+    VERSION,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,7 @@ pub async fn serve(listener: UnixListener, svc: Arc<Service>) {
                 tracing::warn!("refused a connection from user {uid:?}: only user {me} may use this service");
                 let mut s = stream;
                 let frame = answer(
+                    VERSION,
                     0,
                     Body::Error(ApiError::new(
                         ErrorCode::NotPermitted,
@@ -120,8 +122,10 @@ pub async fn serve(listener: UnixListener, svc: Arc<Service>) {
     }
 }
 
-fn answer(id: u64, body: Body) -> ResponseFrame {
-    ResponseFrame { v: VERSION, id, body }
+/// An answer in protocol version `v`: the request's, so that an older
+/// client can read it (see `nimbus_api::OLDEST_VERSION`).
+fn answer(v: u32, id: u64, body: Body) -> ResponseFrame {
+    ResponseFrame { v, id, body }
 }
 
 async fn connection(stream: UnixStream, svc: Arc<Service>) {
@@ -136,7 +140,7 @@ async fn connection(stream: UnixStream, svc: Arc<Service>) {
                     ErrorCode::TooLarge,
                     format!("the request is longer than {MAX_FRAME} bytes; the connection is closed"),
                 );
-                let _ = w.write_all(&encode(&answer(0, Body::Error(e)))).await;
+                let _ = w.write_all(&encode(&answer(VERSION, 0, Body::Error(e)))).await;
                 return;
             }
         };
@@ -149,34 +153,35 @@ async fn connection(stream: UnixStream, svc: Arc<Service>) {
                 // The code only: the decoder's message can quote a value
                 // of the request, and a misplaced password would be one.
                 tracing::debug!("refused a request: {:?}", e.code);
-                if w.write_all(&encode(&answer(id, Body::Error(e)))).await.is_err() {
+                let v = answer_version(&line);
+                if w.write_all(&encode(&answer(v, id, Body::Error(e)))).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
         if matches!(frame.req, Request::Subscribe) {
-            stream_events(frame.id, w, &svc).await;
+            stream_events(frame.v, frame.id, w, &svc).await;
             return;
         }
         let body = match svc.handle(frame.req).await {
             Ok(r) => Body::Ok(r),
             Err(e) => Body::Error(e),
         };
-        if w.write_all(&encode(&answer(frame.id, body))).await.is_err() {
+        if w.write_all(&encode(&answer(frame.v, frame.id, body))).await.is_err() {
             return;
         }
     }
 }
 
 /// Sends the status, then every event, until the client goes away.
-async fn stream_events(id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &Arc<Service>) {
+async fn stream_events(v: u32, id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &Arc<Service>) {
     let mut rx = svc.subscribe();
-    let _ = w.write_all(&encode(&answer(id, Body::Ok(Reply::Subscribed)))).await;
+    let _ = w.write_all(&encode(&answer(v, id, Body::Ok(Reply::Subscribed)))).await;
     let svc2 = svc.clone();
     let status = tokio::task::spawn_blocking(move || svc2.status(None)).await;
     if let Ok(Ok(s)) = status {
-        if w.write_all(&encode(&answer(0, Body::Event(Event::Status(s)))))
+        if w.write_all(&encode(&answer(v, 0, Body::Event(Event::Status(s)))))
             .await
             .is_err()
         {
@@ -186,7 +191,7 @@ async fn stream_events(id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &A
     loop {
         match rx.recv().await {
             Ok(ev) => {
-                if w.write_all(&encode(&answer(0, Body::Event(ev)))).await.is_err() {
+                if w.write_all(&encode(&answer(v, 0, Body::Event(ev)))).await.is_err() {
                     return;
                 }
             }
