@@ -17,7 +17,7 @@ const SHORT_ID_DIGITS: usize = 7;
 fn vault_of(d: &Drive) -> Result<ShortId, ApiError> {
     d.vault_id().ok_or_else(|| {
         let name = d.name();
-        if d.is_locked() {
+        if d.is_mounted() && d.is_locked() {
             ApiError::new(
                 ErrorCode::Locked,
                 format!("drive `{name}` is locked; unlock it first (`nimbus unlock {name}`)"),
