@@ -73,7 +73,11 @@ pub fn summary(status: Option<&ServiceStatus>, connection_error: Option<&str>) -
             "Offline — changes are kept on this device".to_string(),
             TrayIcon::Offline,
         )
-    } else if pick(DriveState::Syncing).next().is_some() || pick(DriveState::Starting).next().is_some() {
+    } else if pick(DriveState::Syncing).next().is_some()
+        || pick(DriveState::Starting).next().is_some()
+        // Merging another device's changes: not "Up to date" yet.
+        || pick(DriveState::Receiving).next().is_some()
+    {
         let files: u64 = mounted.iter().map(|d| d.pending_files).sum();
         let bytes: u64 = mounted.iter().map(|d| d.pending_bytes).sum();
         (syncing_line(files, bytes), TrayIcon::Syncing)
@@ -389,6 +393,7 @@ mod tests {
             changes_kept_here: false,
             changes_pending: false,
             set_aside: Vec::new(),
+            sync: Default::default(),
         }
     }
 

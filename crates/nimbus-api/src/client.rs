@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::wire::{decode_response, encode, Body, RequestFrame, MAX_FRAME, VERSION};
+use crate::wire::{decode_response, encode, Body, RequestFrame, MAX_FRAME};
 use crate::{ApiError, ErrorCode, Event, Reply, Request};
 
 /// The service's socket: `NIMBUS_SOCKET`, else `nimbus/nimbusd.sock` in the
@@ -188,7 +188,12 @@ impl Client {
     pub async fn call(&mut self, req: Request) -> Result<Reply, ApiError> {
         let id = self.next_id;
         self.next_id += 1;
-        let frame = RequestFrame { v: VERSION, id, req };
+        // The request's own version, not ours: see `wire::OLDEST_VERSION`.
+        let frame = RequestFrame {
+            v: req.since(),
+            id,
+            req,
+        };
         self.writer.write_all(&encode(&frame)).await.map_err(io_err)?;
         self.writer.flush().await.map_err(io_err)?;
         loop {

@@ -22,5 +22,6 @@ pub use client::{socket_path, Client};
 pub use text::human_bytes;
 pub use types::*;
 pub use wire::{
-    decode_request, decode_response, encode, RequestFrame, ResponseFrame, MAX_FRAME, OLDEST_VERSION, VERSION,
+    answer_version, decode_request, decode_response, encode, RequestFrame, ResponseFrame, MAX_FRAME, OLDEST_VERSION,
+    VERSION,
 };

@@ -5,7 +5,10 @@
 //! ignore unknown fields. Requests are strict (an unknown field is refused
 //! as malformed), so a field or operation is added to requests only with a
 //! new [`crate::VERSION`]. Version 2 added `test_store`, `create_drive` and
-//! `browse`; the service still takes version 1 requests.
+//! `browse`; version 3 `devices`, `rename_device`, `conflicts` and
+//! `resolve_conflict` (docs/SYNC.md §5.2). The service still takes version 1
+//! and 2 requests, and [`Request::since`] says which version a client must
+//! send for each.
 //!
 //! With the `specta` feature the types the desktop app shows derive
 //! `specta::Type`, so its TypeScript bindings are generated from them.
@@ -150,6 +153,57 @@ pub enum Request {
         #[serde(default)]
         path: String,
     },
+    /// The vault's devices this drive knows of, this one first (version 3).
+    Devices {
+        drive: String,
+    },
+    /// Renames this device in the drive's vault; the next commit carries
+    /// the name to the other devices (version 3).
+    RenameDevice {
+        drive: String,
+        name: String,
+    },
+    /// The conflict copies in the drive (version 3).
+    Conflicts {
+        drive: String,
+    },
+    /// Ends a conflict by keeping one version: `path` is the conflict copy,
+    /// inside the drive (version 3). Keeping both needs no request: rename
+    /// the copy, and it is no longer a conflict copy.
+    ResolveConflict {
+        drive: String,
+        path: String,
+        keep: Keep,
+    },
+}
+
+impl Request {
+    /// The protocol version that brought this request: what a client sends
+    /// as `v`, so that an older service still answers the requests it has
+    /// and refuses a newer one with `unsupported_version` ("update the
+    /// service") rather than `bad_request`.
+    pub fn since(&self) -> u32 {
+        match self {
+            Request::TestStore { .. } | Request::CreateDrive(_) | Request::Browse { .. } => 2,
+            Request::Devices { .. }
+            | Request::RenameDevice { .. }
+            | Request::Conflicts { .. }
+            | Request::ResolveConflict { .. } => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Which version of a conflicted file [`Request::ResolveConflict`] keeps.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// The file under its own name; the conflict copy is deleted.
+    Original,
+    /// The conflict copy's content goes into the original (a local edit,
+    /// committed as usual), and the copy is deleted.
+    Copy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +301,14 @@ pub enum Reply {
     Entries {
         entries: Vec<Entry>,
     },
+    /// The answer to `devices` (version 3).
+    Devices {
+        devices: Vec<DeviceInfo>,
+    },
+    /// The answer to `conflicts` (version 3).
+    Conflicts {
+        conflicts: Vec<ConflictInfo>,
+    },
     /// An answer from a newer service.
     #[serde(other)]
     Unknown,
@@ -318,6 +380,9 @@ pub enum DriveState {
     UpToDate,
     /// Mounted; the store cannot be reached, changes are kept on this device.
     Offline,
+    /// Mounted; another device's changes are being merged into this one
+    /// ("Receiving changes from laptop").
+    Receiving,
     /// Something needs the person (see `message`).
     Error,
     /// A state from a newer service.
@@ -366,6 +431,87 @@ pub struct DriveStatus {
     /// again or deleted.
     #[serde(default)]
     pub set_aside: Vec<String>,
+    /// The vault's other devices, as this drive sees them. An older
+    /// service sends none: all empty.
+    #[serde(default)]
+    pub sync: SyncStatus,
+}
+
+/// What a drive knows of the vault's other devices (docs/SYNC.md §5.1).
+/// The drive is `up_to_date` only when nothing is pending here, the last
+/// check succeeded lately, and `behind` is false.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SyncStatus {
+    /// Unix time of the last successful look at the other devices'
+    /// changes; `None` before the first.
+    pub last_checked: Option<i64>,
+    /// Another device's change has been seen and is not merged and applied
+    /// here yet.
+    pub behind: bool,
+    /// A merge or its apply is running.
+    pub merging: bool,
+    /// The vault's devices this drive knows of, this one first.
+    pub devices: Vec<DeviceInfo>,
+    /// Conflict copies in the drive.
+    pub conflicts: u64,
+}
+
+/// A device of the vault.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceInfo {
+    /// The device id, 32 hex digits.
+    pub id: String,
+    /// Its first 7 hex digits, shown beside the name (names may repeat).
+    pub short_id: String,
+    /// The device's name (its hostname unless renamed); empty when none
+    /// of its commits carried one.
+    pub name: String,
+    pub this_device: bool,
+    /// Unix time, by the store's clock, of that device's latest change
+    /// seen here; `None` when unknown (this device before its first commit).
+    pub last_seen: Option<i64>,
+    /// This device has merged that device's latest change it has seen.
+    pub merged: bool,
+}
+
+/// A conflict copy in a drive.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConflictInfo {
+    /// The copy's path in the drive (`/docs/report (conflict laptop
+    /// 2026-12-07 14.05 UTC).docx`).
+    pub copy: String,
+    /// The path of the file it is a version of (`/docs/report.docx`).
+    pub original: String,
+    /// The name (or short id) of the device whose version the copy holds.
+    pub device: String,
+    /// Unix time of that version, by the store's clock, to the minute.
+    pub time: Option<i64>,
+}
+
+/// Files or folders a merge changed, by kind.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChangeCounts {
+    pub added: u64,
+    pub changed: u64,
+    pub moved: u64,
+    pub deleted: u64,
+}
+
+impl ChangeCounts {
+    pub fn total(&self) -> u64 {
+        self.added
+            .saturating_add(self.changed)
+            .saturating_add(self.moved)
+            .saturating_add(self.deleted)
+    }
 }
 
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -411,6 +557,9 @@ pub struct SnapshotInfo {
     pub device: String,
 }
 
+/// The most paths an [`Event::Updated`] names.
+pub const UPDATED_PATHS: usize = 5;
+
 /// What the service tells subscribers, as it happens.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -436,6 +585,34 @@ pub enum Event {
         drive: Option<String>,
         level: Level,
         text: String,
+    },
+    /// Another device's changes arrived in the drive: "Updated from laptop:
+    /// 3 files". `paths` names a few of them (at most [`UPDATED_PATHS`]).
+    Updated {
+        drive: String,
+        /// The device's name (or short id when it has none).
+        device: String,
+        /// Its id, 32 hex digits.
+        #[serde(default)]
+        device_id: String,
+        #[serde(default)]
+        files: ChangeCounts,
+        #[serde(default)]
+        folders: ChangeCounts,
+        #[serde(default)]
+        paths: Vec<String>,
+    },
+    /// Two devices changed one file; both versions are kept, the other
+    /// device's as the conflict copy `copy` beside `original`.
+    Conflict {
+        drive: String,
+        copy: String,
+        original: String,
+        /// The name (or short id) of the device whose version is the copy.
+        device: String,
+        /// Unix time of that version, by the store's clock.
+        #[serde(default)]
+        time: Option<i64>,
     },
     /// An event from a newer service.
     #[serde(other)]
@@ -503,6 +680,9 @@ pub enum ErrorCode {
     Busy,
     NotFound,
     Internal,
+    /// This version of the service cannot do that yet (the message says
+    /// what); updating Nimbus may help.
+    Unsupported,
     /// A code this side does not know (the other side is newer). Left out
     /// of the generated TypeScript, where `serde(other)` would widen the
     /// union to `string`; the desktop shell reports it as its own `unknown`.

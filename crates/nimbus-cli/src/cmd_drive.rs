@@ -592,6 +592,7 @@ mod tests {
             changes_kept_here: false,
             changes_pending: false,
             set_aside: Vec::new(),
+            sync: Default::default(),
         }
     }
 

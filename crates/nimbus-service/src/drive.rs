@@ -52,6 +52,9 @@ struct Inner {
     /// The credentials it was opened with, for unlocking again (kept in
     /// memory only; wiped when the drive is removed).
     creds: Option<StoreCredentials>,
+    /// The vault's id, once the drive has been opened in this run: it
+    /// names this device's folder in the local state (device id, name).
+    vault_id: Option<nimbus_vault::ShortId>,
 }
 
 /// Samples of the byte counters, for rates over the last seconds.
@@ -238,6 +241,9 @@ impl Drive {
         i.session = Some(session);
         i.lock_file = lock_file.or(i.lock_file.take());
         i.creds = Some(creds);
+        if vid.is_some() {
+            i.vault_id = vid;
+        }
         tracing::info!(
             "drive `{}` mounted at {}{}",
             cfg.name,
@@ -285,6 +291,7 @@ impl Drive {
         }
         i.error = None;
         i.creds = Some(creds);
+        i.vault_id = Some(opened.vault_id);
         slot.put(opened.fs);
         self.left_staged.store(false, Ordering::SeqCst);
         tracing::info!("drive `{}` unlocked", self.name());
@@ -523,7 +530,25 @@ impl Drive {
             changes_kept_here: left_staged,
             changes_pending: pending.dirty,
             set_aside: pending.set_aside,
+            sync: crate::not_yet::sync_status(),
         }
+    }
+
+    /// The vault's id, known once the drive has been opened (mounted
+    /// unlocked, or unlocked) since the service started.
+    pub fn vault_id(&self) -> Option<nimbus_vault::ShortId> {
+        lock(&self.inner).vault_id
+    }
+
+    /// Sets the vault's id as an open would (tests without a store).
+    #[cfg(test)]
+    pub(crate) fn set_vault_id(&self, id: nimbus_vault::ShortId) {
+        lock(&self.inner).vault_id = Some(id);
+    }
+
+    /// The local state folder (this device's memory of each vault).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// How many files were set aside when the status was last read.

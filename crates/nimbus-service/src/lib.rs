@@ -17,11 +17,15 @@
 pub mod config;
 
 #[cfg(unix)]
+mod devices;
+#[cfg(unix)]
 pub mod drive;
 #[cfg(unix)]
 mod errors;
 #[cfg(unix)]
 pub mod logging;
+#[cfg(unix)]
+mod not_yet;
 #[cfg(unix)]
 pub mod restore;
 #[cfg(unix)]

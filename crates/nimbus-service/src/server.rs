@@ -12,7 +12,8 @@
 use nimbus_api::client::{read_line, Line};
 use nimbus_api::wire::Body;
 use nimbus_api::{
-    decode_request, encode, ApiError, ErrorCode, Event, Reply, Request, ResponseFrame, MAX_FRAME, VERSION,
+    answer_version, decode_request, encode, ApiError, ErrorCode, Event, Reply, Request, ResponseFrame, MAX_FRAME,
+    VERSION,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,7 @@ pub async fn serve(listener: UnixListener, svc: Arc<Service>) {
                 tracing::warn!("refused a connection from user {uid:?}: only user {me} may use this service");
                 let mut s = stream;
                 let frame = answer(
+                    VERSION,
                     0,
                     Body::Error(ApiError::new(
                         ErrorCode::NotPermitted,
@@ -120,8 +122,10 @@ pub async fn serve(listener: UnixListener, svc: Arc<Service>) {
     }
 }
 
-fn answer(id: u64, body: Body) -> ResponseFrame {
-    ResponseFrame { v: VERSION, id, body }
+/// An answer in protocol version `v`: the request's, so that an older
+/// client can read it (see `nimbus_api::OLDEST_VERSION`).
+fn answer(v: u32, id: u64, body: Body) -> ResponseFrame {
+    ResponseFrame { v, id, body }
 }
 
 async fn connection(stream: UnixStream, svc: Arc<Service>) {
@@ -136,7 +140,7 @@ async fn connection(stream: UnixStream, svc: Arc<Service>) {
                     ErrorCode::TooLarge,
                     format!("the request is longer than {MAX_FRAME} bytes; the connection is closed"),
                 );
-                let _ = w.write_all(&encode(&answer(0, Body::Error(e)))).await;
+                let _ = w.write_all(&encode(&answer(VERSION, 0, Body::Error(e)))).await;
                 return;
             }
         };
@@ -149,34 +153,35 @@ async fn connection(stream: UnixStream, svc: Arc<Service>) {
                 // The code only: the decoder's message can quote a value
                 // of the request, and a misplaced password would be one.
                 tracing::debug!("refused a request: {:?}", e.code);
-                if w.write_all(&encode(&answer(id, Body::Error(e)))).await.is_err() {
+                let v = answer_version(&line);
+                if w.write_all(&encode(&answer(v, id, Body::Error(e)))).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
         if matches!(frame.req, Request::Subscribe) {
-            stream_events(frame.id, w, &svc).await;
+            stream_events(frame.v, frame.id, w, &svc).await;
             return;
         }
         let body = match svc.handle(frame.req).await {
             Ok(r) => Body::Ok(r),
             Err(e) => Body::Error(e),
         };
-        if w.write_all(&encode(&answer(frame.id, body))).await.is_err() {
+        if w.write_all(&encode(&answer(frame.v, frame.id, body))).await.is_err() {
             return;
         }
     }
 }
 
 /// Sends the status, then every event, until the client goes away.
-async fn stream_events(id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &Arc<Service>) {
+async fn stream_events(v: u32, id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &Arc<Service>) {
     let mut rx = svc.subscribe();
-    let _ = w.write_all(&encode(&answer(id, Body::Ok(Reply::Subscribed)))).await;
+    let _ = w.write_all(&encode(&answer(v, id, Body::Ok(Reply::Subscribed)))).await;
     let svc2 = svc.clone();
     let status = tokio::task::spawn_blocking(move || svc2.status(None)).await;
     if let Ok(Ok(s)) = status {
-        if w.write_all(&encode(&answer(0, Body::Event(Event::Status(s)))))
+        if w.write_all(&encode(&answer(v, 0, Body::Event(Event::Status(s)))))
             .await
             .is_err()
         {
@@ -186,7 +191,7 @@ async fn stream_events(id: u64, mut w: tokio::net::unix::OwnedWriteHalf, svc: &A
     loop {
         match rx.recv().await {
             Ok(ev) => {
-                if w.write_all(&encode(&answer(0, Body::Event(ev)))).await.is_err() {
+                if w.write_all(&encode(&answer(v, 0, Body::Event(ev)))).await.is_err() {
                     return;
                 }
             }
@@ -232,5 +237,118 @@ mod tests {
             .await
             .expect_err("listened in a folder open to all");
         assert!(err.to_string().contains("others may write in it"), "{err}");
+    }
+
+    /// A service with one drive that was never mounted, serving at a
+    /// socket in `tmp`.
+    async fn serving(tmp: &Path) -> PathBuf {
+        use crate::config::{Config, DriveConfig};
+        let config = Config {
+            drives: vec![DriveConfig {
+                name: "work".into(),
+                store: "memory://".into(),
+                mount: tmp.join("Work"),
+                mount_at_start: false,
+                ..DriveConfig::default()
+            }],
+            ..Config::default()
+        };
+        let svc = Service::new(
+            tmp.join("config.toml"),
+            tmp.join("state"),
+            config,
+            tokio::runtime::Handle::current(),
+        );
+        let sock = tmp.join("run").join("nimbusd.sock");
+        let l = listen(&sock).await.expect("listen");
+        tokio::spawn(serve(l, svc));
+        sock
+    }
+
+    /// Sends one line, reads the answer frame.
+    async fn ask(s: &mut BufReader<UnixStream>, line: &str) -> ResponseFrame {
+        s.get_mut()
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("send");
+        match read_line(s, MAX_FRAME).await.expect("read") {
+            Line::Line(l) => nimbus_api::decode_response(&l).expect("decode"),
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_service_answers_in_the_version_of_the_request() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sock = serving(tmp.path()).await;
+        let mut s = BufReader::new(UnixStream::connect(&sock).await.expect("connect"));
+        for v in [1, 2, 3] {
+            let a = ask(&mut s, &format!(r#"{{"v":{v},"id":{v},"req":{{"op":"status"}}}}"#)).await;
+            assert_eq!((a.v, a.id), (v, u64::from(v)));
+            assert!(matches!(a.body, Body::Ok(Reply::Status(_))));
+        }
+        // A line that does not decode: in its own version when it has one
+        // the service speaks, else in the service's.
+        let a = ask(&mut s, r#"{"v":2,"id":7,"req":{"op":"format_disk"}}"#).await;
+        assert_eq!(a.v, 2);
+        assert!(matches!(a.body, Body::Error(ref e) if e.code == ErrorCode::BadRequest));
+        let a = ask(&mut s, r#"{"v":9,"id":8,"req":{"op":"status"}}"#).await;
+        assert_eq!(a.v, VERSION);
+        assert!(matches!(a.body, Body::Error(ref e) if e.code == ErrorCode::UnsupportedVersion));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_multi_device_requests_answer_plainly() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let sock = serving(tmp.path()).await;
+        let mut c = nimbus_api::Client::connect_to(&sock).await.expect("connect");
+        let e = c
+            .call(Request::Conflicts { drive: "work".into() })
+            .await
+            .expect_err("conflicts answered");
+        assert_eq!(e.code, ErrorCode::Unsupported);
+        assert!(
+            e.message.contains("does not sync with other devices yet"),
+            "{}",
+            e.message
+        );
+        let e = c
+            .call(Request::ResolveConflict {
+                drive: "work".into(),
+                path: "/a (conflict laptop 2026-12-07 14.05 UTC).txt".into(),
+                keep: nimbus_api::Keep::Original,
+            })
+            .await
+            .expect_err("resolve answered");
+        assert_eq!(e.code, ErrorCode::Unsupported);
+        let e = c
+            .call(Request::Conflicts { drive: "nope".into() })
+            .await
+            .expect_err("a missing drive answered");
+        assert_eq!(e.code, ErrorCode::NoSuchDrive);
+        // Never opened: the vault, and so this device in it, is unknown.
+        let e = c
+            .call(Request::Devices { drive: "work".into() })
+            .await
+            .expect_err("devices of an unopened drive");
+        assert_eq!(e.code, ErrorCode::Invalid);
+        let e = c
+            .call(Request::RenameDevice {
+                drive: "work".into(),
+                name: "desk".into(),
+            })
+            .await
+            .expect_err("renamed in an unopened drive");
+        assert_eq!(e.code, ErrorCode::Invalid);
+        // The status carries the (empty) sync part.
+        match c
+            .call(Request::Status {
+                drive: Some("work".into()),
+            })
+            .await
+        {
+            Ok(Reply::Status(st)) => assert_eq!(st.drives[0].sync, nimbus_api::SyncStatus::default()),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -263,6 +263,24 @@ impl Service {
             Request::TestStore { store, credentials } => self.test_store(&store, credentials).await,
             Request::CreateDrive(a) => self.create_drive(a).await,
             Request::Browse { drive, snapshot, path } => self.browse(&drive, snapshot, &path).await,
+            Request::Devices { drive } => {
+                let d = self.drive(&drive)?;
+                let devices = blocking(move || crate::devices::list(&d)).await?;
+                Ok(Reply::Devices { devices })
+            }
+            Request::RenameDevice { drive, name } => {
+                let d = self.drive(&drive)?;
+                let message = blocking(move || crate::devices::rename(&d, &name)).await?;
+                Ok(done(message))
+            }
+            Request::Conflicts { drive } => {
+                self.drive(&drive)?;
+                Err(crate::not_yet::conflicts(&drive))
+            }
+            Request::ResolveConflict { drive, .. } => {
+                self.drive(&drive)?;
+                Err(crate::not_yet::resolve_conflict(&drive))
+            }
         }
     }
 

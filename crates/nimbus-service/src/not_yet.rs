@@ -1,0 +1,55 @@
+//! The answers of the multi-device API that the core cannot give yet, all
+//! in one place (docs/SYNC.md §7: step 25 replaces each with the real one
+//! once the drive polls, merges and names conflicts). They say so in plain
+//! words with the code `unsupported`; none pretends to succeed.
+
+use nimbus_api::{ApiError, DeviceInfo, ErrorCode, SyncStatus};
+
+fn unsupported(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unsupported,
+        format!(
+            "{what}: this version of the drive does not sync with other devices yet. \
+             Each device keeps its own changes; update Nimbus to see the others'"
+        ),
+    )
+}
+
+/// `conflicts`: no drive makes conflict copies yet.
+pub fn conflicts(drive: &str) -> ApiError {
+    unsupported(&format!("cannot list the conflicts of drive `{drive}`"))
+}
+
+/// `resolve_conflict`.
+pub fn resolve_conflict(drive: &str) -> ApiError {
+    unsupported(&format!("cannot resolve a conflict in drive `{drive}`"))
+}
+
+/// The vault's other devices, for `devices`: none is seen yet (a drive
+/// reads no other device's ref after mounting).
+pub fn other_devices() -> Vec<DeviceInfo> {
+    Vec::new()
+}
+
+/// A drive status's `sync` part: empty until the drive polls.
+pub fn sync_status() -> SyncStatus {
+    SyncStatus::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_not_yet_answers_are_errors_in_plain_words() {
+        for e in [conflicts("work"), resolve_conflict("work")] {
+            assert_eq!(e.code, ErrorCode::Unsupported);
+            assert!(e.message.contains("drive `work`"), "{}", e.message);
+            assert!(
+                e.message.contains("does not sync with other devices yet"),
+                "{}",
+                e.message
+            );
+        }
+    }
+}
