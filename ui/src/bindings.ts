@@ -122,6 +122,27 @@ export type Credentials = {
 	password: Secret | null,
 };
 
+/**  A device of the vault. */
+export type DeviceInfo = {
+	/**  The device id, 32 hex digits. */
+	id?: string,
+	/**  Its first 7 hex digits, shown beside the name (names may repeat). */
+	short_id?: string,
+	/**
+	 *  The device's name (its hostname unless renamed); empty when none
+	 *  of its commits carried one.
+	 */
+	name?: string,
+	this_device?: boolean,
+	/**
+	 *  Unix time, by the store's clock, of that device's latest change
+	 *  seen here; `None` when unknown (this device before its first commit).
+	 */
+	last_seen?: number | null,
+	/**  This device has merged that device's latest change it has seen. */
+	merged?: boolean,
+};
+
 /**  Settings of a drive; `None` leaves one as it is. */
 export type DriveChange = {
 	mount?: string | null,
@@ -177,6 +198,11 @@ export type DriveState =
 "up_to_date" | 
 /**  Mounted; the store cannot be reached, changes are kept on this device. */
 "offline" | 
+/**
+ *  Mounted; another device's changes are being merged into this one
+ *  ("Receiving changes from laptop").
+ */
+"receiving" | 
 /**  Something needs the person (see `message`). */
 "error" | 
 /**  A state from a newer service. */
@@ -224,6 +250,11 @@ export type DriveStatus = {
 	 *  again or deleted.
 	 */
 	set_aside?: string[],
+	/**
+	 *  The vault's other devices, as this drive sees them. An older
+	 *  service sends none: all empty.
+	 */
+	sync?: SyncStatus,
 };
 
 /**  A file or folder of a snapshot. */
@@ -261,7 +292,12 @@ export type ErrorCode =
 /**  The mount point or a local file could not be used. */
 "local" | 
 /**  Something is in use (files open on the drive, say). */
-"busy" | "not_found" | "internal";
+"busy" | "not_found" | "internal" | 
+/**
+ *  This version of the service cannot do that yet (the message says
+ *  what); updating Nimbus may help.
+ */
+"unsupported";
 
 /**  The tray asks the window to show a page. */
 export type Navigate = {
@@ -379,6 +415,30 @@ export type Summary = {
 	all_paused: boolean,
 	/**  Every mounted drive locked (the tray offers Unlock), else Lock. */
 	all_locked: boolean,
+};
+
+/**
+ *  What a drive knows of the vault's other devices (docs/SYNC.md §5.1).
+ *  The drive is `up_to_date` only when nothing is pending here, the last
+ *  check succeeded lately, and `behind` is false.
+ */
+export type SyncStatus = {
+	/**
+	 *  Unix time of the last successful look at the other devices'
+	 *  changes; `None` before the first.
+	 */
+	last_checked?: number | null,
+	/**
+	 *  Another device's change has been seen and is not merged and applied
+	 *  here yet.
+	 */
+	behind?: boolean,
+	/**  A merge or its apply is running. */
+	merging?: boolean,
+	/**  The vault's devices this drive knows of, this one first. */
+	devices?: DeviceInfo[],
+	/**  Conflict copies in the drive. */
+	conflicts?: number,
 };
 
 export type Transfers = {
