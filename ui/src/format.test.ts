@@ -118,6 +118,7 @@ describe("stateLabel", () => {
     expect(stateLabel("paused")).toBe("Paused");
     expect(stateLabel("locked")).toBe("Locked");
     expect(stateLabel("offline")).toBe("Offline");
+    expect(stateLabel("receiving")).toBe("Receiving changes");
     expect(stateLabel("error")).toBe("Error");
     expect(stateLabel("unmounted")).toBe("Not mounted");
     expect(stateLabel("starting")).toBe("Starting");

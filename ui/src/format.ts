@@ -109,6 +109,7 @@ const STATE_LABELS: Record<DriveState, string> = {
   locked: "Locked",
   paused: "Paused",
   syncing: "Syncing",
+  receiving: "Receiving changes",
   up_to_date: "Up to date",
   offline: "Offline",
   error: "Error",
