@@ -8,7 +8,7 @@
 //!    ([`device::check_rollback`]);
 //! 3. the vault's mount lock (`drive.lock`: one mount per vault and
 //!    device), taken before the local state is touched;
-//! 4. the device id, then `Fs::load` on `<state>/vaults/<id>/drive`, with
+//! 4. the device id and name, then `Fs::load` on `<state>/vaults/<id>/drive`, with
 //!    every own commit noted in the rollback memory;
 //! 5. [`mount`]: the working copy in a [`Slot`], served by `nimbus-fuse`.
 
@@ -105,6 +105,7 @@ pub fn open_drive(
         .transpose()?;
     let dev = device::device_id(&opts.state_dir, &vid)?;
     let mut fo = FsOptions::new(device::vault_dir(&opts.state_dir, &vid).join("drive"), dev);
+    fo.device_name = device::device_name(&opts.state_dir, &vid);
     fo.ref_seen = seen.get(&dev).copied().unwrap_or(0);
     fo.commit_delay = opts.commit_delay;
     fo.cache_limit = opts.cache_limit;
