@@ -207,4 +207,36 @@ mod tests {
         let again = open_drive(rt.handle(), mem, b"pw", &opts, Some(&mp)).unwrap();
         again.fs.shutdown().unwrap();
     }
+
+    /// The drive's commits carry this device's name as the state folder
+    /// holds it when the drive opens.
+    #[test]
+    fn the_opened_drive_commits_under_the_device_name() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = rt
+            .block_on(Vault::create(
+                mem.clone(),
+                b"pw",
+                VaultParams::default(),
+                KdfParams::minimum(),
+            ))
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        device::rename_device(state.path(), &vault.config().vault_id, "Ana's desk").unwrap();
+        let opts = DriveOptions {
+            state_dir: state.path().to_path_buf(),
+            commit_delay: Duration::from_secs(3600),
+            cache_limit: 1 << 20,
+            paused: false,
+        };
+        let opened = open_drive(rt.handle(), mem, b"pw", &opts, None).unwrap();
+        let (_, fh) = opened.fs.create(Ctx::ROOT, nimbus_fs::ROOT, b"f.txt", 0o644).unwrap();
+        opened.fs.write(fh, 0, b"named").unwrap();
+        opened.fs.release(fh).unwrap();
+        opened.fs.sync_now().unwrap();
+        let (_, head) = rt.block_on(vault.head()).unwrap().unwrap();
+        assert_eq!(head.device_name, "Ana's desk");
+        opened.fs.shutdown().unwrap();
+    }
 }
