@@ -374,9 +374,8 @@ async fn write_commit(
         root: placed.root,
         parents: parent.into_iter().collect(),
         device,
-        // Named devices come with `nimbus_host::device` names (docs/SYNC.md
-        // §2.3); until then a commit names no device.
-        device_name: String::new(),
+        // This device's name, or its hostname when never renamed (docs/SYNC.md §2.3).
+        device_name: device::device_name(g, &vault.config().vault_id)?,
         time: Timestamp::now(),
         message,
         files: placed.files,

@@ -22,6 +22,11 @@ pub fn device_id(g: &GlobalArgs, vault_id: &ShortId) -> Result<DeviceId> {
     Ok(device::device_id(&state_dir(g)?, vault_id)?)
 }
 
+/// This device's name in the vault (its hostname unless renamed).
+pub fn device_name(g: &GlobalArgs, vault_id: &ShortId) -> Result<String> {
+    Ok(device::device_name(&state_dir(g)?, vault_id))
+}
+
 /// The newest update of each device's ref this device has seen.
 pub fn load_seen(g: &GlobalArgs, vault_id: &ShortId) -> Result<HashMap<DeviceId, u64>> {
     Ok(device::load_seen(&state_dir(g)?, vault_id)?)

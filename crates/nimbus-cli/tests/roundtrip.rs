@@ -226,3 +226,31 @@ fn nothing_readable_in_the_store() {
     }
     assert!(checked > 500_000, "only {checked} bytes in the store?");
 }
+
+/// `nimbus put` commits name this device: its hostname (cleaned) until it
+/// is renamed, then the new name. Read back from the vault itself.
+#[test]
+fn put_commits_carry_the_device_name() {
+    let env = Env::new();
+    env.init();
+    let f = env.path("f.txt");
+    std::fs::write(&f, b"named").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let head = || {
+        let url = nimbus_backend::StoreUrl::parse(env.store.to_str().unwrap()).unwrap();
+        let backend = nimbus_backend::open_store(&url).unwrap();
+        let vault = rt
+            .block_on(nimbus_vault::Vault::open(backend, env.password.as_bytes()))
+            .unwrap();
+        let (_, c) = rt.block_on(vault.head()).unwrap().unwrap();
+        (vault.config().vault_id, c.device_name)
+    };
+    env.ok(&["put", f.to_str().unwrap(), "/one.txt"]);
+    let (vid, name) = head();
+    assert_eq!(name, nimbus_host::device::default_name());
+    assert!(!name.is_empty() && !name.contains('/'), "{name:?}");
+
+    nimbus_host::device::rename_device(&env.state, &vid, "  Ana's box ").unwrap();
+    env.ok(&["put", f.to_str().unwrap(), "/two.txt"]);
+    assert_eq!(head().1, "Ana's box");
+}

@@ -338,3 +338,29 @@ fn a_small_save_is_one_pack_with_its_trees() {
     assert_eq!(new[0].1, nimbus_vault::pack::MIN_PADDED_PACK, "{new:?}");
     fs.shutdown().unwrap();
 }
+
+/// Each commit of the drive names the device as `FsOptions::device_name`
+/// said when it opened: the other devices read it from the commit (conflict
+/// copies, `nimbus devices`). A rename shows from the next open on, and a
+/// drive given no name commits none.
+#[test]
+fn the_drives_commits_carry_the_device_name() {
+    let rt = rt();
+    let mem = new_store(&rt);
+    let state = tempfile::tempdir().unwrap();
+    let device = DeviceId::random();
+    let head = |rt: &tokio::runtime::Runtime| {
+        let (_, c) = rt.block_on(open(rt, mem.clone()).head()).unwrap().unwrap();
+        (c.device, c.device_name, c.message)
+    };
+    for (i, name) in ["Ana's laptop", "ノート · 2", ""].into_iter().enumerate() {
+        let mut opts = FsOptions::new(state.path().join("drive"), device);
+        opts.commit_delay = std::time::Duration::from_secs(3600);
+        opts.device_name = name.into();
+        let fs = Fs::load(open(&rt, mem.clone()), rt.handle().clone(), opts).unwrap();
+        write(&fs, &format!("f{i}.txt"), name.as_bytes());
+        fs.sync_now().unwrap();
+        assert_eq!(head(&rt), (device, name.to_string(), "drive".to_string()), "{name:?}");
+        fs.shutdown().unwrap();
+    }
+}

@@ -8,7 +8,7 @@
 //!    ([`device::check_rollback`]);
 //! 3. the vault's mount lock (`drive.lock`: one mount per vault and
 //!    device), taken before the local state is touched;
-//! 4. the device id, then `Fs::load` on `<state>/vaults/<id>/drive`, with
+//! 4. the device id and name, then `Fs::load` on `<state>/vaults/<id>/drive`, with
 //!    every own commit noted in the rollback memory;
 //! 5. [`mount`]: the working copy in a [`Slot`], served by `nimbus-fuse`.
 
@@ -105,6 +105,7 @@ pub fn open_drive(
         .transpose()?;
     let dev = device::device_id(&opts.state_dir, &vid)?;
     let mut fo = FsOptions::new(device::vault_dir(&opts.state_dir, &vid).join("drive"), dev);
+    fo.device_name = device::device_name(&opts.state_dir, &vid);
     fo.ref_seen = seen.get(&dev).copied().unwrap_or(0);
     fo.commit_delay = opts.commit_delay;
     fo.cache_limit = opts.cache_limit;
@@ -205,5 +206,37 @@ mod tests {
         drop(first);
         let again = open_drive(rt.handle(), mem, b"pw", &opts, Some(&mp)).unwrap();
         again.fs.shutdown().unwrap();
+    }
+
+    /// The drive's commits carry this device's name as the state folder
+    /// holds it when the drive opens.
+    #[test]
+    fn the_opened_drive_commits_under_the_device_name() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = rt
+            .block_on(Vault::create(
+                mem.clone(),
+                b"pw",
+                VaultParams::default(),
+                KdfParams::minimum(),
+            ))
+            .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        device::rename_device(state.path(), &vault.config().vault_id, "Ana's desk").unwrap();
+        let opts = DriveOptions {
+            state_dir: state.path().to_path_buf(),
+            commit_delay: Duration::from_secs(3600),
+            cache_limit: 1 << 20,
+            paused: false,
+        };
+        let opened = open_drive(rt.handle(), mem, b"pw", &opts, None).unwrap();
+        let (_, fh) = opened.fs.create(Ctx::ROOT, nimbus_fs::ROOT, b"f.txt", 0o644).unwrap();
+        opened.fs.write(fh, 0, b"named").unwrap();
+        opened.fs.release(fh).unwrap();
+        opened.fs.sync_now().unwrap();
+        let (_, head) = rt.block_on(vault.head()).unwrap().unwrap();
+        assert_eq!(head.device_name, "Ana's desk");
+        opened.fs.shutdown().unwrap();
     }
 }

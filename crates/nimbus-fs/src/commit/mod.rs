@@ -66,6 +66,8 @@ pub(crate) type OnCommit = Box<dyn Fn(CommitId, u64) + Send + Sync>;
 pub(crate) struct CommitOptions {
     /// This device's id in the vault.
     pub device: DeviceId,
+    /// This device's name, written into each commit.
+    pub device_name: String,
     /// The newest update number of this device's ref seen before mounting.
     pub ref_seen: u64,
     /// Commit this long after the last change.

@@ -90,9 +90,9 @@ impl Engine {
             root,
             parents: head.into_iter().chain(extra.filter(|e| Some(*e) != head)).collect(),
             device: self.opts.device,
-            // The device's name comes with step 6 of docs/SYNC.md §7
-            // (`nimbus_host::device`), passed in through `FsOptions`.
-            device_name: String::new(),
+            // Read once when the drive opened: a rename takes effect at
+            // the next open (docs/SYNC.md §2.3).
+            device_name: self.opts.device_name.clone(),
             time: Timestamp::now(),
             message: "drive".into(),
             files,

@@ -45,6 +45,10 @@ pub struct FsOptions {
     pub state_dir: PathBuf,
     /// This device's id in the vault.
     pub device: nimbus_vault::DeviceId,
+    /// This device's name, written into each commit (docs/SYNC.md §2.3);
+    /// empty names no device. The caller reads it
+    /// (`nimbus_host::device::device_name`) when it opens the drive.
+    pub device_name: String,
     /// The newest update number of this device's ref seen so far.
     pub ref_seen: u64,
     /// Commit this long after the last change.
@@ -68,6 +72,7 @@ impl FsOptions {
         FsOptions {
             state_dir,
             device,
+            device_name: String::new(),
             ref_seen: 0,
             commit_delay: std::time::Duration::from_secs(5),
             cache_limit: 4 << 30,
@@ -120,6 +125,7 @@ impl Fs {
         let FsOptions {
             state_dir,
             device,
+            device_name,
             ref_seen,
             commit_delay,
             cache_limit,
@@ -145,6 +151,7 @@ impl Fs {
             snapshots.clone(),
             CommitOptions {
                 device,
+                device_name,
                 ref_seen,
                 commit_delay,
                 on_commit,
