@@ -151,6 +151,9 @@ struct Inner {
     /// A file that was written was closed since the last commit began: the
     /// quiet time is the short one (`schedule::CLOSE_DIVISOR`).
     closed: bool,
+    /// When the last commit began: the short quiet time never brings the
+    /// next one closer than the commit delay after it.
+    last_start: Option<Instant>,
 }
 
 /// The scheduler's state (`schedule.rs` runs it).
