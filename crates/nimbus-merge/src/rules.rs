@@ -98,125 +98,169 @@ pub fn phase1(base: &Flat, heads: &[Flat], keys: &[Key]) -> Phase1 {
 /// it exists. `heads[i]` is the id's node in head `i` (`None`: absent
 /// there), `keys[i]` that head's key.
 pub fn decide(base: Option<&Node>, heads: &[Option<&Node>], keys: &[Key]) -> Option<Decided> {
-    let present: Vec<(usize, &Node)> = heads
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.map(|n| (i, n)))
-        .collect();
-    if present.is_empty() {
-        return None;
-    }
-    let fate = match base {
-        None => Fate::Added,
-        Some(b) => {
-            let changed = present.iter().any(|(_, n)| differs(b, n));
-            if present.len() < heads.len() {
-                if !changed {
-                    // Deleted elsewhere, left as it was here.
-                    return None;
-                }
-                Fate::KeptOverDelete
-            } else if changed {
-                Fate::Changed
-            } else {
-                Fate::Unchanged
-            }
-        }
-    };
-    let key = |i: usize| keys.get(i).copied().unwrap_or(NO_KEY);
-
-    // Content, with the kind.
-    let cvals: Vec<(Key, (EntryKind, &Content))> =
-        present.iter().map(|(i, n)| (key(*i), (n.kind, &n.content))).collect();
-    let cbase = base.map(|b| (b.kind, &b.content));
-    let mut changed_c = changed_values(cbase.as_ref(), &cvals);
-    // Newest first: key, then the larger hash of the value.
-    changed_c.sort_by_key(|(k, (kind, c))| std::cmp::Reverse((*k, content_hash(*kind, c))));
-    let (kind, content) = match (changed_c.first(), base) {
-        (Some((_, (k, c))), _) => (*k, (*c).clone()),
-        (None, Some(b)) => (b.kind, b.content.clone()),
-        // Unreachable: with no base every present value is a change.
-        (None, None) => (present[0].1.kind, present[0].1.content.clone()),
-    };
-    let losers = changed_c
-        .iter()
-        .skip(1)
-        .filter_map(|(k, (kind, c))| {
-            // The newest head holding this value names the copy.
-            let (i, n) = present
-                .iter()
-                .filter(|(_, n)| n.kind == *kind && n.content == **c)
-                .max_by_key(|(i, _)| key(*i))?;
-            Some(Loser {
-                kind: *kind,
-                content: (*c).clone(),
-                meta: n.meta.clone(),
-                head: *i,
-                key: *k,
-            })
-        })
-        .collect();
-
-    // Place(s).
-    let hard_link = base.is_some_and(|b| b.places.len() > 1) || present.iter().any(|(_, n)| n.places.len() > 1);
-    let (places, place_key) = if hard_link {
-        merge_place_sets(base, &present, key)
-    } else {
-        let pvals: Vec<(Key, &BTreeSet<Place>)> = present.iter().map(|(i, n)| (key(*i), &n.places)).collect();
-        let pbase = base.map(|b| &b.places);
-        let (p, k) = pick(pbase.as_ref(), &pvals);
-        (p.clone(), k)
-    };
-
-    // Meta, field by field.
-    let m = |f: fn(&Meta) -> u32| {
-        let vals: Vec<(Key, u32)> = present.iter().map(|(i, n)| (key(*i), f(&n.meta))).collect();
-        pick(base.map(|b| f(&b.meta)).as_ref(), &vals).0
-    };
-    let mode = m(|m| m.mode);
-    let uid = m(|m| m.uid);
-    let gid = m(|m| m.gid);
-    let mvals: Vec<(Key, Timestamp)> = present.iter().map(|(i, n)| (key(*i), n.meta.mtime)).collect();
-    let mtime = pick(base.map(|b| b.meta.mtime).as_ref(), &mvals).0;
-    // ctime is only shown: the largest of the heads'.
-    let ctime = present.iter().map(|(_, n)| n.meta.ctime).max().unwrap_or_default();
-    let mut names: BTreeSet<&Vec<u8>> = BTreeSet::new();
-    if let Some(b) = base {
-        names.extend(b.meta.xattrs.keys());
-    }
-    for (_, n) in &present {
-        names.extend(n.meta.xattrs.keys());
-    }
-    let mut xattrs = BTreeMap::new();
-    for name in names {
-        let vals: Vec<(Key, Option<&Vec<u8>>)> = present
-            .iter()
-            .map(|(i, n)| (key(*i), n.meta.xattrs.get(name)))
-            .collect();
-        let b = base.map(|b| b.meta.xattrs.get(name));
-        if let (Some(v), _) = pick(b.as_ref(), &vals) {
-            xattrs.insert(name.clone(), v.clone());
-        }
-    }
-
+    let sides = Sides::new(base, heads, keys)?;
+    let fate = sides.fate(heads.len())?;
+    let (kind, content, losers) = sides.merge_content();
+    let (places, place_key) = sides.merge_places();
+    let meta = sides.merge_meta();
     Some(Decided {
         node: Node {
             kind,
             content,
-            meta: Meta {
-                mode,
-                uid,
-                gid,
-                mtime,
-                ctime,
-                xattrs,
-            },
+            meta,
             places,
         },
         fate,
         losers,
         place_key,
     })
+}
+
+/// One id's nodes as [`decide`] sees them: the base's, and the heads that
+/// have the id, each with its index into the heads.
+struct Sides<'a> {
+    base: Option<&'a Node>,
+    /// Never empty.
+    present: Vec<(usize, &'a Node)>,
+    keys: &'a [Key],
+}
+
+impl<'a> Sides<'a> {
+    /// `None` when no head has the id.
+    fn new(base: Option<&'a Node>, heads: &[Option<&'a Node>], keys: &'a [Key]) -> Option<Self> {
+        let present: Vec<(usize, &Node)> = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|n| (i, n)))
+            .collect();
+        if present.is_empty() {
+            return None;
+        }
+        Some(Sides { base, present, keys })
+    }
+
+    /// Head `i`'s key.
+    fn key(&self, i: usize) -> Key {
+        self.keys.get(i).copied().unwrap_or(NO_KEY)
+    }
+
+    /// The row of the existence table; `None`: the id is gone. `heads` is
+    /// how many heads there are, with the id or not.
+    fn fate(&self, heads: usize) -> Option<Fate> {
+        let Some(b) = self.base else {
+            return Some(Fate::Added);
+        };
+        let changed = self.present.iter().any(|(_, n)| differs(b, n));
+        if self.present.len() < heads {
+            if !changed {
+                // Deleted elsewhere, left as it was here.
+                return None;
+            }
+            Some(Fate::KeptOverDelete)
+        } else if changed {
+            Some(Fate::Changed)
+        } else {
+            Some(Fate::Unchanged)
+        }
+    }
+
+    /// Content, with the kind, and the content values that lost.
+    fn merge_content(&self) -> (EntryKind, Content, Vec<Loser>) {
+        let present = &self.present;
+        let cvals: Vec<(Key, (EntryKind, &Content))> = present
+            .iter()
+            .map(|(i, n)| (self.key(*i), (n.kind, &n.content)))
+            .collect();
+        let cbase = self.base.map(|b| (b.kind, &b.content));
+        let mut changed_c = changed_values(cbase.as_ref(), &cvals);
+        // Newest first: key, then the larger hash of the value.
+        changed_c.sort_by_key(|(k, (kind, c))| std::cmp::Reverse((*k, content_hash(*kind, c))));
+        let (kind, content) = match (changed_c.first(), self.base) {
+            (Some((_, (k, c))), _) => (*k, (*c).clone()),
+            (None, Some(b)) => (b.kind, b.content.clone()),
+            // Unreachable: with no base every present value is a change.
+            (None, None) => (present[0].1.kind, present[0].1.content.clone()),
+        };
+        let losers = changed_c
+            .iter()
+            .skip(1)
+            .filter_map(|(k, (kind, c))| self.loser(*k, *kind, c))
+            .collect();
+        (kind, content, losers)
+    }
+
+    /// The conflict copy of a content value that lost, its key `k`.
+    fn loser(&self, k: Key, kind: EntryKind, c: &Content) -> Option<Loser> {
+        // The newest head holding this value names the copy.
+        let (i, n) = self
+            .present
+            .iter()
+            .filter(|(_, n)| n.kind == kind && n.content == *c)
+            .max_by_key(|(i, _)| self.key(*i))?;
+        Some(Loser {
+            kind,
+            content: c.clone(),
+            meta: n.meta.clone(),
+            head: *i,
+            key: k,
+        })
+    }
+
+    /// Place(s), and the key of the place change that won.
+    fn merge_places(&self) -> (BTreeSet<Place>, Option<Key>) {
+        let (base, present) = (self.base, &self.present);
+        let hard_link = base.is_some_and(|b| b.places.len() > 1) || present.iter().any(|(_, n)| n.places.len() > 1);
+        if hard_link {
+            return merge_place_sets(base, present, |i| self.key(i));
+        }
+        let pvals: Vec<(Key, &BTreeSet<Place>)> = present.iter().map(|(i, n)| (self.key(*i), &n.places)).collect();
+        let pbase = base.map(|b| &b.places);
+        let (p, k) = pick(pbase.as_ref(), &pvals);
+        (p.clone(), k)
+    }
+
+    /// Meta, field by field.
+    fn merge_meta(&self) -> Meta {
+        let m = |f: fn(&Meta) -> u32| {
+            let vals: Vec<(Key, u32)> = self.present.iter().map(|(i, n)| (self.key(*i), f(&n.meta))).collect();
+            pick(self.base.map(|b| f(&b.meta)).as_ref(), &vals).0
+        };
+        let mvals: Vec<(Key, Timestamp)> = self.present.iter().map(|(i, n)| (self.key(*i), n.meta.mtime)).collect();
+        Meta {
+            mode: m(|m| m.mode),
+            uid: m(|m| m.uid),
+            gid: m(|m| m.gid),
+            mtime: pick(self.base.map(|b| b.meta.mtime).as_ref(), &mvals).0,
+            // ctime is only shown: the largest of the heads'.
+            ctime: self.present.iter().map(|(_, n)| n.meta.ctime).max().unwrap_or_default(),
+            xattrs: self.merge_xattrs(),
+        }
+    }
+
+    /// Each xattr name on its own; a name whose winning value is "absent"
+    /// is dropped.
+    fn merge_xattrs(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let mut names: BTreeSet<&Vec<u8>> = BTreeSet::new();
+        if let Some(b) = self.base {
+            names.extend(b.meta.xattrs.keys());
+        }
+        for (_, n) in &self.present {
+            names.extend(n.meta.xattrs.keys());
+        }
+        let mut xattrs = BTreeMap::new();
+        for name in names {
+            let vals: Vec<(Key, Option<&Vec<u8>>)> = self
+                .present
+                .iter()
+                .map(|(i, n)| (self.key(*i), n.meta.xattrs.get(name)))
+                .collect();
+            let b = self.base.map(|b| b.meta.xattrs.get(name));
+            if let (Some(v), _) = pick(b.as_ref(), &vals) {
+                xattrs.insert(name.clone(), v.clone());
+            }
+        }
+        xattrs
+    }
 }
 
 /// A key below every real one, for a head given no key (a caller's bug;
