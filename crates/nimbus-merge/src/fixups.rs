@@ -241,117 +241,188 @@ fn names_in(nodes: &Flat, folder: FileId) -> BTreeSet<Vec<u8>> {
 /// inside the merged folder, so passes repeat while folders merge. Each pass
 /// indexes names once, so a union of two large vaults stays near-linear.
 fn collisions(out: &mut Fixed, base: &Flat, heads: &[Flat], info: &[Head]) {
-    let order = by_age(info);
-    // The newest head that holds an id: it names the id's conflict copy and
-    // decides which new id keeps a name.
-    let newest = |id: &FileId| -> Option<(Key, usize)> {
-        order
-            .iter()
-            .find(|i| heads.get(**i).is_some_and(|h| h.contains_key(id)))
-            .map(|i| (info[*i].key(), *i))
+    let heads = HeadsOf {
+        heads,
+        info,
+        order: by_age(info),
     };
     loop {
-        let mut at: BTreeMap<Place, Vec<FileId>> = BTreeMap::new();
-        let mut kids: HashMap<FileId, Vec<FileId>> = HashMap::new();
-        let mut taken: HashMap<FileId, HashSet<Vec<u8>>> = HashMap::new();
-        for (id, n) in &out.nodes {
-            for p in &n.places {
-                at.entry(p.clone()).or_default().push(*id);
-                kids.entry(p.parent).or_default().push(*id);
-                taken.entry(p.parent).or_default().insert(p.name.clone());
-            }
-        }
+        let (at, mut index) = index_places(out);
         let mut merged = false;
         for (place, ids) in at.into_iter().filter(|(_, ids)| ids.len() > 1) {
-            // An earlier folder merge of this pass may have moved some away.
-            let ids: Vec<FileId> = ids
-                .into_iter()
-                .filter(|id| out.nodes.get(id).is_some_and(|n| n.places.contains(&place)))
-                .collect();
-            let nodes: Vec<&Node> = ids.iter().filter_map(|id| out.nodes.get(id)).collect();
-            let (Some(&keep), Some(first)) = (ids.first(), nodes.first()) else {
-                continue;
-            };
+            let ids = still_at(out, &place, ids);
             if ids.len() < 2 {
                 continue;
             }
-            // `ids` is in id order: `keep` is the smallest.
-            let all_new = ids.iter().all(|id| !base.contains_key(id));
-            if all_new
-                && nodes
-                    .iter()
-                    .all(|n| n.kind == EntryKind::Dir && n.content.tree.is_none())
-            {
-                // One folder holding every side's children.
-                for gone in &ids[1..] {
-                    out.nodes.remove(gone);
-                    for kid in kids.remove(gone).unwrap_or_default() {
-                        let Some(n) = out.nodes.get_mut(&kid) else { continue };
-                        let moved: BTreeSet<Place> = std::mem::take(&mut n.places)
-                            .into_iter()
-                            .map(|p| {
-                                if p.parent == *gone {
-                                    Place { parent: keep, ..p }
-                                } else {
-                                    p
-                                }
-                            })
-                            .collect();
-                        for p in moved.iter().filter(|p| p.parent == keep) {
-                            taken.entry(keep).or_default().insert(p.name.clone());
-                        }
-                        n.places = moved;
-                        kids.entry(keep).or_default().push(kid);
-                    }
-                    out.aliases.push((*gone, keep));
+            match alike(out, base, &ids) {
+                Alike::NewFolders => {
+                    merge_folders(out, &mut index, &ids);
+                    merged = true;
                 }
-                merged = true;
-                continue;
-            }
-            if all_new
-                && nodes
-                    .iter()
-                    .all(|n| n.kind == EntryKind::File && n.content == first.content)
-            {
-                for gone in &ids[1..] {
-                    out.nodes.remove(gone);
-                    out.aliases.push((*gone, keep));
-                }
-                continue;
-            }
-            // The id that had this place in the base keeps it, else the
-            // newest (a place may be new to every head, after folders
-            // merged); the others get conflict names, in id order.
-            let winner = ids
-                .iter()
-                .find(|id| base.get(id).is_some_and(|b| b.places.contains(&place)))
-                .copied()
-                .or_else(|| {
-                    ids.iter()
-                        .max_by_key(|id| (newest(id).map(|k| k.0), std::cmp::Reverse(**id)))
-                        .copied()
-                })
-                .unwrap_or(keep);
-            for id in ids.iter().filter(|id| **id != winner) {
-                let head = newest(id).map_or(0, |k| k.1);
-                let (device, time) = label(info, head);
-                let is_dir = out.nodes.get(id).is_some_and(|n| n.kind == EntryKind::Dir);
-                let names = taken.entry(place.parent).or_default();
-                let name = conflict_name(&place.name, is_dir, &device, time, |n| names.contains(n));
-                names.insert(name.clone());
-                if let Some(n) = out.nodes.get_mut(id) {
-                    n.places.remove(&place);
-                    n.places.insert(Place {
-                        parent: place.parent,
-                        name,
-                    });
-                }
-                out.renamed.push((*id, place.clone()));
+                Alike::NewFiles => merge_files(out, &ids),
+                Alike::No => heads.rename_losers(out, &mut index, base, &place, &ids),
             }
         }
         if !merged {
             return;
         }
+    }
+}
+
+/// The heads with their infos, newest first: who names a conflict copy.
+struct HeadsOf<'a> {
+    heads: &'a [Flat],
+    info: &'a [Head],
+    /// Indexes into `heads`, newest first.
+    order: Vec<usize>,
+}
+
+impl HeadsOf<'_> {
+    /// The newest head that holds an id: it names the id's conflict copy and
+    /// decides which new id keeps a name.
+    fn newest(&self, id: &FileId) -> Option<(Key, usize)> {
+        self.order
+            .iter()
+            .find(|i| self.heads.get(**i).is_some_and(|h| h.contains_key(id)))
+            .map(|i| (self.info[*i].key(), *i))
+    }
+
+    /// The id that had this place in the base keeps it, else the newest (a
+    /// place may be new to every head, after folders merged); the others
+    /// get conflict names, in id order.
+    fn rename_losers(&self, out: &mut Fixed, index: &mut NameIndex, base: &Flat, place: &Place, ids: &[FileId]) {
+        let winner = self.winner(base, place, ids);
+        for id in ids.iter().filter(|id| **id != winner) {
+            let head = self.newest(id).map_or(0, |k| k.1);
+            let (device, time) = label(self.info, head);
+            let is_dir = out.nodes.get(id).is_some_and(|n| n.kind == EntryKind::Dir);
+            let names = index.taken.entry(place.parent).or_default();
+            let name = conflict_name(&place.name, is_dir, &device, time, |n| names.contains(n));
+            names.insert(name.clone());
+            if let Some(n) = out.nodes.get_mut(id) {
+                n.places.remove(place);
+                n.places.insert(Place {
+                    parent: place.parent,
+                    name,
+                });
+            }
+            out.renamed.push((*id, place.clone()));
+        }
+    }
+
+    /// Which of `ids` (in id order, at least one) keeps `place`.
+    fn winner(&self, base: &Flat, place: &Place, ids: &[FileId]) -> FileId {
+        ids.iter()
+            .find(|id| base.get(id).is_some_and(|b| b.places.contains(place)))
+            .copied()
+            .or_else(|| {
+                ids.iter()
+                    .max_by_key(|id| (self.newest(id).map(|k| k.0), std::cmp::Reverse(**id)))
+                    .copied()
+            })
+            .unwrap_or(ids[0])
+    }
+}
+
+/// One pass's index of names: the children of each folder, and the names
+/// taken in it (conflict names added as they are given).
+struct NameIndex {
+    kids: HashMap<FileId, Vec<FileId>>,
+    taken: HashMap<FileId, HashSet<Vec<u8>>>,
+}
+
+/// The ids at each place, and the pass's [`NameIndex`].
+fn index_places(out: &Fixed) -> (BTreeMap<Place, Vec<FileId>>, NameIndex) {
+    let mut at: BTreeMap<Place, Vec<FileId>> = BTreeMap::new();
+    let mut index = NameIndex {
+        kids: HashMap::new(),
+        taken: HashMap::new(),
+    };
+    for (id, n) in &out.nodes {
+        for p in &n.places {
+            at.entry(p.clone()).or_default().push(*id);
+            index.kids.entry(p.parent).or_default().push(*id);
+            index.taken.entry(p.parent).or_default().insert(p.name.clone());
+        }
+    }
+    (at, index)
+}
+
+/// Those of `ids` still at `place`: an earlier folder merge of this pass
+/// may have moved some away. Id order is kept.
+fn still_at(out: &Fixed, place: &Place, ids: Vec<FileId>) -> Vec<FileId> {
+    ids.into_iter()
+        .filter(|id| out.nodes.get(id).is_some_and(|n| n.places.contains(place)))
+        .collect()
+}
+
+/// What the ids colliding at one place are to each other.
+enum Alike {
+    /// New on every side, all folders without a tree of their own.
+    NewFolders,
+    /// New on every side, all files of one content.
+    NewFiles,
+    /// Anything else: all but one get conflict names.
+    No,
+}
+
+fn alike(out: &Fixed, base: &Flat, ids: &[FileId]) -> Alike {
+    let nodes: Vec<&Node> = ids.iter().filter_map(|id| out.nodes.get(id)).collect();
+    let Some(first) = nodes.first() else {
+        return Alike::No;
+    };
+    let all_new = ids.iter().all(|id| !base.contains_key(id));
+    if all_new
+        && nodes
+            .iter()
+            .all(|n| n.kind == EntryKind::Dir && n.content.tree.is_none())
+    {
+        Alike::NewFolders
+    } else if all_new
+        && nodes
+            .iter()
+            .all(|n| n.kind == EntryKind::File && n.content == first.content)
+    {
+        Alike::NewFiles
+    } else {
+        Alike::No
+    }
+}
+
+/// One folder holding every side's children: the smallest id (the first)
+/// stays, the others become its aliases and their children move into it.
+fn merge_folders(out: &mut Fixed, index: &mut NameIndex, ids: &[FileId]) {
+    let keep = ids[0];
+    for gone in &ids[1..] {
+        out.nodes.remove(gone);
+        for kid in index.kids.remove(gone).unwrap_or_default() {
+            let Some(n) = out.nodes.get_mut(&kid) else { continue };
+            let moved: BTreeSet<Place> = std::mem::take(&mut n.places)
+                .into_iter()
+                .map(|p| {
+                    if p.parent == *gone {
+                        Place { parent: keep, ..p }
+                    } else {
+                        p
+                    }
+                })
+                .collect();
+            for p in moved.iter().filter(|p| p.parent == keep) {
+                index.taken.entry(keep).or_default().insert(p.name.clone());
+            }
+            n.places = moved;
+            index.kids.entry(keep).or_default().push(kid);
+        }
+        out.aliases.push((*gone, keep));
+    }
+}
+
+/// Equal new files become one: the smallest id (the first) stays.
+fn merge_files(out: &mut Fixed, ids: &[FileId]) {
+    let keep = ids[0];
+    for gone in &ids[1..] {
+        out.nodes.remove(gone);
+        out.aliases.push((*gone, keep));
     }
 }
 
