@@ -370,6 +370,106 @@ impl Bits {
 
 const STALE: usize = 0;
 
+/// The state of one `paint_down_to_common` walk ([`Graph::lcas`]).
+struct Paint {
+    width: usize,
+    /// Every side's flag.
+    all: Bits,
+    flags: HashMap<CommitId, Bits>,
+    /// Highest generation first, then the smallest id, so the walk is the
+    /// same whatever order the sides came in.
+    queue: BinaryHeap<(u64, Reverse<CommitId>)>,
+    queued: HashSet<CommitId>,
+    /// Queued commits that are not stale: the walk ends when none is left.
+    active: usize,
+    /// Commits every side reaches, in the order met.
+    candidates: Vec<CommitId>,
+    /// Commits of generation 0 met (no generations: version 2), counted
+    /// against the walk cap.
+    zero: HashSet<CommitId>,
+}
+
+impl Paint {
+    /// Side `i`'s commits get flag `i + 1`; every start is queued.
+    fn new(sides: &[Vec<CommitId>], starts: &[CommitId], generation: impl Fn(&CommitId) -> u64) -> Self {
+        let n = sides.len();
+        let width = n + 1;
+        let mut flags: HashMap<CommitId, Bits> = HashMap::new();
+        for (i, side) in sides.iter().enumerate() {
+            for c in side {
+                flags.entry(*c).or_insert_with(|| Bits::new(width)).set(i + 1);
+            }
+        }
+        let mut all = Bits::new(width);
+        for i in 1..=n {
+            all.set(i);
+        }
+        let mut queue: BinaryHeap<(u64, Reverse<CommitId>)> = BinaryHeap::new();
+        let mut queued: HashSet<CommitId> = HashSet::new();
+        for s in starts {
+            queue.push((generation(s), Reverse(*s)));
+            queued.insert(*s);
+        }
+        Paint {
+            width,
+            all,
+            flags,
+            queue,
+            queued,
+            active: starts.len(),
+            candidates: Vec::new(),
+            zero: HashSet::new(),
+        }
+    }
+
+    /// Takes the next commit off the queue, with its generation and flags.
+    /// A commit not stale that every side reaches becomes a candidate, and
+    /// stale: its ancestors are common, not lowest.
+    fn visit(&mut self) -> Option<(u64, CommitId, Bits)> {
+        let (generation, Reverse(x)) = self.queue.pop()?;
+        self.queued.remove(&x);
+        let mut f = self.flags.get(&x).cloned().unwrap_or_else(|| Bits::new(self.width));
+        if !f.get(STALE) {
+            self.active -= 1;
+            if f.covers(&self.all) {
+                self.candidates.push(x);
+                f.set(STALE);
+                self.flags.insert(x, f.clone());
+            }
+        }
+        Some((generation, x, f))
+    }
+
+    /// Notes a commit of generation 0; whether that is more than `cap`.
+    fn over_cap(&mut self, x: CommitId, cap: usize) -> bool {
+        self.zero.insert(x);
+        self.zero.len() > cap
+    }
+
+    /// Paints a child's flags `f` onto its parent `p` (of generation `g`),
+    /// queueing the parent when it gained flags and was not queued.
+    fn spread(&mut self, p: CommitId, f: &Bits, g: u64) {
+        let pf = self.flags.entry(p).or_insert_with(|| Bits::new(self.width));
+        if pf.covers(f) {
+            return;
+        }
+        let was_stale = pf.get(STALE);
+        pf.add(f);
+        let stale = pf.get(STALE);
+        if self.queued.contains(&p) {
+            if !was_stale && stale {
+                self.active -= 1;
+            }
+        } else {
+            self.queue.push((g, Reverse(p)));
+            self.queued.insert(p);
+            if !stale {
+                self.active += 1;
+            }
+        }
+    }
+}
+
 /// The commits read so far by one search (and the searches it makes for a
 /// virtual base), over a source.
 struct Graph<'s, S: CommitSource + ?Sized> {
@@ -470,11 +570,38 @@ impl<'s, S: CommitSource + ?Sized> Graph<'s, S> {
     /// `paint_down_to_common`, then the candidates that are ancestors of
     /// another dropped.
     fn lcas(&mut self, sides: &[Vec<CommitId>], limits: &Limits) -> Result<Lcas, S::Error> {
-        if sides.is_empty() || sides.iter().any(Vec::is_empty) {
+        let starts = match self.read_starts(sides)? {
+            Ok(s) => s,
+            Err(why) => return Ok(Lcas::Unknown(why)),
+        };
+        let mut paint = Paint::new(sides, &starts, |s| self.generation(s));
+        if let Err(why) = self.paint_down(&mut paint, limits)? {
+            return Ok(Lcas::Unknown(why));
+        }
+        let Paint {
+            mut candidates,
+            mut zero,
+            ..
+        } = paint;
+        candidates.sort();
+        candidates.dedup();
+        if candidates.len() > 1 {
+            candidates = match self.lowest(&candidates, limits, &mut zero)? {
+                Ok(lowest) => lowest,
+                Err(why) => return Ok(Lcas::Unknown(why)),
+            };
+        }
+        if candidates.is_empty() {
             return Ok(Lcas::Unknown(Unknown::NoCommonCommit));
         }
-        let n = sides.len();
-        let width = n + 1;
+        Ok(Lcas::Found(candidates))
+    }
+
+    /// Every side's commits, once each and sorted, read.
+    fn read_starts(&mut self, sides: &[Vec<CommitId>]) -> Result<Result<Vec<CommitId>, Unknown>, S::Error> {
+        if sides.is_empty() || sides.iter().any(Vec::is_empty) {
+            return Ok(Err(Unknown::NoCommonCommit));
+        }
         let starts: Vec<CommitId> = sides
             .iter()
             .flatten()
@@ -484,98 +611,53 @@ impl<'s, S: CommitSource + ?Sized> Graph<'s, S> {
             .collect();
         self.fetch(&starts, Vec::new())?;
         if let Some(m) = starts.iter().find(|s| self.info(s).is_none()) {
-            return Ok(Lcas::Unknown(Unknown::Missing(*m)));
+            return Ok(Err(Unknown::Missing(*m)));
         }
-        let mut flags: HashMap<CommitId, Bits> = HashMap::new();
-        for (i, side) in sides.iter().enumerate() {
-            for c in side {
-                flags.entry(*c).or_insert_with(|| Bits::new(width)).set(i + 1);
-            }
-        }
-        let mut all = Bits::new(width);
-        for i in 1..=n {
-            all.set(i);
-        }
-        // Highest generation first, then the smallest id, so the walk is
-        // the same whatever order the sides came in.
-        let mut queue: BinaryHeap<(u64, Reverse<CommitId>)> = BinaryHeap::new();
-        let mut queued: HashSet<CommitId> = HashSet::new();
-        for s in &starts {
-            queue.push((self.generation(s), Reverse(*s)));
-            queued.insert(*s);
-        }
-        // Queued commits that are not stale: the walk ends when none is left.
-        let mut active = starts.len();
-        let mut candidates: Vec<CommitId> = Vec::new();
-        let mut zero: HashSet<CommitId> = HashSet::new();
-        while active > 0 {
-            let Some((generation, Reverse(x))) = queue.pop() else {
+        Ok(Ok(starts))
+    }
+
+    /// The walk of `paint_down_to_common`: until every queued commit is
+    /// stale, the highest is visited and its flags painted onto its parents.
+    fn paint_down(&mut self, paint: &mut Paint, limits: &Limits) -> Result<Result<(), Unknown>, S::Error> {
+        while paint.active > 0 {
+            let Some((generation, x, f)) = paint.visit() else {
                 break;
             };
-            queued.remove(&x);
-            let mut f = flags.get(&x).cloned().unwrap_or_else(|| Bits::new(width));
-            if !f.get(STALE) {
-                active -= 1;
-                if f.covers(&all) {
-                    candidates.push(x);
-                    f.set(STALE);
-                    flags.insert(x, f.clone());
-                }
+            if generation == 0 && paint.over_cap(x, limits.walk_cap) {
+                return Ok(Err(Unknown::Cap));
             }
-            if generation == 0 {
-                zero.insert(x);
-                if zero.len() > limits.walk_cap {
-                    return Ok(Lcas::Unknown(Unknown::Cap));
-                }
-            }
-            let more = self.prefetch(queue.iter().map(|(_, Reverse(c))| c));
+            let more = self.prefetch(paint.queue.iter().map(|(_, Reverse(c))| c));
             let parents = match self.parents(&x, more)? {
                 Ok(p) => p,
-                Err(why) => return Ok(Lcas::Unknown(why)),
+                Err(why) => return Ok(Err(why)),
             };
             for p in parents {
-                let pf = flags.entry(p).or_insert_with(|| Bits::new(width));
-                if pf.covers(&f) {
-                    continue;
-                }
-                let was_stale = pf.get(STALE);
-                pf.add(&f);
-                let stale = pf.get(STALE);
-                if queued.contains(&p) {
-                    if !was_stale && stale {
-                        active -= 1;
-                    }
-                } else {
-                    let g = self.info(&p).map_or(0, |i| i.generation);
-                    queue.push((g, Reverse(p)));
-                    queued.insert(p);
-                    if !stale {
-                        active += 1;
-                    }
-                }
+                let g = self.generation(&p);
+                paint.spread(p, &f, g);
             }
         }
-        candidates.sort();
-        candidates.dedup();
-        if candidates.len() > 1 {
-            // Walked in generation order, a candidate is never an ancestor
-            // of another; without generations (version 2) it may be.
-            let (reach, problem) = self.reach(&candidates, limits.walk_cap, &mut zero)?;
-            if let Some(why) = problem {
-                return Ok(Lcas::Unknown(why));
-            }
-            let lowest: Vec<CommitId> = candidates
-                .iter()
-                .enumerate()
-                .filter(|(i, c)| !reach.get(*c).is_some_and(|b| b.any_but(*i)))
-                .map(|(_, c)| *c)
-                .collect();
-            candidates = lowest;
+        Ok(Ok(()))
+    }
+
+    /// The candidates (sorted, more than one) that are no ancestor of
+    /// another. Walked in generation order, a candidate is never an
+    /// ancestor of another; without generations (version 2) it may be.
+    fn lowest(
+        &mut self,
+        candidates: &[CommitId],
+        limits: &Limits,
+        zero: &mut HashSet<CommitId>,
+    ) -> Result<Result<Vec<CommitId>, Unknown>, S::Error> {
+        let (reach, problem) = self.reach(candidates, limits.walk_cap, zero)?;
+        if let Some(why) = problem {
+            return Ok(Err(why));
         }
-        if candidates.is_empty() {
-            return Ok(Lcas::Unknown(Unknown::NoCommonCommit));
-        }
-        Ok(Lcas::Found(candidates))
+        Ok(Ok(candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| !reach.get(*c).is_some_and(|b| b.any_but(*i)))
+            .map(|(_, c)| *c)
+            .collect()))
     }
 
     /// Walks down from `starts` (all read): bit `i` of a commit says
