@@ -253,6 +253,40 @@ async fn read_commits(vault: &Vault, ids: &[CommitId], r: &mut CheckReport) -> H
     commits
 }
 
+/// The generation rule the sync engine's ancestor search relies on
+/// (`nimbus-merge`'s base search enforces exactly this): a version 3 commit's
+/// generation is 1 + the largest of its parents' (1 with none, a version 2
+/// parent counting 0), and a version 2 commit (generation 0) has only
+/// version 2 parents. Checked only when every parent read (a missing one
+/// is reported already). A warning: nothing is lost, but merges across the
+/// commit fall back to the union of both sides.
+fn check_generation(id: &CommitId, c: &Commit, commits: &HashMap<CommitId, Commit>, r: &mut CheckReport) {
+    let mut highest = 0u64;
+    let mut highest_parent = None;
+    for p in &c.parents {
+        let Some(parent) = commits.get(p) else {
+            return;
+        };
+        if highest_parent.is_none() || parent.generation > highest {
+            highest = parent.generation;
+            highest_parent = Some(p);
+        }
+    }
+    let message = match highest_parent {
+        Some(p) if c.generation == 0 && highest > 0 => format!(
+            "it is a version 2 commit (no generation) on its parent {}, which has generation {}",
+            p.short(),
+            highest
+        ),
+        _ if c.generation != 0 && highest.checked_add(1) != Some(c.generation) => format!(
+            "its generation {} is not 1 + the largest of its parents' ({})",
+            c.generation, highest
+        ),
+        _ => return,
+    };
+    r.warn(commit::commit_key(id), message);
+}
+
 /// Each commit's parents must exist, and every tree and data blob it reaches
 /// must be readable and indexed as what it is used for. A tree or blob shared
 /// by several snapshots is checked once.
@@ -279,23 +313,8 @@ async fn check_snapshots(
                     format!("its parent commit {} is missing", p.short()),
                 );
             }
-            // Version 3: the generation grows along every parent link the
-            // sync engine can follow (its ancestor search relies on it).
-            if let Some(parent) = commits.get(p) {
-                // A warning: nothing is lost, only the search's shortcut.
-                if c.generation > 0 && parent.generation >= c.generation {
-                    r.warn(
-                        commit::commit_key(id),
-                        format!(
-                            "its generation {} is not above its parent {}'s ({})",
-                            c.generation,
-                            p.short(),
-                            parent.generation
-                        ),
-                    );
-                }
-            }
         }
+        check_generation(id, c, commits, r);
         for ix in &c.indexes {
             if !listing.indexes.contains(ix) {
                 r.problem(
@@ -479,4 +498,110 @@ async fn check_pack_data(
         }
     }
     Ok(entries)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The generation rule `check` reports is exactly the one the sync
+    //! engine's base search enforces.
+
+    use std::sync::Arc;
+
+    use nimbus_backend::MemoryBackend;
+
+    use super::*;
+    use crate::commit::{CommitLayout, NewCommit};
+    use crate::config::{KdfParams, VaultParams};
+    use crate::id::ShortId;
+    use crate::saver::Saver;
+    use crate::tree::Tree;
+    use crate::Timestamp;
+
+    fn on(parents: Vec<CommitId>, base: &Commit, generation: u64) -> Commit {
+        Commit {
+            parents,
+            generation,
+            ..base.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn check_warns_of_a_generation_that_is_not_one_above_the_parents() {
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = Vault::create(mem, b"pw", VaultParams::default(), KdfParams::minimum())
+            .await
+            .unwrap();
+        let saver = Saver::new(&vault);
+        let root = saver.save_blob(BlobKind::Tree, Tree::default().encode()).await.unwrap();
+        saver.finish().await.unwrap();
+        let new = NewCommit {
+            root,
+            parents: vec![],
+            device: ShortId::random(),
+            device_name: "laptop".into(),
+            time: Timestamp::now(),
+            message: "test".into(),
+            files: 0,
+            bytes: 0,
+            indexes: vec![],
+        };
+        let (c1, w1) = vault.write_commit(new.clone()).await.unwrap();
+        let (c2, w2) = vault
+            .write_commit(NewCommit {
+                parents: vec![c1],
+                ..new.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!((w1.generation, w2.generation), (1, 2));
+        let clean = check(&vault, false, &|_| {}).await.unwrap();
+        // No ref names these commits, so `check` warns of that; never of a generation.
+        assert!(clean.problems.is_empty(), "{clean:?}");
+        assert!(
+            !clean.warnings.iter().any(|f| f.message.contains("generation")),
+            "{clean:?}"
+        );
+
+        // Above the parent but not by exactly one: the old "above" test let it pass.
+        let gap = vault
+            .put_commit_as_is(&on(vec![c2], &w2, 4), CommitLayout::V3)
+            .await
+            .unwrap();
+        // Below the largest parent (a merge of c1 and c2 numbered from c1).
+        let low = vault
+            .put_commit_as_is(&on(vec![c1, c2], &w2, 2), CommitLayout::V3)
+            .await
+            .unwrap();
+        // A version 2 commit on a version 3 parent.
+        let v2 = vault
+            .put_commit_as_is(&on(vec![c2], &w2, 0), CommitLayout::V2)
+            .await
+            .unwrap();
+        // Right: 1 + the largest parent's.
+        let right = vault
+            .put_commit_as_is(&on(vec![c1, c2], &w2, 3), CommitLayout::V3)
+            .await
+            .unwrap();
+
+        let report = check(&vault, false, &|_| {}).await.unwrap();
+        let warned = |id: &CommitId| {
+            let key = commit::commit_key(id);
+            report
+                .warnings
+                .iter()
+                .filter(|f| f.object == key && f.message.contains("generation"))
+                .count()
+        };
+        assert_eq!((warned(&gap), warned(&low), warned(&v2)), (1, 1, 1), "{report:?}");
+        assert_eq!((warned(&c1), warned(&c2), warned(&right)), (0, 0, 0), "{report:?}");
+        let messages: Vec<&str> = report.warnings.iter().map(|f| f.message.as_str()).collect();
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("generation 4 is not 1 + the largest of its parents' (2)")),
+            "{messages:?}"
+        );
+        assert!(messages.iter().any(|m| m.contains("version 2 commit")), "{messages:?}");
+    }
 }

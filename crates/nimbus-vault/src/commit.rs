@@ -45,8 +45,8 @@ pub struct Commit {
     /// [`MAX_DEVICE_NAME`] bytes; empty in a version 2 commit.
     pub device_name: String,
     /// Version 3: 1 + the largest generation of the parents (1 with no
-    /// parents; a version 2 or unreadable parent counts as 0); 0 in a
-    /// version 2 commit.
+    /// parents; a version 2 parent counts as 0; a parent that cannot be
+    /// read fails the write); 0 in a version 2 commit.
     pub generation: u64,
     /// Version 3: the index objects the save that made it wrote, so a
     /// device that reads it fetches them by name instead of listing

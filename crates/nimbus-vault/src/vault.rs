@@ -406,21 +406,20 @@ impl Vault {
     }
 
     /// The generation of a new commit on `parents`: 1 + the largest of
-    /// theirs. A version 2 parent counts as 0, and so does a parent that is
-    /// missing or damaged (a save must not fail forever on one bad old
-    /// commit; the ancestor search cannot walk past it anyway, so the
-    /// bound still holds on every edge it walks).
+    /// theirs, a version 2 parent counting as 0 (it has none). A parent
+    /// that reads as missing or damaged is an error, not a 0: the parents
+    /// are heads just read, so a store that hides one is most likely
+    /// answering from a stale view, and a guessed generation would make
+    /// every reader call this commit damaged (`nimbus-merge`'s base search
+    /// requires exactly 1 + the largest parent's). The save fails and the
+    /// drive retries it, as for any failed commit.
     async fn generation_after(&self, parents: &[CommitId]) -> Result<u64> {
         let mut top = 0u64;
         for p in parents {
             let known = self.0.generations.read().ok().and_then(|g| g.get(p).copied());
             let g = match known {
                 Some(g) => g,
-                None => match self.read_commit(p).await {
-                    Ok(c) => c.generation,
-                    Err(VaultError::Missing { .. } | VaultError::Corrupt { .. }) => 0,
-                    Err(e) => return Err(e),
-                },
+                None => self.read_commit(p).await?.generation,
             };
             top = top.max(g);
         }
@@ -754,11 +753,24 @@ impl Vault {
             generation,
             indexes: if v3 { new.indexes } else { Vec::new() },
         };
+        let id = self.put_commit(&commit, layout).await?;
+        Ok((id, commit))
+    }
+
+    /// Seals and stores `commit` as it is, under a new id.
+    async fn put_commit(&self, commit: &Commit, layout: CommitLayout) -> Result<CommitId> {
         let id = Id::random();
         let sealed = commit.seal(&self.0.keys, &id, layout);
         put(&self.0.backend, &commit::commit_key(&id), Bytes::from(sealed)).await?;
-        self.remember_generation(&id, generation);
-        Ok((id, commit))
+        self.remember_generation(&id, commit.generation);
+        Ok(id)
+    }
+
+    /// Stores `commit` with whatever generation it says, so tests can build
+    /// the damaged histories `write_commit` never writes.
+    #[cfg(test)]
+    pub(crate) async fn put_commit_as_is(&self, commit: &Commit, layout: CommitLayout) -> Result<CommitId> {
+        self.put_commit(commit, layout).await
     }
 
     /// Points this device's ref at `commit`: the last step of a save.

@@ -337,3 +337,48 @@ fn check_reports_a_named_index_object_that_is_gone() {
         );
     });
 }
+
+/// A parent that the store hides (its commit object reads as missing) fails
+/// the write with `Missing` instead of numbering the new commit as if the
+/// parent had generation 0: every reader would call that commit damaged.
+/// Nothing is written; the drive retries the save later.
+#[test]
+fn a_parent_read_as_missing_fails_the_commit() {
+    rt().block_on(async {
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = Vault::create(mem.clone(), b"pw", VaultParams::default(), KdfParams::minimum())
+            .await
+            .unwrap();
+        let (root, _) = empty_root(&vault).await;
+        let a = ShortId::random();
+        let (c1, _) = vault
+            .write_commit(new_commit(root, vec![], a, "laptop", vec![]))
+            .await
+            .unwrap();
+        let (c2, w2) = vault
+            .write_commit(new_commit(root, vec![c1], a, "laptop", vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w2.generation, 2);
+        mem.delete(&format!("commits/{}", c2.to_hex())).await.unwrap();
+        // A fresh vault on the same store: it has not written or read c2, so
+        // it has no generation of it in memory and must read it.
+        let other = Vault::open(mem.clone(), b"pw").await.unwrap();
+        let before = mem.list("commits/").await.unwrap().len();
+        let err = other
+            .write_commit(new_commit(root, vec![c2], ShortId::random(), "desk", vec![]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, nimbus_vault::error::VaultError::Missing { .. }),
+            "{err:?}"
+        );
+        assert_eq!(mem.list("commits/").await.unwrap().len(), before);
+        // The parent back (the store caught up): the write numbers it right.
+        let (_, w3) = other
+            .write_commit(new_commit(root, vec![c1], ShortId::random(), "desk", vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w3.generation, 2);
+    });
+}
