@@ -368,7 +368,6 @@ fn item(now: i64, drive: Option<&str>, kind: ActivityKind, text: String, hint: O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nimbus_api::Transfers;
 
     fn drive(name: &str, state: DriveState) -> DriveStatus {
         DriveStatus {
@@ -376,24 +375,10 @@ mod tests {
             store: "s3://b/x".into(),
             mount: format!("/home/u/{name}").into(),
             state,
-            message: String::new(),
             mounted: state != DriveState::Unmounted,
             locked: state == DriveState::Locked,
             paused: state == DriveState::Paused,
-            pending_files: 0,
-            pending_bytes: 0,
-            transfers: Transfers::default(),
-            cache_bytes: 0,
-            cache_limit_bytes: 0,
-            upload_limit: None,
-            download_limit: None,
-            last_sync: None,
-            last_error: None,
-            idle_secs: 0,
-            changes_kept_here: false,
-            changes_pending: false,
-            set_aside: Vec::new(),
-            sync: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -363,7 +363,7 @@ pub struct ServiceStatus {
 
 /// One drive's state, as a person would name it.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriveState {
     /// Being mounted.
@@ -387,11 +387,14 @@ pub enum DriveState {
     Error,
     /// A state from a newer service.
     #[serde(other)]
+    #[default]
     Unknown,
 }
 
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-#[derive(Debug, Clone, Serialize, Deserialize)]
+// `Default` is an unknown, unmounted drive with nothing pending: a start
+// for tests, which then name only the fields they are about.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DriveStatus {
     pub name: String,
     pub store: String,

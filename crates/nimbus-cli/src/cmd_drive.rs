@@ -575,24 +575,8 @@ mod tests {
             store: "s3://b/work".into(),
             mount: "/home/u/Work".into(),
             state: nimbus_api::DriveState::Syncing,
-            message: String::new(),
             mounted: true,
-            locked: false,
-            paused: false,
-            pending_files: 0,
-            pending_bytes: 0,
-            transfers: Default::default(),
-            cache_bytes: 0,
-            cache_limit_bytes: 0,
-            upload_limit: None,
-            download_limit: None,
-            last_sync: None,
-            last_error: None,
-            idle_secs: 0,
-            changes_kept_here: false,
-            changes_pending: false,
-            set_aside: Vec::new(),
-            sync: Default::default(),
+            ..Default::default()
         }
     }
 
