@@ -93,6 +93,21 @@ fn packs(env: &Env) -> std::collections::BTreeMap<String, u64> {
         .collect()
 }
 
+/// `nimbus upgrade` of a vault of version `from`: without a terminal to ask
+/// in and without `--yes` it is refused and `config` is left as it was;
+/// with `--yes` the vault is at version 3.
+fn upgrade_when_confirmed(env: &Env, from: u64) {
+    let config = std::fs::read(env.store.join("config")).unwrap();
+    let out = env.run(&["upgrade"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("upgrade --yes"), "{}", text(&out));
+    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
+
+    let out = env.ok(&["upgrade", "--yes"]);
+    assert!(out.contains(&format!("from format version {from} to 3")), "{out}");
+    assert_eq!(config_version(env), 3);
+}
+
 /// Puts one small new file and returns the sizes of the packs it added.
 fn put_small_file(env: &Env) -> Vec<u64> {
     let before = packs(env);
@@ -149,15 +164,7 @@ fn golden_vault_v2_keeps_working_without_upgrade() {
 #[test]
 fn golden_vault_v2_upgrades_to_v3_only_when_confirmed() {
     let env = golden_env("vault-v2");
-    let config = std::fs::read(env.store.join("config")).unwrap();
-    let out = env.run(&["upgrade"]);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("upgrade --yes"), "{}", text(&out));
-    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
-
-    let out = env.ok(&["upgrade", "--yes"]);
-    assert!(out.contains("from format version 2 to 3"), "{out}");
-    assert_eq!(config_version(&env), 3);
+    upgrade_when_confirmed(&env, 2);
     reads_as_made(&env, "vault-v2");
     put_small_file(&env);
     let log = env.ok(&["log"]);
@@ -187,16 +194,7 @@ fn golden_vault_v1_keeps_working_without_upgrade() {
 #[test]
 fn golden_vault_v1_upgrades_only_when_confirmed() {
     let env = golden_env("vault-v1");
-    let config = std::fs::read(env.store.join("config")).unwrap();
-    // No terminal to ask in and no --yes: refused, nothing changed.
-    let out = env.run(&["upgrade"]);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("upgrade --yes"), "{}", text(&out));
-    assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
-
-    let out = env.ok(&["upgrade", "--yes"]);
-    assert!(out.contains("from format version 1 to 3"), "{out}");
-    assert_eq!(config_version(&env), 3);
+    upgrade_when_confirmed(&env, 1);
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(env.store.join("config")).unwrap()).unwrap();
     // The 1 MiB, one-pass slot of the fixture is raised to the default.
     assert_eq!(cfg["key_slots"][0]["kdf"]["memory_kib"], 65536);
