@@ -53,6 +53,14 @@ fn some_commit() -> CommitId {
     Id::random()
 }
 
+/// Two other devices, each with a ref in the store.
+async fn two_devices(s: &Setup) -> (DeviceId, DeviceId) {
+    let (a, b) = (DeviceId::random(), DeviceId::random());
+    s.other.write_ref(&a, some_commit(), 0).await.unwrap();
+    s.other.write_ref(&b, some_commit(), 0).await.unwrap();
+    (a, b)
+}
+
 fn ref_key(dev: &DeviceId) -> String {
     format!("refs/{}", dev.to_hex())
 }
@@ -70,9 +78,7 @@ fn sorted(mut v: Vec<DeviceId>) -> Vec<DeviceId> {
 fn an_idle_poll_costs_one_listing_and_no_read() {
     rt().block_on(async {
         let s = setup().await;
-        let (a, b) = (DeviceId::random(), DeviceId::random());
-        s.other.write_ref(&a, some_commit(), 0).await.unwrap();
-        s.other.write_ref(&b, some_commit(), 0).await.unwrap();
+        let (a, b) = two_devices(&s).await;
         let mut cache = RefCache::new();
 
         s.counted.reset_stats();
@@ -150,9 +156,7 @@ fn a_new_device_is_reported() {
 fn a_removed_ref_is_refused_as_read_refs_refuses_it() {
     rt().block_on(async {
         let s = setup().await;
-        let (a, b) = (DeviceId::random(), DeviceId::random());
-        s.other.write_ref(&a, some_commit(), 0).await.unwrap();
-        s.other.write_ref(&b, some_commit(), 0).await.unwrap();
+        let (_, b) = two_devices(&s).await;
         let mut cache = RefCache::new();
         s.polling.poll_refs(&mut cache).await.unwrap();
 
@@ -220,9 +224,7 @@ impl Backend for Lagging {
 fn a_ref_missing_from_a_lagging_listing_is_read_by_name() {
     rt().block_on(async {
         let s = setup().await;
-        let (a, b) = (DeviceId::random(), DeviceId::random());
-        s.other.write_ref(&a, some_commit(), 0).await.unwrap();
-        s.other.write_ref(&b, some_commit(), 0).await.unwrap();
+        let (_, b) = two_devices(&s).await;
         let lagging = Arc::new(Lagging {
             inner: s.counted.clone(),
             hidden: Mutex::new(HashSet::new()),
@@ -266,9 +268,7 @@ fn a_ref_missing_from_a_lagging_listing_is_read_by_name() {
 fn a_tampered_ref_is_refused() {
     rt().block_on(async {
         let s = setup().await;
-        let (a, b) = (DeviceId::random(), DeviceId::random());
-        s.other.write_ref(&a, some_commit(), 0).await.unwrap();
-        s.other.write_ref(&b, some_commit(), 0).await.unwrap();
+        let (a, b) = two_devices(&s).await;
         let mut cache = RefCache::new();
         s.polling.poll_refs(&mut cache).await.unwrap();
 
