@@ -158,6 +158,20 @@ if [ "${NIMBUS_CLOUD:-1}" != 0 ]; then
     bash tests/cloud/tools.sh
 fi
 
+# A full disk makes tests fail far from the cause ("No space left on device"
+# inside some test), so say it here. A fresh build and run take about 25 GiB;
+# a later run, with the build cache kept, a few.
+mkdir -p "$CARGO_TARGET_DIR"
+for dir in "$CARGO_TARGET_DIR" "${TMPDIR:-/tmp}"; do
+    free_gib=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+    if [ "$free_gib" -lt 3 ]; then
+        echo "only ${free_gib} GiB free where $dir is: the build and the tests need at least 3 GiB (25 GiB on a fresh machine); free some space and run again" >&2
+        exit 1
+    elif [ "$free_gib" -lt 10 ]; then
+        echo "warning: only ${free_gib} GiB free where $dir is; a fresh build needs about 25 GiB" >&2
+    fi
+done
+
 echo "$(cargo --version); $(cargo nextest --version | head -n 1)"
 echo "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 stage_done
