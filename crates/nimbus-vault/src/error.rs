@@ -27,6 +27,9 @@ pub enum VaultError {
     #[error("this vault uses format version {found}, but this Nimbus reads only up to version {supported}. Update Nimbus to open it")]
     NewerFormat { found: u64, supported: u64 },
 
+    #[error("another device upgraded this vault to format version {now} after this device opened it (at version {opened}), so this device's changes were not saved in the old format. Nothing is lost: they stay on this device. Open the vault again here (lock and unlock the drive, or restart Nimbus) and they save in the new format")]
+    UpgradedElsewhere { opened: u64, now: u64 },
+
     #[error("object `{object}` is damaged or was altered on the server: {what}. Nothing from it was used. Run `nimbus check` to list every damaged object")]
     Corrupt { object: String, what: String },
 

@@ -734,7 +734,10 @@ impl Vault {
         let layout = self.commit_layout();
         let generation = match layout {
             CommitLayout::V3 => self.generation_after(&new.parents).await?,
-            CommitLayout::V2 => 0,
+            CommitLayout::V2 => {
+                self.refuse_v2_over_v3(&new.parents).await?;
+                0
+            }
         };
         let v3 = layout == CommitLayout::V3;
         let commit = Commit {
@@ -755,6 +758,42 @@ impl Vault {
         };
         let id = self.put_commit(&commit, layout).await?;
         Ok((id, commit))
+    }
+
+    /// Refuses a version 2 commit on a parent that has a generation (a
+    /// version 3 commit): every reader would call the new commit's
+    /// history damaged (generation 0 under a numbered parent), and merges
+    /// across it would fall back to the union (docs/SYNC.md §2.2). It
+    /// happens when this vault was opened before another device upgraded
+    /// it ([`VaultError::UpgradedElsewhere`]: open it again), or when the
+    /// store answers with an old copy of `config` that a version 3 commit
+    /// already outdates ([`VaultError::Corrupt`], naming `config`).
+    async fn refuse_v2_over_v3(&self, parents: &[CommitId]) -> Result<()> {
+        let mut numbered = None;
+        for p in parents {
+            let known = self.0.generations.read().ok().and_then(|g| g.get(p).copied());
+            let g = match known {
+                Some(g) => g,
+                None => self.read_commit(p).await?.generation,
+            };
+            if g > 0 {
+                numbered = Some(*p);
+                break;
+            }
+        }
+        let Some(parent) = numbered else { return Ok(()) };
+        let opened = self.0.config.version();
+        let now = read_config(&self.0.backend).await?.version();
+        if now > opened {
+            return Err(VaultError::UpgradedElsewhere { opened, now });
+        }
+        Err(VaultError::corrupt(
+            CONFIG_KEY,
+            format!(
+                "it says format version {now}, but commit {parent}, which it must be older than, was written in \
+                 version 3: the store answered with an old copy of the vault's configuration"
+            ),
+        ))
     }
 
     /// Seals and stores `commit` as it is, under a new id.

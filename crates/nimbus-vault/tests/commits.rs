@@ -382,3 +382,85 @@ fn a_parent_read_as_missing_fails_the_commit() {
         assert_eq!(w3.generation, 2);
     });
 }
+
+/// Every commit object's key in the store.
+async fn commit_keys(mem: &MemoryBackend) -> BTreeSet<String> {
+    mem.list("commits/").await.unwrap().into_iter().map(|o| o.key).collect()
+}
+
+/// A drive opened before another device upgraded the vault would write a
+/// version 2 commit (generation 0) on a version 3 parent, which every
+/// reader calls damaged history: it is refused, saying to open the vault
+/// again, and nothing is written. Its own version 2 parents stay fine.
+#[test]
+fn a_version_2_commit_on_a_version_3_parent_is_refused() {
+    rt().block_on(async {
+        let mem = golden_in_memory("vault-v2").await;
+        let stale = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        let (old_head, _) = stale.head().await.unwrap().unwrap();
+        nimbus_vault::upgrade::upgrade(&(mem.clone() as nimbus_backend::DynBackend), GOLDEN_PASSWORD)
+            .await
+            .unwrap();
+        let fresh = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        let (root, indexes) = empty_root(&fresh).await;
+        let (v3, _) = fresh
+            .write_commit(new_commit(root, vec![old_head], ShortId::random(), "desk", indexes))
+            .await
+            .unwrap();
+
+        let before = commit_keys(&mem).await;
+        let err = stale
+            .write_commit(new_commit(root, vec![v3], ShortId::random(), "laptop", vec![]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, nimbus_vault::VaultError::UpgradedElsewhere { opened: 2, now: 3 }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("Open the vault again"), "{err}");
+        assert_eq!(commit_keys(&mem).await, before, "nothing was written");
+        // On a version 2 parent alone the stale handle still writes (the
+        // history stays consistent: generation 0 under generation 0).
+        let (_, w) = stale
+            .write_commit(new_commit(root, vec![old_head], ShortId::random(), "laptop", vec![]))
+            .await
+            .unwrap();
+        assert_eq!(w.generation, 0);
+    });
+}
+
+/// A store that answers with the `config` from before the upgrade (a
+/// replay) cannot make a device write version 2 commits on version 3
+/// ones: the commit is refused as a damaged `config`.
+#[test]
+fn a_replayed_old_config_cannot_write_under_a_version_3_commit() {
+    rt().block_on(async {
+        let mem = golden_in_memory("vault-v2").await;
+        let old_config = mem.get_whole("config", 1 << 20).await.unwrap();
+        nimbus_vault::upgrade::upgrade(&(mem.clone() as nimbus_backend::DynBackend), GOLDEN_PASSWORD)
+            .await
+            .unwrap();
+        let fresh = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        let (old_head, _) = fresh.head().await.unwrap().unwrap();
+        let (root, indexes) = empty_root(&fresh).await;
+        let (v3, _) = fresh
+            .write_commit(new_commit(root, vec![old_head], ShortId::random(), "desk", indexes))
+            .await
+            .unwrap();
+
+        mem.put("config", old_config).await.unwrap();
+        let replayed = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        assert_eq!(replayed.config().version(), 2);
+        let err = replayed
+            .write_commit(new_commit(root, vec![v3], ShortId::random(), "laptop", vec![]))
+            .await
+            .unwrap_err();
+        match &err {
+            nimbus_vault::VaultError::Corrupt { object, what } => {
+                assert_eq!(object, "config");
+                assert!(what.contains("old copy"), "{what}");
+            }
+            other => panic!("expected a damaged config, got {other:?}"),
+        }
+    });
+}
