@@ -13,11 +13,13 @@
 //!   one made of the time and size), two writes of the same size in one
 //!   tick of the store's clock (a second on SFTP) look alike. Such a
 //!   fingerprint is read again at every poll until one read is known to
-//!   have happened after its tick ended: the listing shows another ref
-//!   written 2 s or more after it (the store's clock has moved on), or the
-//!   read comes 2 s or more (this device's monotonic clock) after the
-//!   listing that first showed it. So a change costs one or two extra reads,
-//!   and an idle vault none. With no time either, the ref is read every poll.
+//!   have happened after its tick ended: the read comes 2 s or more (this
+//!   device's monotonic clock) after the listing that first showed it. So
+//!   a change costs one or two extra reads, and an idle vault none. With no
+//!   time either, the ref is read every poll. The store's own times are
+//!   not trusted for this (as "another ref was written 2 s later"): on a
+//!   folder shared over the network each writer stamps its own clock, and
+//!   one running fast would settle every other ref at once.
 //! - **The safety net.** Every [`FULL_READ_EVERY`] every listed ref is read,
 //!   against a store that keeps a fingerprint while changing the bytes.
 
@@ -85,17 +87,13 @@ impl Fingerprint {
         self.etag.as_deref().is_some_and(|e| !e.starts_with("W/"))
     }
 
-    /// Whether a read made at `now`, after a listing whose newest time was
-    /// `newest`, holds the final bytes of this fingerprint (module doc).
-    fn settled(&self, newest: Option<SystemTime>, first_listed: Instant, now: Instant) -> bool {
+    /// Whether a read made at `now` holds the final bytes of this
+    /// fingerprint, first listed at `first_listed` (module doc).
+    fn settled(&self, first_listed: Instant, now: Instant) -> bool {
         if self.strong() {
             return true;
         }
-        let Some(modified) = self.modified else {
-            return false;
-        };
-        let store_moved_on = newest.is_some_and(|n| n.duration_since(modified).is_ok_and(|d| d >= SETTLE));
-        store_moved_on || now.saturating_duration_since(first_listed) >= SETTLE
+        self.modified.is_some() && now.saturating_duration_since(first_listed) >= SETTLE
     }
 }
 
@@ -122,8 +120,6 @@ pub(crate) struct Plan {
     /// Refs known before but not listed: asked for by name, since a listing
     /// may lag behind a write.
     pub read_by_name: Vec<DeviceId>,
-    /// The newest store time in the listing.
-    newest: Option<SystemTime>,
     /// When the listing came back.
     listed_at: Instant,
     full: bool,
@@ -181,7 +177,6 @@ impl RefCache {
         let full = self
             .last_full
             .is_none_or(|t| listed_at.saturating_duration_since(t) >= FULL_READ_EVERY);
-        let newest = listing.iter().filter_map(|o| o.modified).max();
         let mut keep = HashMap::new();
         let mut read_listed = Vec::new();
         let mut listed = HashSet::new();
@@ -217,7 +212,6 @@ impl RefCache {
             keep,
             read_listed,
             read_by_name,
-            newest,
             listed_at,
             full,
         })
@@ -254,7 +248,7 @@ impl RefCache {
                 Some(c) if c.fingerprint.as_ref() == Some(&fp) => c.first_listed,
                 _ => plan.listed_at,
             };
-            let settled = fp.settled(plan.newest, first_listed, plan.listed_at);
+            let settled = fp.settled(first_listed, plan.listed_at);
             next.insert(
                 dev,
                 Cached {
@@ -307,32 +301,24 @@ mod tests {
         }
     }
 
-    fn at(s: u64) -> Option<SystemTime> {
-        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(s))
-    }
-
     #[test]
     fn a_strong_etag_is_settled_at_once() {
         let now = Instant::now();
-        assert!(fp(Some(10), Some("\"abc\"")).settled(at(10), now, now));
-        assert!(fp(None, Some("\"abc\"")).settled(None, now, now));
+        assert!(fp(Some(10), Some("\"abc\"")).settled(now, now));
+        assert!(fp(None, Some("\"abc\"")).settled(now, now));
     }
 
     #[test]
-    fn a_coarse_fingerprint_settles_when_the_store_or_the_device_clock_moved_on() {
+    fn a_coarse_fingerprint_settles_only_when_this_devices_clock_moved_on() {
         let now = Instant::now();
         for coarse in [fp(Some(10), None), fp(Some(10), Some("W/\"50-6620c2c8816d9\""))] {
+            assert!(!coarse.settled(now, now), "{coarse:?}: read right after the listing");
             assert!(
-                !coarse.settled(at(10), now, now),
-                "{coarse:?}: same second as the newest"
-            );
-            assert!(!coarse.settled(at(11), now, now), "{coarse:?}: within the margin");
-            assert!(
-                coarse.settled(at(12), now, now),
-                "{coarse:?}: another ref written 2 s later"
+                !coarse.settled(now, now + Duration::from_millis(1999)),
+                "{coarse:?}: within the margin"
             );
             assert!(
-                coarse.settled(at(10), now, now + SETTLE),
+                coarse.settled(now, now + SETTLE),
                 "{coarse:?}: read 2 s after first listed"
             );
         }
@@ -342,7 +328,7 @@ mod tests {
     fn no_time_and_no_strong_etag_never_settles() {
         let now = Instant::now();
         let bare = fp(None, None);
-        assert!(!bare.settled(at(100), now, now + Duration::from_secs(3600)));
+        assert!(!bare.settled(now, now + Duration::from_secs(3600)));
     }
 
     fn info(dev: &DeviceId, size: u64, modified: Option<u64>, etag: Option<&str>) -> ObjectInfo {
@@ -421,6 +407,24 @@ mod tests {
         assert_eq!(read, vec![a], "this read settles it");
         let (read, _) = poll(&mut cache, &listing, &store, t0 + SETTLE + Duration::from_secs(5));
         assert!(read.is_empty(), "settled: idle polls read nothing");
+    }
+
+    /// On a folder shared over the network each writer stamps its own
+    /// clock: a ref from a device whose clock runs ten minutes fast must
+    /// not settle another device's coarse ref written in the same second
+    /// as a hidden second write.
+    #[test]
+    fn another_refs_later_time_does_not_settle_a_coarse_fingerprint() {
+        let (a, fast) = (DeviceId::random(), DeviceId::random());
+        let mut store = HashMap::from([(a, rec(1)), (fast, rec(1))]);
+        let listing = [info(&a, 80, Some(10), None), info(&fast, 80, Some(610), None)];
+        let mut cache = RefCache::new();
+        let t0 = Instant::now();
+        poll(&mut cache, &listing, &store, t0);
+        store.insert(a, rec(2));
+        let (read, changed) = poll(&mut cache, &listing, &store, t0 + Duration::from_millis(500));
+        assert!(read.contains(&a), "read again: {read:?}");
+        assert_eq!(changed, vec![a], "the hidden write is found");
     }
 
     #[test]
