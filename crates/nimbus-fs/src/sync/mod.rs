@@ -1,0 +1,3 @@
+//! The sync engine (docs/SYNC.md §4): placeholder until steps 16 and 17 land.
+
+pub(crate) mod history;
