@@ -122,6 +122,29 @@ pub struct Content {
     pub tree: Option<TreeId>,
 }
 
+impl Content {
+    /// The BLAKE3 hash of this content, as the conflict copy's id is made
+    /// from it (docs/SYNC.md §2.1: `BLAKE3(loser content)`). Part of
+    /// format 3: every device must hash a content alike, so the fields go
+    /// in a fixed order, each list and string after its length.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(&(self.blobs.len() as u64).to_le_bytes());
+        for b in &self.blobs {
+            h.update(b.as_bytes());
+        }
+        h.update(&self.size.to_le_bytes());
+        h.update(&(self.target.len() as u64).to_le_bytes());
+        h.update(&self.target);
+        h.update(&self.rdev.to_le_bytes());
+        match &self.tree {
+            Some(t) => h.update(&[1]).update(t.as_bytes()),
+            None => h.update(&[0]),
+        };
+        *h.finalize().as_bytes()
+    }
+}
+
 /// The "meta" attribute of §3.2: each field merges on its own, each xattr
 /// by name. `ctime` is only shown and never decides anything.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,305 @@
+//! The merge in the sync cycle (docs/SYNC.md §4.1, step 18): the heads
+//! read from the history, `nimbus_merge::merge` over the vault's trees,
+//! and the merge commit that publishes the result.
+//!
+//! This module decides nothing about files: the rules are the merge
+//! crate's, the same on every device. It supplies what only a drive has:
+//! the history (`history.rs`), the trees (any [`Trees`], the vault's on a
+//! drive), the conflict copies' ids keyed by the vault, and the commit.
+
+// Used by the sync cycle (docs/SYNC.md §7, step 18).
+#![cfg_attr(not(test), allow(dead_code))]
+
+use nimbus_merge::{flatten, Content, Flat, Limits, MergeError, Merged, Trees};
+use nimbus_vault::{Commit, CommitId, DeviceId, EntryKind, FileId, IndexId, NewCommit, Timestamp};
+
+use super::history::History;
+use crate::error::{ErrorKind, FsError, Result};
+use crate::local::Local;
+
+/// Merges `heads` (commit ids, in any order; the merge's result does not
+/// depend on it), reporting what changes for `ours` when it is one of
+/// them. Trees the merge makes are stored through `trees`; the caller
+/// finishes their save before publishing a commit that names them.
+pub(crate) fn merge_heads<T>(local: &Local, trees: &mut T, heads: &[CommitId], ours: Option<CommitId>) -> Result<Merged>
+where
+    T: Trees + ?Sized,
+    FsError: From<T::Error>,
+{
+    let mut history = History::new(local);
+    let mut list = Vec::with_capacity(heads.len());
+    for id in heads {
+        list.push(history.head(id)?);
+    }
+    let ours = ours.and_then(|o| list.iter().position(|h| h.commit == o));
+    let vault = local.vault.clone();
+    let copy_id = move |original: FileId, content: &Content| vault.conflict_id(&original, &content.hash());
+    nimbus_merge::merge(&mut history, trees, &list, ours, &copy_id, &Limits::default()).map_err(|e| match e {
+        MergeError::Commits(e) => e,
+        MergeError::Trees(e) => FsError::from(e),
+        MergeError::NoHeads => FsError::new(ErrorKind::InvalidArgument, "a merge of no snapshots was asked for"),
+        // The merge crate's fix-ups always leave a tree: this is a bug in
+        // them, said as such, and nothing is published.
+        MergeError::Build(e) => FsError::new(
+            ErrorKind::Io,
+            format!("the merge of other devices' changes went wrong ({e}); nothing was changed"),
+        ),
+    })
+}
+
+/// What a merge commit says of itself beyond its tree and parents.
+pub(crate) struct MergeCommit<'a> {
+    pub device: DeviceId,
+    pub device_name: &'a str,
+    /// The index objects the save of the merged trees wrote.
+    pub indexes: Vec<IndexId>,
+    /// The totals of `ours` (files and bytes), adjusted by [`totals`].
+    pub ours_totals: (u64, u64),
+    /// Our head's root, to which the totals belong.
+    pub ours_root: Option<nimbus_merge::TreeId>,
+}
+
+/// Writes the commit of `merged` (its heads as parents, in the order they
+/// were folded), message `merge`. Only called for a real merge (two heads
+/// or more); a single head is a fast-forward and needs no commit.
+pub(crate) fn write_merge_commit<T>(
+    local: &Local,
+    trees: &mut T,
+    merged: &Merged,
+    how: MergeCommit<'_>,
+) -> Result<(CommitId, Commit)>
+where
+    T: Trees + ?Sized,
+    FsError: From<T::Error>,
+{
+    let (files, bytes) = totals(trees, how.ours_root, merged.root, how.ours_totals)?;
+    let new = NewCommit {
+        root: merged.root,
+        parents: merged.heads.iter().map(|h| h.commit).collect(),
+        device: how.device,
+        device_name: how.device_name.to_string(),
+        time: Timestamp::now(),
+        message: "merge".into(),
+        files,
+        bytes,
+        indexes: how.indexes,
+    };
+    Ok(local.rt.block_on(local.vault.write_commit(new))?)
+}
+
+/// A commit's file count and bytes after the merge: `ours` plus what the
+/// merge changed, read from the folders that differ between our root and
+/// the merged one (no other folder is read). The totals are for people
+/// (`nimbus log`); no device recomputes them, and a folder that only one
+/// side has whole (moved in unchanged from a folder the other lacks) is
+/// counted at its top level only.
+pub(crate) fn totals<T>(
+    trees: &mut T,
+    ours: Option<nimbus_merge::TreeId>,
+    merged: nimbus_merge::TreeId,
+    ours_totals: (u64, u64),
+) -> Result<(u64, u64)>
+where
+    T: Trees + ?Sized,
+    FsError: From<T::Error>,
+{
+    let flats = flatten(trees, &[ours, Some(merged)])?;
+    let (before, after) = (sum(&flats[0]), sum(&flats[1]));
+    let files = (ours_totals.0 + after.0).saturating_sub(before.0);
+    let bytes = (ours_totals.1 + after.1).saturating_sub(before.1);
+    Ok((files, bytes))
+}
+
+/// Regular files (each id once, whatever its names) and their bytes.
+fn sum(flat: &Flat) -> (u64, u64) {
+    flat.values()
+        .filter(|n| n.kind == EntryKind::File)
+        .fold((0, 0), |(f, b), n| (f + 1, b + n.content.size))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::local::CacheLimits;
+    use nimbus_merge::{MemTrees, MissingTree};
+    use nimbus_vault::{Entry, Id, KdfParams, ShortId, Tree, Vault, VaultParams};
+
+    impl From<MissingTree> for FsError {
+        fn from(e: MissingTree) -> FsError {
+            FsError::new(ErrorKind::Corrupt, e.to_string())
+        }
+    }
+
+    fn test_local() -> (Local, tempfile::TempDir, tokio::runtime::Runtime) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mem = std::sync::Arc::new(nimbus_backend::MemoryBackend::new());
+        let (vault, _) = rt
+            .block_on(Vault::create(mem, b"pw", VaultParams::default(), KdfParams::minimum()))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let limits = CacheLimits {
+            mem: 1 << 20,
+            disk: 1 << 20,
+            decoded: 1 << 20,
+            cache_local_store: false,
+        };
+        let opened = Local::open(vault, rt.handle().clone(), dir.path(), &limits).unwrap();
+        (opened.local, dir, rt)
+    }
+
+    fn file(name: &str, id: u8, size: u64, blob: u8) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: Timestamp { secs: 1, nanos: 0 },
+            ctime: Timestamp { secs: 1, nanos: 0 },
+            size,
+            file_id: ShortId([id; 16]),
+            xattrs: vec![],
+            target: vec![],
+            rdev: 0,
+            content: vec![Id([blob; 32])],
+            subtree: None,
+        }
+    }
+
+    fn root(trees: &mut MemTrees, entries: Vec<Entry>) -> nimbus_merge::TreeId {
+        let mut t = Tree { entries };
+        t.entries.sort_by(|a, b| a.name.cmp(&b.name));
+        trees.insert(&t)
+    }
+
+    /// A commit in the vault whose root is a tree of `trees`.
+    fn commit(local: &Local, root: nimbus_merge::TreeId, parents: Vec<CommitId>, dev: u8) -> CommitId {
+        let new = NewCommit {
+            root,
+            parents,
+            device: ShortId([dev; 16]),
+            device_name: format!("device {dev}"),
+            time: Timestamp::now(),
+            message: "test".into(),
+            files: 0,
+            bytes: 0,
+            indexes: vec![],
+        };
+        local.rt.block_on(local.vault.write_commit(new)).unwrap().0
+    }
+
+    fn names(trees: &mut MemTrees, root: nimbus_merge::TreeId) -> Vec<String> {
+        let t = trees.get(&root).unwrap();
+        t.entries
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+            .collect()
+    }
+
+    /// Two devices edit the same file from one ancestor, and each adds a
+    /// file of its own: both new files are there, both versions of the
+    /// edited one survive (one under a conflict name), and a second merge
+    /// of the same heads, on another drive, makes the same tree.
+    #[test]
+    fn two_heads_merge_with_a_conflict_copy_and_the_same_tree_everywhere() {
+        let (local, _d, _rt) = test_local();
+        let mut trees = MemTrees::new();
+        let base_root = root(&mut trees, vec![file("notes.txt", 1, 10, 1)]);
+        let base = commit(&local, base_root, vec![], 1);
+        let a_root = root(&mut trees, vec![file("notes.txt", 1, 11, 2), file("a.txt", 2, 5, 3)]);
+        let a = commit(&local, a_root, vec![base], 1);
+        let b_root = root(&mut trees, vec![file("notes.txt", 1, 12, 4), file("b.txt", 3, 7, 5)]);
+        let b = commit(&local, b_root, vec![base], 2);
+
+        let merged = merge_heads(&local, &mut trees, &[a, b], Some(a)).unwrap();
+        assert_eq!(merged.heads.len(), 2);
+        assert_eq!(merged.copies.len(), 1, "{:?}", merged.copies);
+        let listed = names(&mut trees, merged.root);
+        assert!(listed.contains(&"a.txt".to_string()) && listed.contains(&"b.txt".to_string()));
+        assert_eq!(
+            listed.iter().filter(|n| n.starts_with("notes")).count(),
+            2,
+            "{listed:?}"
+        );
+        assert!(listed.iter().any(|n| n.contains("(conflict ")), "{listed:?}");
+        // From our side: b.txt is new, and a copy (or the name) changed.
+        assert!(!merged.report.is_empty());
+        // The copy's id is the vault's keyed id of the losing content.
+        let id_of = |size: u64, blob: u8| {
+            let c = Content {
+                blobs: vec![Id([blob; 32])],
+                size,
+                target: vec![],
+                rdev: 0,
+                tree: None,
+            };
+            local.vault.conflict_id(&ShortId([1; 16]), &c.hash())
+        };
+        assert!(
+            [id_of(11, 2), id_of(12, 4)].contains(&merged.copies[0].id),
+            "{:?}",
+            merged.copies
+        );
+
+        let again = merge_heads(&local, &mut trees, &[b, a], Some(b)).unwrap();
+        assert_eq!(again.root, merged.root, "the order of the heads does not matter");
+    }
+
+    #[test]
+    fn a_head_that_descends_from_the_other_is_a_fast_forward() {
+        let (local, _d, _rt) = test_local();
+        let mut trees = MemTrees::new();
+        let r1 = root(&mut trees, vec![file("x", 1, 1, 1)]);
+        let c1 = commit(&local, r1, vec![], 1);
+        let r2 = root(&mut trees, vec![file("x", 1, 2, 2)]);
+        let c2 = commit(&local, r2, vec![c1], 2);
+        let merged = merge_heads(&local, &mut trees, &[c1, c2], Some(c1)).unwrap();
+        assert_eq!(merged.heads.len(), 1);
+        assert_eq!((merged.heads[0].commit, merged.root), (c2, r2));
+    }
+
+    #[test]
+    fn the_merge_commit_names_both_heads_and_counts_the_merged_files() {
+        let (local, _d, _rt) = test_local();
+        let mut trees = MemTrees::new();
+        let base_root = root(&mut trees, vec![file("one", 1, 100, 1)]);
+        let base = commit(&local, base_root, vec![], 1);
+        let a_root = root(&mut trees, vec![file("one", 1, 100, 1), file("two", 2, 20, 2)]);
+        let a = commit(&local, a_root, vec![base], 1);
+        let b_root = root(&mut trees, vec![file("one", 1, 100, 1), file("three", 3, 3, 3)]);
+        let b = commit(&local, b_root, vec![base], 2);
+        let merged = merge_heads(&local, &mut trees, &[a, b], Some(a)).unwrap();
+        let (id, c) = write_merge_commit(
+            &local,
+            &mut trees,
+            &merged,
+            MergeCommit {
+                device: ShortId([1; 16]),
+                device_name: "laptop",
+                indexes: vec![],
+                ours_totals: (2, 120),
+                ours_root: Some(a_root),
+            },
+        )
+        .unwrap();
+        let mut parents = c.parents.clone();
+        parents.sort();
+        let mut both = vec![a, b];
+        both.sort();
+        assert_eq!(parents, both);
+        assert_eq!((c.message.as_str(), c.files, c.bytes), ("merge", 3, 123));
+        assert_eq!(c.generation, 3);
+        assert_eq!(local.rt.block_on(local.vault.read_commit(&id)).unwrap(), c);
+    }
+
+    #[test]
+    fn a_head_that_cannot_be_read_fails_the_merge() {
+        let (local, _d, _rt) = test_local();
+        let mut trees = MemTrees::new();
+        let r = root(&mut trees, vec![]);
+        let c = commit(&local, r, vec![], 1);
+        let err = merge_heads(&local, &mut trees, &[c, Id([5; 32])], Some(c)).unwrap_err();
+        assert!(err.to_string().contains("ref names it"), "{err}");
+    }
+}
