@@ -38,6 +38,11 @@ pub struct Args {
     /// Seconds without changes before they are committed to the vault.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     commit_delay: u64,
+    /// Seconds between looks for other devices' changes while nothing
+    /// happens (0: chosen by the store, a few seconds on your own server,
+    /// longer on a cloud that bills requests).
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    poll_interval: u64,
     /// Size limit of the local cache of downloaded data, in MiB.
     #[arg(long, default_value_t = 4096, value_name = "MIB")]
     cache_size: u64,
@@ -181,6 +186,8 @@ fn child_command(g: &GlobalArgs, a: &Args, store: &str, mp: &Path, state: &Path)
         .arg("--password-stdin")
         .arg("--commit-delay")
         .arg(a.commit_delay.to_string())
+        .arg("--poll-interval")
+        .arg(a.poll_interval.to_string())
         .arg("--cache-size")
         .arg(a.cache_size.to_string())
         .arg("--state-dir")
@@ -332,6 +339,7 @@ fn foreground(g: &GlobalArgs, a: &Args, mp: &Path, rt: &tokio::runtime::Runtime)
         commit_delay: Duration::from_secs(a.commit_delay),
         cache_limit: a.cache_size << 20,
         paused: false,
+        poll_interval: (a.poll_interval > 0).then(|| Duration::from_secs(a.poll_interval)),
     };
     let opened = nimbus_host::open_drive(rt.handle(), backend, pw.as_bytes(), &opts, Some(mp))?;
     drop(pw);

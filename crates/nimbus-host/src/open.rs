@@ -32,6 +32,9 @@ pub struct DriveOptions {
     pub cache_limit: u64,
     /// Uploads paused from the start.
     pub paused: bool,
+    /// How often to look for other devices' changes when idle; `None`
+    /// chooses by the store (docs/SYNC.md §1.3).
+    pub poll_interval: Option<Duration>,
 }
 
 /// An opened drive: its working copy, its vault's id, and the mount lock
@@ -180,6 +183,7 @@ mod tests {
             commit_delay: Duration::from_secs(5),
             cache_limit: 1 << 20,
             paused: false,
+            poll_interval: None,
         };
         let mp = state.path().join("mnt");
 
@@ -229,6 +233,7 @@ mod tests {
             commit_delay: Duration::from_secs(3600),
             cache_limit: 1 << 20,
             paused: false,
+            poll_interval: None,
         };
         let opened = open_drive(rt.handle(), mem, b"pw", &opts, None).unwrap();
         let (_, fh) = opened.fs.create(Ctx::ROOT, nimbus_fs::ROOT, b"f.txt", 0o644).unwrap();

@@ -56,6 +56,9 @@ pub struct DriveConfig {
     pub mount_at_start: bool,
     pub cache_size_mib: u64,
     pub commit_delay_secs: u64,
+    /// Seconds between looks for other devices' changes when idle; 0
+    /// chooses by the store (docs/SYNC.md §1.3).
+    pub poll_interval_secs: u64,
     /// Minutes without use before this drive locks itself; `None` takes the
     /// service's setting, 0 never.
     pub auto_lock_minutes: Option<u64>,
@@ -78,6 +81,7 @@ impl Default for DriveConfig {
             mount_at_start: true,
             cache_size_mib: 4096,
             commit_delay_secs: 5,
+            poll_interval_secs: 0,
             auto_lock_minutes: None,
             upload_limit: None,
             download_limit: None,

@@ -177,6 +177,7 @@ impl Drive {
             commit_delay: Duration::from_secs(cfg.commit_delay_secs),
             cache_limit: cfg.cache_size_mib << 20,
             paused: cfg.paused,
+            poll_interval: (cfg.poll_interval_secs > 0).then(|| Duration::from_secs(cfg.poll_interval_secs)),
         };
         nimbus_host::open_drive(&self.rt, backend, password.as_bytes(), &opts, lock_at).map_err(from_open)
     }
