@@ -29,6 +29,7 @@ mod local;
 mod meta;
 mod slot;
 mod snapshots;
+mod sync;
 mod types;
 
 pub use error::{DbError, ErrorKind, FsError, Result};

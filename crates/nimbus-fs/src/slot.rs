@@ -163,8 +163,13 @@ mod tests {
             .build()
             .unwrap();
         let backend: nimbus_backend::DynBackend = Arc::new(nimbus_backend::MemoryBackend::new());
-        rt.block_on(Vault::create(backend.clone(), b"pw", VaultParams::default(), KdfParams::minimum()))
-            .unwrap();
+        rt.block_on(Vault::create(
+            backend.clone(),
+            b"pw",
+            VaultParams::default(),
+            KdfParams::minimum(),
+        ))
+        .unwrap();
         let state = tempfile::tempdir().unwrap();
         let device = DeviceId::random();
         let load = || {
@@ -187,10 +192,16 @@ mod tests {
         taken.shutdown().unwrap();
         drop((taken, fs));
         let second = load();
-        assert!(second.kernel_refs().knows(unknown), "outside a slot it cannot tell: it assumes yes");
+        assert!(
+            second.kernel_refs().knows(unknown),
+            "outside a slot it cannot tell: it assumes yes"
+        );
         slot.put(second);
         let fs = slot.get().unwrap();
-        assert!(fs.kernel_refs().knows(a), "the kernel still caches the inode handed out before the lock");
+        assert!(
+            fs.kernel_refs().knows(a),
+            "the kernel still caches the inode handed out before the lock"
+        );
         assert!(!fs.kernel_refs().knows(unknown));
         // Its forgets count against the references handed out before.
         fs.forget(a, 1).unwrap();
