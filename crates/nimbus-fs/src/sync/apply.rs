@@ -26,7 +26,7 @@ use crate::error::{FsError, Result};
 use crate::kernel::{KernelCache, KernelCall, KernelRefs};
 use crate::local::Local;
 use crate::meta::inodes::{self, Row};
-use crate::meta::{dentries, dirty, state, xattrs, Conn};
+use crate::meta::{dentries, dirty, pins, state, xattrs, Conn};
 use crate::types::{ContentList, Ino, ROOT};
 
 /// What the apply must reach: the new head and its root tree, and how the
@@ -80,6 +80,9 @@ impl Applied {
     }
 }
 
+/// The caller holds `Engine::serial` (no commit runs beside it) and no
+/// other core lock.
+///
 /// Applies `target` to the working copy whose last synced tree is `base`
 /// (`None`: empty), keeping local changes with `dirty_epoch > since` (they
 /// are newer than anything in the target), in one transaction that also
@@ -133,6 +136,8 @@ pub(crate) fn apply(
         })?
     };
     local.db.commit(true)?;
+    // New blobs of pinned files and folders stay on this device.
+    local.refresh_pins()?;
     Ok(applied)
 }
 
@@ -587,7 +592,8 @@ impl Rebase<'_> {
         let mtime = t.kind == EntryKind::File && b.map_or(row.mtime, |b| b.meta.mtime) != t.meta.mtime;
         let here = row.dirty_epoch > self.since || row.staging.is_some() || self.is_open(row.ino);
         if here {
-            if content {
+            // The same change made on both sides is one change (§3.3).
+            if content && !(row.staging.is_none() && same_content(row, t)) {
                 self.conflict_copy(id, row, t)?;
             }
             return Ok(row.ino);
@@ -628,6 +634,9 @@ impl Rebase<'_> {
         new.meta.ctime = row.ctime;
         new.meta.xattrs = xattr_map(&xattrs::all(self.c, row.ino)?);
         let ino = self.insert_row(&row.file_id, &new, row.nlink, 0)?;
+        if pins::is_pinned(self.c, row.ino)? {
+            pins::set(self.c, ino, true)?;
+        }
         for (parent, name) in dentries::names_of(self.c, row.ino)? {
             dentries::repoint(self.c, parent, &name, ino)?;
             self.name_changed(parent, &name);

@@ -534,6 +534,54 @@ fn a_rename_moves_the_names() {
 }
 
 #[test]
+fn a_swap_of_two_names_keeps_each_inode() {
+    let (mut env, base) = Env::with(|d| {
+        d.file(1, 0, "a", b"one").file(2, 0, "b", b"two");
+    });
+    let (a, b) = (env.ino("a"), env.ino("b"));
+    let mut d = env.draft(&base);
+    d.node(1).places = BTreeSet::from([place(0, "b")]);
+    d.node(2).places = BTreeSet::from([place(0, "a")]);
+    let t = env.commit(d);
+    env.apply(&t, &KernelRefs::attached());
+    assert_eq!((env.ino("a"), env.ino("b")), (b, a));
+    assert_eq!((env.read("a"), env.read("b")), (b"two".to_vec(), b"one".to_vec()));
+    assert_eq!(env.commit_everything(), t.root);
+}
+
+#[test]
+fn the_same_edit_on_both_sides_makes_no_copy() {
+    let (mut env, base) = Env::with(|d| {
+        d.file(1, 0, "a", b"one");
+    });
+    env.edit_here("a", b"same");
+    let mut d = env.draft(&base);
+    d.write(1, b"same");
+    let t = env.commit(d);
+    let applied = env.apply(&t, &KernelRefs::attached());
+    assert!(applied.report.copies.is_empty());
+    assert_eq!(env.names("/"), ["a"]);
+}
+
+#[test]
+fn a_pinned_file_stays_pinned_in_its_new_inode() {
+    let (mut env, base) = Env::with(|d| {
+        d.file(1, 0, "a", b"one");
+    });
+    let before = env.ino("a");
+    env.local.db.write(|c| crate::meta::pins::set(c, before, true)).unwrap();
+    let refs = KernelRefs::attached();
+    refs.remember(before);
+    let mut d = env.draft(&base);
+    d.write(1, b"two");
+    let t = env.commit(d);
+    env.apply(&t, &refs);
+    let after = env.ino("a");
+    assert_ne!(after, before);
+    assert!(env.local.db.read(|c| crate::meta::pins::is_pinned(c, after)).unwrap());
+}
+
+#[test]
 fn a_delete_removes_the_file_and_an_emptied_folder() {
     let (mut env, base) = Env::with(|d| {
         d.dir(1, 0, "d").file(2, 1, "a", b"one").file(3, 0, "b", b"two");
