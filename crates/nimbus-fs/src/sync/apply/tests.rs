@@ -581,6 +581,109 @@ fn a_pinned_file_stays_pinned_in_its_new_inode() {
     assert!(env.local.db.read(|c| crate::meta::pins::is_pinned(c, after)).unwrap());
 }
 
+/// Deletes `name` in folder `dir` here, after the last commit, as
+/// `unlink` and `rmdir` do.
+fn delete_here(env: &Env, dir: &str, name: &str) {
+    let parent = env.ino(dir);
+    let epoch = env.local.cur_epoch();
+    env.local
+        .db
+        .write(|c| {
+            let ino = dentries::lookup(c, parent, name.as_bytes())?.unwrap();
+            let row = inodes::get(c, ino)?;
+            dentries::remove(c, parent, name.as_bytes())?;
+            inodes::delete(c, ino)?;
+            if row.kind == EntryKind::Dir {
+                inodes::add_nlink(c, parent, -1)?;
+            }
+            dirty::mark_dir(c, parent, epoch)
+        })
+        .unwrap();
+}
+
+/// Moves `from` (a name in the root) to `to` (in folder `dir`) here.
+fn move_here(env: &Env, from: &str, dir: &str, to: &str) {
+    let (ino, dest) = (env.ino(from), env.ino(dir));
+    let epoch = env.local.cur_epoch();
+    env.local
+        .db
+        .write(|c| {
+            dentries::rename(c, ROOT, from.as_bytes(), dest, to.as_bytes())?;
+            if inodes::get(c, ino)?.kind == EntryKind::Dir {
+                inodes::set_parent(c, ino, dest)?;
+                inodes::add_nlink(c, ROOT, -1)?;
+                inodes::add_nlink(c, dest, 1)?;
+            }
+            dirty::mark_dir(c, ROOT, epoch)?;
+            dirty::mark_dir(c, dest, epoch)
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_file_deleted_here_and_changed_there_comes_back_with_its_folder() {
+    let (mut env, base) = Env::with(|d| {
+        d.dir(1, 0, "d").file(2, 1, "a", b"one").file(3, 1, "b", b"two");
+    });
+    delete_here(&env, "d", "a");
+    delete_here(&env, "d", "b");
+    delete_here(&env, "/", "d");
+    let mut d = env.draft(&base);
+    d.write(2, b"edited there");
+    let t = env.commit(d);
+    let applied = env.apply(&t, &KernelRefs::attached());
+    assert_eq!(env.read("d/a"), b"edited there", "an edit beats a delete");
+    assert_eq!(env.names("d"), ["a"], "only what is needed comes back");
+    let since = env.local.db.read(state::committed_epoch).unwrap();
+    assert!(
+        env.row("d").unwrap().dirty_epoch > since,
+        "the next commit writes the folder"
+    );
+    assert_eq!(applied.report.kept, 1, "the file; its folder only came along");
+    env.walk();
+    env.commit_everything();
+}
+
+#[test]
+fn a_move_here_beats_a_move_there_and_a_cycle_is_broken() {
+    let (mut env, base) = Env::with(|d| {
+        d.dir(1, 0, "x").dir(2, 0, "y").file(3, 0, "f", b"one");
+    });
+    // Here: x into y, f into y. There: y into x, f renamed to g.
+    move_here(&env, "x", "y", "x");
+    move_here(&env, "f", "y", "f");
+    let mut d = env.draft(&base);
+    d.node(2).places = BTreeSet::from([place(1, "y")]);
+    d.node(3).places = BTreeSet::from([place(0, "g")]);
+    let t = env.commit(d);
+    env.apply(&t, &KernelRefs::attached());
+    assert!(env.row("y/f").is_some(), "the person's move stays");
+    assert!(env.row("g").is_none());
+    // y cannot go into x, which is inside y now: it stays where it is.
+    assert_eq!(env.row("y").unwrap().file_id, fid(2));
+    assert_eq!(env.row("y/x").unwrap().file_id, fid(1));
+    let rows = env.walk();
+    assert!(rows.iter().any(|r| r.file_id == fid(2)) && rows.iter().any(|r| r.file_id == fid(1)));
+    env.commit_everything();
+}
+
+#[test]
+fn a_hard_link_loses_the_name_removed_there() {
+    let (mut env, base) = Env::with(|d| {
+        d.file(1, 0, "a", b"one");
+        d.node(1).places.insert(place(0, "b"));
+    });
+    assert_eq!(env.row("a").unwrap().nlink, 2);
+    let mut d = env.draft(&base);
+    d.node(1).places = BTreeSet::from([place(0, "b")]);
+    let t = env.commit(d);
+    let applied = env.apply(&t, &KernelRefs::attached());
+    assert_eq!(env.names("/"), ["b"]);
+    assert_eq!(env.row("b").unwrap().nlink, 1);
+    assert_eq!(applied.calls, calls(vec![entry(ROOT, "a"), KernelCall::Inode(ROOT)]));
+    assert_eq!(env.commit_everything(), t.root);
+}
+
 #[test]
 fn a_delete_removes_the_file_and_an_emptied_folder() {
     let (mut env, base) = Env::with(|d| {
