@@ -84,7 +84,8 @@ impl Applied {
 /// other core lock.
 ///
 /// Applies `target` to the working copy whose last synced tree is `base`
-/// (`None`: empty), keeping local changes with `dirty_epoch > since` (they
+/// (`c`'s root when a commit was just built, else the local head's;
+/// `None` only for an empty working copy), keeping local changes with `dirty_epoch > since` (they
 /// are newer than anything in the target), in one transaction that also
 /// sets the head to `target.head`, the committed epoch to `committed` (when
 /// given) and clears the `applying` marker. Returns what changed and the
@@ -583,7 +584,8 @@ impl Rebase<'_> {
 
     /// The content rule of §4.3; returns the inode that holds the names now.
     fn update_content(&mut self, id: &FileId, row: &Row, b: Option<&Node>, t: &Node) -> Result<Ino> {
-        // Without a base (an unknown ancestor), the row is compared itself.
+        // An id the base lacks but a row holds (an alias, an apply run
+        // again): the row is compared itself.
         let content = match b {
             Some(b) => b.kind != t.kind || b.content != t.content,
             None => !same_content(row, t),
