@@ -14,8 +14,8 @@
 //! pages back or wait for the folder a request is working in, which would
 //! deadlock against a held lock or the very request waiting.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::types::Ino;
 
@@ -220,6 +220,116 @@ impl KernelCache for KernelLink {
     }
 }
 
+/// How many times the kernel was handed each inode (FUSE's lookup count)
+/// and has not yet forgotten it. A file without names stays while the
+/// kernel may still open it by number, and the sync engine never gives an
+/// inode the kernel knows new content (docs/SYNC.md §4.5).
+///
+/// The counts belong to the mount, not to one drive: a [`crate::Slot`]
+/// keeps them and every drive put in it [`joins`](KernelRefs::join) them,
+/// so a drive unlocked under a mount that stayed up knows what the kernel
+/// was handed before the lock. A drive's own counts, before any slot
+/// joined them, are *unattached*: nobody can tell what a kernel knows, so
+/// [`KernelRefs::knows`] says yes for every inode (a new inode for every
+/// content change is always safe; content in place under a kernel's cache
+/// is not).
+///
+/// Lock order: a leaf. Nothing else is locked while it is held.
+pub(crate) struct KernelRefs {
+    shared: RwLock<Arc<Mutex<Counts>>>,
+}
+
+#[derive(Default)]
+#[cfg_attr(not(test), allow(dead_code))] // `attached` is read by `knows`
+struct Counts {
+    by_ino: HashMap<Ino, u64>,
+    /// The counts of a mount (a slot's), rather than a drive's own.
+    attached: bool,
+}
+
+impl KernelRefs {
+    /// A drive's own counts, until a slot joins them to its mount's.
+    pub fn unattached() -> KernelRefs {
+        KernelRefs {
+            shared: RwLock::new(Arc::new(Mutex::new(Counts::default()))),
+        }
+    }
+
+    /// A mount's counts (a slot's): the kernel knows exactly what they say.
+    pub fn attached() -> KernelRefs {
+        KernelRefs {
+            shared: RwLock::new(Arc::new(Mutex::new(Counts {
+                by_ino: HashMap::new(),
+                attached: true,
+            }))),
+        }
+    }
+
+    fn counts(&self) -> Option<Arc<Mutex<Counts>>> {
+        self.shared.read().ok().map(|s| s.clone())
+    }
+
+    /// Shares `mount`'s counts from now on, adding what these held.
+    pub fn join(&self, mount: &KernelRefs) {
+        let Some(target) = mount.counts() else { return };
+        let Ok(mut mine) = self.shared.write() else { return };
+        if Arc::ptr_eq(&mine, &target) {
+            return;
+        }
+        let old = mine.lock().map(|c| c.by_ino.clone()).unwrap_or_default();
+        if let Ok(mut t) = target.lock() {
+            for (ino, n) in old {
+                *t.by_ino.entry(ino).or_insert(0) += n;
+            }
+        }
+        *mine = target;
+    }
+
+    /// The kernel was handed `ino` once more.
+    pub fn remember(&self, ino: Ino) {
+        if let Some(c) = self.counts() {
+            if let Ok(mut c) = c.lock() {
+                *c.by_ino.entry(ino).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// The kernel let go of `n` references to `ino`: true when that was
+    /// its last (and it held any).
+    pub fn forget(&self, ino: Ino, n: u64) -> bool {
+        let Some(c) = self.counts() else { return false };
+        let Ok(mut c) = c.lock() else { return false };
+        match c.by_ino.get_mut(&ino) {
+            Some(k) if *k > n => {
+                *k -= n;
+                false
+            }
+            Some(_) => {
+                c.by_ino.remove(&ino);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the kernel holds a reference to `ino` by the counts (what
+    /// keeps a nameless file alive).
+    pub fn holds(&self, ino: Ino) -> bool {
+        self.counts()
+            .and_then(|c| c.lock().ok().map(|c| c.by_ino.contains_key(&ino)))
+            .unwrap_or(false)
+    }
+
+    /// Whether the kernel may cache anything of `ino`: it holds it, or
+    /// these counts are not a mount's and so cannot say.
+    #[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
+    pub fn knows(&self, ino: Ino) -> bool {
+        self.counts()
+            .and_then(|c| c.lock().ok().map(|c| !c.attached || c.by_ino.contains_key(&ino)))
+            .unwrap_or(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +402,25 @@ mod tests {
         link.inval_attr(4);
         assert_eq!(first.calls(), vec![KernelCall::Attr(3)]);
         assert_eq!(second.calls(), vec![KernelCall::Attr(4)]);
+    }
+
+    #[test]
+    fn refs_joined_to_a_mount_share_its_counts() {
+        let mount = KernelRefs::attached();
+        let first = KernelRefs::unattached();
+        assert!(first.knows(7), "unattached counts cannot say, so they say yes");
+        first.remember(7);
+        first.join(&mount);
+        assert!(mount.holds(7) && first.knows(7) && !first.knows(8));
+        // A second drive in the same mount sees the first one's counts.
+        let second = KernelRefs::unattached();
+        second.join(&mount);
+        assert!(second.holds(7) && !second.knows(8));
+        second.remember(7);
+        assert!(!first.forget(7, 1));
+        assert!(second.forget(7, 1), "the last reference");
+        assert!(!mount.holds(7) && !second.knows(7));
+        second.join(&mount);
+        assert!(!second.forget(9, 1), "never handed out");
     }
 }

@@ -10,7 +10,9 @@
 //! The slot also remembers when the drive was last used, for auto-lock,
 //! and carries the mount's [`KernelCache`] to every drive put in it (the
 //! adapter sets it once it has mounted; until then, and without a mount,
-//! it is [`NoKernelCache`]).
+//! it is [`NoKernelCache`]). It keeps what the kernel was handed
+//! ([`KernelRefs`]) too: the kernel outlives a lock, so a drive put back
+//! must know which inodes it still caches (docs/SYNC.md §4.5).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::Fs;
-use crate::kernel::{KernelCache, NoKernelCache};
+use crate::kernel::{KernelCache, KernelRefs, NoKernelCache};
 use crate::types::{Attr, Ctx, ROOT};
 use nimbus_vault::{EntryKind, Timestamp};
 
@@ -31,13 +33,18 @@ pub struct Slot {
     last_use: AtomicU64,
     /// The mount's kernel caches, given to each drive put in the slot.
     kernel: RwLock<Arc<dyn KernelCache>>,
+    /// The inodes the mount's kernel holds, shared by every drive put in.
+    refs: KernelRefs,
 }
 
 impl Slot {
     pub fn new(fs: Option<Arc<Fs>>, owner: Ctx) -> Arc<Slot> {
         let kernel: Arc<dyn KernelCache> = Arc::new(NoKernelCache);
+        // A new slot is a new mount: its kernel has been handed nothing.
+        let refs = KernelRefs::attached();
         if let Some(fs) = &fs {
             fs.set_kernel_cache(kernel.clone());
+            fs.kernel_refs().join(&refs);
         }
         Arc::new(Slot {
             fs: RwLock::new(fs),
@@ -45,6 +52,7 @@ impl Slot {
             born: Instant::now(),
             last_use: AtomicU64::new(0),
             kernel: RwLock::new(kernel),
+            refs,
         })
     }
 
@@ -96,6 +104,9 @@ impl Slot {
         if let Ok(k) = &kernel {
             fs.set_kernel_cache(Arc::clone(k));
         }
+        // Before it serves a request: what the kernel holds from the drive
+        // taken out is held from this one too.
+        fs.kernel_refs().join(&self.refs);
         if let Ok(mut f) = self.fs.write() {
             *f = Some(fs);
         }
@@ -132,5 +143,71 @@ impl Slot {
             mtime: t,
             ctime: t,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::fs::FsOptions;
+    use nimbus_vault::{DeviceId, KdfParams, Vault, VaultParams};
+
+    /// docs/SYNC.md §8.0: a drive unlocked under a mount that stayed up
+    /// knows the inodes the kernel was handed before the lock.
+    #[test]
+    fn a_drive_put_back_knows_what_the_kernel_was_handed_before_the_lock() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let backend: nimbus_backend::DynBackend = Arc::new(nimbus_backend::MemoryBackend::new());
+        rt.block_on(Vault::create(
+            backend.clone(),
+            b"pw",
+            VaultParams::default(),
+            KdfParams::minimum(),
+        ))
+        .unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let device = DeviceId::random();
+        let load = || {
+            let vault = rt.block_on(Vault::open(backend.clone(), b"pw")).unwrap();
+            let mut opts = FsOptions::new(state.path().join("vault"), device);
+            opts.commit_delay = Duration::from_secs(3600);
+            Fs::load(vault, rt.handle().clone(), opts).unwrap()
+        };
+        let first = load();
+        let a = first.create(Ctx::ROOT, ROOT, b"a", 0o644).unwrap().0.ino;
+        let unknown = first.create(Ctx::ROOT, ROOT, b"b", 0o644).unwrap().0.ino;
+        let slot = Slot::new(Some(first), Ctx::ROOT);
+        let fs = slot.get().unwrap();
+        fs.remember(a);
+        fs.remember(a);
+        assert!(fs.kernel_refs().knows(a) && !fs.kernel_refs().knows(unknown));
+
+        // Locked, then unlocked: a new drive over the same state.
+        let taken = slot.take().unwrap();
+        taken.shutdown().unwrap();
+        drop((taken, fs));
+        let second = load();
+        assert!(
+            second.kernel_refs().knows(unknown),
+            "outside a slot it cannot tell: it assumes yes"
+        );
+        slot.put(second);
+        let fs = slot.get().unwrap();
+        assert!(
+            fs.kernel_refs().knows(a),
+            "the kernel still caches the inode handed out before the lock"
+        );
+        assert!(!fs.kernel_refs().knows(unknown));
+        // Its forgets count against the references handed out before.
+        fs.forget(a, 1).unwrap();
+        assert!(fs.kernel_refs().holds(a));
+        fs.forget(a, 1).unwrap();
+        assert!(!fs.kernel_refs().holds(a));
+        fs.shutdown_without_commit();
     }
 }

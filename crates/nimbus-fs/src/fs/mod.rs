@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::cache::sealed_file::SealedFile;
 use crate::commit::{rebuild, CommitOptions, Engine};
 use crate::content::{Node, Nodes};
-use crate::error::{lock_err, ErrorKind, FsError, Result};
-use crate::kernel::{KernelCache, KernelLink};
+use crate::error::{ErrorKind, FsError, Result};
+use crate::kernel::{KernelCache, KernelLink, KernelRefs};
 use crate::local::{CacheLimits, Local};
 use crate::meta::{dentries, dirty, inodes, state, Conn};
 use crate::snapshots::Snapshots;
@@ -105,7 +105,8 @@ pub struct Fs {
     /// How many times the kernel was handed each inode (FUSE's lookup
     /// count) and has not yet forgotten it. A file without names stays
     /// while the kernel may still open it by number (see `maybe_delete`).
-    kernel_refs: Mutex<HashMap<Ino, u64>>,
+    /// The mount's counts once a [`crate::Slot`] joins them (`kernel.rs`).
+    kernel_refs: Arc<KernelRefs>,
     next_fh: AtomicU64,
     commits: Arc<Engine>,
     snapshots: Arc<Snapshots>,
@@ -161,7 +162,7 @@ impl Fs {
             local,
             nodes,
             handles: Mutex::new(HashMap::new()),
-            kernel_refs: Mutex::new(HashMap::new()),
+            kernel_refs: Arc::new(KernelRefs::unattached()),
             next_fh: AtomicU64::new(1),
             commits,
             snapshots,
@@ -198,6 +199,12 @@ impl Fs {
     /// mount's cache on every drive put in it.
     pub fn set_kernel_cache(&self, cache: Arc<dyn KernelCache>) {
         self.kernel.set(cache);
+    }
+
+    /// What the kernel was handed and has not forgotten: the mount's
+    /// counts once a [`crate::Slot`] joined them (`Slot::new`, `Slot::put`).
+    pub(crate) fn kernel_refs(&self) -> &Arc<KernelRefs> {
+        &self.kernel_refs
     }
 
     /// Where the drive's kernel invalidations go: the cache last set, or a
@@ -245,28 +252,13 @@ impl Fs {
         if ino == ROOT || Snapshots::owns(ino) {
             return;
         }
-        if let Ok(mut r) = self.kernel_refs.lock() {
-            *r.entry(ino).or_insert(0) += 1;
-        }
+        self.kernel_refs.remember(ino);
     }
 
     /// The kernel let go of `n` of its references to `ino`; a file that
     /// has lost its last name and is not open goes with the last one.
     pub fn forget(&self, ino: Ino, n: u64) -> Result<()> {
-        let gone = {
-            let mut r = self.kernel_refs.lock().map_err(|_| lock_err())?;
-            match r.get_mut(&ino) {
-                Some(c) if *c > n => {
-                    *c -= n;
-                    false
-                }
-                Some(_) => {
-                    r.remove(&ino);
-                    true
-                }
-                None => false,
-            }
-        };
+        let gone = self.kernel_refs.forget(ino, n);
         if gone && self.local.db.read(|c| Ok(inodes::get_opt(c, ino)?.map(|r| r.nlink)))? == Some(0) {
             self.maybe_delete(ino)?;
         }
@@ -287,7 +279,7 @@ impl Fs {
         // The kernel may still open it by the number a lookup gave it (a
         // reader between the lookup and the open of a name a rename just
         // took over): it goes when the kernel forgets it.
-        if self.kernel_refs.lock().map(|r| r.contains_key(&ino)).unwrap_or(false) {
+        if self.kernel_refs.holds(ino) {
             return Ok(());
         }
         let staging = self.local.db.write(|c| {

@@ -54,6 +54,19 @@ pub(crate) fn parents(c: &Connection, ino: Ino) -> Result<Vec<Ino>> {
     Ok(out)
 }
 
+/// Every name of `ino`: its folder and its name there, oldest first.
+#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
+pub(crate) fn names_of(c: &Connection, ino: Ino) -> Result<Vec<(Ino, Vec<u8>)>> {
+    let mut st = c.prepare_cached("SELECT parent, name FROM dentries WHERE ino = ?1 ORDER BY id")?;
+    let rows = st.query_map([ino as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (parent, name) = r?;
+        out.push((parent as u64, name));
+    }
+    Ok(out)
+}
+
 pub(crate) fn is_empty_dir(c: &Connection, ino: Ino) -> Result<bool> {
     Ok(c.prepare_cached("SELECT 1 FROM dentries WHERE parent = ?1 LIMIT 1")?
         .query_row([ino as i64], |_| Ok(()))

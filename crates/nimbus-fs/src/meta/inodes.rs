@@ -212,6 +212,23 @@ pub(crate) fn by_file_id(c: &Connection, id: &FileId) -> Result<Vec<Row>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// Gives an inode another file id (a merge alias, docs/SYNC.md §4.3: two
+/// devices made the same folder or file, and the merge kept one id).
+#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
+pub(crate) fn set_file_id(c: &Connection, ino: Ino, id: &FileId) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET file_id = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, id.0.as_slice()])?;
+    Ok(())
+}
+
+/// A symlink's new target, from another device.
+#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
+pub(crate) fn set_target(c: &Connection, ino: Ino, target: &[u8]) -> Result<()> {
+    c.prepare_cached("UPDATE inodes SET target = ?2 WHERE ino = ?1")?
+        .execute(params![ino as i64, target])?;
+    Ok(())
+}
+
 pub fn check_name(name: &[u8]) -> Result<()> {
     if name.len() > nimbus_vault::tree::MAX_NAME {
         return Err(FsError::new(
