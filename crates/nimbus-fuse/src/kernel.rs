@@ -279,7 +279,10 @@ mod tests {
         let (cache, go, _sent) = gated();
         cache.inval_inode(7);
         let t = Instant::now();
-        assert!(!cache.queue.wait_empty(Duration::from_millis(200)), "a stuck notice waits");
+        assert!(
+            !cache.queue.wait_empty(Duration::from_millis(200)),
+            "a stuck notice waits"
+        );
         assert!(t.elapsed() >= Duration::from_millis(200));
         go.send(()).unwrap();
         assert!(cache.queue.wait_empty(Duration::from_secs(10)));
