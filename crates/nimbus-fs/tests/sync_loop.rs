@@ -101,29 +101,33 @@ fn a_device_notices_the_others_new_snapshot_within_a_few_polls() {
     a.sync_now().unwrap();
     let b = load(&rt, mem.clone(), &tmp.path().join("b"), db).unwrap();
     polls(&b, 2);
-    assert!(b.sync_state().waiting.is_empty(), "{:?}", b.sync_state());
+    assert!(b.sync_state().waiting.is_empty(), "the same head: {:?}", b.sync_state());
 
-    write(&a, "two", b"2");
-    a.sync_now().unwrap();
-    wait_for("b sees a's snapshot waiting", || {
-        b.sync_state().waiting.iter().any(|h| h.device == da && h.ahead)
-    });
-    let st = b.sync_state();
-    assert_eq!(st.waiting.len(), 1, "{st:?}");
-    assert_eq!(st.failures, 0);
-    // A is ahead of nothing: B has no snapshot of its own.
-    polls(&a, 2);
-    assert!(a.sync_state().waiting.is_empty(), "{:?}", a.sync_state());
-
-    // B's own commit on its older head: two heads, which wait for the
-    // merge; B's commit is published as before.
-    write(&b, "three", b"3");
+    // B commits on A's head: A's ref is behind B's head, no news for B;
+    // A is behind B's, a fast-forward for A.
+    write(&b, "two", b"2");
     b.sync_now().unwrap();
+    wait_for("a sees b's snapshot ahead", || {
+        a.sync_state().waiting.iter().any(|h| h.device == db && h.ahead)
+    });
+    assert_eq!(a.sync_state().waiting.len(), 1, "{:?}", a.sync_state());
+    assert_eq!(a.sync_state().failures, 0);
+    polls(&b, 3);
+    assert!(
+        b.sync_state().waiting.is_empty(),
+        "an ancestor is news: {:?}",
+        b.sync_state()
+    );
+
+    // A commits on its older head: two heads, which wait for the merge on
+    // both devices; A's commit is published as before.
+    write(&a, "three", b"3");
+    a.sync_now().unwrap();
+    wait_for("a sees two heads", || {
+        a.sync_state().waiting.iter().any(|h| h.device == db && !h.ahead)
+    });
     wait_for("b sees two heads", || {
         b.sync_state().waiting.iter().any(|h| h.device == da && !h.ahead)
-    });
-    wait_for("a sees b's head", || {
-        a.sync_state().waiting.iter().any(|h| h.device == db)
     });
     a.shutdown().unwrap();
     b.shutdown().unwrap();
@@ -146,9 +150,9 @@ fn an_idle_poll_costs_one_listing_and_no_read() {
     let (stats, after) = (store.stats(), b.sync_state().polls);
     assert_eq!(stats.gets, 0, "{stats:?}");
     assert_eq!((stats.puts, stats.stats, stats.deletes), (0, 0, 0), "{stats:?}");
-    // One listing per poll (one more may be under way as we count).
+    // One listing per poll (give or take the polls under way as we count).
     assert!(
-        stats.lists >= after - before && stats.lists <= after - before + 1,
+        stats.lists + 1 >= after - before && stats.lists <= after - before + 2,
         "{} listings for {} polls",
         stats.lists,
         after - before
