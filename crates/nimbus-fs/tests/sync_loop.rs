@@ -162,6 +162,39 @@ fn an_idle_poll_costs_one_listing_and_no_read() {
 }
 
 #[test]
+fn a_poll_that_sees_a_newer_ref_hands_over_the_memory_of_refs_seen() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let da = DeviceId::random();
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), da).unwrap();
+    write(&a, "one", b"1");
+    a.sync_now().unwrap();
+
+    let saved: Arc<std::sync::Mutex<Vec<std::collections::HashMap<DeviceId, u64>>>> = Arc::default();
+    let vault = rt.block_on(Vault::open(mem.clone(), b"pw")).unwrap();
+    let mut opts = FsOptions::new(tmp.path().join("b"), DeviceId::random());
+    opts.commit_delay = Duration::from_secs(3600);
+    opts.poll = Some(POLL);
+    let s = saved.clone();
+    opts.on_refs_seen = Some(Box::new(move |seen| s.lock().unwrap().push(seen.clone())));
+    let b = Fs::load(vault, rt.handle().clone(), opts).unwrap();
+    polls(&b, 3);
+    // Opening read every ref already: nothing new to save.
+    assert!(saved.lock().unwrap().is_empty(), "{:?}", saved.lock().unwrap());
+
+    write(&a, "two", b"2");
+    a.sync_now().unwrap();
+    wait_for("b saved a's newer ref", || {
+        saved.lock().unwrap().last().is_some_and(|m| m.get(&da) == Some(&2))
+    });
+    polls(&b, 3);
+    assert_eq!(saved.lock().unwrap().len(), 1, "idle polls raised nothing");
+    b.shutdown().unwrap();
+    a.shutdown().unwrap();
+}
+
+#[test]
 fn polling_backs_off_while_the_store_is_down_and_recovers() {
     let rt = rt();
     let tmp = tempfile::tempdir().unwrap();
