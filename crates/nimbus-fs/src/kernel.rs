@@ -33,8 +33,11 @@ pub trait KernelCache: Send + Sync {
     /// watchers (inotify) of the deletion.
     fn deleted(&self, parent: Ino, ino: Ino, name: &[u8]);
     /// Waits until every call made before has reached the kernel (an
-    /// adapter may send them from a thread of its own). The same rule as
-    /// for the calls: no core lock held, never on a FUSE worker.
+    /// adapter may send them from a thread of its own), for a bounded time.
+    /// For tests: never with a core lock held, on a FUSE worker, or on any
+    /// thread a FUSE request may wait for, such as the sync thread (an
+    /// `fsync` of the root waits for it while the kernel holds the root's
+    /// lock, which a notice of a name there needs).
     fn flush(&self) {}
 }
 

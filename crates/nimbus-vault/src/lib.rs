@@ -35,7 +35,7 @@ pub use config::{KdfParams, RecoveryKey, VaultParams};
 pub use error::{Result, VaultError};
 pub use id::{BlobId, CommitId, DeviceId, FileId, Id, IndexId, ShortId};
 pub use pick::{pick, PickError};
-pub use poll::{RefCache, RefPoll};
+pub use poll::{Published, RefCache, RefPoll};
 pub use saver::{SaveReaderError, SaveStats, Saver};
 pub use tree::{Entry, EntryKind, Timestamp, Tree, TreeError, Xattr};
 pub use vault::{read_config, CommitScan, Unlock, Vault};

@@ -110,6 +110,16 @@ pub struct RefPoll {
     pub reads: usize,
 }
 
+/// What [`crate::Vault::write_ref_with`] did: the ref's new update number,
+/// and the pre-publish poll it made. That poll moved the caller's cache on,
+/// so its `changed` (other devices' refs that moved since the caller's
+/// last poll) is reported only here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    pub poll: RefPoll,
+}
+
 /// Which refs a poll must read, decided from one listing.
 #[derive(Debug)]
 pub(crate) struct Plan {

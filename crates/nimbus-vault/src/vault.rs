@@ -28,7 +28,7 @@ use crate::index::{self, IndexFile, Location, MasterIndex};
 use crate::pack;
 use crate::tree::Tree;
 
-use crate::poll::{RefCache, RefPoll};
+use crate::poll::{Published, RefCache, RefPoll};
 
 struct Inner {
     backend: DynBackend,
@@ -603,16 +603,22 @@ impl Vault {
     /// by [`Vault::poll_refs`] through `cache` (docs/SYNC.md §1.4: a poll
     /// right before publishing), so it costs one listing and the changed
     /// refs instead of a read of every ref. The cache learns the new ref.
+    ///
+    /// The re-check is a poll like any other: it moves the cache on, so the
+    /// other devices' refs it found moved are reported here, in
+    /// [`Published::poll`], and never again by the caller's next poll. A
+    /// caller that acts on `changed` must act on these too (a head that
+    /// moved right before this publish is one more head to merge).
     pub async fn write_ref_with(
         &self,
         device: &DeviceId,
         commit: CommitId,
         seen: u64,
         cache: &mut RefCache,
-    ) -> Result<u64> {
+    ) -> Result<Published> {
         let key = commit::ref_key(device);
-        let refs = self.poll_refs(cache).await?.refs;
-        let stored = refs.get(device).map(|r| r.seq).unwrap_or(0);
+        let poll = self.poll_refs(cache).await?;
+        let stored = poll.refs.get(device).map(|r| r.seq).unwrap_or(0);
         let remembered = self.refs_seen().get(device).copied().unwrap_or(0);
         let seq = stored.max(seen).max(remembered) + 1;
         let rec = RefRecord {
@@ -623,7 +629,7 @@ impl Vault {
         put(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
         self.remember_refs_seen(&HashMap::from([(*device, seq)]));
         cache.wrote(*device, rec);
-        Ok(seq)
+        Ok(Published { seq, poll })
     }
 
     /// When commit `id` reached the store, by the store's clock
@@ -824,8 +830,10 @@ impl Vault {
     /// update number.
     pub async fn write_ref(&self, device: &DeviceId, commit: CommitId, seen: u64) -> Result<u64> {
         // A new cache reads every ref, as `read_refs` does.
-        self.write_ref_with(device, commit, seen, &mut RefCache::default())
-            .await
+        Ok(self
+            .write_ref_with(device, commit, seen, &mut RefCache::default())
+            .await?
+            .seq)
     }
 
     /// Writes one index object listing `packs`.

@@ -354,7 +354,7 @@ fn write_ref_with_rechecks_through_the_cache() {
         // Publishing after a poll: the re-check costs one listing.
         s.counted.reset_stats();
         let c1 = some_commit();
-        assert_eq!(s.polling.write_ref_with(&me, c1, 0, &mut cache).await.unwrap(), 1);
+        assert_eq!(s.polling.write_ref_with(&me, c1, 0, &mut cache).await.unwrap().seq, 1);
         assert_eq!(requests(&s.counted.stats()), (1, 0, 0, 1));
         assert_eq!(cache.get(&me).unwrap().commit, c1);
 
@@ -375,7 +375,8 @@ fn write_ref_with_rechecks_through_the_cache() {
             s.polling
                 .write_ref_with(&me, some_commit(), 0, &mut cache)
                 .await
-                .unwrap(),
+                .unwrap()
+                .seq,
             2
         );
         let stored = s.mem.get(&ref_key(&me), None).await.unwrap();
@@ -396,7 +397,8 @@ fn write_ref_with_rechecks_through_the_cache() {
             s.polling
                 .write_ref_with(&me, some_commit(), 0, &mut cache)
                 .await
-                .unwrap(),
+                .unwrap()
+                .seq,
             3
         );
 
@@ -404,6 +406,43 @@ fn write_ref_with_rechecks_through_the_cache() {
         s.counted.reset_stats();
         s.polling.write_ref(&me, some_commit(), 0).await.unwrap();
         assert_eq!(requests(&s.counted.stats()), (1, 2, 0, 1));
+    });
+}
+
+#[test]
+fn write_ref_with_reports_the_refs_that_moved_just_before_it() {
+    rt().block_on(async {
+        let s = setup().await;
+        let me = DeviceId::random();
+        let (a, b) = two_devices(&s).await;
+        let mut cache = RefCache::new();
+        s.polling.poll_refs(&mut cache).await.unwrap();
+
+        // `b` moves between the caller's poll and its publish.
+        let moved = some_commit();
+        s.other.write_ref(&b, moved, 0).await.unwrap();
+        let published = s
+            .polling
+            .write_ref_with(&me, some_commit(), 0, &mut cache)
+            .await
+            .unwrap();
+        assert_eq!(published.seq, 1);
+        assert_eq!(published.poll.changed, vec![b], "the moved head is reported");
+        assert_eq!(published.poll.refs[&b].commit, moved);
+        assert!(published.poll.refs.contains_key(&a));
+
+        // The cache moved on: the next poll has nothing new, so the publish's
+        // poll was the only place the move could be seen.
+        let next = s.polling.poll_refs(&mut cache).await.unwrap();
+        assert!(next.changed.is_empty(), "{:?}", next.changed);
+
+        // Nothing moved: nothing reported.
+        let again = s
+            .polling
+            .write_ref_with(&me, some_commit(), 0, &mut cache)
+            .await
+            .unwrap();
+        assert!(again.poll.changed.is_empty(), "{:?}", again.poll.changed);
     });
 }
 

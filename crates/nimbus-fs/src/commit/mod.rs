@@ -115,6 +115,17 @@ impl Engine {
     }
 }
 
+/// What [`Engine::wait_until`] waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// A commit is due.
+    Due,
+    /// The time asked for came first.
+    Timeout,
+    /// The engine stopped.
+    Stopped,
+}
+
 /// Proof that the holder runs the only commit (see [`Engine::serial`]).
 pub(crate) struct Serial<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
 

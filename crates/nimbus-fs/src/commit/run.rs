@@ -1,11 +1,11 @@
 //! One commit, in two halves. `build`: upload the changed files, build the
 //! trees, let the uploaded files read from their new blobs, and save the
-//! commit object. `publish`: write the ref and record the new head and the
-//! committed epoch. The sync cycle may merge between the two (see the
+//! commit object. `publish`: set the `applying` marker, write the ref, and
+//! record the new head and the committed epoch as the marker is cleared. The sync cycle may merge between the two (see the
 //! module comment of `commit/mod.rs` for the rules both keep).
 
 use nimbus_vault::chunker::{self, ChunkReadError};
-use nimbus_vault::{BlobKind, CommitId, EntryKind, NewCommit, Saver, Timestamp};
+use nimbus_vault::{BlobKind, CommitId, EntryKind, NewCommit, Published, RefCache, Saver, Timestamp};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -15,6 +15,7 @@ use super::{Built, Engine, Serial};
 use crate::cache::sealed_file::{SealedFile, BLOCK, SLOT};
 use crate::content::{read_state, Node};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::meta::state::Applying;
 use crate::meta::{dirty, inodes, state};
 use crate::types::*;
 
@@ -30,16 +31,6 @@ struct Uploads {
 }
 
 impl Engine {
-    /// One commit: built, then published at once. Returns the new
-    /// commit's id, or `None` if nothing changed.
-    pub(crate) fn commit_once(&self) -> Result<Option<CommitId>> {
-        let serial = self.serial()?;
-        match self.build(&serial)? {
-            Some(built) => self.publish(&serial, built).map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// The first half of a commit: uploads the changed files, builds the
     /// trees, lets the uploaded files read from their blobs and saves the
     /// commit object, whose parents are the local head (and an extra
@@ -161,34 +152,75 @@ impl Engine {
         })
     }
 
-    /// The second half of a commit: points this device's ref at the built
-    /// commit, then records it as the local head and its epoch as
-    /// committed (durably), and tells the snapshots and `on_commit`. A
-    /// failure before the ref leaves everything as it was, and the
-    /// changes commit again.
-    pub(crate) fn publish(&self, _serial: &Serial<'_>, built: Built) -> Result<CommitId> {
+    /// The second half of a commit, through the `applying` marker
+    /// (docs/SYNC.md §4.2): records durably that `built` is being
+    /// published, points this device's ref at it (the pre-publish poll
+    /// through `cache`), then records it as the local head and its epoch as
+    /// committed and clears the marker, in one transaction. A failure
+    /// before the ref leaves the marker set: the next attempt (or the next
+    /// start) writes the ref again for the same commit rather than
+    /// building a second one on the old parent, since a ref PUT can land
+    /// although it reported an error. Returns the ref write, whose poll
+    /// the caller must treat as news (see `Vault::write_ref_with`).
+    pub(crate) fn publish(&self, _serial: &Serial<'_>, built: Built, cache: &mut RefCache) -> Result<Published> {
         let Built { id: cid, commit, e_old } = built;
+        let marker = Applying {
+            head: cid,
+            publish: true,
+            epoch: Some(e_old),
+        };
+        self.local.db.write(|c| state::set_applying(c, &marker))?;
+        self.local.db.commit(true)?;
+        let published = self.write_own_ref(cid, cache)?;
+        // Its parents include the extra parent: that one is merged now.
+        self.complete(&marker, published.seq, true)?;
+        tracing::debug!("published commit {cid}: {} files, {} bytes", commit.files, commit.bytes);
+        Ok(published)
+    }
+
+    /// Points this device's ref at `head` (see `Vault::write_ref_with`),
+    /// above every update number of it seen.
+    pub(crate) fn write_own_ref(&self, head: CommitId, cache: &mut RefCache) -> Result<Published> {
         let ref_seen = self
             .local
             .db
             .read(|c| Ok(state::ref_seen(c)?.max(self.opts.ref_seen)))?;
-        let seq = self
-            .local
-            .rt
-            .block_on(self.local.vault.write_ref(&self.opts.device, cid, ref_seen))?;
+        Ok(self.local.rt.block_on(
+            self.local
+                .vault
+                .write_ref_with(&self.opts.device, head, ref_seen, cache),
+        )?)
+    }
+
+    /// Finishes a published head change of this device (`marker.publish`:
+    /// its own commit, the rows already are it): in one durable
+    /// transaction the head, the ref's update number `seq`, the committed
+    /// epoch, and the marker cleared; then tells the snapshots and
+    /// `on_commit`. The extra parent goes with `clear_extra` (the commit
+    /// has it as a parent) or when it is the new head itself.
+    pub(crate) fn complete(&self, marker: &Applying, seq: u64, clear_extra: bool) -> Result<()> {
         self.local.db.write(|c| {
-            state::set_head(c, &cid)?;
-            state::set_extra_parent(c, None)?;
-            state::set_ref_seen(c, seq)?;
-            state::set_committed_epoch(c, e_old)
+            state::set_head(c, &marker.head)?;
+            if clear_extra || state::extra_parent(c)? == Some(marker.head) {
+                state::set_extra_parent(c, None)?;
+            }
+            state::set_ref_seen(c, seq.max(state::ref_seen(c)?))?;
+            if let Some(e) = marker.epoch {
+                state::set_committed_epoch(c, e)?;
+            }
+            state::clear_applying(c)
         })?;
         self.local.db.commit(true)?;
         self.snapshots.invalidate();
-        tracing::debug!("published commit {cid}: {} files, {} bytes", commit.files, commit.bytes);
         if let Some(cb) = &self.opts.on_commit {
-            cb(cid, seq);
+            cb(marker.head, seq);
         }
-        Ok(cid)
+        Ok(())
+    }
+
+    /// This device's id in the vault.
+    pub(crate) fn device(&self) -> nimbus_vault::DeviceId {
+        self.opts.device
     }
 
     /// Whether a file has no name left in the drive.

@@ -19,11 +19,15 @@
 //! | tar -x`, a build) still commits at most once per delay, not at every
 //! pause, so saves stay as few (and as telling, docs/SECURITY.md M5) as
 //! the delay promises.
+//!
+//! No thread runs here: the sync loop (`sync/`) waits with
+//! [`Engine::wait_until`] and runs each commit between
+//! [`Engine::begin_run`] and [`Engine::end_run`].
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Engine, Inner, Schedule};
+use super::{Engine, Inner, Schedule, Wait};
 use crate::cache::sealed_file;
 use crate::error::{lock_err, ErrorKind, Failure, Result};
 use crate::meta::{dentries, dirty, inodes, state};
@@ -78,9 +82,8 @@ impl Schedule {
 
     /// When the next commit is due (a time already past means now); `None`
     /// while nothing waits for one, or while paused and nothing was asked.
-    /// For the sync loop, which waits for this or for its next poll
-    /// (docs/SYNC.md §4.1); the commit thread of today asks `Inner::due`
-    /// under the lock it waits with.
+    /// For the sync loop's status; it waits with [`Engine::wait_until`],
+    /// which asks `Inner::due` under the lock it waits with.
     pub fn due(&self) -> Option<Instant> {
         self.inner.lock().ok()?.due(self.delay, Instant::now())
     }
@@ -136,85 +139,80 @@ impl Engine {
         self.sched.closed();
     }
 
-    /// When the next commit is due (see `Schedule::due`).
+    /// When the next commit is due (see `Schedule::due`): for the status
+    /// (docs/SYNC.md §5.1, step 21); the loop waits with `wait_until`.
     #[cfg_attr(not(test), allow(dead_code))]
     pub fn due(&self) -> Option<Instant> {
         self.sched.due()
     }
 
-    /// Stops the background thread (after the commit running now).
+    /// Stops the sync loop's waiting (after the commit running now): from
+    /// now on [`Engine::wait_until`] answers [`Wait::Stopped`] and
+    /// [`Engine::sync_now`] commits on its caller's thread.
     pub fn stop(&self) {
         self.sched.stop();
     }
 
-    /// Starts the background thread that commits after quiet periods.
-    pub fn start(self: &Arc<Engine>) -> std::thread::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("nimbus-sync".into())
-            .spawn(move || loop {
-                let Some(engine) = weak.upgrade() else { return };
-                if !engine.wait_for_work() {
-                    return;
-                }
-                engine.run_commit();
-            })
-            .unwrap_or_else(|e| panic!("cannot start a thread: {e}"))
-    }
-
-    /// Waits until a commit is due; false when stopping.
-    fn wait_for_work(&self) -> bool {
+    /// Waits until a commit is due (asked for, or by the quiet-time rule),
+    /// the engine stops, or `until` passes, whichever comes first. The
+    /// sync loop's wait (docs/SYNC.md §4.1): `until` is its next poll.
+    pub fn wait_until(&self, until: Instant) -> Wait {
         let Ok(mut i) = self.sched.inner.lock() else {
-            return false;
+            return Wait::Stopped;
         };
         loop {
             if i.stop {
-                return false;
+                return Wait::Stopped;
             }
             let now = Instant::now();
-            let due = i.due(self.sched.delay, now);
-            if due.is_some_and(|d| d <= now) {
-                return true;
+            if i.due(self.sched.delay, now).is_some_and(|d| d <= now) {
+                return Wait::Due;
             }
-            let wait = due
-                .map(|d| d - now)
-                .unwrap_or(Duration::from_secs(3600))
-                .min(Duration::from_secs(1));
-            i = match self.sched.cv.wait_timeout(i, wait) {
+            if until <= now {
+                return Wait::Timeout;
+            }
+            let due = i.due(self.sched.delay, now).unwrap_or(until);
+            i = match self.sched.cv.wait_timeout(i, due.min(until) - now) {
                 Ok((g, _)) => g,
-                Err(_) => return false,
+                Err(_) => return Wait::Stopped,
             };
         }
     }
 
-    fn run_commit(&self) {
-        let target = {
-            let Ok(mut i) = self.sched.inner.lock() else { return };
-            i.running = true;
-            i.last_start = Some(Instant::now());
-            i.last_touch = None;
-            i.first_touch = None;
-            i.closed = false;
-            i.requested
-        };
-        let res = self.commit_once();
-        if let Err(e) = &res {
+    /// A commit begins (the sync loop's, for a due commit): what waited is
+    /// now its business. Returns the asked-for commits it answers, for
+    /// [`Engine::end_run`].
+    pub fn begin_run(&self) -> u64 {
+        let Ok(mut i) = self.sched.inner.lock() else { return 0 };
+        i.running = true;
+        i.last_start = Some(Instant::now());
+        i.last_touch = None;
+        i.first_touch = None;
+        i.closed = false;
+        i.requested
+    }
+
+    /// The commit begun by [`Engine::begin_run`] ended with `res`: wakes
+    /// the callers of `sync_now` it answers, keeps the changes waiting if
+    /// it failed, and remembers the outcome for `pending`.
+    pub fn end_run(&self, answers: u64, res: &Result<()>) {
+        if let Err(e) = res {
             tracing::error!("committing to the vault failed: {e}; will retry");
         }
         let Ok(mut i) = self.sched.inner.lock() else { return };
         i.running = false;
-        i.finished = i.finished.max(target);
+        i.finished = i.finished.max(answers);
         if res.is_err() {
             // Retry later: keep the changes marked as waiting.
             let now = Instant::now();
             i.last_touch.get_or_insert(now);
             i.first_touch.get_or_insert(now);
         }
-        i.offline = matches!(&res, Err(e) if e.kind() == ErrorKind::Unavailable);
+        i.offline = matches!(res, Err(e) if e.kind() == ErrorKind::Unavailable);
         if res.is_ok() {
             i.last_success = Some(std::time::SystemTime::now());
         }
-        i.last_result = Some(res.map(|_| ()).map_err(|e| Failure::of(&e)));
+        i.last_result = Some(res.as_ref().map(|_| ()).map_err(Failure::of));
         drop(i);
         self.sched.cv.notify_all();
     }
@@ -234,13 +232,14 @@ impl Engine {
     }
 
     /// Commits now and waits for it. Returns the error of that commit.
-    pub fn sync_now(&self) -> Result<()> {
+    /// The sync loop runs it; once the engine has stopped (no loop),
+    /// `here` runs it on this thread.
+    pub fn sync_now(&self, here: impl FnOnce() -> Result<()>) -> Result<()> {
         let want = {
             let mut i = self.sched.inner.lock().map_err(|_| lock_err())?;
             if i.stop {
                 drop(i);
-                // No background thread: commit on this one.
-                return self.commit_once().map(|_| ());
+                return here();
             }
             i.requested += 1;
             i.requested
@@ -252,7 +251,7 @@ impl Engine {
         }
         if i.finished < want {
             drop(i);
-            return self.commit_once().map(|_| ());
+            return here();
         }
         match &i.last_result {
             Some(Err(f)) => Err(f.to_error()),

@@ -6,8 +6,8 @@
 //!
 //! Names and metadata live in the database (`meta/`); a file's bytes are
 //! its stored content overlaid with the blocks changed since
-//! (`content.rs`). Commits run in `commit/`, beside this face, on the same
-//! shared local state (`local.rs`).
+//! (`content.rs`). Commits run in `commit/`, driven by the sync loop of
+//! `sync/`, beside this face, on the same shared local state (`local.rs`).
 //!
 //! `.snapshots` is reached through one dispatch, at the end of this file:
 //! every operation that can land there is decided there, and the family
@@ -31,6 +31,7 @@ use crate::kernel::{KernelCache, KernelLink, KernelRefs};
 use crate::local::{CacheLimits, Local};
 use crate::meta::{dentries, dirty, inodes, state, Conn};
 use crate::snapshots::Snapshots;
+use crate::sync::{OnRefsSeen, SyncOptions, SyncState, Syncer};
 use crate::types::*;
 
 mod attrs;
@@ -65,6 +66,13 @@ pub struct FsOptions {
     pub owner: Ctx,
     /// Called after each commit with its id and the ref's update number.
     pub on_commit: Option<Box<dyn Fn(nimbus_vault::CommitId, u64) + Send + Sync>>,
+    /// How often to poll the other devices' refs when nothing changes;
+    /// `None`: 5 s (docs/SYNC.md §1.3). Also the fastest the drive polls.
+    pub poll: Option<std::time::Duration>,
+    /// Called after a poll that raised the memory of refs seen, with all of
+    /// it (`Vault::refs_seen`), so the caller saves it as it does after a
+    /// commit (`nimbus_host::device::save_seen`, docs/SYNC.md §1.1).
+    pub on_refs_seen: Option<OnRefsSeen>,
 }
 
 impl FsOptions {
@@ -81,6 +89,8 @@ impl FsOptions {
             cache_local_store: false,
             owner: Ctx::ROOT,
             on_commit: None,
+            poll: None,
+            on_refs_seen: None,
         }
     }
 }
@@ -109,6 +119,8 @@ pub struct Fs {
     kernel_refs: Arc<KernelRefs>,
     next_fh: AtomicU64,
     commits: Arc<Engine>,
+    /// The sync loop: commits, polls, heads (`sync/`).
+    sync: Arc<Syncer>,
     snapshots: Arc<Snapshots>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The kernel's caches, once a mount sets them (see `kernel.rs`).
@@ -135,6 +147,8 @@ impl Fs {
             cache_local_store,
             owner,
             on_commit,
+            poll,
+            on_refs_seen,
         } = opts;
         let limits = CacheLimits {
             mem: mem_cache,
@@ -158,6 +172,11 @@ impl Fs {
                 on_commit,
             },
         ));
+        let sync = Arc::new(Syncer::new(
+            local.clone(),
+            commits.clone(),
+            SyncOptions { poll, on_refs_seen },
+        ));
         let fs = Arc::new(Fs {
             local,
             nodes,
@@ -165,6 +184,7 @@ impl Fs {
             kernel_refs: Arc::new(KernelRefs::unattached()),
             next_fh: AtomicU64::new(1),
             commits,
+            sync,
             snapshots,
             flusher: Mutex::new(None),
             kernel: Arc::new(KernelLink::default()),
@@ -178,6 +198,8 @@ impl Fs {
             }
         }
         fs.local.db.commit(true)?;
+        // A publish left under way finishes before anything is built.
+        fs.sync.recover()?;
         if let Ok(mut f) = fs.flusher.lock() {
             *f = Some(fs.local.db.start_flusher());
         }
@@ -190,7 +212,7 @@ impl Fs {
         if fs.pending().is_ok_and(|p| p.dirty || p.files > 0) {
             fs.commits.touched();
         }
-        fs.commits.start();
+        fs.sync.start()?;
         Ok(fs)
     }
 
@@ -327,7 +349,7 @@ impl Fs {
     /// Stops background work without committing, as a crash would (tests).
     #[doc(hidden)]
     pub fn shutdown_without_commit(&self) {
-        self.commits.stop();
+        self.sync.stop();
         let _ = self.local.db.stop();
         if let Some(h) = self.flusher.lock().ok().and_then(|mut f| f.take()) {
             let _ = h.join();
@@ -337,7 +359,7 @@ impl Fs {
     /// Stops background work after a last commit to the vault.
     pub fn shutdown(&self) -> Result<()> {
         let res = self.sync_now();
-        self.commits.stop();
+        self.sync.stop();
         let db_res = self.local.db.stop();
         if let Some(h) = self.flusher.lock().ok().and_then(|mut f| f.take()) {
             let _ = h.join();
@@ -347,7 +369,19 @@ impl Fs {
 
     /// Commits now and waits for it. Returns the error of that commit.
     pub fn sync_now(&self) -> Result<()> {
-        self.commits.sync_now()
+        self.sync.sync_now()
+    }
+
+    /// What the sync loop knows: the last poll, failures, and other
+    /// devices' heads waiting to be taken in.
+    pub fn sync_state(&self) -> SyncState {
+        self.sync.state()
+    }
+
+    /// Whether the sync loop's thread is still running (tests).
+    #[doc(hidden)]
+    pub fn sync_running(&self) -> bool {
+        self.sync.running()
     }
 
     /// What is waiting for the vault.

@@ -111,7 +111,6 @@ pub(crate) fn set_ref_seen(c: &Connection, seq: u64) -> Result<()> {
 /// A change of the head under way (docs/SYNC.md §4.2): set durably before
 /// this device's ref is written, cleared by the transaction that applies
 /// the new head to the rows. Found set at start, it says what to finish.
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine (steps 16 to 18)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Applying {
     /// The new head: this device's commit, a merge commit, or another
@@ -128,10 +127,8 @@ pub(crate) struct Applying {
 /// Stored as the head (32 bytes), `publish` (1 byte, 0 or 1), then the
 /// epoch's presence (1 byte) and value (8 bytes, little-endian, 0 when
 /// absent): a fixed 42 bytes.
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine (steps 16 to 18)
 const APPLYING_LEN: usize = 32 + 1 + 1 + 8;
 
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine (steps 16 to 18)
 impl Applying {
     fn encode(&self) -> [u8; APPLYING_LEN] {
         let mut b = [0; APPLYING_LEN];
@@ -164,7 +161,6 @@ impl Applying {
 /// error, not "none": forgetting it could leave the rows behind a ref
 /// already published, and a commit built from them would undo the other
 /// devices' changes.
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine (steps 16 to 18)
 pub(crate) fn applying(c: &Connection) -> Result<Option<Applying>> {
     let Some(bytes) = get(c, APPLYING)? else {
         return Ok(None);
@@ -178,12 +174,10 @@ pub(crate) fn applying(c: &Connection) -> Result<Option<Applying>> {
     })
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine (steps 16 to 18)
 pub(crate) fn set_applying(c: &Connection, a: &Applying) -> Result<()> {
     set(c, APPLYING, &a.encode())
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine (steps 16 to 18)
 pub(crate) fn clear_applying(c: &Connection) -> Result<()> {
     remove(c, APPLYING)
 }

@@ -356,7 +356,12 @@ impl Env {
                 on_commit: None,
             },
         );
-        engine.commit_once().unwrap().expect("a commit");
+        let serial = engine.serial().unwrap();
+        let built = engine.build(&serial).unwrap().expect("a commit");
+        engine
+            .publish(&serial, built, &mut nimbus_vault::RefCache::new())
+            .unwrap();
+        drop(serial);
         self.local.db.read(|c| inodes::get(c, ROOT)).unwrap().tree_id.unwrap()
     }
 

@@ -1,0 +1,84 @@
+//! The heads of a poll (docs/SYNC.md §2.5): this drive's head against the
+//! commits of the other devices' refs, reduced by `nimbus_merge`'s
+//! `reduce_heads` over the local commit cache (`meta/commits.rs`), which
+//! fetches each commit from the vault once.
+
+use nimbus_merge::base::{reduce_heads, CommitInfo, CommitSource, Limits};
+use nimbus_vault::{CommitId, VaultError};
+
+use crate::error::{FsError, Result};
+use crate::local::Local;
+use crate::meta::commits::{self, CommitRow};
+
+/// What a poll's heads come to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Heads {
+    /// Ours is the only head: every other ref is behind it, or equal.
+    Ours,
+    /// One other head, which ours is behind (or the same state as): a
+    /// fast-forward.
+    Ahead(CommitId),
+    /// Several heads (ours among them, or not): a merge's business. Ours
+    /// is not in the list.
+    Several(Vec<CommitId>),
+}
+
+/// Reduces `ours` and `others` to the heads that matter.
+pub(crate) fn decide(local: &Local, ours: Option<CommitId>, others: &[CommitId]) -> Result<Heads> {
+    let mut all: Vec<CommitId> = others.to_vec();
+    all.extend(ours);
+    let kept = reduce_heads(&mut Source { local }, &all, &Limits::default())?;
+    Ok(match kept.as_slice() {
+        [] => Heads::Ours,
+        [one] if Some(*one) == ours => Heads::Ours,
+        [one] => Heads::Ahead(*one),
+        many => Heads::Several(many.iter().copied().filter(|h| Some(*h) != ours).collect()),
+    })
+}
+
+/// The cached commit `id`, fetched from the vault (and cached) when it is
+/// not; `None` when the vault does not have it or it does not open.
+pub(crate) fn commit_row(local: &Local, id: &CommitId) -> Result<Option<CommitRow>> {
+    if let Some(row) = local.db.read(|c| commits::get(c, id))? {
+        return Ok(Some(row));
+    }
+    let commit = match local.rt.block_on(local.vault.read_commit(id)) {
+        Ok(c) => c,
+        Err(VaultError::Missing { .. } | VaultError::Corrupt { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let row = CommitRow {
+        id: *id,
+        parents: commit.parents,
+        generation: commit.generation,
+        device: commit.device,
+        device_name: commit.device_name,
+        root: commit.root,
+        time: commit.time,
+        store_time: None,
+    };
+    local.db.write(|c| commits::insert(c, &row))?;
+    Ok(Some(row))
+}
+
+/// The drive's commits for the ancestor search: the local cache, then the
+/// vault.
+struct Source<'a> {
+    local: &'a Local,
+}
+
+impl CommitSource for Source<'_> {
+    type Error = FsError;
+
+    fn commits(&mut self, ids: &[CommitId]) -> Result<Vec<Option<CommitInfo>>> {
+        ids.iter()
+            .map(|id| {
+                Ok(commit_row(self.local, id)?.map(|r| CommitInfo {
+                    parents: r.parents,
+                    generation: r.generation,
+                    root: r.root,
+                }))
+            })
+            .collect()
+    }
+}
