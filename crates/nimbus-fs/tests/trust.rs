@@ -233,11 +233,47 @@ fn an_old_ref_served_to_the_second_read_is_refused_by_the_drive() {
     let vault = open(&rt, faulty.clone());
     rt.block_on(vault.read_refs()).unwrap();
     let fs = load(&rt, vault, &state.path().join("a"), device).unwrap();
+    let honest_head =
+        |rt: &tokio::runtime::Runtime| rt.block_on(open(rt, mem.clone()).read_refs()).unwrap()[&device].commit;
+    let new_head = honest_head(&rt);
+    // The sync loop's first poll reads every ref; after it, the loop reads
+    // a ref again only when the listing shows it changed (or its own was
+    // just written). Wait for it, so the replay below is served to a read
+    // this test knows of.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fs.sync_state().polls == 0 {
+        assert!(std::time::Instant::now() < deadline, "the sync loop never polled");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     write(&fs, "third.txt", b"third");
     faulty.replay_on_get(&key, 1, old_ref.clone());
-    let err = fs.sync_now().unwrap_err();
-    assert!(err.to_string().contains("went back in time"), "{err}");
-    assert_eq!(rt.block_on(mem.get(&key, None)).unwrap(), new_ref, "nothing published");
+    // The pre-publish check goes through the loop's cache: the listing
+    // shows the ref as it was, so the commit is built on this drive's own
+    // (newest) head, never on the replayed one, and published.
+    fs.sync_now().unwrap();
+    let published = honest_head(&rt);
+    let commit = rt.block_on(open(&rt, mem.clone()).read_commit(&published)).unwrap();
+    assert_eq!(commit.parents, vec![new_head], "built on the drive's own head");
+    // The next poll reads the ref just written, is served the old one,
+    // and says the store went back in time; nothing is taken from it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = fs.sync_state();
+        if st
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("went back in time"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay was never reported: {st:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(honest_head(&rt), published, "the replay changed nothing");
+    assert_eq!(read(&fs, "third.txt").unwrap(), b"third");
     fs.sync_now().unwrap();
     fs.shutdown().unwrap();
 }
