@@ -168,6 +168,10 @@ step "writing through both mounts; status shows the transfers, then up to date"
 $API "$NIMBUS_SOCKET" events 25 >"$work/events" &
 events_pid=$!
 sleep 0.5
+# Paused while writing, so the pending changes last longer than the
+# service's once-a-second look and the event stream must report them (a
+# fast store commits 7 MB between two looks).
+"$NIMBUS" pause cloud >/dev/null
 mkdir -p "$m1/docs" "$m2/notes"
 for i in $(seq 1 40); do
     head -c $((100000 + i * 1000)) /dev/urandom >"$m1/docs/file-$i.bin"
@@ -175,6 +179,12 @@ done
 head -c 3000000 /dev/urandom >"$m1/docs/big.bin"
 echo "a note" >"$m2/notes/n.txt"
 for f in "$m1"/docs/*; do fsync "$f"; done
+for _ in $(seq 1 50); do
+    [ "$(drive_field cloud pending_files)" -gt 0 ] && break
+    sleep 0.2
+done
+sleep 1.5
+"$NIMBUS" resume cloud >/dev/null
 saw_syncing=
 for _ in $(seq 1 600); do
     s=$(drive_field cloud state)
