@@ -106,7 +106,10 @@ impl Fs {
     /// `None` for any other nameless file. The caller holds the node map.
     pub(super) fn relink_orphan(&self, ino: Ino) -> Result<Option<orphans::Relinked>> {
         let (label, epoch) = (self.commits.device_label(), self.local.cur_epoch());
-        let r = self.local.db.write(|c| orphans::relink_if_written(c, ino, &label, epoch))?;
+        let r = self
+            .local
+            .db
+            .write(|c| orphans::relink_if_written(c, ino, &label, epoch))?;
         if r.is_some() {
             // Stamped dirty with its folders: the quiet-time clock restarts.
             self.commits.touched();

@@ -277,7 +277,21 @@ mod tests {
     /// The root folder: the first inode of a new database.
     fn root(c: &Connection) {
         let t = Timestamp { secs: 1, nanos: 0 };
-        let ino = inodes::insert(c, EntryKind::Dir, 0o755, 0, 0, 0, 2, t, ROOT, &ShortId::random(), None, 0).unwrap();
+        let ino = inodes::insert(
+            c,
+            EntryKind::Dir,
+            0o755,
+            0,
+            0,
+            0,
+            2,
+            t,
+            ROOT,
+            &ShortId::random(),
+            None,
+            0,
+        )
+        .unwrap();
         assert_eq!(ino, ROOT);
     }
 
@@ -328,7 +342,14 @@ mod tests {
         assert!(get(&c, unwritten).unwrap().is_some(), "kept until its row goes");
         let r = relink_if_written(&c, written_one, "desk", 7).unwrap().unwrap();
         let name = b"report (conflict desk 2025-12-06 05.46 UTC).txt".to_vec();
-        assert_eq!(r, Relinked { ino: written_one, parent: dir, name: name.clone() });
+        assert_eq!(
+            r,
+            Relinked {
+                ino: written_one,
+                parent: dir,
+                name: name.clone()
+            }
+        );
         assert_eq!(dentries::lookup(&c, dir, &name).unwrap(), Some(written_one));
         let row = inodes::get(&c, written_one).unwrap();
         assert_eq!((row.nlink, row.dirty_epoch), (1, 7));
@@ -356,7 +377,14 @@ mod tests {
         write(&c, w, 3);
         let settled = settle_all(&c, "desk", 5).unwrap();
         let name = b"notes (conflict desk 2025-12-06 05.46 UTC)".to_vec();
-        assert_eq!(settled, vec![Relinked { ino: w, parent: ROOT, name: name.clone() }]);
+        assert_eq!(
+            settled,
+            vec![Relinked {
+                ino: w,
+                parent: ROOT,
+                name: name.clone()
+            }]
+        );
         assert!(all(&c).unwrap().is_empty());
         inodes::delete_unlinked(&c).unwrap();
         assert_eq!(dentries::lookup(&c, ROOT, &name).unwrap(), Some(w));

@@ -652,7 +652,9 @@ impl Rebase<'_> {
         if let Some((parent, name)) = dentries::names_of(self.c, row.ino)?.into_iter().next() {
             return Ok((self.id_of_folder(parent)?, name));
         }
-        let place = b.and_then(|b| b.places.iter().next()).or_else(|| t.places.iter().next());
+        let place = b
+            .and_then(|b| b.places.iter().next())
+            .or_else(|| t.places.iter().next());
         Ok(place.map_or((ROOT_ID, row.file_id.to_hex().into_bytes()), |p| {
             (p.parent, p.name.clone())
         }))
@@ -751,8 +753,8 @@ impl Rebase<'_> {
     /// handles as a merge orphan.
     fn delete_or_keep(&mut self, id: &FileId, b: &Node) -> Result<()> {
         let Some(row) = self.live(id)? else { return Ok(()) };
-        let keep = self.changed_here(&row, b)?
-            || (row.kind == EntryKind::Dir && !dentries::is_empty_dir(self.c, row.ino)?);
+        let keep =
+            self.changed_here(&row, b)? || (row.kind == EntryKind::Dir && !dentries::is_empty_dir(self.c, row.ino)?);
         if keep {
             self.stamp_parents(row.ino)?;
             if row.kind == EntryKind::Dir {

@@ -160,7 +160,11 @@ fn a_reader_keeps_the_old_bytes_until_it_closes() {
 
     assert_eq!(desk.read(fh, 0, 100).unwrap(), b"base", "a reader is never torn");
     assert_ne!(ino(&desk, "docs/report.txt"), old);
-    assert_eq!(read_path(&desk, "docs/report.txt"), b"theirs, longer", "a new open reads the new");
+    assert_eq!(
+        read_path(&desk, "docs/report.txt"),
+        b"theirs, longer",
+        "a new open reads the new"
+    );
     assert_eq!(row_and_record(&desk, old), (true, true));
     desk.release(fh).unwrap();
     assert_eq!(row_and_record(&desk, old), (false, false), "not written: gone at close");
@@ -189,7 +193,11 @@ fn a_writer_after_the_apply_ends_as_a_conflict_copy_at_close() {
     desk.release(fh).unwrap();
 
     assert_eq!(read_path(&desk, &format!("docs/{copy}")), b"mine, written while open");
-    assert_eq!(read_path(&desk, "docs/report.txt"), b"theirs", "the target's version keeps the name");
+    assert_eq!(
+        read_path(&desk, "docs/report.txt"),
+        b"theirs",
+        "the target's version keeps the name"
+    );
     assert_eq!(ino(&desk, &format!("docs/{copy}")), old);
     assert_eq!(row_and_record(&desk, old), (true, false));
     let docs = ino(&desk, "docs");
