@@ -169,8 +169,8 @@ fn import_tree(
 impl super::Engine {
     /// This device as conflict copies made here name it
     /// (`nimbus_merge::names::device_label`): merge orphans linked back at
-    /// their last close (`Fs::release`) and in [`recover`]. Here, in
-    /// `commit/`, because the engine keeps the device's options.
+    /// their last close (the POSIX face's `release`) and in [`recover`].
+    /// Here, in `commit/`, because the engine keeps the device's options.
     pub(crate) fn device_label(&self) -> String {
         nimbus_merge::names::device_label(&self.opts.device_name, &self.opts.device)
     }

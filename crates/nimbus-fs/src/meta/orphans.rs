@@ -111,9 +111,9 @@ pub(crate) struct Relinked {
     pub name: Vec<u8>,
 }
 
-/// At the last close of `ino` (`Fs::release`): a merge orphan written
-/// since it lost its names comes back as a conflict copy ([`relink`]).
-/// One not written is left to be deleted as any nameless file is; its
+/// At the last close of `ino` (the POSIX face's `release`): a merge
+/// orphan written since it lost its names comes back as a conflict copy
+/// ([`relink`]). One not written is left to be deleted as any nameless file is; its
 /// record goes with its row (`inodes::delete`), so a handle the kernel
 /// opens by number later and writes through still brings it back.
 pub(crate) fn relink_if_written(c: &Connection, ino: Ino, device: &str, epoch: u64) -> Result<Option<Relinked>> {

@@ -662,7 +662,7 @@ impl Rebase<'_> {
 
     /// Records an open file that lost its names as a merge orphan: its
     /// handles keep it, and its last close links it back as a conflict
-    /// copy if it was written after `row` (`Fs::release`).
+    /// copy if it was written after `row` (the POSIX face's `release`).
     fn orphan(&mut self, row: &Row, parent: FileId, name: Vec<u8>) -> Result<()> {
         orphans::add(
             self.c,

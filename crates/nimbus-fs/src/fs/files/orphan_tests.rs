@@ -240,7 +240,7 @@ fn an_open_file_deleted_there_comes_back_only_if_written() {
     desk.release(fa).unwrap();
     desk.release(fb).unwrap();
     let copy = copy_name("a", ".log", time);
-    assert_eq!(names(&desk, "docs"), [copy.clone()]);
+    assert_eq!(names(&desk, "docs"), std::slice::from_ref(&copy));
     assert_eq!(read_path(&desk, &format!("docs/{copy}")), b"base and more");
     assert_eq!(row_and_record(&desk, b), (false, false), "not written: gone at close");
     for fs in [desk, laptop] {
