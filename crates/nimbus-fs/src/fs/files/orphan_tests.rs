@@ -294,3 +294,37 @@ fn a_crash_drops_an_unwritten_orphan() {
         fs.shutdown_without_commit();
     }
 }
+
+/// The kernel's references do not delay a written orphan's return (it
+/// comes back at its last close), and keep an unwritten one, with its
+/// record, until the kernel forgets it.
+#[test]
+fn the_kernels_references_keep_an_unwritten_orphan_until_it_forgets() {
+    let (store, desk, _, laptop) = two_devices(&["a.txt", "b.txt"]);
+    let (a, b) = (ino(&desk, "docs/a.txt"), ino(&desk, "docs/b.txt"));
+    let (fa, fb) = (desk.open(a, false).unwrap(), desk.open(b, false).unwrap());
+    desk.remember(a);
+    desk.remember(b);
+    write_path(&laptop, "docs/a.txt", b"theirs");
+    write_path(&laptop, "docs/b.txt", b"theirs");
+    laptop.sync_now().unwrap();
+    let (_, time) = store.fast_forward(&desk);
+
+    desk.write(fa, 0, b"mine").unwrap();
+    desk.release(fa).unwrap();
+    assert_eq!(
+        read_path(&desk, &format!("docs/{}", copy_name("a", ".txt", time))),
+        b"mine"
+    );
+    desk.release(fb).unwrap();
+    assert_eq!(row_and_record(&desk, b), (true, true), "the kernel may still open it");
+    desk.forget(b, 1).unwrap();
+    assert_eq!(row_and_record(&desk, b), (false, false));
+    assert_eq!(
+        names(&desk, "docs"),
+        [copy_name("a", ".txt", time), "a.txt".into(), "b.txt".into()]
+    );
+    for fs in [desk, laptop] {
+        fs.shutdown_without_commit();
+    }
+}
