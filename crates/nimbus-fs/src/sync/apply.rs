@@ -61,7 +61,9 @@ pub(crate) struct ApplyReport {
     /// Only metadata changed.
     pub meta: usize,
     pub deleted: usize,
-    /// Deleted or changed in the target but kept here: changed or open here.
+    /// Deleted, changed or moved in the target but kept here as the person
+    /// left it (an open file the target deleted counts as deleted: it lives
+    /// on nameless for its handles).
     pub kept: usize,
     /// Conflict copies made: their inodes.
     pub copies: Vec<Ino>,
