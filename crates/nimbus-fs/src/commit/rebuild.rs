@@ -4,7 +4,8 @@
 //! The local state is a cache of the vault: a new (or deleted) state folder
 //! is filled from the newest snapshot. After a crash, the database holds
 //! what was committed to it; staging files it does not name are leftovers
-//! of changes nobody `fsync`ed, and are removed.
+//! of changes nobody `fsync`ed, and are removed. Merge orphans written
+//! before the stop come back as conflict copies (docs/SYNC.md §4.3).
 
 use futures::StreamExt;
 use nimbus_vault::{BlobId, EntryKind, FileId, Timestamp, Tree};
@@ -13,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use crate::cache::sealed_file::{SealedFile, BLOCK};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::local::Local;
-use crate::meta::{dentries, dirty, inodes, state, xattrs, Conn};
+use crate::meta::{dentries, dirty, inodes, orphans, state, xattrs, Conn};
 use crate::types::*;
 
 /// Fills a new database from the vault's newest snapshot (or an empty root).
@@ -165,12 +166,28 @@ fn import_tree(
     Ok(())
 }
 
+impl super::Engine {
+    /// This device as conflict copies made here name it
+    /// (`nimbus_merge::names::device_label`): merge orphans linked back at
+    /// their last close (the POSIX face's `release`) and in [`recover`].
+    /// Here, in `commit/`, because the engine keeps the device's options.
+    pub(crate) fn device_label(&self) -> String {
+        nimbus_merge::names::device_label(&self.opts.device_name, &self.opts.device)
+    }
+}
+
 /// Puts an existing database back in order after a crash or a clean stop.
-pub(crate) fn recover(local: &Local) -> Result<()> {
+/// `device` labels the conflict copies of merge orphans
+/// ([`super::Engine::device_label`]).
+pub(crate) fn recover(local: &Local, device: &str) -> Result<()> {
     let staged: Vec<(Ino, [u8; 16], u64)> = local.db.write(|c| {
         let epoch = state::epoch(c)?.max(dirty::max_epoch(c)?) + 1;
         state::set_epoch(c, epoch)?;
         local.epoch.store(epoch, std::sync::atomic::Ordering::Release);
+        // No handle outlives a stop: each merge orphan has had its last
+        // close. A written one comes back as a conflict copy, stamped so
+        // the next commit takes it, before the nameless rows go.
+        orphans::settle_all(c, device, epoch)?;
         // Files unlinked while open when the drive stopped.
         inodes::delete_unlinked(c)?;
         inodes::staged(c)

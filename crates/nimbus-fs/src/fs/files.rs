@@ -9,7 +9,7 @@ use super::{now, Fs, Handle};
 use crate::cache::sealed_file::{SealedFile, BLOCK, SLOT};
 use crate::content::{read_block, read_state, Node, NodeState};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
-use crate::meta::{dirty, inodes, Conn};
+use crate::meta::{dirty, inodes, orphans, Conn};
 use crate::types::*;
 
 /// Writes with at least this much in whole blocks are sealed outside the
@@ -85,7 +85,8 @@ impl Fs {
     }
 
     /// Undoes one open of `node`: the last close of a file without names
-    /// deletes it.
+    /// deletes it, or links it back when it is a merge orphan written since
+    /// (`maybe_delete`).
     fn close_node(&self, node: Arc<Node>) -> Result<()> {
         let ino = node.ino;
         let last = node.opens.fetch_sub(1, Ordering::AcqRel) == 1;
@@ -98,6 +99,34 @@ impl Fs {
             self.nodes.release(ino);
         }
         Ok(())
+    }
+
+    /// A merge orphan written since the merge, at its last close, linked
+    /// back as a conflict copy in its old folder (docs/SYNC.md §4.3).
+    /// `None` for any other nameless file. The caller holds the node map.
+    pub(super) fn relink_orphan(&self, ino: Ino) -> Result<Option<orphans::Relinked>> {
+        let (label, epoch) = (self.commits.device_label(), self.local.cur_epoch());
+        let r = self
+            .local
+            .db
+            .write(|c| orphans::relink_if_written(c, ino, &label, epoch))?;
+        if r.is_some() {
+            // Stamped dirty with its folders: the quiet-time clock restarts.
+            self.commits.touched();
+        }
+        Ok(r)
+    }
+
+    /// The kernel's calls for a name [`Fs::relink_orphan`] made, sent with
+    /// no core lock held. This runs on a FUSE worker (`release`), yet
+    /// cannot block on the kernel: the link queues calls until a mount
+    /// sets its cache (`kernel.rs`), and the mount's cache
+    /// (`nimbus-fuse`'s `FuseKernelCache`, `crates/nimbus-fuse/src/kernel.rs`)
+    /// only queues them to its own thread, which writes the notices.
+    pub(super) fn relinked(&self, r: &orphans::Relinked) {
+        let cache = self.kernel_cache();
+        cache.inval_entry(r.parent, &r.name);
+        cache.inval_inode(r.parent);
     }
 
     /// Reads up to `size` bytes at `off`. Reads past the end return less.
@@ -502,6 +531,9 @@ fn files_only(kind: EntryKind, for_folder: &'static str, for_others: &'static st
 fn too_big() -> FsError {
     FsError::new(ErrorKind::TooBig, "larger than the largest size the drive holds")
 }
+
+#[cfg(test)]
+mod orphan_tests;
 
 #[cfg(test)]
 mod tests {

@@ -192,7 +192,7 @@ impl Fs {
         if opened.created {
             rebuild::import_head(&fs.local, owner)?;
         } else {
-            rebuild::recover(&fs.local)?;
+            rebuild::recover(&fs.local, &fs.commits.device_label())?;
             if let Some(p) = opened.extra_parent {
                 fs.local.db.write(|c| state::set_extra_parent(c, Some(&p)))?;
             }
@@ -287,7 +287,9 @@ impl Fs {
         Ok(())
     }
 
-    /// Deletes an inode with no names left once no handle has it open.
+    /// Deletes an inode with no names left once no handle has it open; a
+    /// merge orphan written since the merge comes back as a conflict copy
+    /// instead (docs/SYNC.md §4.3).
     fn maybe_delete(&self, ino: Ino) -> Result<()> {
         // The node map stays locked from the check to the deletion, and
         // `open_node` counts an open under the same lock: an open that
@@ -296,6 +298,13 @@ impl Fs {
         // answers `Stale`, so the kernel looks the name up again).
         let mut nodes = self.nodes.lock()?;
         if nodes.get(&ino).is_some_and(|n| n.opens.load(Ordering::Acquire) > 0) {
+            return Ok(());
+        }
+        // At the last close, whatever the kernel still holds: under the
+        // same lock, so a `forget` racing with it cannot delete it first.
+        if let Some(r) = self.relink_orphan(ino)? {
+            drop(nodes);
+            self.relinked(&r);
             return Ok(());
         }
         // The kernel may still open it by the number a lookup gave it (a

@@ -263,8 +263,15 @@ impl Db {
 
     /// Stops the flusher after a last commit.
     pub fn stop(&self) -> Result<()> {
-        if let Ok(mut s) = self.stop.lock() {
-            *s = true;
+        {
+            // The flag is set under the connection's lock, the one the
+            // flusher checks it under before it waits: set without it, the
+            // notice could fall between that check and the wait, and the
+            // flusher would sleep forever (and `shutdown` wait on it).
+            let _conn = self.conn.lock().map_err(|_| poisoned())?;
+            if let Ok(mut s) = self.stop.lock() {
+                *s = true;
+            }
         }
         self.opened.notify_all();
         self.commit(true)

@@ -205,7 +205,6 @@ pub fn delete(c: &Connection, ino: Ino) -> Result<()> {
 /// The inodes holding file id `id`, by inode number: usually one; two
 /// while a merge orphan (docs/SYNC.md §4.3) keeps the old version of a
 /// file open beside the inode that took its name.
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
 pub(crate) fn by_file_id(c: &Connection, id: &FileId) -> Result<Vec<Row>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM inodes WHERE file_id = ?1 ORDER BY ino"))?;
     let rows = st.query_map([id.0.as_slice()], from_sql)?;
@@ -214,7 +213,6 @@ pub(crate) fn by_file_id(c: &Connection, id: &FileId) -> Result<Vec<Row>> {
 
 /// Gives an inode another file id (a merge alias, docs/SYNC.md §4.3: two
 /// devices made the same folder or file, and the merge kept one id).
-#[cfg_attr(not(test), allow(dead_code))] // used by the sync engine's apply (step 17)
 pub(crate) fn set_file_id(c: &Connection, ino: Ino, id: &FileId) -> Result<()> {
     c.prepare_cached("UPDATE inodes SET file_id = ?2 WHERE ino = ?1")?
         .execute(params![ino as i64, id.0.as_slice()])?;
@@ -396,21 +394,14 @@ pub(crate) fn file_totals(c: &Connection) -> Result<(u64, u64)> {
 }
 
 /// After a crash or stop: deletes files unlinked while open then (the
-/// rows, their attributes and pins).
+/// rows, their attributes and pins), except merge orphans still recorded.
 pub(crate) fn delete_unlinked(c: &Connection) -> Result<()> {
-    c.execute(
-        "DELETE FROM xattrs WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
-        [],
-    )?;
-    c.execute(
-        "DELETE FROM pins WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
-        [],
-    )?;
-    c.execute(
-        "DELETE FROM merge_orphans WHERE ino IN (SELECT ino FROM inodes WHERE nlink = 0)",
-        [],
-    )?;
-    c.execute("DELETE FROM inodes WHERE nlink = 0", [])?;
+    // A merge orphan's bytes may be the only copy of a version: it is
+    // settled first (`orphans::settle_all`), never deleted here.
+    const UNLINKED: &str = "SELECT ino FROM inodes WHERE nlink = 0 AND ino NOT IN (SELECT ino FROM merge_orphans)";
+    c.execute(&format!("DELETE FROM xattrs WHERE ino IN ({UNLINKED})"), [])?;
+    c.execute(&format!("DELETE FROM pins WHERE ino IN ({UNLINKED})"), [])?;
+    c.execute(&format!("DELETE FROM inodes WHERE ino IN ({UNLINKED})"), [])?;
     Ok(())
 }
 

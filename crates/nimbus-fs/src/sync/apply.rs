@@ -9,9 +9,13 @@
 //! one database transaction, it changes the rows and the state (head,
 //! committed epoch, the `applying` marker). Files whose content changed
 //! get a new inode when the kernel may cache the old one (its write-back
-//! cache trusts its own size); a file open here or changed here keeps its
-//! name, inode and content, and the target's version becomes a conflict
-//! copy beside it (until step 19 gives open files their own rule).
+//! cache trusts its own size); a file changed here keeps its name, inode
+//! and content, and the target's version becomes a conflict copy beside
+//! it. A file open here and not changed, whose content the target changed
+//! or that it deleted, loses its names to the target's version (or to
+//! nothing) and lives on for its handles as a merge orphan
+//! (`meta/orphans.rs`), linked back as a conflict copy at its last close
+//! if it was written meanwhile.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -26,6 +30,7 @@ use crate::error::{FsError, Result};
 use crate::kernel::{KernelCache, KernelCall, KernelRefs};
 use crate::local::Local;
 use crate::meta::inodes::{self, Row};
+use crate::meta::orphans::{self, Orphan};
 use crate::meta::{dentries, dirty, pins, state, xattrs, Conn};
 use crate::types::{ContentList, Ino, ROOT};
 
@@ -56,7 +61,9 @@ pub(crate) struct ApplyReport {
     /// Only metadata changed.
     pub meta: usize,
     pub deleted: usize,
-    /// Deleted or changed in the target but kept here: changed or open here.
+    /// Deleted, changed or moved in the target but kept here as the person
+    /// left it (an open file the target deleted counts as deleted: it lives
+    /// on nameless for its handles).
     pub kept: usize,
     /// Conflict copies made: their inodes.
     pub copies: Vec<Ino>,
@@ -573,7 +580,7 @@ impl Rebase<'_> {
         };
         // The write-back cache keeps a file's times as well as its size.
         let mtime = t.kind == EntryKind::File && b.map_or(row.mtime, |b| b.meta.mtime) != t.meta.mtime;
-        let here = row.dirty_epoch > self.since || row.staging.is_some() || self.is_open(row.ino);
+        let here = row.dirty_epoch > self.since || row.staging.is_some();
         if here {
             // The same change made on both sides is one change (§3.3).
             if content && !(row.staging.is_none() && same_content(row, t)) {
@@ -586,6 +593,14 @@ impl Rebase<'_> {
         }
         if content {
             self.report.changed += 1;
+        }
+        if self.is_open(row.ino) {
+            // Its handles keep the version they opened; the name goes to
+            // the target's (§4.3, open files).
+            let (parent, name) = self.old_place(row, b, t)?;
+            let ino = self.replace(row, t)?;
+            self.orphan(row, parent, name)?;
+            return Ok(ino);
         }
         if row.kind != t.kind || self.refs.knows(row.ino) {
             return self.replace(row, t);
@@ -630,6 +645,37 @@ impl Rebase<'_> {
             self.map.remove(&row.ino);
         }
         Ok(ino)
+    }
+
+    /// Where an open file's name was, for its conflict copy: its first
+    /// name here, else (its names taken off for the target's move) its
+    /// place in the base, else the target's.
+    fn old_place(&self, row: &Row, b: Option<&Node>, t: &Node) -> Result<(FileId, Vec<u8>)> {
+        if let Some((parent, name)) = dentries::names_of(self.c, row.ino)?.into_iter().next() {
+            return Ok((self.id_of_folder(parent)?, name));
+        }
+        let place = b
+            .and_then(|b| b.places.iter().next())
+            .or_else(|| t.places.iter().next());
+        Ok(place.map_or((ROOT_ID, row.file_id.to_hex().into_bytes()), |p| {
+            (p.parent, p.name.clone())
+        }))
+    }
+
+    /// Records an open file that lost its names as a merge orphan: its
+    /// handles keep it, and its last close links it back as a conflict
+    /// copy if it was written after `row` (the POSIX face's `release`).
+    fn orphan(&mut self, row: &Row, parent: FileId, name: Vec<u8>) -> Result<()> {
+        orphans::add(
+            self.c,
+            &Orphan {
+                ino: row.ino,
+                parent,
+                name,
+                epoch: row.dirty_epoch,
+                time: self.target.time,
+            },
+        )
     }
 
     /// The target's version of `id` beside the person's, under a conflict
@@ -704,13 +750,13 @@ impl Rebase<'_> {
     }
 
     /// An id the target deleted: deleted as `unlink` and `rmdir` do, unless
-    /// the person changed it here or it is open (an edit beats a delete),
-    /// or it is a folder something here still holds.
+    /// the person changed it here (an edit beats a delete), or it is a
+    /// folder something here still holds. An open file lives on for its
+    /// handles as a merge orphan.
     fn delete_or_keep(&mut self, id: &FileId, b: &Node) -> Result<()> {
         let Some(row) = self.live(id)? else { return Ok(()) };
-        let keep = self.is_open(row.ino)
-            || self.changed_here(&row, b)?
-            || (row.kind == EntryKind::Dir && !dentries::is_empty_dir(self.c, row.ino)?);
+        let keep =
+            self.changed_here(&row, b)? || (row.kind == EntryKind::Dir && !dentries::is_empty_dir(self.c, row.ino)?);
         if keep {
             self.stamp_parents(row.ino)?;
             if row.kind == EntryKind::Dir {
@@ -718,6 +764,11 @@ impl Rebase<'_> {
             }
             self.report.kept += 1;
             return Ok(());
+        }
+        let open = row.kind != EntryKind::Dir && self.is_open(row.ino);
+        if open {
+            let (parent, name) = self.old_place(&row, Some(b), b)?;
+            self.orphan(&row, parent, name)?;
         }
         let names = dentries::names_of(self.c, row.ino)?;
         for (parent, name) in &names {
@@ -734,8 +785,9 @@ impl Rebase<'_> {
         }
         inodes::add_nlink(self.c, row.ino, -i64::from(row.nlink))?;
         // A file the kernel may still open by number goes when it forgets
-        // it (the POSIX face's `forget`), as after `unlink`.
-        if row.kind == EntryKind::Dir || !self.refs.holds(row.ino) {
+        // it (the POSIX face's `forget`), as after `unlink`; an open one at
+        // its last close.
+        if row.kind == EntryKind::Dir || (!open && !self.refs.holds(row.ino)) {
             inodes::delete(self.c, row.ino)?;
             self.map.remove(&row.ino);
         }

@@ -16,7 +16,7 @@ use crate::content::{read_state, Nodes};
 use crate::kernel::{KernelCall, KernelRefs};
 use crate::local::{CacheLimits, Local};
 use crate::meta::inodes::{self, Row};
-use crate::meta::{dentries, dirty, state, xattrs};
+use crate::meta::{dentries, dirty, orphans, state, xattrs};
 use crate::snapshots::Snapshots;
 use crate::sync::trees::VaultTrees;
 use crate::types::{Ctx, Ino, ROOT};
@@ -773,22 +773,85 @@ fn content_changed_on_both_sides_keeps_both() {
     assert_eq!(applied.calls, calls(vec![entry(ROOT, copy), KernelCall::Inode(ROOT)]));
 }
 
+/// An open file the target changed or deleted loses its names; its
+/// handles keep the version they opened, and it is recorded where its name
+/// was, for its last close.
 #[test]
-fn an_open_file_is_kept_like_a_changed_one_until_step_19() {
+fn an_open_file_changed_or_deleted_there_becomes_a_merge_orphan() {
     let (mut env, base) = Env::with(|d| {
-        d.file(1, 0, "db", b"base").file(2, 0, "log", b"x");
+        d.dir(1, 0, "d").file(2, 1, "db", b"base").file(3, 0, "log", b"x");
     });
-    env.open("db");
+    let (dir, db, log) = (env.ino("d"), env.ino("d/db"), env.ino("log"));
+    env.open("d/db");
     env.open("log");
     let mut d = env.draft(&base);
-    d.write(1, b"theirs").remove(2);
+    d.write(2, b"theirs").remove(3);
     let t = env.commit(d);
     let applied = env.apply(&t, &KernelRefs::attached());
-    assert_eq!(env.read("db"), b"base");
-    assert_eq!(env.read("log"), b"x", "an open file is not deleted");
-    let copy = "db (conflict laptop 2023-11-14 22.13 UTC)";
-    assert_eq!(env.read(copy), b"theirs");
-    assert_eq!((applied.report.kept, applied.report.copies.len()), (1, 1));
+    assert_ne!(env.ino("d/db"), db, "the target's version takes the name");
+    assert_eq!(env.read("d/db"), b"theirs");
+    assert_eq!(env.read_ino(db), b"base", "its handles keep what they opened");
+    assert_eq!(env.read_ino(log), b"x");
+    assert!(env.row("log").is_none(), "deleted there: no name left");
+    let (rows, orphans) = env
+        .local
+        .db
+        .read(|c| Ok((vec![inodes::get(c, db)?, inodes::get(c, log)?], orphans::all(c)?)))
+        .unwrap();
+    assert_eq!((rows[0].nlink, rows[1].nlink), (0, 0));
+    let orphan = |ino, parent, name: &str, epoch| orphans::Orphan {
+        ino,
+        parent,
+        name: name.as_bytes().to_vec(),
+        epoch,
+        time: T0,
+    };
+    let mut want = vec![
+        orphan(db, fid(1), "db", rows[0].dirty_epoch),
+        orphan(log, ROOT_ID, "log", rows[1].dirty_epoch),
+    ];
+    want.sort_by_key(|o| o.ino);
+    assert_eq!(orphans, want);
+    assert_eq!((applied.report.changed, applied.report.deleted), (1, 1));
+    assert!(applied.report.copies.is_empty(), "no copy unless written");
+    assert_eq!(
+        applied.calls,
+        calls(vec![
+            entry(dir, "db"),
+            // The new inode's mtime is the target's (set after the copy).
+            KernelCall::Attr(env.ino("d/db")),
+            KernelCall::Deleted {
+                parent: ROOT,
+                ino: log,
+                name: b"log".to_vec()
+            },
+            KernelCall::Inode(dir),
+            KernelCall::Inode(ROOT),
+        ])
+    );
+    assert_eq!(env.commit_everything(), t.root, "nothing of the orphans is committed");
+}
+
+/// An open file written since the commit is a changed file: it keeps its
+/// name, and the target's version becomes a conflict copy.
+#[test]
+fn an_open_file_written_here_keeps_its_name() {
+    let (mut env, base) = Env::with(|d| {
+        d.file(1, 0, "db", b"base");
+    });
+    let db = env.ino("db");
+    // Written (as the POSIX face writes, through the open node).
+    env.edit_here("db", b"mine");
+    env.open("db");
+    let mut d = env.draft(&base);
+    d.write(1, b"theirs");
+    let t = env.commit(d);
+    let applied = env.apply(&t, &KernelRefs::attached());
+    assert_eq!(env.ino("db"), db);
+    assert_eq!(env.read("db"), b"mine");
+    assert_eq!(env.read("db (conflict laptop 2023-11-14 22.13 UTC)"), b"theirs");
+    assert_eq!(applied.report.copies.len(), 1);
+    assert!(env.local.db.read(orphans::all).unwrap().is_empty());
 }
 
 #[test]
@@ -974,7 +1037,7 @@ mod props {
             edits in proptest::collection::vec(any::<u8>(), 8),
         ) {
             let (mut env, base_flat) = Env::with(|d| tree(d, &base));
-            let mut mine = Vec::new();
+            let (mut mine, mut open) = (Vec::new(), Vec::new());
             for (i, e) in edits.iter().enumerate() {
                 let id = fid(i as u8 + 1);
                 if !base_flat.get(&id).is_some_and(|n| n.kind == EntryKind::File) {
@@ -991,7 +1054,7 @@ mod props {
                     _ => {
                         let node = env.nodes.get(&env.local, ino).unwrap();
                         node.opens.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                        mine.push((ino, env.read_ino(ino)));
+                        open.push((ino, env.read_ino(ino)));
                     }
                 }
             }
@@ -1002,7 +1065,16 @@ mod props {
             env.apply(&t, &KernelRefs::attached());
             let rows = env.walk();
             for (ino, data) in &mine {
-                prop_assert!(rows.iter().any(|r| r.ino == *ino), "an edited or open file lost its name");
+                prop_assert!(rows.iter().any(|r| r.ino == *ino), "an edited file lost its name");
+                prop_assert_eq!(&env.read_ino(*ino), data);
+            }
+            // An open file keeps its version for its handles: with its
+            // name, or recorded as a merge orphan for its last close.
+            let recorded = env.local.db.read(orphans::all).unwrap();
+            for (ino, data) in &open {
+                let named = rows.iter().any(|r| r.ino == *ino);
+                let orphan = recorded.iter().any(|o| o.ino == *ino);
+                prop_assert!(named != orphan, "an open file is neither named nor recorded, or both");
                 prop_assert_eq!(&env.read_ino(*ino), data);
             }
             let here: BTreeSet<Vec<nimbus_vault::BlobId>> = rows
