@@ -444,6 +444,8 @@ impl Drive {
         let fs = slot.as_ref().and_then(|s| s.peek());
         let locked = mounted && fs.is_none();
         let pending = fs.as_ref().and_then(|f| f.pending().ok()).unwrap_or_default();
+        let sync_state = fs.as_ref().map(|f| f.sync_state()).unwrap_or_default();
+        let waiting = waiting_from(&sync_state);
         let (cache_bytes, _) = fs.as_ref().map(|f| f.cache_usage()).unwrap_or((0, 0));
         let transfers = self.transfers();
         let busy = pending.syncing || pending.dirty || pending.files > 0 || transfers.uploading_bytes > 0;
@@ -474,7 +476,11 @@ impl Drive {
             } else {
                 String::new()
             };
-            (DriveState::Paused, format!("Paused{what}"))
+            let theirs = waiting
+                .as_deref()
+                .map(|w| format!(" · changes from {w} waiting"))
+                .unwrap_or_default();
+            (DriveState::Paused, format!("Paused{what}{theirs}"))
         } else if pending.offline && busy {
             (
                 DriveState::Offline,
@@ -496,6 +502,8 @@ impl Drive {
                 DriveState::Syncing,
                 format!("Syncing {} left", files_and_bytes(&pending)),
             )
+        } else if let Some(w) = &waiting {
+            (DriveState::Receiving, format!("Receiving changes from {w}"))
         } else {
             (DriveState::UpToDate, "Up to date".to_string())
         };
@@ -531,7 +539,7 @@ impl Drive {
             changes_kept_here: left_staged,
             changes_pending: pending.dirty,
             set_aside: pending.set_aside,
-            sync: crate::not_yet::sync_status(),
+            sync: sync_status(&sync_state),
         }
     }
 
@@ -632,6 +640,44 @@ fn finish(fs: Arc<Fs>, wait: Duration, name: &str) -> bool {
     }
 }
 
+/// The other devices whose changes this drive has seen but not taken in
+/// yet, named for a person ("laptop and desk"); `None` when there are none.
+fn waiting_from(st: &nimbus_fs::SyncState) -> Option<String> {
+    let mut names: Vec<String> = st
+        .waiting
+        .iter()
+        .map(|h| {
+            if h.device_name.is_empty() {
+                format!("device {}", &h.device.to_hex()[..7])
+            } else {
+                h.device_name.clone()
+            }
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    match names.len() {
+        0 => None,
+        1 => names.pop(),
+        _ => {
+            let last = names.pop().unwrap_or_default();
+            Some(format!("{} and {last}", names.join(", ")))
+        }
+    }
+}
+
+/// A drive status's `sync` part from what its sync loop knows.
+fn sync_status(st: &nimbus_fs::SyncState) -> nimbus_api::SyncStatus {
+    nimbus_api::SyncStatus {
+        last_checked: st
+            .last_poll
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64),
+        behind: !st.waiting.is_empty(),
+        ..crate::not_yet::sync_status()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -639,6 +685,32 @@ mod tests {
 
     /// What goes through the drive's limits shows in its transfers, each
     /// kind in its own count.
+    fn head(name: &str, dev: u8) -> nimbus_fs::RemoteHead {
+        nimbus_fs::RemoteHead {
+            commit: nimbus_vault::Id([dev; 32]),
+            device: nimbus_vault::ShortId([dev; 16]),
+            device_name: name.into(),
+            ahead: true,
+        }
+    }
+
+    #[test]
+    fn waiting_devices_are_named_for_a_person() {
+        let mut st = nimbus_fs::SyncState::default();
+        assert_eq!(waiting_from(&st), None);
+        assert!(!sync_status(&st).behind);
+        st.waiting = vec![head("laptop", 1)];
+        assert_eq!(waiting_from(&st).as_deref(), Some("laptop"));
+        st.waiting.push(head("", 0xab));
+        st.waiting.push(head("desk", 2));
+        st.waiting.push(head("laptop", 3));
+        assert_eq!(waiting_from(&st).as_deref(), Some("desk, device abababa and laptop"));
+        st.last_poll = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000));
+        let s = sync_status(&st);
+        assert!(s.behind);
+        assert_eq!(s.last_checked, Some(1_800_000_000));
+    }
+
     #[test]
     fn transfers_count_requests_by_kind() {
         let rt = tokio::runtime::Builder::new_current_thread()
