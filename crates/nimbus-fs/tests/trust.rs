@@ -226,13 +226,18 @@ fn an_old_ref_served_to_the_second_read_is_refused_by_the_drive() {
     let fs = load(&rt, open(&rt, mem.clone()), &state.path().join("a"), device).unwrap();
     assert_eq!(read(&fs, "newer.txt").unwrap(), b"newer");
     // The check right before publishing: an old ref served to that read
-    // stops the commit.
+    // stops the commit. The drive reads a ref again only when its listing
+    // changed (`RefCache`), so the store is out of reach while the drive
+    // opens: its first poll fails, and the poll before publishing reads
+    // every ref.
     let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
     fs.shutdown().unwrap();
     drop(fs);
     let vault = open(&rt, faulty.clone());
     rt.block_on(vault.read_refs()).unwrap();
+    faulty.set_offline(true);
     let fs = load(&rt, vault, &state.path().join("a"), device).unwrap();
+    faulty.set_offline(false);
     write(&fs, "third.txt", b"third");
     faulty.replay_on_get(&key, 1, old_ref.clone());
     let err = fs.sync_now().unwrap_err();

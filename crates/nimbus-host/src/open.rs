@@ -113,10 +113,19 @@ pub fn open_drive(
     fo.commit_delay = opts.commit_delay;
     fo.cache_limit = opts.cache_limit;
     fo.owner = current_user();
+    fo.poll = opts.poll_interval;
     let state = opts.state_dir.clone();
     fo.on_commit = Some(Box::new(move |_cid, seq| {
         // Remember the ref's update number, so a rollback is noticed.
         device::note_own_commit(&state, &vid, dev, seq)
+    }));
+    let state = opts.state_dir.clone();
+    fo.on_refs_seen = Some(Box::new(move |seen| {
+        // Other devices' newer refs, seen by a poll: remembered like our
+        // own, so a store that goes back to older ones is noticed.
+        if let Err(e) = device::save_seen(&state, &vid, seen) {
+            tracing::warn!("{e}");
+        }
     }));
     let fs = Fs::load(vault, rt.clone(), fo).map_err(OpenError::Load)?;
     fs.set_paused(opts.paused);
