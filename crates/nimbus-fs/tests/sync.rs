@@ -446,3 +446,79 @@ fn a_merge_published_but_not_applied_is_finished_at_the_next_start() {
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }
+
+/// A store whose pack reads fail while `armed`, as when the network drops
+/// in the middle of taking another device's snapshot in.
+struct PacksFail {
+    inner: DynBackend,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl Backend for PacksFail {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        if key.starts_with("packs/") && self.armed.load(Ordering::SeqCst) {
+            return Err(BackendError::unavailable("the network dropped"));
+        }
+        self.inner.get(key, range).await
+    }
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        self.inner.put(key, data).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.delete(key).await
+    }
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        self.inner.stat(key).await
+    }
+    fn describe(&self) -> String {
+        "a store whose pack reads fail".into()
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+/// A fast-forward that failed halfway (its trees could not be read) is
+/// finished by the next cycle from its marker, even though the person
+/// has written since (which would otherwise hold a fast-forward back until
+/// the next commit), and what the person wrote is kept.
+#[test]
+fn a_fast_forward_cut_short_is_finished_and_keeps_what_was_written_since() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
+    put(&a, "base.txt", b"base");
+    a.sync_now().unwrap();
+    let store = Arc::new(PacksFail {
+        inner: mem.clone(),
+        armed: AtomicBool::new(false),
+    });
+    let b = load(&rt, store.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+    assert_eq!(names(&b, ""), ["base.txt"]);
+    store.armed.store(true, Ordering::SeqCst);
+
+    put(&a, "new.txt", b"new");
+    a.sync_now().unwrap();
+    wait_for("b's fast-forward failed", || b.sync_state().failures >= 1);
+    assert_eq!(read(&b, "new.txt"), None);
+    put(&b, "mine.txt", b"written meanwhile");
+    store.armed.store(false, Ordering::SeqCst);
+    wait_for("b finishes the fast-forward", || {
+        read(&b, "new.txt").as_deref() == Some(b"new")
+    });
+    assert_eq!(read(&b, "mine.txt").unwrap(), b"written meanwhile");
+    assert_eq!(
+        b.pending().unwrap().files,
+        1,
+        "what was written since is still to commit"
+    );
+    b.sync_now().unwrap();
+    wait_for("a takes in b's commit", || walk(&a) == walk(&b));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}

@@ -335,8 +335,11 @@ impl Syncer {
     fn judge(&self, _serial: &Serial<'_>, cy: &mut Cycle, refs: &HashMap<DeviceId, RefRecord>) -> Result<()> {
         let (others, extra) = self.others(refs)?;
         let paused = self.engine.is_paused();
+        // A change not committed yet holds a fast-forward back; a folder
+        // whose tree was never built (the root of a drive made on an empty
+        // vault) is no change, and the apply builds nothing from it.
         let (ours, pending) = self.local.db.read(|c| {
-            let pending = dirty::any_change_or_unbuilt_folder(c, state::committed_epoch(c)?)?;
+            let pending = dirty::any_change(c, state::committed_epoch(c)?)?;
             Ok((state::head(c)?, pending))
         })?;
         let key = Judged {
