@@ -48,37 +48,7 @@ impl Syncer {
             // rows are the head.
             None => self.local.db.read(inodes::file_totals)?,
         };
-        let mut roots = Vec::with_capacity(list.len());
-        for id in &list {
-            roots.extend(heads::commit_row(&self.local, id)?.map(|r| r.root));
-        }
-        self.know_trees(&roots)?;
-        let (merged, mid) = {
-            let _rt = self.local.rt.enter();
-            let saver = Saver::new(&self.local.vault);
-            let mut trees = VaultTrees::with_saver(&self.local.blobs, &saver);
-            let merged = merge_heads(&self.local, &mut trees, &list, ours);
-            // Finished even after a failure: what did upload gets indexed.
-            let finished = self.local.rt.block_on(saver.finish());
-            let merged = merged?;
-            let stats = finished?;
-            if merged.heads.len() < 2 {
-                return Err(FsError::new(
-                    ErrorKind::Io,
-                    "the snapshots to merge came down to one while merging; nothing was changed",
-                ));
-            }
-            let how = MergeCommit {
-                device: self.engine.device(),
-                device_name: self.engine.device_name(),
-                indexes: stats.indexes,
-                ours_totals,
-                ours_root: base,
-            };
-            let (mid, commit) = write_merge_commit(&self.local, &mut trees, &merged, how)?;
-            heads::remember(&self.local, mid, &commit)?;
-            (merged, mid)
-        };
+        let (merged, mid) = self.merge_commit(&list, ours, base, ours_totals)?;
         let epoch = built.as_ref().map(|b| b.e_old);
         self.mark(&Applying {
             head: mid,
@@ -105,6 +75,47 @@ impl Syncer {
         );
         self.applied(&applied, Some((mid, published.seq)));
         Ok(())
+    }
+
+    /// Merges `list` (with `ours` among them, whose tree is `base` and
+    /// totals `ours_totals`), stores the merged trees and writes the merge
+    /// commit, which nothing names yet. Returns the merge and the commit.
+    fn merge_commit(
+        &self,
+        list: &[CommitId],
+        ours: Option<CommitId>,
+        base: Option<nimbus_merge::TreeId>,
+        ours_totals: (u64, u64),
+    ) -> Result<(Merged, CommitId)> {
+        let mut roots = Vec::with_capacity(list.len());
+        for id in list {
+            roots.extend(heads::commit_row(&self.local, id)?.map(|r| r.root));
+        }
+        self.know_trees(&roots)?;
+        let _rt = self.local.rt.enter();
+        let saver = Saver::new(&self.local.vault);
+        let mut trees = VaultTrees::with_saver(&self.local.blobs, &saver);
+        let merged = merge_heads(&self.local, &mut trees, list, ours);
+        // Finished even after a failure: what did upload gets indexed.
+        let finished = self.local.rt.block_on(saver.finish());
+        let merged = merged?;
+        let stats = finished?;
+        if merged.heads.len() < 2 {
+            return Err(FsError::new(
+                ErrorKind::Io,
+                "the snapshots to merge came down to one while merging; nothing was changed",
+            ));
+        }
+        let how = MergeCommit {
+            device: self.engine.device(),
+            device_name: self.engine.device_name(),
+            indexes: stats.indexes,
+            ours_totals,
+            ours_root: base,
+        };
+        let (mid, commit) = write_merge_commit(&self.local, &mut trees, &merged, how)?;
+        heads::remember(&self.local, mid, &commit)?;
+        Ok((merged, mid))
     }
 
     /// The apply of a merge commit whose ref is written but whose tree the
