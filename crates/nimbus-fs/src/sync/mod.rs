@@ -211,8 +211,14 @@ impl Syncer {
         let serial = self.engine.serial()?;
         let mut cy = self.cycle.lock().map_err(|_| lock_err())?;
         let res = self.cycle_locked(&serial, &mut cy, commit);
+        self.after_cycle(&mut cy, &res);
+        res
+    }
+
+    /// Sets the next poll's time by a cycle's outcome, and the status.
+    fn after_cycle(&self, cy: &mut Cycle, res: &Result<()>) {
         let now = Instant::now();
-        match &res {
+        match res {
             Ok(()) => cy.interval.succeeded(),
             Err(e) => {
                 cy.interval.failed();
@@ -225,7 +231,6 @@ impl Syncer {
             st.failures = cy.interval.failures();
             st.last_error = res.as_ref().err().map(|e| e.to_string());
         }
-        res
     }
 
     fn cycle_locked(&self, serial: &Serial<'_>, cy: &mut Cycle, commit: bool) -> Result<()> {
@@ -511,18 +516,29 @@ impl Syncer {
         self.engine.head_changed(published);
     }
 
-    /// The first cycle, run by the drive's load after the recovery: a
-    /// drive opens on what the other devices published while it was
-    /// closed (a fast-forward, or a merge once its own changes commit),
-    /// as §4.2 says. A store that cannot be reached leaves it to the loop.
+    /// The first poll, run by the drive's load after the recovery: a drive
+    /// opens on what the other devices published while it was closed (a
+    /// fast-forward, or a merge once its own changes commit), as §4.2
+    /// says. A ref that went back in time fails the load, as the read of
+    /// the refs at open always did; a store out of reach, or a failure
+    /// taking the heads in, is left to the loop (the drive opens as it
+    /// was, and the status says why).
     pub fn first_poll(&self) -> Result<()> {
-        match self.cycle(false) {
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
-                tracing::warn!("the store cannot be reached; the drive opens as it was and catches up later: {e}");
-                Ok(())
+        let serial = self.engine.serial()?;
+        let mut cy = self.cycle.lock().map_err(|_| lock_err())?;
+        let res = match self.poll(&mut cy.cache) {
+            Ok(poll) => {
+                self.polled(&poll);
+                self.judge(&serial, &mut cy, &poll.refs)
             }
-            other => other,
+            Err(e) if e.kind() == ErrorKind::Unavailable => Err(e),
+            Err(e) => return Err(e),
+        };
+        self.after_cycle(&mut cy, &res);
+        if let Err(e) = res {
+            tracing::warn!("the drive opens as it was; catching up with the other devices is left to the loop: {e}");
         }
+        Ok(())
     }
 }
 
