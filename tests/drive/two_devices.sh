@@ -119,5 +119,5 @@ ls "$mnt_a"
 step "both unmount; the vault checks out"
 unmount_as A
 unmount_as B
-NIMBUS_STATE_DIR=$state_a "$NIMBUS" check "$store"
+NIMBUS_STATE_DIR=$state_a "$NIMBUS" check -s "$store" -q
 echo "two devices: every change seen on the other side, both versions of a conflict kept"

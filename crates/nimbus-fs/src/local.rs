@@ -4,10 +4,12 @@
 //! change epoch.
 //!
 //! [`Local::open`] finds or makes it in the state folder, and decides
-//! whether the database can be kept: one of another schema, or one the
-//! vault moved past while it had no changes, is rebuilt from the vault.
+//! whether the database can be kept: one of another schema is rebuilt from
+//! the vault. One the vault moved past while the drive was closed is kept:
+//! the sync loop's first poll fast-forwards or merges it (docs/SYNC.md
+//! §4.2).
 
-use nimbus_vault::{CommitId, Vault};
+use nimbus_vault::Vault;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,9 +50,6 @@ pub(crate) struct Opened {
     pub local: Local,
     /// The database was made just now: fill it from the vault.
     pub created: bool,
-    /// A newer snapshot of the vault, kept as a parent of the next commit
-    /// because this drive has changes of its own.
-    pub extra_parent: Option<CommitId>,
 }
 
 impl Local {
@@ -60,7 +59,7 @@ impl Local {
         let staging_dir = dir.join("staging");
         std::fs::create_dir_all(&staging_dir)
             .map_err(|e| FsError::io(format!("cannot create {}", staging_dir.display()), e))?;
-        let (db, created, extra_parent) = open_db(&vault, &rt, dir, &staging_dir)?;
+        let (db, created) = open_db(&vault, dir, &staging_dir)?;
         if created {
             // Staging of an older database is meaningless now.
             let _ = std::fs::remove_dir_all(&staging_dir);
@@ -94,11 +93,7 @@ impl Local {
             staging_dir,
             epoch: AtomicU64::new(1),
         };
-        Ok(Opened {
-            local,
-            created,
-            extra_parent,
-        })
+        Ok(Opened { local, created })
     }
 
     pub fn cur_epoch(&self) -> u64 {
@@ -115,16 +110,14 @@ impl Local {
 }
 
 /// Opens the metadata database, or makes it anew when the one there was
-/// made by another version of Nimbus, or when the vault moved on while
-/// the drive had no changes here. Returns it, whether it is new, and the
-/// vault's newer snapshot to keep as an extra parent when the drive has
-/// changes of its own.
-fn open_db(
-    vault: &Vault,
-    rt: &tokio::runtime::Handle,
-    dir: &Path,
-    staging_dir: &Path,
-) -> Result<(Arc<Db>, bool, Option<CommitId>)> {
+/// made by another version of Nimbus. Returns it, and whether it is new.
+/// A database the vault moved past while the drive was closed (another
+/// device, a `nimbus put`, a restore) is kept, with its changes: the sync
+/// loop's first poll takes the newer snapshots in, by a fast-forward or a
+/// merge, as it does while mounted. (Rebuilding from the newest snapshot
+/// instead would throw away this device's own commits that no other
+/// device has merged.)
+fn open_db(vault: &Vault, dir: &Path, staging_dir: &Path) -> Result<(Arc<Db>, bool)> {
     let db_path = dir.join("metadata.db");
     let db_key = vault.local_state_key("metadata-database");
     let (mut db, mut created) = Db::open(&db_path, &db_key)?;
@@ -135,34 +128,7 @@ fn open_db(
         remove_db(&db_path)?;
         (db, created) = Db::open(&db_path, &db_key)?;
     }
-    let mut extra_parent = None;
-    if !created {
-        // The vault moved on while the drive was not mounted here (a
-        // `nimbus put`, a restore): without local changes, start again
-        // from the vault's newest snapshot; with them, keep them, and
-        // keep the other snapshot in the history of the next commit.
-        let head = rt.block_on(vault.head())?.map(|(id, _)| id);
-        let (local_head, pending) = db.read(|c| {
-            let pending = dirty::any_change_or_unbuilt_folder(c, state::committed_epoch(c)?)?;
-            Ok((state::head(c)?, pending))
-        })?;
-        if head.is_some() && head != local_head {
-            if pending {
-                tracing::warn!(
-                    "the vault has a newer snapshot than this drive, and the drive has changes not yet \
-                     committed: keeping the drive's changes; the other snapshot stays in the history \
-                     (merging both is the sync engine's job)"
-                );
-                extra_parent = head;
-            } else {
-                tracing::info!("the vault has a newer snapshot than this drive: rebuilding from it");
-                drop(db);
-                remove_db(&db_path)?;
-                (db, created) = Db::open(&db_path, &db_key)?;
-            }
-        }
-    }
-    Ok((db, created, extra_parent))
+    Ok((db, created))
 }
 
 /// Fails, saying what to do, when a database about to be rebuilt (one

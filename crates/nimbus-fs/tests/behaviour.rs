@@ -670,8 +670,8 @@ fn walk(dir: PathBuf) -> Vec<PathBuf> {
 
 /// A snapshot made elsewhere while the drive was not mounted (another
 /// device, or `nimbus put`) shows up at the next mount when the drive had
-/// no changes of its own; with changes of its own, those are kept and the
-/// other snapshot stays in the history.
+/// no changes of its own (a fast-forward); with changes of its own, those
+/// are kept, and their commit merges with the other snapshot.
 #[test]
 fn newer_snapshots_from_elsewhere_are_picked_up() {
     let mem: DynBackend = Arc::new(MemoryBackend::new());
@@ -696,15 +696,15 @@ fn newer_snapshots_from_elsewhere_are_picked_up() {
     b.sync();
     b.fs.take().unwrap().shutdown().unwrap();
 
-    // A had nothing pending: it rebuilds from B's newer snapshot.
+    // A had nothing pending: it takes in B's newer snapshot as it opens.
     a.mount();
     assert_eq!(a.read("from-b.txt").unwrap(), b"b");
     a.write("a-again.txt", b"a2").unwrap();
     a.fs.take().unwrap().shutdown().unwrap();
 
     // B changes something and stops before committing it (a crash); then A
-    // commits again; B mounts: it keeps its change, and A's snapshot stays
-    // in the history of B's next commit.
+    // commits again; B mounts: it keeps its change, and its next commit
+    // merges with A's snapshot.
     b.mount();
     assert_eq!(b.read("a-again.txt").unwrap(), b"a2");
     b.write("b-pending.txt", b"b2").unwrap();
@@ -722,13 +722,11 @@ fn newer_snapshots_from_elsewhere_are_picked_up() {
         "local changes are never dropped"
     );
     b.sync();
+    assert_eq!(b.read("a-third.txt").unwrap(), b"a3", "the merge brings A's change");
+    assert_eq!(b.read("b-pending.txt").unwrap(), b"b2");
     let vault = b.fs().vault().clone();
     let (_, head) = b.rt.block_on(vault.head()).unwrap().unwrap();
-    assert_eq!(
-        head.parents.len(),
-        2,
-        "the other device's snapshot stays in the history"
-    );
+    assert_eq!(head.parents.len(), 2, "a merge of both snapshots");
 }
 
 /// Pinned files stay in the cache whatever else is read, and are readable

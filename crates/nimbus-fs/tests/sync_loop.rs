@@ -1,6 +1,7 @@
 //! The sync loop (docs/SYNC.md §4.1, §1.3, §4.2) with two drives, each
 //! with its own device id and state folder, on one vault in memory: a
-//! device notices the other's new snapshot within a few polls, an idle
+//! device takes in the other's new snapshot within a few polls (and,
+//! paused, shows it waiting), an idle
 //! poll costs one listing, the interval backs off while the store is down,
 //! pausing polls without committing, `sync_now` answers for its commit,
 //! the loop ends with the drive, and a publish that failed halfway (the
@@ -90,6 +91,13 @@ fn commits_in(rt: &tokio::runtime::Runtime, mem: &MemoryBackend) -> usize {
     rt.block_on(mem.list("commits/")).unwrap().len()
 }
 
+fn read(fs: &Fs, name: &str) -> Option<Vec<u8>> {
+    let fh = fs.open(fs.lookup(ROOT, name.as_bytes()).ok()?.ino, false).ok()?;
+    let data = fs.read(fh, 0, 1 << 20).unwrap();
+    fs.release(fh).unwrap();
+    Some(data)
+}
+
 #[test]
 fn a_device_notices_the_others_new_snapshot_within_a_few_polls() {
     let rt = rt();
@@ -104,13 +112,13 @@ fn a_device_notices_the_others_new_snapshot_within_a_few_polls() {
     assert!(b.sync_state().waiting.is_empty(), "the same head: {:?}", b.sync_state());
 
     // B commits on A's head: A's ref is behind B's head, no news for B;
-    // A is behind B's, a fast-forward for A.
+    // A is behind B's, and with nothing pending takes it in (a
+    // fast-forward) within a few polls.
     write(&b, "two", b"2");
     b.sync_now().unwrap();
-    wait_for("a sees b's snapshot ahead", || {
-        a.sync_state().waiting.iter().any(|h| h.device == db && h.ahead)
-    });
-    assert_eq!(a.sync_state().waiting.len(), 1, "{:?}", a.sync_state());
+    wait_for("a takes in b's snapshot", || read(&a, "two").as_deref() == Some(b"2"));
+    polls(&a, 2);
+    assert!(a.sync_state().waiting.is_empty(), "{:?}", a.sync_state());
     assert_eq!(a.sync_state().failures, 0);
     polls(&b, 3);
     assert!(
@@ -119,16 +127,23 @@ fn a_device_notices_the_others_new_snapshot_within_a_few_polls() {
         b.sync_state()
     );
 
-    // A commits on its older head: two heads, which wait for the merge on
-    // both devices; A's commit is published as before.
-    write(&a, "three", b"3");
-    a.sync_now().unwrap();
-    wait_for("a sees two heads", || {
-        a.sync_state().waiting.iter().any(|h| h.device == db && !h.ahead)
+    // Paused, A shows B's next snapshot as ahead, waiting, and does not
+    // take it in until it resumes.
+    a.set_paused(true);
+    write(&b, "three", b"3");
+    b.sync_now().unwrap();
+    wait_for("a sees b's snapshot ahead", || {
+        a.sync_state().waiting.iter().any(|h| h.device == db && h.ahead)
     });
-    wait_for("b sees two heads", || {
-        b.sync_state().waiting.iter().any(|h| h.device == da && !h.ahead)
+    assert_eq!(a.sync_state().waiting.len(), 1, "{:?}", a.sync_state());
+    polls(&a, 3);
+    assert_eq!(read(&a, "three"), None, "taken in while paused");
+    a.set_paused(false);
+    wait_for("a takes it in once resumed", || {
+        read(&a, "three").as_deref() == Some(b"3")
     });
+    polls(&a, 2);
+    assert!(a.sync_state().waiting.is_empty(), "{:?}", a.sync_state());
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }

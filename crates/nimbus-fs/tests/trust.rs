@@ -225,8 +225,6 @@ fn an_old_ref_served_to_the_second_read_is_refused_by_the_drive() {
     // With an honest store the drive is whole.
     let fs = load(&rt, open(&rt, mem.clone()), &state.path().join("a"), device).unwrap();
     assert_eq!(read(&fs, "newer.txt").unwrap(), b"newer");
-    // The check right before publishing: an old ref served to that read
-    // stops the commit.
     let faulty = Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()));
     fs.shutdown().unwrap();
     drop(fs);

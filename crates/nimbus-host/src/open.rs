@@ -113,10 +113,19 @@ pub fn open_drive(
     fo.commit_delay = opts.commit_delay;
     fo.cache_limit = opts.cache_limit;
     fo.owner = current_user();
+    fo.poll = opts.poll_interval;
     let state = opts.state_dir.clone();
     fo.on_commit = Some(Box::new(move |_cid, seq| {
         // Remember the ref's update number, so a rollback is noticed.
         device::note_own_commit(&state, &vid, dev, seq)
+    }));
+    let state = opts.state_dir.clone();
+    fo.on_refs_seen = Some(Box::new(move |seen| {
+        // Other devices' newer refs, seen by a poll: remembered like our
+        // own, so a store that goes back to older ones is noticed.
+        if let Err(e) = device::save_seen(&state, &vid, seen) {
+            tracing::warn!("{e}");
+        }
     }));
     let fs = Fs::load(vault, rt.clone(), fo).map_err(OpenError::Load)?;
     fs.set_paused(opts.paused);
@@ -243,5 +252,54 @@ mod tests {
         let (_, head) = rt.block_on(vault.head()).unwrap().unwrap();
         assert_eq!(head.device_name, "Ana's desk");
         opened.fs.shutdown().unwrap();
+    }
+
+    /// A drive opened here polls at the interval asked for, takes in what
+    /// another device commits, and remembers that device's newer ref in
+    /// this device's memory of refs seen (the rollback check's).
+    #[test]
+    fn the_opened_drive_polls_and_remembers_the_refs_it_saw() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mem = Arc::new(MemoryBackend::new());
+        let (vault, _) = rt
+            .block_on(Vault::create(
+                mem.clone(),
+                b"pw",
+                VaultParams::default(),
+                KdfParams::minimum(),
+            ))
+            .unwrap();
+        let vid = vault.config().vault_id;
+        let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let opts = |dir: &Path| DriveOptions {
+            state_dir: dir.to_path_buf(),
+            commit_delay: Duration::from_secs(3600),
+            cache_limit: 1 << 20,
+            paused: false,
+            poll_interval: Some(Duration::from_millis(50)),
+        };
+        let a = open_drive(rt.handle(), mem.clone(), b"pw", &opts(state_a.path()), None).unwrap();
+        let b = open_drive(rt.handle(), mem, b"pw", &opts(state_b.path()), None).unwrap();
+        let dev_a = device::device_id(state_a.path(), &vid).unwrap();
+        let (_, fh) = a.fs.create(Ctx::ROOT, nimbus_fs::ROOT, b"f.txt", 0o644).unwrap();
+        a.fs.write(fh, 0, b"from a").unwrap();
+        a.fs.release(fh).unwrap();
+        a.fs.sync_now().unwrap();
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = device::load_seen(state_b.path(), &vid).unwrap();
+            let taken_in = b.fs.lookup(nimbus_fs::ROOT, b"f.txt").is_ok();
+            if seen.get(&dev_a) == Some(&1) && taken_in {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "b did not poll: {seen:?}, a is {dev_a:?}, taken in: {taken_in}, {:?}",
+                b.fs.sync_state()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a.fs.shutdown().unwrap();
+        b.fs.shutdown().unwrap();
     }
 }

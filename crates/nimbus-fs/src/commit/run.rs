@@ -33,8 +33,8 @@ struct Uploads {
 impl Engine {
     /// The first half of a commit: uploads the changed files, builds the
     /// trees, lets the uploaded files read from their blobs and saves the
-    /// commit object, whose parents are the local head (and an extra
-    /// parent left by an older database). No ref names it yet: until
+    /// commit object, whose parent is the local head (other heads are the
+    /// sync cycle's to merge). No ref names it yet: until
     /// [`Engine::publish`], the vault's history and the local state are as
     /// before, except for objects no ref reaches. `None` if nothing
     /// changed.
@@ -73,13 +73,13 @@ impl Engine {
         let root = root?;
         let stats = finished?;
         self.adopt_uploads(&uploaded, e_old)?;
-        let (head, extra, files, bytes) = self.local.db.read(|c| {
+        let (head, files, bytes) = self.local.db.read(|c| {
             let (files, bytes) = inodes::file_totals(c)?;
-            Ok((state::head(c)?, state::extra_parent(c)?, files, bytes))
+            Ok((state::head(c)?, files, bytes))
         })?;
         let new = NewCommit {
             root,
-            parents: head.into_iter().chain(extra.filter(|e| Some(*e) != head)).collect(),
+            parents: head.into_iter().collect(),
             device: self.opts.device,
             // Read once when the drive opened: a rename takes effect at
             // the next open (docs/SYNC.md §2.3).
@@ -172,8 +172,7 @@ impl Engine {
         self.local.db.write(|c| state::set_applying(c, &marker))?;
         self.local.db.commit(true)?;
         let published = self.write_own_ref(cid, cache)?;
-        // Its parents include the extra parent: that one is merged now.
-        self.complete(&marker, published.seq, true)?;
+        self.complete(&marker, published.seq)?;
         tracing::debug!("published commit {cid}: {} files, {} bytes", commit.files, commit.bytes);
         Ok(published)
     }
@@ -196,12 +195,12 @@ impl Engine {
     /// its own commit, the rows already are it): in one durable
     /// transaction the head, the ref's update number `seq`, the committed
     /// epoch, and the marker cleared; then tells the snapshots and
-    /// `on_commit`. The extra parent goes with `clear_extra` (the commit
-    /// has it as a parent) or when it is the new head itself.
-    pub(crate) fn complete(&self, marker: &Applying, seq: u64, clear_extra: bool) -> Result<()> {
+    /// `on_commit`. The extra parent goes when it is the new head itself
+    /// (else the sync cycle takes it in as a head).
+    pub(crate) fn complete(&self, marker: &Applying, seq: u64) -> Result<()> {
         self.local.db.write(|c| {
             state::set_head(c, &marker.head)?;
-            if clear_extra || state::extra_parent(c)? == Some(marker.head) {
+            if state::extra_parent(c)? == Some(marker.head) {
                 state::set_extra_parent(c, None)?;
             }
             state::set_ref_seen(c, seq.max(state::ref_seen(c)?))?;
@@ -211,16 +210,37 @@ impl Engine {
             state::clear_applying(c)
         })?;
         self.local.db.commit(true)?;
-        self.snapshots.invalidate();
-        if let Some(cb) = &self.opts.on_commit {
-            cb(marker.head, seq);
-        }
+        self.head_changed(Some((marker.head, seq)));
         Ok(())
+    }
+
+    /// Records `seq` as the newest update number of this device's ref (a
+    /// merge's ref, written before its apply records the head).
+    pub(crate) fn note_ref_seq(&self, seq: u64) -> Result<()> {
+        self.local
+            .db
+            .write(|c| state::set_ref_seen(c, seq.max(state::ref_seen(c)?)))?;
+        self.local.db.commit(true)
+    }
+
+    /// The head changed: the snapshots are listed again, and `on_commit`
+    /// hears of this device's ref when it moved (`published`: the head and
+    /// the ref's update number).
+    pub(crate) fn head_changed(&self, published: Option<(CommitId, u64)>) {
+        self.snapshots.invalidate();
+        if let (Some((head, seq)), Some(cb)) = (published, &self.opts.on_commit) {
+            cb(head, seq);
+        }
     }
 
     /// This device's id in the vault.
     pub(crate) fn device(&self) -> nimbus_vault::DeviceId {
         self.opts.device
+    }
+
+    /// This device's name, as its commits carry it.
+    pub(crate) fn device_name(&self) -> &str {
+        &self.opts.device_name
     }
 
     /// Whether a file has no name left in the drive.

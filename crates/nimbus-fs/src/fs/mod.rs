@@ -29,9 +29,9 @@ use crate::content::{Node, Nodes};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::kernel::{KernelCache, KernelLink, KernelRefs};
 use crate::local::{CacheLimits, Local};
-use crate::meta::{dentries, dirty, inodes, state, Conn};
+use crate::meta::{dentries, dirty, inodes, Conn};
 use crate::snapshots::Snapshots;
-use crate::sync::{OnRefsSeen, SyncOptions, SyncState, Syncer};
+use crate::sync::{OnRefsSeen, Parts, SyncOptions, SyncState, Syncer};
 use crate::types::*;
 
 mod attrs;
@@ -172,34 +172,40 @@ impl Fs {
                 on_commit,
             },
         ));
+        let kernel_refs = Arc::new(KernelRefs::unattached());
+        let kernel = Arc::new(KernelLink::default());
         let sync = Arc::new(Syncer::new(
             local.clone(),
             commits.clone(),
+            Parts {
+                nodes: nodes.clone(),
+                kernel_refs: kernel_refs.clone(),
+                kernel: kernel.clone(),
+            },
             SyncOptions { poll, on_refs_seen },
         ));
         let fs = Arc::new(Fs {
             local,
             nodes,
             handles: Mutex::new(HashMap::new()),
-            kernel_refs: Arc::new(KernelRefs::unattached()),
+            kernel_refs,
             next_fh: AtomicU64::new(1),
             commits,
             sync,
             snapshots,
             flusher: Mutex::new(None),
-            kernel: Arc::new(KernelLink::default()),
+            kernel,
         });
         if opened.created {
             rebuild::import_head(&fs.local, owner)?;
         } else {
             rebuild::recover(&fs.local, &fs.commits.device_label())?;
-            if let Some(p) = opened.extra_parent {
-                fs.local.db.write(|c| state::set_extra_parent(c, Some(&p)))?;
-            }
         }
         fs.local.db.commit(true)?;
-        // A publish left under way finishes before anything is built.
+        // A head change left under way finishes before anything is built;
+        // then the drive catches up with what the others published.
         fs.sync.recover()?;
+        fs.sync.first_poll()?;
         if let Ok(mut f) = fs.flusher.lock() {
             *f = Some(fs.local.db.start_flusher());
         }

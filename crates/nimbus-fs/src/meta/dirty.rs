@@ -82,12 +82,3 @@ pub(crate) fn any_change(c: &Connection, committed: u64) -> Result<bool> {
             .exists([committed as i64])?,
     )
 }
-
-/// Like [`any_change`], also counting a folder whose tree was never built.
-pub(crate) fn any_change_or_unbuilt_folder(c: &Connection, committed: u64) -> Result<bool> {
-    Ok(c.prepare_cached(
-        "SELECT 1 FROM inodes WHERE dirty_epoch > ?1 OR (kind = 1 AND tree_id IS NULL) \
-         OR staging IS NOT NULL LIMIT 1",
-    )?
-    .exists([committed as i64])?)
-}

@@ -4,7 +4,7 @@
 //! fetches each commit from the vault once.
 
 use nimbus_merge::base::{reduce_heads, CommitInfo, CommitSource, Limits};
-use nimbus_vault::{CommitId, VaultError};
+use nimbus_vault::{Commit, CommitId, VaultError};
 
 use crate::error::{FsError, Result};
 use crate::local::Local;
@@ -47,18 +47,24 @@ pub(crate) fn commit_row(local: &Local, id: &CommitId) -> Result<Option<CommitRo
         Err(VaultError::Missing { .. } | VaultError::Corrupt { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    Ok(Some(remember(local, *id, &commit)?))
+}
+
+/// Puts commit `id` in the cache: one this drive just wrote (so deciding
+/// the heads or merging never fetches it), or one just fetched.
+pub(crate) fn remember(local: &Local, id: CommitId, commit: &Commit) -> Result<CommitRow> {
     let row = CommitRow {
-        id: *id,
-        parents: commit.parents,
+        id,
+        parents: commit.parents.clone(),
         generation: commit.generation,
         device: commit.device,
-        device_name: commit.device_name,
+        device_name: commit.device_name.clone(),
         root: commit.root,
         time: commit.time,
         store_time: None,
     };
     local.db.write(|c| commits::insert(c, &row))?;
-    Ok(Some(row))
+    Ok(row)
 }
 
 /// The drive's commits for the ancestor search: the local cache, then the

@@ -9,9 +9,6 @@
 //! ancestor (`None`), which the merge turns into a union; anything else
 //! (the network) is an error, and nothing is concluded from it.
 
-// Used by the sync cycle's merge (docs/SYNC.md §7, step 18).
-#![cfg_attr(not(test), allow(dead_code))]
-
 use futures::StreamExt;
 use nimbus_merge::{CommitInfo, CommitSource, Head};
 use nimbus_vault::{CommitId, Timestamp, VaultError};

@@ -1,21 +1,184 @@
 //! The merge in the sync cycle (docs/SYNC.md §4.1, step 18): the heads
 //! read from the history, `nimbus_merge::merge` over the vault's trees,
-//! and the merge commit that publishes the result.
+//! the merge commit, its publishing through the `applying` marker, and the
+//! apply that brings the rows to it.
 //!
 //! This module decides nothing about files: the rules are the merge
 //! crate's, the same on every device. It supplies what only a drive has:
 //! the history (`history.rs`), the trees (any [`Trees`], the vault's on a
 //! drive), the conflict copies' ids keyed by the vault, and the commit.
 
-// Used by the sync cycle (docs/SYNC.md §7, step 18).
-#![cfg_attr(not(test), allow(dead_code))]
-
 use nimbus_merge::{flatten, Content, Flat, Limits, MergeError, Merged, Trees};
-use nimbus_vault::{Commit, CommitId, DeviceId, EntryKind, FileId, IndexId, NewCommit, Timestamp};
+use nimbus_vault::{Commit, CommitId, DeviceId, EntryKind, FileId, IndexId, NewCommit, Saver, Timestamp};
 
+use super::apply::Target;
 use super::history::History;
+use super::trees::VaultTrees;
+use super::{heads, label_of, Cycle, Syncer};
+use crate::commit::Built;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::local::Local;
+use crate::meta::inodes;
+use crate::meta::state::{self, Applying};
+
+impl Syncer {
+    /// Merges `others` with ours (`built`, the commit of the local changes
+    /// just built, else this drive's head), publishes the merge commit
+    /// through the `applying` marker (set durably, then the ref), and
+    /// applies it to the rows: from `built`'s tree (else the head's), with
+    /// what changed here since `built` began kept. Fails before anything is
+    /// published when the store cannot be reached (the next cycle tries
+    /// again, `built`'s changes still pending); a history that cannot be
+    /// read merges as a union (the merge crate's rule).
+    pub(super) fn merge(&self, cy: &mut Cycle, built: Option<Built>, others: Vec<CommitId>) -> Result<()> {
+        let (head, committed) = self
+            .local
+            .db
+            .read(|c| Ok((state::head(c)?, state::committed_epoch(c)?)))?;
+        let ours = built.as_ref().map(|b| b.id).or(head);
+        let mut list = others;
+        list.extend(ours);
+        let base = match &built {
+            Some(b) => Some(b.commit.root),
+            None => self.root_of(head)?,
+        };
+        let ours_totals = match &built {
+            Some(b) => (b.commit.files, b.commit.bytes),
+            // Nothing pending (else a commit would have been built): the
+            // rows are the head.
+            None => self.local.db.read(inodes::file_totals)?,
+        };
+        let (merged, mid) = self.merge_commit(&list, ours, base, ours_totals)?;
+        let epoch = built.as_ref().map(|b| b.e_old);
+        self.mark(&Applying {
+            head: mid,
+            publish: true,
+            epoch,
+        })?;
+        let published = self.engine.write_own_ref(mid, &mut cy.cache)?;
+        self.engine.note_ref_seq(published.seq)?;
+        self.polled(&published.poll);
+        let (device, time) = label_of(&merged.heads, self.engine.device());
+        let target = Target {
+            head: mid,
+            root: merged.root,
+            device,
+            time,
+            aliases: merged.aliases.clone(),
+        };
+        let applied = self.apply(base, &target, epoch.unwrap_or(committed), epoch)?;
+        tracing::info!(
+            "merged {} snapshots into {mid}: {} conflict copies; {:?}",
+            merged.heads.len(),
+            merged.copies.len(),
+            applied.report
+        );
+        self.applied(&applied, Some((mid, published.seq)));
+        Ok(())
+    }
+
+    /// Merges `list` (with `ours` among them, whose tree is `base` and
+    /// totals `ours_totals`), stores the merged trees and writes the merge
+    /// commit, which nothing names yet. Returns the merge and the commit.
+    fn merge_commit(
+        &self,
+        list: &[CommitId],
+        ours: Option<CommitId>,
+        base: Option<nimbus_merge::TreeId>,
+        ours_totals: (u64, u64),
+    ) -> Result<(Merged, CommitId)> {
+        let mut roots = Vec::with_capacity(list.len());
+        for id in list {
+            roots.extend(heads::commit_row(&self.local, id)?.map(|r| r.root));
+        }
+        self.know_trees(&roots)?;
+        let _rt = self.local.rt.enter();
+        let saver = Saver::new(&self.local.vault);
+        let mut trees = VaultTrees::with_saver(&self.local.blobs, &saver);
+        let merged = merge_heads(&self.local, &mut trees, list, ours);
+        // Finished even after a failure: what did upload gets indexed.
+        let finished = self.local.rt.block_on(saver.finish());
+        let merged = merged?;
+        let stats = finished?;
+        if merged.heads.len() < 2 {
+            return Err(FsError::new(
+                ErrorKind::Io,
+                "the snapshots to merge came down to one while merging; nothing was changed",
+            ));
+        }
+        let how = MergeCommit {
+            device: self.engine.device(),
+            device_name: self.engine.device_name(),
+            indexes: stats.indexes,
+            ours_totals,
+            ours_root: base,
+        };
+        let (mid, commit) = write_merge_commit(&self.local, &mut trees, &merged, how)?;
+        heads::remember(&self.local, mid, &commit)?;
+        Ok((merged, mid))
+    }
+
+    /// The apply of a merge commit whose ref is written but whose tree the
+    /// rows do not hold (a stop between the two, `recover.rs`). The base
+    /// is the tree the rows were last built into (`c`'s, when the marker
+    /// has its epoch) or the local head's. The merge of the commit's
+    /// parents runs again for its aliases and labels (it is a pure
+    /// function of the commits, so it makes the same tree; the trees are
+    /// in the vault already).
+    pub(super) fn finish_merge(&self, marker: &Applying, seq: u64) -> Result<()> {
+        let row = heads::commit_row(&self.local, &marker.head)?.ok_or_else(|| {
+            FsError::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "the merge {} this device published cannot be read from the vault",
+                    marker.head
+                ),
+            )
+        })?;
+        let (head, committed) = self
+            .local
+            .db
+            .read(|c| Ok((state::head(c)?, state::committed_epoch(c)?)))?;
+        let base = match marker.epoch {
+            Some(_) => self.rows_tree()?,
+            None => self.root_of(head)?,
+        };
+        self.know_trees(&[row.root])?;
+        let again = {
+            let _rt = self.local.rt.enter();
+            let saver = Saver::new(&self.local.vault);
+            let mut trees = VaultTrees::with_saver(&self.local.blobs, &saver);
+            let again = merge_heads(&self.local, &mut trees, &row.parents, None);
+            self.local.rt.block_on(saver.finish())?;
+            again?
+        };
+        let aliases = if again.root == row.root {
+            again.aliases
+        } else {
+            tracing::warn!(
+                "merging the parents of {} again made another tree; applying it without the merged ids",
+                marker.head
+            );
+            Vec::new()
+        };
+        let (device, time) = label_of(&again.heads, self.engine.device());
+        let target = Target {
+            head: marker.head,
+            root: row.root,
+            device,
+            time,
+            aliases,
+        };
+        let applied = self.apply(base, &target, marker.epoch.unwrap_or(committed), marker.epoch)?;
+        tracing::info!(
+            "finished applying merge {} left under way: {:?}",
+            marker.head,
+            applied.report
+        );
+        self.applied(&applied, Some((marker.head, seq)));
+        Ok(())
+    }
+}
 
 /// Merges `heads` (commit ids, in any order; the merge's result does not
 /// depend on it), reporting what changes for `ours` when it is one of

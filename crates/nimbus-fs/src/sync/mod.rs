@@ -1,42 +1,43 @@
 //! The sync loop of one drive (docs/SYNC.md §4.1): one background thread
 //! that waits until a commit is due or the next poll, then, holding
 //! `Engine::serial`, builds the commit that is due, polls the other
-//! devices' refs (the pre-publish poll of `Vault::write_ref_with` when it
-//! publishes), and decides the heads (§2.5). `poll.rs` is the interval,
-//! `heads.rs` the heads, `recover.rs` the `applying` marker of §4.2.
+//! devices' refs (pull before push), decides the heads (§2.5) and takes
+//! them in: our commit alone is published, another device's head that
+//! ours is behind is applied (a fast-forward, [`Syncer::take_in`]), and
+//! several heads are merged into a merge commit that is published and
+//! applied (`merge.rs`). `poll.rs` is the interval, `heads.rs` the heads,
+//! `recover.rs` the `applying` marker of §4.2, `apply.rs` the rebase of the
+//! working copy onto a new head.
 //!
-//! Another device's head that this drive's head is behind is a
-//! fast-forward ([`Syncer::fast_forward`]); several heads wait for the
-//! merge (step 18): this drive keeps publishing its own commits and the
-//! other heads stay in the history, as before. Either is shown in
-//! [`SyncState::waiting`].
-//!
-//! Like `commit/`, this room works on the shared local state and the
-//! engine; it never names the POSIX face.
+//! Like `commit/`, this room works on the shared local state, the nodes
+//! and the engine; it never names the POSIX face.
 
-use nimbus_vault::{CommitId, DeviceId, RefCache, RefPoll, RefRecord};
+use nimbus_merge::names::device_label;
+use nimbus_vault::{CommitId, DeviceId, RefCache, RefPoll, RefRecord, Timestamp};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::commit::{Engine, Serial, Wait};
-use crate::error::{lock_err, Result};
+use crate::content::Nodes;
+use crate::error::{lock_err, ErrorKind, FsError, Result};
+use crate::kernel::{KernelLink, KernelRefs};
 use crate::local::Local;
-use crate::meta::{dirty, state};
+use crate::meta::state::Applying;
+use crate::meta::{dirty, inodes, state};
+use crate::types::ROOT;
 
-// Called by the loop once the fast-forward and the merge are wired in;
-// until then only by their tests.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod apply;
 mod heads;
 pub(crate) mod history;
 pub(crate) mod merge;
 mod poll;
 pub(crate) mod recover;
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod trees;
 
+use apply::{apply, Applied, Target};
 use heads::Heads;
+use history::History;
 use poll::Interval;
 
 /// Called after a poll that raised the memory of refs seen, with the whole
@@ -95,10 +96,20 @@ struct Cycle {
     next_poll: Instant,
 }
 
+/// What the loop changes besides the local state: the file nodes (the
+/// apply drops those whose rows it changed), what the kernel was handed,
+/// and the way to the kernel's caches.
+pub(crate) struct Parts {
+    pub nodes: Arc<Nodes>,
+    pub kernel_refs: Arc<KernelRefs>,
+    pub kernel: Arc<KernelLink>,
+}
+
 /// The sync loop of one drive.
 pub(crate) struct Syncer {
     local: Arc<Local>,
     engine: Arc<Engine>,
+    parts: Parts,
     opts: SyncOptions,
     cycle: Mutex<Cycle>,
     state: Mutex<SyncState>,
@@ -106,7 +117,7 @@ pub(crate) struct Syncer {
 }
 
 impl Syncer {
-    pub fn new(local: Arc<Local>, engine: Arc<Engine>, opts: SyncOptions) -> Syncer {
+    pub fn new(local: Arc<Local>, engine: Arc<Engine>, parts: Parts, opts: SyncOptions) -> Syncer {
         Syncer {
             cycle: Mutex::new(Cycle {
                 cache: RefCache::new(),
@@ -116,6 +127,7 @@ impl Syncer {
             }),
             local,
             engine,
+            parts,
             opts,
             state: Mutex::new(SyncState::default()),
             thread: Mutex::new(None),
@@ -199,8 +211,14 @@ impl Syncer {
         let serial = self.engine.serial()?;
         let mut cy = self.cycle.lock().map_err(|_| lock_err())?;
         let res = self.cycle_locked(&serial, &mut cy, commit);
+        self.after_cycle(&mut cy, &res);
+        res
+    }
+
+    /// Sets the next poll's time by a cycle's outcome, and the status.
+    fn after_cycle(&self, cy: &mut Cycle, res: &Result<()>) {
         let now = Instant::now();
-        match &res {
+        match res {
             Ok(()) => cy.interval.succeeded(),
             Err(e) => {
                 cy.interval.failed();
@@ -213,7 +231,6 @@ impl Syncer {
             st.failures = cy.interval.failures();
             st.last_error = res.as_ref().err().map(|e| e.to_string());
         }
-        res
     }
 
     fn cycle_locked(&self, serial: &Serial<'_>, cy: &mut Cycle, commit: bool) -> Result<()> {
@@ -225,8 +242,27 @@ impl Syncer {
             return self.judge(serial, cy, &poll.refs);
         };
         cy.interval.activity(Instant::now());
+        heads::remember(&self.local, b.id, &b.commit)?;
+        // Pull before push: another device's head merges with ours before
+        // anything is published, so only the merge commit is.
+        let poll = self.poll(&mut cy.cache)?;
+        self.polled(&poll);
+        let (others, extra) = self.others(&poll.refs)?;
+        let heads = heads::decide(&self.local, Some(b.id), &others)?;
+        if let Heads::Several(v) = heads {
+            self.merge(cy, Some(b), v)?;
+            self.took_in(extra)?;
+            cy.judged = None;
+            return Ok(());
+        }
+        // Ours alone, or (`Ahead`) another head with the same tree as ours,
+        // whose smaller id wins: ours is published, and the next decision
+        // moves to that head without changing a file.
         let poll = self.engine.publish(serial, b, &mut cy.cache)?.poll;
         self.polled(&poll);
+        if heads == Heads::Ours {
+            self.took_in(extra)?;
+        }
         // The commit is published: what the heads come to is the sync's
         // business, not the commit's (`sync_now` answers for the commit).
         if let Err(e) = self.judge(serial, cy, &poll.refs) {
@@ -238,16 +274,20 @@ impl Syncer {
         Ok(())
     }
 
-    /// Finishes a marker left set (see `recover.rs`), judging the poll it
-    /// made on the way.
+    /// Finishes a marker left set (see `recover.rs`): the ref, then the
+    /// apply when the rows do not hold its head yet; then judges the poll
+    /// it made on the way.
     fn finish_marker(&self, serial: &Serial<'_>, cy: &mut Cycle) -> Result<()> {
         let done = recover::finish(&self.local, &self.engine, &mut cy.cache)?;
+        match done.then {
+            recover::Then::Nothing => {}
+            recover::Then::FastForward(target) => self.fast_forward(target)?,
+            recover::Then::ApplyMerge { marker, seq } => self.finish_merge(&marker, seq)?,
+        }
         if let Some(p) = &done.poll {
             self.polled(p);
+            cy.judged = None;
             self.judge(serial, cy, &p.refs)?;
-        }
-        if let Some(target) = done.fast_forward {
-            self.fast_forward(serial, target)?;
         }
         Ok(())
     }
@@ -273,26 +313,48 @@ impl Syncer {
         }
     }
 
-    /// Decides the heads of a poll's `refs` (§2.5) when they, this drive's
-    /// head or what blocks a fast-forward changed since the last decision:
-    /// an idle poll reads nothing more.
-    fn judge(&self, serial: &Serial<'_>, cy: &mut Cycle, refs: &HashMap<DeviceId, RefRecord>) -> Result<()> {
+    /// The heads of the other devices' refs in `refs`, with the extra
+    /// parent an older database left (§4.2: one more head, once), which is
+    /// returned too.
+    fn others(&self, refs: &HashMap<DeviceId, RefRecord>) -> Result<(Vec<CommitId>, Option<CommitId>)> {
         let me = self.engine.device();
-        let others: BTreeSet<CommitId> = refs.iter().filter(|(d, _)| **d != me).map(|(_, r)| r.commit).collect();
+        let extra = self.local.db.read(state::extra_parent)?;
+        let mut set: BTreeSet<CommitId> = refs.iter().filter(|(d, _)| **d != me).map(|(_, r)| r.commit).collect();
+        set.extend(extra);
+        Ok((set.into_iter().collect(), extra))
+    }
+
+    /// The extra parent, once it was among heads taken in, is history.
+    fn took_in(&self, extra: Option<CommitId>) -> Result<()> {
+        if extra.is_some() {
+            self.local.db.write(|c| state::set_extra_parent(c, None))?;
+        }
+        Ok(())
+    }
+
+    /// Decides the heads of a poll's `refs` (§2.5) when they, this drive's
+    /// head or what blocks taking them in changed since the last decision
+    /// (an idle poll reads nothing more), and takes them in: a
+    /// fast-forward, or a merge, unless local changes are pending (they
+    /// commit first, and that cycle merges) or the drive is paused.
+    fn judge(&self, _serial: &Serial<'_>, cy: &mut Cycle, refs: &HashMap<DeviceId, RefRecord>) -> Result<()> {
+        let (others, extra) = self.others(refs)?;
         let paused = self.engine.is_paused();
+        // A change not committed yet holds a fast-forward back; a folder
+        // whose tree was never built (the root of a drive made on an empty
+        // vault) is no change, and the apply builds nothing from it.
         let (ours, pending) = self.local.db.read(|c| {
-            let pending = dirty::any_change_or_unbuilt_folder(c, state::committed_epoch(c)?)?;
+            let pending = dirty::any_change(c, state::committed_epoch(c)?)?;
             Ok((state::head(c)?, pending))
         })?;
         let key = Judged {
-            others: others.clone(),
+            others: others.iter().copied().collect(),
             ours,
             blocked: pending || paused,
         };
         if cy.judged.as_ref() == Some(&key) {
             return Ok(());
         }
-        let others: Vec<CommitId> = others.into_iter().collect();
         let heads = heads::decide(&self.local, ours, &others)?;
         let waiting = self.waiting(&heads, refs)?;
         if !waiting.is_empty() {
@@ -301,9 +363,24 @@ impl Syncer {
         if let Ok(mut st) = self.state.lock() {
             st.waiting = waiting;
         }
-        if let Heads::Ahead(target) = heads {
-            if !key.blocked {
-                self.fast_forward(serial, target)?;
+        let took = match &heads {
+            Heads::Ours => true,
+            _ if key.blocked => false,
+            Heads::Ahead(target) => {
+                self.take_in(*target)?;
+                true
+            }
+            Heads::Several(v) => {
+                self.merge(cy, None, v.clone())?;
+                true
+            }
+        };
+        if took {
+            self.took_in(extra)?;
+            if heads != Heads::Ours {
+                if let Ok(mut st) = self.state.lock() {
+                    st.waiting.clear();
+                }
             }
         }
         cy.judged = Some(key);
@@ -336,21 +413,146 @@ impl Syncer {
     }
 
     /// Takes in `target`, another device's head that this drive's head is
-    /// behind, with no local change pending and not paused: a fast-forward
-    /// (§4.2, no commit written, this device's ref stays).
-    ///
-    /// Not applied yet: the apply of step 17 (`sync::apply::apply`) is
-    /// wired in here. Until then the head stays waiting in
-    /// [`SyncState::waiting`], and a remount rebuilds from it
-    /// (`Local::open`). The wiring: set `state::Applying { head: target,
-    /// publish: false, epoch: None }` durably, then apply with the base
-    /// tree = this drive's head's root (`heads::commit_row`), `since` =
-    /// the committed epoch (`state::committed_epoch`), `committed: None`;
-    /// the apply's transaction sets the head and clears the marker; its
-    /// kernel calls go out after, with no lock held.
-    fn fast_forward(&self, _serial: &Serial<'_>, target: CommitId) -> Result<()> {
-        tracing::debug!("another device's snapshot {target} is ahead of this drive; it waits for the apply");
+    /// behind (or that holds the same tree), with no local change pending
+    /// and not paused: a fast-forward (§4.2: no commit written, this
+    /// device's ref stays). The marker goes first, durably, so a crash
+    /// during the apply finishes it at the next start.
+    fn take_in(&self, target: CommitId) -> Result<()> {
+        self.mark(&Applying {
+            head: target,
+            publish: false,
+            epoch: None,
+        })?;
+        self.fast_forward(target)
+    }
+
+    /// The apply of a fast-forward whose marker is set: from this drive's
+    /// head's tree to `target`'s, keeping what changed here since the last
+    /// commit; then the kernel's caches, once every lock is let go.
+    fn fast_forward(&self, target: CommitId) -> Result<()> {
+        let (ours, since) = self
+            .local
+            .db
+            .read(|c| Ok((state::head(c)?, state::committed_epoch(c)?)))?;
+        let base = self.root_of(ours)?;
+        let head = History::new(&self.local).head(&target)?;
+        self.know_trees(&[head.root])?;
+        let t = Target {
+            head: target,
+            root: head.root,
+            device: device_label(&head.device_name, &head.device),
+            time: head.store_time.unwrap_or(head.time),
+            aliases: Vec::new(),
+        };
+        let applied = self.apply(base, &t, since, None)?;
+        tracing::info!("took in another device's snapshot {target}: {:?}", applied.report);
+        self.applied(&applied, None);
         Ok(())
+    }
+
+    /// Sets the `applying` marker, durably.
+    fn mark(&self, marker: &Applying) -> Result<()> {
+        self.local.db.write(|c| state::set_applying(c, marker))?;
+        self.local.db.commit(true)
+    }
+
+    /// The root tree of commit `id` (`None` for none).
+    fn root_of(&self, id: Option<CommitId>) -> Result<Option<nimbus_merge::TreeId>> {
+        let Some(id) = id else { return Ok(None) };
+        let row = heads::commit_row(&self.local, &id)?.ok_or_else(|| {
+            FsError::new(
+                ErrorKind::Corrupt,
+                format!("this drive's snapshot {id} cannot be read from the vault"),
+            )
+        })?;
+        Ok(Some(row.root))
+    }
+
+    /// Makes sure this drive's index of the vault knows the packs holding
+    /// `roots`: another device's new snapshots are in packs listed by
+    /// index objects written after this drive loaded the index. A root
+    /// tree is saved last in its save, so once it is known every blob of
+    /// that save and of every earlier one is. Unknown: the index is loaded
+    /// again (a LIST of `index/` and a read of each index object; naming
+    /// only the commits' `indexes` needs `Vault::add_indexes`, §1.2).
+    fn know_trees(&self, roots: &[nimbus_merge::TreeId]) -> Result<()> {
+        if roots.iter().all(|r| self.local.vault.locate(r).is_some()) {
+            return Ok(());
+        }
+        self.local.rt.block_on(self.local.vault.load_index())?;
+        Ok(())
+    }
+
+    /// The tree the rows were last built into: the root folder's stored
+    /// tree, which `build` sets for every commit.
+    fn rows_tree(&self) -> Result<Option<nimbus_merge::TreeId>> {
+        self.local.db.read(|c| Ok(inodes::get(c, ROOT)?.tree_id))
+    }
+
+    /// The apply of `target` over the rows (`apply.rs`), with this drive's
+    /// nodes and what its kernel was handed.
+    fn apply(
+        &self,
+        base: Option<nimbus_merge::TreeId>,
+        target: &Target,
+        since: u64,
+        committed: Option<u64>,
+    ) -> Result<Applied> {
+        apply(
+            &self.local,
+            &self.parts.nodes,
+            &self.parts.kernel_refs,
+            base,
+            target,
+            since,
+            committed,
+        )
+    }
+
+    /// After an apply, with no lock held: the kernel forgets what changed,
+    /// the snapshots are listed again, and a published head is told.
+    fn applied(&self, applied: &Applied, published: Option<(CommitId, u64)>) {
+        applied.send_calls(&*self.parts.kernel);
+        self.engine.head_changed(published);
+    }
+
+    /// The first poll, run by the drive's load after the recovery: a drive
+    /// opens on what the other devices published while it was closed (a
+    /// fast-forward, or a merge once its own changes commit), as §4.2
+    /// says. A ref that went back in time fails the load, as the read of
+    /// the refs at open always did; a store out of reach, or a failure
+    /// taking the heads in, is left to the loop (the drive opens as it
+    /// was, and the status says why).
+    pub fn first_poll(&self) -> Result<()> {
+        let serial = self.engine.serial()?;
+        let mut cy = self.cycle.lock().map_err(|_| lock_err())?;
+        let res = match self.poll(&mut cy.cache) {
+            Ok(poll) => {
+                self.polled(&poll);
+                self.judge(&serial, &mut cy, &poll.refs)
+            }
+            Err(e) if e.kind() == ErrorKind::Unavailable => Err(e),
+            Err(e) => return Err(e),
+        };
+        self.after_cycle(&mut cy, &res);
+        if let Err(e) = res {
+            tracing::warn!("the drive opens as it was; catching up with the other devices is left to the loop: {e}");
+        }
+        Ok(())
+    }
+}
+
+/// The label and time conflict copies made by an apply are named with:
+/// the newest head of another device among `heads` (any head if none is).
+fn label_of(heads: &[nimbus_merge::Head], me: DeviceId) -> (String, Timestamp) {
+    let newest = heads
+        .iter()
+        .filter(|h| h.device != me)
+        .max_by_key(|h| h.key())
+        .or_else(|| heads.iter().max_by_key(|h| h.key()));
+    match newest {
+        Some(h) => (device_label(&h.device_name, &h.device), h.store_time.unwrap_or(h.time)),
+        None => (String::new(), Timestamp::now()),
     }
 }
 

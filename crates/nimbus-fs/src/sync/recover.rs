@@ -8,27 +8,41 @@
 
 use nimbus_vault::{CommitId, RefCache, RefPoll};
 
+use super::heads;
 use crate::commit::Engine;
-use crate::error::Result;
+use crate::error::{ErrorKind, FsError, Result};
 use crate::local::Local;
-use crate::meta::state;
+use crate::meta::state::{self, Applying};
 
 /// What [`finish`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Finished {
     /// A poll it made on the way (its news must not be lost).
     pub poll: Option<RefPoll>,
-    /// A fast-forward still to apply (the marker stays set until the apply's
+    /// What the caller still has to do.
+    pub then: Then,
+}
+
+/// What is left once the ref is where the marker says.
+#[derive(Debug, Default)]
+pub(crate) enum Then {
+    #[default]
+    Nothing,
+    /// A fast-forward to apply (the marker stays set until the apply's
     /// transaction clears it).
-    pub fast_forward: Option<CommitId>,
+    FastForward(CommitId),
+    /// A merge commit, published (the ref's update number `seq`), whose
+    /// tree the rows do not hold yet: the apply of §4.1 runs again.
+    ApplyMerge { marker: Applying, seq: u64 },
 }
 
 /// Finishes a head change of this device's own (a marker with `publish`):
 /// writes the ref to the marker's head unless the store already has it
-/// there, then records the head, the ref's update number and the committed
-/// epoch, and clears the marker. For its own commit the rows already are
-/// the commit's, so nothing else changes. A fast-forward's marker is
-/// handed back for the apply. No marker: nothing to do, no request.
+/// there. For its own commit the rows already are the commit's, so the
+/// head, the ref's update number and the committed epoch are recorded and
+/// the marker cleared; for a merge commit the apply is handed back. A
+/// fast-forward's marker is handed back for the apply. No marker: nothing
+/// to do, no request.
 pub(crate) fn finish(local: &Local, engine: &Engine, cache: &mut RefCache) -> Result<Finished> {
     let Some(marker) = local.db.read(state::applying)? else {
         return Ok(Finished::default());
@@ -36,7 +50,7 @@ pub(crate) fn finish(local: &Local, engine: &Engine, cache: &mut RefCache) -> Re
     if !marker.publish {
         return Ok(Finished {
             poll: None,
-            fast_forward: Some(marker.head),
+            then: Then::FastForward(marker.head),
         });
     }
     let poll = local.rt.block_on(local.vault.poll_refs(cache))?;
@@ -55,11 +69,40 @@ pub(crate) fn finish(local: &Local, engine: &Engine, cache: &mut RefCache) -> Re
         }
     };
     tracing::info!("finished publishing commit {} left under way", marker.head);
-    // An extra parent found at this load is another device's head, which
-    // the commit did not have: it stays for the next one, as before.
-    engine.complete(&marker, seq, false)?;
+    if !rows_hold(local, &marker)? {
+        engine.note_ref_seq(seq)?;
+        return Ok(Finished {
+            poll: Some(poll),
+            then: Then::ApplyMerge { marker, seq },
+        });
+    }
+    engine.complete(&marker, seq)?;
     Ok(Finished {
         poll: Some(poll),
-        fast_forward: None,
+        then: Then::Nothing,
     })
+}
+
+/// Whether the rows already hold the marker's head: a commit `build` made
+/// of them, whose parents are exactly this drive's head (and the extra
+/// parent an older database left). A merge commit's are not: with a
+/// commit `c` built, its parents name `c`, never the local head (which
+/// `c` descends from); without one, its marker has no epoch, which every
+/// marker of a commit of our own has.
+fn rows_hold(local: &Local, marker: &Applying) -> Result<bool> {
+    if marker.epoch.is_none() {
+        return Ok(false);
+    }
+    let row = heads::commit_row(local, &marker.head)?.ok_or_else(|| {
+        FsError::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the snapshot {} this device was publishing cannot be read from the vault",
+                marker.head
+            ),
+        )
+    })?;
+    let (head, extra) = local.db.read(|c| Ok((state::head(c)?, state::extra_parent(c)?)))?;
+    let from_head = head.is_none_or(|h| row.parents.contains(&h));
+    Ok(from_head && row.parents.iter().all(|p| Some(*p) == head || Some(*p) == extra))
 }

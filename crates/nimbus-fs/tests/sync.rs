@@ -1,0 +1,524 @@
+//! Two drives on one vault in memory, each with its own device id and
+//! state folder, both loaded at once (docs/SYNC.md §4.1, §4.2): what one
+//! commits appears on the other without reopening it (a fast-forward:
+//! new, grown, renamed, deleted and chmodded files, new folders), edits
+//! made on both sides between two polls merge (both versions of one file
+//! survive, one under a conflict name, and both drives end on the same
+//! tree), a device that was closed with changes of its own merges when it
+//! opens again, and a merge left under way by a stop is finished.
+
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use nimbus_backend::{Backend, BackendError, DynBackend, MemoryBackend, ObjectInfo};
+use nimbus_fs::{Ctx, Fs, FsOptions, KernelCall, RecordingKernelCache, SetAttr, ROOT};
+use nimbus_vault::{DeviceId, EntryKind, KdfParams, Vault, VaultParams};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Generous: the loops poll every 50 ms here.
+const DEADLINE: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn new_store(rt: &tokio::runtime::Runtime) -> Arc<MemoryBackend> {
+    let mem = Arc::new(MemoryBackend::new());
+    rt.block_on(Vault::create(
+        mem.clone(),
+        b"pw",
+        VaultParams::default(),
+        KdfParams::minimum(),
+    ))
+    .unwrap();
+    mem
+}
+
+/// The drive of `device` over `backend`, committing after `delay` (an
+/// hour: only when asked), polling every [`POLL`].
+fn load_with(
+    rt: &tokio::runtime::Runtime,
+    backend: DynBackend,
+    state: &Path,
+    device: DeviceId,
+    name: &str,
+    delay: Duration,
+) -> Arc<Fs> {
+    let vault = rt.block_on(Vault::open(backend, b"pw")).unwrap();
+    let mut opts = FsOptions::new(state.to_path_buf(), device);
+    opts.device_name = name.into();
+    opts.commit_delay = delay;
+    opts.poll = Some(POLL);
+    Fs::load(vault, rt.handle().clone(), opts).unwrap()
+}
+
+fn load(rt: &tokio::runtime::Runtime, backend: DynBackend, state: &Path, device: DeviceId, name: &str) -> Arc<Fs> {
+    load_with(rt, backend, state, device, name, Duration::from_secs(3600))
+}
+
+fn resolve_parent(fs: &Fs, path: &str) -> (u64, Vec<u8>) {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => (fs.resolve(dir.as_bytes()).unwrap(), name.as_bytes().to_vec()),
+        None => (ROOT, path.as_bytes().to_vec()),
+    }
+}
+
+/// Writes `data` as the whole content of `path`, making it if needed.
+fn put(fs: &Fs, path: &str, data: &[u8]) {
+    let fh = match fs.resolve(path.as_bytes()) {
+        Ok(ino) => fs.open(ino, true).unwrap(),
+        Err(_) => {
+            let (parent, name) = resolve_parent(fs, path);
+            fs.create(Ctx::ROOT, parent, &name, 0o644).unwrap().1
+        }
+    };
+    fs.write(fh, 0, data).unwrap();
+    fs.release(fh).unwrap();
+}
+
+fn append(fs: &Fs, path: &str, data: &[u8]) {
+    let ino = fs.resolve(path.as_bytes()).unwrap();
+    let size = fs.getattr(ino).unwrap().size;
+    let fh = fs.open(ino, false).unwrap();
+    fs.write(fh, size, data).unwrap();
+    fs.release(fh).unwrap();
+}
+
+fn read(fs: &Fs, path: &str) -> Option<Vec<u8>> {
+    let fh = fs.open(fs.resolve(path.as_bytes()).ok()?, false).ok()?;
+    let mut out = Vec::new();
+    loop {
+        let got = fs.read(fh, out.len() as u64, 128 << 10).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&got);
+    }
+    fs.release(fh).unwrap();
+    Some(out)
+}
+
+fn names(fs: &Fs, path: &str) -> Vec<String> {
+    let ino = fs.resolve(path.as_bytes()).unwrap();
+    let mut out: Vec<String> = fs
+        .readdir(ino, 0, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| String::from_utf8(e.name).unwrap())
+        .filter(|n| n != "." && n != ".." && n != ".snapshots")
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every path of the drive with its kind, permission bits and content.
+fn walk(fs: &Fs) -> BTreeMap<String, (EntryKind, u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![String::new()];
+    while let Some(dir) = todo.pop() {
+        for name in names(fs, &dir) {
+            let path = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+            let attr = fs.getattr(fs.resolve(path.as_bytes()).unwrap()).unwrap();
+            let content = match attr.kind {
+                EntryKind::File => read(fs, &path).unwrap(),
+                _ => Vec::new(),
+            };
+            if attr.kind == EntryKind::Dir {
+                todo.push(path.clone());
+            }
+            out.insert(path, (attr.kind, attr.perm, content));
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn commits_in(rt: &tokio::runtime::Runtime, mem: &MemoryBackend) -> usize {
+    rt.block_on(mem.list("commits/")).unwrap().len()
+}
+
+fn conflict_copies(fs: &Fs, dir: &str, stem: &str) -> Vec<String> {
+    names(fs, dir)
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("{stem} (conflict ")))
+        .collect()
+}
+
+#[test]
+fn what_one_device_commits_appears_on_the_other_without_reopening() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
+    put(&a, "hello.txt", b"first words");
+    a.sync_now().unwrap();
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+    let kernel = RecordingKernelCache::new();
+    b.set_kernel_cache(kernel.clone());
+    assert_eq!(read(&b, "hello.txt").unwrap(), b"first words");
+
+    // A new file and a new folder with a file.
+    put(&a, "new.txt", b"new");
+    a.mkdir(Ctx::ROOT, ROOT, b"photos", 0o755).unwrap();
+    put(&a, "photos/p1.jpg", b"jpeg one");
+    put(&a, "photos/p2.jpg", b"jpeg two");
+    a.sync_now().unwrap();
+    wait_for("b sees the new folder", || {
+        read(&b, "photos/p2.jpg").as_deref() == Some(b"jpeg two")
+    });
+    assert_eq!(read(&b, "new.txt").unwrap(), b"new");
+    assert_eq!(names(&b, "photos"), ["p1.jpg", "p2.jpg"]);
+    assert!(b.sync_state().waiting.is_empty(), "{:?}", b.sync_state());
+    // The kernel forgets the root's listing and the new names.
+    let calls = kernel.take();
+    assert!(calls.contains(&KernelCall::Inode(ROOT)), "{calls:?}");
+    assert!(
+        calls.contains(&KernelCall::Entry {
+            parent: ROOT,
+            name: b"photos".to_vec()
+        }),
+        "{calls:?}"
+    );
+
+    // A file B read (so a kernel would cache it) grows on A: B reads it
+    // whole, through a new inode.
+    let old_ino = b.resolve(b"hello.txt").unwrap();
+    b.remember(old_ino);
+    append(&a, "hello.txt", b", and more words than B has seen");
+    a.sync_now().unwrap();
+    let grown = b"first words, and more words than B has seen".to_vec();
+    wait_for("b reads the grown file", || {
+        read(&b, "hello.txt") == Some(grown.clone())
+    });
+    assert_ne!(b.resolve(b"hello.txt").unwrap(), old_ino, "new content, new inode");
+    assert_eq!(
+        b.getattr(b.resolve(b"hello.txt").unwrap()).unwrap().size,
+        grown.len() as u64
+    );
+
+    // A rename, a delete, a chmod.
+    a.rename(
+        a.resolve(b"photos").unwrap(),
+        b"p1.jpg",
+        ROOT,
+        b"first.jpg",
+        Default::default(),
+    )
+    .unwrap();
+    a.unlink(a.resolve(b"photos").unwrap(), b"p2.jpg").unwrap();
+    a.setattr(
+        a.resolve(b"new.txt").unwrap(),
+        &SetAttr {
+            mode: Some(0o600),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    a.sync_now().unwrap();
+    wait_for("b sees the rename", || {
+        read(&b, "first.jpg").as_deref() == Some(b"jpeg one")
+    });
+    assert!(names(&b, "photos").is_empty(), "{:?}", names(&b, "photos"));
+    assert_eq!(b.getattr(b.resolve(b"new.txt").unwrap()).unwrap().perm, 0o600);
+    assert_eq!(walk(&a), walk(&b));
+    // Nothing was committed by B: a fast-forward writes no commit.
+    assert_eq!(commits_in(&rt, &mem), 4);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+/// Both drives edit one file between two polls (each commits only when
+/// asked, so neither sees the other's edit first): both versions survive,
+/// the newer under the name and the other as a conflict copy named for
+/// its device, on both drives, which end on the same tree.
+#[test]
+fn the_same_file_edited_on_both_keeps_both_versions_on_both() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
+    put(&a, "notes.txt", b"the base");
+    a.sync_now().unwrap();
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+    assert_eq!(read(&b, "notes.txt").unwrap(), b"the base");
+
+    put(&a, "notes.txt", b"A's version");
+    put(&b, "notes.txt", b"B's version");
+    a.sync_now().unwrap();
+    // B has a change pending: it does not fast-forward over it, it
+    // commits it and merges.
+    b.sync_now().unwrap();
+    let on_b = names(&b, "");
+    assert_eq!(on_b.len(), 2, "{on_b:?}");
+    let copies = conflict_copies(&b, "", "notes");
+    assert_eq!(copies.len(), 1, "{on_b:?}");
+    // B's commit reached the store last: its version keeps the name, A's
+    // is the copy, named for A.
+    assert_eq!(read(&b, "notes.txt").unwrap(), b"B's version");
+    assert!(copies[0].starts_with("notes (conflict laptop "), "{copies:?}");
+    assert!(copies[0].ends_with(").txt"), "{copies:?}");
+    assert_eq!(read(&b, &copies[0]).unwrap(), b"A's version");
+
+    wait_for("a takes in the merge", || walk(&a) == walk(&b));
+    assert!(a.sync_state().waiting.is_empty(), "{:?}", a.sync_state());
+    // A further poll on each changes nothing more: no merge ping-pong.
+    let commits = commits_in(&rt, &mem);
+    for fs in [&a, &b] {
+        let from = fs.sync_state().polls;
+        wait_for("another poll", || fs.sync_state().polls >= from + 3);
+    }
+    assert_eq!(commits_in(&rt, &mem), commits, "the converged drives kept committing");
+    assert_eq!(walk(&a), walk(&b));
+    assert_eq!(a.pending().unwrap().files, 0);
+    assert_eq!(b.pending().unwrap().files, 0);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+#[test]
+fn edits_to_different_files_merge_without_a_copy() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
+    put(&a, "shared.txt", b"shared");
+    a.mkdir(Ctx::ROOT, ROOT, b"docs", 0o755).unwrap();
+    a.sync_now().unwrap();
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+
+    put(&a, "docs/from-a.txt", b"a");
+    put(&a, "shared.txt", b"shared, edited on A");
+    put(&b, "docs/from-b.txt", b"b");
+    b.mkdir(Ctx::ROOT, ROOT, b"more", 0o700).unwrap();
+    a.sync_now().unwrap();
+    b.sync_now().unwrap();
+    wait_for("both converge", || walk(&a) == walk(&b));
+    assert_eq!(names(&a, "docs"), ["from-a.txt", "from-b.txt"]);
+    assert_eq!(names(&a, ""), ["docs", "more", "shared.txt"]);
+    assert_eq!(read(&b, "shared.txt").unwrap(), b"shared, edited on A");
+    assert_eq!(b.getattr(b.resolve(b"more").unwrap()).unwrap().perm, 0o700);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+/// A device closed with changes of its own (here: stopped before they
+/// committed, as when the store was out of reach) while the other device
+/// moved on merges both when it opens again: nothing of either is lost.
+#[test]
+fn a_device_closed_with_changes_of_its_own_merges_when_it_opens_again() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let (da, db) = (DeviceId::random(), DeviceId::random());
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), da, "laptop");
+    put(&a, "base.txt", b"base");
+    a.sync_now().unwrap();
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), db, "desk");
+    put(&b, "mine.txt", b"B's own");
+    put(&b, "base.txt", b"base, edited on B");
+    b.fsync(ROOT).unwrap();
+    b.shutdown_without_commit();
+    drop(b);
+
+    put(&a, "theirs.txt", b"A's own");
+    a.rename(ROOT, b"base.txt", ROOT, b"renamed.txt", Default::default())
+        .unwrap();
+    a.sync_now().unwrap();
+
+    // B opens with its changes pending: they commit (after a short quiet
+    // time here) and merge with A's snapshot.
+    let b = load_with(
+        &rt,
+        mem.clone(),
+        &tmp.path().join("b"),
+        db,
+        "desk",
+        Duration::from_millis(100),
+    );
+    wait_for("b merges", || {
+        read(&b, "theirs.txt").is_some() && b.pending().unwrap().files == 0
+    });
+    assert_eq!(names(&b, ""), ["mine.txt", "renamed.txt", "theirs.txt"]);
+    // Renamed there, edited here: the new name with the new content.
+    assert_eq!(read(&b, "renamed.txt").unwrap(), b"base, edited on B");
+    assert_eq!(read(&b, "mine.txt").unwrap(), b"B's own");
+    wait_for("a takes in the merge", || walk(&a) == walk(&b));
+    let vault = rt.block_on(Vault::open(mem.clone(), b"pw")).unwrap();
+    let (_, head) = rt.block_on(vault.head()).unwrap().unwrap();
+    assert_eq!(head.parents.len(), 2, "a merge commit");
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+/// A store whose ref writes land but report an error while `armed`.
+struct LandsButFails {
+    inner: DynBackend,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl Backend for LandsButFails {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        self.inner.get(key, range).await
+    }
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        self.inner.put(key, data).await?;
+        if key.starts_with("refs/") && self.armed.load(Ordering::SeqCst) {
+            return Err(BackendError::unavailable("the connection broke after the upload"));
+        }
+        Ok(())
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.delete(key).await
+    }
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        self.inner.stat(key).await
+    }
+    fn describe(&self) -> String {
+        "a store whose ref writes land but fail".into()
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+/// A merge commit whose ref landed although its write failed, then a stop
+/// (as by a crash) before the apply: the next start finishes it, the rows
+/// become the merge, and no second merge commit is written.
+#[test]
+fn a_merge_published_but_not_applied_is_finished_at_the_next_start() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let (da, db) = (DeviceId::random(), DeviceId::random());
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), da, "laptop");
+    put(&a, "notes.txt", b"base");
+    a.sync_now().unwrap();
+    let store = Arc::new(LandsButFails {
+        inner: mem.clone(),
+        armed: AtomicBool::new(false),
+    });
+    let b = load(&rt, store.clone(), &tmp.path().join("b"), db, "desk");
+    put(&a, "notes.txt", b"A's version");
+    put(&a, "from-a.txt", b"a");
+    put(&b, "notes.txt", b"B's version");
+    a.shutdown().unwrap();
+    drop(a);
+
+    store.armed.store(true, Ordering::SeqCst);
+    assert!(b.sync_now().is_err(), "the ref write reported an error");
+    let commits = commits_in(&rt, &mem);
+    b.shutdown_without_commit();
+    drop(b);
+    store.armed.store(false, Ordering::SeqCst);
+
+    let b = load(&rt, store.clone(), &tmp.path().join("b"), db, "desk");
+    assert_eq!(read(&b, "from-a.txt").unwrap(), b"a", "the merge was applied at load");
+    assert_eq!(conflict_copies(&b, "", "notes").len(), 1, "{:?}", names(&b, ""));
+    assert_eq!(read(&b, "notes.txt").unwrap(), b"B's version");
+    assert_eq!(b.pending().unwrap().files, 0);
+    b.sync_now().unwrap();
+    assert_eq!(commits_in(&rt, &mem), commits, "merged or committed again");
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), da, "laptop");
+    assert_eq!(walk(&a), walk(&b));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+/// A store whose pack reads fail while `armed`, as when the network drops
+/// in the middle of taking another device's snapshot in.
+struct PacksFail {
+    inner: DynBackend,
+    armed: AtomicBool,
+}
+
+#[async_trait]
+impl Backend for PacksFail {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        if key.starts_with("packs/") && self.armed.load(Ordering::SeqCst) {
+            return Err(BackendError::unavailable("the network dropped"));
+        }
+        self.inner.get(key, range).await
+    }
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        self.inner.put(key, data).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.delete(key).await
+    }
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        self.inner.stat(key).await
+    }
+    fn describe(&self) -> String {
+        "a store whose pack reads fail".into()
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+/// A fast-forward that failed halfway (its trees could not be read) is
+/// finished by the next cycle from its marker, even though the person
+/// has written since (which would otherwise hold a fast-forward back until
+/// the next commit), and what the person wrote is kept.
+#[test]
+fn a_fast_forward_cut_short_is_finished_and_keeps_what_was_written_since() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
+    put(&a, "base.txt", b"base");
+    a.sync_now().unwrap();
+    let store = Arc::new(PacksFail {
+        inner: mem.clone(),
+        armed: AtomicBool::new(false),
+    });
+    let b = load(&rt, store.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+    assert_eq!(names(&b, ""), ["base.txt"]);
+    store.armed.store(true, Ordering::SeqCst);
+
+    put(&a, "new.txt", b"new");
+    a.sync_now().unwrap();
+    wait_for("b's fast-forward failed", || b.sync_state().failures >= 1);
+    assert_eq!(read(&b, "new.txt"), None);
+    put(&b, "mine.txt", b"written meanwhile");
+    store.armed.store(false, Ordering::SeqCst);
+    wait_for("b finishes the fast-forward", || {
+        read(&b, "new.txt").as_deref() == Some(b"new")
+    });
+    assert_eq!(read(&b, "mine.txt").unwrap(), b"written meanwhile");
+    assert_eq!(
+        b.pending().unwrap().files,
+        1,
+        "what was written since is still to commit"
+    );
+    b.sync_now().unwrap();
+    wait_for("a takes in b's commit", || walk(&a) == walk(&b));
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
