@@ -15,7 +15,8 @@
 #   drive     the drive on a real FUSE mount: real programs and a rebuild
 #             (tests/drive/programs.sh), syncfs after a delete
 #             (tests/drive/syncfs.sh), private files, mount options and
-#             the mount's log (tests/drive/device.sh), kill -9 crashes
+#             the mount's log (tests/drive/device.sh), two devices on
+#             one vault, two real mounts (tests/drive/two_devices.sh), kill -9 crashes
 #             (tests/drive/crash.sh), pjdfstest and fsx with every
 #             operation (tests/drive/posix.sh), modes through cp -a, rsync
 #             and tar, renames under readers, symlink sizes and holes
@@ -239,6 +240,7 @@ else
     as_root_keep_env bash tests/drive/programs.sh
     as_root_keep_env bash tests/drive/syncfs.sh
     as_root_keep_env bash tests/drive/device.sh
+    as_root_keep_env bash tests/drive/two_devices.sh
     # A long run: bash tests/drive/crash.sh 100.
     if [ "${NIMBUS_CRASH_ROUNDS:-20}" -gt 0 ]; then
         as_root_keep_env bash tests/drive/crash.sh "${NIMBUS_CRASH_ROUNDS:-20}"
