@@ -1,9 +1,10 @@
 //! The answers of the multi-device API that the core cannot give yet, all
-//! in one place (docs/SYNC.md §7: step 25 replaces each with the real one
-//! once the drive polls, merges and names conflicts). They say so in plain
-//! words with the code `unsupported`; none pretends to succeed.
+//! in one place (docs/SYNC.md §7: step 25 replaces each with the real one):
+//! the conflicts, and a status's `merging` and `conflicts` counts. The
+//! devices are real (`devices.rs`). They say so in plain words with the
+//! code `unsupported`; none pretends to succeed.
 
-use nimbus_api::{ApiError, DeviceInfo, ErrorCode, SyncStatus};
+use nimbus_api::{ApiError, ErrorCode, SyncStatus};
 
 fn unsupported(what: &str) -> ApiError {
     ApiError::new(
@@ -25,13 +26,8 @@ pub fn resolve_conflict(drive: &str) -> ApiError {
     unsupported(&format!("cannot resolve a conflict in drive `{drive}`"))
 }
 
-/// The vault's other devices, for `devices`: none is seen yet (a drive
-/// reads no other device's ref after mounting).
-pub fn other_devices() -> Vec<DeviceInfo> {
-    Vec::new()
-}
-
-/// A drive status's `sync` part: empty until the drive polls.
+/// A drive status's `sync` part that the drive does not fill yet: no
+/// merge is shown running, no conflict counted.
 pub fn sync_status() -> SyncStatus {
     SyncStatus::default()
 }
