@@ -1,10 +1,11 @@
 //! The commands that talk to the service (`nimbusd`) through its local API:
 //! `status`, `drive add|remove|list|mount|unmount`, `lock`, `unlock`,
-//! `pause`, `resume`, `snapshots`, `restore`.
+//! `pause`, `resume`, `snapshots`, `restore`, `devices`.
 
 use anyhow::{bail, Context, Result};
 use nimbus_api::{
-    AddDrive, Client, DriveChange, DriveState, DriveStatus, Reply, Request, Secret, ServiceStatus, StoreSecrets,
+    AddDrive, Client, DeviceInfo, DriveChange, DriveState, DriveStatus, Reply, Request, Secret, ServiceStatus,
+    StoreSecrets,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,6 +127,25 @@ pub struct RestoreArgs {
     /// Put it in this folder instead of back in its place (nothing is overwritten either way).
     #[arg(long)]
     to: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DevicesArgs {
+    /// The drive (may be left out when the service has only one).
+    drive: Option<String>,
+    #[command(subcommand)]
+    cmd: Option<DevicesCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DevicesCommand {
+    /// Rename this device in a drive's vault; the others see the name with its next change.
+    Rename {
+        name: String,
+        /// The drive (may be left out when the service has only one).
+        drive: Option<String>,
+    },
 }
 
 async fn client() -> Result<Client> {
@@ -472,6 +492,95 @@ pub async fn restore(a: RestoreArgs) -> Result<ExitCode> {
     }
 }
 
+pub async fn devices(a: DevicesArgs) -> Result<ExitCode> {
+    let mut c = client().await?;
+    match a.cmd {
+        Some(DevicesCommand::Rename { name, drive }) => {
+            let drive = one_drive(&mut c, drive).await?;
+            print_done(c.call(Request::RenameDevice { drive, name }).await?)
+        }
+        None => {
+            let drive = one_drive(&mut c, a.drive).await?;
+            let Reply::Devices { devices } = c.call(Request::Devices { drive }).await? else {
+                bail!("the service answered something unexpected");
+            };
+            print!("{}", devices_table(&devices));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `drive`, or the service's only drive.
+async fn one_drive(c: &mut Client, drive: Option<String>) -> Result<String> {
+    if let Some(d) = drive {
+        return Ok(d);
+    }
+    let Reply::Drives { drives } = c.call(Request::ListDrives).await? else {
+        bail!("the service answered something unexpected");
+    };
+    match drives.as_slice() {
+        [] => bail!("the service has no drives yet; add one with `nimbus drive add`"),
+        [one] => Ok(one.name.clone()),
+        many => {
+            let names: Vec<&str> = many.iter().map(|d| d.name.as_str()).collect();
+            bail!("the service has several drives; name one of them: {}", names.join(", "))
+        }
+    }
+}
+
+/// The devices as a table: name, short id, this device, last change, and
+/// whether this device has taken in that one's latest change.
+fn devices_table(devices: &[DeviceInfo]) -> String {
+    let rows: Vec<[String; 4]> = devices
+        .iter()
+        .map(|d| {
+            let name = if d.name.is_empty() {
+                "(no name yet)".to_string()
+            } else {
+                d.name.clone()
+            };
+            let name = if d.this_device {
+                format!("{name} (this device)")
+            } else {
+                name
+            };
+            let when = d
+                .last_seen
+                .map(|secs| nimbus_vault::Timestamp { secs, nanos: 0 }.format_utc())
+                .unwrap_or_else(|| "-".into());
+            let state = if d.this_device || d.merged {
+                "up to date"
+            } else {
+                "changes waiting"
+            };
+            [name, d.short_id.clone(), when, state.to_string()]
+        })
+        .collect();
+    let head = ["NAME", "ID", "LAST CHANGE", "STATE"].map(String::from);
+    let mut width = [0usize; 4];
+    for r in std::iter::once(&head).chain(&rows) {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// The service and its mounted drives, if a service answers.
 #[cfg(unix)]
 pub async fn served_drives() -> Option<(Client, Vec<DriveStatus>)> {
@@ -490,4 +599,46 @@ pub async fn served(mp: &std::path::Path) -> Option<(Client, DriveStatus)> {
     let same = |p: &std::path::Path| p == mp || p.canonicalize().is_ok_and(|c| c == mp);
     let d = drives.into_iter().find(|d| same(&d.mount))?;
     Some((c, d))
+}
+
+#[cfg(test)]
+mod devices_tests {
+    use super::*;
+
+    fn dev(name: &str, short: &str, this: bool, last: Option<i64>, merged: bool) -> DeviceInfo {
+        DeviceInfo {
+            id: format!("{short}{}", "0".repeat(25)),
+            short_id: short.into(),
+            name: name.into(),
+            this_device: this,
+            last_seen: last,
+            merged,
+        }
+    }
+
+    #[test]
+    fn the_table_names_each_device_and_what_waits() {
+        let t = devices_table(&[
+            dev("desk", "abcdef0", true, None, true),
+            dev("ann's laptop", "1234567", false, Some(1_796_652_000), true),
+            dev("", "7654321", false, None, false),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[0].starts_with("NAME"), "{t}");
+        assert!(lines[1].starts_with("desk (this device)"), "{t}");
+        assert!(lines[1].contains("abcdef0") && lines[1].ends_with("up to date"), "{t}");
+        assert!(lines[2].starts_with("ann's laptop"), "{t}");
+        assert!(
+            lines[2].contains("2026-12-07") && lines[2].ends_with("up to date"),
+            "{t}"
+        );
+        assert!(lines[3].starts_with("(no name yet)"), "{t}");
+        assert!(lines[3].ends_with("changes waiting"), "{t}");
+        // Columns line up: every ID starts at the same place.
+        let col = lines[0].find("ID").unwrap_or(0);
+        assert_eq!(&lines[1][col..col + 7], "abcdef0", "{t}");
+        assert_eq!(&lines[2][col..col + 7], "1234567", "{t}");
+        assert_eq!(&lines[3][col..col + 7], "7654321", "{t}");
+    }
 }

@@ -106,6 +106,8 @@ enum Command {
     Snapshots(cmd_service::SnapshotsArgs),
     /// Restore a file or folder of a drive from a snapshot (never overwrites).
     Restore(cmd_service::RestoreArgs),
+    /// List the devices of a drive's vault and whether their latest changes are here; `rename` renames this one.
+    Devices(cmd_service::DevicesArgs),
     /// Print a shell completion script: `nimbus completions bash > ~/.local/share/bash-completion/completions/nimbus`.
     Completions { shell: clap_complete::Shell },
 }
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
             Command::Resume(a) => cmd_service::pause(a, false).await,
             Command::Snapshots(a) => cmd_service::snapshots(a).await,
             Command::Restore(a) => cmd_service::restore(a).await,
+            Command::Devices(a) => cmd_service::devices(a).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 // Into memory first: clap_complete panics when its writer

@@ -522,3 +522,37 @@ fn a_fast_forward_cut_short_is_finished_and_keeps_what_was_written_since() {
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }
+
+#[test]
+fn the_other_devices_are_listed_with_their_name_and_whether_they_are_merged() {
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a_id = DeviceId::random();
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), a_id, "laptop");
+    put(&a, "one.txt", b"one");
+    a.sync_now().unwrap();
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+
+    // Paused, B sees A's new change but does not take it in.
+    b.set_paused(true);
+    put(&a, "two.txt", b"two");
+    a.sync_now().unwrap();
+    wait_for("b sees a's change waiting", || !b.sync_state().waiting.is_empty());
+    let seen = b.sync_state().devices;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].device, seen[0].name.as_str(), seen[0].merged),
+        (a_id, "laptop", false)
+    );
+
+    // Taken in: A is merged.
+    b.set_paused(false);
+    wait_for("b takes in a's change", || {
+        read(&b, "two.txt").as_deref() == Some(b"two")
+    });
+    wait_for("a merged", || b.sync_state().devices.iter().all(|d| d.merged));
+    let seen = b.sync_state().devices;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!((seen[0].device, seen[0].name.as_str()), (a_id, "laptop"));
+}

@@ -1,11 +1,13 @@
 //! `devices` and `rename_device`: this device's id and name in a drive's
-//! vault, from the local state (`nimbus_host::device`, docs/SYNC.md §2.3).
-//! The other devices come from the drive's polls (`not_yet` until then).
+//! vault, from the local state (`nimbus_host::device`, docs/SYNC.md §2.3),
+//! and the other devices as the drive's sync loop last saw their refs
+//! (`nimbus_fs::SeenDevice`, docs/SYNC.md §5).
 
 use nimbus_api::{ApiError, DeviceInfo, ErrorCode};
 use nimbus_host::device::{self, DeviceNameError};
-use nimbus_vault::ShortId;
+use nimbus_vault::{DeviceId, ShortId};
 use std::path::Path;
+use std::time::SystemTime;
 
 use crate::drive::Drive;
 
@@ -35,22 +37,53 @@ fn vault_of(d: &Drive) -> Result<ShortId, ApiError> {
 pub fn this_device(state: &Path, vault: &ShortId) -> Result<DeviceInfo, ApiError> {
     let id = device::device_id(state, vault)
         .map_err(|e| ApiError::new(ErrorCode::Local, format!("cannot read this device's id: {e}")))?;
-    let hex = id.to_hex();
     Ok(DeviceInfo {
-        short_id: hex.chars().take(SHORT_ID_DIGITS).collect(),
-        id: hex,
         name: device::device_name(state, vault),
         this_device: true,
-        last_seen: None,
         merged: true,
+        ..with_id(id)
     })
+}
+
+/// A device's `id` and `short_id`, the rest empty.
+fn with_id(id: DeviceId) -> DeviceInfo {
+    let hex = id.to_hex();
+    DeviceInfo {
+        short_id: hex.chars().take(SHORT_ID_DIGITS).collect(),
+        id: hex,
+        ..DeviceInfo::default()
+    }
+}
+
+/// The other devices the drive's sync loop saw, as `devices` lists them.
+pub fn others(seen: &[nimbus_fs::SeenDevice]) -> Vec<DeviceInfo> {
+    seen.iter()
+        .map(|s| DeviceInfo {
+            name: s.name.clone(),
+            this_device: false,
+            last_seen: s.last_change.and_then(unix_secs),
+            merged: s.merged,
+            ..with_id(s.device)
+        })
+        .collect()
+}
+
+fn unix_secs(t: SystemTime) -> Option<i64> {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 /// The answer to `devices`: this device first, then the others.
 pub fn list(d: &Drive) -> Result<Vec<DeviceInfo>, ApiError> {
+    list_with(d, &d.sync_state())
+}
+
+/// `list` with the sync loop's state already read (the drive's status).
+pub fn list_with(d: &Drive, st: &nimbus_fs::SyncState) -> Result<Vec<DeviceInfo>, ApiError> {
     let vault = vault_of(d)?;
     let mut devices = vec![this_device(d.state_dir(), &vault)?];
-    devices.extend(crate::not_yet::other_devices());
+    devices.extend(others(&st.devices));
     Ok(devices)
 }
 
@@ -138,6 +171,72 @@ mod tests {
             assert_eq!(e.code, ErrorCode::Invalid, "{}", e.message);
         }
         assert_eq!(device::device_name(tmp.path(), &vault), "desk");
+    }
+
+    #[test]
+    fn the_other_devices_are_mapped_for_the_api() {
+        let a = ShortId([0xab; 16]);
+        let b = ShortId([0x01; 16]);
+        let seen = [
+            nimbus_fs::SeenDevice {
+                device: a,
+                name: "laptop".into(),
+                commit: nimbus_vault::Id([1; 32]),
+                last_change: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_765_000_000)),
+                merged: true,
+            },
+            nimbus_fs::SeenDevice {
+                device: b,
+                name: String::new(),
+                commit: nimbus_vault::Id([2; 32]),
+                last_change: None,
+                merged: false,
+            },
+        ];
+        let got = others(&seen);
+        assert_eq!(
+            got,
+            [
+                DeviceInfo {
+                    id: "ab".repeat(16),
+                    short_id: "abababa".into(),
+                    name: "laptop".into(),
+                    this_device: false,
+                    last_seen: Some(1_765_000_000),
+                    merged: true,
+                },
+                DeviceInfo {
+                    id: "01".repeat(16),
+                    short_id: "0101010".into(),
+                    name: String::new(),
+                    this_device: false,
+                    last_seen: None,
+                    merged: false,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn devices_lists_this_device_first_then_the_others_seen() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let rt = runtime();
+        let d = drive(tmp.path(), &rt);
+        d.set_vault_id(ShortId::random());
+        let st = nimbus_fs::SyncState {
+            devices: vec![nimbus_fs::SeenDevice {
+                device: ShortId([7; 16]),
+                name: "desk".into(),
+                commit: nimbus_vault::Id([3; 32]),
+                last_change: None,
+                merged: false,
+            }],
+            ..nimbus_fs::SyncState::default()
+        };
+        let devices = list_with(&d, &st).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(devices.len(), 2);
+        assert!(devices[0].this_device);
+        assert_eq!((devices[1].name.as_str(), devices[1].this_device), ("desk", false));
     }
 
     #[test]

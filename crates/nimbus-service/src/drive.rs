@@ -140,6 +140,11 @@ impl Drive {
         lock(&self.inner).slot.as_ref().and_then(|s| s.peek())
     }
 
+    /// What the drive's sync loop knows; empty while locked or unmounted.
+    pub fn sync_state(&self) -> nimbus_fs::SyncState {
+        self.fs().map(|f| f.sync_state()).unwrap_or_default()
+    }
+
     fn fs_or_locked(&self) -> Result<Arc<Fs>, ApiError> {
         if !self.is_mounted() {
             return Err(ApiError::new(
@@ -539,7 +544,11 @@ impl Drive {
             changes_kept_here: left_staged,
             changes_pending: pending.dirty,
             set_aside: pending.set_aside,
-            sync: sync_status(&sync_state),
+            // A drive not opened yet knows no device.
+            sync: sync_status(
+                &sync_state,
+                crate::devices::list_with(self, &sync_state).unwrap_or_default(),
+            ),
         }
     }
 
@@ -667,13 +676,14 @@ fn waiting_from(st: &nimbus_fs::SyncState) -> Option<String> {
 }
 
 /// A drive status's `sync` part from what its sync loop knows.
-fn sync_status(st: &nimbus_fs::SyncState) -> nimbus_api::SyncStatus {
+fn sync_status(st: &nimbus_fs::SyncState, devices: Vec<nimbus_api::DeviceInfo>) -> nimbus_api::SyncStatus {
     nimbus_api::SyncStatus {
         last_checked: st
             .last_poll
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64),
         behind: !st.waiting.is_empty(),
+        devices,
         ..crate::not_yet::sync_status()
     }
 }
@@ -698,7 +708,7 @@ mod tests {
     fn waiting_devices_are_named_for_a_person() {
         let mut st = nimbus_fs::SyncState::default();
         assert_eq!(waiting_from(&st), None);
-        assert!(!sync_status(&st).behind);
+        assert!(!sync_status(&st, Vec::new()).behind);
         st.waiting = vec![head("laptop", 1)];
         assert_eq!(waiting_from(&st).as_deref(), Some("laptop"));
         st.waiting.push(head("", 0xab));
@@ -706,7 +716,7 @@ mod tests {
         st.waiting.push(head("laptop", 3));
         assert_eq!(waiting_from(&st).as_deref(), Some("desk, device abababa and laptop"));
         st.last_poll = Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000));
-        let s = sync_status(&st);
+        let s = sync_status(&st, Vec::new());
         assert!(s.behind);
         assert_eq!(s.last_checked, Some(1_800_000_000));
     }

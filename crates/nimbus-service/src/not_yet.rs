@@ -1,21 +1,23 @@
 //! The answers of the multi-device API that the core cannot give yet, all
-//! in one place (docs/SYNC.md §7: step 25 replaces each with the real one
-//! once the drive polls, merges and names conflicts). They say so in plain
-//! words with the code `unsupported`; none pretends to succeed.
+//! in one place (docs/SYNC.md §7: step 25 replaces each with the real one):
+//! the conflicts, and a status's `merging` and `conflicts` counts. The
+//! devices are real (`devices.rs`). They say so in plain words with the
+//! code `unsupported`; none pretends to succeed.
 
-use nimbus_api::{ApiError, DeviceInfo, ErrorCode, SyncStatus};
+use nimbus_api::{ApiError, ErrorCode, SyncStatus};
 
 fn unsupported(what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::Unsupported,
         format!(
-            "{what}: this version of the drive does not sync with other devices yet. \
-             Each device keeps its own changes; update Nimbus to see the others'"
+            "{what}: this version of Nimbus keeps both versions of a file changed on two devices \
+             (the other one as a conflict copy beside it, named after its device and time), \
+             but cannot list them yet; look for `(conflict` in the file names"
         ),
     )
 }
 
-/// `conflicts`: no drive makes conflict copies yet.
+/// `conflicts`: not listed yet (the copies are made, docs/SYNC.md §3.6).
 pub fn conflicts(drive: &str) -> ApiError {
     unsupported(&format!("cannot list the conflicts of drive `{drive}`"))
 }
@@ -25,13 +27,8 @@ pub fn resolve_conflict(drive: &str) -> ApiError {
     unsupported(&format!("cannot resolve a conflict in drive `{drive}`"))
 }
 
-/// The vault's other devices, for `devices`: none is seen yet (a drive
-/// reads no other device's ref after mounting).
-pub fn other_devices() -> Vec<DeviceInfo> {
-    Vec::new()
-}
-
-/// A drive status's `sync` part: empty until the drive polls.
+/// A drive status's `sync` part that the drive does not fill yet: no
+/// merge is shown running, no conflict counted.
 pub fn sync_status() -> SyncStatus {
     SyncStatus::default()
 }
@@ -45,11 +42,7 @@ mod tests {
         for e in [conflicts("work"), resolve_conflict("work")] {
             assert_eq!(e.code, ErrorCode::Unsupported);
             assert!(e.message.contains("drive `work`"), "{}", e.message);
-            assert!(
-                e.message.contains("does not sync with other devices yet"),
-                "{}",
-                e.message
-            );
+            assert!(e.message.contains("keeps both versions"), "{}", e.message);
         }
     }
 }

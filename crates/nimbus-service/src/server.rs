@@ -307,11 +307,7 @@ mod tests {
             .await
             .expect_err("conflicts answered");
         assert_eq!(e.code, ErrorCode::Unsupported);
-        assert!(
-            e.message.contains("does not sync with other devices yet"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("keeps both versions"), "{}", e.message);
         let e = c
             .call(Request::ResolveConflict {
                 drive: "work".into(),

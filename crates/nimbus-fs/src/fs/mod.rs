@@ -387,8 +387,8 @@ impl Fs {
         self.sync.sync_now()
     }
 
-    /// What the sync loop knows: the last poll, failures, and other
-    /// devices' heads waiting to be taken in.
+    /// What the sync loop knows: the last poll, failures, other devices'
+    /// heads waiting to be taken in, and the other devices seen.
     pub fn sync_state(&self) -> SyncState {
         self.sync.state()
     }

@@ -36,6 +36,16 @@ pub(crate) fn decide(local: &Local, ours: Option<CommitId>, others: &[CommitId])
     })
 }
 
+/// Whether `ours` is `other` or descends from it: the two reduce to
+/// `ours` alone. Reads the commits deciding the heads just cached.
+pub(crate) fn descends(local: &Local, ours: CommitId, other: CommitId) -> Result<bool> {
+    if ours == other {
+        return Ok(true);
+    }
+    let kept = reduce_heads(&mut Source { local }, &[ours, other], &Limits::default())?;
+    Ok(kept == [ours])
+}
+
 /// The cached commit `id`, fetched from the vault (and cached) when it is
 /// not; `None` when the vault does not have it or it does not open.
 pub(crate) fn commit_row(local: &Local, id: &CommitId) -> Result<Option<CommitRow>> {

@@ -23,6 +23,7 @@ use crate::content::Nodes;
 use crate::error::{lock_err, ErrorKind, FsError, Result};
 use crate::kernel::{KernelLink, KernelRefs};
 use crate::local::Local;
+use crate::meta::commits::{self, CommitRow};
 use crate::meta::state::Applying;
 use crate::meta::{dirty, inodes, state};
 use crate::types::ROOT;
@@ -65,6 +66,23 @@ pub struct SyncState {
     /// Other devices' heads this drive has not taken in yet: one that is
     /// ahead of this drive (a fast-forward), or several to merge.
     pub waiting: Vec<RemoteHead>,
+    /// Every other device with a ref, as the last head decision saw it,
+    /// by device id.
+    pub devices: Vec<SeenDevice>,
+}
+
+/// Another device with a ref in the vault (docs/SYNC.md §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenDevice {
+    pub device: DeviceId,
+    /// The name in its ref's commit (empty before format 3).
+    pub name: String,
+    /// The commit its ref names.
+    pub commit: CommitId,
+    /// When that commit reached the store, when the commit cache knows it.
+    pub last_change: Option<SystemTime>,
+    /// This drive's head is that commit or descends from it.
+    pub merged: bool,
 }
 
 /// Another device's head waiting to be taken in.
@@ -252,6 +270,7 @@ impl Syncer {
         if let Heads::Several(v) = heads {
             self.merge(cy, Some(b), v)?;
             self.took_in(extra)?;
+            self.devices_after_merge(&poll.refs)?;
             cy.judged = None;
             return Ok(());
         }
@@ -360,8 +379,16 @@ impl Syncer {
         if !waiting.is_empty() {
             cy.interval.activity(Instant::now());
         }
+        let devices = self.seen(refs, |commit| match (&heads, ours) {
+            (Heads::Ours, _) => Ok(true),
+            (Heads::Ahead(t), _) if *t == commit => Ok(false),
+            (Heads::Several(v), _) if v.contains(&commit) => Ok(false),
+            (_, Some(o)) => heads::descends(&self.local, o, commit),
+            (_, None) => Ok(false),
+        })?;
         if let Ok(mut st) = self.state.lock() {
             st.waiting = waiting;
+            st.devices = devices;
         }
         let took = match &heads {
             Heads::Ours => true,
@@ -378,9 +405,7 @@ impl Syncer {
         if took {
             self.took_in(extra)?;
             if heads != Heads::Ours {
-                if let Ok(mut st) = self.state.lock() {
-                    st.waiting.clear();
-                }
+                self.all_merged();
             }
         }
         cy.judged = Some(key);
@@ -410,6 +435,65 @@ impl Syncer {
             });
         }
         Ok(out)
+    }
+
+    /// The other devices of `refs`, by id, each `merged` as `merged` says
+    /// of its commit. Names and times come from the commit cache, which
+    /// deciding the heads filled: nothing is fetched here.
+    fn seen(
+        &self,
+        refs: &HashMap<DeviceId, RefRecord>,
+        mut merged: impl FnMut(CommitId) -> Result<bool>,
+    ) -> Result<Vec<SeenDevice>> {
+        let me = self.engine.device();
+        let mut list: Vec<(DeviceId, CommitId)> = refs
+            .iter()
+            .filter(|(d, _)| **d != me)
+            .map(|(d, r)| (*d, r.commit))
+            .collect();
+        list.sort();
+        let ids: Vec<CommitId> = list.iter().map(|(_, c)| *c).collect();
+        let rows: HashMap<CommitId, CommitRow> = self
+            .local
+            .db
+            .read(|c| commits::get_many(c, &ids))?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let mut out = Vec::with_capacity(list.len());
+        for (device, commit) in list {
+            let row = rows.get(&commit);
+            out.push(SeenDevice {
+                device,
+                name: row.map(|r| r.device_name.clone()).unwrap_or_default(),
+                commit,
+                last_change: row.and_then(|r| r.store_time).map(Timestamp::to_system),
+                merged: merged(commit)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// After a merge this drive took in, its head descends from every head
+    /// it saw: nothing waits, every device is merged.
+    fn all_merged(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.waiting.clear();
+            for d in &mut st.devices {
+                d.merged = true;
+            }
+        }
+    }
+
+    /// The devices after the merge of a cycle that committed: every ref
+    /// of the poll merged was among the heads.
+    fn devices_after_merge(&self, refs: &HashMap<DeviceId, RefRecord>) -> Result<()> {
+        let devices = self.seen(refs, |_| Ok(true))?;
+        if let Ok(mut st) = self.state.lock() {
+            st.devices = devices;
+            st.waiting.clear();
+        }
+        Ok(())
     }
 
     /// Takes in `target`, another device's head that this drive's head is
