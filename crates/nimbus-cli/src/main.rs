@@ -112,7 +112,29 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// A reader that stops early (`nimbus snapshots | head`) closes the pipe:
+/// this program then ends quietly, as other command-line tools do, instead
+/// of reporting a crash. Rust ignores SIGPIPE, so the write fails and
+/// `println!` panics; the workspace forbids the `unsafe` that would restore
+/// the signal, so the panic is recognised here.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     // Before any file is made: state, logs, a local-folder vault.
     #[cfg(unix)]
     if let Err(e) = nimbus_host::private::harden() {

@@ -210,3 +210,24 @@ fn listing_into_a_closed_pipe_stops_quietly() {
     assert!(out.status.success(), "status {}; stderr: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `nimbus … | head` closes the pipe early: a command that prints with
+/// `println!` (here `check`) ends quietly, with success and no crash report.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    env.init();
+    let mut child = env
+        .cmd()
+        .args(["check"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before reading anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}
