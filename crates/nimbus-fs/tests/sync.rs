@@ -10,41 +10,20 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod two_drives;
+use two_drives::*;
+
 use async_trait::async_trait;
 use bytes::Bytes;
-use nimbus_backend::{Backend, BackendError, DynBackend, MemoryBackend, ObjectInfo};
+use nimbus_backend::{Backend, BackendError, DynBackend, ObjectInfo};
 use nimbus_fs::{Ctx, Fs, FsOptions, KernelCall, RecordingKernelCache, SetAttr, ROOT};
-use nimbus_vault::{DeviceId, EntryKind, KdfParams, Vault, VaultParams};
+use nimbus_vault::{DeviceId, EntryKind, Vault};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Generous: the loops poll every 50 ms here.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn new_store(rt: &tokio::runtime::Runtime) -> Arc<MemoryBackend> {
-    let mem = Arc::new(MemoryBackend::new());
-    rt.block_on(Vault::create(
-        mem.clone(),
-        b"pw",
-        VaultParams::default(),
-        KdfParams::minimum(),
-    ))
-    .unwrap();
-    mem
-}
+use std::time::Duration;
 
 /// The drive of `device` over `backend`, committing after `delay` (an
 /// hour: only when asked), polling every [`POLL`].
@@ -142,18 +121,6 @@ fn walk(fs: &Fs) -> BTreeMap<String, (EntryKind, u32, Vec<u8>)> {
         }
     }
     out
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn commits_in(rt: &tokio::runtime::Runtime, mem: &MemoryBackend) -> usize {
-    rt.block_on(mem.list("commits/")).unwrap().len()
 }
 
 fn conflict_copies(fs: &Fs, dir: &str, stem: &str) -> Vec<String> {
@@ -367,41 +334,6 @@ fn a_device_closed_with_changes_of_its_own_merges_when_it_opens_again() {
     assert_eq!(head.parents.len(), 2, "a merge commit");
     a.shutdown().unwrap();
     b.shutdown().unwrap();
-}
-
-/// A store whose ref writes land but report an error while `armed`.
-struct LandsButFails {
-    inner: DynBackend,
-    armed: AtomicBool,
-}
-
-#[async_trait]
-impl Backend for LandsButFails {
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
-        self.inner.get(key, range).await
-    }
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
-        self.inner.put(key, data).await?;
-        if key.starts_with("refs/") && self.armed.load(Ordering::SeqCst) {
-            return Err(BackendError::unavailable("the connection broke after the upload"));
-        }
-        Ok(())
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
-        self.inner.stat(key).await
-    }
-    fn describe(&self) -> String {
-        "a store whose ref writes land but fail".into()
-    }
-    fn is_local(&self) -> bool {
-        true
-    }
 }
 
 /// A merge commit whose ref landed although its write failed, then a stop

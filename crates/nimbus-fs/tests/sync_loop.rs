@@ -11,41 +11,16 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use nimbus_backend::{Backend, BackendError, DynBackend, FaultConfig, FaultyBackend, MemoryBackend, ObjectInfo};
+mod two_drives;
+use two_drives::*;
+
+use nimbus_backend::{DynBackend, FaultConfig, FaultyBackend, MemoryBackend};
 use nimbus_fs::{Ctx, ErrorKind, Fs, FsOptions, ROOT};
-use nimbus_vault::{DeviceId, KdfParams, Vault, VaultParams};
-use std::ops::Range;
+use nimbus_vault::{DeviceId, Vault};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Generous: the loop polls every 50 ms here; a slow machine still
-/// finishes in far less.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn new_store(rt: &tokio::runtime::Runtime) -> Arc<MemoryBackend> {
-    let mem = Arc::new(MemoryBackend::new());
-    rt.block_on(Vault::create(
-        mem.clone(),
-        b"pw",
-        VaultParams::default(),
-        KdfParams::minimum(),
-    ))
-    .unwrap();
-    mem
-}
+use std::time::Duration;
 
 fn counted(mem: &Arc<MemoryBackend>) -> Arc<FaultyBackend<DynBackend>> {
     Arc::new(FaultyBackend::new(mem.clone() as DynBackend, FaultConfig::default()))
@@ -72,23 +47,10 @@ fn write(fs: &Fs, name: &str, data: &[u8]) {
     fs.release(fh).unwrap();
 }
 
-/// Waits until `cond` holds, failing the test after [`DEADLINE`].
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Waits for `n` more successful polls of `fs`.
 fn polls(fs: &Fs, n: u64) {
     let from = fs.sync_state().polls;
     wait_for("the drive polled", || fs.sync_state().polls >= from + n);
-}
-
-fn commits_in(rt: &tokio::runtime::Runtime, mem: &MemoryBackend) -> usize {
-    rt.block_on(mem.list("commits/")).unwrap().len()
 }
 
 fn read(fs: &Fs, name: &str) -> Option<Vec<u8>> {
@@ -303,42 +265,6 @@ fn the_loop_ends_with_the_drive() {
     store.reset_stats();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(store.stats().lists, 0, "a dropped drive still polls");
-}
-
-/// A store whose ref writes land but report an error while `armed`, as
-/// when the connection breaks after the store took the bytes.
-struct LandsButFails {
-    inner: DynBackend,
-    armed: AtomicBool,
-}
-
-#[async_trait]
-impl Backend for LandsButFails {
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
-        self.inner.get(key, range).await
-    }
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
-        self.inner.put(key, data).await?;
-        if key.starts_with("refs/") && self.armed.load(Ordering::SeqCst) {
-            return Err(BackendError::unavailable("the connection broke after the upload"));
-        }
-        Ok(())
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
-        self.inner.stat(key).await
-    }
-    fn describe(&self) -> String {
-        "a store whose ref writes land but fail".into()
-    }
-    fn is_local(&self) -> bool {
-        true
-    }
 }
 
 fn own_ref(
