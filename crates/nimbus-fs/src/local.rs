@@ -109,6 +109,36 @@ impl Local {
     }
 }
 
+/// A drive's local state over a new vault in memory, for unit tests: the
+/// state, the folder it lives in and the runtime (keep both alive).
+#[cfg(test)]
+pub(crate) fn test_local() -> (Local, tempfile::TempDir, tokio::runtime::Runtime) {
+    #![allow(clippy::unwrap_used)]
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mem = Arc::new(nimbus_backend::MemoryBackend::new());
+    let (vault, _) = rt
+        .block_on(Vault::create(
+            mem,
+            b"pw",
+            nimbus_vault::VaultParams::default(),
+            nimbus_vault::KdfParams::minimum(),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = CacheLimits {
+        mem: 8 << 20,
+        disk: 1 << 30,
+        decoded: 1 << 30,
+        cache_local_store: false,
+    };
+    let opened = Local::open(vault, rt.handle().clone(), &dir.path().join("vault"), &limits).unwrap();
+    (opened.local, dir, rt)
+}
+
 /// Opens the metadata database, or makes it anew when the one there was
 /// made by another version of Nimbus. Returns it, and whether it is new.
 /// A database the vault moved past while the drive was closed (another

@@ -137,26 +137,8 @@ impl CommitSource for History<'_> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::local::CacheLimits;
-    use nimbus_vault::{BlobKind, KdfParams, NewCommit, Saver, ShortId, Tree, Vault, VaultParams};
-
-    /// A drive's local state over a new vault in memory.
-    fn test_local() -> (Local, tempfile::TempDir, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let mem = std::sync::Arc::new(nimbus_backend::MemoryBackend::new());
-        let (vault, _) = rt
-            .block_on(Vault::create(mem, b"pw", VaultParams::default(), KdfParams::minimum()))
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let limits = CacheLimits {
-            mem: 1 << 20,
-            disk: 1 << 20,
-            decoded: 1 << 20,
-            cache_local_store: false,
-        };
-        let opened = Local::open(vault, rt.handle().clone(), dir.path(), &limits).unwrap();
-        (opened.local, dir, rt)
-    }
+    use crate::local::test_local;
+    use nimbus_vault::{BlobKind, NewCommit, Saver, ShortId, Tree};
 
     /// Writes a commit on `parents` with an empty root tree.
     fn commit(local: &Local, parents: Vec<CommitId>) -> CommitId {

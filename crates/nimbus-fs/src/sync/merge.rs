@@ -284,31 +284,14 @@ fn sum(flat: &Flat) -> (u64, u64) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::local::CacheLimits;
+    use crate::local::test_local;
     use nimbus_merge::{MemTrees, MissingTree};
-    use nimbus_vault::{Entry, Id, KdfParams, ShortId, Tree, Vault, VaultParams};
+    use nimbus_vault::{Entry, Id, ShortId, Tree};
 
     impl From<MissingTree> for FsError {
         fn from(e: MissingTree) -> FsError {
             FsError::new(ErrorKind::Corrupt, e.to_string())
         }
-    }
-
-    fn test_local() -> (Local, tempfile::TempDir, tokio::runtime::Runtime) {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let mem = std::sync::Arc::new(nimbus_backend::MemoryBackend::new());
-        let (vault, _) = rt
-            .block_on(Vault::create(mem, b"pw", VaultParams::default(), KdfParams::minimum()))
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let limits = CacheLimits {
-            mem: 1 << 20,
-            disk: 1 << 20,
-            decoded: 1 << 20,
-            cache_local_store: false,
-        };
-        let opened = Local::open(vault, rt.handle().clone(), dir.path(), &limits).unwrap();
-        (opened.local, dir, rt)
     }
 
     fn file(name: &str, id: u8, size: u64, blob: u8) -> Entry {

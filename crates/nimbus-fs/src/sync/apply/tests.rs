@@ -8,13 +8,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use nimbus_merge::{Content, Flat, Meta, Node, Place, TreeId, ROOT as ROOT_ID};
-use nimbus_vault::{BlobKind, DeviceId, EntryKind, FileId, KdfParams, NewCommit, Saver, ShortId, Timestamp, Vault};
+use nimbus_vault::{BlobKind, DeviceId, EntryKind, FileId, NewCommit, Saver, ShortId, Timestamp};
 
 use super::{apply, Applied, Target};
 use crate::commit::{rebuild, CommitOptions, Engine};
 use crate::content::{read_state, Nodes};
 use crate::kernel::{KernelCall, KernelRefs};
-use crate::local::{CacheLimits, Local};
+use crate::local::Local;
 use crate::meta::inodes::{self, Row};
 use crate::meta::{dentries, dirty, orphans, state, xattrs};
 use crate::snapshots::Snapshots;
@@ -158,29 +158,8 @@ impl Draft {
 
 impl Env {
     pub fn new() -> Env {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let backend: nimbus_backend::DynBackend = Arc::new(nimbus_backend::MemoryBackend::new());
-        rt.block_on(Vault::create(
-            backend.clone(),
-            b"pw",
-            nimbus_vault::VaultParams::default(),
-            KdfParams::minimum(),
-        ))
-        .unwrap();
-        let vault = rt.block_on(Vault::open(backend, b"pw")).unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let limits = CacheLimits {
-            mem: 8 << 20,
-            disk: 1 << 30,
-            decoded: 1 << 30,
-            cache_local_store: false,
-        };
-        let opened = Local::open(vault, rt.handle().clone(), &state.path().join("vault"), &limits).unwrap();
-        let local = Arc::new(opened.local);
+        let (local, state, rt) = crate::local::test_local();
+        let local = Arc::new(local);
         rebuild::import_head(&local, Ctx::ROOT).unwrap();
         local.db.commit(true).unwrap();
         Env {
