@@ -13,15 +13,12 @@
 mod two_drives;
 use two_drives::*;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use nimbus_backend::{Backend, BackendError, DynBackend, ObjectInfo};
+use nimbus_backend::DynBackend;
 use nimbus_fs::{Ctx, Fs, FsOptions, KernelCall, RecordingKernelCache, SetAttr, ROOT};
 use nimbus_vault::{DeviceId, EntryKind, Vault};
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -348,10 +345,7 @@ fn a_merge_published_but_not_applied_is_finished_at_the_next_start() {
     let a = load(&rt, mem.clone(), &tmp.path().join("a"), da, "laptop");
     put(&a, "notes.txt", b"base");
     a.sync_now().unwrap();
-    let store = Arc::new(LandsButFails {
-        inner: mem.clone(),
-        armed: AtomicBool::new(false),
-    });
+    let store = Arc::new(Armed::new(mem.clone(), Fault::RefWriteLandsButFails, false));
     let b = load(&rt, store.clone(), &tmp.path().join("b"), db, "desk");
     put(&a, "notes.txt", b"A's version");
     put(&a, "from-a.txt", b"a");
@@ -379,41 +373,6 @@ fn a_merge_published_but_not_applied_is_finished_at_the_next_start() {
     b.shutdown().unwrap();
 }
 
-/// A store whose pack reads fail while `armed`, as when the network drops
-/// in the middle of taking another device's snapshot in.
-struct PacksFail {
-    inner: DynBackend,
-    armed: AtomicBool,
-}
-
-#[async_trait]
-impl Backend for PacksFail {
-    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
-        if key.starts_with("packs/") && self.armed.load(Ordering::SeqCst) {
-            return Err(BackendError::unavailable("the network dropped"));
-        }
-        self.inner.get(key, range).await
-    }
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
-        self.inner.put(key, data).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
-        self.inner.stat(key).await
-    }
-    fn describe(&self) -> String {
-        "a store whose pack reads fail".into()
-    }
-    fn is_local(&self) -> bool {
-        true
-    }
-}
-
 /// A fast-forward that failed halfway (its trees could not be read) is
 /// finished by the next cycle from its marker, even though the person
 /// has written since (which would otherwise hold a fast-forward back until
@@ -426,10 +385,7 @@ fn a_fast_forward_cut_short_is_finished_and_keeps_what_was_written_since() {
     let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
     put(&a, "base.txt", b"base");
     a.sync_now().unwrap();
-    let store = Arc::new(PacksFail {
-        inner: mem.clone(),
-        armed: AtomicBool::new(false),
-    });
+    let store = Arc::new(Armed::new(mem.clone(), Fault::PackReadsFail, false));
     let b = load(&rt, store.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
     assert_eq!(names(&b, ""), ["base.txt"]);
     store.armed.store(true, Ordering::SeqCst);

@@ -18,7 +18,7 @@ use nimbus_backend::{DynBackend, FaultConfig, FaultyBackend, MemoryBackend};
 use nimbus_fs::{Ctx, ErrorKind, Fs, FsOptions, ROOT};
 use nimbus_vault::{DeviceId, Vault};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -281,10 +281,7 @@ fn a_ref_that_landed_although_it_failed_is_not_committed_twice() {
     let rt = rt();
     let tmp = tempfile::tempdir().unwrap();
     let mem = new_store(&rt);
-    let store = Arc::new(LandsButFails {
-        inner: mem.clone(),
-        armed: AtomicBool::new(true),
-    });
+    let store = Arc::new(Armed::new(mem.clone(), Fault::RefWriteLandsButFails, true));
     let dev = DeviceId::random();
     let a = load(&rt, store.clone(), &tmp.path().join("a"), dev).unwrap();
     write(&a, "one", b"1");
@@ -319,10 +316,7 @@ fn a_publish_cut_short_is_finished_at_the_next_load() {
     for lands in [true, false] {
         let mem = new_store(&rt);
         let faulty = counted(&mem);
-        let store = Arc::new(LandsButFails {
-            inner: faulty.clone(),
-            armed: AtomicBool::new(false),
-        });
+        let store = Arc::new(Armed::new(faulty.clone(), Fault::RefWriteLandsButFails, false));
         let state = tmp.path().join(format!("lands-{lands}"));
         let a = load(&rt, store.clone(), &state, dev).unwrap();
         write(&a, "one", b"1");

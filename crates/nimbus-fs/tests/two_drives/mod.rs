@@ -1,6 +1,6 @@
 //! What the tests with two drives on one vault in memory share
 //! (`sync.rs`, `sync_loop.rs`): a runtime, a new vault, waiting with a
-//! deadline, counting commits, and a store whose ref writes land but fail.
+//! deadline, counting commits, and a store with a fault switched on and off.
 
 #![allow(dead_code)]
 
@@ -50,21 +50,49 @@ pub fn commits_in(rt: &tokio::runtime::Runtime, mem: &MemoryBackend) -> usize {
     rt.block_on(mem.list("commits/")).unwrap().len()
 }
 
-/// A store whose ref writes land but report an error while `armed`, as
-/// when the connection breaks after the store took the bytes.
-pub struct LandsButFails {
+/// What an [`Armed`] store does wrong while armed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A ref write lands but reports an error, as when the connection
+    /// breaks after the store took the bytes.
+    RefWriteLandsButFails,
+    /// Pack reads fail, as when the network drops in the middle of taking
+    /// another device's snapshot in.
+    PackReadsFail,
+}
+
+/// A store that does `fault` while `armed` and is honest otherwise.
+pub struct Armed {
     pub inner: DynBackend,
+    pub fault: Fault,
     pub armed: AtomicBool,
 }
 
+impl Armed {
+    pub fn new(inner: DynBackend, fault: Fault, armed: bool) -> Self {
+        Armed {
+            inner,
+            fault,
+            armed: AtomicBool::new(armed),
+        }
+    }
+
+    fn doing(&self, fault: Fault) -> bool {
+        self.fault == fault && self.armed.load(Ordering::SeqCst)
+    }
+}
+
 #[async_trait]
-impl Backend for LandsButFails {
+impl Backend for Armed {
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        if key.starts_with("packs/") && self.doing(Fault::PackReadsFail) {
+            return Err(BackendError::unavailable("the network dropped"));
+        }
         self.inner.get(key, range).await
     }
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
         self.inner.put(key, data).await?;
-        if key.starts_with("refs/") && self.armed.load(Ordering::SeqCst) {
+        if key.starts_with("refs/") && self.doing(Fault::RefWriteLandsButFails) {
             return Err(BackendError::unavailable("the connection broke after the upload"));
         }
         Ok(())
@@ -79,7 +107,7 @@ impl Backend for LandsButFails {
         self.inner.stat(key).await
     }
     fn describe(&self) -> String {
-        "a store whose ref writes land but fail".into()
+        "a store with a fault that can be switched on".into()
     }
     fn is_local(&self) -> bool {
         true
