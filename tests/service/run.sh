@@ -165,7 +165,9 @@ timeout --preserve-status -s INT 2 "$NIMBUS" status --live >/dev/null 2>&1 || fa
 [ "$(stat -c %a "$NIMBUS_SOCKET")" = 600 ] || fail "the socket is not 0600"
 
 step "writing through both mounts; status shows the transfers, then up to date"
-$API "$NIMBUS_SOCKET" events 25 >"$work/events" &
+# The stream runs until it is stopped below, once it has told of the end
+# (a slow machine may take longer than any fixed span).
+$API "$NIMBUS_SOCKET" events 600 >"$work/events" &
 events_pid=$!
 sleep 0.5
 # Paused while writing, so the pending changes last longer than the
@@ -199,6 +201,11 @@ echo "status: cloud uploaded $up bytes; saw 'syncing' before 'up to date': ${saw
 [ "$up" -gt 4000000 ] || fail "status reports only $up bytes uploaded for 7 MB written"
 "$NIMBUS" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["safe_to_shut_down"] is True, s'
 tree_sums "$m1" >"$work/sums-1"
+# The service sends its events once a second: wait for the one saying so.
+for _ in $(seq 1 100); do
+    grep -q '"drive": "cloud", "state": "up_to_date"' "$work/events" && break
+    sleep 0.1
+done
 kill "$events_pid" 2>/dev/null || true
 wait "$events_pid" 2>/dev/null || true
 python3 - "$work/events" <<'PY' || fail "the event stream did not tell what happened"
