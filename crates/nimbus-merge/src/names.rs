@@ -140,3 +140,86 @@ fn cut_utf8(b: &[u8], max: usize) -> &[u8] {
     }
     &b[..end]
 }
+
+/// What a conflict copy's name says of itself: the name of the file it is
+/// a version of, the device label and the time (to the minute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConflictTag {
+    /// The original's name: the name without the tag. A stem that
+    /// [`conflict_name`] cut to fit 255 bytes gives a shorter name than
+    /// the original's.
+    pub original: Vec<u8>,
+    pub device: String,
+    pub time: Timestamp,
+}
+
+/// Reads a name [`conflict_name`] made: `None` for any other name. The
+/// last ` (conflict ` in the name is the tag; the device label is what
+/// comes before the date, so labels with spaces read back whole.
+pub fn parse_conflict_name(name: &[u8]) -> Option<ConflictTag> {
+    const OPEN: &[u8] = b" (conflict ";
+    let start = name.windows(OPEN.len()).rposition(|w| w == OPEN)?;
+    let rest = &name[start + OPEN.len()..];
+    // A device label may hold `)`: the tag ends at the first `)` that
+    // closes a tag that reads whole.
+    let (close, (device, time)) = rest
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b')')
+        .find_map(|(i, _)| Some((i, parse_tag(std::str::from_utf8(&rest[..i]).ok()?)?)))?;
+    let mut original = name[..start].to_vec();
+    original.extend_from_slice(&rest[close + 1..]);
+    if original.is_empty() {
+        return None;
+    }
+    Some(ConflictTag { original, device, time })
+}
+
+/// `<device> YYYY-MM-DD HH.MM UTC[ n]`: the device label and the time.
+fn parse_tag(inner: &str) -> Option<(String, Timestamp)> {
+    let mut words: Vec<&str> = inner.split(' ').collect();
+    // ` 2`, ` 3`… after `UTC` when the first name was taken.
+    if words.last().is_some_and(|w| *w != "UTC") {
+        let n = words.pop()?;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    if words.len() < 4 || words.pop()? != "UTC" {
+        return None;
+    }
+    let hm = words.pop()?;
+    let ymd = words.pop()?;
+    let time = parse_time(ymd, hm)?;
+    let device = words.join(" ");
+    (!device.is_empty()).then_some((device, time))
+}
+
+/// `YYYY-MM-DD` and `HH.MM` (UTC) as a time, or `None` if either is not one.
+fn parse_time(ymd: &str, hm: &str) -> Option<Timestamp> {
+    let num = |s: &str, len: usize| -> Option<i64> {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let mut d = ymd.splitn(3, '-');
+    let (y, m, day) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    let (h, mi) = hm.split_once('.')?;
+    let (h, mi) = (num(h, 2)?, num(mi, 2)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || mi > 59 {
+        return None;
+    }
+    let secs = days_from_civil(y, m, day) * 86_400 + h * 3600 + mi * 60;
+    Some(Timestamp { secs, nanos: 0 })
+}
+
+/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar
+/// (Howard Hinnant's `days_from_civil`, the inverse of the vault's
+/// `civil_from_days`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

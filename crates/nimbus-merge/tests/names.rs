@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use nimbus_merge::names::{conflict_name, device_label, format_time, split_ext};
+use nimbus_merge::names::{conflict_name, device_label, format_time, parse_conflict_name, split_ext};
 use nimbus_vault::tree::valid_name;
 use nimbus_vault::{ShortId, Timestamp};
 use proptest::prelude::*;
@@ -115,6 +115,39 @@ fn device_labels() {
     assert_eq!(device_label(&"x".repeat(100), &id).len(), 64);
 }
 
+#[test]
+fn names_read_back() {
+    let minute = Timestamp {
+        secs: T.secs - T.secs % 60,
+        nanos: 0,
+    };
+    let tag = parse_conflict_name(b"report (conflict laptop 2026-12-07 14.05 UTC).docx").expect("a copy");
+    assert_eq!(tag.original, b"report.docx");
+    assert_eq!(tag.device, "laptop");
+    assert_eq!(tag.time, minute);
+    let tag = parse_conflict_name(b"a (conflict Jo's Mac (2) 2026-12-07 14.05 UTC 3).tar.gz").expect("a copy");
+    assert_eq!(tag.original, b"a.tar.gz");
+    assert_eq!(tag.device, "Jo's Mac (2)");
+    // A copy of a copy names the copy it is a version of.
+    let tag = parse_conflict_name(
+        b"a (conflict x 2026-01-01 00.00 UTC) (conflict y 2026-12-07 14.05 UTC).txt",
+    )
+    .expect("a copy");
+    assert_eq!(tag.original, b"a (conflict x 2026-01-01 00.00 UTC).txt");
+    assert_eq!(tag.device, "y");
+    for not_a_copy in [
+        &b"report.docx"[..],
+        b"a (conflict laptop).txt",
+        b"a (conflict 2026-12-07 14.05 UTC).txt",
+        b"a (conflict laptop 2026-13-07 14.05 UTC).txt",
+        b"a (conflict laptop 2026-12-07 24.05 UTC).txt",
+        b"a (conflict laptop 2026-12-07 14.05 UTC x).txt",
+        b" (conflict laptop 2026-12-07 14.05 UTC)",
+    ] {
+        assert_eq!(parse_conflict_name(not_a_copy), None, "{}", String::from_utf8_lossy(not_a_copy));
+    }
+}
+
 fn any_name() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 1..300),
@@ -155,6 +188,42 @@ proptest! {
         prop_assert!(out != n);
         if std::str::from_utf8(&n).is_ok() {
             prop_assert!(std::str::from_utf8(&out).is_ok(), "a UTF-8 name stays UTF-8");
+        }
+    }
+
+    /// Every name `conflict_name` makes reads back: the device label, the
+    /// time to the minute, and the original name (its stem cut as the copy's
+    /// was, when it was).
+    #[test]
+    fn every_copy_name_reads_back(
+        n in any_name(),
+        dir in any::<bool>(),
+        device in "[A-Za-z0-9 ()'._-]{1,30}",
+        secs in (-62_000_000_000i64..253_000_000_000),
+        taken_count in 0usize..3,
+    ) {
+        prop_assume!(!device.contains("(conflict"));
+        let label = device_label(&device, &ShortId([7; 16]));
+        prop_assume!(!label.trim().is_empty() && label.trim() == label && !label.contains("  "));
+        let time = Timestamp { secs, nanos: 0 };
+        let mut taken: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for _ in 0..taken_count {
+            let next = conflict_name(&n, dir, &label, time, |x| taken.contains(x));
+            taken.insert(next);
+        }
+        let out = conflict_name(&n, dir, &label, time, |x| taken.contains(x));
+        let tag = parse_conflict_name(&out);
+        prop_assert!(tag.is_some(), "{:?}", String::from_utf8_lossy(&out));
+        let tag = tag.unwrap_or_else(|| unreachable!());
+        prop_assert_eq!(&tag.device, &label);
+        prop_assert_eq!(tag.time.secs, secs - secs.rem_euclid(60));
+        // The stem may be cut (on a character, so up to 3 bytes short of
+        // 255); the extension never is.
+        let (stem, ext) = split_ext(&n, dir);
+        prop_assert!(tag.original.ends_with(ext));
+        prop_assert!(stem.starts_with(&tag.original[..tag.original.len() - ext.len()]));
+        if out.len() <= 251 {
+            prop_assert_eq!(&tag.original, &n);
         }
     }
 }
