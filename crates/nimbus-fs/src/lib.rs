@@ -37,7 +37,7 @@ pub use fs::{Fs, FsOptions};
 pub use kernel::{KernelCache, KernelCall, NoKernelCache, RecordingKernelCache};
 pub use slot::Slot;
 pub use snapshots::{snapshot_name, Snapshots};
-pub use sync::{OnRefsSeen, RemoteHead, SeenDevice, SyncState};
+pub use sync::{ConflictCopy, Counts, MergeReport, OnRefsSeen, RemoteHead, SeenDevice, SyncState, REPORT_PATHS};
 pub use types::*;
 
 /// The schema version of the local state database (`metadata.db`): a

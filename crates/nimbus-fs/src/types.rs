@@ -155,6 +155,14 @@ pub struct Pending {
     /// their last good version, until they are written again or deleted.
     #[serde(default)]
     pub set_aside: Vec<String>,
+    /// Conflict copies in the drive (docs/SYNC.md §3.6), as last counted
+    /// (after each apply of other devices' changes and each commit).
+    #[serde(default)]
+    pub conflicts: u64,
+    /// Other devices' names whose latest changes this drive has seen and
+    /// not taken in yet.
+    #[serde(default)]
+    pub waiting_for: Vec<String>,
 }
 
 /// A file's stored content: blob ids with their plaintext lengths.

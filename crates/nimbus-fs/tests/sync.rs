@@ -127,12 +127,33 @@ fn conflict_copies(fs: &Fs, dir: &str, stem: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `fs` was told since the last call: every report's counts added up
+/// and their paths, each report from `device` named `label`.
+fn reported(fs: &Fs, device: DeviceId, label: &str) -> (nimbus_fs::Counts, nimbus_fs::Counts, Vec<String>) {
+    let (mut files, mut folders, mut paths) = (nimbus_fs::Counts::default(), nimbus_fs::Counts::default(), Vec::new());
+    let reports = fs.take_merge_reports();
+    assert!(!reports.is_empty(), "nothing was reported");
+    for r in reports {
+        assert_eq!((r.device, r.device_label.as_str()), (device, label));
+        assert!(r.paths.len() <= nimbus_fs::REPORT_PATHS);
+        for (sum, c) in [(&mut files, r.files), (&mut folders, r.folders)] {
+            sum.added += c.added;
+            sum.changed += c.changed;
+            sum.moved += c.moved;
+            sum.deleted += c.deleted;
+        }
+        paths.extend(r.paths);
+    }
+    (files, folders, paths)
+}
+
 #[test]
 fn what_one_device_commits_appears_on_the_other_without_reopening() {
     let rt = rt();
     let tmp = tempfile::tempdir().unwrap();
     let mem = new_store(&rt);
-    let a = load(&rt, mem.clone(), &tmp.path().join("a"), DeviceId::random(), "laptop");
+    let a_id = DeviceId::random();
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), a_id, "laptop");
     put(&a, "hello.txt", b"first words");
     a.sync_now().unwrap();
     let b = load(&rt, mem.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
@@ -152,6 +173,14 @@ fn what_one_device_commits_appears_on_the_other_without_reopening() {
     assert_eq!(read(&b, "new.txt").unwrap(), b"new");
     assert_eq!(names(&b, "photos"), ["p1.jpg", "p2.jpg"]);
     assert!(b.sync_state().waiting.is_empty(), "{:?}", b.sync_state());
+    // What arrived is told: three files and a folder, from the laptop.
+    let (files, folders, paths) = reported(&b, a_id, "laptop");
+    assert_eq!(
+        (files.added, files.total(), folders.added, folders.total()),
+        (3, 3, 1, 1)
+    );
+    assert!(paths.contains(&"/photos/p2.jpg".to_string()), "{paths:?}");
+    assert_eq!(paths.len(), 4, "{paths:?}");
     // The kernel forgets the root's listing and the new names.
     let calls = kernel.take();
     assert!(calls.contains(&KernelCall::Inode(ROOT)), "{calls:?}");
@@ -204,6 +233,24 @@ fn what_one_device_commits_appears_on_the_other_without_reopening() {
     assert!(names(&b, "photos").is_empty(), "{:?}", names(&b, "photos"));
     assert_eq!(b.getattr(b.resolve(b"new.txt").unwrap()).unwrap().perm, 0o600);
     assert_eq!(walk(&a), walk(&b));
+    let (files, folders, paths) = reported(&b, a_id, "laptop");
+    assert_eq!(
+        (
+            files.moved,
+            files.deleted,
+            files.changed,
+            files.added,
+            folders.added,
+            folders.deleted
+        ),
+        (1, 1, 2, 0, 0, 0),
+        "moved p1.jpg, deleted p2.jpg, changed the grown file and the chmod: {files:?} {folders:?}"
+    );
+    assert!(
+        paths.contains(&"/photos/p2.jpg".to_string()),
+        "a deleted file's path: {paths:?}"
+    );
+    assert!(paths.contains(&"/first.jpg".to_string()), "{paths:?}");
     // Nothing was committed by B: a fast-forward writes no commit.
     assert_eq!(commits_in(&rt, &mem), 4);
     a.shutdown().unwrap();
@@ -241,9 +288,23 @@ fn the_same_file_edited_on_both_keeps_both_versions_on_both() {
     assert!(copies[0].starts_with("notes (conflict laptop "), "{copies:?}");
     assert!(copies[0].ends_with(").txt"), "{copies:?}");
     assert_eq!(read(&b, &copies[0]).unwrap(), b"A's version");
+    // The copy is told, and listed by name.
+    let told: Vec<_> = b.take_merge_reports().into_iter().flat_map(|r| r.copies).collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].copy, format!("/{}", copies[0]));
+    assert_eq!(told[0].original, "/notes.txt");
+    assert_eq!(told[0].device, "laptop");
+    let listed = b.conflicts().unwrap();
+    assert_eq!(listed, told);
+    assert_eq!(b.pending().unwrap().conflicts, 1);
 
     wait_for("a takes in the merge", || walk(&a) == walk(&b));
     assert!(a.sync_state().waiting.is_empty(), "{:?}", a.sync_state());
+    // The device that took the merge in is told of the copy too.
+    let on_a: Vec<_> = a.take_merge_reports().into_iter().flat_map(|r| r.copies).collect();
+    assert_eq!(on_a, told, "the copy arriving on A");
+    assert_eq!(a.conflicts().unwrap(), listed);
+    assert_eq!(a.pending().unwrap().conflicts, 1);
     // A further poll on each changes nothing more: no merge ping-pong.
     let commits = commits_in(&rt, &mem);
     for fs in [&a, &b] {

@@ -129,10 +129,8 @@ fn names_read_back() {
     assert_eq!(tag.original, b"a.tar.gz");
     assert_eq!(tag.device, "Jo's Mac (2)");
     // A copy of a copy names the copy it is a version of.
-    let tag = parse_conflict_name(
-        b"a (conflict x 2026-01-01 00.00 UTC) (conflict y 2026-12-07 14.05 UTC).txt",
-    )
-    .expect("a copy");
+    let tag = parse_conflict_name(b"a (conflict x 2026-01-01 00.00 UTC) (conflict y 2026-12-07 14.05 UTC).txt")
+        .expect("a copy");
     assert_eq!(tag.original, b"a (conflict x 2026-01-01 00.00 UTC).txt");
     assert_eq!(tag.device, "y");
     for not_a_copy in [
@@ -144,7 +142,12 @@ fn names_read_back() {
         b"a (conflict laptop 2026-12-07 14.05 UTC x).txt",
         b" (conflict laptop 2026-12-07 14.05 UTC)",
     ] {
-        assert_eq!(parse_conflict_name(not_a_copy), None, "{}", String::from_utf8_lossy(not_a_copy));
+        assert_eq!(
+            parse_conflict_name(not_a_copy),
+            None,
+            "{}",
+            String::from_utf8_lossy(not_a_copy)
+        );
     }
 }
 

@@ -313,6 +313,9 @@ impl Engine {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64),
             set_aside,
+            // The sync's part: `Fs::pending` fills it.
+            conflicts: 0,
+            waiting_for: Vec::new(),
         })
     }
 }

@@ -31,7 +31,7 @@ use crate::kernel::{KernelCache, KernelLink, KernelRefs};
 use crate::local::{CacheLimits, Local};
 use crate::meta::{dentries, dirty, inodes, Conn};
 use crate::snapshots::Snapshots;
-use crate::sync::{OnRefsSeen, Parts, SyncOptions, SyncState, Syncer};
+use crate::sync::{ConflictCopy, MergeReport, OnRefsSeen, Parts, SyncOptions, SyncState, Syncer};
 use crate::types::*;
 
 mod attrs;
@@ -399,9 +399,25 @@ impl Fs {
         self.sync.running()
     }
 
-    /// What is waiting for the vault.
+    /// What is waiting for the vault, with the sync's counts: the
+    /// conflict copies, and the devices whose changes wait here.
     pub fn pending(&self) -> Result<Pending> {
-        self.commits.pending()
+        let mut p = self.commits.pending()?;
+        let st = self.sync.state();
+        p.conflicts = st.conflicts.unwrap_or(0);
+        p.waiting_for = st.waiting.iter().map(|h| h.label()).collect();
+        Ok(p)
+    }
+
+    /// The reports of other devices' changes applied since the last call
+    /// (docs/SYNC.md §5.1), oldest first; at most the newest 64 are kept.
+    pub fn take_merge_reports(&self) -> Vec<MergeReport> {
+        self.sync.take_reports()
+    }
+
+    /// Every conflict copy in the drive, by path (found by name, §3.6).
+    pub fn conflicts(&self) -> Result<Vec<ConflictCopy>> {
+        self.sync.conflicts()
     }
 
     /// Pauses commits after quiet periods (`true`) or resumes them. Changes

@@ -109,6 +109,20 @@ pub(crate) fn children(c: &Connection, dir: Ino) -> Result<Vec<(Vec<u8>, Ino)>> 
     Ok(out)
 }
 
+/// Every name holding `fragment` (bytes, anywhere in the name), with its
+/// folder: one scan of the names, for the conflict copies (`sync/report.rs`).
+pub(crate) fn named_with(c: &Connection, fragment: &[u8]) -> Result<Vec<(Ino, Vec<u8>)>> {
+    let mut st =
+        c.prepare_cached("SELECT parent, name FROM dentries WHERE instr(name, ?1) > 0 ORDER BY parent, name")?;
+    let rows = st.query_map([fragment], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (parent, name) = r?;
+        out.push((parent as u64, name));
+    }
+    Ok(out)
+}
+
 /// A path of `ino` in the drive (one of its names if it has several);
 /// `None` once it has none.
 pub(crate) fn path_of(c: &Connection, mut ino: Ino) -> Result<Option<String>> {

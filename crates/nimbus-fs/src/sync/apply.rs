@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
-use nimbus_merge::names::conflict_name;
+use nimbus_merge::names::{conflict_name, parse_conflict_name};
 use nimbus_merge::{flatten, Content, Flat, Node, Place, TreeId, Trees, ROOT as ROOT_ID};
 use nimbus_vault::{CommitId, EntryKind, FileId, Timestamp};
 
@@ -65,9 +65,39 @@ pub(crate) struct ApplyReport {
     /// left it (an open file the target deleted counts as deleted: it lives
     /// on nameless for its handles).
     pub kept: usize,
-    /// Conflict copies made: their inodes.
-    pub copies: Vec<Ino>,
+    /// Conflict copies made: their inodes, and the id of the file each is
+    /// a version of.
+    pub copies: Vec<(Ino, FileId)>,
+    /// What each id the target brought became here, one word per id (the
+    /// strongest: added, deleted, changed, moved), for the events (§5.1).
+    pub touched: BTreeMap<FileId, Touch>,
+    /// Added files with a conflict copy's name (§3.6): copies a merge made,
+    /// here or on another device, arriving.
+    pub arrived_copies: Vec<FileId>,
 }
+
+/// What the apply did to one id, for the events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Touch {
+    pub what: What,
+    pub dir: bool,
+    /// A deleted entry's path, read before it went (only for the first
+    /// few, which the events name).
+    pub path: Option<String>,
+}
+
+/// The kinds of change an event counts, weakest first: an id moved and
+/// changed is "changed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum What {
+    Moved,
+    Changed,
+    Deleted,
+    Added,
+}
+
+/// How many deleted entries' paths the apply reads for the events.
+const PATHS: usize = 5;
 
 /// The result of [`apply`].
 #[derive(Debug, Clone, Default)]
@@ -305,6 +335,10 @@ impl Rebase<'_> {
                 None if self.base.get(id).is_none() || retyped.contains(id) => {
                     self.create(id, t, false)?;
                     self.report.added += 1;
+                    self.touch(id, What::Added, t.kind == EntryKind::Dir, None);
+                    if t.kind != EntryKind::Dir && t.places.iter().any(|p| parse_conflict_name(&p.name).is_some()) {
+                        self.report.arrived_copies.push(*id);
+                    }
                 }
                 // Deleted here since, changed there: an edit beats a
                 // delete, so it comes back, marked changed.
@@ -408,7 +442,21 @@ impl Rebase<'_> {
             self.name_changed(parent, &name);
         }
         self.report.moved += 1;
+        self.touch(id, What::Moved, row.kind == EntryKind::Dir, None);
         Ok(())
+    }
+
+    /// Notes what the apply did to `id`, keeping the strongest word.
+    fn touch(&mut self, id: &FileId, what: What, dir: bool, path: Option<String>) {
+        let t = self
+            .report
+            .touched
+            .entry(*id)
+            .or_insert(Touch { what, dir, path: None });
+        t.what = t.what.max(what);
+        if path.is_some() {
+            t.path = path;
+        }
     }
 
     fn name_changed(&mut self, parent: Ino, name: &[u8]) {
@@ -593,6 +641,7 @@ impl Rebase<'_> {
         }
         if content {
             self.report.changed += 1;
+            self.touch(id, What::Changed, false, None);
         }
         if self.is_open(row.ino) {
             // Its handles keep the version they opened; the name goes to
@@ -696,7 +745,7 @@ impl Rebase<'_> {
         // Written as trees only: the copy's blobs are in the vault.
         dirty::mark_dir(self.c, parent, self.epoch)?;
         self.name_changed(parent, &copy_name);
-        self.report.copies.push(ino);
+        self.report.copies.push((ino, *id));
         Ok(())
     }
 
@@ -744,6 +793,10 @@ impl Rebase<'_> {
             if b.places == t.places && b.content == t.content && b.kind == t.kind {
                 self.report.meta += 1;
             }
+            // A move changes the ctime too: it is told as a move.
+            if b.places == t.places {
+                self.touch(&row.file_id, What::Changed, row.kind == EntryKind::Dir, None);
+            }
             self.calls.insert(KernelCall::Attr(ino));
         }
         Ok(())
@@ -770,6 +823,12 @@ impl Rebase<'_> {
             let (parent, name) = self.old_place(&row, Some(b), b)?;
             self.orphan(&row, parent, name)?;
         }
+        let path = if self.report.touched.len() < PATHS {
+            dentries::path_of(self.c, row.ino)?
+        } else {
+            None
+        };
+        self.touch(id, What::Deleted, row.kind == EntryKind::Dir, path);
         let names = dentries::names_of(self.c, row.ino)?;
         for (parent, name) in &names {
             dentries::remove(self.c, *parent, name)?;

@@ -48,6 +48,7 @@ impl Syncer {
             // rows are the head.
             None => self.local.db.read(inodes::file_totals)?,
         };
+        let _merging = super::Merging::start(&self.state);
         let (merged, mid) = self.merge_commit(&list, ours, base, ours_totals)?;
         let epoch = built.as_ref().map(|b| b.e_old);
         self.mark(&Applying {
@@ -58,7 +59,7 @@ impl Syncer {
         let published = self.engine.write_own_ref(mid, &mut cy.cache)?;
         self.engine.note_ref_seq(published.seq)?;
         self.polled(&published.poll);
-        let (device, time) = label_of(&merged.heads, self.engine.device());
+        let (from, device, time) = label_of(&merged.heads, self.engine.device());
         let target = Target {
             head: mid,
             root: merged.root,
@@ -73,7 +74,7 @@ impl Syncer {
             merged.copies.len(),
             applied.report
         );
-        self.applied(&applied, Some((mid, published.seq)));
+        self.applied(&applied, &target, from, Some((mid, published.seq)));
         Ok(())
     }
 
@@ -161,7 +162,7 @@ impl Syncer {
             );
             Vec::new()
         };
-        let (device, time) = label_of(&again.heads, self.engine.device());
+        let (from, device, time) = label_of(&again.heads, self.engine.device());
         let target = Target {
             head: marker.head,
             root: row.root,
@@ -175,7 +176,7 @@ impl Syncer {
             marker.head,
             applied.report
         );
-        self.applied(&applied, Some((marker.head, seq)));
+        self.applied(&applied, &target, from, Some((marker.head, seq)));
         Ok(())
     }
 }

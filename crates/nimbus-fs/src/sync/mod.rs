@@ -34,12 +34,14 @@ pub(crate) mod history;
 pub(crate) mod merge;
 mod poll;
 pub(crate) mod recover;
+mod report;
 pub(crate) mod trees;
 
 use apply::{apply, Applied, Target};
 use heads::Heads;
 use history::History;
 use poll::Interval;
+pub use report::{ConflictCopy, Counts, MergeReport, REPORT_PATHS};
 
 /// Called after a poll that raised the memory of refs seen, with the whole
 /// memory (`Vault::refs_seen`), for the caller to save (§1.1).
@@ -69,6 +71,11 @@ pub struct SyncState {
     /// Every other device with a ref, as the last head decision saw it,
     /// by device id.
     pub devices: Vec<SeenDevice>,
+    /// A merge or the apply of another device's changes is running.
+    pub merging: bool,
+    /// Conflict copies in the drive, counted after each apply and each
+    /// commit (`None` before the first count).
+    pub conflicts: Option<u64>,
 }
 
 /// Another device with a ref in the vault (docs/SYNC.md §5).
@@ -95,6 +102,13 @@ pub struct RemoteHead {
     pub device_name: String,
     /// This drive's head is behind it: taking it in is a fast-forward.
     pub ahead: bool,
+}
+
+impl RemoteHead {
+    /// How people see the device: its name, else its short id.
+    pub fn label(&self) -> String {
+        device_label(&self.device_name, &self.device)
+    }
 }
 
 /// What the last head decision was made from: the same again is no news.
@@ -131,7 +145,29 @@ pub(crate) struct Syncer {
     opts: SyncOptions,
     cycle: Mutex<Cycle>,
     state: Mutex<SyncState>,
+    /// What the applies did, for the caller to take (`take_reports`).
+    reports: Mutex<report::Reports>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Marks the state `merging` while it lives.
+struct Merging<'a>(&'a Mutex<SyncState>);
+
+impl<'a> Merging<'a> {
+    fn start(state: &'a Mutex<SyncState>) -> Merging<'a> {
+        if let Ok(mut st) = state.lock() {
+            st.merging = true;
+        }
+        Merging(state)
+    }
+}
+
+impl Drop for Merging<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.lock() {
+            st.merging = false;
+        }
+    }
 }
 
 impl Syncer {
@@ -148,6 +184,7 @@ impl Syncer {
             parts,
             opts,
             state: Mutex::new(SyncState::default()),
+            reports: Mutex::new(report::Reports::default()),
             thread: Mutex::new(None),
         }
     }
@@ -215,6 +252,27 @@ impl Syncer {
         self.state.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// The reports of the applies since the last call, oldest first.
+    pub fn take_reports(&self) -> Vec<MergeReport> {
+        self.reports.lock().map(|mut r| r.take()).unwrap_or_default()
+    }
+
+    /// Every conflict copy in the drive (§5.3), counted into the state.
+    pub fn conflicts(&self) -> Result<Vec<ConflictCopy>> {
+        let list = self.local.db.read(report::conflicts)?;
+        if let Ok(mut st) = self.state.lock() {
+            st.conflicts = Some(list.len() as u64);
+        }
+        Ok(list)
+    }
+
+    /// Counts the conflict copies again, after an apply or a commit.
+    fn count_conflicts(&self) {
+        if let Err(e) = self.conflicts() {
+            tracing::warn!("counting the conflict copies failed: {e}");
+        }
+    }
+
     /// When the next poll is due.
     fn next_poll(&self) -> Instant {
         self.cycle
@@ -279,6 +337,7 @@ impl Syncer {
         // moves to that head without changing a file.
         let poll = self.engine.publish(serial, b, &mut cy.cache)?.poll;
         self.polled(&poll);
+        self.count_conflicts();
         if heads == Heads::Ours {
             self.took_in(extra)?;
         }
@@ -528,9 +587,10 @@ impl Syncer {
             time: head.store_time.unwrap_or(head.time),
             aliases: Vec::new(),
         };
+        let _merging = Merging::start(&self.state);
         let applied = self.apply(base, &t, since, None)?;
         tracing::info!("took in another device's snapshot {target}: {:?}", applied.report);
-        self.applied(&applied, None);
+        self.applied(&applied, &t, head.device, None);
         Ok(())
     }
 
@@ -593,11 +653,23 @@ impl Syncer {
         )
     }
 
-    /// After an apply, with no lock held: the kernel forgets what changed,
-    /// the snapshots are listed again, and a published head is told.
-    fn applied(&self, applied: &Applied, published: Option<(CommitId, u64)>) {
+    /// After an apply of `target`'s changes from `from`, with no lock
+    /// held: the kernel forgets what changed, the snapshots are listed
+    /// again, a published head is told, and the report is kept for the
+    /// caller with the conflict copies counted again.
+    fn applied(&self, applied: &Applied, target: &Target, from: DeviceId, published: Option<(CommitId, u64)>) {
         applied.send_calls(&*self.parts.kernel);
         self.engine.head_changed(published);
+        match report::of_apply(&self.local, applied, target, from) {
+            Ok(r) if r.is_empty() => {}
+            Ok(r) => {
+                if let Ok(mut q) = self.reports.lock() {
+                    q.push(r);
+                }
+            }
+            Err(e) => tracing::warn!("reading what another device's changes did failed: {e}"),
+        }
+        self.count_conflicts();
     }
 
     /// The first poll, run by the drive's load after the recovery: a drive
@@ -626,17 +698,22 @@ impl Syncer {
     }
 }
 
-/// The label and time conflict copies made by an apply are named with:
-/// the newest head of another device among `heads` (any head if none is).
-fn label_of(heads: &[nimbus_merge::Head], me: DeviceId) -> (String, Timestamp) {
+/// The device, label and time conflict copies made by an apply are named
+/// with, and its report tells: the newest head of another device among
+/// `heads` (any head if none is).
+fn label_of(heads: &[nimbus_merge::Head], me: DeviceId) -> (DeviceId, String, Timestamp) {
     let newest = heads
         .iter()
         .filter(|h| h.device != me)
         .max_by_key(|h| h.key())
         .or_else(|| heads.iter().max_by_key(|h| h.key()));
     match newest {
-        Some(h) => (device_label(&h.device_name, &h.device), h.store_time.unwrap_or(h.time)),
-        None => (String::new(), Timestamp::now()),
+        Some(h) => (
+            h.device,
+            device_label(&h.device_name, &h.device),
+            h.store_time.unwrap_or(h.time),
+        ),
+        None => (me, String::new(), Timestamp::now()),
     }
 }
 

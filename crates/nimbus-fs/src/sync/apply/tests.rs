@@ -10,7 +10,7 @@ use std::sync::Arc;
 use nimbus_merge::{Content, Flat, Meta, Node, Place, TreeId, ROOT as ROOT_ID};
 use nimbus_vault::{BlobKind, DeviceId, EntryKind, FileId, NewCommit, Saver, ShortId, Timestamp};
 
-use super::{apply, Applied, Target};
+use super::{apply, Applied, Target, What};
 use crate::commit::{rebuild, CommitOptions, Engine};
 use crate::content::{read_state, Nodes};
 use crate::kernel::{KernelCall, KernelRefs};
@@ -502,6 +502,12 @@ fn a_rename_moves_the_names() {
     assert_eq!(env.row("/").unwrap().nlink, 3);
     assert_eq!(env.row("docs/new").unwrap().parent, docs);
     assert_eq!(applied.report.moved, 2);
+    let told: Vec<_> = applied.report.touched.values().map(|t| (t.what, t.dir)).collect();
+    assert_eq!(
+        told,
+        [(What::Moved, false), (What::Moved, true)],
+        "a move is a move, though its ctime changed"
+    );
     assert_eq!(
         applied.calls,
         calls(vec![
@@ -682,6 +688,21 @@ fn a_delete_removes_the_file_and_an_emptied_folder() {
     let applied = env.apply(&t, &refs);
     assert!(env.names("/").is_empty());
     assert_eq!(applied.report.deleted, 3);
+    let told: Vec<_> = applied
+        .report
+        .touched
+        .values()
+        .map(|t| (t.what, t.dir, t.path.clone()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (What::Deleted, true, Some("/d".into())),
+            (What::Deleted, false, Some("/d/a".into())),
+            (What::Deleted, false, Some("/b".into())),
+        ],
+        "each deleted entry, with the path it had"
+    );
     assert!(env.local.db.read(|c| inodes::get_opt(c, a)).unwrap().is_none());
     // The kernel may still open `b` by number: it stays, nameless.
     assert_eq!(env.local.db.read(|c| inodes::get(c, b)).unwrap().nlink, 0);
@@ -747,7 +768,11 @@ fn content_changed_on_both_sides_keeps_both() {
     let row = env.row(copy).unwrap();
     assert_eq!(row.dirty_epoch, 0, "no upload: its blobs are in the vault");
     assert_ne!(row.file_id, fid(1));
-    assert_eq!(applied.report.copies, vec![row.ino]);
+    assert_eq!(applied.report.copies, vec![(row.ino, fid(1))]);
+    assert!(
+        applied.report.touched.is_empty(),
+        "nothing of theirs replaced what is here"
+    );
     assert!(env.row("/").unwrap().dirty_epoch > 0, "its folder is written again");
     assert_eq!(applied.calls, calls(vec![entry(ROOT, copy), KernelCall::Inode(ROOT)]));
 }
@@ -912,7 +937,30 @@ fn a_new_folder_comes_with_its_contents() {
     assert_eq!(env.row("photos").unwrap().nlink, 3);
     assert_eq!(env.row("/").unwrap().nlink, 3);
     assert_eq!(applied.report.added, 5);
+    let dirs: Vec<bool> = applied.report.touched.values().map(|t| t.dir).collect();
+    assert_eq!(
+        dirs,
+        [true, true, false, false, false],
+        "ids 2 to 6: two folders, three entries"
+    );
+    assert!(applied.report.touched.values().all(|t| t.what == What::Added));
+    assert!(applied.report.arrived_copies.is_empty());
     assert_eq!(env.commit_everything(), t.root);
+}
+
+#[test]
+fn a_copy_another_device_made_arrives_as_a_copy() {
+    let (mut env, base) = Env::with(|d| {
+        d.file(1, 0, "notes.txt", b"mine");
+    });
+    let mut d = env.draft(&base);
+    d.file(2, 0, "notes (conflict desk 2026-12-07 14.05 UTC).txt", b"theirs")
+        .file(3, 0, "plain.txt", b"new");
+    let t = env.commit(d);
+    let applied = env.apply(&t, &KernelRefs::attached());
+    assert_eq!(applied.report.arrived_copies, vec![fid(2)]);
+    assert_eq!(applied.report.added, 2);
+    assert!(applied.report.copies.is_empty(), "no copy was made here");
 }
 
 #[test]
