@@ -145,6 +145,16 @@ impl Drive {
         self.fs().map(|f| f.sync_state()).unwrap_or_default()
     }
 
+    /// The reports of other devices' changes applied since the last call.
+    pub fn take_merge_reports(&self) -> Vec<nimbus_fs::MergeReport> {
+        self.fs().map(|f| f.take_merge_reports()).unwrap_or_default()
+    }
+
+    /// The conflict copies in the drive, by path.
+    pub fn conflicts(&self) -> Result<Vec<nimbus_fs::ConflictCopy>, ApiError> {
+        self.fs_or_locked()?.conflicts().map_err(from_fs)
+    }
+
     fn fs_or_locked(&self) -> Result<Arc<Fs>, ApiError> {
         if !self.is_mounted() {
             return Err(ApiError::new(
@@ -507,6 +517,11 @@ impl Drive {
                 DriveState::Syncing,
                 format!("Syncing {} left", files_and_bytes(&pending)),
             )
+        } else if checks_failing(&sync_state) {
+            (
+                DriveState::Offline,
+                "Offline — cannot see the other devices' changes; yours are kept on this device".to_string(),
+            )
         } else if let Some(w) = &waiting {
             (DriveState::Receiving, format!("Receiving changes from {w}"))
         } else {
@@ -675,6 +690,21 @@ fn waiting_from(st: &nimbus_fs::SyncState) -> Option<String> {
     }
 }
 
+/// Looking for other devices' changes has failed for about a minute: the
+/// last good look is older than that, or there was none and the loop has
+/// failed three times in a row (its backoff makes that about 15 s; a
+/// drive that never reached the store is no more "up to date" than one
+/// that lost it).
+fn checks_failing(st: &nimbus_fs::SyncState) -> bool {
+    if st.failures == 0 {
+        return false;
+    }
+    match st.last_poll {
+        Some(t) => t.elapsed().is_ok_and(|e| e > Duration::from_secs(60)),
+        None => st.failures >= 3,
+    }
+}
+
 /// A drive status's `sync` part from what its sync loop knows.
 fn sync_status(st: &nimbus_fs::SyncState, devices: Vec<nimbus_api::DeviceInfo>) -> nimbus_api::SyncStatus {
     nimbus_api::SyncStatus {
@@ -683,8 +713,9 @@ fn sync_status(st: &nimbus_fs::SyncState, devices: Vec<nimbus_api::DeviceInfo>) 
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64),
         behind: !st.waiting.is_empty(),
+        merging: st.merging,
         devices,
-        ..crate::not_yet::sync_status()
+        conflicts: st.conflicts.unwrap_or(0),
     }
 }
 
@@ -719,6 +750,29 @@ mod tests {
         let s = sync_status(&st, Vec::new());
         assert!(s.behind);
         assert_eq!(s.last_checked, Some(1_800_000_000));
+    }
+
+    #[test]
+    fn the_sync_part_carries_merging_and_conflicts_and_failing_checks_go_offline() {
+        let mut st = nimbus_fs::SyncState {
+            merging: true,
+            conflicts: Some(2),
+            ..Default::default()
+        };
+        let s = sync_status(&st, Vec::new());
+        assert!(s.merging);
+        assert_eq!(s.conflicts, 2);
+        assert!(!checks_failing(&st), "no failure yet");
+        st.failures = 2;
+        assert!(!checks_failing(&st), "two failures at start are not a minute");
+        st.failures = 3;
+        assert!(checks_failing(&st), "never reached the store");
+        st.last_poll = Some(std::time::SystemTime::now() - Duration::from_secs(5));
+        assert!(!checks_failing(&st), "a good look 5 s ago");
+        st.last_poll = Some(std::time::SystemTime::now() - Duration::from_secs(90));
+        assert!(checks_failing(&st), "the last good look was 90 s ago");
+        st.failures = 0;
+        assert!(!checks_failing(&st), "the last look succeeded");
     }
 
     #[test]

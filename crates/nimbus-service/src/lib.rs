@@ -17,6 +17,8 @@
 pub mod config;
 
 #[cfg(unix)]
+mod conflicts;
+#[cfg(unix)]
 mod devices;
 #[cfg(unix)]
 pub mod drive;
@@ -24,8 +26,6 @@ pub mod drive;
 mod errors;
 #[cfg(unix)]
 pub mod logging;
-#[cfg(unix)]
-mod not_yet;
 #[cfg(unix)]
 pub mod restore;
 #[cfg(unix)]

@@ -305,9 +305,9 @@ mod tests {
         let e = c
             .call(Request::Conflicts { drive: "work".into() })
             .await
-            .expect_err("conflicts answered");
-        assert_eq!(e.code, ErrorCode::Unsupported);
-        assert!(e.message.contains("keeps both versions"), "{}", e.message);
+            .expect_err("conflicts of a drive not mounted");
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert!(e.message.contains("not mounted"), "{}", e.message);
         let e = c
             .call(Request::ResolveConflict {
                 drive: "work".into(),
@@ -315,8 +315,8 @@ mod tests {
                 keep: nimbus_api::Keep::Original,
             })
             .await
-            .expect_err("resolve answered");
-        assert_eq!(e.code, ErrorCode::Unsupported);
+            .expect_err("resolve in a drive not mounted");
+        assert_eq!(e.code, ErrorCode::Invalid);
         let e = c
             .call(Request::Conflicts { drive: "nope".into() })
             .await

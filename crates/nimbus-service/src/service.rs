@@ -274,12 +274,14 @@ impl Service {
                 Ok(done(message))
             }
             Request::Conflicts { drive } => {
-                self.drive(&drive)?;
-                Err(crate::not_yet::conflicts(&drive))
+                let d = self.drive(&drive)?;
+                let conflicts = blocking(move || crate::conflicts::list(&d)).await?;
+                Ok(Reply::Conflicts { conflicts })
             }
-            Request::ResolveConflict { drive, .. } => {
-                self.drive(&drive)?;
-                Err(crate::not_yet::resolve_conflict(&drive))
+            Request::ResolveConflict { drive, path, keep } => {
+                let d = self.drive(&drive)?;
+                let message = blocking(move || crate::conflicts::resolve(&d, &path, keep)).await?;
+                Ok(done(message))
             }
         }
     }
@@ -764,6 +766,41 @@ impl Service {
         )))
     }
 
+    /// Tells subscribers what other devices' changes did to drive `d`
+    /// since the last look: an `updated` event per apply that changed
+    /// anything, a `conflict` event per conflict copy.
+    fn tell_merges(&self, d: &Drive) {
+        let drive = d.name();
+        for r in d.take_merge_reports() {
+            let counts = |c: nimbus_fs::Counts| nimbus_api::ChangeCounts {
+                added: c.added,
+                changed: c.changed,
+                moved: c.moved,
+                deleted: c.deleted,
+            };
+            if r.files.total() + r.folders.total() > 0 {
+                let _ = self.events.send(Event::Updated {
+                    drive: drive.clone(),
+                    device: r.device_label.clone(),
+                    device_id: r.device.to_hex(),
+                    files: counts(r.files),
+                    folders: counts(r.folders),
+                    paths: r.paths.clone(),
+                });
+            }
+            for c in &r.copies {
+                let c = crate::conflicts::info(c);
+                let _ = self.events.send(Event::Conflict {
+                    drive: drive.clone(),
+                    copy: c.copy,
+                    original: c.original,
+                    device: c.device,
+                    time: c.time,
+                });
+            }
+        }
+    }
+
     /// Once a second: rates, events for what changed, auto-lock.
     pub async fn monitor(self: Arc<Self>) {
         let mut last: BTreeMap<String, (nimbus_api::DriveState, String, u64, u64)> = BTreeMap::new();
@@ -808,6 +845,9 @@ impl Service {
                     s.name.clone(),
                     (s.state, s.message.clone(), s.pending_files, s.pending_bytes),
                 );
+            }
+            for d in &drives {
+                self.tell_merges(d);
             }
             for d in &drives {
                 let (name, n) = (d.name(), d.set_aside_count());
