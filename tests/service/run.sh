@@ -356,6 +356,73 @@ echo "$out"
 [ "$(drive_field cloud changes_pending)" = false ] || fail "nimbus sync left changes pending"
 "$NIMBUS" resume cloud
 
+# --- 4b. another device on the same vault ---------------------------------------------------
+
+step "another device (a standalone mount with its own state) changes the drive: events tell it; a conflict is listed and resolved"
+dev2=$work/device2-mnt
+mkdir -p "$dev2"
+$API "$NIMBUS_SOCKET" events 600 >"$work/events2" &
+events2_pid=$!
+NIMBUS_STATE_DIR=$work/device-b "$NIMBUS" mount "$store" "$dev2" --commit-delay 1 --poll-interval 1 >/dev/null
+sync_dev2() { NIMBUS_STATE_DIR=$work/device-b "$NIMBUS" sync "$dev2" >/dev/null; }
+# until_seen WHAT COMMAND...: every 0.2 s, for at most 60 s.
+until_seen() {
+    local what=$1 i
+    shift
+    for i in $(seq 1 300); do
+        "$@" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    fail "$what: not seen after 60 s"
+}
+mkdir -p "$dev2/from-device2"
+echo "hello from the other device" >"$dev2/from-device2/greeting.txt"
+echo "the plan, first draft" >"$dev2/plan.txt"
+sync_dev2
+until_seen "device 2's files in the served drive" grep -qs "first draft" "$m1/plan.txt"
+cmp "$dev2/from-device2/greeting.txt" "$m1/from-device2/greeting.txt" || fail "device 2's file differs here"
+# Both edit the plan before either sees the other's edit: the served
+# drive is paused, so it neither commits nor takes the other's in.
+"$NIMBUS" pause cloud >/dev/null
+echo "the plan, as edited here" >"$m1/plan.txt"
+fsync "$m1/plan.txt"
+echo "the plan, as edited on device 2" >"$dev2/plan.txt"
+sync_dev2
+until_seen "the served drive seeing device 2's edit waiting" sh -c "\"$NIMBUS\" status cloud | grep -q 'changes from .* waiting'"
+"$NIMBUS" resume cloud >/dev/null
+until_seen "a conflict copy in the served drive" sh -c "ls \"$m1\" | grep -q '^plan (conflict '"
+wait_state cloud up_to_date 60
+"$NIMBUS" conflicts cloud | tee "$work/conflicts.out"
+[ "$(grep -c '(conflict ' "$work/conflicts.out")" = 1 ] || fail "nimbus conflicts does not list one copy"
+grep -q "/plan.txt" "$work/conflicts.out" || fail "nimbus conflicts does not name the original"
+[ "$(drive_field cloud sync.conflicts)" = 1 ] || fail "the status counts $(drive_field cloud sync.conflicts) conflicts"
+copy=$(cd "$m1" && ls | grep '^plan (conflict ')
+kept=$(cat "$m1/$copy")
+"$NIMBUS" conflicts resolve "/$copy" --keep copy cloud
+[ "$(cat "$m1/plan.txt")" = "$kept" ] || fail "keeping the copy did not put its version in plan.txt"
+[ ! -e "$m1/$copy" ] || fail "the copy is still there after resolving"
+"$NIMBUS" conflicts cloud | grep -q "No conflicts" || fail "the conflict is still listed"
+"$NIMBUS" sync "$m1" >/dev/null
+until_seen "the resolution on device 2" sh -c "[ \"\$(cat \"$dev2/plan.txt\")\" = \"$kept\" ] && ! ls \"$dev2\" | grep -q '(conflict '"
+# The served drive's event stream told of the update and the conflict.
+sleep 1.5
+kill "$events2_pid" 2>/dev/null || true
+wait "$events2_pid" 2>/dev/null || true
+python3 - "$work/events2" <<'PY' || fail "the events did not tell of the other device's changes"
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+upd = [e for e in evs if e["event"] == "updated" and e["drive"] == "cloud"]
+assert upd, [e["event"] for e in evs]
+assert all(e["device"] and len(e["device_id"]) == 32 for e in upd), upd
+assert any("/from-device2/greeting.txt" in e["paths"] for e in upd), upd
+assert sum(e["files"]["added"] for e in upd) >= 2 and sum(e["folders"]["added"] for e in upd) >= 1, upd
+con = [e for e in evs if e["event"] == "conflict" and e["drive"] == "cloud"]
+assert len(con) == 1 and con[0]["original"] == "/plan.txt" and "(conflict " in con[0]["copy"], con
+assert con[0]["time"] and con[0]["device"], con
+print(f"events: {len(upd)} updated (device {upd[0]['device']}), conflict {con[0]['copy']}")
+PY
+NIMBUS_STATE_DIR=$work/device-b "$NIMBUS" unmount "$dev2" -q >/dev/null
+
 # --- 5. kill -9 in the middle of uploads ---------------------------------------------------
 
 step "kill -9 of the service during uploads; restarted, it finishes them"

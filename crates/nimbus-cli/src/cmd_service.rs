@@ -148,6 +148,37 @@ pub enum DevicesCommand {
     },
 }
 
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ConflictsArgs {
+    /// The drive (may be left out when the service has only one).
+    drive: Option<String>,
+    #[command(subcommand)]
+    cmd: Option<ConflictsCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ConflictsCommand {
+    /// End a conflict by keeping one version; the other stays in the drive's snapshots.
+    Resolve {
+        /// The conflict copy, as a path inside the drive (as `nimbus conflicts` lists it).
+        path: String,
+        /// `original`: keep the file under its own name and delete the copy; `copy`: the copy's
+        /// version replaces the original.
+        #[arg(long, value_enum)]
+        keep: KeepArg,
+        /// The drive (may be left out when the service has only one).
+        drive: Option<String>,
+    },
+}
+
+/// Which version `nimbus conflicts resolve` keeps.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum KeepArg {
+    Original,
+    Copy,
+}
+
 async fn client() -> Result<Client> {
     Ok(Client::connect().await?)
 }
@@ -510,6 +541,76 @@ pub async fn devices(a: DevicesArgs) -> Result<ExitCode> {
     }
 }
 
+pub async fn conflicts(a: ConflictsArgs) -> Result<ExitCode> {
+    let mut c = client().await?;
+    match a.cmd {
+        Some(ConflictsCommand::Resolve { path, keep, drive }) => {
+            let drive = one_drive(&mut c, drive).await?;
+            let keep = match keep {
+                KeepArg::Original => nimbus_api::Keep::Original,
+                KeepArg::Copy => nimbus_api::Keep::Copy,
+            };
+            print_done(c.call(Request::ResolveConflict { drive, path, keep }).await?)
+        }
+        None => {
+            let drive = one_drive(&mut c, a.drive).await?;
+            let Reply::Conflicts { conflicts } = c.call(Request::Conflicts { drive: drive.clone() }).await? else {
+                bail!("the service answered something unexpected");
+            };
+            if conflicts.is_empty() {
+                println!("No conflicts in drive `{drive}`.");
+            } else {
+                print!("{}", conflicts_table(&conflicts));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The conflict copies as a table: the copy, the file it is a version of,
+/// and whose version it is, from when.
+fn conflicts_table(conflicts: &[nimbus_api::ConflictInfo]) -> String {
+    let rows: Vec<[String; 3]> = conflicts
+        .iter()
+        .map(|c| {
+            let when = c
+                .time
+                .map(|secs| nimbus_vault::Timestamp { secs, nanos: 0 }.format_utc())
+                .unwrap_or_else(|| "-".into());
+            [
+                c.copy.clone(),
+                c.original.clone(),
+                format!("{} at {when} UTC", c.device),
+            ]
+        })
+        .collect();
+    table(&["COPY", "VERSION OF", "FROM"].map(String::from), &rows)
+}
+
+/// Rows in columns as wide as their widest cell; the last is not padded.
+fn table<const N: usize>(head: &[String; N], rows: &[[String; N]]) -> String {
+    let mut width = [0usize; N];
+    for r in std::iter::once(head).chain(rows) {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(head).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 < N {
+                line.push_str(&format!("{cell:<w$}  ", w = width[i]));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// `drive`, or the service's only drive.
 async fn one_drive(c: &mut Client, drive: Option<String>) -> Result<String> {
     if let Some(d) = drive {
@@ -556,29 +657,7 @@ fn devices_table(devices: &[DeviceInfo]) -> String {
             [name, d.short_id.clone(), when, state.to_string()]
         })
         .collect();
-    let head = ["NAME", "ID", "LAST CHANGE", "STATE"].map(String::from);
-    let mut width = [0usize; 4];
-    for r in std::iter::once(&head).chain(&rows) {
-        for (w, cell) in width.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in std::iter::once(&head).chain(&rows) {
-        let line = format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            w0 = width[0],
-            w1 = width[1],
-            w2 = width[2]
-        );
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    table(&["NAME", "ID", "LAST CHANGE", "STATE"].map(String::from), &rows)
 }
 
 /// The service and its mounted drives, if a service answers.
@@ -640,5 +719,28 @@ mod devices_tests {
         assert_eq!(&lines[1][col..col + 7], "abcdef0", "{t}");
         assert_eq!(&lines[2][col..col + 7], "1234567", "{t}");
         assert_eq!(&lines[3][col..col + 7], "7654321", "{t}");
+    }
+
+    #[test]
+    fn the_conflicts_table_names_the_copy_its_original_and_whose_it_is() {
+        let c = |copy: &str, original: &str, device: &str| nimbus_api::ConflictInfo {
+            copy: copy.into(),
+            original: original.into(),
+            device: device.into(),
+            time: Some(1_796_652_300),
+        };
+        let t = conflicts_table(&[
+            c("/r (conflict laptop 2026-12-07 14.05 UTC).txt", "/r.txt", "laptop"),
+            c("/docs/a (conflict desk 2026-12-07 14.05 UTC)", "/docs/a", "desk"),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("COPY") && lines[0].contains("VERSION OF"), "{t}");
+        assert!(
+            lines[1].contains("/r.txt") && lines[1].ends_with("laptop at 2026-12-07 14:05:00 UTC"),
+            "{t}"
+        );
+        let col = lines[0].find("VERSION OF").unwrap_or(0);
+        assert_eq!(&lines[2][col..col + 7], "/docs/a", "{t}");
     }
 }

@@ -108,6 +108,9 @@ enum Command {
     Restore(cmd_service::RestoreArgs),
     /// List the devices of a drive's vault and whether their latest changes are here; `rename` renames this one.
     Devices(cmd_service::DevicesArgs),
+    /// List a drive's conflict copies (two devices changed one file; both versions were kept);
+    /// `resolve` keeps one version.
+    Conflicts(cmd_service::ConflictsArgs),
     /// Print a shell completion script: `nimbus completions bash > ~/.local/share/bash-completion/completions/nimbus`.
     Completions { shell: clap_complete::Shell },
 }
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
             Command::Snapshots(a) => cmd_service::snapshots(a).await,
             Command::Restore(a) => cmd_service::restore(a).await,
             Command::Devices(a) => cmd_service::devices(a).await,
+            Command::Conflicts(a) => cmd_service::conflicts(a).await,
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 // Into memory first: clap_complete panics when its writer
