@@ -43,6 +43,8 @@ pub fn builder() -> tauri_specta::Builder<tauri::Wry> {
             browse,
             restore,
             open_drive,
+            open_in_drive,
+            show_in_folder,
             open_log_folder,
             settings,
             save_settings,
@@ -312,6 +314,57 @@ pub async fn open_drive(app: AppHandle, shared: State<'_, Shared>, drive: String
         return Err(UiError::local(format!("{drive} is not mounted; mount it first")));
     }
     crate::open_path(&app, &d.mount)
+}
+
+/// Where `path` (inside drive `drive`) is on this computer: under the
+/// drive's mount point, refused if it climbs out of it.
+fn in_drive(shared: &Shared, drive: &str, path: &str) -> Result<std::path::PathBuf, UiError> {
+    let status = shared.status();
+    let d = status
+        .service
+        .as_ref()
+        .and_then(|s| s.drives.iter().find(|d| d.name == drive))
+        .ok_or_else(|| UiError::local(format!("there is no drive named `{drive}`")))?;
+    if !d.mounted || d.locked {
+        return Err(UiError::local(format!("{drive} is not open; mount or unlock it first")));
+    }
+    crate::model::inside(&d.mount, path).ok_or_else(|| UiError::local(format!("{path} is not a place inside {drive}")))
+}
+
+/// Opens a file or folder of a drive with its usual application.
+#[tauri::command]
+#[specta::specta]
+pub async fn open_in_drive(
+    app: AppHandle,
+    shared: State<'_, Shared>,
+    drive: String,
+    path: String,
+) -> Result<(), UiError> {
+    let at = in_drive(&shared, &drive, &path)?;
+    if !at.exists() {
+        return Err(UiError::local(format!("{path} is no longer in {drive}")));
+    }
+    crate::open_path(&app, &at)
+}
+
+/// Shows a file or folder of a drive selected in its folder, in the
+/// system's file manager.
+#[tauri::command]
+#[specta::specta]
+pub async fn show_in_folder(
+    app: AppHandle,
+    shared: State<'_, Shared>,
+    drive: String,
+    path: String,
+) -> Result<(), UiError> {
+    use tauri_plugin_opener::OpenerExt;
+    let at = in_drive(&shared, &drive, &path)?;
+    if !at.exists() {
+        return Err(UiError::local(format!("{path} is no longer in {drive}")));
+    }
+    app.opener()
+        .reveal_item_in_dir(&at)
+        .map_err(|e| UiError::local(format!("{} could not be shown in its folder: {e}", at.display())))
 }
 
 /// Opens the service's log folder in the file manager.

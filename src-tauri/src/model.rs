@@ -3,7 +3,7 @@
 //! notifications to send. Pure functions over the API types, so they are
 //! tested here without a window, a tray or a service.
 
-use nimbus_api::{human_bytes, DriveState, DriveStatus, Event, Level, ServiceStatus};
+use nimbus_api::{human_bytes, ChangeCounts, DriveState, DriveStatus, Event, Level, ServiceStatus};
 use serde::{Deserialize, Serialize};
 
 /// The icon the tray shows; one file per variant in `icons/tray/`.
@@ -163,6 +163,11 @@ pub struct ActivityItem {
     pub text: String,
     /// What to do about it, for warnings and errors.
     pub hint: Option<String>,
+    /// A file or folder of `drive` the item is about (a conflict copy, the
+    /// one file an update changed), as a path inside the drive: the page
+    /// offers to open it and to show it in its folder.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
@@ -304,20 +309,62 @@ impl Watch {
                     _ => {}
                 }
             }
+            Event::Updated {
+                drive,
+                device,
+                files,
+                folders,
+                paths,
+                ..
+            } => {
+                if let Some(what) = updated_what(files, folders) {
+                    let mut it = item(
+                        now,
+                        Some(drive),
+                        ActivityKind::Change,
+                        format!("Updated from {device}: {what}"),
+                        None,
+                    );
+                    // One thing changed and still there: it can be opened.
+                    let one = files.total() + folders.total() == 1 && files.deleted + folders.deleted == 0;
+                    if one {
+                        it.path = paths.first().cloned();
+                    }
+                    items.push(it);
+                }
+            }
+            Event::Conflict {
+                drive,
+                copy,
+                original,
+                device,
+                ..
+            } => {
+                let name = original.rsplit('/').next().unwrap_or(original);
+                let copy_name = copy.rsplit('/').next().unwrap_or(copy);
+                let mut it = item(
+                    now,
+                    Some(drive),
+                    ActivityKind::Conflict,
+                    format!("{original} was changed here and on {device}: both versions are kept, {device}'s as {copy}"),
+                    Some(format!(
+                        "Open both, keep what you want in {name}, then delete \"{copy_name}\" (the drive's snapshots keep every version)"
+                    )),
+                );
+                it.path = Some(copy.clone());
+                items.push(it);
+                notes.push(Note {
+                    summary: format!("Conflict in {drive}: {name}"),
+                    body: format!("{name} was changed here and on {device}. Both versions are kept; {device}'s is \"{copy_name}\" beside it."),
+                });
+            }
             Event::Notice { drive, level, text } => {
-                let conflict = text.to_lowercase().contains("conflict");
-                let kind = match (conflict, level) {
-                    (true, _) => ActivityKind::Conflict,
-                    (false, Level::Error) => ActivityKind::Error,
-                    (false, Level::Warning) => ActivityKind::Warning,
-                    (false, _) => ActivityKind::Change,
+                let kind = match level {
+                    Level::Error => ActivityKind::Error,
+                    Level::Warning => ActivityKind::Warning,
+                    _ => ActivityKind::Change,
                 };
-                if conflict {
-                    notes.push(Note {
-                        summary: "Nimbus found a conflict".into(),
-                        body: text.clone(),
-                    });
-                } else if *level == Level::Error {
+                if *level == Level::Error {
                     notes.push(Note {
                         summary: match drive {
                             Some(d) => format!("Nimbus: a problem with {d}"),
@@ -355,6 +402,42 @@ impl Watch {
     }
 }
 
+/// `path`, a path inside a drive mounted at `mount`, on this computer; `None`
+/// when it would leave the drive (`..`) or names the drive itself.
+pub fn inside(mount: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let mut out = mount.to_path_buf();
+    let mut any = false;
+    for c in std::path::Path::new(path).components() {
+        match c {
+            Component::Normal(n) => {
+                out.push(n);
+                any = true;
+            }
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    any.then_some(out)
+}
+
+/// "3 files", "1 folder and 2 files": what an update changed, or `None`
+/// when it changed nothing.
+fn updated_what(files: &ChangeCounts, folders: &ChangeCounts) -> Option<String> {
+    let count = |n: u64, one: &str, many: &str| match n {
+        0 => None,
+        1 => Some(format!("1 {one}")),
+        n => Some(format!("{n} {many}")),
+    };
+    match (
+        count(folders.total(), "folder", "folders"),
+        count(files.total(), "file", "files"),
+    ) {
+        (Some(d), Some(f)) => Some(format!("{d} and {f}")),
+        (d, f) => d.or(f),
+    }
+}
+
 fn item(now: i64, drive: Option<&str>, kind: ActivityKind, text: String, hint: Option<String>) -> ActivityItem {
     ActivityItem {
         time: now,
@@ -362,6 +445,7 @@ fn item(now: i64, drive: Option<&str>, kind: ActivityKind, text: String, hint: O
         kind,
         text,
         hint,
+        path: None,
     }
 }
 
@@ -534,15 +618,106 @@ mod tests {
         };
         let (items, notes) = w.event(&e, 1);
         assert_eq!((items[0].kind, notes.len()), (ActivityKind::Error, 1));
+        // A warning that mentions a conflict is a warning: conflicts come
+        // as their own events.
         let c = Event::Notice {
             drive: Some("a".into()),
             level: Level::Warning,
-            text: "conflict: report.txt changed on two devices".into(),
+            text: "a conflict of words".into(),
         };
         let (items, notes) = w.event(&c, 1);
+        assert_eq!((items[0].kind, notes.len()), (ActivityKind::Warning, 0));
+        let c = Event::Conflict {
+            drive: "a".into(),
+            copy: "/docs/report (conflict laptop 2026-12-07 14.05 UTC).txt".into(),
+            original: "/docs/report.txt".into(),
+            device: "laptop".into(),
+            time: Some(1_796_652_300),
+        };
+        let (items, notes) = w.event(&c, 1);
+        assert_eq!(items[0].kind, ActivityKind::Conflict);
         assert_eq!(
-            (items[0].kind, notes[0].summary.as_str()),
-            (ActivityKind::Conflict, "Nimbus found a conflict")
+            items[0].path.as_deref(),
+            Some("/docs/report (conflict laptop 2026-12-07 14.05 UTC).txt"),
+            "the copy opens from Activity"
+        );
+        assert!(
+            items[0]
+                .text
+                .starts_with("/docs/report.txt was changed here and on laptop"),
+            "{}",
+            items[0].text
+        );
+        assert_eq!(notes[0].summary, "Conflict in a: report.txt");
+        assert!(
+            notes[0]
+                .body
+                .contains("\"report (conflict laptop 2026-12-07 14.05 UTC).txt\""),
+            "{}",
+            notes[0].body
+        );
+    }
+
+    #[test]
+    fn paths_stay_inside_the_drive() {
+        let m = std::path::Path::new("/home/u/work");
+        assert_eq!(inside(m, "/docs/a b.txt"), Some(m.join("docs/a b.txt")));
+        assert_eq!(inside(m, "docs/./a"), Some(m.join("docs/a")));
+        assert_eq!(inside(m, "/docs/../../etc/passwd"), None);
+        assert_eq!(inside(m, "/"), None);
+        assert_eq!(inside(m, ""), None);
+    }
+
+    #[test]
+    fn updates_from_another_device_are_told_by_count() {
+        let mut w = Watch::default();
+        let n = |added, changed, moved, deleted| ChangeCounts {
+            added,
+            changed,
+            moved,
+            deleted,
+        };
+        let up = |files, folders| Event::Updated {
+            drive: "a".into(),
+            device: "laptop".into(),
+            device_id: "ab".repeat(16),
+            files,
+            folders,
+            paths: vec!["/x".into()],
+        };
+        let text = |w: &mut Watch, e| w.event(&e, 1).0.first().map(|i| i.text.clone());
+        assert_eq!(
+            text(&mut w, up(n(2, 1, 0, 0), n(0, 0, 0, 0))).as_deref(),
+            Some("Updated from laptop: 3 files")
+        );
+        assert_eq!(
+            text(&mut w, up(n(0, 1, 1, 0), n(1, 0, 0, 0))).as_deref(),
+            Some("Updated from laptop: 1 folder and 2 files")
+        );
+        assert_eq!(
+            text(&mut w, up(n(0, 0, 0, 1), n(0, 0, 0, 0))).as_deref(),
+            Some("Updated from laptop: 1 file")
+        );
+        assert_eq!(
+            text(&mut w, up(n(0, 0, 0, 0), n(0, 0, 0, 0))),
+            None,
+            "nothing changed, nothing told"
+        );
+        let path = |w: &mut Watch, e| w.event(&e, 1).0.first().and_then(|i| i.path.clone());
+        assert_eq!(
+            path(&mut w, up(n(1, 0, 0, 0), n(0, 0, 0, 0))).as_deref(),
+            Some("/x"),
+            "one new file opens"
+        );
+        assert_eq!(
+            path(&mut w, up(n(0, 0, 0, 1), n(0, 0, 0, 0))),
+            None,
+            "a deleted file does not"
+        );
+        assert_eq!(
+            path(&mut w, up(n(2, 0, 0, 0), n(0, 0, 0, 0))),
+            None,
+            "several: no one path"
         );
     }
 }

@@ -8,7 +8,11 @@
 // wizard adds an S3 drive on Garage; (c) a 5 MB file goes Syncing -> Up to
 // date, then the tray menu (tray.py); (d) pause, resume; (e) lock with its
 // notification, unlock from the keyring; (f) a deleted file restored in
-// place from a snapshot; (g) Activity and Settings; (h) the keyboard alone
+// place from a snapshot; (g0) another device (a second mount of the vault,
+// with its own state): its new file in Activity as "Updated from …", its
+// devices on the Drives page, and a file both changed listed in Activity as
+// a conflict with Open and Show in folder; (g) Activity and Settings; (h)
+// the keyboard alone
 // (focus, a visible focus ring, pages and switches), and start at login
 // (the autostart entry written and removed).
 
@@ -488,6 +492,8 @@ async function main() {
     console.log(`${FILE} back in place, same sha256`);
   });
 
+  await stepOtherDevice();
+
   await step("g: Activity and Settings", async () => {
     await goto("activity");
     await sleep(1000);
@@ -509,6 +515,113 @@ async function main() {
     await shot("settings");
   });
   await stepKeyboard();
+}
+
+// --- another device -------------------------------------------------------------------------
+
+// A second device: `nimbus mount` of the same vault with a state folder of
+// its own (so its own device id), as two_devices.sh and the service test do.
+const DEVICE2 = {
+  state: path.join(OUT, "device2-state"),
+  mount: path.join(OUT, "device2-mnt"),
+};
+
+function device2(args, timeout = 120_000) {
+  const store =
+    `s3://${garage.bucket}/app-e2e?endpoint=${encodeURIComponent(garage.endpoint)}` + `&region=${garage.region}`;
+  const env = {
+    ...process.env,
+    NIMBUS_STATE_DIR: DEVICE2.state,
+    NIMBUS_PASSWORD: PASSWORD,
+    AWS_ACCESS_KEY_ID: garage.accessKey,
+    AWS_SECRET_ACCESS_KEY: garage.secretKey,
+  };
+  const full = args[0] === "mount" ? ["mount", store, DEVICE2.mount, ...args.slice(1)] : args;
+  const r = spawnSync(NIMBUS, full, { encoding: "utf8", timeout, env });
+  if (r.status !== 0) fail(`nimbus ${full.join(" ")} (device 2) failed (${r.status}): ${(r.stderr || "").trim()}`);
+  return r.stdout;
+}
+
+function write(file, text) {
+  const fd = fs.openSync(file, "w");
+  fs.writeSync(fd, text);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+}
+
+// The Activity items whose kind is `kind`, as [text, element].
+async function activityItems(kind) {
+  const out = [];
+  for (const i of await driver.findElements(tid("activity-item"))) {
+    if ((await i.getAttribute("data-kind")) === kind) out.push([(await i.getText()).trim(), i]);
+  }
+  return out;
+}
+
+async function stepOtherDevice() {
+  await step("g0: another device's change in Activity; a conflict listed with Open and Show in folder", async () => {
+    fs.mkdirSync(DEVICE2.mount, { recursive: true });
+    device2(["mount", "--commit-delay", "1", "--poll-interval", "1"]);
+    try {
+      write(path.join(DEVICE2.mount, "from-device-2.txt"), "written on the other device\n");
+      write(path.join(DEVICE2.mount, "plan.txt"), "the plan, first draft\n");
+      device2(["sync", DEVICE2.mount]);
+      await goto("activity");
+      const updated = await waitFor('no "Updated from …" item in Activity after the other device wrote', 90_000, async () => {
+        const found = (await activityItems("change")).find(([t]) => /Updated from .+: \d+ files?/.test(t));
+        return found ? found[0] : null;
+      });
+      console.log(`activity: ${updated.split("\n").join(" | ")}`);
+      const here = path.join(MOUNT, "from-device-2.txt");
+      if (fs.readFileSync(here, "utf8") !== "written on the other device\n") fail(`${here} does not hold what device 2 wrote`);
+      await waitFor("plan.txt from device 2 did not arrive", 60_000, () => fs.existsSync(path.join(MOUNT, "plan.txt")));
+
+      // Both change plan.txt before either sees the other's change: this
+      // drive is paused (it neither commits nor takes the other's in).
+      const pause = spawnSync(NIMBUS, ["pause", DRIVE], { encoding: "utf8", timeout: 30_000 });
+      if (pause.status !== 0) fail(`nimbus pause ${DRIVE} failed: ${pause.stderr}`);
+      write(path.join(MOUNT, "plan.txt"), "the plan, as edited in the app's drive\n");
+      write(path.join(DEVICE2.mount, "plan.txt"), "the plan, as edited on device 2\n");
+      device2(["sync", DEVICE2.mount]);
+      await waitFor("the drive does not see device 2's change waiting", 60_000, () => driveStatus().sync?.behind === true);
+      const resume = spawnSync(NIMBUS, ["resume", DRIVE], { encoding: "utf8", timeout: 30_000 });
+      if (resume.status !== 0) fail(`nimbus resume ${DRIVE} failed: ${resume.stderr}`);
+      const [ctext, citem] = await waitFor("no conflict in Activity after both devices changed plan.txt", 90_000, async () => {
+        const c = await activityItems("conflict");
+        return c.length ? c[0] : null;
+      });
+      console.log(`conflict: ${ctext.split("\n").join(" | ")}`);
+      if (!ctext.includes("/plan.txt") || !ctext.includes("plan (conflict ")) fail(`the conflict item does not name plan.txt and its copy: ${ctext}`);
+      for (const id of ["activity-open", "activity-show"]) {
+        if (!(await citem.findElements(tid(id))).length) fail(`the conflict item has no ${id} button`);
+      }
+      const copies = fs.readdirSync(MOUNT).filter((n) => n.startsWith("plan (conflict "));
+      if (copies.length !== 1) fail(`expected one conflict copy of plan.txt in the drive, found ${JSON.stringify(copies)}`);
+      const versions = [fs.readFileSync(path.join(MOUNT, "plan.txt"), "utf8"), fs.readFileSync(path.join(MOUNT, copies[0]), "utf8")].sort();
+      const wanted = ["the plan, as edited in the app's drive\n", "the plan, as edited on device 2\n"];
+      if (JSON.stringify(versions) !== JSON.stringify(wanted)) fail(`both versions are not kept: ${JSON.stringify(versions)}`);
+      await citem.getDriver().executeScript("arguments[0].scrollIntoView({block: 'center'})", citem);
+      await shot("activity-conflict");
+      const notes = fs.readFileSync(NOTIFY_LOG, "utf8");
+      if (!/string "Conflict in [^"]*plan\.txt"/.test(notes)) fail(`no "Conflict in … plan.txt" notification on the bus (${NOTIFY_LOG})`);
+
+      await goto("drives");
+      const dev = await waitFor("the drive card lists no other device", 30_000, async () => {
+        const d = (await (await driveCard()).findElements(tid("drive-device")))[0];
+        return d ? (await d.getText()).trim() : null;
+      });
+      console.log(`other device on the card: ${dev}`);
+      const conflicts = await text("drive-conflicts", await driveCard());
+      if (!conflicts || !conflicts.startsWith("1 file kept in two versions")) fail(`the card's conflicts line says ${JSON.stringify(conflicts)}`);
+      await shot("drives-devices");
+    } finally {
+      spawnSync(NIMBUS, ["unmount", DEVICE2.mount, "-q"], {
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, NIMBUS_STATE_DIR: DEVICE2.state },
+      });
+    }
+  });
 }
 
 // --- the keyboard ---------------------------------------------------------------------------

@@ -18,8 +18,11 @@
 #    connection, new vault, recovery key); a 5 MB file written into the
 #    mount goes Syncing -> Up to date; pause and resume; lock (with a "… is
 #    locked" notification on the bus) and unlock from the keyring; a deleted
-#    file restored in place from a snapshot, byte for byte; the Activity and
-#    Settings pages.
+#    file restored in place from a snapshot, byte for byte; another device
+#    (a second `nimbus mount` of the vault with its own state) whose new
+#    file shows in Activity as "Updated from …" and on the Drives page, and
+#    a file both changed, listed in Activity as a conflict with Open and
+#    Show in folder and a notification; the Activity and Settings pages.
 # 4. The tray menu (tests/app/tray.py, over D-Bus): its status line matches
 #    `nimbus status`; its Pause pauses every drive and turns into Resume.
 #    Then the keyboard alone: Shift+Tab from the page into the navigation,
@@ -181,9 +184,12 @@ cleanup() {
     for name in tauri_driver notifications dunst snw openbox xvfb; do
         [ -n "${pids[$name]:-}" ] && stop_pids "${pids[$name]}"
     done
-    if grep -q " $mnt fuse" /proc/mounts 2>/dev/null; then
-        fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-    fi
+    # The app's drive, and the second device's mount of step g0 (e2e.mjs).
+    for m in "$mnt" "$out/device2-mnt"; do
+        if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
+            fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+        fi
+    done
     stop_all_servers
     # The service's and the app's own logs, wherever under the state folder.
     find "$XDG_STATE_HOME" "$XDG_DATA_HOME" "$XDG_CACHE_HOME" -name '*.log' -type f -size -20M \

@@ -40,6 +40,13 @@ export const commands = {
 	restore: (drive: string, path: string, at: string, to: string | null) => typedError<Restored, UiError>(__TAURI_INVOKE("restore", { drive, path, at, to })),
 	/**  Opens a mounted drive in the system's file manager. */
 	openDrive: (drive: string) => typedError<null, UiError>(__TAURI_INVOKE("open_drive", { drive })),
+	/**  Opens a file or folder of a drive with its usual application. */
+	openInDrive: (drive: string, path: string) => typedError<null, UiError>(__TAURI_INVOKE("open_in_drive", { drive, path })),
+	/**
+	 *  Shows a file or folder of a drive selected in its folder, in the
+	 *  system's file manager.
+	 */
+	showInFolder: (drive: string, path: string) => typedError<null, UiError>(__TAURI_INVOKE("show_in_folder", { drive, path })),
 	/**  Opens the service's log folder in the file manager. */
 	openLogFolder: () => typedError<null, UiError>(__TAURI_INVOKE("open_log_folder")),
 	settings: () => typedError<Settings, UiError>(__TAURI_INVOKE("settings")),
@@ -84,6 +91,12 @@ export type ActivityItem = {
 	text: string,
 	/**  What to do about it, for warnings and errors. */
 	hint: string | null,
+	/**
+	 *  A file or folder of `drive` the item is about (a conflict copy, the
+	 *  one file an update changed), as a path inside the drive: the page
+	 *  offers to open it and to show it in its folder.
+	 */
+	path?: string | null,
 };
 
 export type ActivityKind = 

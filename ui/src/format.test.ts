@@ -3,7 +3,9 @@ import {
   cacheLine,
   cachePercent,
   clockTime,
+  conflictsLine,
   dayHeading,
+  deviceLine,
   dayKey,
   humanBytes,
   humanRate,
@@ -144,6 +146,17 @@ describe("lines", () => {
     const now = local(2026, 3, 12, 15, 0) * 1000;
     expect(lastSyncLine(null, now)).toBe("Not synced yet");
     expect(lastSyncLine(now / 1000 - 120, now)).toBe("Last sync 2 min ago");
+  });
+  it("names the other devices, when each changed, and whether its change is here", () => {
+    const now = local(2026, 3, 12, 15, 0) * 1000;
+    expect(deviceLine({ name: "laptop", short_id: "abcdef0", last_seen: now / 1000 - 300, merged: true }, now)).toBe(
+      "laptop · changed 5 min ago · up to date",
+    );
+    expect(deviceLine({ name: "", short_id: "abcdef0", last_seen: null, merged: false }, now)).toBe(
+      "device abcdef0 · changes waiting",
+    );
+    expect(conflictsLine(1)).toBe("1 file kept in two versions");
+    expect(conflictsLine(3)).toBe("3 files kept in two versions");
   });
   it("shows rates only when something moves", () => {
     expect(ratesLine(0, 0)).toBeNull();

@@ -1,7 +1,7 @@
 // Text shown to a person: sizes, rates, times and drive states. Pure
 // functions without the DOM, so each string is pinned by a unit test.
 
-import type { DriveState } from "./bindings";
+import type { DeviceInfo, DriveState } from "./bindings";
 
 const UNITS = ["B", "kB", "MB", "GB", "TB", "PB"];
 
@@ -146,6 +146,23 @@ export function cacheLine(used: number, limit: number): string {
 /** `Last sync 2 min ago`, or `Not synced yet`. */
 export function lastSyncLine(lastSync: number | null, nowMs: number = Date.now()): string {
   return lastSync === null ? "Not synced yet" : `Last sync ${relativeTime(lastSync, nowMs)}`;
+}
+
+/**
+ * Another device of a drive's vault, for the Drives page: `laptop ·
+ * changed 5 min ago · up to date`, or `… · changes waiting` while its
+ * latest change is not here yet. A device without a name shows its short
+ * id.
+ */
+export function deviceLine(d: DeviceInfo, nowMs: number = Date.now()): string {
+  const name = d.name ? d.name : `device ${d.short_id ?? "?"}`;
+  const when = d.last_seen != null ? ` · changed ${relativeTime(d.last_seen, nowMs)}` : "";
+  return `${name}${when} · ${d.merged ? "up to date" : "changes waiting"}`;
+}
+
+/** `2 files kept in two versions`: the conflict copies of a drive. */
+export function conflictsLine(n: number): string {
+  return n === 1 ? "1 file kept in two versions" : `${n} files kept in two versions`;
 }
 
 /** `↑ 1.2 MB/s · ↓ 300 kB/s`, or null when nothing moves. */

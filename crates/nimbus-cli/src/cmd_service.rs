@@ -573,15 +573,15 @@ fn conflicts_table(conflicts: &[nimbus_api::ConflictInfo]) -> String {
     let rows: Vec<[String; 3]> = conflicts
         .iter()
         .map(|c| {
+            // To the minute, as the copy's name has it.
             let when = c
                 .time
-                .map(|secs| nimbus_vault::Timestamp { secs, nanos: 0 }.format_utc())
-                .unwrap_or_else(|| "-".into());
-            [
-                c.copy.clone(),
-                c.original.clone(),
-                format!("{} at {when} UTC", c.device),
-            ]
+                .map(|secs| {
+                    let t = nimbus_vault::Timestamp { secs, nanos: 0 }.format_utc();
+                    format!(" at {} UTC", t.get(..16).unwrap_or(&t))
+                })
+                .unwrap_or_default();
+            [c.copy.clone(), c.original.clone(), format!("{}{when}", c.device)]
         })
         .collect();
     table(&["COPY", "VERSION OF", "FROM"].map(String::from), &rows)
@@ -737,7 +737,7 @@ mod devices_tests {
         assert_eq!(lines.len(), 3, "{t}");
         assert!(lines[0].starts_with("COPY") && lines[0].contains("VERSION OF"), "{t}");
         assert!(
-            lines[1].contains("/r.txt") && lines[1].ends_with("laptop at 2026-12-07 14:05:00 UTC"),
+            lines[1].contains("/r.txt") && lines[1].ends_with("laptop at 2026-12-07 14:05 UTC"),
             "{t}"
         );
         let col = lines[0].find("VERSION OF").unwrap_or(0);

@@ -118,11 +118,34 @@ export function Activity(ctx: Ctx) {
                 </p>
                 <p>{it.text}</p>
                 {it.hint && <p class="hint">What to do: {it.hint}</p>}
+                {it.drive && it.path && <ItemButtons drive={it.drive} path={it.path} ctx={ctx} />}
               </div>
             </li>
           ))}
         </ul>
       )}
     </section>
+  );
+}
+
+/** Open and Show in folder, for an item about one file of a drive. */
+function ItemButtons({ drive, path, ctx }: { drive: string; path: string; ctx: Ctx }) {
+  async function run(action: () => Promise<Result<null, UiError>>) {
+    const r = await action();
+    if (r.status === "error") ctx.notify(r.error.message, true);
+  }
+  return (
+    <div class="buttons" role="group" aria-label={`Actions for ${path}`}>
+      <button type="button" data-testid="activity-open" onClick={() => void run(() => commands.openInDrive(drive, path))}>
+        Open
+      </button>
+      <button
+        type="button"
+        data-testid="activity-show"
+        onClick={() => void run(() => commands.showInFolder(drive, path))}
+      >
+        Show in folder
+      </button>
+    </div>
   );
 }

@@ -8,6 +8,8 @@ import type { Result } from "../result";
 import {
   cacheLine,
   cachePercent,
+  conflictsLine,
+  deviceLine,
   humanBytes,
   lastSyncLine,
   pendingLine,
@@ -142,6 +144,8 @@ function DriveCard({ d, info, busy, ...on }: CardProps) {
   const rates = ratesLine(d.transfers.upload_rate, d.transfers.download_rate);
   const pct = cachePercent(d.cache_bytes, d.cache_limit_bytes);
   const titleId = `drive-${d.name}`;
+  const others = (d.sync?.devices ?? []).filter((o) => !o.this_device);
+  const conflicts = d.sync?.conflicts ?? 0;
   return (
     <li class={`card state-${d.state}`} data-testid="drive-card" data-drive={d.name} aria-labelledby={titleId}>
       <div class="card-head">
@@ -180,6 +184,26 @@ function DriveCard({ d, info, busy, ...on }: CardProps) {
         </dd>
         <dt>Sync</dt>
         <dd>{lastSyncLine(d.last_sync)}</dd>
+        {others.length > 0 && (
+          <>
+            <dt>Other devices</dt>
+            <dd>
+              <ul class="devices" data-testid="drive-devices">
+                {others.map((o) => (
+                  <li key={o.id} data-testid="drive-device">
+                    {deviceLine(o)}
+                  </li>
+                ))}
+              </ul>
+            </dd>
+          </>
+        )}
+        {conflicts > 0 && (
+          <>
+            <dt>Conflicts</dt>
+            <dd data-testid="drive-conflicts">{conflictsLine(conflicts)}: see Activity</dd>
+          </>
+        )}
       </dl>
       <div class="buttons" aria-label={`Actions for ${d.name}`} role="group">
         {d.mounted ? (
