@@ -48,7 +48,20 @@ pub fn create_vault(rt: &tokio::runtime::Runtime, store: &Path) {
 
 /// The drive of the vault in `store`, with its local state in `state`.
 pub fn load(rt: &tokio::runtime::Runtime, store: &Path, state: &Path, device: DeviceId) -> Arc<Fs> {
+    load_with(rt, store, state, device, |_| {})
+}
+
+/// [`load`] with options changed by `change`.
+pub fn load_with(
+    rt: &tokio::runtime::Runtime,
+    store: &Path,
+    state: &Path,
+    device: DeviceId,
+    change: impl FnOnce(&mut FsOptions),
+) -> Arc<Fs> {
     let backend = nimbus_backend::open_store(&StoreUrl::LocalFolder(store.to_path_buf())).expect("the store");
     let vault = rt.block_on(Vault::open(backend, PASSWORD)).expect("the vault opens");
-    Fs::load(vault, rt.handle().clone(), FsOptions::new(state.to_path_buf(), device)).expect("the drive loads")
+    let mut opts = FsOptions::new(state.to_path_buf(), device);
+    change(&mut opts);
+    Fs::load(vault, rt.handle().clone(), opts).expect("the drive loads")
 }
