@@ -238,6 +238,9 @@ fn print_status(s: &ServiceStatus) {
                 println!("{:<12} {e}", "");
             }
         }
+        for line in sync_lines(d) {
+            println!("{:<12} {line}", "");
+        }
     }
     for w in &s.warnings {
         println!("warning: {w}");
@@ -250,6 +253,45 @@ fn print_status(s: &ServiceStatus) {
             "Changes are still uploading: shutting down now keeps them on this device until the next start."
         }
     );
+}
+
+/// What `nimbus status` says of a drive's other devices and conflicts.
+fn sync_lines(d: &DriveStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    let others: Vec<String> = d
+        .sync
+        .devices
+        .iter()
+        .filter(|o| !o.this_device)
+        .map(|o| {
+            let name = if o.name.is_empty() {
+                format!("device {}", o.short_id)
+            } else {
+                o.name.clone()
+            };
+            let when = o
+                .last_seen
+                .map(|secs| {
+                    let t = nimbus_vault::Timestamp { secs, nanos: 0 }.format_utc();
+                    format!("changed {} UTC, ", t.get(..16).unwrap_or(&t))
+                })
+                .unwrap_or_default();
+            let state = if o.merged { "up to date" } else { "changes waiting" };
+            format!("{name} ({when}{state})")
+        })
+        .collect();
+    if !others.is_empty() {
+        out.push(format!("other devices: {}", others.join(", ")));
+    }
+    match d.sync.conflicts {
+        0 => {}
+        n => out.push(format!(
+            "{n} file{} kept in two versions: `nimbus conflicts {}` lists them",
+            if n == 1 { "" } else { "s" },
+            d.name
+        )),
+    }
+    out
 }
 
 /// One progress line per drive, redrawn every half second.
@@ -742,5 +784,27 @@ mod devices_tests {
         );
         let col = lines[0].find("VERSION OF").unwrap_or(0);
         assert_eq!(&lines[2][col..col + 7], "/docs/a", "{t}");
+    }
+
+    #[test]
+    fn status_names_the_other_devices_and_the_conflicts() {
+        let mut d = DriveStatus {
+            name: "work".into(),
+            ..Default::default()
+        };
+        assert!(sync_lines(&d).is_empty(), "one device, no conflict: nothing to say");
+        d.sync.devices = vec![
+            dev("desk", "abcdef0", true, None, true),
+            dev("laptop", "1234567", false, Some(1_796_652_300), true),
+            dev("", "7654321", false, None, false),
+        ];
+        d.sync.conflicts = 2;
+        assert_eq!(
+            sync_lines(&d),
+            [
+                "other devices: laptop (changed 2026-12-07 14:05 UTC, up to date), device 7654321 (changes waiting)",
+                "2 files kept in two versions: `nimbus conflicts work` lists them",
+            ]
+        );
     }
 }
