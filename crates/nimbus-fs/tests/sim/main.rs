@@ -164,6 +164,6 @@ fn plans_reach_every_kind_of_operation() {
             );
         }
     }
-    assert_eq!(kinds.len(), 14, "{kinds:?}");
+    assert_eq!(kinds.len(), 16, "{kinds:?}");
     assert_eq!(plan(7, 60).ops, plan(7, 60).ops, "a seed names one plan");
 }

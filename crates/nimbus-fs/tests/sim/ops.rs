@@ -54,6 +54,19 @@ pub enum Op {
         path: &'static str,
         mode: u32,
     },
+    /// Sets the extended attribute `user.sim<n>` to `value`.
+    Xattr {
+        dev: usize,
+        path: &'static str,
+        n: u8,
+        value: u8,
+    },
+    /// A hard link of the file `from` at `to`.
+    Link {
+        dev: usize,
+        from: &'static str,
+        to: &'static str,
+    },
     /// Opens `path` for writing and keeps the handle (one per device).
     Hold {
         dev: usize,
@@ -105,6 +118,8 @@ impl Op {
             | Op::Rename { dev, .. }
             | Op::Delete { dev, .. }
             | Op::Chmod { dev, .. }
+            | Op::Xattr { dev, .. }
+            | Op::Link { dev, .. }
             | Op::Hold { dev, .. }
             | Op::WriteHeld { dev, .. }
             | Op::Close { dev }
@@ -226,11 +241,27 @@ fn op(r: &mut Rng, devices: usize) -> Op {
             to: any(r),
         },
         38..=42 => Op::Delete { dev, path: any(r) },
-        43..=45 => Op::Chmod {
+        43..=44 => Op::Chmod {
             dev,
             path: any(r),
             mode: r.pick(&[0o600, 0o644, 0o755, 0o700]),
         },
+        45 => {
+            if r.chance(500) {
+                Op::Xattr {
+                    dev,
+                    path: any(r),
+                    n: r.below(2) as u8,
+                    value: r.below(256) as u8,
+                }
+            } else {
+                Op::Link {
+                    dev,
+                    from: r.pick(FILES),
+                    to: r.pick(FILES),
+                }
+            }
+        }
         46..=47 => Op::Hold {
             dev,
             path: r.pick(FILES),
@@ -384,6 +415,20 @@ pub fn note_replaced(removed: &mut HashSet<u64>, files: &[(String, Vec<u8>)]) {
     for (_, data) in files {
         removed.insert(hash(data));
     }
+}
+
+/// Sets `user.sim<n>` on `path`.
+pub fn xattr(fs: &Fs, path: &str, n: u8, value: u8) -> Result<(), FsError> {
+    let ino = resolve(fs, path)?;
+    let name = format!("user.sim{n}");
+    fs.setxattr(ino, name.as_bytes(), &[value; 3], nimbus_fs::XattrMode::Any)
+}
+
+/// A hard link of `from` at `to`.
+pub fn link(fs: &Fs, from: &str, to: &str) -> Result<(), FsError> {
+    let ino = resolve(fs, from)?;
+    let (dir, name) = split(to);
+    fs.link(ino, resolve(fs, dir)?, name.as_bytes()).map(|_| ())
 }
 
 /// Chmod of `path`.

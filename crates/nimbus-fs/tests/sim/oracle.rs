@@ -33,8 +33,9 @@ pub fn check_store(rt: &tokio::runtime::Runtime, store: &SimStore) -> Result<(),
     }
 }
 
-/// One entry of a device's tree as a person sees it.
-pub type Seen = (EntryKind, u32, Vec<u8>);
+/// One entry of a device's tree as a person sees it: kind, permission
+/// bits, bytes, extended attributes.
+pub type Seen = (EntryKind, u32, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>);
 
 /// Every path of a drive with its kind, permission bits and bytes, read
 /// through the core.
@@ -55,7 +56,13 @@ pub fn walk(fs: &Fs) -> Result<BTreeMap<String, Seen>, String> {
             if attr.kind == EntryKind::Dir {
                 todo.push(path.clone());
             }
-            out.insert(path, (attr.kind, attr.perm, data));
+            let mut xattrs = Vec::new();
+            for name in fs.listxattr(attr.ino).map_err(at(&path))? {
+                let value = fs.getxattr(attr.ino, &name).map_err(at(&path))?;
+                xattrs.push((name, value));
+            }
+            xattrs.sort();
+            out.insert(path, (attr.kind, attr.perm, data, xattrs));
         }
     }
     Ok(out)
@@ -68,13 +75,15 @@ pub fn diff(a: &BTreeMap<String, Seen>, b: &BTreeMap<String, Seen>) -> String {
         match b.get(p) {
             None => out.push(format!("{p}: only on the first")),
             Some(w) if w != v => out.push(format!(
-                "{p}: {:?} {:o} {} bytes vs {:?} {:o} {} bytes",
+                "{p}: {:?} {:o} {} bytes {:?} vs {:?} {:o} {} bytes {:?}",
                 v.0,
                 v.1,
                 v.2.len(),
+                v.3,
                 w.0,
                 w.1,
-                w.2.len()
+                w.2.len(),
+                w.3
             )),
             _ => {}
         }

@@ -153,8 +153,10 @@ impl World {
     }
 
     /// Loads device `i`'s drive: with the store's faults on (a drive that
-    /// opens offline catches up later), unless `quiet` or the faults make
-    /// the load itself fail, which is then tried once more without.
+    /// opens offline catches up later), unless `quiet`. A load the faults
+    /// make fail (the store out of reach, or a lagging listing hiding the
+    /// index of a snapshot it must read) is tried again later, as a person
+    /// would mount again: here at once, with the store honest.
     fn load(&mut self, i: usize, quiet: bool) -> Outcome {
         let d = &self.devices[i];
         let saved = d.view.faults.lock().unwrap().clone();
@@ -162,15 +164,15 @@ impl World {
             lag: saved.lag,
             ..Faults::default()
         };
-        *d.view.faults.lock().unwrap() = calm.clone();
+        *d.view.faults.lock().unwrap() = calm;
         let vault = self.rt.block_on(Vault::open(d.view.clone(), b"pw"));
         let vault = vault.map_err(|e| format!("the vault does not open on {}: {e}", d.name))?;
         if !quiet {
             *d.view.faults.lock().unwrap() = saved.clone();
         }
         let fs = match self.load_fs(i, vault) {
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
-                *self.devices[i].view.faults.lock().unwrap() = calm;
+            Err(e) if e.kind() == ErrorKind::Unavailable || hidden_by_lag(&e, &self.devices[i].view) => {
+                *self.devices[i].view.faults.lock().unwrap() = Faults::default();
                 let d = &self.devices[i];
                 let vault = self.rt.block_on(Vault::open(d.view.clone(), b"pw"));
                 let vault = vault.map_err(|e| format!("the vault does not open on {}: {e}", d.name))?;
@@ -318,6 +320,8 @@ impl World {
                 ops::delete_all(&fs, path)
             }
             Op::Chmod { path, mode, .. } => ops::chmod(&fs, path, mode),
+            Op::Xattr { path, n, value, .. } => ops::xattr(&fs, path, n, value),
+            Op::Link { from, to, .. } => ops::link(&fs, from, to),
             Op::Hold { dev, path } => {
                 if self.devices[dev].held.is_none() {
                     let fh = fs.open(ops::resolve(&fs, path)?, false)?;
@@ -414,14 +418,14 @@ impl World {
         let tree = oracle::walk(&fs)?;
         let replaced = &self.replaced;
         let mut count: HashMap<u64, usize> = HashMap::new();
-        for (_, _, data) in tree.values() {
+        for (_, _, data, _) in tree.values() {
             *count.entry(ops::hash(data)).or_default() += 1;
         }
         let kept = |data: &Vec<u8>| {
             let h = ops::hash(data);
             !data.is_empty() && !replaced.contains(&h) && count[&h] == 1
         };
-        let Some((path, _)) = tree.iter().find(|(_, (_, _, data))| kept(data)) else {
+        let Some((path, _)) = tree.iter().find(|(_, (_, _, data, _))| kept(data)) else {
             return Err("nothing to sabotage".into());
         };
         ops::delete_all(&fs, path).map_err(bug)?;
@@ -432,7 +436,7 @@ impl World {
         let tree = oracle::walk(&self.fs(0))?;
         self.stats.files = tree.values().filter(|v| v.0 == nimbus_vault::EntryKind::File).count();
         self.stats.copies = tree.keys().filter(|p| p.contains(" (conflict ")).count();
-        let now: HashSet<u64> = tree.values().map(|(_, _, data)| ops::hash(data)).collect();
+        let now: HashSet<u64> = tree.values().map(|(_, _, data, _)| ops::hash(data)).collect();
         let published = self.published.lock().unwrap().clone();
         oracle::no_version_lost(&self.rt, &self.store, &published, &self.replaced, &now)
     }
