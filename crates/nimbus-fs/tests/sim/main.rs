@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use ops::{plan, Plan};
 
-/// Runs per CI run: about 45 s in a debug build on this two-core machine
-/// when idle, 90 s while another build runs beside it.
-const DEFAULT_RUNS: u64 = 160;
+/// Runs per CI run: about 35 s in a debug build on this two-core machine
+/// when idle, 75 s while other builds run beside it.
+const DEFAULT_RUNS: u64 = 120;
 const DEFAULT_OPS: usize = 60;
 /// How long shrinking a failure may take.
 const SHRINK_FOR: Duration = Duration::from_secs(120);
