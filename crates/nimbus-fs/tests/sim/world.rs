@@ -303,17 +303,7 @@ impl World {
                 let parent = ops::resolve(&fs, dir)?;
                 fs.mkdir(Ctx::ROOT, parent, name.as_bytes(), 0o755).map(|_| ())
             }
-            Op::Rename { from, to, .. } => {
-                let (fdir, fname) = ops::split(from);
-                let (tdir, tname) = ops::split(to);
-                let (fp, tp) = (ops::resolve(&fs, fdir)?, ops::resolve(&fs, tdir)?);
-                match ops::files_under(&fs, to) {
-                    Ok(over) => ops::note_replaced(&mut self.replaced, &over),
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                fs.rename(fp, fname.as_bytes(), tp, tname.as_bytes(), Default::default())
-            }
+            Op::Rename { from, to, .. } => self.rename(&fs, from, to),
             Op::Delete { path, .. } => {
                 let gone = ops::files_under(&fs, path)?;
                 ops::note_replaced(&mut self.replaced, &gone);
@@ -344,6 +334,19 @@ impl World {
             },
             _ => Ok(()),
         }
+    }
+
+    /// A rename or move of `from` to `to`, over what is there.
+    fn rename(&mut self, fs: &Fs, from: &str, to: &str) -> nimbus_fs::Result<()> {
+        let (fdir, fname) = ops::split(from);
+        let (tdir, tname) = ops::split(to);
+        let (fp, tp) = (ops::resolve(fs, fdir)?, ops::resolve(fs, tdir)?);
+        match ops::files_under(fs, to) {
+            Ok(over) => ops::note_replaced(&mut self.replaced, &over),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs.rename(fp, fname.as_bytes(), tp, tname.as_bytes(), Default::default())
     }
 
     /// A new version of `path`: replaces its content or appends to it.
@@ -392,6 +395,22 @@ impl World {
                 fs.sync_step(true)
                     .map_err(|e| format!("round {round}, {}: the step fails: {}", self.devices[i].name, bug(e)))?;
                 fs.flush_metadata().map_err(bug)?;
+                if std::env::var_os("NIMBUS_SIM_TRACE").is_some() {
+                    let names: Vec<(String, u64, u64)> = oracle::walk(&fs)?
+                        .into_iter()
+                        .map(|(p, v)| {
+                            let ino = ops::resolve(&fs, &p)
+                                .map(|i| fs.getattr(i).map(|a| a.nlink as u64).unwrap_or(0))
+                                .unwrap_or(0);
+                            (p, ops::hash(&v.2) % 1000, ino)
+                        })
+                        .collect();
+                    eprintln!(
+                        "round {round} {}: {names:?} {:?}",
+                        self.devices[i].name,
+                        fs.sync_state().devices
+                    );
+                }
             }
         }
         let walk =
