@@ -9,7 +9,7 @@
 //! the sync loop's first poll fast-forwards or merges it (docs/SYNC.md
 //! §4.2).
 
-use nimbus_vault::Vault;
+use nimbus_vault::{Timestamp, Vault};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +31,27 @@ pub(crate) struct Local {
     pub staging_dir: PathBuf,
     /// The current change epoch (see `commit/mod.rs`).
     pub epoch: AtomicU64,
+    /// This device's wall clock.
+    pub clock: Clock,
+}
+
+/// This device's wall clock: the system's, moved by a skew that tests set
+/// to play a device whose clock is days off (docs/SYNC.md §6.2). Only the
+/// times stamped on files and commits read it; the merge never compares
+/// device clocks (§3.4).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Clock {
+    pub skew_secs: i64,
+}
+
+impl Clock {
+    pub fn now(&self) -> Timestamp {
+        let t = Timestamp::now();
+        Timestamp {
+            secs: t.secs.saturating_add(self.skew_secs),
+            nanos: t.nanos,
+        }
+    }
 }
 
 /// How much the caches may hold.
@@ -92,6 +113,7 @@ impl Local {
             state_dir: dir.to_path_buf(),
             staging_dir,
             epoch: AtomicU64::new(1),
+            clock: Clock::default(),
         };
         Ok(Opened { local, created })
     }

@@ -13,7 +13,7 @@
 //! taking another lock.
 
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use nimbus_backend::{BackendErrorKind, DynBackend};
@@ -37,6 +37,9 @@ struct Inner {
     index: RwLock<MasterIndex>,
     /// Index objects that could not be read at open, with the reason.
     damaged_indexes: RwLock<Vec<(String, String)>>,
+    /// The keys of the index objects in `index`: loading the index again
+    /// reads only the others.
+    index_keys: RwLock<HashSet<String>>,
     /// The newest update of each device's ref seen (see the module doc).
     seen: RwLock<HashMap<DeviceId, u64>>,
     /// Generations of commits written or read here, so that writing a
@@ -91,6 +94,7 @@ impl Vault {
             keys: master.derive(),
             index: RwLock::new(MasterIndex::default()),
             damaged_indexes: RwLock::new(Vec::new()),
+            index_keys: RwLock::new(HashSet::new()),
             seen: RwLock::new(HashMap::new()),
             generations: RwLock::new(HashMap::new()),
         }))
@@ -152,43 +156,71 @@ impl Vault {
         self.0.damaged_indexes.read().map(|d| d.clone()).unwrap_or_default()
     }
 
-    /// Loads every index object. A damaged one is remembered, not fatal: blobs
-    /// it alone lists will fail to read with an error that names it.
+    /// Loads the index objects not loaded yet into the master index (at
+    /// open: all of them). A damaged one is remembered, not fatal: blobs
+    /// it alone lists will fail to read with an error that names it, and
+    /// the next load tries it again. A read that fails because the store
+    /// cannot be reached fails the load (try again later) rather than
+    /// counting that index object as damaged.
+    ///
+    /// What was known stays known: the packs are added to the master
+    /// index, never replace it, since nothing deletes packs and a listing
+    /// can lag (a store may leave the newest index objects out for a
+    /// while). Replacing made a drive that loaded the index again forget
+    /// packs it had written or read itself, whose blobs then read as
+    /// missing (found by the simulation, docs/SYNC.md §6.2).
     pub async fn load_index(&self) -> Result<()> {
         let listing = self.0.backend.list("index/").await?;
+        let known = self.0.index_keys.read().map(|k| k.clone()).unwrap_or_default();
         let mut loaded = Vec::new();
         let mut damaged = Vec::new();
-        let reads = futures::future::join_all(listing.iter().map(|obj| async move {
-            // The reason is kept as text: `damaged_indexes` only reports it.
-            let res = match index::parse_index_key(&obj.key) {
-                None => Err("its name is not an index id".to_string()),
-                Some(id) => match self.0.backend.get_whole(&obj.key, crate::caps::INDEX_MAX).await {
-                    Ok(bytes) => IndexFile::open(&self.0.keys, &id, &bytes).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                },
-            };
-            (obj.key.clone(), res)
-        }))
+        let reads = futures::future::join_all(listing.iter().filter(|o| !known.contains(&o.key)).map(
+            |obj| async move {
+                // The reason is kept as text: `damaged_indexes` only reports it.
+                let res = match index::parse_index_key(&obj.key) {
+                    None => Ok(Err("its name is not an index id".to_string())),
+                    Some(id) => match self.0.backend.get_whole(&obj.key, crate::caps::INDEX_MAX).await {
+                        Ok(bytes) => Ok(IndexFile::open(&self.0.keys, &id, &bytes).map_err(|e| e.to_string())),
+                        Err(e) if e.kind() == BackendErrorKind::Unavailable => Err(e),
+                        Err(e) => Ok(Err(e.to_string())),
+                    },
+                };
+                (obj.key.clone(), res)
+            },
+        ))
         .await;
         for (key, res) in reads {
-            match res {
-                Ok(file) => loaded.push(file),
+            match res? {
+                Ok(file) => loaded.push((key, file)),
                 Err(why) => damaged.push((key, why)),
             }
         }
-        let mut idx = MasterIndex::default();
-        for f in &loaded {
-            for p in &f.packs {
-                idx.add_pack(p);
+        if let Ok(mut g) = self.0.index.write() {
+            for (_, f) in &loaded {
+                for p in &f.packs {
+                    g.add_pack(p);
+                }
             }
         }
-        if let Ok(mut g) = self.0.index.write() {
-            *g = idx;
+        if let Ok(mut k) = self.0.index_keys.write() {
+            k.extend(loaded.into_iter().map(|(key, _)| key));
         }
         if let Ok(mut g) = self.0.damaged_indexes.write() {
             *g = damaged;
         }
         Ok(())
+    }
+
+    /// The location of a blob; one the master index does not know loads
+    /// the index objects written since (a listing that lagged when the
+    /// index was loaded, or another device's save) before it counts as
+    /// missing. A blob that is really missing costs a listing per call.
+    pub async fn locate_or_load(&self, id: &BlobId) -> Result<Location> {
+        if let Some(loc) = self.locate(id) {
+            return Ok(loc);
+        }
+        self.load_index().await?;
+        self.locate_or_err(id)
     }
 
     pub(crate) fn index_add(&self, pack: &index::IndexPack) {

@@ -273,7 +273,9 @@ impl BlobStore {
 
     /// Disk cache, else store (and into the disk cache); then decode.
     async fn load(self: &Arc<Self>, id: &BlobId) -> Result<Plain> {
-        let loc = self.vault.locate_or_err(id)?;
+        // A blob the index does not know may be in an index object a
+        // lagging listing left out when the index was loaded.
+        let loc = self.vault.locate_or_load(id).await?;
         if let Some((dir, disk)) = &self.disk {
             let path = dir.join(id.to_hex());
             let cached = disk.lock().map(|mut d| d.touch(id)).unwrap_or(false);

@@ -5,7 +5,7 @@
 //! module comment of `commit/mod.rs` for the rules both keep).
 
 use nimbus_vault::chunker::{self, ChunkReadError};
-use nimbus_vault::{BlobKind, CommitId, EntryKind, NewCommit, Published, RefCache, Saver, Timestamp};
+use nimbus_vault::{BlobKind, CommitId, EntryKind, NewCommit, Published, RefCache, Saver};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
@@ -84,7 +84,7 @@ impl Engine {
             // Read once when the drive opened: a rename takes effect at
             // the next open (docs/SYNC.md §2.3).
             device_name: self.opts.device_name.clone(),
-            time: Timestamp::now(),
+            time: self.local.clock.now(),
             message: "drive".into(),
             files,
             bytes,

@@ -3,7 +3,7 @@
 
 use nimbus_vault::EntryKind;
 
-use super::{now, Fs};
+use super::Fs;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::inodes;
 use crate::types::*;
@@ -30,7 +30,7 @@ impl Fs {
         }
         self.local.db.write(|c| {
             let row = inodes::get(c, ino)?;
-            let t = now();
+            let t = self.now();
             let mut mode = row.mode;
             if let Some(m) = set.mode {
                 mode = m & 0o7777;
@@ -88,7 +88,7 @@ impl Fs {
         if !times_only || self.local.db.read(|c| inodes::get_opt(c, ino))?.is_some() {
             return Ok(None);
         }
-        let t = now();
+        let t = self.now();
         let time = |s: Option<SetTime>| match s {
             Some(SetTime::At(x)) => x,
             _ => t,

@@ -5,7 +5,7 @@ use nimbus_vault::EntryKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{now, Fs, Handle};
+use super::{Fs, Handle};
 use crate::cache::sealed_file::{SealedFile, BLOCK, SLOT};
 use crate::content::{read_block, read_state, Node, NodeState};
 use crate::error::{lock_err, ErrorKind, FsError, Result};
@@ -151,7 +151,7 @@ impl Fs {
                 0
             };
             h.window.store(win, Ordering::Relaxed);
-            if win > 0 {
+            if win > 0 && !self.manual {
                 self.readahead(&st.base, off + len as u64, win);
             }
         }
@@ -285,7 +285,7 @@ impl Fs {
         let ino = h.node.ino;
         self.local.db.write(|c| {
             if stamp {
-                inodes::set_size_and_times(c, ino, size, now())?;
+                inodes::set_size_and_times(c, ino, size, self.now())?;
             } else if grew {
                 inodes::set_size(c, ino, size)?;
             }
@@ -360,7 +360,7 @@ impl Fs {
         let (size, base_len) = (st.size, st.base_len);
         self.local.db.write(|c| {
             if stamp {
-                inodes::set_size_base_len_and_times(c, ino, size, base_len, now())?;
+                inodes::set_size_base_len_and_times(c, ino, size, base_len, self.now())?;
             } else {
                 inodes::set_size_and_base_len(c, ino, size, base_len)?;
             }

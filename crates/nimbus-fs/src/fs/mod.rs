@@ -28,7 +28,7 @@ use crate::commit::{rebuild, CommitOptions, Engine};
 use crate::content::{Node, Nodes};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::kernel::{KernelCache, KernelLink, KernelRefs};
-use crate::local::{CacheLimits, Local};
+use crate::local::{CacheLimits, Clock, Local};
 use crate::meta::{dentries, dirty, inodes, Conn};
 use crate::snapshots::Snapshots;
 use crate::sync::{ConflictCopy, MergeReport, OnRefsSeen, Parts, SyncOptions, SyncState, Syncer};
@@ -73,6 +73,16 @@ pub struct FsOptions {
     /// it (`Vault::refs_seen`), so the caller saves it as it does after a
     /// commit (`nimbus_host::device::save_seen`, docs/SYNC.md §1.1).
     pub on_refs_seen: Option<OnRefsSeen>,
+    /// Tests (the simulation, docs/SYNC.md §6.2): no background thread.
+    /// The caller runs the sync loop's cycles with [`Fs::sync_step`] and
+    /// commits the metadata with [`Fs::flush_metadata`]; `sync_now` runs
+    /// on its caller's thread; reads fetch nothing ahead.
+    #[doc(hidden)]
+    pub manual: bool,
+    /// Tests: this device's wall clock runs this many seconds off the
+    /// system's (the times it stamps on files and commits).
+    #[doc(hidden)]
+    pub clock_skew_secs: i64,
 }
 
 impl FsOptions {
@@ -91,6 +101,8 @@ impl FsOptions {
             on_commit: None,
             poll: None,
             on_refs_seen: None,
+            manual: false,
+            clock_skew_secs: 0,
         }
     }
 }
@@ -125,10 +137,8 @@ pub struct Fs {
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The kernel's caches, once a mount sets them (see `kernel.rs`).
     kernel: Arc<KernelLink>,
-}
-
-pub(crate) fn now() -> Timestamp {
-    Timestamp::now()
+    /// Driven by hand, without threads ([`FsOptions::manual`]).
+    manual: bool,
 }
 
 impl Fs {
@@ -149,6 +159,8 @@ impl Fs {
             on_commit,
             poll,
             on_refs_seen,
+            manual,
+            clock_skew_secs,
         } = opts;
         let limits = CacheLimits {
             mem: mem_cache,
@@ -156,7 +168,10 @@ impl Fs {
             decoded: decoded_limit,
             cache_local_store,
         };
-        let opened = Local::open(vault, rt, &state_dir, &limits)?;
+        let mut opened = Local::open(vault, rt, &state_dir, &limits)?;
+        opened.local.clock = Clock {
+            skew_secs: clock_skew_secs,
+        };
         let local = Arc::new(opened.local);
         let nodes = Arc::new(Nodes::default());
         let snapshots = Arc::new(Snapshots::new());
@@ -195,6 +210,7 @@ impl Fs {
             snapshots,
             flusher: Mutex::new(None),
             kernel,
+            manual,
         });
         if opened.created {
             rebuild::import_head(&fs.local, owner)?;
@@ -206,8 +222,10 @@ impl Fs {
         // then the drive catches up with what the others published.
         fs.sync.recover()?;
         fs.sync.first_poll()?;
-        if let Ok(mut f) = fs.flusher.lock() {
-            *f = Some(fs.local.db.start_flusher());
+        if !manual {
+            if let Ok(mut f) = fs.flusher.lock() {
+                *f = Some(fs.local.db.start_flusher());
+            }
         }
         fs.local.refresh_pins()?;
         let weak = Arc::downgrade(&fs);
@@ -218,7 +236,12 @@ impl Fs {
         if fs.pending().is_ok_and(|p| p.dirty || p.files > 0) {
             fs.commits.touched();
         }
-        fs.sync.start()?;
+        if manual {
+            // No loop: `sync_now` runs its cycle on the caller's thread.
+            fs.sync.stop();
+        } else {
+            fs.sync.start()?;
+        }
         Ok(fs)
     }
 
@@ -385,6 +408,26 @@ impl Fs {
     /// Commits now and waits for it. Returns the error of that commit.
     pub fn sync_now(&self) -> Result<()> {
         self.sync.sync_now()
+    }
+
+    /// One cycle of the sync loop on this thread (a commit first when
+    /// `commit`), for a drive loaded with [`FsOptions::manual`]. The
+    /// metadata stays in the open transaction: [`Fs::flush_metadata`].
+    #[doc(hidden)]
+    pub fn sync_step(&self, commit: bool) -> Result<()> {
+        self.sync.step(commit)
+    }
+
+    /// Commits the metadata database's open transaction, as the flusher
+    /// thread does (manual mode); what is not flushed is lost by a crash.
+    #[doc(hidden)]
+    pub fn flush_metadata(&self) -> Result<()> {
+        self.local.db.commit(false)
+    }
+
+    /// This device's wall clock (`FsOptions::clock_skew_secs`).
+    pub(crate) fn now(&self) -> Timestamp {
+        self.local.clock.now()
     }
 
     /// What the sync loop knows: the last poll, failures, other devices'

@@ -3,7 +3,7 @@
 
 use nimbus_vault::{EntryKind, FileId, Timestamp};
 
-use super::{now, Fs};
+use super::Fs;
 use crate::error::{not_dir, ErrorKind, FsError, Result};
 use crate::meta::inodes::{self, Row};
 use crate::meta::{dentries, Conn};
@@ -68,7 +68,7 @@ impl Fs {
             } else {
                 ctx.gid
             };
-            let t = now();
+            let t = self.now();
             let nlink = if kind == EntryKind::Dir { 2 } else { 1 };
             let ino = inodes::insert(
                 c,
@@ -149,7 +149,7 @@ impl Fs {
                 return Err(FsError::new(ErrorKind::IsDir, "use rmdir to remove a folder"));
             }
             dentries::remove(c, parent, name)?;
-            let t = now();
+            let t = self.now();
             inodes::add_nlink(c, ino, -1)?;
             inodes::set_times(c, ino, None, Some(t))?;
             inodes::set_times(c, parent, Some(t), Some(t))?;
@@ -187,7 +187,7 @@ impl Fs {
             dentries::remove(c, parent, name)?;
             inodes::delete(c, ino)?;
             inodes::add_nlink(c, parent, -1)?;
-            let t = now();
+            let t = self.now();
             inodes::set_times(c, parent, Some(t), Some(t))?;
             self.dirty_dir(c, parent)
         })
@@ -214,7 +214,7 @@ impl Fs {
             if srow.kind == EntryKind::Dir {
                 inodes::check_not_inside(c, src, newparent)?;
             }
-            let t = now();
+            let t = self.now();
             if flags.exchange {
                 self.exchange(c, [(parent, name), (newparent, newname)], (src, &srow), dst, t)?;
                 return Ok(None);
@@ -316,7 +316,7 @@ impl Fs {
             }
             dentries::add(c, newparent, newname, ino)?;
             inodes::add_nlink(c, ino, 1)?;
-            let t = now();
+            let t = self.now();
             inodes::set_times(c, ino, None, Some(t))?;
             inodes::set_times(c, newparent, Some(t), Some(t))?;
             self.dirty_parents(c, ino)?;

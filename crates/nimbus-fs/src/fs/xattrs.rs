@@ -1,7 +1,7 @@
 //! Extended attributes a person sets (`user.*` and the like). Nimbus's own
 //! control attributes are answered by `control.rs` first.
 
-use super::{now, Fs};
+use super::Fs;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::{inodes, xattrs};
 use crate::types::*;
@@ -33,7 +33,7 @@ impl Fs {
                 _ => {}
             }
             xattrs::set(c, ino, name, value)?;
-            inodes::set_times(c, ino, None, Some(now()))?;
+            inodes::set_times(c, ino, None, Some(self.now()))?;
             if ino == ROOT {
                 self.dirty_dir(c, ROOT)
             } else {
@@ -68,7 +68,7 @@ impl Fs {
             if !xattrs::remove(c, ino, name)? {
                 return Err(FsError::new(ErrorKind::NoAttribute, "no such attribute"));
             }
-            inodes::set_times(c, ino, None, Some(now()))?;
+            inodes::set_times(c, ino, None, Some(self.now()))?;
             if ino == ROOT {
                 self.dirty_dir(c, ROOT)
             } else {

@@ -387,14 +387,30 @@ impl Rebase<'_> {
         Ok(inodes::get(self.c, ino)?.file_id)
     }
 
-    /// The places of an inode here, as the merge names them.
+    /// Whether the flattening read folder `id` (the root always). A
+    /// folder the same in the base and the target is taken whole, so the
+    /// names in it are in neither: a hard link's name there is no place
+    /// the target moved, and must be left out of every comparison (it
+    /// made the apply keep a hard-linked file's old name as if the person
+    /// had moved it, and the devices never converged; found by the
+    /// simulation, docs/SYNC.md §6.2).
+    fn opened(&self, id: &FileId) -> bool {
+        *id == ROOT_ID
+            || [self.base, self.theirs].iter().any(|f| {
+                f.get(id)
+                    .is_some_and(|n| n.kind == EntryKind::Dir && n.content.tree.is_none())
+            })
+    }
+
+    /// The places of an inode here that the merge sees (in folders the
+    /// flattening read), as it names them.
     fn places_here(&self, ino: Ino) -> Result<BTreeSet<Place>> {
         let mut out = BTreeSet::new();
         for (parent, name) in dentries::names_of(self.c, ino)? {
-            out.insert(Place {
-                parent: self.id_of_folder(parent)?,
-                name,
-            });
+            let parent = self.id_of_folder(parent)?;
+            if self.opened(&parent) {
+                out.insert(Place { parent, name });
+            }
         }
         Ok(out)
     }
@@ -430,7 +446,7 @@ impl Rebase<'_> {
                 parent: self.id_of_folder(parent)?,
                 name: name.clone(),
             };
-            if t.places.contains(&place) {
+            if t.places.contains(&place) || !self.opened(&place.parent) {
                 continue;
             }
             dentries::remove(self.c, parent, &name)?;

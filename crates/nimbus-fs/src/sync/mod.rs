@@ -247,6 +247,19 @@ impl Syncer {
         })
     }
 
+    /// One cycle on the caller's thread, as the loop runs it (a commit
+    /// first when `commit`), for a drive without its loop (tests: the
+    /// simulation's manual mode, docs/SYNC.md §6.2).
+    pub fn step(&self, commit: bool) -> Result<()> {
+        if !commit {
+            return self.cycle(false);
+        }
+        let answers = self.engine.begin_run();
+        let res = self.cycle(true);
+        self.engine.end_run(answers, &res);
+        res
+    }
+
     /// What the loop knows, for the status.
     pub fn state(&self) -> SyncState {
         self.state.lock().map(|s| s.clone()).unwrap_or_default()

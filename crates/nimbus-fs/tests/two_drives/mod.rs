@@ -59,6 +59,9 @@ pub enum Fault {
     /// Pack reads fail, as when the network drops in the middle of taking
     /// another device's snapshot in.
     PackReadsFail,
+    /// Listings of `index/` show nothing, as a lagging store's listing
+    /// leaves the newest index objects out.
+    IndexListingLags,
 }
 
 /// A store that does `fault` while `armed` and is honest otherwise.
@@ -98,6 +101,9 @@ impl Backend for Armed {
         Ok(())
     }
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        if prefix.starts_with("index/") && self.doing(Fault::IndexListingLags) {
+            return Ok(Vec::new());
+        }
         self.inner.list(prefix).await
     }
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
