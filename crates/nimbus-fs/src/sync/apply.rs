@@ -434,7 +434,12 @@ impl Rebase<'_> {
             parent
         };
         let name = self.free_name(parent, &place.name, kind)?;
-        if name != place.name || (parent == ROOT && place.parent != ROOT_ID) {
+        // A stamped entry (changed here, or a folder holding a change made
+        // here) stamps its new folders too: a stamped row's folders are
+        // stamped, else they would take the target's trees, which lack the
+        // change, and the next commit would leave it out.
+        let changed_inside = inodes::get(self.c, ino)?.dirty_epoch > self.since;
+        if changed_inside || name != place.name || (parent == ROOT && place.parent != ROOT_ID) {
             dirty::mark_dir(self.c, parent, self.epoch)?;
         }
         dentries::add(self.c, parent, &name, ino)?;

@@ -728,6 +728,36 @@ fn an_edit_here_beats_a_delete_there() {
     );
 }
 
+/// A change here inside a folder the target moves: the folder's new
+/// parents are stamped too, so the next commit rebuilds them instead of
+/// taking the target's trees, which lack the change (found by
+/// tests/sync/run.sh: a file written on one device while the other moved
+/// a folder above it stayed on that device alone, which said it was up to
+/// date).
+#[test]
+fn a_change_inside_a_folder_moved_there_is_in_the_next_commit() {
+    let (mut env, base) = Env::with(|d| {
+        d.dir(1, 0, "p")
+            .dir(2, 1, "q")
+            .dir(3, 2, "r")
+            .file(4, 3, "f", b"old")
+            .dir(5, 0, "x");
+    });
+    env.edit_here("p/q/r/f", b"mine");
+    let mut d = env.draft(&base);
+    d.node(2).places = BTreeSet::from([place(5, "q")]);
+    let t = env.commit(d);
+    env.apply(&t, &KernelRefs::attached());
+    assert_eq!(env.read("x/q/r/f"), b"mine");
+    let since = env.local.db.read(state::committed_epoch).unwrap();
+    for dir in ["x/q/r", "x/q", "x", "/"] {
+        assert!(
+            env.row(dir).unwrap().dirty_epoch > since,
+            "{dir} holds a change made here: the next commit must rebuild it"
+        );
+    }
+}
+
 #[test]
 fn content_changed_on_both_sides_keeps_both() {
     let (mut env, base) = Env::with(|d| {
