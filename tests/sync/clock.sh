@@ -56,6 +56,8 @@ garage_store="s3://$GARAGE_BUCKET/clock-vault?endpoint=$GARAGE_SINGLE_S3_ENDPOIN
 
 step "1. Garage and a signature dated three days off"
 "$NIMBUS" init "$garage_store" --kdf-memory-kib 19456 --kdf-iterations 2 >/dev/null
+echo "a first file" >"$work/first.txt"
+"$NIMBUS" put -q -s "$garage_store" "$work/first.txt" >/dev/null
 for offset in +3d -3d; do
     if out=$(faketime -f "$offset" "$NIMBUS" ls -s "$garage_store" / 2>&1); then
         echo "clock $offset: Garage accepts the requests"

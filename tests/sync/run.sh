@@ -111,6 +111,11 @@ kill -9 "${svc_pid[desktop]}"
 while kill -0 "${svc_pid[desktop]}" 2>/dev/null; do sleep 0.1; done
 svc_pid[desktop]=
 restart_service desktop
+# The limit was saved in the config: lifted once the drive is mounted again.
+for _ in $(seq 1 300); do
+    [ "$(field desktop mounted)" = true ] && break
+    sleep 0.1
+done
 on desktop limit "$(mnt desktop)" --download off >/dev/null
 converge "desktop restarted after kill -9"
 (cd "$(mnt desktop)/big" && sha256sum -c --quiet "$work/big-sums") || fail "desktop's copy of the new files differs"

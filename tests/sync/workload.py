@@ -76,13 +76,14 @@ class Workload:
         self.log = open(log, "a", buffering=1)
         self.settle_cmd = settle
         self.counter = 0
-        self.unsettled = {}  # relative path -> sha256 of the newest version we wrote
+        self.unsettled = {}  # relative path -> (sha256, size) of the newest version written
         self.stats = {"ops": 0, "raced": 0, "writes": 0, "settled": 0, "settle_failed": 0}
 
-    def record(self, op, rel, digest=None):
+    def record(self, op, rel, digest=None, size=None):
         entry = {"t": round(time.time(), 3), "dev": self.dev, "op": op, "path": rel}
         if digest is not None:
             entry["sha256"] = digest
+            entry["size"] = size
         self.log.write(json.dumps(entry) + "\n")
 
     def abs(self, rel):
@@ -120,9 +121,10 @@ class Workload:
             f.flush()
             os.fsync(f.fileno())
         digest = sha256_file(self.abs(rel))
-        self.unsettled[rel] = digest
+        size = os.path.getsize(self.abs(rel))
+        self.unsettled[rel] = (digest, size)
         self.stats["writes"] += 1
-        self.record("write", rel, digest)
+        self.record("write", rel, digest, size)
 
     def op(self):
         dirs, files = self.listing()
@@ -178,10 +180,10 @@ class Workload:
         # What is here now, before the commit: a version another device's
         # merge replaced meanwhile is left out, not guessed.
         here = {}
-        for rel, digest in self.unsettled.items():
+        for rel, (digest, size) in self.unsettled.items():
             try:
                 if sha256_file(self.abs(rel)) == digest:
-                    here[rel] = digest
+                    here[rel] = (digest, size)
             except OSError:
                 pass
         try:
@@ -191,8 +193,8 @@ class Workload:
         if not ok:
             self.stats["settle_failed"] += 1
             return
-        for rel, digest in here.items():
-            self.record("settled", rel, digest)
+        for rel, (digest, size) in here.items():
+            self.record("settled", rel, digest, size)
             self.stats["settled"] += 1
         self.unsettled = {p: h for p, h in self.unsettled.items() if here.get(p) != h}
 
@@ -215,33 +217,35 @@ class Workload:
 
 
 def find_in_snapshots(mounts, missing):
-    """The (path, sha256) pairs of `missing` found under some mount's
-    `.snapshots/`: first at the same path, then anywhere."""
+    """The (path, sha256, size) of `missing` found under some mount's
+    `.snapshots/`: first at the same path (newest snapshot first, hashing
+    only a file of the same size: each read comes from the store), then
+    anywhere."""
     found = set()
     for m in mounts:
         snaps = os.path.join(m, ".snapshots")
         try:
-            names = sorted(os.listdir(snaps))
+            names = sorted(os.listdir(snaps), reverse=True)
         except OSError:
             continue
-        for path, digest in missing:
+        for path, digest, size in missing:
             for s in names:
                 p = os.path.join(snaps, s, path)
                 try:
-                    if os.path.isfile(p) and sha256_file(p) == digest:
-                        found.add((path, digest))
+                    if os.path.getsize(p) == size and sha256_file(p) == digest:
+                        found.add((path, digest, size))
                         break
                 except OSError:
                     pass
-        rest = {h for (p, h) in missing if (p, h) not in found}
+        rest = {v[1] for v in missing if v not in found}
         if not rest:
             return found
         for s in names:
             _, files = walk(os.path.join(snaps, s))
             hit = rest & set(files.values())
-            for path, digest in missing:
+            for path, digest, size in missing:
                 if digest in hit:
-                    found.add((path, digest))
+                    found.add((path, digest, size))
             rest -= hit
             if not rest:
                 return found
@@ -264,15 +268,15 @@ def check(logs, mounts):
         for line in open(log):
             e = json.loads(line)
             if e["op"] == "settled":
-                settled.add((e["path"], e["sha256"]))
+                settled.add((e["path"], e["sha256"], e["size"]))
             elif e["op"] == "write":
                 written.add(e["sha256"])
             elif e["op"] == "stats":
                 stats.append(e)
-    missing = {(p, h) for (p, h) in settled if h not in present}
+    missing = {v for v in settled if v[1] not in present}
     in_snapshots = find_in_snapshots(mounts, missing) if missing else set()
     lost = sorted(missing - in_snapshots)
-    for path, digest in lost[:20]:
+    for path, digest, _ in lost[:20]:
         problems.append(f"a settled version is lost: {path} sha256 {digest}")
     summary = {
         "devices": len(mounts),
