@@ -48,16 +48,29 @@ active=()
 converge_times=()
 
 cleanup() {
-    local rc=$? d m
+    local rc=$? d m i
     for d in "${!svc_pid[@]}"; do
         if [ -n "${svc_pid[$d]}" ]; then kill -9 "${svc_pid[$d]}" 2>/dev/null || true; fi
     done
     for d in "${!proxy_pid[@]}"; do kill "${proxy_pid[$d]}" 2>/dev/null || true; done
-    for m in "$work"/*/mnt; do
-        if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
-            fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-        fi
+    # A mount whose nimbusd is still dying may refuse to go: wait for the
+    # processes (bounded), and try the unmount a few times.
+    for d in "${!svc_pid[@]}"; do
+        for i in $(seq 1 50); do
+            { [ -n "${svc_pid[$d]}" ] && kill -0 "${svc_pid[$d]}" 2>/dev/null; } || break
+            sleep 0.1
+        done
     done
+    for i in 1 2 3 4 5; do
+        for m in "$work"/*/mnt; do
+            if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
+                fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+            fi
+        done
+        grep -q " $work/[^ ]*/mnt fuse" /proc/mounts 2>/dev/null || break
+        sleep 0.5
+    done
+    if grep " $work/[^ ]*/mnt fuse" /proc/mounts; then echo "cleanup: mounts left above" >&2; fi
     stop_all_servers || true
     if [ "$rc" -eq 0 ] && [ -z "${KEEP:-}" ]; then
         rm -rf "$work"
@@ -124,9 +137,14 @@ stop_service() {
     svc_pid[$d]=
 }
 
+# All at once: each may wait for its last changes to reach the store.
 stop_all_devices() {
     local d
-    for d in "${active[@]}"; do stop_service "$d"; done
+    for d in "${active[@]}"; do kill -TERM "${svc_pid[$d]}"; done
+    for d in "${active[@]}"; do
+        while kill -0 "${svc_pid[$d]}" 2>/dev/null; do sleep 0.1; done
+        svc_pid[$d]=
+    done
 }
 
 # wait_state DEVICE STATE SECONDS
