@@ -11,7 +11,7 @@
 # 3. SFTP (no signed dates), desktop three days behind: the same.
 #
 #   bash tests/sync/clock.sh             (as root: it mounts drives)
-# Settings: NIMBUS_SYNC_EDIT_SECS (default 10), and those of common.sh.
+# Settings: NIMBUS_SYNC_EDIT_SECS (default 8), and those of common.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -20,7 +20,7 @@ command -v faketime >/dev/null || bash "$here/tools.sh"
 # shellcheck source=tests/sync/common.sh
 . "$here/common.sh"
 
-edit_secs=${NIMBUS_SYNC_EDIT_SECS:-10}
+edit_secs=${NIMBUS_SYNC_EDIT_SECS:-8}
 export FAKETIME_DONT_FAKE_MONOTONIC=1
 # The library itself, through env (which execs): the `faketime` program
 # forks, and the test must kill -9 and watch nimbusd itself. The

@@ -61,11 +61,12 @@ cleanup() {
             sleep 0.1
         done
     done
+    # The mounts as the kernel lists them: a glob would miss the mount of
+    # a killed nimbusd (stat fails there: "Transport endpoint is not
+    # connected").
     for i in 1 2 3 4 5; do
-        for m in "$work"/*/mnt; do
-            if grep -q " $m fuse" /proc/mounts 2>/dev/null; then
-                fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-            fi
+        for m in $(awk -v w="$work/" 'index($2, w) == 1 && $3 ~ /^fuse/ { print $2 }' /proc/mounts); do
+            fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
         done
         grep -q " $work/[^ ]*/mnt fuse" /proc/mounts 2>/dev/null || break
         sleep 0.5

@@ -22,7 +22,7 @@
 #   NIMBUS_SYNC_FULL=1 bash tests/sync/run.sh   the long run: 60 s of edits
 #                                            and a 60 s partition
 # Settings: NIMBUS_SYNC_SEED (the workload's seed; default fixed, printed),
-# NIMBUS_SYNC_EDIT_SECS, NIMBUS_SYNC_PARTITION_SECS (default 15 and 20; 60
+# NIMBUS_SYNC_EDIT_SECS, NIMBUS_SYNC_PARTITION_SECS (default 12 and 20; 60
 # and 60 when full), NIMBUS_SYNC_CONVERGE_SECS (how long the devices may
 # take to agree; default 180), KEEP=1 (keep the work folder).
 set -euo pipefail
@@ -37,7 +37,7 @@ if [ "${NIMBUS_SYNC_FULL:-0}" = 1 ]; then
     edit_secs=${NIMBUS_SYNC_EDIT_SECS:-60}
     partition_secs=${NIMBUS_SYNC_PARTITION_SECS:-60}
 else
-    edit_secs=${NIMBUS_SYNC_EDIT_SECS:-15}
+    edit_secs=${NIMBUS_SYNC_EDIT_SECS:-12}
     partition_secs=${NIMBUS_SYNC_PARTITION_SECS:-20}
 fi
 

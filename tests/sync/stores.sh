@@ -8,7 +8,7 @@
 # `nimbus check` finds the vault sound.
 #
 #   bash tests/sync/stores.sh            (as root: it mounts drives)
-# Settings: NIMBUS_SYNC_EDIT_SECS (default 10), and those of common.sh
+# Settings: NIMBUS_SYNC_EDIT_SECS (default 8), and those of common.sh
 # (NIMBUS_SYNC_SEED, NIMBUS_SYNC_CONVERGE_SECS, KEEP=1).
 set -euo pipefail
 
@@ -17,7 +17,7 @@ repo=$(cd "$here/../.." && pwd -P)
 # shellcheck source=tests/sync/common.sh
 . "$here/common.sh"
 
-edit_secs=${NIMBUS_SYNC_EDIT_SECS:-10}
+edit_secs=${NIMBUS_SYNC_EDIT_SECS:-8}
 
 # two_devices KIND STORE: the scenario on one store; its devices are
 # KIND-laptop and KIND-desktop, stopped at the end.

@@ -24,6 +24,7 @@
 Operations that meet a name another device just moved or deleted fail with
 ENOENT and the like; they are counted as raced, not errors.
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -228,15 +229,24 @@ def find_in_snapshots(mounts, missing):
             names = sorted(os.listdir(snaps), reverse=True)
         except OSError:
             continue
-        for path, digest, size in missing:
+
+        def at_same_path(version, snaps=snaps, names=names):
+            path, digest, size = version
             for s in names:
                 p = os.path.join(snaps, s, path)
                 try:
                     if os.path.getsize(p) == size and sha256_file(p) == digest:
-                        found.add((path, digest, size))
-                        break
+                        return True
                 except OSError:
                     pass
+            return False
+
+        # Each read comes from the store: several at once.
+        todo = sorted(missing - found)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for version, hit in zip(todo, pool.map(at_same_path, todo)):
+                if hit:
+                    found.add(version)
         rest = {v[1] for v in missing if v not in found}
         if not rest:
             return found
