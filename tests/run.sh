@@ -29,6 +29,14 @@
 #             Service: drives through the API, restart from the keyring,
 #             another user refused, bad requests, lock, pause, restore,
 #             kill -9 during uploads (tests/service/run.sh)
+#   sync      several devices on one vault, each a real nimbusd with its own
+#             state, socket and mount: on Garage, each through its own TCP
+#             proxy, random edits on all at once, one file edited on two,
+#             one device cut off and healed, kill -9 while receiving
+#             (tests/sync/run.sh); one device's clock three days off
+#             (tests/sync/clock.sh); two devices on WebDAV and on SFTP
+#             (tests/sync/stores.sh). Every mount must end with the same
+#             tree and every committed version must be found
 #   app       the desktop app (tests/app-tools.sh installs WebKitGTK, Xvfb,
 #             tauri-driver ...): Vitest (ui/), clippy and unit tests of
 #             src-tauri/ (they regenerate ui/src/bindings.ts, which must be
@@ -45,7 +53,11 @@
 #   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
 #   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
 #                         skips it)
-#   NIMBUS_CLOUD          0 skips the cloud and service stages (and installing Garage)
+#   NIMBUS_CLOUD          0 skips the cloud, service and sync stages (and
+#                         installing Garage)
+#   NIMBUS_SYNC_FULL      1: the long sync run (60 s of edits, a 60 s
+#                         partition; tests/sync/run.sh lists its other
+#                         settings)
 #   NIMBUS_APP            0 skips the desktop app stage
 set -euo pipefail
 
@@ -157,6 +169,7 @@ bash tests/drive-tools.sh
 # source the first time: several minutes).
 if [ "${NIMBUS_CLOUD:-1}" != 0 ]; then
     bash tests/cloud/tools.sh
+    bash tests/sync/tools.sh
 fi
 
 # A full disk makes tests fail far from the cause ("No space left on device"
@@ -217,7 +230,8 @@ can_mount() { [ -e /dev/fuse ] && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/
 # (tokio's test-util) and rebuild most dependencies (4 min on 2 cores).
 build_service() { cargo build -q --workspace --exclude nimbus-app --bins --tests; }
 
-# run_stage WHAT SCRIPT: a stage of real servers (NIMBUS_CLOUD=0 skips it).
+# run_stage WHAT SCRIPT...: a stage of real servers (NIMBUS_CLOUD=0 skips
+# it), its scripts run one after the other.
 run_stage() {
     if [ "${NIMBUS_CLOUD:-1}" = 0 ]; then
         echo "NIMBUS_CLOUD=0: $1 tests skipped"
@@ -227,7 +241,10 @@ run_stage() {
         stage_done skipped
     else
         build_service
-        as_root_keep_env bash "$2"
+        local script
+        for script in "${@:2}"; do
+            as_root_keep_env bash "$script"
+        done
         stage_done
     fi
 }
@@ -262,6 +279,11 @@ run_stage cloud tests/cloud/run.sh
 
 section service "Service: nimbusd with Garage and GNOME Keyring (tests/service/run.sh)"
 run_stage service tests/service/run.sh
+
+# --- many devices, one vault ---------------------------------------------------------
+
+section sync "Sync: several nimbusd on one vault (Garage through proxies, a clock off, WebDAV, SFTP)"
+run_stage sync tests/sync/run.sh tests/sync/clock.sh tests/sync/stores.sh
 
 # --- the desktop app ----------------------------------------------------------------
 

@@ -158,6 +158,7 @@ pub(crate) fn apply(
                 since,
                 epoch,
                 detached: HashMap::new(),
+                not_theirs: HashSet::new(),
                 calls: BTreeSet::new(),
                 report: ApplyReport::default(),
             };
@@ -267,6 +268,10 @@ struct Rebase<'a> {
     /// Ids whose old names were taken off for the target's place, and
     /// their inodes (nameless until their new names are attached).
     detached: HashMap<FileId, Ino>,
+    /// Folders the target puts an entry in that stays elsewhere here (the
+    /// person moved it too): they hold less than the target's trees, so
+    /// they are stamped instead of taking them.
+    not_theirs: HashSet<FileId>,
     calls: BTreeSet<KernelCall>,
     report: ApplyReport,
 }
@@ -438,6 +443,7 @@ impl Rebase<'_> {
         let Some(row) = self.live(id)? else { return Ok(()) };
         if self.places_here(row.ino)? != b.places {
             self.report.kept += 1;
+            self.not_theirs.extend(t.places.difference(&b.places).map(|p| p.parent));
             return Ok(());
         }
         self.detached.insert(*id, row.ino);
@@ -498,7 +504,12 @@ impl Rebase<'_> {
             parent
         };
         let name = self.free_name(parent, &place.name, kind)?;
-        if name != place.name || (parent == ROOT && place.parent != ROOT_ID) {
+        // A stamped entry (changed here, or a folder holding a change made
+        // here) stamps its new folders too: a stamped row's folders are
+        // stamped, else they would take the target's trees, which lack the
+        // change, and the next commit would leave it out.
+        let changed_inside = inodes::get(self.c, ino)?.dirty_epoch > self.since;
+        if changed_inside || name != place.name || (parent == ROOT && place.parent != ROOT_ID) {
             dirty::mark_dir(self.c, parent, self.epoch)?;
         }
         dentries::add(self.c, parent, &name, ino)?;
@@ -875,9 +886,14 @@ impl Rebase<'_> {
     fn adopt_trees(&mut self, folder_trees: &HashMap<FileId, TreeId>) -> Result<()> {
         for (id, tree) in folder_trees {
             if let Some(row) = self.live(id)? {
-                if row.kind == EntryKind::Dir && row.dirty_epoch <= self.since {
+                if row.kind == EntryKind::Dir && row.dirty_epoch <= self.since && !self.not_theirs.contains(id) {
                     inodes::set_tree(self.c, row.ino, tree)?;
                 }
+            }
+        }
+        for id in &self.not_theirs {
+            if let Some(dir) = self.folder(id)? {
+                dirty::mark_dir(self.c, dir, self.epoch)?;
             }
         }
         Ok(())

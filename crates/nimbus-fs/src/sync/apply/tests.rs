@@ -749,6 +749,60 @@ fn an_edit_here_beats_a_delete_there() {
     );
 }
 
+/// A change here inside a folder the target moves: the folder's new
+/// parents are stamped too, so the next commit rebuilds them instead of
+/// taking the target's trees, which lack the change (found by
+/// tests/sync/run.sh: a file written on one device while the other moved
+/// a folder above it stayed on that device alone, which said it was up to
+/// date).
+#[test]
+fn a_change_inside_a_folder_moved_there_is_in_the_next_commit() {
+    let (mut env, base) = Env::with(|d| {
+        d.dir(1, 0, "p")
+            .dir(2, 1, "q")
+            .dir(3, 2, "r")
+            .file(4, 3, "f", b"old")
+            .dir(5, 0, "x");
+    });
+    env.edit_here("p/q/r/f", b"mine");
+    let mut d = env.draft(&base);
+    d.node(2).places = BTreeSet::from([place(5, "q")]);
+    let t = env.commit(d);
+    env.apply(&t, &KernelRefs::attached());
+    assert_eq!(env.read("x/q/r/f"), b"mine");
+    let since = env.local.db.read(state::committed_epoch).unwrap();
+    for dir in ["x/q/r", "x/q", "x", "/"] {
+        assert!(
+            env.row(dir).unwrap().dirty_epoch > since,
+            "{dir} holds a change made here: the next commit must rebuild it"
+        );
+    }
+}
+
+/// A file moved here and moved elsewhere there keeps the person's place;
+/// the folder the target put it in holds less here than the target's tree
+/// says, so it is stamped instead of taking that tree (found by
+/// tests/sync/run.sh: the next commit carried the file in both folders,
+/// which this device did not show, while it said it was up to date).
+#[test]
+fn a_folder_the_target_moved_a_file_into_is_rebuilt_when_the_move_here_wins() {
+    let (mut env, base) = Env::with(|d| {
+        d.dir(1, 0, "a").dir(2, 0, "b").file(3, 0, "f", b"one");
+    });
+    move_here(&env, "f", "a", "f");
+    let mut d = env.draft(&base);
+    d.node(3).places = BTreeSet::from([place(2, "f")]);
+    let t = env.commit(d);
+    env.apply(&t, &KernelRefs::attached());
+    assert!(env.row("a/f").is_some(), "the person's move stays");
+    assert!(env.row("b/f").is_none());
+    let since = env.local.db.read(state::committed_epoch).unwrap();
+    assert!(
+        env.row("b").unwrap().dirty_epoch > since,
+        "b differs from the target's tree: the next commit must rebuild it"
+    );
+}
+
 #[test]
 fn content_changed_on_both_sides_keeps_both() {
     let (mut env, base) = Env::with(|d| {
