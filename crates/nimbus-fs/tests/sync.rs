@@ -582,4 +582,12 @@ fn the_other_devices_are_listed_with_their_name_and_whether_they_are_merged() {
     let seen = b.sync_state().devices;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!((seen[0].device, seen[0].name.as_str()), (a_id, "laptop"));
+
+    // Renamed while open: A's next change carries the new name.
+    a.set_device_name("ann's laptop");
+    put(&a, "three.txt", b"three");
+    a.sync_now().unwrap();
+    wait_for("b sees the new name", || {
+        b.sync_state().devices.iter().any(|d| d.name == "ann's laptop")
+    });
 }

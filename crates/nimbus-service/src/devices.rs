@@ -99,6 +99,7 @@ pub fn rename_in(state: &Path, vault: &ShortId, name: &str) -> Result<String, Ap
 pub fn rename(d: &Drive, name: &str) -> Result<String, ApiError> {
     let vault = vault_of(d)?;
     let saved = rename_in(d.state_dir(), &vault, name)?;
+    d.set_device_name(&saved);
     Ok(format!(
         "this device is now called `{saved}` in the vault of drive `{}`; the other devices see the name \
          with its next change",

@@ -145,6 +145,15 @@ impl Drive {
         self.fs().map(|f| f.sync_state()).unwrap_or_default()
     }
 
+    /// Renames this device in the open working copy, so its next commit
+    /// carries the name; a drive not open takes the saved name when it
+    /// opens.
+    pub fn set_device_name(&self, name: &str) {
+        if let Some(fs) = self.fs() {
+            fs.set_device_name(name);
+        }
+    }
+
     /// The reports of other devices' changes applied since the last call.
     pub fn take_merge_reports(&self) -> Vec<nimbus_fs::MergeReport> {
         self.fs().map(|f| f.take_merge_reports()).unwrap_or_default()

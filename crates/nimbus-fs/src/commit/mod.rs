@@ -84,6 +84,9 @@ pub(crate) struct Engine {
     /// Serialises commits.
     serial: Mutex<()>,
     opts: CommitOptions,
+    /// This device's name as the next commit carries it: the options'
+    /// until a rename (`Engine::set_device_name`).
+    name: std::sync::RwLock<String>,
     /// Run between two pieces of a file read for upload (tests).
     between_pieces: OnceLock<Box<dyn Fn(Ino) + Send + Sync>>,
 }
@@ -96,6 +99,7 @@ impl Engine {
             nodes,
             snapshots,
             serial: Mutex::new(()),
+            name: std::sync::RwLock::new(opts.device_name.clone()),
             opts,
             between_pieces: OnceLock::new(),
         }

@@ -172,7 +172,7 @@ impl super::Engine {
     /// their last close (the POSIX face's `release`) and in [`recover`].
     /// Here, in `commit/`, because the engine keeps the device's options.
     pub(crate) fn device_label(&self) -> String {
-        nimbus_merge::names::device_label(&self.opts.device_name, &self.opts.device)
+        nimbus_merge::names::device_label(&self.device_name(), &self.opts.device)
     }
 }
 

@@ -81,9 +81,8 @@ impl Engine {
             root,
             parents: head.into_iter().collect(),
             device: self.opts.device,
-            // Read once when the drive opened: a rename takes effect at
-            // the next open (docs/SYNC.md §2.3).
-            device_name: self.opts.device_name.clone(),
+            // As last renamed (docs/SYNC.md §2.3).
+            device_name: self.device_name(),
             time: self.local.clock.now(),
             message: "drive".into(),
             files,
@@ -238,9 +237,17 @@ impl Engine {
         self.opts.device
     }
 
-    /// This device's name, as its commits carry it.
-    pub(crate) fn device_name(&self) -> &str {
-        &self.opts.device_name
+    /// This device's name, as its next commit carries it.
+    pub(crate) fn device_name(&self) -> String {
+        self.name.read().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// Renames this device: its next commit (or merge, or conflict copy
+    /// made here) carries the new name.
+    pub(crate) fn set_device_name(&self, name: &str) {
+        if let Ok(mut n) = self.name.write() {
+            *n = name.to_string();
+        }
     }
 
     /// Whether a file has no name left in the drive.

@@ -442,6 +442,12 @@ impl Fs {
         self.sync.running()
     }
 
+    /// Renames this device in the drive's vault: the next commit carries
+    /// the name (the caller saves it, `nimbus_host::device::rename_device`).
+    pub fn set_device_name(&self, name: &str) {
+        self.commits.set_device_name(name);
+    }
+
     /// What is waiting for the vault, with the sync's counts: the
     /// conflict copies, and the devices whose changes wait here.
     pub fn pending(&self) -> Result<Pending> {

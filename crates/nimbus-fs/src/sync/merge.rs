@@ -109,7 +109,7 @@ impl Syncer {
         }
         let how = MergeCommit {
             device: self.engine.device(),
-            device_name: self.engine.device_name(),
+            device_name: &self.engine.device_name(),
             indexes: stats.indexes,
             ours_totals,
             ours_root: base,
