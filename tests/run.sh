@@ -51,6 +51,9 @@
 #   CARGO_TARGET_DIR      build cache (default ~/.cache/nimbus/target), kept
 #                         between runs so later runs only rebuild what changed
 #   NIMBUS_FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
+#   NIMBUS_SIM_RUNS       seeded runs of the multi-device simulation in the
+#                         tests stage (default 2000; a developer's plain
+#                         `cargo nextest run` does 120)
 #   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
 #                         skips it)
 #   NIMBUS_CLOUD          0 skips the cloud, service and sync stages (and
@@ -201,7 +204,9 @@ cargo clippy --workspace --exclude nimbus-app --all-targets -- -D warnings
 stage_done
 
 section tests "Tests: cargo nextest run --workspace --exclude nimbus-app --no-fail-fast --profile ci"
-cargo nextest run --workspace --exclude nimbus-app --no-fail-fast --profile ci
+# Thousands of seeded runs of the multi-device simulation (docs/SYNC.md
+# §6.2), in two tests that run side by side.
+NIMBUS_SIM_RUNS=${NIMBUS_SIM_RUNS:-2000} cargo nextest run --workspace --exclude nimbus-app --no-fail-fast --profile ci
 stage_done
 
 section doctests "Doc tests: cargo test --workspace --exclude nimbus-app --doc"
