@@ -37,7 +37,7 @@
 #
 # Usage: bench/sync.sh [--quick] [--changes N] [--idle SECONDS] [--files N] [--seed N]
 #                      [--no-syncthing]
-#   --quick          20 changes, 30 s idle, 10,000 files (about 15 minutes)
+#   --quick          20 changes, 30 s idle, 10,000 files (about 11 minutes)
 #   --changes N      changes per latency row (default 100)
 #   --idle SECONDS   idle measurement (default 120)
 #   --files N        files for the merge (default 10000)
@@ -77,7 +77,7 @@ while [ $# -gt 0 ]; do
         ;;
     --no-syncthing) syncthing=false ;;
     -h | --help)
-        sed -n '2,54p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,53p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$1' (try --help)" ;;
