@@ -529,7 +529,7 @@ mkdir -p "$here/out"
     echo
     echo "$changes changes per row, a seeded random gap of 1-4 s before each (seed $seed); B stats and reads the path every 20 ms."
     echo "Nimbus: two \`nimbus mount\` processes (two device ids) on one vault on one Garage node on 127.0.0.1;"
-    echo "Syncthing syncs two plain local folders (no encryption, no cloud store between them) over TCP on 127.0.0.1."
+    if $syncthing; then echo "Syncthing syncs two plain local folders (no encryption, no cloud store between them) over TCP on 127.0.0.1."; fi
     echo "Nextcloud's row is its desktop client's documented 30 s poll of the server (a change waits 0-30 s, so ~15 s at p50), not a run."
     echo
     echo "- **Idle**: $idle_per_min requests per minute per idle device, of which $idle_lists_per_min listings (both devices idle ${idle} s after $hot_secs s without changes; Garage's count halved: $idle_total requests, $idle_ops). At a 5 s interval with ±20 % jitter a device polls about 12 times a minute."
