@@ -633,14 +633,31 @@ impl Rebase<'_> {
             ino = self.update_content(id, row, b, t)?;
         }
         let kind = if ino == row.ino { row.kind } else { t.kind };
-        if let Some(b) = b {
-            if b.places != t.places && self.detached.contains_key(id) {
-                let here = self.places_here(ino)?;
-                for p in t.places.difference(&here).cloned().collect::<Vec<_>>() {
-                    self.attach(ino, kind, &p)?;
+        match b {
+            Some(b) => {
+                if b.places != t.places && self.detached.contains_key(id) {
+                    self.attach_missing(ino, kind, t)?;
                 }
+                self.update_meta(ino, row, b, t)?;
             }
-            self.update_meta(ino, row, b, t)?;
+            // An id the base lacks but a row holds: a hard-linked file
+            // whose other names are in folders the flattening did not read
+            // (or an apply run again). The target's names it lacks here are
+            // new there, never taken off here: without them the rows lacked
+            // a name their folder's adopted tree has, and the devices never
+            // converged (found by the simulation, docs/SYNC.md §6.2). A
+            // folder has one name, never in a folder left unread.
+            None if kind != EntryKind::Dir => self.attach_missing(ino, kind, t)?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Gives `ino` each of the target's names it lacks here.
+    fn attach_missing(&mut self, ino: Ino, kind: EntryKind, t: &Node) -> Result<()> {
+        let here = self.places_here(ino)?;
+        for p in t.places.difference(&here).cloned().collect::<Vec<_>>() {
+            self.attach(ino, kind, &p)?;
         }
         Ok(())
     }

@@ -674,6 +674,31 @@ fn a_hard_link_loses_the_name_removed_there() {
     assert_eq!(env.commit_everything(), t.root);
 }
 
+/// A second name the target gives a file whose first name is in a folder
+/// the same in the base and the target: the flattening does not read that
+/// folder, so the base lacks the file and the target has it only by its
+/// new name. The row holding it still gets that name (it did not, and the
+/// devices never converged: docs/SYNC.md §6.2).
+#[test]
+fn a_hard_link_made_there_beside_an_unread_folder_gets_its_new_name() {
+    let (mut env, base) = Env::with(|d| {
+        d.dir(1, 0, "d").file(2, 1, "a", b"one");
+    });
+    let mut d = env.draft(&base);
+    d.node(2).places.insert(place(0, "b"));
+    let t = env.commit(d);
+    let mut trees = VaultTrees::reader(&env.local.blobs);
+    let flats = nimbus_merge::flatten(&mut trees, &[env.synced.map(|s| s.0), Some(t.root)]).unwrap();
+    assert!(!flats[0].contains_key(&fid(2)), "the folder is taken whole");
+    assert_eq!(flats[1][&fid(2)].places, BTreeSet::from([place(0, "b")]));
+    env.apply(&t, &KernelRefs::attached());
+    assert_eq!(env.names("/"), ["b", "d"]);
+    assert_eq!(env.ino("b"), env.ino("d/a"));
+    assert_eq!(env.row("b").unwrap().nlink, 2);
+    assert_eq!(env.read("b"), b"one");
+    assert_eq!(env.commit_everything(), t.root);
+}
+
 #[test]
 fn a_delete_removes_the_file_and_an_emptied_folder() {
     let (mut env, base) = Env::with(|d| {
