@@ -317,7 +317,7 @@ pub async fn open_drive(app: AppHandle, shared: State<'_, Shared>, drive: String
 }
 
 /// Where `path` (inside drive `drive`) is on this computer: under the
-/// drive's mount point, refused if it climbs out of it.
+/// drive's mount point, refused if it climbs out of it or is gone.
 fn in_drive(shared: &Shared, drive: &str, path: &str) -> Result<std::path::PathBuf, UiError> {
     let status = shared.status();
     let d = status
@@ -328,7 +328,12 @@ fn in_drive(shared: &Shared, drive: &str, path: &str) -> Result<std::path::PathB
     if !d.mounted || d.locked {
         return Err(UiError::local(format!("{drive} is not open; mount or unlock it first")));
     }
-    crate::model::inside(&d.mount, path).ok_or_else(|| UiError::local(format!("{path} is not a place inside {drive}")))
+    let at = crate::model::inside(&d.mount, path)
+        .ok_or_else(|| UiError::local(format!("{path} is not a place inside {drive}")))?;
+    if !at.exists() {
+        return Err(UiError::local(format!("{path} is no longer in {drive}")));
+    }
+    Ok(at)
 }
 
 /// Opens a file or folder of a drive with its usual application.
@@ -341,9 +346,6 @@ pub async fn open_in_drive(
     path: String,
 ) -> Result<(), UiError> {
     let at = in_drive(&shared, &drive, &path)?;
-    if !at.exists() {
-        return Err(UiError::local(format!("{path} is no longer in {drive}")));
-    }
     crate::open_path(&app, &at)
 }
 
@@ -359,9 +361,6 @@ pub async fn show_in_folder(
 ) -> Result<(), UiError> {
     use tauri_plugin_opener::OpenerExt;
     let at = in_drive(&shared, &drive, &path)?;
-    if !at.exists() {
-        return Err(UiError::local(format!("{path} is no longer in {drive}")));
-    }
     app.opener()
         .reveal_item_in_dir(&at)
         .map_err(|e| UiError::local(format!("{} could not be shown in its folder: {e}", at.display())))

@@ -124,22 +124,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keeping_the_original_deletes_the_copy() {
-        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let c = copy_in(tmp.path());
-        let msg = keep_one(tmp.path(), &c, Keep::Original).unwrap_or_else(|e| panic!("{e}"));
-        assert!(msg.contains("snapshots"), "{msg}");
-        let names: Vec<_> = std::fs::read_dir(tmp.path().join("docs"))
+    /// `docs/` holds `r.txt` alone, with `text` in it.
+    fn only_r_holding(dir: &Path, text: &str) {
+        let names: Vec<_> = std::fs::read_dir(dir.join("docs"))
             .unwrap_or_else(|e| panic!("{e}"))
             .flatten()
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["r.txt"]);
         assert_eq!(
-            std::fs::read_to_string(tmp.path().join("docs/r.txt")).ok().as_deref(),
-            Some("mine")
+            std::fs::read_to_string(dir.join("docs/r.txt")).ok().as_deref(),
+            Some(text)
         );
+    }
+
+    #[test]
+    fn keeping_the_original_deletes_the_copy() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let c = copy_in(tmp.path());
+        let msg = keep_one(tmp.path(), &c, Keep::Original).unwrap_or_else(|e| panic!("{e}"));
+        assert!(msg.contains("snapshots"), "{msg}");
+        only_r_holding(tmp.path(), "mine");
     }
 
     #[test]
@@ -147,16 +152,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let c = copy_in(tmp.path());
         keep_one(tmp.path(), &c, Keep::Copy).unwrap_or_else(|e| panic!("{e}"));
-        let names: Vec<_> = std::fs::read_dir(tmp.path().join("docs"))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(names, ["r.txt"]);
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join("docs/r.txt")).ok().as_deref(),
-            Some("theirs")
-        );
+        only_r_holding(tmp.path(), "theirs");
     }
 
     #[test]
