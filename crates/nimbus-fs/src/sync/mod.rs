@@ -239,21 +239,24 @@ impl Syncer {
     /// Commits now and waits for it (the loop runs it, with its poll);
     /// returns that commit's error. Without a loop, runs it here.
     pub fn sync_now(&self) -> Result<()> {
-        self.engine.sync_now(|| {
-            let answers = self.engine.begin_run();
-            let res = self.cycle(true);
-            self.engine.end_run(answers, &res);
-            res
-        })
+        self.engine.sync_now(|| self.commit_cycle())
     }
 
     /// One cycle on the caller's thread, as the loop runs it (a commit
     /// first when `commit`), for a drive without its loop (tests: the
     /// simulation's manual mode, docs/SYNC.md §6.2).
     pub fn step(&self, commit: bool) -> Result<()> {
-        if !commit {
-            return self.cycle(false);
+        if commit {
+            self.commit_cycle()
+        } else {
+            self.cycle(false)
         }
+    }
+
+    /// A cycle that commits, as a due commit or an asked-for one runs it:
+    /// the engine's run begins and ends around it, so those waiting on the
+    /// commit get its outcome.
+    fn commit_cycle(&self) -> Result<()> {
         let answers = self.engine.begin_run();
         let res = self.cycle(true);
         self.engine.end_run(answers, &res);
@@ -740,9 +743,7 @@ fn run(weak: &Weak<Syncer>) {
         match s.engine.wait_until(until) {
             Wait::Stopped => return,
             Wait::Due => {
-                let answers = s.engine.begin_run();
-                let res = s.cycle(true);
-                s.engine.end_run(answers, &res);
+                let _ = s.commit_cycle();
             }
             Wait::Timeout => {
                 if Instant::now() >= s.next_poll() {
