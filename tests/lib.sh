@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shell helpers shared by tests/quickstart.sh and tests/run.sh (sourced).
+# Shell helpers shared by tests/quickstart.sh, tests/run.sh and the test
+# scripts that need a keyring (sourced).
 
 # Runs a command as root: directly when already root (a fresh machine or
 # container has no sudo), else through sudo.
@@ -55,4 +56,23 @@ cargo_install_tool() {
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
         CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 \
         cargo install --locked "$@"
+}
+
+# in_keyring_session MARKER SCRIPT [ARG...]: runs SCRIPT again inside a
+# D-Bus session of its own with the real Secret Service (GNOME Keyring, in
+# a keyring folder of its own), and exits with its code; inside it (MARKER
+# set in the environment) unlocks the keyring and returns. Called first
+# thing as `in_keyring_session _MY_MARKER "$0" "$@"`.
+in_keyring_session() {
+    local marker=$1
+    shift
+    if [ -n "${!marker:-}" ]; then
+        eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+        return 0
+    fi
+    local keyring_home rc=0
+    keyring_home=$(mktemp -d "${NIMBUS_TEST_DIR:-/var/tmp}/nimbus-keyring.XXXXXX")
+    env "$marker=1" XDG_DATA_HOME="$keyring_home" dbus-run-session -- bash "$@" || rc=$?
+    rm -rf "$keyring_home"
+    exit "$rc"
 }

@@ -28,14 +28,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 
 # Everything below runs in a D-Bus session of its own, with a keyring in it.
-if [ -z "${_NIMBUS_SERVICE_BUS:-}" ]; then
-    keyring_home=$(mktemp -d "${NIMBUS_TEST_DIR:-/var/tmp}/nimbus-keyring.XXXXXX")
-    rc=0
-    _NIMBUS_SERVICE_BUS=1 XDG_DATA_HOME=$keyring_home dbus-run-session -- bash "$0" "$@" || rc=$?
-    rm -rf "$keyring_home"
-    exit "$rc"
-fi
-eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+# shellcheck source=tests/lib.sh
+. "$repo/tests/lib.sh"
+in_keyring_session _NIMBUS_SERVICE_BUS "$0" "$@"
 # The usual umask of a desktop session, under which files are readable by
 # all unless the program says otherwise: nimbusd must say otherwise.
 umask 022

@@ -21,14 +21,9 @@
 # Service, as on a desktop (so a restart after kill -9 unlocks by itself):
 # one D-Bus session with a keyring, as in tests/service/run.sh. The script
 # runs itself again inside it.
-if [ -z "${_NIMBUS_SYNC_BUS:-}" ]; then
-    keyring_home=$(mktemp -d "${NIMBUS_TEST_DIR:-/var/tmp}/nimbus-keyring.XXXXXX")
-    rc=0
-    _NIMBUS_SYNC_BUS=1 XDG_DATA_HOME=$keyring_home dbus-run-session -- bash "$0" "$@" || rc=$?
-    rm -rf "$keyring_home"
-    exit "$rc"
-fi
-eval "$(echo unlock-pw | gnome-keyring-daemon --unlock --components=secrets)" >/dev/null
+# shellcheck source=tests/lib.sh
+. "$repo/tests/lib.sh"
+in_keyring_session _NIMBUS_SYNC_BUS "$0" "$@"
 
 target=${CARGO_TARGET_DIR:-$HOME/.cache/nimbus/target}
 NIMBUS=${NIMBUS_BIN:-$target/debug/nimbus}
