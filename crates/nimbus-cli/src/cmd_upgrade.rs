@@ -49,9 +49,11 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
 /// What an upgrade from format version `from` brings, for people.
 pub fn what_changes(from: u64) -> &'static str {
     if from < 2 {
-        "authenticated key slots, padded packs, and snapshots that name the device that made them"
+        "authenticated key slots, padded packs, snapshots that name the device that made them, and prune, which gives space back while every device keeps working"
+    } else if from < 3 {
+        "snapshots that name the device that made them, so devices sharing the vault can show who changed what, and prune, which gives space back while every device keeps working"
     } else {
-        "snapshots that name the device that made them, so devices sharing the vault can show who changed what"
+        "prune, which gives space back (old snapshots and data nothing uses) while every device keeps working"
     }
 }
 

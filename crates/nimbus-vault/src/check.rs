@@ -35,6 +35,9 @@ pub struct CheckReport {
     pub trees: u64,
     pub data_blobs_referenced: u64,
     pub blobs_read: u64,
+    /// Parent links to snapshots a prune forgot on purpose (history
+    /// pruned, not missing).
+    pub pruned_history: u64,
 }
 
 impl CheckReport {
@@ -308,6 +311,11 @@ async fn check_snapshots(
         for p in &c.parents {
             // A parent that is stored but did not open is reported already.
             if !commits.contains_key(p) && !stored.contains(p) {
+                // Forgotten on purpose by a prune (docs/PRUNE.md §7).
+                if vault.is_forgotten(p) {
+                    r.pruned_history += 1;
+                    continue;
+                }
                 r.problem(
                     commit::commit_key(id),
                     format!("its parent commit {} is missing", p.short()),
@@ -316,7 +324,7 @@ async fn check_snapshots(
         }
         check_generation(id, c, commits, r);
         for ix in &c.indexes {
-            if !listing.indexes.contains(ix) {
+            if !listing.indexes.contains(ix) && !vault.is_superseded(ix) {
                 r.problem(
                     commit::commit_key(id),
                     format!("the index object {} its save wrote is missing", index::index_key(ix)),
@@ -447,7 +455,7 @@ fn warn_unreachable(commits: &HashMap<CommitId, Commit>, reachable: &HashSet<Com
 /// Why a pack could not be checked: the store did not give its bytes, or
 /// they are not a sound pack.
 #[derive(Debug, thiserror::Error)]
-enum PackProblem {
+pub(crate) enum PackProblem {
     #[error("{0}")]
     Read(#[from] BackendError),
     #[error("it is too short to be a pack")]
@@ -460,7 +468,7 @@ enum PackProblem {
     Damaged(#[from] pack::PackError),
 }
 
-async fn check_pack_header(
+pub(crate) async fn check_pack_header(
     vault: &Vault,
     id: &PackId,
     key: &str,

@@ -155,7 +155,26 @@ pub struct RefRecord {
     /// Grows by one with every update of this ref.
     pub seq: u64,
     pub time: Timestamp,
+    /// Format version 4: the pending prune plans this device obeys
+    /// (docs/PRUNE.md §5). Empty in older layouts.
+    pub gc_seen: Vec<crate::gc::PlanId>,
 }
+
+/// A ref as versions 1 to 3 store it (label `ref`).
+#[derive(Serialize, Deserialize)]
+struct RefWireV1 {
+    commit: CommitId,
+    seq: u64,
+    time: Timestamp,
+}
+
+/// From this format version on, refs carry `gc_seen` (label `ref4`).
+pub const REF4_SINCE: u64 = 4;
+
+/// At most this many plans in one ref's `gc_seen` (a ref is read under a
+/// 4 KiB cap); more pending plans than this is a prune gone wrong, and
+/// the oldest are named first, so they finish first.
+pub const MAX_GC_SEEN: usize = 64;
 
 pub fn commit_key(id: &CommitId) -> String {
     format!("commits/{}", id.to_hex())
@@ -281,17 +300,38 @@ impl Commit {
 }
 
 impl RefRecord {
-    pub(crate) fn seal(&self, keys: &Keys, device: &DeviceId) -> Vec<u8> {
-        codec::seal_meta(
-            &keys.meta,
-            Purpose::Ref,
-            &device.0,
-            &postcard::to_allocvec(self).unwrap_or_default(),
-        )
+    /// Seals the ref in the layout of format `version`.
+    pub(crate) fn seal(&self, keys: &Keys, device: &DeviceId, version: u64) -> Vec<u8> {
+        let (purpose, body) = if version >= REF4_SINCE {
+            let mut rec = self.clone();
+            rec.gc_seen.truncate(MAX_GC_SEEN);
+            (Purpose::Ref4, postcard::to_allocvec(&rec))
+        } else {
+            let wire = RefWireV1 {
+                commit: self.commit,
+                seq: self.seq,
+                time: self.time,
+            };
+            (Purpose::Ref, postcard::to_allocvec(&wire))
+        };
+        codec::seal_meta(&keys.meta, purpose, &device.0, &body.unwrap_or_default())
     }
 
+    /// Opens a ref of either layout: the label says which.
     pub(crate) fn open(keys: &Keys, device: &DeviceId, sealed: &[u8]) -> Result<RefRecord, MetaError> {
-        codec::open_meta_value(&keys.meta, Purpose::Ref, &device.0, sealed)
+        match codec::open_meta_value::<RefRecord>(&keys.meta, Purpose::Ref4, &device.0, sealed) {
+            Ok(rec) if rec.gc_seen.len() <= MAX_GC_SEEN => Ok(rec),
+            Ok(_) => Err(MetaError::Decode(postcard::Error::DeserializeBadEncoding)),
+            Err(first) => match codec::open_meta_value::<RefWireV1>(&keys.meta, Purpose::Ref, &device.0, sealed) {
+                Ok(w) => Ok(RefRecord {
+                    commit: w.commit,
+                    seq: w.seq,
+                    time: w.time,
+                    gc_seen: Vec::new(),
+                }),
+                Err(_) => Err(first),
+            },
+        }
     }
 }
 

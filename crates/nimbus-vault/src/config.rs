@@ -25,9 +25,10 @@ use crate::error::{Result, VaultError};
 use crate::id::ShortId;
 
 /// The format version this build writes and the newest it reads. Version
-/// 3 changes only commits (`commit3`, see `commit.rs`); its `config` is
-/// version 2's with the number changed.
-pub const FORMAT_VERSION: u64 = 3;
+/// 3 changes only commits (`commit3`, see `commit.rs`); version 4 adds
+/// prune's plans and acknowledgements (`gc/`, docs/PRUNE.md §3). The
+/// `config` of both is version 2's with the number changed.
+pub const FORMAT_VERSION: u64 = 4;
 /// The oldest format version this build still reads (and can upgrade).
 pub const OLDEST_FORMAT_VERSION: u64 = 1;
 /// At most this many key slots; Nimbus writes two. More is refused before
@@ -589,7 +590,7 @@ impl Config {
         Ok(cfg)
     }
 
-    /// This config in format version [`FORMAT_VERSION`] (from 1 or 2): a
+    /// This config in format version [`FORMAT_VERSION`] (from 1, 2 or 3): a
     /// new password slot for `password` (cost [`Config::password_kdf`],
     /// never lower than the old one), the recovery slot kept as it is with
     /// its key check (added when coming from version 1), and the MAC over
@@ -849,15 +850,15 @@ mod tests {
         let (cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
         let text = String::from_utf8(cfg.encode())
             .unwrap()
-            .replace("\"version\": 3", "\"version\": 7");
+            .replace("\"version\": 4", "\"version\": 7");
         let err = Config::decode(text.as_bytes()).unwrap_err();
         assert!(
-            matches!(err, VaultError::NewerFormat { found: 7, supported: 3 }),
+            matches!(err, VaultError::NewerFormat { found: 7, supported: 4 }),
             "{err:?}"
         );
         assert_eq!(
             err.to_string(),
-            "this vault uses format version 7, but this Nimbus reads only up to version 3. Update Nimbus to open it"
+            "this vault uses format version 7, but this Nimbus reads only up to version 4. Update Nimbus to open it"
         );
     }
 
@@ -909,9 +910,9 @@ mod tests {
     }
 
     #[test]
-    fn new_vaults_are_version_3_and_v1_and_v2_still_open() {
+    fn new_vaults_are_version_4_and_v1_and_v2_still_open() {
         let (cfg, _m, _r) = Config::create(b"pw", VaultParams::default(), fast_kdf()).unwrap();
-        assert_eq!(Config::decode(&cfg.encode()).unwrap().version(), 3);
+        assert_eq!(Config::decode(&cfg.encode()).unwrap().version(), 4);
         let v2 = Config::decode(V2_CONFIG.as_bytes()).unwrap();
         assert_eq!(v2.version(), 2);
         assert!(v2.unlock_with_password(V1_PASSWORD).is_ok());
@@ -1107,7 +1108,7 @@ mod tests {
         let master = v1.unlock_with_password(V1_PASSWORD).unwrap();
         let v2 = v1.upgraded(&master, V1_PASSWORD).unwrap();
         let v2 = Config::decode(&v2.encode()).unwrap();
-        assert_eq!(v2.version(), 3);
+        assert_eq!(v2.version(), 4);
         assert_eq!(v2.vault_id, v1.vault_id);
         assert_eq!(v2.file.params, v1.file.params);
         assert_eq!(v2.file.key_slots[0].kdf, Some(KdfParams::default()));
@@ -1135,7 +1136,7 @@ mod tests {
         let v2 = Config::decode(V2_CONFIG.as_bytes()).unwrap();
         let master = v2.unlock_with_password(V1_PASSWORD).unwrap();
         let v3 = Config::decode(&v2.upgraded(&master, V1_PASSWORD).unwrap().encode()).unwrap();
-        assert_eq!(v3.version(), 3);
+        assert_eq!(v3.version(), 4);
         assert_eq!(v3.vault_id, v2.vault_id);
         assert_eq!(v3.file.params, v2.file.params);
         assert_eq!(v3.file.key_slots[0].kdf, Some(KdfParams::default()));

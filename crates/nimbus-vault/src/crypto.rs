@@ -105,6 +105,13 @@ pub enum Purpose {
     /// optional fields and ignores trailing bytes).
     Commit3,
     Ref,
+    /// A format version 4 ref, which names the prune plans its device
+    /// obeys (docs/PRUNE.md §3).
+    Ref4,
+    /// A prune plan, `refs/gc/<id>`.
+    GcPlan,
+    /// The record of a finished prune, `refs/gc/<id>.done`.
+    GcDone,
     KeySlot,
 }
 
@@ -118,6 +125,9 @@ impl Purpose {
             Purpose::Commit => b"commit",
             Purpose::Commit3 => b"commit3",
             Purpose::Ref => b"ref",
+            Purpose::Ref4 => b"ref4",
+            Purpose::GcPlan => b"gc-plan",
+            Purpose::GcDone => b"gc-done",
             Purpose::KeySlot => b"key-slot",
         }
     }

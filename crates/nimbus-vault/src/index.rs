@@ -6,7 +6,7 @@
 //! fetches only the byte range of the one blob it needs.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::codec::{self, BlobKind, MetaError};
 use crate::crypto::{Keys, Purpose};
@@ -80,32 +80,78 @@ pub struct Location {
 }
 
 /// Every blob the client knows of, from all index objects.
+///
+/// A blob may be stored in more than one pack (a save that uploaded it
+/// again because its only copy was condemned, a repack, two devices that
+/// saved the same bytes at once). The first location is the one reads use
+/// and is kept in a pack no plan condemns whenever there is one
+/// (docs/PRUNE.md §5, S1 and S5); the others wait in `more`.
 #[derive(Debug, Default)]
 pub struct MasterIndex {
     blobs: HashMap<BlobId, Location>,
+    /// Further locations of blobs stored more than once (rare).
+    more: HashMap<BlobId, Vec<Location>>,
     packs: HashMap<PackId, u64>,
+    /// Packs a pending prune plan condemns: still readable, but what is
+    /// only in them counts as absent for a save.
+    condemned: HashSet<PackId>,
 }
 
 impl MasterIndex {
     pub fn add_pack(&mut self, pack: &IndexPack) {
         self.packs.insert(pack.id, pack.size);
         for b in &pack.blobs {
-            self.blobs.entry(b.id).or_insert(Location {
+            let loc = Location {
                 pack: pack.id,
                 kind: b.kind,
                 offset: b.offset,
                 length: b.length,
                 raw_len: b.raw_len,
-            });
+            };
+            match self.blobs.get_mut(&b.id) {
+                None => {
+                    self.blobs.insert(b.id, loc);
+                }
+                Some(first) if first.pack == loc.pack => {}
+                Some(first) => {
+                    let more = self.more.entry(b.id).or_default();
+                    if more.iter().any(|l| l.pack == loc.pack) {
+                        continue;
+                    }
+                    if self.condemned.contains(&first.pack) && !self.condemned.contains(&loc.pack) {
+                        more.push(std::mem::replace(first, loc));
+                    } else {
+                        more.push(loc);
+                    }
+                }
+            }
         }
     }
 
+    /// Where reads fetch the blob: a pack no plan condemns if there is one.
     pub fn get(&self, id: &BlobId) -> Option<Location> {
         self.blobs.get(id).copied()
     }
 
+    /// Every known location of the blob, the one reads use first.
+    pub fn locations(&self, id: &BlobId) -> Vec<Location> {
+        let mut all: Vec<Location> = self.blobs.get(id).copied().into_iter().collect();
+        if let Some(more) = self.more.get(id) {
+            all.extend(more.iter().copied());
+        }
+        all
+    }
+
+    /// Whether the blob is stored somewhere, condemned packs included
+    /// (for readers).
     pub fn contains(&self, id: &BlobId) -> bool {
         self.blobs.contains_key(id)
+    }
+
+    /// Whether the blob is stored in a pack no known plan condemns: only
+    /// then may a save skip uploading it (docs/PRUNE.md §5, S1).
+    pub fn contains_live(&self, id: &BlobId) -> bool {
+        self.blobs.get(id).is_some_and(|l| !self.condemned.contains(&l.pack))
     }
 
     pub fn packs(&self) -> &HashMap<PackId, u64> {
@@ -114,6 +160,79 @@ impl MasterIndex {
 
     pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &Location)> {
         self.blobs.iter()
+    }
+
+    /// Whether any known plan condemns a pack.
+    pub fn has_condemned(&self) -> bool {
+        !self.condemned.is_empty()
+    }
+
+    /// Whether a known plan condemns `pack`.
+    pub fn is_condemned(&self, pack: &PackId) -> bool {
+        self.condemned.contains(pack)
+    }
+
+    /// Takes in the packs pending plans condemn: the blobs whose read
+    /// location is in one of them move to another copy when there is one.
+    /// Returns whether anything was new.
+    pub fn condemn(&mut self, packs: impl IntoIterator<Item = PackId>) -> bool {
+        let before = self.condemned.len();
+        self.condemned.extend(packs);
+        if self.condemned.len() == before {
+            return false;
+        }
+        self.prefer_live();
+        true
+    }
+
+    /// Forgets packs that a finished prune deleted: their locations go,
+    /// and a blob left with none is no longer known.
+    pub fn remove_packs(&mut self, packs: &HashSet<PackId>) {
+        if packs.iter().all(|p| !self.packs.contains_key(p)) {
+            return;
+        }
+        for p in packs {
+            self.packs.remove(p);
+            self.condemned.remove(p);
+        }
+        self.more.retain(|_, v| {
+            v.retain(|l| !packs.contains(&l.pack));
+            !v.is_empty()
+        });
+        let gone: Vec<BlobId> = self
+            .blobs
+            .iter()
+            .filter(|(_, l)| packs.contains(&l.pack))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            match self.more.get_mut(&id).and_then(|v| v.pop()) {
+                Some(next) => {
+                    self.blobs.insert(id, next);
+                }
+                None => {
+                    self.blobs.remove(&id);
+                }
+            }
+            if self.more.get(&id).is_some_and(|v| v.is_empty()) {
+                self.more.remove(&id);
+            }
+        }
+        self.prefer_live();
+    }
+
+    /// Puts, for every blob stored more than once, a copy in a pack no
+    /// plan condemns first.
+    fn prefer_live(&mut self) {
+        for (id, more) in self.more.iter_mut() {
+            let Some(first) = self.blobs.get_mut(id) else { continue };
+            if !self.condemned.contains(&first.pack) {
+                continue;
+            }
+            if let Some(i) = more.iter().position(|l| !self.condemned.contains(&l.pack)) {
+                std::mem::swap(first, &mut more[i]);
+            }
+        }
     }
 }
 

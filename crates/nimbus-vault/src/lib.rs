@@ -14,6 +14,7 @@ pub mod commit;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod gc;
 pub mod id;
 pub mod index;
 pub mod pack;

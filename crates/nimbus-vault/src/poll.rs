@@ -108,6 +108,10 @@ pub struct RefPoll {
     pub changed: Vec<DeviceId>,
     /// How many refs this poll read (a GET each), for counting requests.
     pub reads: usize,
+    /// The pending prune plans the listing showed (docs/PRUNE.md §5),
+    /// oldest first: a device whose ref does not name them all
+    /// acknowledges them ([`crate::Vault::acknowledge_plans`]).
+    pub gc_pending: Vec<crate::gc::PlanId>,
 }
 
 /// What [`crate::Vault::write_ref_with`] did: the ref's new update number,
@@ -118,6 +122,8 @@ pub struct RefPoll {
 pub struct Published {
     pub seq: u64,
     pub poll: RefPoll,
+    /// What the publish copied out of condemned packs (docs/PRUNE.md §5).
+    pub rescue: crate::gc::Rescued,
 }
 
 /// Which refs a poll must read, decided from one listing.
@@ -355,6 +361,7 @@ mod tests {
             commit: crate::id::Id::random(),
             seq,
             time: crate::tree::Timestamp::now(),
+            gc_seen: Vec::new(),
         }
     }
 

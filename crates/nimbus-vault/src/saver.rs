@@ -328,6 +328,47 @@ impl Saver {
         Ok((ids, total))
     }
 
+    /// Puts a blob that is already sealed into this save's packs, whether
+    /// or not the vault lists it elsewhere: copied out of another pack (a
+    /// blob's sealed box is bound to its id and kind, not to its pack), for
+    /// prune's repack and the rescue of condemned blobs
+    /// (docs/PRUNE.md §4.1 and §5). Only a second copy within this save is
+    /// skipped.
+    pub(crate) async fn copy_sealed(&self, kind: BlobKind, id: BlobId, raw_len: u32, sealed: Vec<u8>) -> Result<()> {
+        if let Some(f) = self.failed() {
+            return Err(f.into_error("the save was aborted"));
+        }
+        if !self.0.state.lock().map_err(|_| poisoned())?.pending.insert(id) {
+            return Ok(());
+        }
+        let enc = codec::EncodedBlob {
+            id,
+            kind,
+            raw_len,
+            sealed,
+        };
+        self.0.new_blobs.fetch_add(1, Ordering::Relaxed);
+        let full = {
+            let vault = &self.0.vault;
+            let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
+            let p = &mut *p;
+            let builder = match (kind, p.trees.as_mut()) {
+                (BlobKind::Tree, Some(trees)) => trees,
+                _ => &mut p.data,
+            };
+            builder.add(&enc);
+            (builder.len() >= vault.params().pack_target_size as usize).then(|| builder.finish(vault.keys()))
+        };
+        if let Some(pack) = full {
+            let tx = self.0.tx.lock().map_err(|_| poisoned())?.clone();
+            match tx {
+                Some(tx) => tx.send(pack).await.map_err(|_| self.upload_error())?,
+                None => return Err(VaultError::invalid_input("the save is already finished")),
+            }
+        }
+        Ok(())
+    }
+
     /// Async convenience around [`Saver::save_blob_blocking`].
     pub async fn save_blob(&self, kind: BlobKind, data: Vec<u8>) -> Result<BlobId> {
         let this = self.clone();

@@ -1,13 +1,15 @@
 //! Upgrading a vault to the current format version, in place.
 //!
 //! Only `config` changes between versions: 1 → 2 authenticates the key
-//! slots and sets a cost floor, 2 → 3 changes only its version number
-//! (version 3 commits are written from then on). Packs, indexes, trees,
-//! commits and refs stay as they are, the new version still reads them,
-//! and what is written after the upgrade uses the new layouts. So an
-//! upgrade, from 1 or 2 straight to 3, is one rewrite of one object: a
-//! crash leaves the old `config` or the new one. It is never done behind the person's back: an older Nimbus cannot
-//! open the vault afterwards, so the caller asks first.
+//! slots and sets a cost floor, 2 → 3 and 3 → 4 change only its version
+//! number (version 3 commits, and version 4 refs and prune's objects, are
+//! written from then on). Packs, indexes, trees, commits and refs stay as
+//! they are, the new version still reads them, and what is written after
+//! the upgrade uses the new layouts. So an upgrade, from any older version
+//! straight to the current one, is one rewrite of one object: a crash
+//! leaves the old `config` or the new one. It is never done behind the
+//! person's back: an older Nimbus cannot open the vault afterwards, so the
+//! caller asks first.
 
 use bytes::Bytes;
 use nimbus_backend::DynBackend;

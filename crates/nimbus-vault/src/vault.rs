@@ -47,6 +47,10 @@ struct Inner {
     /// never change, so an entry never goes stale; the map is emptied when
     /// it grows past [`GENERATIONS_KEPT`].
     generations: RwLock<HashMap<CommitId, u64>>,
+    /// What this client knows of prune (docs/PRUNE.md §5).
+    gc: RwLock<crate::gc::known::GcKnown>,
+    /// The waits of prune's rules, shorter only in tests.
+    prune_times: RwLock<crate::gc::PruneTimes>,
 }
 
 /// See [`Inner::generations`].
@@ -97,6 +101,8 @@ impl Vault {
             index_keys: RwLock::new(HashSet::new()),
             seen: RwLock::new(HashMap::new()),
             generations: RwLock::new(HashMap::new()),
+            gc: RwLock::new(Default::default()),
+            prune_times: RwLock::new(crate::gc::PruneTimes::default()),
         }))
     }
 
@@ -106,6 +112,7 @@ impl Vault {
         let master = unlock_blocking(config.clone(), Unlock::Password(password.to_vec())).await?;
         let vault = Vault::from_parts(backend, config, &master);
         vault.load_index().await?;
+        vault.load_gc_if_any().await?;
         Ok(vault)
     }
 
@@ -115,6 +122,7 @@ impl Vault {
         let master = config.unlock_with_recovery(recovery)?;
         let vault = Vault::from_parts(backend, config, &master);
         vault.load_index().await?;
+        vault.load_gc_if_any().await?;
         Ok(vault)
     }
 
@@ -208,7 +216,57 @@ impl Vault {
         if let Ok(mut g) = self.0.damaged_indexes.write() {
             *g = damaged;
         }
+        // An index object may list a pack a finished prune deleted.
+        self.reapply_gc();
         Ok(())
+    }
+
+    /// The keys of the index objects loaded into the master index.
+    pub(crate) fn loaded_index_keys(&self) -> HashSet<String> {
+        self.0.index_keys.read().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// Reads the prune objects at open, in a vault whose format has them.
+    async fn load_gc_if_any(&self) -> Result<()> {
+        if self.0.config.version() >= crate::gc::GC_SINCE {
+            self.load_gc().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn gc_known_read(&self) -> std::sync::RwLockReadGuard<'_, crate::gc::known::GcKnown> {
+        self.0.gc.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn gc_known_write(&self) -> std::sync::RwLockWriteGuard<'_, crate::gc::known::GcKnown> {
+        self.0.gc.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The waits of prune's rules this client uses.
+    pub fn prune_times(&self) -> crate::gc::PruneTimes {
+        *self
+            .0
+            .prune_times
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the waits of prune's rules (tests shorten them; see
+    /// [`crate::gc::PruneTimes::checked`]).
+    pub fn set_prune_times(&self, times: crate::gc::PruneTimes) {
+        *self
+            .0
+            .prune_times
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = times;
+    }
+
+    /// Runs `f` with the master index, to change it.
+    pub(crate) fn with_index_mut<T>(&self, f: impl FnOnce(&mut MasterIndex) -> T) -> T {
+        match self.0.index.write() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
     }
 
     /// The location of a blob; one the master index does not know loads
@@ -241,9 +299,11 @@ impl Vault {
         self.with_index(|i| i.get(id))
     }
 
-    /// Whether a blob with this id is already stored.
+    /// Whether a blob with this id is already stored, in a pack no known
+    /// prune plan condemns: only then may a save skip uploading it
+    /// (docs/PRUNE.md §5, S1).
     pub fn has_blob(&self, id: &BlobId) -> bool {
-        self.with_index(|i| i.contains(id))
+        self.with_index(|i| i.contains_live(id))
     }
 
     /// Hashes plaintext into its blob id.
@@ -325,11 +385,29 @@ impl Vault {
     /// Every blob is authenticated and checked against its id. `blobs` must
     /// all be located in `pack`; the result is in the same order.
     pub async fn read_blobs_in_pack(&self, pack: PackId, blobs: &[(BlobId, Location)]) -> Result<Vec<Vec<u8>>> {
+        let sealed = self.fetch_sealed_in_pack(pack, blobs).await?;
+        let this = self.clone();
+        let items: Vec<(BlobId, Location)> = blobs.to_vec();
+        tokio::task::spawn_blocking(move || {
+            items
+                .iter()
+                .zip(sealed)
+                .map(|((id, loc), sealed)| this.decode_sealed(id, loc, &sealed))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| VaultError::invalid_input(format!("decoding was interrupted: {e}")))?
+    }
+
+    /// Fetches many blobs of one pack as they are stored (still sealed),
+    /// with as few requests as [`Vault::read_blobs_in_pack`] makes. Nothing
+    /// is authenticated here. The result is in the order of `blobs`.
+    pub async fn fetch_sealed_in_pack(&self, pack: PackId, blobs: &[(BlobId, Location)]) -> Result<Vec<Bytes>> {
         const MAX_GAP: u64 = 1 << 20;
         let key = pack::pack_key(&pack);
         let mut order: Vec<usize> = (0..blobs.len()).collect();
         order.sort_by_key(|&i| blobs[i].1.offset);
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; blobs.len()];
+        let mut out: Vec<Bytes> = vec![Bytes::new(); blobs.len()];
         let mut i = 0;
         while i < order.len() {
             // Grow a run while the next blob starts close to the run's end.
@@ -357,32 +435,14 @@ impl Vault {
                     ),
                 ));
             }
-            let run: Vec<usize> = order[i..j].to_vec();
-            let this = self.clone();
-            let items: Vec<(BlobId, Location)> = run.iter().map(|&k| blobs[k]).collect();
-            let decoded = tokio::task::spawn_blocking(move || {
-                items
-                    .iter()
-                    .map(|(id, loc)| {
-                        let from = (loc.offset as u64 - start) as usize;
-                        let sealed = &bytes[from..from + loc.length as usize];
-                        codec::decode_blob(&this.0.keys, loc.kind, id, loc.raw_len, sealed).map_err(|e| {
-                            VaultError::corrupt(
-                                pack::pack_key(&loc.pack),
-                                format!("blob {id} at offset {}: {e}", loc.offset),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| VaultError::invalid_input(format!("decoding was interrupted: {e}")))??;
-            for (k, plain) in run.into_iter().zip(decoded) {
-                out[k] = Some(plain);
+            for &k in &order[i..j] {
+                let loc = blobs[k].1;
+                let from = (loc.offset as u64 - start) as usize;
+                out[k] = bytes.slice(from..from + loc.length as usize);
             }
             i = j;
         }
-        Ok(out.into_iter().map(|o| o.unwrap_or_default()).collect())
+        Ok(out)
     }
 
     /// The location of a blob, or an error naming why it cannot be found.
@@ -549,6 +609,9 @@ impl Vault {
     pub async fn read_refs_unchecked(&self) -> Result<HashMap<DeviceId, RefRecord>> {
         let mut out = HashMap::new();
         for obj in self.0.backend.list("refs/").await? {
+            if crate::gc::format::is_gc_key(&obj.key) {
+                continue;
+            }
             let dev = commit::parse_ref_key(&obj.key)
                 .ok_or_else(|| VaultError::corrupt(&obj.key, "its name is not a device id"))?;
             let rec = self
@@ -586,8 +649,15 @@ impl Vault {
     /// cache as it was, so the next poll refuses the same store again.
     pub async fn poll_refs(&self, cache: &mut RefCache) -> Result<RefPoll> {
         use futures::StreamExt;
-        let listing = self.0.backend.list("refs/").await?;
+        let (gc_listing, listing): (Vec<_>, Vec<_>) = self
+            .0
+            .backend
+            .list("refs/")
+            .await?
+            .into_iter()
+            .partition(|o| crate::gc::format::is_gc_key(&o.key));
         let listed_at = std::time::Instant::now();
+        let gc_pending = self.learn_gc(&gc_listing).await?;
         let mut seen = self.refs_seen();
         for (dev, seq) in cache.seen() {
             let e = seen.entry(dev).or_insert(0);
@@ -628,7 +698,12 @@ impl Vault {
         let updated = Vault::check_rollback(&refs, &seen)?;
         self.remember_refs_seen(&updated);
         let changed = cache.update(plan, listed, by_name);
-        Ok(RefPoll { refs, changed, reads })
+        Ok(RefPoll {
+            refs,
+            changed,
+            reads,
+            gc_pending: gc_pending.iter().map(|p| p.id).collect(),
+        })
     }
 
     /// [`Vault::write_ref`] with its pre-publish re-check of the refs made
@@ -650,6 +725,11 @@ impl Vault {
     ) -> Result<Published> {
         let key = commit::ref_key(device);
         let poll = self.poll_refs(cache).await?;
+        let checked_at = crate::gc::clock::boottime();
+        let base = poll.refs.get(device).map(|r| r.commit);
+        // S2: what this commit needs and only condemned packs hold is
+        // copied out before the ref names the plans (docs/PRUNE.md §5).
+        let mut rescue = self.rescue_for_publish(&commit, base.as_ref()).await?;
         let stored = poll.refs.get(device).map(|r| r.seq).unwrap_or(0);
         let remembered = self.refs_seen().get(device).copied().unwrap_or(0);
         let seq = stored.max(seen).max(remembered) + 1;
@@ -657,11 +737,20 @@ impl Vault {
             commit,
             seq,
             time: crate::tree::Timestamp::now(),
+            gc_seen: poll.gc_pending.clone(),
         };
-        put(&self.0.backend, &key, Bytes::from(rec.seal(&self.0.keys, device))).await?;
+        let sealed = rec.seal(&self.0.keys, device, self.0.config.version());
+        put(&self.0.backend, &key, Bytes::from(sealed)).await?;
         self.remember_refs_seen(&HashMap::from([(*device, seq)]));
         cache.wrote(*device, rec);
-        Ok(Published { seq, poll })
+        // S3: a publish that took longer than the window (the machine
+        // slept) looks at the plans again.
+        if crate::gc::clock::boottime().saturating_sub(checked_at) > self.prune_times().publish_window {
+            self.load_gc().await?;
+            let late = self.rescue_for_publish(&commit, base.as_ref()).await?;
+            rescue.add(late);
+        }
+        Ok(Published { seq, poll, rescue })
     }
 
     /// When commit `id` reached the store, by the store's clock

@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,44 +14,8 @@ use nimbus_vault::{
     BlobKind, CommitId, DeviceId, FileId, KdfParams, NewCommit, Saver, ShortId, Timestamp, Tree, Vault, VaultParams,
 };
 
-const GOLDEN_PASSWORD: &[u8] = b"nimbus-golden-fixture";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-/// The golden vault `name` copied into memory, object by object.
-async fn golden_in_memory(name: &str) -> Arc<MemoryBackend> {
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                walk(&path, base, out);
-            } else {
-                let key = path.strip_prefix(base).unwrap().to_str().unwrap().to_string();
-                out.push((key, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut objects = Vec::new();
-    let base = fixture(name);
-    walk(&base, &base, &mut objects);
-    let mem = Arc::new(MemoryBackend::new());
-    for (key, bytes) in objects {
-        mem.put(&key, Bytes::from(bytes)).await.unwrap();
-    }
-    mem
-}
+mod common;
+use common::{golden_in_memory, rt, GOLDEN_PASSWORD};
 
 /// An empty root tree, saved; returns its id and the save's index objects.
 async fn empty_root(vault: &Vault) -> (nimbus_vault::BlobId, Vec<nimbus_vault::IndexId>) {
@@ -206,7 +169,7 @@ fn a_version_3_vault_writes_names_generations_and_indexes() {
         let (vault, _) = Vault::create(mem.clone(), b"pw", VaultParams::default(), KdfParams::minimum())
             .await
             .unwrap();
-        assert_eq!(vault.config().version(), 3);
+        assert_eq!(vault.config().version(), 4);
         let (root, indexes) = empty_root(&vault).await;
         let (a, b) = (ShortId::random(), ShortId::random());
         let (c1, w1) = vault
@@ -249,7 +212,7 @@ fn a_version_3_vault_writes_names_generations_and_indexes() {
     });
 }
 
-/// A version 2 vault upgraded to 3 keeps reading its version 2 commits
+/// A version 2 vault upgraded (to 4) keeps reading its version 2 commits
 /// (no name, generation 0), and a new commit on them is generation 1.
 #[test]
 fn an_upgraded_vault_reads_its_old_commits_and_numbers_new_ones() {
@@ -258,9 +221,9 @@ fn an_upgraded_vault_reads_its_old_commits_and_numbers_new_ones() {
         let done = nimbus_vault::upgrade::upgrade(&(mem.clone() as nimbus_backend::DynBackend), GOLDEN_PASSWORD)
             .await
             .unwrap();
-        assert_eq!(done, nimbus_vault::upgrade::Upgraded::Done { from: 2, to: 3 });
+        assert_eq!(done, nimbus_vault::upgrade::Upgraded::Done { from: 2, to: 4 });
         let vault = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
-        assert_eq!(vault.config().version(), 3);
+        assert_eq!(vault.config().version(), 4);
         let scan = vault.scan_commits().await.unwrap();
         assert_eq!(scan.commits.len(), 2);
         assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
@@ -414,7 +377,7 @@ fn a_version_2_commit_on_a_version_3_parent_is_refused() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, nimbus_vault::VaultError::UpgradedElsewhere { opened: 2, now: 3 }),
+            matches!(err, nimbus_vault::VaultError::UpgradedElsewhere { opened: 2, now: 4 }),
             "{err:?}"
         );
         assert!(err.to_string().contains("Open the vault again"), "{err}");

@@ -38,6 +38,8 @@ struct Stamps {
     /// The last time handed out, so the next one is later.
     last: Option<SystemTime>,
     writes: u64,
+    /// How far the store's clock is ahead of this machine's.
+    ahead: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +50,7 @@ struct Stamp {
 
 impl Stamps {
     fn stamp(&mut self, key: &str) {
-        let now = SystemTime::now();
+        let now = SystemTime::now() + self.ahead;
         let modified = match self.last {
             Some(last) if last >= now => last + Duration::from_nanos(1),
             _ => now,
@@ -88,6 +90,13 @@ impl MemoryBackend {
     fn stamps(&self) -> MutexGuard<'_, Stamps> {
         // Plain data: still whole whatever panicked while holding it.
         self.stamps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the store's clock forward: objects written from now on are
+    /// stamped this much later (clones share the clock). For tests of waits
+    /// measured on the store's clock, such as prune's grace period.
+    pub fn advance_clock(&self, by: Duration) {
+        self.stamps().ahead += by;
     }
 
     /// The store as a plain [`OpendalBackend`] (sharing the same objects,
