@@ -172,11 +172,11 @@ fn clear_errors_for_bad_vaults() {
     // A config from a newer format version.
     let cfg = env.store.join("config");
     let text_cfg = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text_cfg.replace("\"version\": 3", "\"version\": 4")).unwrap();
+    std::fs::write(&cfg, text_cfg.replace("\"version\": 4", "\"version\": 5")).unwrap();
     let out = env.run(&["ls"]);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("format version 4") && text(&out).contains("Update Nimbus"),
+        text(&out).contains("format version 5") && text(&out).contains("Update Nimbus"),
         "{}",
         text(&out)
     );

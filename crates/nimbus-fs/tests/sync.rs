@@ -591,3 +591,72 @@ fn the_other_devices_are_listed_with_their_name_and_whether_they_are_merged() {
         b.sync_state().devices.iter().any(|d| d.name == "ann's laptop")
     });
 }
+
+/// Prune while a drive runs (docs/PRUNE.md §5): the idle drive
+/// acknowledges the plan by itself, a file it saves afterwards with the
+/// bytes of a condemned file is uploaded anew rather than deduplicated
+/// against the pack about to go, and after the sweep a new device reads
+/// every file whole.
+#[test]
+fn a_running_drive_acknowledges_a_prune_and_loses_nothing_to_it() {
+    use nimbus_vault::gc::{self, mark::Forget, mark::MarkOptions, sweep::SweepOptions, PruneTimes};
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let a_id = DeviceId::random();
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), a_id, "laptop");
+    // Incompressible, so its pack is worth freeing.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let movie: Vec<u8> = (0..400_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    put(&a, "keep.txt", b"kept all along");
+    put(&a, "movie.bin", &movie);
+    a.sync_now().unwrap();
+    a.unlink(ROOT, b"movie.bin").unwrap();
+    a.sync_now().unwrap();
+
+    let hour = Duration::from_secs(3600);
+    mem.advance_clock(2 * hour);
+    let times = PruneTimes {
+        young: hour,
+        grace: 2 * hour,
+        ..PruneTimes::default()
+    };
+    let pruner_id = DeviceId::random();
+    let pruner = rt.block_on(Vault::open(mem.clone(), b"pw")).unwrap();
+    let opts = MarkOptions {
+        times,
+        forget: Forget::Rule(Arc::new(|all| all.iter().map(|c| c.id).collect())),
+        ..MarkOptions::default()
+    };
+    let marked = rt.block_on(gc::mark(&pruner, &pruner_id, &opts)).unwrap();
+    let plan = marked.plan.expect("the old snapshot and the movie's pack go");
+    assert!(marked.condemned_bytes >= 400_000, "{marked:?}");
+
+    // The drive, polling every 50 ms, names the plan in its ref.
+    wait_for("the drive acknowledges the plan", || {
+        let refs = rt.block_on(pruner.read_refs()).unwrap();
+        refs.get(&a_id).is_some_and(|r| r.gc_seen.contains(&plan))
+    });
+    // The same bytes saved again after the plan: uploaded anew.
+    put(&a, "movie again.bin", &movie);
+    a.sync_now().unwrap();
+
+    mem.advance_clock(3 * hour);
+    let swept = rt
+        .block_on(gc::sweep(&pruner, &pruner_id, &SweepOptions::new(times)))
+        .unwrap();
+    assert_eq!(swept.done, vec![plan], "{swept:?}");
+    assert!(swept.freed_bytes >= 400_000, "{swept:?}");
+
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), DeviceId::random(), "desk");
+    assert_eq!(read(&b, "keep.txt").unwrap(), b"kept all along");
+    assert_eq!(read(&b, "movie again.bin").unwrap(), movie);
+    assert_eq!(names(&b, ""), ["keep.txt", "movie again.bin"]);
+}

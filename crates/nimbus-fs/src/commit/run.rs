@@ -183,11 +183,20 @@ impl Engine {
             .local
             .db
             .read(|c| Ok(state::ref_seen(c)?.max(self.opts.ref_seen)))?;
-        Ok(self.local.rt.block_on(
+        let published = self.local.rt.block_on(
             self.local
                 .vault
                 .write_ref_with(&self.opts.device, head, ref_seen, cache),
-        )?)
+        )?;
+        if published.rescue.lost > 0 {
+            // Only after the machine slept through a whole grace period
+            // with this publish in flight (docs/PRUNE.md §6).
+            tracing::warn!(
+                "{} pieces of this snapshot were pruned while it was being published; `nimbus check --repair` puts them back from this device",
+                published.rescue.lost
+            );
+        }
+        Ok(published)
     }
 
     /// Finishes a published head change of this device (`marker.publish`:

@@ -331,7 +331,8 @@ impl Syncer {
         let Some(b) = built else {
             let poll = self.poll(&mut cy.cache)?;
             self.polled(&poll);
-            return self.judge(serial, cy, &poll.refs);
+            self.judge(serial, cy, &poll.refs)?;
+            return self.acknowledge(cy, &poll);
         };
         cy.interval.activity(Instant::now());
         heads::remember(&self.local, b.id, &b.commit)?;
@@ -397,6 +398,32 @@ impl Syncer {
             }
         }
         Ok(poll)
+    }
+
+    /// Rule S4 of docs/PRUNE.md §5: between saves, when the refs show a
+    /// pending prune plan this device's ref does not name, the ref is
+    /// written again (same commit) naming every pending plan. Saves since
+    /// the plan appeared obeyed it (`Vault::has_blob` and the copy-out
+    /// before publishing), so the acknowledgement is true. Skipped while
+    /// the local head and the ref disagree (a publish in flight names the
+    /// plans itself).
+    fn acknowledge(&self, cy: &mut Cycle, poll: &RefPoll) -> Result<()> {
+        let me = self.engine.device();
+        let Some(own) = poll.refs.get(&me) else {
+            return Ok(());
+        };
+        if poll.gc_pending.iter().all(|p| own.gc_seen.contains(p)) {
+            return Ok(());
+        }
+        if self.local.db.read(state::head)? != Some(own.commit) {
+            return Ok(());
+        }
+        let published = self.engine.write_own_ref(own.commit, &mut cy.cache)?;
+        self.local
+            .db
+            .write(|c| state::set_ref_seen(c, published.seq.max(state::ref_seen(c)?)))?;
+        tracing::debug!("acknowledged {} pending prune plan(s)", poll.gc_pending.len());
+        Ok(())
     }
 
     /// Notes a successful poll in the state.
