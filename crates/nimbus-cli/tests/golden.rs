@@ -2,7 +2,7 @@
 //! `vault-v3` must keep reading exactly as they did when they were made. A
 //! failure here means the format changed: make that a deliberate, versioned
 //! change (see tests/fixtures/README.md). A version 1 or 2 vault keeps
-//! working as it is and is upgraded (to version 3) only when the person
+//! working as it is and is upgraded (to version 4) only when the person
 //! says so.
 
 #![cfg(unix)]
@@ -95,7 +95,7 @@ fn packs(env: &Env) -> std::collections::BTreeMap<String, u64> {
 
 /// `nimbus upgrade` of a vault of version `from`: without a terminal to ask
 /// in and without `--yes` it is refused and `config` is left as it was;
-/// with `--yes` the vault is at version 3.
+/// with `--yes` the vault is at version 4.
 fn upgrade_when_confirmed(env: &Env, from: u64) {
     let config = std::fs::read(env.store.join("config")).unwrap();
     let out = env.run(&["upgrade"]);
@@ -104,8 +104,8 @@ fn upgrade_when_confirmed(env: &Env, from: u64) {
     assert_eq!(std::fs::read(env.store.join("config")).unwrap(), config);
 
     let out = env.ok(&["upgrade", "--yes"]);
-    assert!(out.contains(&format!("from format version {from} to 3")), "{out}");
-    assert_eq!(config_version(env), 3);
+    assert!(out.contains(&format!("from format version {from} to 4")), "{out}");
+    assert_eq!(config_version(env), 4);
 }
 
 /// Puts one small new file and returns the sizes of the packs it added.
@@ -136,12 +136,18 @@ fn golden_vault_v2_still_reads() {
 }
 
 /// Version 3: two devices' commits (the second on the first), sealed with
-/// the `commit3` label.
+/// the `commit3` label. It reads as it is, and moves to version 4 (prune)
+/// only after a yes.
 #[test]
-fn golden_vault_v3_still_reads() {
+fn golden_vault_v3_still_reads_and_upgrades_to_v4_only_when_confirmed() {
     let env = golden_env("vault-v3");
     assert_eq!(config_version(&env), 3);
     reads_as_made(&env, "vault-v3");
+    upgrade_when_confirmed(&env, 3);
+    reads_as_made(&env, "vault-v3");
+    put_small_file(&env);
+    assert!(env.ok(&["log"]).contains("after"));
+    assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
     assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
 }
 
@@ -158,11 +164,11 @@ fn golden_vault_v2_keeps_working_without_upgrade() {
     assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
 }
 
-/// `nimbus upgrade` moves a version 2 vault to 3 after a yes: it reads as
+/// `nimbus upgrade` moves a version 2 vault to 4 after a yes: it reads as
 /// before (its version 2 commits included), takes new commits, and a
 /// second upgrade does nothing.
 #[test]
-fn golden_vault_v2_upgrades_to_v3_only_when_confirmed() {
+fn golden_vault_v2_upgrades_to_v4_only_when_confirmed() {
     let env = golden_env("vault-v2");
     upgrade_when_confirmed(&env, 2);
     reads_as_made(&env, "vault-v2");
@@ -188,7 +194,7 @@ fn golden_vault_v1_keeps_working_without_upgrade() {
 }
 
 /// `nimbus upgrade` asks first, changes nothing without a yes, then moves
-/// the vault straight to version 3: everything reads as before, the old
+/// the vault straight to version 4: everything reads as before, the old
 /// password and cost floor hold, new packs are padded, and a second upgrade
 /// does nothing.
 #[test]
