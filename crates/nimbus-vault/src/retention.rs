@@ -140,8 +140,8 @@ pub enum Reason {
     Within,
     /// A device's ref points at it: the current state of that device.
     Head,
-    /// A merge base of two heads (the sync merge needs it), or pinned by
-    /// the caller.
+    /// A merge base of two heads or a commit between a head and one (the
+    /// sync merge needs them, [`always_keep`]), or pinned by the caller.
     Protected,
 }
 
@@ -267,7 +267,7 @@ pub fn plan_forget(
 /// whatever order the store listed them in.
 fn newest_first(snapshots: &[Snapshot]) -> Vec<&Snapshot> {
     let mut sorted: Vec<&Snapshot> = snapshots.iter().collect();
-    sorted.sort_by(|a, b| (b.time, b.id).cmp(&(a.time, a.id)));
+    sorted.sort_by_key(|s| std::cmp::Reverse((s.time, s.id)));
     let mut seen = HashSet::with_capacity(sorted.len());
     sorted.retain(|s| seen.insert(s.id));
     sorted
@@ -364,13 +364,17 @@ impl Period {
     }
 }
 
-/// The commits a forget must keep whatever the policy: every head, and
-/// the lowest common ancestors of every pair of heads (the base the sync
-/// merge of those two devices reads); where a pair has several, the
-/// merge builds a virtual base from their own merge bases, so those are
-/// kept too, [`VIRTUAL_DEPTH`] levels deep. A merge of more than two
-/// heads only needs bases of pairs: the common ancestors of a merged side
-/// are the union of its heads' common ancestors.
+/// The commits a forget must keep whatever the policy, because sync needs
+/// them (docs/PRUNE.md §2): every head; the lowest common ancestors of
+/// every pair of heads (the base the sync merge of those two devices
+/// reads); and every commit on a path from either head down to such an
+/// ancestor, so the merge's walk down from the heads (nimbus-merge's
+/// `paint_down_to_common`) never meets a forgotten commit before it finds
+/// the common one. Where a pair has several lowest common ancestors, the
+/// merge builds a virtual base from their own merge bases, so the same is
+/// kept for them, [`VIRTUAL_DEPTH`] levels deep. A merge of more than two
+/// heads needs nothing more: the common ancestors of a merged side are the
+/// union of its heads' common ancestors with the other side.
 ///
 /// Computed on `graph` in memory; parents missing from it (pruned or
 /// damaged) end the walk there. Every head is in the result, even one
@@ -388,9 +392,10 @@ pub fn always_keep(graph: &[Snapshot], heads: &HashSet<CommitId>) -> HashSet<Com
         let ancestors: Vec<Vec<bool>> = group.iter().map(|&c| dag.ancestors(c)).collect();
         for i in 0..group.len() {
             for j in i + 1..group.len() {
-                let mut lcas = dag.lowest_common(&ancestors[i], &ancestors[j]);
-                keep.extend(lcas.iter().map(|&c| dag.ids[c]));
-                lcas.sort_unstable();
+                let lcas = dag.lowest_common(&ancestors[i], &ancestors[j]);
+                let below = dag.descendants(&lcas);
+                let on_paths = (0..dag.ids.len()).filter(|&c| below[c] && (ancestors[i][c] || ancestors[j][c]));
+                keep.extend(on_paths.map(|c| dag.ids[c]));
                 if lcas.len() >= 2 && depth < VIRTUAL_DEPTH && seen_groups.insert(lcas.clone()) {
                     groups.push_back((lcas, depth + 1));
                 }
@@ -405,6 +410,7 @@ struct Dag {
     ids: Vec<CommitId>,
     index: HashMap<CommitId, usize>,
     parents: Vec<Vec<usize>>,
+    children: Vec<Vec<usize>>,
 }
 
 impl Dag {
@@ -423,11 +429,20 @@ impl Dag {
             let Some(&c) = index.get(&s.id) else { continue };
             parents[c].extend(s.parents.iter().filter_map(|p| index.get(p).copied()));
         }
-        for p in &mut parents {
-            p.sort_unstable();
-            p.dedup();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+        for (c, ps) in parents.iter_mut().enumerate() {
+            ps.sort_unstable();
+            ps.dedup();
+            for &p in ps.iter() {
+                children[p].push(c);
+            }
         }
-        Dag { ids, index, parents }
+        Dag {
+            ids,
+            index,
+            parents,
+            children,
+        }
     }
 
     /// `start` and everything it descends from.
@@ -443,10 +458,23 @@ impl Dag {
         seen
     }
 
+    /// `starts` and everything that descends from one of them.
+    fn descendants(&self, starts: &[usize]) -> Vec<bool> {
+        let mut seen = vec![false; self.ids.len()];
+        let mut stack = starts.to_vec();
+        while let Some(c) = stack.pop() {
+            if std::mem::replace(&mut seen[c], true) {
+                continue;
+            }
+            stack.extend(self.children[c].iter().copied().filter(|&k| !seen[k]));
+        }
+        seen
+    }
+
     /// The common ancestors of two commits that no other common ancestor
-    /// descends from. The common ancestors are closed under "parent of",
-    /// so one is an ancestor of another exactly when one of its children
-    /// is common too.
+    /// descends from, sorted. The common ancestors are closed under
+    /// "parent of", so one is an ancestor of another exactly when one of
+    /// its children is common too.
     fn lowest_common(&self, a: &[bool], b: &[bool]) -> Vec<usize> {
         let common: Vec<bool> = a.iter().zip(b).map(|(x, y)| *x && *y).collect();
         let mut below = vec![false; common.len()];

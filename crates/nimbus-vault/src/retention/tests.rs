@@ -365,8 +365,29 @@ fn pins_of_a_fork_add_its_base() {
     );
 }
 
+/// The merge walks down from both heads to their base: everything on
+/// the way is kept, nothing below the base.
+#[test]
+fn pins_hold_the_paths_down_to_the_base() {
+    let g = [
+        snap(1, 1, &[]),
+        snap(2, 2, &[1]),
+        snap(3, 3, &[2]),
+        snap(4, 4, &[2]),
+        snap(5, 5, &[3]),
+        snap(6, 6, &[4]),
+        snap(7, 7, &[6, 1]),
+        snap(8, 8, &[1]),
+    ];
+    assert_eq!(
+        always_keep(&g, &[id(5), id(7)].into()),
+        [id(2), id(3), id(4), id(5), id(6), id(7)].into()
+    );
+}
+
 /// Criss-cross: the two heads have two merge bases, which the merge
-/// folds against their own base, so that one is kept too.
+/// folds against their own base, so that one (and the way to it) is kept
+/// too.
 #[test]
 fn pins_of_a_criss_cross_reach_the_virtual_base() {
     let g = [
@@ -380,7 +401,7 @@ fn pins_of_a_criss_cross_reach_the_virtual_base() {
     ];
     assert_eq!(
         always_keep(&g, &[id(6), id(7)].into()),
-        [id(1), id(2), id(3), id(6), id(7)].into()
+        (1..=7).map(id).collect::<HashSet<_>>()
     );
 }
 
@@ -507,7 +528,7 @@ proptest! {
     #[test]
     fn keep_last_n_keeps_exactly_the_n_newest(g in history(), n in 1u32..8, now in any::<i64>()) {
         let mut order: Vec<&Snapshot> = g.iter().collect();
-        order.sort_by(|a, b| (b.time, b.id).cmp(&(a.time, a.id)));
+        order.sort_by_key(|s| std::cmp::Reverse((s.time, s.id)));
         let newest: HashSet<CommitId> = order.iter().take(n as usize).map(|s| s.id).collect();
         let d = plan_at(&g, &policy(|p| p.keep_last = n), now, 0);
         prop_assert_eq!(kept_set(&d), newest);
@@ -537,9 +558,9 @@ proptest! {
         prop_assert!(plan_at(&g, &p, now, offset).kept().count() >= 1);
     }
 
-    /// `always_keep` holds every head and every pair's lowest common
-    /// ancestors found by brute force, and nothing outside the heads'
-    /// history.
+    /// `always_keep` holds every head, every pair's lowest common ancestors
+    /// found by brute force and every commit between them and the pair,
+    /// and nothing outside the heads' history.
     #[test]
     fn always_keep_matches_brute_force(g in history(), picks in prop::collection::vec(any::<prop::sample::Index>(), 1..5)) {
         let heads = heads_of(&g, &picks);
@@ -552,10 +573,13 @@ proptest! {
             history.extend(anc[a].iter().copied());
             for b in &hs[i + 1..] {
                 let common: HashSet<CommitId> = anc[a].intersection(&anc[b]).copied().collect();
-                for c in &common {
-                    let lowest = !common.iter().any(|d| d != c && anc[d].contains(c));
-                    if lowest {
-                        prop_assert!(got.contains(c), "LCA {:?} of {:?} and {:?} not pinned", c, a, b);
+                let lowest = common.iter().filter(|c| !common.iter().any(|d| d != *c && anc[d].contains(*c)));
+                for l in lowest {
+                    prop_assert!(got.contains(l), "LCA {:?} of {:?} and {:?} not pinned", l, a, b);
+                    for c in anc[a].union(&anc[b]) {
+                        if anc[c].contains(l) {
+                            prop_assert!(got.contains(c), "{:?} between {:?} and {:?} not pinned", c, l, a);
+                        }
                     }
                 }
             }
