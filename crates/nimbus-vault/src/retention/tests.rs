@@ -73,7 +73,14 @@ fn reasons(d: &ForgetDecision, n: u32) -> Vec<Reason> {
 fn the_default_is_the_research_table() {
     let p = RetentionPolicy::default();
     assert_eq!(
-        (p.keep_last, p.keep_hourly, p.keep_daily, p.keep_weekly, p.keep_monthly, p.keep_yearly),
+        (
+            p.keep_last,
+            p.keep_hourly,
+            p.keep_daily,
+            p.keep_weekly,
+            p.keep_monthly,
+            p.keep_yearly
+        ),
         (20, 48, 30, 12, 12, 0)
     );
     assert_eq!(p.keep_within, Duration::from_secs(86_400));
@@ -118,7 +125,9 @@ fn the_policy_round_trips_and_fills_what_a_config_leaves_out() {
 #[test]
 fn restic_twelve_sundays_keep_daily_four() {
     let first = utc(2019, 9, 1, 11, 0);
-    let snaps: Vec<Snapshot> = (0..12).map(|i| snap(i, first + i64::from(i) * 7 * 86_400, &[])).collect();
+    let snaps: Vec<Snapshot> = (0..12)
+        .map(|i| snap(i, first + i64::from(i) * 7 * 86_400, &[]))
+        .collect();
     assert_eq!(snaps[11].time.secs, utc(2019, 11, 17, 11, 0));
     let d = plan(&snaps, &policy(|p| p.keep_daily = 4));
     assert_eq!(kept(&d), vec![8, 9, 10, 11]);
@@ -160,7 +169,14 @@ fn restic_hundred_years_of_dailies() {
     assert_eq!(weekly.len(), 5);
     assert_eq!(weekly[0], last, "the newest stands for its own week");
     assert!(weekly[1..].iter().all(|&t| weekday(t) == 6), "the others are Sundays");
-    let next_day_is_first = |t: i64| Timestamp { secs: t + 86_400, nanos: 0 }.utc_parts().2 == 1;
+    let next_day_is_first = |t: i64| {
+        Timestamp {
+            secs: t + 86_400,
+            nanos: 0,
+        }
+        .utc_parts()
+        .2 == 1
+    };
     let monthly = with(Reason::Monthly);
     assert_eq!(monthly.len(), 12);
     assert!(monthly.iter().all(|&t| next_day_is_first(t)));
@@ -309,7 +325,16 @@ fn heads_and_protected_are_kept_and_say_so() {
 
 #[test]
 fn any_time_a_clock_gives_is_fine() {
-    let times = [i64::MIN, i64::MIN + 1, -62_000_000_000, -1, 0, 1, 4_102_444_800, i64::MAX];
+    let times = [
+        i64::MIN,
+        i64::MIN + 1,
+        -62_000_000_000,
+        -1,
+        0,
+        1,
+        4_102_444_800,
+        i64::MAX,
+    ];
     let mut snaps: Vec<Snapshot> = times.iter().zip(0..).map(|(&t, n)| snap(n, t, &[])).collect();
     snaps.push(Snapshot {
         id: id(100),
@@ -355,10 +380,7 @@ fn pins_of_a_fork_add_its_base() {
         snap(4, 4, &[2]),
         snap(5, 5, &[1]),
     ];
-    assert_eq!(
-        always_keep(&g, &[id(3), id(4)].into()),
-        [id(2), id(3), id(4)].into()
-    );
+    assert_eq!(always_keep(&g, &[id(3), id(4)].into()), [id(2), id(3), id(4)].into());
     assert_eq!(
         always_keep(&g, &[id(3), id(4), id(5)].into()),
         [id(1), id(2), id(3), id(4), id(5)].into()
