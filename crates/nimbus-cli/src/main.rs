@@ -9,6 +9,7 @@ mod at;
 mod cmd_check;
 #[cfg(unix)]
 mod cmd_drive;
+mod cmd_forget;
 mod cmd_get;
 mod cmd_init;
 mod cmd_login;
@@ -67,6 +68,8 @@ enum Command {
     Stat(cmd_stat::Args),
     /// Verify every object and reference; with --read-data, every blob's content.
     Check(cmd_check::Args),
+    /// Show which snapshots the retention policy keeps and which it would forget (`--dry-run`).
+    Forget(cmd_forget::Args),
     /// Check a store's credentials and save them in the system keyring.
     Login(cmd_login::Args),
     /// Delete a store's credentials from the system keyring.
@@ -183,6 +186,7 @@ fn main() -> ExitCode {
             Command::Stat(a) => cmd_stat::run(&g, a).await,
             Command::Upgrade(a) => cmd_upgrade::run(&g, a).await,
             Command::Check(a) => cmd_check::run(&g, a).await,
+            Command::Forget(a) => cmd_forget::run(&g, a).await,
             Command::Login(a) => cmd_login::login(&g, a).await,
             Command::Logout(a) => cmd_login::logout(&g, a),
             Command::Status(a) => cmd_service::status(a, &g).await,
