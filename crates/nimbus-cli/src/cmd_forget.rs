@@ -1,8 +1,8 @@
-//! `nimbus forget --dry-run`: which snapshots the retention policy keeps,
-//! which it would forget, and why (docs/RETENTION.md).
-//!
-//! Forgetting for real writes a GC plan before any commit object goes
-//! (docs/PRUNE.md); until that lands, only the dry run is offered.
+//! `nimbus forget`: which snapshots the retention policy keeps, which it
+//! forgets, and why (docs/PRUNE.md §2). With `--dry-run` it only shows
+//! them; otherwise it marks them in a prune plan (docs/PRUNE.md §4.1)
+//! with the data only they need, which `nimbus prune` deletes once the
+//! grace period is over and every device has seen the plan.
 
 use anyhow::Result;
 use std::collections::{HashMap, HashSet};
@@ -46,6 +46,8 @@ pub struct Args {
     /// Only show what would be forgotten; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub times: crate::cmd_prune::TimeArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -96,12 +98,7 @@ fn from_flags(a: &Args) -> Option<RetentionPolicy> {
 }
 
 pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
-    if !a.dry_run {
-        eprintln!(
-            "error: nimbus forget without --dry-run is not available yet; `nimbus forget --dry-run` shows what it would forget"
-        );
-        return Ok(ExitCode::from(2));
-    }
+    let times = a.times.times(false)?;
     let vault = store::open_vault(g).await?;
     let policy = policy_for(&vault, &a);
     let heads: HashSet<CommitId> = vault.read_refs().await?.values().map(|r| r.commit).collect();
@@ -130,9 +127,39 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
     if a.json {
         print_json(&policy, &decision, &by_id, &local_time);
     } else {
-        print_table(&policy, &decision, &by_id, &local_time);
+        print_table(&policy, &decision, &by_id, &local_time, a.dry_run);
+    }
+    if a.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let wanted: HashSet<CommitId> = decision.forgotten_ids().into_iter().collect();
+    let marked = crate::cmd_prune::mark_forgetting(g, &vault, times, wanted.clone()).await?;
+    if !a.json {
+        print_marked(&marked, wanted.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the mark did, in words.
+fn print_marked(m: &nimbus_vault::gc::MarkReport, wanted: usize) {
+    if m.forgotten < wanted {
+        out::line(format_args!(
+            "{} of those snapshots are younger than a day and are kept until they are older, in case a device is still saving on top of them.",
+            wanted - m.forgotten
+        ));
+    }
+    match m.plan {
+        Some(plan) => out::line(format_args!(
+            "Forgot {} snapshot{}; {} in {} pack{} that only they needed will be deleted by `nimbus prune` once every device has seen plan {} and the grace period is over.",
+            m.forgotten,
+            if m.forgotten == 1 { "" } else { "s" },
+            human_bytes(m.condemned_bytes),
+            m.condemned_packs,
+            if m.condemned_packs == 1 { "" } else { "s" },
+            plan.short()
+        )),
+        None => out::line("Nothing to forget."),
+    }
 }
 
 /// The UTC offset of the local time zone at `t`, in seconds; `None` for a
@@ -197,6 +224,7 @@ fn print_table(
     d: &ForgetDecision,
     by_id: &HashMap<CommitId, &Commit>,
     local_time: &dyn Fn(Timestamp) -> String,
+    dry_run: bool,
 ) {
     out::line(format_args!(
         "Policy: {}; every device's head, the merge bases of heads and the snapshots between are always kept.",
@@ -226,7 +254,8 @@ fn print_table(
         out::line(line.trim_end());
     }
     out::line(format_args!(
-        "would forget {} of {} snapshots",
+        "{} {} of {} snapshots",
+        if dry_run { "would forget" } else { "forgetting" },
         d.forgotten().count(),
         d.snapshots.len()
     ));

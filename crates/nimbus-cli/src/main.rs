@@ -17,6 +17,7 @@ mod cmd_ls;
 #[cfg(unix)]
 mod cmd_mount;
 mod cmd_passwd;
+mod cmd_prune;
 mod cmd_put;
 mod cmd_service;
 mod cmd_stat;
@@ -70,6 +71,8 @@ enum Command {
     Check(cmd_check::Args),
     /// Show which snapshots the retention policy keeps and which it would forget (`--dry-run`).
     Forget(cmd_forget::Args),
+    /// Give space back: delete what no snapshot needs, safely while other devices keep working.
+    Prune(cmd_prune::Args),
     /// Check a store's credentials and save them in the system keyring.
     Login(cmd_login::Args),
     /// Delete a store's credentials from the system keyring.
@@ -187,6 +190,7 @@ fn main() -> ExitCode {
             Command::Upgrade(a) => cmd_upgrade::run(&g, a).await,
             Command::Check(a) => cmd_check::run(&g, a).await,
             Command::Forget(a) => cmd_forget::run(&g, a).await,
+            Command::Prune(a) => cmd_prune::run(&g, a).await,
             Command::Login(a) => cmd_login::login(&g, a).await,
             Command::Logout(a) => cmd_login::logout(&g, a),
             Command::Status(a) => cmd_service::status(a, &g).await,

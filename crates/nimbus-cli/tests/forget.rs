@@ -1,6 +1,8 @@
-//! `nimbus forget --dry-run` on a real local-folder vault: the table names
-//! the snapshots a policy would forget, every device's head is kept, and
-//! nothing is forgotten for real yet.
+//! `nimbus forget` and `nimbus prune` on a real local-folder vault: the
+//! table names the snapshots a policy would forget, every device's head
+//! is kept, and forgetting for real frees the space only after the grace
+//! period (shortened for the test), or at once with `prune --now` when no
+//! other device uses the vault.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -102,14 +104,10 @@ fn every_devices_head_is_kept() {
 }
 
 #[test]
-fn it_refuses_to_forget_for_real_or_everything() {
+fn it_refuses_to_forget_everything() {
     let env = Env::new();
     env.init();
     put_version(&env, &env.state, 1);
-
-    let out = env.run(&["forget", "--keep-last", "1"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("nimbus forget without --dry-run is not available yet"));
 
     let out = env.run(&["forget", "--dry-run", "--keep-last", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -118,4 +116,117 @@ fn it_refuses_to_forget_for_real_or_everything() {
     let out = env.run(&["forget", "--dry-run", "--keep-within", "soon"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("is not a duration"), "{}", text(&out));
+}
+
+/// Puts `len` incompressible bytes as `/f.bin` from this device.
+fn put_random(env: &Env, seed: u64, len: usize) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let f = env.path("f.bin");
+    std::fs::write(&f, data).unwrap();
+    env.ok(&["put", f.to_str().unwrap(), "/f.bin"]);
+}
+
+/// Bytes of every pack in the store.
+fn pack_bytes(env: &Env) -> u64 {
+    walkdir::WalkDir::new(env.store.join("packs"))
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+const SHORT: [&str; 4] = ["--young", "1s", "--grace", "3s"];
+
+#[test]
+fn forget_then_prune_frees_the_space_after_the_grace_period() {
+    let env = Env::new();
+    env.init();
+    for n in 0..3 {
+        put_random(&env, n, 200_000);
+    }
+    let before = pack_bytes(&env);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let forget = env
+        .cmd()
+        .env("NIMBUS_PRUNE_TEST_TIMES", "1")
+        .args(["forget", "--keep-last", "1"])
+        .args(SHORT)
+        .output()
+        .unwrap();
+    assert!(forget.status.success(), "{}", text(&forget));
+    assert!(text(&forget).contains("Forgot 2 snapshots"), "{}", text(&forget));
+    assert_eq!(
+        snapshot_ids(&env).len(),
+        3,
+        "nothing is deleted before the grace period"
+    );
+
+    let early = env
+        .cmd()
+        .env("NIMBUS_PRUNE_TEST_TIMES", "1")
+        .arg("prune")
+        .args(SHORT)
+        .output()
+        .unwrap();
+    assert!(early.status.success(), "{}", text(&early));
+    assert!(text(&early).contains("Nothing was ready to delete"), "{}", text(&early));
+    assert!(text(&early).contains("grace period ends in"), "{}", text(&early));
+
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let done = env
+        .cmd()
+        .env("NIMBUS_PRUNE_TEST_TIMES", "1")
+        .arg("prune")
+        .args(SHORT)
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{}", text(&done));
+    assert!(text(&done).contains("2 snapshots forgotten"), "{}", text(&done));
+    let after = pack_bytes(&env);
+    assert!(before - after >= 400_000, "freed {} of {before}", before - after);
+    assert_eq!(snapshot_ids(&env).len(), 1);
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(check.contains("No problems found"), "{check}");
+    let out = env.path("out");
+    env.ok(&["get", "/f.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 200_000);
+}
+
+#[test]
+fn prune_now_frees_at_once_only_when_no_other_device_works() {
+    let env = Env::new();
+    env.init();
+    for n in 0..3 {
+        put_random(&env, 10 + n, 200_000);
+    }
+    let before = pack_bytes(&env);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let forget = env
+        .cmd()
+        .env("NIMBUS_PRUNE_TEST_TIMES", "1")
+        .args(["forget", "--keep-last", "1", "--young", "1s"])
+        .output()
+        .unwrap();
+    assert!(forget.status.success(), "{}", text(&forget));
+
+    // Another device wrote lately: --now is refused.
+    put_version(&env, &env.path("other-device"), 1);
+    let out = env.run(&["prune", "--now"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("other devices used this vault"), "{}", text(&out));
+    assert_eq!(snapshot_ids(&env).len(), 4, "the refused prune deleted nothing");
+
+    let out = env.ok(&["prune", "--now", "--other-devices-are-off"]);
+    assert!(out.contains("Freed"), "{out}");
+    assert!(before - pack_bytes(&env) >= 400_000 - 10_000, "{out}");
+    assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
 }

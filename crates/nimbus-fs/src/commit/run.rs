@@ -183,11 +183,12 @@ impl Engine {
             .local
             .db
             .read(|c| Ok(state::ref_seen(c)?.max(self.opts.ref_seen)))?;
-        let published = self.local.rt.block_on(
-            self.local
-                .vault
-                .write_ref_with(&self.opts.device, head, ref_seen, cache),
-        )?;
+        let published = self.local.rt.block_on(self.local.vault.write_ref_with(
+            &self.opts.device,
+            head,
+            ref_seen,
+            cache,
+        ))?;
         if published.rescue.lost > 0 {
             // Only after the machine slept through a whole grace period
             // with this publish in flight (docs/PRUNE.md §6).

@@ -261,10 +261,17 @@ fn decide_forget(
         Forget::Rule(rule) => rule(commits),
     };
     let heads: HashSet<CommitId> = refs.values().map(|r| r.commit).collect();
+    // Whatever the rule says, sync needs the heads, their merge bases and
+    // the commits between (docs/PRUNE.md §2).
+    let graph: Vec<crate::retention::Snapshot> = commits
+        .iter()
+        .map(|c| crate::retention::Snapshot::of(c.id, &c.commit))
+        .collect();
+    let keep = crate::retention::always_keep(&graph, &heads);
     commits
         .iter()
         .filter(|c| wanted.contains(&c.id))
-        .filter(|c| !heads.contains(&c.id) && !vault.is_forgotten(&c.id))
+        .filter(|c| !keep.contains(&c.id) && !vault.is_forgotten(&c.id))
         .filter(|c| c.stored.is_some_and(|t| elapsed(t, now) >= opts.times.young))
         .map(|c| c.id)
         .collect()
