@@ -46,6 +46,22 @@ impl Vault {
             None => None,
         };
         let needed = super::live::new_blobs(self, root, base_root).await?;
+        let unknown = |v: &Vault| v.with_index(|ix| needed.iter().filter(|b| !ix.contains(b)).count());
+        if unknown(self) > 0 {
+            // Another device's copy may be in an index object not loaded yet.
+            self.load_index().await?;
+        }
+        let gone = unknown(self);
+        if gone > 0 {
+            // A finished prune deleted what this save relied on (the
+            // machine slept through the grace period mid-save): publishing
+            // would name data that is gone. The save fails; its changes
+            // stay on this device, and the next save uploads them again.
+            return Err(VaultError::missing(
+                format!("{gone} pieces of data"),
+                "a prune deleted them while this device was saving (it slept through the grace period); the changes stay on this device and are saved again",
+            ));
+        }
         let doomed: Vec<(BlobId, Location)> = self.with_index(|ix| {
             needed
                 .iter()
