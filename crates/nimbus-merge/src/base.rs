@@ -53,6 +53,15 @@ pub trait CommitSource {
     /// nothing is concluded from it, the caller tries again later, since a
     /// union merge made from a passing error could not be taken back.
     fn commits(&mut self, ids: &[CommitId]) -> Result<Vec<Option<CommitInfo>>, Self::Error>;
+
+    /// Whether a commit that reads as missing was forgotten on purpose by
+    /// a prune (docs/PRUNE.md §2): the search then takes it as the end of
+    /// the history, not as an unknown ancestor. Retention keeps every head,
+    /// the merge bases of heads and every commit between, so a forgotten
+    /// commit lies below every base the search looks for.
+    fn pruned(&self, _id: &CommitId) -> bool {
+        false
+    }
 }
 
 /// [`CommitSource`] over a `HashMap`, for tests. A commit it does not hold
@@ -60,6 +69,8 @@ pub trait CommitSource {
 #[derive(Debug, Clone, Default)]
 pub struct MemCommits {
     commits: HashMap<CommitId, CommitInfo>,
+    /// Commits a prune forgot on purpose.
+    pruned: std::collections::HashSet<CommitId>,
     /// Every id asked, in order.
     pub asked: Vec<CommitId>,
     /// How many calls were made.
@@ -80,6 +91,13 @@ impl MemCommits {
         self.commits.remove(id)
     }
 
+    /// Forgets a commit as a prune does: it reads as missing, and
+    /// [`CommitSource::pruned`] says it was forgotten on purpose.
+    pub fn prune(&mut self, id: &CommitId) -> Option<CommitInfo> {
+        self.pruned.insert(*id);
+        self.commits.remove(id)
+    }
+
     pub fn get(&self, id: &CommitId) -> Option<&CommitInfo> {
         self.commits.get(id)
     }
@@ -92,6 +110,10 @@ impl CommitSource for MemCommits {
         self.calls += 1;
         self.asked.extend_from_slice(ids);
         Ok(ids.iter().map(|id| self.commits.get(id).cloned()).collect())
+    }
+
+    fn pruned(&self, id: &CommitId) -> bool {
+        self.pruned.contains(id)
     }
 }
 
@@ -550,21 +572,29 @@ impl<'s, S: CommitSource + ?Sized> Graph<'s, S> {
         parents.dedup();
         self.fetch(&parents, more)?;
         let mut highest = 0;
+        let mut kept = Vec::with_capacity(parents.len());
+        let mut pruned = false;
         for p in &parents {
             match self.info(p) {
-                Some(pi) => highest = highest.max(pi.generation),
+                Some(pi) => {
+                    highest = highest.max(pi.generation);
+                    kept.push(*p);
+                }
+                // Forgotten on purpose: the history ends here.
+                None if self.src.pruned(p) => pruned = true,
                 None => return Ok(Err(Unknown::Missing(*p))),
             }
         }
         let consistent = if generation == 0 {
             highest == 0
         } else {
-            highest.checked_add(1) == Some(generation)
+            // A forgotten parent's generation is not known any more.
+            highest.checked_add(1) == Some(generation) || (pruned && highest < generation)
         };
         if !consistent {
             return Ok(Err(Unknown::BadGeneration(*x)));
         }
-        Ok(Ok(parents))
+        Ok(Ok(kept))
     }
 
     /// `paint_down_to_common`, then the candidates that are ancestors of

@@ -283,6 +283,30 @@ fn a_missing_commit_below_the_base_is_not_on_the_way() {
     assert_eq!(h.lcas(&[a, b]), h.found(&[t]));
 }
 
+/// A prune forgot the base's parent (retention keeps the heads, their
+/// merge bases and what lies between, never what lies below): the search
+/// still finds the base, where a commit missing without a reason makes it
+/// give up.
+#[test]
+fn a_commit_forgotten_by_a_prune_ends_the_history_below_the_base() {
+    let mut h = Hist::default();
+    let r = h.c(&[], 1);
+    let s = h.c(&[r], 2);
+    let t = h.c(&[s], 3);
+    let a = h.c(&[t], 4);
+    let b = h.c(&[t], 5);
+    let m = h.c(&[a, b], 6);
+    let c = h.c(&[m], 7);
+    let d = h.c(&[b], 8);
+    let (sid, rid) = (h.id(s), h.id(r));
+    h.src.remove(&sid);
+    assert_eq!(h.lcas(&[a, b]), Lcas::Unknown(Unknown::Missing(sid)));
+    h.src.prune(&sid);
+    h.src.prune(&rid);
+    assert_eq!(h.lcas(&[a, b]), h.found(&[t]));
+    assert_eq!(h.lcas(&[c, d]), h.found(&[b]));
+}
+
 #[test]
 fn no_common_commit() {
     let mut h = Hist::default();

@@ -97,4 +97,8 @@ impl CommitSource for Source<'_> {
             })
             .collect()
     }
+
+    fn pruned(&self, id: &CommitId) -> bool {
+        self.local.vault.is_forgotten(id)
+    }
 }

@@ -131,6 +131,10 @@ impl CommitSource for History<'_> {
             })
             .collect())
     }
+
+    fn pruned(&self, id: &CommitId) -> bool {
+        self.local.vault.is_forgotten(id)
+    }
 }
 
 #[cfg(test)]
