@@ -66,6 +66,17 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
             }
         );
     }
+    if report.pruned_history > 0 && !a.json {
+        println!(
+            "{} snapshot{} older history that a prune forgot on purpose (not missing).",
+            report.pruned_history,
+            if report.pruned_history == 1 {
+                " starts from"
+            } else {
+                "s start from"
+            }
+        );
+    }
     if report.problems.is_empty() {
         if !a.json {
             println!("No problems found.");

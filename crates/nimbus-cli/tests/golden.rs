@@ -1,5 +1,5 @@
-//! The golden vaults in `tests/fixtures/vault-v1`, `vault-v2` and
-//! `vault-v3` must keep reading exactly as they did when they were made. A
+//! The golden vaults in `tests/fixtures/vault-v1`, `vault-v2`, `vault-v3`
+//! and `vault-v4` must keep reading exactly as they did when they were made. A
 //! failure here means the format changed: make that a deliberate, versioned
 //! change (see tests/fixtures/README.md). A version 1 or 2 vault keeps
 //! working as it is and is upgraded (to version 4) only when the person
@@ -57,6 +57,10 @@ fn reads_as_made(env: &Env, name: &str) {
         0o600
     );
 
+    if name == "vault-v4" {
+        // Its first snapshot was pruned: see `golden_vault_v4_still_reads`.
+        return;
+    }
     let log = env.ok(&["log"]);
     assert!(
         log.contains("golden fixture 1") && log.contains("golden fixture 2"),
@@ -148,6 +152,29 @@ fn golden_vault_v3_still_reads_and_upgrades_to_v4_only_when_confirmed() {
     put_small_file(&env);
     assert!(env.ok(&["log"]).contains("after"));
     assert!(env.ok(&["check", "--read-data"]).contains("No problems found"));
+    assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
+}
+
+/// Version 4: the same files, three snapshots from two devices, the
+/// oldest forgotten by a finished prune (a done record, a ref that names
+/// the plan). It reads as made, and `check` tells the pruned history from
+/// missing history.
+#[test]
+fn golden_vault_v4_still_reads() {
+    let env = golden_env("vault-v4");
+    assert_eq!(config_version(&env), 4);
+    reads_as_made(&env, "vault-v4");
+    let log = env.ok(&["log"]);
+    assert!(
+        log.contains("golden fixture 3") && !log.contains("golden fixture 1"),
+        "{log}"
+    );
+    let check = env.ok(&["check", "--read-data"]);
+    assert!(
+        check.contains("No problems found") && !check.contains("warning"),
+        "{check}"
+    );
+    assert!(check.contains("a prune forgot on purpose"), "{check}");
     assert!(env.ok(&["upgrade", "--yes"]).contains("nothing to upgrade"));
 }
 

@@ -80,6 +80,7 @@ pub async fn check(
 ) -> Result<CheckReport, VaultError> {
     let mut r = CheckReport::default();
     let listing = list_objects(vault, &mut r).await?;
+    check_prune_objects(vault, &mut r).await?;
     for (key, why) in vault.damaged_indexes() {
         r.problem(key, why);
     }
@@ -137,6 +138,15 @@ async fn list_objects(vault: &Vault, r: &mut CheckReport) -> Result<Listing, Vau
                 Some(id) => out.commits.push(id),
                 None => r.warn(k, "not a valid commit name; not part of the vault"),
             }
+        } else if crate::gc::format::is_gc_key(k) {
+            // Prune's plans and done records (docs/PRUNE.md §3).
+            if crate::gc::format::parse_gc_key(k).is_none() {
+                r.warn(k, "not a valid prune plan name; not part of the vault");
+            }
+        } else if let Some(dev) = k.strip_prefix("clock/") {
+            if crate::id::ShortId::from_hex(dev).is_err() {
+                r.warn(k, "not a valid device clock name; not part of the vault");
+            }
         } else if k.starts_with("refs/") {
             match commit::parse_ref_key(k) {
                 Some(id) => out.refs.push(id),
@@ -147,6 +157,31 @@ async fn list_objects(vault: &Vault, r: &mut CheckReport) -> Result<Listing, Vau
         }
     }
     Ok(out)
+}
+
+/// Prune's objects: a plan or done record that does not open is damage
+/// (prune stops until it is repaired); a plan left long past its grace
+/// period is a prune that stopped half way.
+async fn check_prune_objects(vault: &Vault, r: &mut CheckReport) -> Result<(), VaultError> {
+    if vault.config().version() < crate::gc::GC_SINCE {
+        return Ok(());
+    }
+    vault.load_gc().await?;
+    for (key, why) in vault.damaged_gc_objects() {
+        r.problem(key, why);
+    }
+    let now = std::time::SystemTime::now();
+    for p in vault.known_plans() {
+        let grace = std::time::Duration::from_secs(p.plan.grace_secs);
+        let age = p.modified.map(|t| now.duration_since(t).unwrap_or_default());
+        if age.is_some_and(|a| a > grace * 2 + std::time::Duration::from_secs(86_400)) {
+            r.warn(
+                crate::gc::format::plan_key(&p.id),
+                "a prune marked data long ago and has not finished deleting it (a device that has not seen the plan holds it back, or no prune ran since); run `nimbus prune`",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Every indexed pack must exist with the size the index records. Returns

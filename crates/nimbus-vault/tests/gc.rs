@@ -438,3 +438,30 @@ fn prune_times_below_the_floors_are_refused() {
     };
     assert!(window_too_long.checked().is_err());
 }
+
+/// The golden version 4 vault: a finished prune forgot its first snapshot;
+/// the done record says so, a device's ref names the plan, and every
+/// remaining snapshot reads.
+#[test]
+fn the_golden_version_4_vault_holds_a_finished_prune() {
+    rt().block_on(async {
+        let mem = golden_in_memory("vault-v4").await;
+        let vault = Vault::open(mem.clone(), GOLDEN_PASSWORD).await.unwrap();
+        assert_eq!(vault.config().version(), 4);
+        assert!(vault.known_plans().is_empty(), "the plan is done");
+        let done: Vec<String> = keys(&mem, "refs/gc/").await.into_iter().collect();
+        assert_eq!(done.len(), 1, "{done:?}");
+        let plan = nimbus_vault::Id::from_hex(done[0].strip_prefix("refs/gc/").unwrap().strip_suffix(".done").unwrap())
+            .unwrap();
+        let refs = vault.read_refs().await.unwrap();
+        assert_eq!(refs.len(), 2);
+        assert!(refs.values().any(|r| r.gc_seen == vec![plan]), "{refs:?}");
+        let scan = vault.scan_commits().await.unwrap();
+        assert_eq!(scan.commits.len(), 2);
+        let forgotten = scan.commits[0].1.parents[0];
+        assert!(vault.is_forgotten(&forgotten));
+        let report = nimbus_vault::check::check(&vault, true, &|_| {}).await.unwrap();
+        assert!(report.problems.is_empty() && report.warnings.is_empty(), "{report:?}");
+        assert_eq!(report.pruned_history, 1);
+    });
+}
