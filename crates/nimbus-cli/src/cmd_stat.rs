@@ -34,6 +34,7 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         println!("  {kind:<10}  {:>8}  {:>12}", c.count, human_bytes(c.bytes));
     }
     println!("Snapshots:    {}", s.snapshots);
+    print_prune(&vault);
     if let Some(snap) = &s.snapshot {
         println!("Snapshot {}:", &snap[..8]);
         println!("  files            {}", s.files);
@@ -57,4 +58,38 @@ pub async fn run(g: &GlobalArgs, a: Args) -> Result<ExitCode> {
         println!("  compression      {:.2}x", s.compression_ratio);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prune's line: when it last ran and what it freed, and what waits for
+/// the grace period (docs/PRUNE.md §8).
+fn print_prune(vault: &nimbus_vault::Vault) {
+    let p = vault.prune_summary();
+    match &p.last {
+        Some(last) => println!(
+            "Prune:        last finished {} UTC: freed {} in {} pack{}, {} snapshot{} forgotten ({} freed in all)",
+            last.time.format_utc(),
+            human_bytes(last.freed_bytes),
+            last.deleted_packs,
+            if last.deleted_packs == 1 { "" } else { "s" },
+            last.forgotten,
+            if last.forgotten == 1 { "" } else { "s" },
+            human_bytes(p.freed_bytes)
+        ),
+        None if vault.config().version() < nimbus_vault::gc::GC_SINCE => {
+            println!("Prune:        not available until the vault is upgraded (`nimbus upgrade`)")
+        }
+        None => println!("Prune:        never ran"),
+    }
+    let waiting: u64 = p.pending.iter().map(|k| k.plan.condemned_bytes()).sum();
+    if !p.pending.is_empty() {
+        let forgotten: usize = p.pending.iter().map(|k| k.plan.forgotten.len()).sum();
+        println!(
+            "  waiting      {} in {} pack{} and {} snapshot{} marked, deleted by the next prune after the grace period",
+            human_bytes(waiting),
+            p.pending.iter().map(|k| k.plan.condemned.len()).sum::<usize>(),
+            if p.pending.iter().map(|k| k.plan.condemned.len()).sum::<usize>() == 1 { "" } else { "s" },
+            forgotten,
+            if forgotten == 1 { "" } else { "s" }
+        );
+    }
 }

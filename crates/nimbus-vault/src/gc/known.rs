@@ -40,6 +40,8 @@ pub(crate) struct GcKnown {
     superseded: HashSet<IndexId>,
     /// Prune objects that could not be read: key and reason.
     damaged: BTreeMap<String, String>,
+    /// The finished prunes read, for "when prune last ran".
+    finished: Vec<Finished>,
     /// Grows whenever a plan condemns packs not condemned before.
     epoch: u64,
 }
@@ -72,6 +74,36 @@ impl GcKnown {
         self.plans.values().flat_map(|p| p.plan.condemned.iter().map(|c| c.id))
     }
 }
+
+/// A finished prune, as `nimbus stat` tells of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub plan: PlanId,
+    /// When the sweep finished, by the sweeping device's clock.
+    pub time: crate::tree::Timestamp,
+    pub freed_bytes: u64,
+    pub deleted_packs: usize,
+    pub forgotten: usize,
+}
+
+/// What `nimbus stat` and the app show of prune (docs/PRUNE.md §8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneSummary {
+    /// Plans marked and not finished, oldest first.
+    pub pending: Vec<KnownPlan>,
+    /// The most recent finished prune.
+    pub last: Option<Finished>,
+    /// Bytes every finished prune freed.
+    pub freed_bytes: u64,
+}
+
+impl PartialEq for KnownPlan {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.modified == other.modified
+    }
+}
+
+impl Eq for KnownPlan {}
 
 /// One prune object read from the store.
 enum Read {
@@ -117,6 +149,17 @@ impl Vault {
     /// record says so): a missing commit that is not an error.
     pub fn is_forgotten(&self, id: &CommitId) -> bool {
         self.gc_known_read().is_forgotten(id)
+    }
+
+    /// What is known of prune: the plans waiting, and the last one that
+    /// finished (docs/PRUNE.md §8).
+    pub fn prune_summary(&self) -> PruneSummary {
+        let known = self.gc_known_read();
+        PruneSummary {
+            pending: known.pending(),
+            last: known.finished.iter().max_by_key(|f| (f.time, f.plan)).cloned(),
+            freed_bytes: known.finished.iter().map(|f| f.freed_bytes).sum(),
+        }
     }
 
     /// Whether a prune superseded this index object on purpose (a commit
@@ -170,6 +213,13 @@ impl Vault {
                 }
                 Read::Done(id, done) => {
                     known.plans.remove(&id);
+                    known.finished.push(Finished {
+                        plan: id,
+                        time: done.time,
+                        freed_bytes: done.freed_bytes,
+                        deleted_packs: done.deleted.len(),
+                        forgotten: done.forgotten.len(),
+                    });
                     known.done.insert(id);
                     known.deleted.extend(done.deleted.iter().copied());
                     known.forgotten.extend(done.forgotten.iter().copied());

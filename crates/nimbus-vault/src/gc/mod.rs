@@ -14,7 +14,7 @@ pub mod sweep;
 use std::time::Duration;
 
 pub use format::{CondemnedPack, GcDone, GcPlan, PlanId};
-pub use known::KnownPlan;
+pub use known::{Finished, KnownPlan, PruneSummary};
 pub use mark::{mark, MarkOptions, MarkReport};
 pub use rescue::Rescued;
 pub use sweep::{sweep, SweepReport};
