@@ -68,7 +68,7 @@ impl TimeArgs {
             t.publish_window = Duration::ZERO;
             return Ok(t);
         }
-        Ok(t.checked()?)
+        Ok(t.checked(nimbus_host::prune_env::testing())?)
     }
 }
 

@@ -87,7 +87,11 @@ fn print_prune(vault: &nimbus_vault::Vault) {
             "  waiting      {} in {} pack{} and {} snapshot{} marked, deleted by the next prune after the grace period",
             human_bytes(waiting),
             p.pending.iter().map(|k| k.plan.condemned.len()).sum::<usize>(),
-            if p.pending.iter().map(|k| k.plan.condemned.len()).sum::<usize>() == 1 { "" } else { "s" },
+            if p.pending.iter().map(|k| k.plan.condemned.len()).sum::<usize>() == 1 {
+                ""
+            } else {
+                "s"
+            },
             forgotten,
             if forgotten == 1 { "" } else { "s" }
         );

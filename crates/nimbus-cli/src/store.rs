@@ -63,6 +63,7 @@ pub async fn open_vault_unchecked(g: &GlobalArgs) -> Result<Vault> {
     let vault = Vault::open(backend, pw.as_bytes())
         .await
         .context("could not open the vault")?;
+    nimbus_host::prune_env::apply(&vault);
     for (key, why) in vault.damaged_indexes() {
         eprintln!(
             "warning: index object `{key}` is damaged ({why}); blobs it lists cannot be read. Run `nimbus check`."

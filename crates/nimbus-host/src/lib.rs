@@ -17,6 +17,7 @@ pub mod logs;
 pub mod open;
 #[cfg(unix)]
 pub mod private;
+pub mod prune_env;
 
 #[cfg(unix)]
 pub use open::{current_user, mount, open_drive, DriveOptions, MountError, OpenError, Opened};

@@ -101,6 +101,7 @@ pub fn open_drive(
 ) -> Result<Opened, OpenError> {
     rt.block_on(nimbus_vault::read_config(&backend))?;
     let vault = rt.block_on(Vault::open(backend, password)).map_err(OpenError::Unlock)?;
+    crate::prune_env::apply(&vault);
     let vid = vault.config().vault_id;
     let seen = rt.block_on(device::check_rollback(&vault, &opts.state_dir))?;
     let lock = lock_at

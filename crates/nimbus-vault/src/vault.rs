@@ -102,7 +102,7 @@ impl Vault {
             seen: RwLock::new(HashMap::new()),
             generations: RwLock::new(HashMap::new()),
             gc: RwLock::new(Default::default()),
-            prune_times: RwLock::new(crate::gc::PruneTimes::from_env()),
+            prune_times: RwLock::new(crate::gc::PruneTimes::default()),
         }))
     }
 

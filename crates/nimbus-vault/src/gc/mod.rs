@@ -54,37 +54,12 @@ impl Default for PruneTimes {
     }
 }
 
-/// The environment variable that lets `checked` accept waits below the
-/// floors, for tests that run prune in seconds.
-pub const TEST_TIMES_ENV: &str = "NIMBUS_PRUNE_TEST_TIMES";
-
-/// With [`TEST_TIMES_ENV`]`=1`, the publish window every vault opened in
-/// this process uses, in milliseconds (tests whose grace period is
-/// seconds long need a window shorter still).
-pub const TEST_PUBLISH_WINDOW_ENV: &str = "NIMBUS_PRUNE_TEST_PUBLISH_WINDOW_MS";
-
 impl PruneTimes {
-    /// The defaults, with the test publish window from the environment
-    /// when tests ask for it ([`TEST_PUBLISH_WINDOW_ENV`]).
-    pub fn from_env() -> PruneTimes {
-        let mut t = PruneTimes::default();
-        let testing = std::env::var(TEST_TIMES_ENV).is_ok_and(|v| v == "1");
-        if let Some(ms) = std::env::var(TEST_PUBLISH_WINDOW_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|_| testing)
-        {
-            t.publish_window = Duration::from_millis(ms);
-        }
-        t
-    }
-
     /// These times if they keep the rules safe: `grace` and `young` at
     /// least an hour (the listing lag this design allows, §1), and the
     /// publish window well inside the grace period. Below the floors only
-    /// with [`TEST_TIMES_ENV`]`=1`.
-    pub fn checked(self) -> Result<PruneTimes> {
-        let testing = std::env::var(TEST_TIMES_ENV).is_ok_and(|v| v == "1");
+    /// for a test (`testing`: the caller found `NIMBUS_PRUNE_TEST_TIMES=1`).
+    pub fn checked(self, testing: bool) -> Result<PruneTimes> {
         if !testing && (self.grace < HOUR || self.young < HOUR) {
             return Err(VaultError::invalid_input(
                 "the grace period and the age of data prune may touch must each be at least an hour, so that a device in the middle of a save is never cut short",
