@@ -426,6 +426,7 @@ fn prune_refuses_a_damaged_index_and_an_old_vault() {
 fn prune_times_below_the_floors_are_refused() {
     let short = PruneTimes {
         grace: Duration::from_secs(60),
+        publish_window: Duration::from_secs(10),
         ..PruneTimes::default()
     };
     assert!(short.checked(false).is_err());
