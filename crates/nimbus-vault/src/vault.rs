@@ -339,8 +339,26 @@ impl Vault {
 
     /// Fetches a blob as it is stored (still encrypted), for a local cache
     /// that must not hold plaintext. Decode it with [`Vault::decode_sealed`].
+    ///
+    /// A pack found gone (a prune deleted it after copying what was still
+    /// used) makes the prune's records and the index be read again, and
+    /// the blob is read from its new place (docs/PRUNE.md §5, S5).
     pub async fn fetch_sealed(&self, id: &BlobId) -> Result<(Location, Bytes)> {
         let loc = self.locate_or_err(id)?;
+        match self.fetch_sealed_at(id, loc).await {
+            Err(VaultError::Missing { object, what }) if self.0.config.version() >= crate::gc::GC_SINCE => {
+                self.load_gc().await?;
+                self.load_index().await?;
+                match self.locate(id) {
+                    Some(moved) if moved.pack != loc.pack => self.fetch_sealed_at(id, moved).await,
+                    _ => Err(VaultError::Missing { object, what }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_sealed_at(&self, id: &BlobId, loc: Location) -> Result<(Location, Bytes)> {
         let key = pack::pack_key(&loc.pack);
         let range = loc.offset as u64..loc.offset as u64 + loc.length as u64;
         let sealed = get_range(&self.0.backend, &key, range)

@@ -147,6 +147,8 @@ fn forgetting_a_snapshot_frees_its_data_after_the_grace_period_and_the_acks() {
         let s1 = snapshot(&vault, dev, &[("big", &big), ("small", &small)], None).await;
         let s2 = snapshot(&vault, dev, &[("small", &small)], Some(s1)).await;
         vault.write_ref(&dev, s2, 0).await.unwrap();
+        // A reader that opened the vault before the prune and never polls.
+        let stale = open(mem.clone()).await;
         mem.advance_clock(2 * HOUR);
 
         let pruner = DeviceId::random();
@@ -183,6 +185,9 @@ fn forgetting_a_snapshot_frees_its_data_after_the_grace_period_and_the_acks() {
         assert!(keys(&mem, "refs/gc/").await.contains(&format!("refs/gc/{plan}.done")));
         assert!(!keys(&mem, "refs/gc/").await.contains(&format!("refs/gc/{plan}")));
 
+        // S5: the stale reader finds `small`'s old pack gone, reads the
+        // prune's records and the index again, and reads the copy.
+        assert_eq!(read_file(&stale, &s2, "small").await.unwrap(), small);
         // A device opening the vault afresh reads the kept snapshot whole.
         let fresh = open(mem.clone()).await;
         assert_eq!(read_file(&fresh, &s2, "small").await.unwrap(), small);
