@@ -80,23 +80,55 @@ pub struct Location {
 }
 
 /// Every blob the client knows of, from all index objects.
+///
+/// A blob stored in more than one pack (two saves racing, a repair that
+/// uploaded it again, a repack) is read from one of them: the pack of the
+/// newest index object by the store's time, so a copy written to replace a
+/// lost pack wins over the lost one (docs/VAULT-FORMAT.md §7).
 #[derive(Debug, Default)]
 pub struct MasterIndex {
     blobs: HashMap<BlobId, Location>,
     packs: HashMap<PackId, u64>,
+    /// When the index object that listed each pack was written, by the
+    /// store's clock, where it was read from a listing that says.
+    listed_at: HashMap<PackId, std::time::SystemTime>,
 }
 
 impl MasterIndex {
+    /// Adds a pack; a blob already known keeps the place it has.
     pub fn add_pack(&mut self, pack: &IndexPack) {
         self.packs.insert(pack.id, pack.size);
         for b in &pack.blobs {
-            self.blobs.entry(b.id).or_insert(Location {
-                pack: pack.id,
-                kind: b.kind,
-                offset: b.offset,
-                length: b.length,
-                raw_len: b.raw_len,
-            });
+            self.blobs.entry(b.id).or_insert(location(pack, b));
+        }
+    }
+
+    /// Adds a pack from an index object the store wrote at `listed_at`: its
+    /// blobs move here from a pack listed by an older index object. Blobs
+    /// placed without a time (by this process's own saves) stay.
+    pub fn add_pack_listed(&mut self, pack: &IndexPack, listed_at: Option<std::time::SystemTime>) {
+        let Some(at) = listed_at else {
+            return self.add_pack(pack);
+        };
+        self.packs.insert(pack.id, pack.size);
+        self.listed_at.insert(pack.id, at);
+        for b in &pack.blobs {
+            let newer = match self.blobs.get(&b.id) {
+                None => true,
+                Some(old) => self.listed_at.get(&old.pack).is_some_and(|t| *t < at),
+            };
+            if newer {
+                self.blobs.insert(b.id, location(pack, b));
+            }
+        }
+    }
+
+    /// Adds a pack whose blobs are read from it from now on, wherever else
+    /// they are known to be: a pack just written to replace a lost one.
+    pub fn add_pack_preferred(&mut self, pack: &IndexPack) {
+        self.packs.insert(pack.id, pack.size);
+        for b in &pack.blobs {
+            self.blobs.insert(b.id, location(pack, b));
         }
     }
 
@@ -114,6 +146,16 @@ impl MasterIndex {
 
     pub fn blobs(&self) -> impl Iterator<Item = (&BlobId, &Location)> {
         self.blobs.iter()
+    }
+}
+
+fn location(pack: &IndexPack, b: &PackEntry) -> Location {
+    Location {
+        pack: pack.id,
+        kind: b.kind,
+        offset: b.offset,
+        length: b.length,
+        raw_len: b.raw_len,
     }
 }
 
@@ -138,6 +180,42 @@ mod tests {
                     .collect(),
             }],
         }
+    }
+
+    /// A blob listed by two index objects is read from the newer one's
+    /// pack, in whatever order they load; a pack added without a time (this
+    /// process's own save) is not moved by a later load.
+    #[test]
+    fn the_newest_index_object_places_a_blob() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let blob = Id::random();
+        let pack_with = |id: PackId| IndexPack {
+            id,
+            size: 100,
+            blobs: vec![PackEntry {
+                id: blob,
+                kind: BlobKind::Data,
+                offset: 0,
+                length: 10,
+                raw_len: 5,
+            }],
+        };
+        let (old, new) = (pack_with(Id::random()), pack_with(Id::random()));
+        let t = |s| Some(UNIX_EPOCH + Duration::from_secs(s));
+        for order in [[(&old, t(10)), (&new, t(20))], [(&new, t(20)), (&old, t(10))]] {
+            let mut m = MasterIndex::default();
+            for (p, at) in order {
+                m.add_pack_listed(p, at);
+            }
+            assert_eq!(m.get(&blob).map(|l| l.pack), Some(new.id));
+            assert_eq!(m.packs().len(), 2);
+        }
+        let mut m = MasterIndex::default();
+        m.add_pack(&old);
+        m.add_pack_listed(&new, t(20));
+        assert_eq!(m.get(&blob).map(|l| l.pack), Some(old.id));
+        m.add_pack_preferred(&new);
+        assert_eq!(m.get(&blob).map(|l| l.pack), Some(new.id));
     }
 
     /// Version 2 index objects hide how many blobs a small save added;

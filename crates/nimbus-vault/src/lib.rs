@@ -20,6 +20,7 @@ pub mod pack;
 pub mod paths;
 pub mod pick;
 pub mod poll;
+pub mod repair;
 pub mod saver;
 pub mod stats;
 pub mod tree;
