@@ -136,7 +136,7 @@ pub async fn repair(vault: &Vault, opts: &RepairOptions) -> Result<RepairReport>
     };
     let head = vault.read_commit(&rec.commit).await?;
     report.snapshot = Some(rec.commit);
-    let damage = find_damage(vault, &head, &in_store).await;
+    let damage = find_damage(vault, &head, &in_store).await?;
     report.lost_folders = damage.lost_folders.iter().map(|p| show(p)).collect();
     if damage.files.is_empty() {
         return Ok(report);
@@ -264,15 +264,20 @@ struct Damage {
     lost_folders: Vec<Vec<u8>>,
 }
 
-/// Walks the snapshot for files with content that cannot be read.
-async fn find_damage(vault: &Vault, head: &Commit, in_store: &HashSet<PackId>) -> Damage {
+/// Walks the snapshot for files with content that cannot be read. Only a
+/// failure to reach the store is an `Err`.
+async fn find_damage(vault: &Vault, head: &Commit, in_store: &HashSet<PackId>) -> Result<Damage> {
     let alive = Alive { vault, in_store };
     let mut damage = Damage::default();
     let mut stack: Vec<(BlobId, Vec<Vec<u8>>)> = vec![(head.root, Vec::new())];
     while let Some((tree_id, folders)) = stack.pop() {
         let tree = match alive.has(&tree_id) {
-            true => vault.read_tree(&tree_id).await.ok(),
             false => None,
+            true => match vault.read_tree(&tree_id).await {
+                Ok(t) => Some(t),
+                Err(e @ VaultError::Backend(_)) => return Err(e),
+                Err(_) => None,
+            },
         };
         let Some(tree) = tree else {
             damage.lost_folders.push(join(&folders, None));
@@ -292,7 +297,7 @@ async fn find_damage(vault: &Vault, head: &Commit, in_store: &HashSet<PackId>) -
             }
         }
     }
-    damage
+    Ok(damage)
 }
 
 fn show(path: &[u8]) -> String {
