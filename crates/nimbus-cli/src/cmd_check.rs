@@ -150,6 +150,13 @@ fn print_repair(r: &RepairReport) {
     if let Some(c) = r.commit {
         println!("repair: wrote snapshot {} on this device", c.short());
     }
+    if r.snapshot.is_none() {
+        println!(
+            "repair: this device has no snapshot in the vault, so only indexes were repaired; run \
+             `nimbus check --repair` on the device whose files are damaged"
+        );
+        return;
+    }
     let nothing = r.packs_indexed.is_empty()
         && r.damaged_packs.is_empty()
         && r.young_packs.is_empty()

@@ -126,4 +126,17 @@ fn check_repair_heals_by_adding_only() {
         listing.contains("big (damaged).bin") && listing.contains("note"),
         "{listing}"
     );
+
+    // Another device has no snapshot of its own to heal: it says so and
+    // writes nothing.
+    let before = store_hashes(&healthy);
+    let other = env
+        .cmd()
+        .env("NIMBUS_STORE", &healthy)
+        .env("NIMBUS_STATE_DIR", env.path("state-other"))
+        .args(["check", "--repair"])
+        .output()
+        .unwrap();
+    assert!(text(&other).contains("this device has no snapshot"), "{}", text(&other));
+    assert_eq!(store_hashes(&healthy), before);
 }
