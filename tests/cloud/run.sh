@@ -5,9 +5,10 @@
 #
 #   bash tests/cloud/run.sh          (as root: it mounts drives)
 #
-# 1. The backend conformance suite and large objects against each server,
-#    and the fault test (20% of requests failing, then a 30 s outage) on
-#    Garage: cargo nextest, with the servers' addresses in the environment.
+# 1. The backend conformance suite, large objects and batched deletes
+#    against each server, and the fault test (20% of requests failing, then
+#    a 30 s outage) on Garage: cargo nextest, with the servers' addresses in
+#    the environment.
 # 2. On each of S3, WebDAV and SFTP: a new vault, mounted; git clone + fsck,
 #    SQLite in transactions, tar -x of a source tree + diff -r; unmount,
 #    delete the local state, mount again: identical. Then every object in

@@ -309,6 +309,23 @@ impl<B: Backend> Backend for FaultyBackend<B> {
         self.inner.delete(key).await
     }
 
+    /// One call, and one chance of failing, per batch the wrapped store
+    /// takes; an injected failure deletes nothing of its batch.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        let batch = self.inner.delete_batch_max();
+        crate::for_each_batch(keys.len(), batch, 1, |range| async move {
+            let chunk = &keys[range];
+            let first = chunk.first().map_or("", String::as_str);
+            self.enter(Call::Delete, first).await?;
+            self.inner.delete_many(chunk).await
+        })
+        .await
+    }
+
+    fn delete_batch_max(&self) -> usize {
+        self.inner.delete_batch_max()
+    }
+
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
         self.enter(Call::Stat, key).await?;
         self.inner.stat(key).await

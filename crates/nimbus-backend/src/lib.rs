@@ -2,7 +2,8 @@
 //!
 //! A vault is a flat set of named objects. Everything above this crate sees
 //! storage only through [`Backend`]: get (optionally a byte range), get whole
-//! under a size cap, put, list by prefix, delete and stat, plus what the
+//! under a size cap, put, list by prefix, delete (one key or many, in
+//! batches where the store has them) and stat, plus what the
 //! store is (`describe`, `is_local`, `limits`). The real implementation
 //! ([`OpendalBackend`]) goes through Apache OpenDAL and speaks to a local
 //! folder, S3, WebDAV and SFTP; another OpenDAL service needs no change in
@@ -112,6 +113,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Deletes an object. Deleting an object that does not exist succeeds.
     async fn delete(&self, key: &str) -> Result<(), BackendError>;
 
+    /// Deletes many objects; those that do not exist count as deleted.
+    ///
+    /// A store that deletes in batches (S3's `DeleteObjects`) sends one
+    /// request per [`Backend::delete_batch_max`] keys; the others delete
+    /// each key on its own, a few at once. On an error some of the keys may
+    /// be gone already: deleting is idempotent, so the caller runs the same
+    /// call again.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        delete_each(self, keys).await
+    }
+
+    /// How many keys one delete request of this store takes: 1 unless it
+    /// deletes in batches.
+    fn delete_batch_max(&self) -> usize {
+        1
+    }
+
     /// The object's size, or `None` when it does not exist.
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError>;
 
@@ -131,6 +149,49 @@ pub trait Backend: Send + Sync + 'static {
     fn limits(&self) -> Option<Arc<NetLimits>> {
         None
     }
+}
+
+/// Deletes sent at once by a store that deletes one key per request.
+pub const DELETE_CONCURRENCY: usize = 8;
+
+/// Deletes `keys` one request each, [`DELETE_CONCURRENCY`] at once: the
+/// fallback of [`Backend::delete_many`] for stores without batches. Stops at
+/// the first error (the rest may or may not have been sent).
+pub async fn delete_each<B: Backend + ?Sized>(store: &B, keys: &[String]) -> Result<(), BackendError> {
+    use futures::StreamExt;
+    // By index: a closure over `&String` trips the compiler's `Send`
+    // check inside `async_trait` methods.
+    let mut deletes = futures::stream::iter(0..keys.len())
+        .map(|i| store.delete(&keys[i]))
+        .buffer_unordered(DELETE_CONCURRENCY);
+    while let Some(res) = deletes.next().await {
+        res?;
+    }
+    Ok(())
+}
+
+/// Runs `each` over the ranges of `count` keys cut into batches of `batch`
+/// keys (at least 1), `concurrency` batches at once, stopping at the first
+/// error. For wrappers whose work is per request: counting, retrying.
+pub(crate) async fn for_each_batch<F, Fut>(
+    count: usize,
+    batch: usize,
+    concurrency: usize,
+    mut each: F,
+) -> Result<(), BackendError>
+where
+    F: FnMut(Range<usize>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BackendError>>,
+{
+    use futures::StreamExt;
+    let batch = batch.max(1);
+    let mut runs = futures::stream::iter((0..count).step_by(batch))
+        .map(|start| each(start..count.min(start + batch)))
+        .buffer_unordered(concurrency.max(1));
+    while let Some(res) = runs.next().await {
+        res?;
+    }
+    Ok(())
 }
 
 /// A shared, dynamically typed backend.
@@ -158,6 +219,14 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         (**self).delete(key).await
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        (**self).delete_many(keys).await
+    }
+
+    fn delete_batch_max(&self) -> usize {
+        (**self).delete_batch_max()
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {

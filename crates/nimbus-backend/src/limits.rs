@@ -64,6 +64,8 @@ pub struct RequestCounts {
     /// Reads, whole or of a range.
     pub get: u64,
     pub put: u64,
+    /// Delete requests: one per key, or one per batch where the store
+    /// deletes in batches ([`Backend::delete_many`]).
     pub delete: u64,
 }
 
@@ -286,6 +288,21 @@ impl<B: Backend> Backend for LimitedBackend<B> {
         self.inner.delete(key).await
     }
 
+    /// One request, one turn and one count per batch the store takes (per
+    /// key where it has no batches).
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        let batch = self.inner.delete_batch_max();
+        crate::for_each_batch(keys.len(), batch, self.limits.max_in_flight, |range| async move {
+            let _slot = self.slot(|c| &c.deletes).await?;
+            self.inner.delete_many(&keys[range]).await
+        })
+        .await
+    }
+
+    fn delete_batch_max(&self) -> usize {
+        self.inner.delete_batch_max()
+    }
+
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
         let _slot = self.slot(|c| &c.stats).await?;
         self.inner.stat(key).await
@@ -316,7 +333,7 @@ fn burst_start(next: Option<Instant>, now: Instant, burst: Duration) -> Instant 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::MemoryBackend;
 
@@ -402,6 +419,76 @@ mod tests {
         // Nothing else moved.
         assert_eq!((after.stat, after.delete), (2, 1));
         assert_eq!(limits.bytes_sent(), 3, "failed puts send no counted bytes");
+    }
+
+    /// A store that deletes `max` keys a request, and records the batches.
+    #[derive(Debug, Default)]
+    pub(crate) struct Batching {
+        pub(crate) mem: MemoryBackend,
+        pub(crate) batches: Mutex<Vec<usize>>,
+        pub(crate) max: usize,
+    }
+
+    #[async_trait]
+    impl Backend for Batching {
+        async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+            self.mem.get(key, range).await
+        }
+        async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+            self.mem.put(key, data).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+            self.mem.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), BackendError> {
+            self.delete_many(&[key.to_string()]).await
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+            assert!(keys.len() <= self.max, "a batch of {} keys", keys.len());
+            self.batches.lock().unwrap().push(keys.len());
+            self.mem.delete_many(keys).await
+        }
+        fn delete_batch_max(&self) -> usize {
+            self.max
+        }
+        async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+            self.mem.stat(key).await
+        }
+        fn describe(&self) -> String {
+            "batching".into()
+        }
+    }
+
+    /// One request counted per batch where the store batches, per key where
+    /// it does not.
+    #[tokio::test]
+    async fn many_deletes_count_one_request_per_batch() {
+        let limits = Arc::new(NetLimits::new(4));
+        let inner = Batching {
+            max: 100,
+            ..Default::default()
+        };
+        let keys: Vec<String> = (0..250).map(|i| format!("packs/{i}")).collect();
+        for key in &keys {
+            inner.put(key, Bytes::from_static(b"p")).await.unwrap();
+        }
+        let b = LimitedBackend::new(inner, limits.clone());
+        assert_eq!(b.delete_batch_max(), 100);
+        b.delete_many(&keys).await.unwrap();
+        assert_eq!(limits.requests().delete, 3);
+        let mut batches = b.inner.batches.lock().unwrap().clone();
+        batches.sort();
+        assert_eq!(batches, [50, 100, 100]);
+        assert!(b.list("").await.unwrap().is_empty());
+
+        let limits = Arc::new(NetLimits::new(4));
+        let b = LimitedBackend::new(MemoryBackend::new(), limits.clone());
+        for key in &keys[..20] {
+            b.put(key, Bytes::from_static(b"p")).await.unwrap();
+        }
+        b.delete_many(&keys[..30]).await.unwrap();
+        assert_eq!(limits.requests().delete, 30);
+        assert!(b.list("").await.unwrap().is_empty());
     }
 
     #[tokio::test]

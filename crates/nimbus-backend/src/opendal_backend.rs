@@ -365,6 +365,28 @@ impl Backend for OpendalBackend {
             .map_err(|err| self.error(Op::Delete, Some(key), err))
     }
 
+    /// Where the service deletes in batches (S3: `DeleteObjects`, 1,000
+    /// keys a request), through OpenDAL's deleter; elsewhere key by key.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        for key in keys {
+            check_key(key)?;
+            self.refuse_if_read_only(key)?;
+        }
+        if self.delete_batch_max() <= 1 {
+            return crate::delete_each(self, keys).await;
+        }
+        // The deleter cuts the keys into batches itself; a key the store
+        // reports missing is deleted as far as S3 (and Garage) say.
+        self.op
+            .delete_iter(keys.iter().map(String::as_str))
+            .await
+            .map_err(|err| self.error(Op::Delete, None, err))
+    }
+
+    fn delete_batch_max(&self) -> usize {
+        self.op.info().capability().delete_max_size.unwrap_or(1).max(1)
+    }
+
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
         check_key(key)?;
         match self.op.stat(key).await {

@@ -89,6 +89,22 @@ impl<B: Backend> Backend for RetryingBackend<B> {
         self.run(|| self.inner.delete(key)).await
     }
 
+    /// Each batch is retried on its own, so a failure late in a long list
+    /// does not send the batches before it again.
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        let batch = self.inner.delete_batch_max();
+        let concurrency = if batch > 1 { 2 } else { crate::DELETE_CONCURRENCY };
+        crate::for_each_batch(keys.len(), batch, concurrency, |range| {
+            let chunk = &keys[range];
+            self.run(move || self.inner.delete_many(chunk))
+        })
+        .await
+    }
+
+    fn delete_batch_max(&self) -> usize {
+        self.inner.delete_batch_max()
+    }
+
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
         self.run(|| self.inner.stat(key)).await
     }
@@ -139,5 +155,40 @@ mod tests {
         assert!(r.get("missing", None).await.is_err());
         let after = faulty.stats();
         assert_eq!(after.gets - before.gets, 1);
+    }
+
+    /// Batches that fail for a while are sent again until every key is gone;
+    /// batches that went through are not sent again.
+    #[tokio::test]
+    async fn many_deletes_retry_each_batch() {
+        let inner = crate::limits::tests::Batching {
+            max: 10,
+            ..Default::default()
+        };
+        let keys: Vec<String> = (0..95).map(|i| format!("k/{i}")).collect();
+        for key in &keys {
+            inner.put(key, Bytes::from_static(b"v")).await.unwrap();
+        }
+        let faulty = FaultyBackend::new(
+            inner,
+            FaultConfig {
+                error_rate: 0.4,
+                seed: 9,
+                ..FaultConfig::default()
+            },
+        );
+        let policy = RetryPolicy {
+            attempts: 40,
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        };
+        let r = RetryingBackend::new(faulty, policy);
+        r.delete_many(&keys).await.unwrap();
+        let stats = r.inner.stats();
+        assert!(r.inner.inner().mem.list("").await.unwrap().is_empty());
+        assert!(stats.injected_errors > 0, "{stats:?}");
+        // Failed attempts never reached the store: it saw each batch once.
+        assert_eq!(r.inner.inner().batches.lock().unwrap().len(), 10);
+        assert_eq!(stats.deletes, 10 + stats.injected_errors);
     }
 }

@@ -163,3 +163,51 @@ async fn wrong_credentials_are_refused_at_once() {
         eprintln!("{address}: {text}");
     }
 }
+
+/// Many deletes: S3 takes 1,000 keys a request (`DeleteObjects`), so 2,500
+/// objects and 10 missing keys go in 3 requests; stores without batches
+/// send one request a key. Every object is gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_deletes_go_in_batches() {
+    use futures::StreamExt;
+    for address in stores() {
+        let url = StoreUrl::parse(&address).expect("parse");
+        let batches = matches!(url, StoreUrl::S3(_));
+        let address = under(&address, &fresh_folder());
+        let limits = std::sync::Arc::new(nimbus_backend::NetLimits::default());
+        let store = open_store_with(
+            &StoreUrl::parse(&address).expect("parse"),
+            &StoreAccess {
+                limits: Some(limits.clone()),
+                ..access()
+            },
+        )
+        .expect("open");
+        let n = if batches { 2500 } else { 60 };
+        let keys: Vec<String> = (0..n).map(|i| format!("packs/{:02x}/{i:06}", i % 256)).collect();
+        let mut puts = futures::stream::iter(&keys)
+            .map(|key| store.put(key, Bytes::from_static(b"pack")))
+            .buffer_unordered(16);
+        while let Some(res) = puts.next().await {
+            res.unwrap_or_else(|e| panic!("{address}: put: {e}"));
+        }
+        assert_eq!(store.list("packs/").await.expect("list").len(), n, "{address}");
+
+        let mut doomed = keys.clone();
+        doomed.extend((0..10).map(|i| format!("packs/zz/missing{i}")));
+        let before = limits.requests().delete;
+        store
+            .delete_many(&doomed)
+            .await
+            .unwrap_or_else(|e| panic!("{address}: delete_many: {e}"));
+        let sent = limits.requests().delete - before;
+        let want = if batches { 3 } else { doomed.len() as u64 };
+        assert_eq!(sent, want, "{address}: delete requests");
+        assert_eq!(store.delete_batch_max(), if batches { 1000 } else { 1 }, "{address}");
+        assert!(store.list("packs/").await.expect("list").is_empty(), "{address}");
+        for key in keys.iter().step_by(97) {
+            assert_eq!(store.stat(key).await.expect("stat"), None, "{address}: {key}");
+        }
+        eprintln!("{address}: {} keys deleted in {sent} requests", doomed.len());
+    }
+}

@@ -1,6 +1,7 @@
 //! `check`: verifies every object's structure and every reference, and with
 //! `read_data` every blob's authenticity. Problems are collected, each named
-//! by its object, rather than stopping at the first.
+//! by its object, rather than stopping at the first. Damage that only older
+//! snapshots reach is told apart from damage to what every device sees now.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,8 +26,13 @@ pub struct Finding {
 /// What `check` found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct CheckReport {
-    /// Damage: missing, altered or inconsistent objects.
+    /// Damage: missing, altered or inconsistent objects, reaching what a
+    /// ref's snapshot holds now (or the vault's structure).
     pub problems: Vec<Finding>,
+    /// Damage only older snapshots reach: the snapshot every ref points at
+    /// is whole, but some older versions of files cannot be restored (left
+    /// after `check --repair` marked the damaged files of the newest one).
+    pub history: Vec<Finding>,
     /// Harmless leftovers (such as packs of an interrupted save).
     pub warnings: Vec<Finding>,
     pub objects: u64,
@@ -46,6 +52,25 @@ impl CheckReport {
             object: object.into(),
             message: message.into(),
         });
+    }
+
+    /// Damage found while walking a snapshot: a problem when the snapshot
+    /// is a ref's, history otherwise.
+    fn damage(&mut self, current: bool, object: impl Into<String>, message: impl Into<String>) {
+        let f = Finding {
+            object: object.into(),
+            message: message.into(),
+        };
+        if current {
+            self.problems.push(f);
+        } else {
+            self.history.push(f);
+        }
+    }
+
+    /// Nothing found: no problem, no damaged history.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty() && self.history.is_empty()
     }
 
     fn warn(&mut self, object: impl Into<String>, message: impl Into<String>) {
@@ -87,8 +112,11 @@ pub async fn check(
     let indexed = check_index_against_store(vault, &listing.packs, &mut r);
     check_packs(vault, &listing.packs, &indexed, read_data, progress, &mut r).await;
     let commits = read_commits(vault, &listing.commits, &mut r).await;
-    check_snapshots(vault, &commits, &listing, progress, &mut r).await;
-    let reachable = check_refs(vault, &listing.refs, &commits, &listing.commits, &mut r).await;
+    let refs = read_refs(vault, &listing.refs, &mut r).await;
+    let heads: HashSet<CommitId> = refs.iter().map(|(_, rec)| rec.commit).collect();
+    let lost = check_snapshots(vault, &commits, &listing, &heads, progress, &mut r).await;
+    report_missing_packs(vault, &listing.packs, &indexed, &lost, &mut r);
+    let reachable = check_refs(&refs, &commits, &listing.commits, &mut r);
     warn_unreachable(&commits, &reachable, &mut r);
     Ok(r)
 }
@@ -184,8 +212,9 @@ async fn check_prune_objects(vault: &Vault, r: &mut CheckReport) -> Result<(), V
     Ok(())
 }
 
-/// Every indexed pack must exist with the size the index records. Returns
-/// the index's packs and their sizes.
+/// Every indexed pack must have the size the index records (one the store
+/// lacks is reported by [`report_missing_packs`], once it is known what
+/// uses it). Returns the index's packs and their sizes.
 fn check_index_against_store(
     vault: &Vault,
     packs: &HashMap<PackId, (String, u64)>,
@@ -194,10 +223,7 @@ fn check_index_against_store(
     let indexed: HashMap<PackId, u64> = vault.with_index(|i| i.packs().clone());
     for (id, size) in &indexed {
         match packs.get(id) {
-            None => r.problem(
-                pack::pack_key(id),
-                "missing: the index lists it, but the store does not have it",
-            ),
+            None => {}
             Some((key, actual)) if actual != size => r.problem(
                 key.clone(),
                 format!("its size is {actual} bytes, but the index recorded {size}"),
@@ -325,20 +351,78 @@ fn check_generation(id: &CommitId, c: &Commit, commits: &HashMap<CommitId, Commi
     r.warn(commit::commit_key(id), message);
 }
 
+/// Packs the index lists that the store lacks, by what uses their blobs:
+/// a ref's snapshot (a problem), only older snapshots (history), nothing
+/// (a warning: no snapshot loses anything).
+fn report_missing_packs(
+    vault: &Vault,
+    packs: &HashMap<PackId, (String, u64)>,
+    indexed: &HashMap<PackId, u64>,
+    lost: &LostPacks,
+    r: &mut CheckReport,
+) {
+    let mut placed: HashMap<PackId, u64> = HashMap::new();
+    vault.with_index(|i| {
+        for (_, loc) in i.blobs() {
+            *placed.entry(loc.pack).or_default() += 1;
+        }
+    });
+    let mut missing: Vec<&PackId> = indexed.keys().filter(|id| !packs.contains_key(*id)).collect();
+    missing.sort();
+    for id in missing {
+        let key = pack::pack_key(id);
+        let what = "missing: the index lists it, but the store does not have it";
+        if lost.current.contains(id) {
+            r.problem(key, format!("{what}; the snapshot of a ref uses blobs in it"));
+        } else if lost.history.contains(id) {
+            r.history.push(Finding {
+                object: key,
+                message: format!("{what}; only older snapshots use blobs in it"),
+            });
+        } else if placed.get(id).copied().unwrap_or(0) == 0 {
+            r.warn(
+                key,
+                "the index lists it, but the store does not have it: a stale entry, every blob it held is \
+                 stored in another pack (uploaded again by a repair)",
+            );
+        } else {
+            r.warn(
+                key,
+                "the index lists it, but the store does not have it; no snapshot uses its blobs, so nothing is lost",
+            );
+        }
+    }
+}
+
+/// Packs the store lacks whose blobs a walked snapshot uses.
+#[derive(Default)]
+struct LostPacks {
+    /// Used by the snapshot of a ref.
+    current: HashSet<PackId>,
+    /// Used only by older snapshots.
+    history: HashSet<PackId>,
+}
+
 /// Each commit's parents must exist, and every tree and data blob it reaches
-/// must be readable and indexed as what it is used for. A tree or blob shared
-/// by several snapshots is checked once.
+/// must be readable, in a pack the store has, and indexed as what it is
+/// used for. A tree or blob shared by several snapshots is checked once,
+/// under the snapshots of refs (`heads`) first, so damage they reach is a
+/// problem and damage only older snapshots reach is history.
 async fn check_snapshots(
     vault: &Vault,
     commits: &HashMap<CommitId, Commit>,
     listing: &Listing,
+    heads: &HashSet<CommitId>,
     progress: &(dyn Fn(CheckStep) + Sync),
     r: &mut CheckReport,
-) {
+) -> LostPacks {
     let stored = &listing.commits;
     let mut seen = Seen::default();
+    let mut lost = LostPacks::default();
     let total = commits.len() as u64;
-    for (n, (id, c)) in commits.iter().enumerate() {
+    let mut order: Vec<(&CommitId, &Commit)> = commits.iter().collect();
+    order.sort_by_key(|(id, _)| !heads.contains(id));
+    for (n, (id, c)) in order.into_iter().enumerate() {
         progress(CheckStep::Snapshots {
             done: n as u64 + 1,
             total,
@@ -358,17 +442,38 @@ async fn check_snapshots(
             }
         }
         check_generation(id, c, commits, r);
-        for ix in &c.indexes {
-            if !listing.indexes.contains(ix) && !vault.is_superseded(ix) {
-                r.problem(
+        let walk = Walk {
+            vault,
+            id,
+            packs: &listing.packs,
+            current: heads.contains(id),
+        };
+        let found = r.problems.len() + r.history.len();
+        walk.trees(c.root, &mut seen, &mut lost, r).await;
+        let whole = r.problems.len() + r.history.len() == found;
+        // An index object a prune superseded is gone on purpose.
+        for ix in c
+            .indexes
+            .iter()
+            .filter(|ix| !listing.indexes.contains(ix) && !vault.is_superseded(ix))
+        {
+            let key = index::index_key(ix);
+            let what = format!("the index object {key} its save wrote is missing");
+            // Gone before this vault was opened, and its packs indexed again
+            // (by `check --repair`): nothing the snapshot needs is lost, and
+            // readers list `index/` anyway. One lost since the open still
+            // places blobs in this vault's index, so "whole" proves nothing.
+            match whole && !vault.index_loaded(&key) {
+                true => r.warn(
                     commit::commit_key(id),
-                    format!("the index object {} its save wrote is missing", index::index_key(ix)),
-                );
+                    format!("{what}, but every blob of the snapshot is indexed by other index objects"),
+                ),
+                false => r.damage(walk.current, commit::commit_key(id), what),
             }
         }
-        walk_trees(vault, id, c.root, &mut seen, r).await;
     }
     r.data_blobs_referenced = seen.data.len() as u64;
+    lost
 }
 
 /// Trees and data blobs already checked, across snapshots.
@@ -378,69 +483,99 @@ struct Seen {
     data: HashSet<BlobId>,
 }
 
-/// Checks the trees under `root` (of commit `id`) and the data blobs they
-/// name, naming each finding by the folder or file it was found under.
-async fn walk_trees(vault: &Vault, id: &CommitId, root: BlobId, seen: &mut Seen, r: &mut CheckReport) {
-    let mut stack = vec![(root, "/".to_string())];
-    while let Some((tree_id, path)) = stack.pop() {
-        if !seen.trees.insert(tree_id) {
-            continue;
-        }
-        r.trees += 1;
-        let tree = match vault.read_tree(&tree_id).await {
-            Ok(t) => t,
-            Err(e) => {
-                let ctx = format!("tree {tree_id} (folder `{path}` of commit {})", id.short());
-                match e {
-                    VaultError::Corrupt { object, what } => r.problem(object, format!("{what}; {ctx}")),
-                    VaultError::Missing { object, what } => r.problem(object, format!("missing: {what}; {ctx}")),
-                    other => r.problem(ctx, other.to_string()),
-                }
+/// One snapshot's walk: its commit, the packs in the store, and whether
+/// it is a ref's snapshot (damage is a problem) or an older one (history).
+struct Walk<'a> {
+    vault: &'a Vault,
+    id: &'a CommitId,
+    packs: &'a HashMap<PackId, (String, u64)>,
+    current: bool,
+}
+
+impl Walk<'_> {
+    /// Checks the trees under `root` and the data blobs they name, naming
+    /// each finding by the folder or file it was found under.
+    async fn trees(&self, root: BlobId, seen: &mut Seen, lost: &mut LostPacks, r: &mut CheckReport) {
+        let mut stack = vec![(root, "/".to_string())];
+        while let Some((tree_id, path)) = stack.pop() {
+            if !seen.trees.insert(tree_id) {
                 continue;
             }
-        };
-        for e in &tree.entries {
-            let child = format!("{}{}", path, String::from_utf8_lossy(&e.name));
-            if let Some(s) = e.subtree {
-                stack.push((s, format!("{child}/")));
-            }
-            for b in &e.content {
-                if seen.data.insert(*b) {
-                    check_data_blob(vault, id, b, &child, r);
+            r.trees += 1;
+            let tree = match self.vault.read_tree(&tree_id).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.note_lost(&tree_id, lost);
+                    let ctx = format!("tree {tree_id} (folder `{path}` of commit {})", self.id.short());
+                    match e {
+                        VaultError::Corrupt { object, what } => {
+                            r.damage(self.current, object, format!("{what}; {ctx}"))
+                        }
+                        VaultError::Missing { object, what } => {
+                            r.damage(self.current, object, format!("missing: {what}; {ctx}"))
+                        }
+                        other => r.damage(self.current, ctx, other.to_string()),
+                    }
+                    continue;
+                }
+            };
+            for e in &tree.entries {
+                let child = format!("{}{}", path, String::from_utf8_lossy(&e.name));
+                if let Some(s) = e.subtree {
+                    stack.push((s, format!("{child}/")));
+                }
+                for b in &e.content {
+                    if seen.data.insert(*b) {
+                        self.data_blob(b, &child, lost, r);
+                    }
                 }
             }
         }
     }
-}
 
-/// A blob used as a file's content must be indexed, and as data.
-fn check_data_blob(vault: &Vault, id: &CommitId, b: &BlobId, child: &str, r: &mut CheckReport) {
-    match vault.locate(b) {
-        Some(loc) if loc.kind == BlobKind::Data => {}
-        Some(_) => r.problem(
-            format!("blob {b}"),
-            format!("indexed as a tree, but `{child}` uses it as content"),
-        ),
-        None => r.problem(
-            format!("blob {b}"),
-            format!(
-                "missing: no index lists it; it is content of `{child}` in commit {}",
-                id.short()
+    /// Remembers that a blob this walk needs sits in a pack the store lacks.
+    fn note_lost(&self, blob: &BlobId, lost: &mut LostPacks) {
+        if let Some(loc) = self.vault.locate(blob) {
+            if !self.packs.contains_key(&loc.pack) {
+                match self.current {
+                    true => lost.current.insert(loc.pack),
+                    false => lost.history.insert(loc.pack),
+                };
+            }
+        }
+    }
+
+    /// A blob used as a file's content must be indexed, as data, in a pack
+    /// the store has.
+    fn data_blob(&self, b: &BlobId, child: &str, lost: &mut LostPacks, r: &mut CheckReport) {
+        let used = format!("it is content of `{child}` in commit {}", self.id.short());
+        match self.vault.locate(b) {
+            Some(loc) if !self.packs.contains_key(&loc.pack) => {
+                self.note_lost(b, lost);
+                r.damage(
+                    self.current,
+                    format!("blob {b}"),
+                    format!("missing: its pack `{}` is gone; {used}", pack::pack_key(&loc.pack)),
+                );
+            }
+            Some(loc) if loc.kind == BlobKind::Data => {}
+            Some(_) => r.damage(
+                self.current,
+                format!("blob {b}"),
+                format!("indexed as a tree, but `{child}` uses it as content"),
             ),
-        ),
+            None => r.damage(
+                self.current,
+                format!("blob {b}"),
+                format!("missing: no index lists it; {used}"),
+            ),
+        }
     }
 }
 
-/// Refs: each must open and point at an existing commit. Returns the commits
-/// the refs reach, through their parents.
-async fn check_refs(
-    vault: &Vault,
-    devices: &[DeviceId],
-    commits: &HashMap<CommitId, Commit>,
-    stored: &[CommitId],
-    r: &mut CheckReport,
-) -> HashSet<CommitId> {
-    let mut reachable: HashSet<CommitId> = HashSet::new();
+/// Reads every ref; one that does not open is a problem.
+async fn read_refs(vault: &Vault, devices: &[DeviceId], r: &mut CheckReport) -> Vec<(DeviceId, RefRecord)> {
+    let mut out = Vec::new();
     for dev in devices {
         let key = commit::ref_key(dev);
         let rec = match vault.backend().get_whole(&key, crate::caps::REF_MAX).await {
@@ -448,26 +583,39 @@ async fn check_refs(
             Err(e) => Err(e.to_string()),
         };
         match rec {
-            Ok(rec) => {
-                if !commits.contains_key(&rec.commit) {
-                    if !stored.contains(&rec.commit) {
-                        r.problem(
-                            key,
-                            format!("it points at `{}`, which is missing", commit::commit_key(&rec.commit)),
-                        );
-                    }
-                } else {
-                    let mut stack = vec![rec.commit];
-                    while let Some(c) = stack.pop() {
-                        if reachable.insert(c) {
-                            if let Some(cm) = commits.get(&c) {
-                                stack.extend(cm.parents.iter().copied());
-                            }
-                        }
-                    }
+            Ok(rec) => out.push((*dev, rec)),
+            Err(why) => r.problem(key, why),
+        }
+    }
+    out
+}
+
+/// Refs must point at an existing commit. Returns the commits the refs
+/// reach, through their parents.
+fn check_refs(
+    refs: &[(DeviceId, RefRecord)],
+    commits: &HashMap<CommitId, Commit>,
+    stored: &[CommitId],
+    r: &mut CheckReport,
+) -> HashSet<CommitId> {
+    let mut reachable: HashSet<CommitId> = HashSet::new();
+    for (dev, rec) in refs {
+        if !commits.contains_key(&rec.commit) {
+            if !stored.contains(&rec.commit) {
+                r.problem(
+                    commit::ref_key(dev),
+                    format!("it points at `{}`, which is missing", commit::commit_key(&rec.commit)),
+                );
+            }
+            continue;
+        }
+        let mut stack = vec![rec.commit];
+        while let Some(c) = stack.pop() {
+            if reachable.insert(c) {
+                if let Some(cm) = commits.get(&c) {
+                    stack.extend(cm.parents.iter().copied());
                 }
             }
-            Err(why) => r.problem(key, why),
         }
     }
     reachable
@@ -503,6 +651,8 @@ pub(crate) enum PackProblem {
     Damaged(#[from] pack::PackError),
 }
 
+/// Reads and authenticates a pack's header from the end of the pack (two
+/// ranged reads), as `check` does and `check --repair` to rebuild an index.
 pub(crate) async fn check_pack_header(
     vault: &Vault,
     id: &PackId,

@@ -21,6 +21,7 @@ pub mod pack;
 pub mod paths;
 pub mod pick;
 pub mod poll;
+pub mod repair;
 pub mod retention;
 pub mod saver;
 pub mod stats;

@@ -197,21 +197,28 @@ impl Vault {
             },
         ))
         .await;
+        let times: HashMap<&str, std::time::SystemTime> = listing
+            .iter()
+            .filter_map(|o| Some((o.key.as_str(), o.modified?)))
+            .collect();
         for (key, res) in reads {
             match res? {
-                Ok(file) => loaded.push((key, file)),
+                Ok(file) => loaded.push((times.get(key.as_str()).copied(), key, file)),
                 Err(why) => damaged.push((key, why)),
             }
         }
+        // Oldest first: a blob in several packs is read from the newest
+        // index object's (a repair's copy of a lost pack).
+        loaded.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         if let Ok(mut g) = self.0.index.write() {
-            for (_, f) in &loaded {
+            for (at, _, f) in &loaded {
                 for p in &f.packs {
-                    g.add_pack(p);
+                    g.add_pack_listed(p, *at);
                 }
             }
         }
         if let Ok(mut k) = self.0.index_keys.write() {
-            k.extend(loaded.into_iter().map(|(key, _)| key));
+            k.extend(loaded.into_iter().map(|(_, key, _)| key));
         }
         if let Ok(mut g) = self.0.damaged_indexes.write() {
             *g = damaged;
@@ -284,6 +291,22 @@ impl Vault {
     pub(crate) fn index_add(&self, pack: &index::IndexPack) {
         if let Ok(mut g) = self.0.index.write() {
             g.add_pack(pack);
+        }
+    }
+
+    /// Whether the index object `key` is part of the master index (it was
+    /// read when the index was loaded).
+    pub(crate) fn index_loaded(&self, key: &str) -> bool {
+        self.0.index_keys.read().is_ok_and(|k| k.contains(key))
+    }
+
+    /// Adds packs just written to replace lost ones: their blobs are read
+    /// from them from now on.
+    pub(crate) fn index_add_preferred(&self, packs: &[index::IndexPack]) {
+        if let Ok(mut g) = self.0.index.write() {
+            for p in packs {
+                g.add_pack_preferred(p);
+            }
         }
     }
 

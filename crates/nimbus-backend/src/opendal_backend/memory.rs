@@ -136,6 +136,19 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    async fn delete_many(&self, keys: &[String]) -> Result<(), BackendError> {
+        self.inner.delete_many(keys).await?;
+        let mut stamps = self.stamps();
+        for key in keys {
+            stamps.by_key.remove(key);
+        }
+        Ok(())
+    }
+
+    fn delete_batch_max(&self) -> usize {
+        self.inner.delete_batch_max()
+    }
+
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
         let info = self.inner.stat(key).await?;
         Ok(info.map(|i| self.stamps().fill(i)))

@@ -19,6 +19,7 @@ pub async fn run(store: &dyn Backend) -> Result {
     fingerprints(store).await?;
     list_prefixes(store).await?;
     delete(store).await?;
+    delete_many(store).await?;
     folders_are_not_objects(store).await?;
     invalid_keys(store).await?;
     concurrent_puts(store).await?;
@@ -257,6 +258,34 @@ async fn delete(store: &dyn Backend) -> Result {
     Ok(())
 }
 
+async fn delete_many(store: &dyn Backend) -> Result {
+    let all: Vec<String> = (0..40).map(|i| format!("delmany/{:02}/{i}", i % 3)).collect();
+    let puts = all.iter().map(|key| store.put(key, Bytes::from_static(b"x")));
+    for result in futures::future::join_all(puts).await {
+        result?;
+    }
+    // Missing keys, and a key named twice, are deleted as far as anyone can tell.
+    let mut gone: Vec<String> = all[..30].to_vec();
+    gone.extend([
+        "delmany/missing".to_string(),
+        "never/was/here".to_string(),
+        all[3].clone(),
+    ]);
+    store.delete_many(&gone).await?;
+    let mut left = all[30..].to_vec();
+    left.sort();
+    assert_eq!(keys(store, "delmany/").await?, left);
+    for key in &all[..30] {
+        assert_eq!(store.stat(key).await?, None, "{key}");
+    }
+    store.delete_many(&[]).await?;
+    // Twice is fine.
+    store.delete_many(&gone).await?;
+    assert!(store.delete_many(&["ok/key".into(), "a//b".into()]).await.is_err());
+    assert!(store.delete_batch_max() >= 1);
+    Ok(())
+}
+
 async fn folders_are_not_objects(store: &dyn Backend) -> Result {
     store.put("dir/sub/obj", Bytes::from_static(b"x")).await?;
     assert_eq!(store.stat("dir/sub").await?, None);
@@ -310,7 +339,9 @@ async fn concurrent_puts(store: &dyn Backend) -> Result {
 }
 
 async fn only_suite_objects_remain(store: &dyn Backend) -> Result {
-    let folders = ["basic/", "range/", "over/", "stamp/", "list/", "del/", "dir/", "many/"];
+    let folders = [
+        "basic/", "range/", "over/", "stamp/", "list/", "del/", "delmany/", "dir/", "many/",
+    ];
     for key in keys(store, "").await? {
         assert!(!key.starts_with('/'), "{key}");
         assert!(folders.iter().any(|f| key.starts_with(f)), "unexpected object {key}");

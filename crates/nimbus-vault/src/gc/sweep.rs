@@ -272,14 +272,13 @@ async fn recheck(
     Ok((deletable, kept))
 }
 
-/// Deletes objects, a few at a time; one already gone counts as deleted.
+/// Deletes objects in batches where the store has them (S3's multi-object
+/// delete takes 1,000 keys a request); one already gone counts as deleted.
 async fn delete_all(vault: &Vault, keys: &[String]) -> Result<()> {
-    use futures::StreamExt;
-    let mut dels = futures::stream::iter(keys.iter().map(|k| vault.backend().delete(k))).buffer_unordered(16);
-    while let Some(r) = dels.next().await {
-        r?;
+    if keys.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    Ok(vault.backend().delete_many(keys).await?)
 }
 
 #[cfg(test)]
