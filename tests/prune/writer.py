@@ -10,7 +10,7 @@ manifest of every version written; and the end checks of the prune test
         {"path", "sha256", "size"} before it is written. Every ~2 s, and at
         the end, it runs the settle command (`nimbus sync MOUNT`); when
         that succeeds, {"settled": {path: sha256}} records what the folder
-        held then. The last settle must succeed.
+        held then (earlier runs' files included). The last settle must succeed.
     writer.py snapshot DIR MANIFEST...
         every file under DIR (a snapshot got with `nimbus get --at`) is
         byte for byte a version the manifests name for its path; prints
@@ -53,9 +53,10 @@ class Writer:
         self.mount, self.dev, self.settle_cmd = mount, dev, settle
         self.rng = random.Random(f"{seed}-{dev}")
         self.log = open(manifest, "a", buffering=1)
-        self.files = {}
         self.written = 0
         os.makedirs(os.path.join(mount, dev), exist_ok=True)
+        # What earlier runs left, so each settled state is the whole folder.
+        self.files = {os.path.join(dev, p): h for p, h in files_under(os.path.join(mount, dev)).items()}
 
     def write(self, rel):
         size = self.rng.choice([1024, 8192, 40_000, 120_000, 300_000])
