@@ -37,6 +37,12 @@
 #             (tests/sync/clock.sh); two devices on WebDAV and on SFTP
 #             (tests/sync/stores.sh). Every mount must end with the same
 #             tree and every committed version must be found
+#   prune     forget and prune with short times while two real nimbusd
+#             write on one Garage vault: the pruner killed with kill -9 at
+#             random moments, one drive stopped (SIGSTOP) past the grace
+#             period and the dormant time; the drives agree, check
+#             --read-data is clean, every file of every snapshot left is a
+#             version that was written (tests/prune/run.sh)
 #   app       the desktop app (tests/app-tools.sh installs WebKitGTK, Xvfb,
 #             tauri-driver ...): Vitest (ui/), clippy and unit tests of
 #             src-tauri/ (they regenerate ui/src/bindings.ts, which must be
@@ -56,11 +62,13 @@
 #                         `cargo nextest run` does 120)
 #   NIMBUS_CRASH_ROUNDS   kill -9 rounds of the crash test (default 20; 0
 #                         skips it)
-#   NIMBUS_CLOUD          0 skips the cloud, service and sync stages (and
+#   NIMBUS_CLOUD          0 skips the cloud, service, sync and prune stages (and
 #                         installing Garage)
 #   NIMBUS_SYNC_FULL      1: the long sync run (60 s of edits, a 60 s
 #                         partition; tests/sync/run.sh lists its other
 #                         settings)
+#   NIMBUS_PRUNE_FULL     1: the long prune run (more writes and kills;
+#                         tests/prune/run.sh lists its other settings)
 #   NIMBUS_APP            0 skips the desktop app stage
 set -euo pipefail
 
@@ -289,6 +297,9 @@ run_stage service tests/service/run.sh
 
 section sync "Sync: several nimbusd on one vault (Garage through proxies, a clock off, WebDAV, SFTP)"
 run_stage sync tests/sync/run.sh tests/sync/clock.sh tests/sync/stores.sh
+
+section prune "Prune: forget and prune while two nimbusd write, the pruner killed, a drive stopped"
+run_stage prune tests/prune/run.sh
 
 # --- the desktop app ----------------------------------------------------------------
 
