@@ -255,10 +255,15 @@ async fn summary(vault: &Vault, swept: &SweepReport, again: &SweepReport, marked
 
 async fn waiting_words(vault: &Vault, why: &Waiting) -> String {
     match why {
-        Waiting::Grace(left) => format!(
-            "its grace period ends in {}",
-            humantime::format_duration(Duration::from_secs(left.as_secs().max(60) / 60 * 60))
-        ),
+        Waiting::Grace(left) => {
+            // Whole minutes, or seconds under a minute (test runs).
+            let secs = left.as_secs().max(1);
+            let shown = if secs < 60 { secs } else { secs.div_ceil(60) * 60 };
+            format!(
+                "its grace period ends in {}",
+                humantime::format_duration(Duration::from_secs(shown))
+            )
+        }
         Waiting::Devices(devs) => {
             let mut names = Vec::new();
             let refs = vault.read_refs().await.unwrap_or_default();
@@ -275,7 +280,7 @@ async fn waiting_words(vault: &Vault, why: &Waiting) -> String {
                 names.push(name.unwrap_or_else(|| format!("device {}", &d.to_hex()[..8])));
             }
             format!(
-                "waiting for {} to see it (a running Nimbus does so within seconds; a device that stays off for a week is not waited for)",
+                "waiting for {} to see it (a running Nimbus does so at its next look at the store, within a minute; a device that stays off for a week is not waited for)",
                 names.join(", ")
             )
         }

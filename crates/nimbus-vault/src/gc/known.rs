@@ -58,10 +58,6 @@ impl GcKnown {
         self.forgotten.contains(id)
     }
 
-    pub(crate) fn deleted(&self) -> &HashSet<PackId> {
-        &self.deleted
-    }
-
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
     }

@@ -390,11 +390,13 @@ async fn repack_packs(
     Ok(stats.indexes)
 }
 
-/// When the index has grown into many objects, or lists packs a finished
-/// prune deleted, writes it anew and returns (superseded, new). Every pack
-/// the master index knows is listed, condemned ones too: a pack a sweep
-/// keeps must stay readable, and entries of deleted packs are dropped by
-/// the next consolidation.
+/// When the index has grown into many objects, writes it anew and returns
+/// (superseded, new). Every pack the master index knows is listed,
+/// condemned ones too: a pack a sweep keeps must stay readable. Index
+/// objects a pending plan already supersedes are neither counted nor
+/// superseded again (a second plan for them would only repeat the work).
+/// Entries of packs a finished prune deleted are dropped here; until then
+/// the done records tell every reader those packs are gone.
 async fn consolidate(vault: &Vault, opts: &MarkOptions) -> Result<(Vec<IndexId>, Vec<IndexId>)> {
     // Only index objects whose packs are in the master index may be
     // superseded: one written since the index was loaded is left alone.
@@ -404,12 +406,9 @@ async fn consolidate(vault: &Vault, opts: &MarkOptions) -> Result<(Vec<IndexId>,
         .iter()
         .filter(|o| loaded.contains(&o.key))
         .filter_map(|o| index::parse_index_key(&o.key))
+        .filter(|id| !vault.is_superseded(id))
         .collect();
-    let stale = vault.with_index(|ix| {
-        let deleted = vault.gc_known_read().deleted().clone();
-        ix.packs().keys().any(|p| deleted.contains(p))
-    });
-    if objects.len() <= opts.max_index_objects && !stale {
+    if objects.len() <= opts.max_index_objects {
         return Ok((Vec::new(), Vec::new()));
     }
     let by_pack = blobs_by_pack(vault);
