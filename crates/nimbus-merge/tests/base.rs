@@ -307,6 +307,25 @@ fn a_commit_forgotten_by_a_prune_ends_the_history_below_the_base() {
     assert_eq!(h.lcas(&[c, d]), h.found(&[b]));
 }
 
+/// The real-process prune test's case (tests/prune): a merge whose other
+/// parent a prune forgot still descends from the head it merged, so that
+/// head is not merged again (which made conflict copies and brought
+/// deleted files back); a parent missing without a reason still stops it.
+#[test]
+fn a_merge_whose_other_parent_was_pruned_still_covers_the_head_it_merged() {
+    let mut h = Hist::default();
+    let r = h.c(&[], 1);
+    let x = h.c(&[r], 2);
+    let d = h.c(&[r], 3);
+    let m = h.c(&[x, d], 4);
+    let l = h.c(&[m], 5);
+    let (xid, rid) = (h.id(x), h.id(r));
+    h.src.prune(&xid);
+    h.src.prune(&rid);
+    assert_eq!(reduce(&mut h, &[l, d]), vec![h.id(l)]);
+    assert_eq!(h.lcas(&[l, d]), h.found(&[d]));
+}
+
 #[test]
 fn no_common_commit() {
     let mut h = Hist::default();
