@@ -660,3 +660,54 @@ fn a_running_drive_acknowledges_a_prune_and_loses_nothing_to_it() {
     assert_eq!(read(&b, "movie again.bin").unwrap(), movie);
     assert_eq!(names(&b, ""), ["keep.txt", "movie again.bin"]);
 }
+
+/// S4 after a fast-forward (found by the simulation, docs/SYNC.md §6.2):
+/// a drive that took in another's merge has a head its ref does not name
+/// (a fast-forward writes no ref); idle, it must still acknowledge a plan,
+/// or every sweep waits for it until it counts as dormant.
+#[test]
+fn a_drive_that_fast_forwarded_acknowledges_a_prune() {
+    use nimbus_vault::gc::{self, mark::Forget, mark::MarkOptions, PruneTimes};
+    let rt = rt();
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = new_store(&rt);
+    let (a_id, b_id) = (DeviceId::random(), DeviceId::random());
+    let a = load(&rt, mem.clone(), &tmp.path().join("a"), a_id, "laptop");
+    let b = load(&rt, mem.clone(), &tmp.path().join("b"), b_id, "desk");
+    put(&b, "gone.bin", &[7u8; 50_000]);
+    b.sync_now().unwrap();
+    b.unlink(ROOT, b"gone.bin").unwrap();
+    b.sync_now().unwrap();
+    put(&a, "a.txt", b"from a");
+    a.sync_now().unwrap();
+    wait_for("b fast-forwards to a's merge", || read(&b, "a.txt").is_some());
+    let pruner = rt.block_on(Vault::open(mem.clone(), b"pw")).unwrap();
+    let refs = rt.block_on(pruner.read_refs()).unwrap();
+    assert_ne!(
+        refs[&a_id].commit, refs[&b_id].commit,
+        "b's ref still names its own commit"
+    );
+
+    let hour = Duration::from_secs(3600);
+    mem.advance_clock(2 * hour);
+    let opts = MarkOptions {
+        times: PruneTimes {
+            young: hour,
+            grace: 2 * hour,
+            ..PruneTimes::default()
+        },
+        forget: Forget::Rule(Arc::new(|all| all.iter().map(|c| c.id).collect())),
+        ..MarkOptions::default()
+    };
+    let plan = rt
+        .block_on(gc::mark(&pruner, &DeviceId::random(), &opts))
+        .unwrap()
+        .plan
+        .expect("b's old snapshots and the deleted file's pack go");
+    wait_for("both drives acknowledge the plan", || {
+        let refs = rt.block_on(pruner.read_refs()).unwrap();
+        [a_id, b_id]
+            .iter()
+            .all(|d| refs.get(d).is_some_and(|r| r.gc_seen.contains(&plan)))
+    });
+}

@@ -470,3 +470,46 @@ fn the_golden_version_4_vault_holds_a_finished_prune() {
         assert_eq!(report.pruned_history, 1);
     });
 }
+
+/// Found by the simulation (docs/SYNC.md §6.2): a device that slept
+/// through a whole prune (dormant, so the sweep did not wait for it) and
+/// saves on waking with its old index reuses data the sweep deleted. Its
+/// publish learns the done record but, with no plan pending any more,
+/// used to skip the re-check and name data that is gone; it must fail
+/// instead (the changes stay on the device and are uploaded again).
+#[test]
+fn a_save_that_reused_data_a_finished_prune_deleted_does_not_publish() {
+    rt().block_on(async {
+        let mem = Arc::new(MemoryBackend::new());
+        let vault = new_vault(&mem).await;
+        let (a, sleeper_id) = (DeviceId::random(), DeviceId::random());
+        let old = data(20, 50_000);
+        let s1 = snapshot(&vault, a, &[("old", &old)], None).await;
+        let s2 = snapshot(&vault, a, &[], Some(s1)).await;
+        vault.write_ref(&a, s2, 0).await.unwrap();
+        // Opened before the prune; knows `old`'s pack, and sleeps.
+        let sleeper = open(mem.clone()).await;
+        mem.advance_clock(2 * HOUR);
+        let pruner = DeviceId::random();
+        let marked = gc::mark(&vault, &pruner, &mark_opts(Forget::These(HashSet::from([s1]))))
+            .await
+            .unwrap();
+        assert!(marked.plan.is_some() && marked.condemned_packs >= 1, "{marked:?}");
+        mem.advance_clock(3 * HOUR);
+        ack(&vault, &a).await;
+        let swept = gc::sweep(&vault, &pruner, &SweepOptions::new(times())).await.unwrap();
+        assert_eq!((swept.done.len(), swept.kept_packs), (1, 0), "{swept:?}");
+
+        // Wakes, saves `old` again (deduplicated against the deleted
+        // pack), and publishes.
+        let s3 = snapshot(&sleeper, sleeper_id, &[("old", &old)], None).await;
+        let res = sleeper.write_ref_with(&sleeper_id, s3, 0, &mut RefCache::new()).await;
+        assert!(
+            matches!(res, Err(VaultError::Missing { .. })),
+            "{:?}",
+            res.map(|p| p.rescue)
+        );
+        let refs = open(mem.clone()).await.read_refs().await.unwrap();
+        assert!(!refs.contains_key(&sleeper_id), "no ref names data that is gone");
+    });
+}

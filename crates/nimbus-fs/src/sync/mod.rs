@@ -404,18 +404,17 @@ impl Syncer {
     /// pending prune plan this device's ref does not name, the ref is
     /// written again (same commit) naming every pending plan. Saves since
     /// the plan appeared obeyed it (`Vault::has_blob` and the copy-out
-    /// before publishing), so the acknowledgement is true. Skipped while
-    /// the local head and the ref disagree (a publish in flight names the
-    /// plans itself).
+    /// before publishing), so the acknowledgement is true. Also when the
+    /// local head is not the ref's commit: after a fast-forward (§4.2 of
+    /// docs/SYNC.md writes no ref) an idle drive would otherwise hold every
+    /// sweep up until it counts as dormant. No publish is in flight here:
+    /// the cycle holds `serial` and finished any marker first.
     fn acknowledge(&self, cy: &mut Cycle, poll: &RefPoll) -> Result<()> {
         let me = self.engine.device();
         let Some(own) = poll.refs.get(&me) else {
             return Ok(());
         };
         if poll.gc_pending.iter().all(|p| own.gc_seen.contains(p)) {
-            return Ok(());
-        }
-        if self.local.db.read(state::head)? != Some(own.commit) {
             return Ok(());
         }
         let published = self.engine.write_own_ref(own.commit, &mut cy.cache)?;

@@ -3,10 +3,14 @@
 //! (`FsOptions::manual`: no thread of its own), over one store in memory
 //! that lags listings, fails requests before or after they land and cuts
 //! devices off; random edits, renames, moves, deletes, held handles,
-//! crashes and partitions from one seed. At the end, with every fault
-//! healed, every device holds the same tree and bytes, and every version
-//! any device committed is in it unless a person replaced or deleted it
-//! on top of it (§3.7), in which case a snapshot keeps it.
+//! crashes and partitions from one seed; and two pruners (docs/PRUNE.md)
+//! that mark and sweep, crash inside either phase and mark at once, while
+//! the store's clock moves on by hours and a device's machine sleeps past
+//! the grace period. At the end, with every fault healed and one more
+//! prune, every device holds the same tree and bytes, every version any
+//! device committed is in it unless a person replaced or deleted it on top
+//! of it (§3.7), in which case a snapshot keeps it unless a prune forgot
+//! that snapshot, and every blob of every snapshot not forgotten reads.
 //!
 //! `NIMBUS_SIM_RUNS` runs (default [`DEFAULT_RUNS`]; CI, `tests/run.sh`,
 //! 2,000), seeds 1, 2..., in two tests of half the seeds each, so the two
@@ -32,6 +36,8 @@ use ops::{plan, Plan};
 /// `NIMBUS_SIM_RUNS=2000` (about 0.25 s a run, in two halves side by side).
 const DEFAULT_RUNS: u64 = 120;
 const DEFAULT_OPS: usize = 60;
+/// Of ten runs, at least this many must free space by pruning.
+const MIN_FREED_TENTHS: usize = 7;
 /// How long shrinking a failure may take.
 const SHRINK_FOR: Duration = Duration::from_secs(120);
 
@@ -40,14 +46,14 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// Runs a plan; `Err` says what check failed (a panic counts).
-fn run(plan: &Plan) -> Result<(), String> {
+fn run(plan: &Plan) -> Result<world::Stats, String> {
     let p = plan.clone();
     match std::panic::catch_unwind(move || world::run(&p, false)) {
         Ok(Ok(stats)) => {
             if std::env::var_os("NIMBUS_SIM_VERBOSE").is_some() {
                 eprintln!("seed {}: {stats:?}", plan.seed);
             }
-            Ok(())
+            Ok(stats)
         }
         Ok(Err(e)) => Err(e),
         Err(e) => Err(format!(
@@ -133,9 +139,14 @@ fn converge(half: u64) {
     let max_ops = env_u64("NIMBUS_SIM_OPS").map_or(DEFAULT_OPS, |n| n as usize);
     let seeds = seeds(half);
     let started = Instant::now();
+    let mut freed_seeds = 0;
     for seed in &seeds {
         let plan = keep_only(plan(*seed, max_ops));
-        if let Err(why) = run(&plan) {
+        let res = run(&plan);
+        if let Ok(stats) = &res {
+            freed_seeds += usize::from(stats.plans_done > 0 && stats.freed > 0);
+        }
+        if let Err(why) = res {
             if std::env::var_os("NIMBUS_SIM_ALL").is_some() {
                 eprintln!("seed {seed} fails: {why}");
                 continue;
@@ -151,7 +162,20 @@ fn converge(half: u64) {
             );
         }
     }
-    eprintln!("{} simulated runs in {:.1?}", seeds.len(), started.elapsed());
+    eprintln!(
+        "{} simulated runs in {:.1?}, {freed_seeds} of them freed space",
+        seeds.len(),
+        started.elapsed()
+    );
+    // Every run ends with a prune (docs/PRUNE.md §9 step 9): most must
+    // finish a plan that frees bytes, or the pruning went untested.
+    if seeds.len() >= 20 && std::env::var_os("NIMBUS_SIM_KEEP").is_none() {
+        assert!(
+            freed_seeds * 10 >= seeds.len() * MIN_FREED_TENTHS,
+            "only {freed_seeds} of {} runs freed space",
+            seeds.len()
+        );
+    }
 }
 
 /// The oracle is not blind: a file deleted behind its back (no person
@@ -183,6 +207,6 @@ fn plans_reach_every_kind_of_operation() {
             );
         }
     }
-    assert_eq!(kinds.len(), 16, "{kinds:?}");
+    assert_eq!(kinds.len(), 21, "{kinds:?}");
     assert_eq!(plan(7, 60).ops, plan(7, 60).ops, "a seed names one plan");
 }

@@ -107,7 +107,38 @@ pub enum Op {
         dev: usize,
         lag: u64,
     },
+    /// A pruner marks (docs/PRUNE.md §4.1), keeping the `keep` newest
+    /// snapshots (0: forgets none); cut off after `cut` requests, when
+    /// given, as if it crashed there.
+    Mark {
+        pruner: usize,
+        keep: usize,
+        cut: Option<u64>,
+    },
+    /// Both pruners mark at once, their requests interleaved.
+    MarkBoth {
+        keep: usize,
+    },
+    /// A pruner sweeps (§4.2), cut off after `cut` requests when given.
+    Sweep {
+        pruner: usize,
+        cut: Option<u64>,
+    },
+    /// The store's clock moves this many minutes on.
+    Clock {
+        minutes: u64,
+    },
+    /// The device's machine sleeps while the store's clock moves `hours`
+    /// on (it does nothing until it wakes), or wakes.
+    Suspend {
+        dev: usize,
+        on: bool,
+        hours: u64,
+    },
 }
+
+/// How many pruners a run has (extra vaults with device ids of their own).
+pub const PRUNERS: usize = 2;
 
 impl Op {
     pub fn dev(&self) -> usize {
@@ -127,7 +158,10 @@ impl Op {
             | Op::Crash { dev, .. }
             | Op::Partition { dev, .. }
             | Op::Flaky { dev, .. }
-            | Op::Lag { dev, .. } => *dev,
+            | Op::Lag { dev, .. }
+            | Op::Suspend { dev, .. } => *dev,
+            // A pruner is no device: nothing of a device's is touched.
+            Op::Mark { .. } | Op::MarkBoth { .. } | Op::Sweep { .. } | Op::Clock { .. } => usize::MAX,
         }
     }
 }
@@ -209,6 +243,9 @@ pub fn plan(seed: u64, max_ops: usize) -> Plan {
 
 fn op(r: &mut Rng, devices: usize) -> Op {
     let dev = r.below(devices as u64) as usize;
+    if r.chance(90) {
+        return prune_op(r, dev);
+    }
     let any = |r: &mut Rng| {
         if r.chance(600) {
             r.pick(FILES)
@@ -287,6 +324,26 @@ fn op(r: &mut Rng, devices: usize) -> Op {
         _ => Op::Lag {
             dev,
             lag: r.pick(&[0, 0, 5, 50, 500]),
+        },
+    }
+}
+
+/// What pruners and the store's clock do (docs/PRUNE.md, §9 step 9).
+fn prune_op(r: &mut Rng, dev: usize) -> Op {
+    let pruner = r.below(PRUNERS as u64) as usize;
+    let cut = if r.chance(300) { Some(r.below(60)) } else { None };
+    let keep = r.pick(&[0, 1, 2, 3, 5]);
+    match r.below(100) {
+        0..=29 => Op::Clock {
+            minutes: r.pick(&[10, 30, 60, 90, 150, 240, 420]),
+        },
+        30..=54 => Op::Mark { pruner, keep, cut },
+        55..=62 => Op::MarkBoth { keep },
+        63..=87 => Op::Sweep { pruner, cut },
+        _ => Op::Suspend {
+            dev,
+            on: r.chance(700),
+            hours: r.pick(&[3, 7]),
         },
     }
 }

@@ -4,6 +4,9 @@
 //! final tree (at a name or in a conflict copy) unless a person replaced
 //! or deleted it on top of it, and every commit a device published is in
 //! the history of the refs, so its snapshot keeps what was replaced.
+//! Pruning (docs/PRUNE.md) may take only what a plan forgot: the history
+//! checked is the refs' without the commits a plan forgets, and every blob
+//! of every head and of every commit no plan forgets must read.
 
 use nimbus_fs::{Fs, FsError};
 use nimbus_vault::{BlobId, BlobKind, Commit, CommitId, EntryKind, Vault};
@@ -106,8 +109,13 @@ fn history(rt: &tokio::runtime::Runtime, vault: &Vault, published: &[CommitId]) 
         .map_err(|e| format!("the refs do not read: {e}"))?;
     let mut commits = HashMap::new();
     let mut todo: Vec<CommitId> = refs.values().map(|r| r.commit).collect();
+    for head in &todo {
+        if vault.is_forgotten(head) {
+            return Err(format!("the head {head} is forgotten by a prune"));
+        }
+    }
     while let Some(id) = todo.pop() {
-        if commits.contains_key(&id) {
+        if commits.contains_key(&id) || vault.is_forgotten(&id) {
             continue;
         }
         let c = rt
@@ -122,7 +130,7 @@ fn history(rt: &tokio::runtime::Runtime, vault: &Vault, published: &[CommitId]) 
     // commit); its state is that other commit's.
     let roots: HashSet<BlobId> = commits.values().map(|c| c.root).collect();
     for id in published {
-        if !commits.contains_key(id) {
+        if !commits.contains_key(id) && !vault.is_forgotten(id) {
             let c = rt.block_on(vault.read_commit(id));
             if c.as_ref().is_ok_and(|c| roots.contains(&c.root)) {
                 continue;
@@ -219,6 +227,8 @@ pub fn no_version_lost(
     now: &HashSet<u64>,
 ) -> Result<(), String> {
     let vault = honest_vault(rt, store)?;
+    rt.block_on(vault.load_gc())
+        .map_err(|e| format!("the prune objects do not read: {e}"))?;
     let h = history(rt, &vault, published)?;
     let mut reader = Reader {
         rt,
@@ -240,6 +250,7 @@ pub fn no_version_lost(
             }
         }
     }
+    retained_read(rt, &vault, &mut reader)?;
     lost.sort();
     lost.dedup();
     if lost.is_empty() {
@@ -247,4 +258,25 @@ pub fn no_version_lost(
     } else {
         Err(format!("{} versions lost: {}", lost.len(), lost.join("; ")))
     }
+}
+
+/// Every commit in the store that no plan forgets reads whole, every blob
+/// of it (a crashed save's commit too: a prune keeps what any commit it
+/// does not forget needs).
+fn retained_read(rt: &tokio::runtime::Runtime, vault: &Vault, reader: &mut Reader<'_>) -> Result<(), String> {
+    let scan = rt
+        .block_on(vault.scan_commits())
+        .map_err(|e| format!("the commits do not list: {e}"))?;
+    if let Some((key, why)) = scan.damaged.first() {
+        return Err(format!("{key} does not read: {why}"));
+    }
+    for (id, c) in &scan.commits {
+        if vault.is_forgotten(id) {
+            continue;
+        }
+        reader
+            .files(&c.root)
+            .map_err(|e| format!("commit {id}, which no prune forgot: {e}"))?;
+    }
+    Ok(())
 }

@@ -28,6 +28,9 @@ pub struct Faults {
     /// After this many more requests the device is cut off (a crash
     /// point inside a cycle); `None`: never.
     pub cut_after: Option<u64>,
+    /// Each request lets other tasks run first, so two pruners marking
+    /// at once interleave their requests.
+    pub yield_each: bool,
 }
 
 /// The store's shared state: the objects, and each key's versions as a
@@ -146,6 +149,14 @@ impl SimView {
         }
     }
 
+    /// Lets the other task run, when this view interleaves.
+    async fn pace(&self) {
+        let interleave = self.faults.lock().unwrap().yield_each;
+        if interleave {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn lag(&self) -> u64 {
         self.faults.lock().unwrap().lag
     }
@@ -158,6 +169,7 @@ fn broke() -> BackendError {
 #[async_trait]
 impl Backend for SimView {
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes, BackendError> {
+        self.pace().await;
         self.store.tick();
         if self.fate(false) != Fate::Fine {
             return Err(broke());
@@ -166,6 +178,7 @@ impl Backend for SimView {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BackendError> {
+        self.pace().await;
         let tick = self.store.tick();
         let fate = self.fate(true);
         if fate == Fate::FailBefore {
@@ -180,6 +193,7 @@ impl Backend for SimView {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.pace().await;
         self.store.tick();
         if self.fate(false) != Fate::Fine {
             return Err(broke());
@@ -188,6 +202,7 @@ impl Backend for SimView {
     }
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.pace().await;
         let tick = self.store.tick();
         let fate = self.fate(true);
         if fate == Fate::FailBefore {
@@ -202,6 +217,7 @@ impl Backend for SimView {
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, BackendError> {
+        self.pace().await;
         self.store.tick();
         if self.fate(false) != Fate::Fine {
             return Err(broke());

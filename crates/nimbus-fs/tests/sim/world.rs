@@ -1,6 +1,8 @@
 //! One simulated run: the devices, the store, and the plan's operations
 //! applied in order; then the healing rounds and the checks of
-//! `oracle.rs`.
+//! `oracle.rs`. The pruners are in [`prune`].
+
+mod prune;
 
 use nimbus_fs::{Ctx, ErrorKind, Fs, FsError, FsOptions};
 use nimbus_vault::{CommitId, DeviceId, KdfParams, Vault, VaultParams};
@@ -31,6 +33,8 @@ struct Device {
     /// number of this device's ref, and the refs seen (rollback memory).
     ref_seq: Arc<AtomicU64>,
     seen: Arc<Mutex<HashMap<DeviceId, u64>>>,
+    /// Its machine sleeps: it does nothing until it wakes.
+    suspended: bool,
 }
 
 struct World {
@@ -38,6 +42,7 @@ struct World {
     store: SimStore,
     seed: u64,
     devices: Vec<Device>,
+    pruners: Vec<prune::Pruner>,
     /// Every commit a device reported publishing.
     published: Arc<Mutex<Vec<CommitId>>>,
     /// Versions a person replaced or deleted (§3.7).
@@ -58,6 +63,15 @@ pub struct Stats {
     pub published: usize,
     pub files: usize,
     pub copies: usize,
+    pub marks: u32,
+    /// Plans written.
+    pub plans: usize,
+    pub sweeps: u32,
+    /// Plans a sweep finished, and the bytes they freed.
+    pub plans_done: usize,
+    pub freed: u64,
+    pub kept_packs: usize,
+    pub pruner_crashes: u32,
 }
 
 type Outcome = Result<(), String>;
@@ -70,6 +84,8 @@ pub fn run(plan: &Plan, sabotage: bool) -> Result<Stats, String> {
         w.apply(op).map_err(|e| format!("operation {i} ({op:?}): {e}"))?;
     }
     w.heal()?;
+    w.converge()?;
+    w.final_prune()?;
     w.converge()?;
     if sabotage {
         w.sabotage()?;
@@ -133,6 +149,14 @@ impl World {
                 partitioned: false,
                 ref_seq: Arc::new(AtomicU64::new(0)),
                 seen: Arc::new(Mutex::new(HashMap::new())),
+                suspended: false,
+            })
+            .collect();
+        let pruners = (0..ops::PRUNERS)
+            .map(|i| prune::Pruner {
+                id: DeviceId::random(),
+                view: store.view(plan.seed.wrapping_mul(97).wrapping_add(i as u64 + 1)),
+                vault: None,
             })
             .collect();
         let mut w = World {
@@ -140,6 +164,7 @@ impl World {
             store,
             seed: plan.seed,
             devices,
+            pruners,
             published: Arc::new(Mutex::new(Vec::new())),
             replaced: HashSet::new(),
             writes: 0,
@@ -212,7 +237,25 @@ impl World {
     }
 
     fn apply(&mut self, op: &Op) -> Outcome {
+        let asleep = self.devices.get(op.dev()).is_some_and(|d| d.suspended);
+        if asleep && !matches!(op, Op::Suspend { .. }) {
+            return Ok(());
+        }
         let res = match *op {
+            Op::Mark { pruner, keep, cut } => return self.mark(pruner, keep, cut),
+            Op::MarkBoth { keep } => return self.mark_both(keep),
+            Op::Sweep { pruner, cut } => return self.sweep(pruner, cut),
+            Op::Clock { minutes } => {
+                self.advance_minutes(minutes);
+                return Ok(());
+            }
+            Op::Suspend { dev, on, hours } => {
+                if on && !self.devices[dev].suspended {
+                    self.advance_minutes(hours * 60);
+                }
+                self.devices[dev].suspended = on;
+                return Ok(());
+            }
             Op::Step { dev, commit } => return self.step(dev, commit),
             Op::Crash { dev, after } => return self.crash(dev, after),
             Op::Partition { dev, on } => {
@@ -377,6 +420,7 @@ impl World {
     fn heal(&mut self) -> Outcome {
         for d in &mut self.devices {
             d.partitioned = false;
+            d.suspended = false;
             d.view.set(|f| *f = Faults::default());
             if let (Some(fh), Some(fs)) = (d.held.take(), &d.fs) {
                 fs.release(fh)

@@ -34,10 +34,13 @@ impl Rescued {
 impl Vault {
     /// S2: copies what `commit` needs beyond what `base` (this device's
     /// published head) needs and only condemned packs hold. Costs nothing
-    /// while no plan condemns anything; otherwise a walk of the folders
-    /// that changed.
+    /// in a vault never pruned; otherwise a walk of the folders that
+    /// changed. A finished prune counts too, not only a pending plan: a
+    /// save built before this device learned its done record (it slept
+    /// through the whole prune) may have reused data the sweep deleted.
     pub(crate) async fn rescue_for_publish(&self, commit: &CommitId, base: Option<&CommitId>) -> Result<Rescued> {
-        if !self.with_index(|ix| ix.has_condemned()) || base == Some(commit) {
+        let pruned = self.with_index(|ix| ix.has_condemned()) || !self.gc_known_read().deleted().is_empty();
+        if !pruned || base == Some(commit) {
             return Ok(Rescued::default());
         }
         let root = self.read_commit(commit).await?.root;
