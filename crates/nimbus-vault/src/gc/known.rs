@@ -58,6 +58,11 @@ impl GcKnown {
         self.forgotten.contains(id)
     }
 
+    /// Every pack a finished prune deleted.
+    pub(crate) fn deleted(&self) -> &HashSet<PackId> {
+        &self.deleted
+    }
+
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
     }
