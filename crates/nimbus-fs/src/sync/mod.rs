@@ -417,7 +417,19 @@ impl Syncer {
         if poll.gc_pending.iter().all(|p| own.gc_seen.contains(p)) {
             return Ok(());
         }
-        let published = self.engine.write_own_ref(own.commit, &mut cy.cache)?;
+        // The ref names the local head: the last publish, or another
+        // device's head taken in by a fast-forward (which writes no ref).
+        // Never an older commit than the store's: a view of the own ref
+        // older than the last update this device wrote is skipped, and so
+        // is a head that does not descend from the ref's commit.
+        let (head, written) = self.local.db.read(|c| Ok((state::head(c)?, state::ref_seen(c)?)))?;
+        let Some(head) = head else {
+            return Ok(());
+        };
+        if own.seq < written || !heads::descends(&self.local, head, own.commit)? {
+            return Ok(());
+        }
+        let published = self.engine.write_own_ref(head, &mut cy.cache)?;
         self.local
             .db
             .write(|c| state::set_ref_seen(c, published.seq.max(state::ref_seen(c)?)))?;
