@@ -236,20 +236,24 @@ impl Saver {
             }
         }
         self.0.new_raw.fetch_add(data.len() as u64, Ordering::Relaxed);
-        let full = {
-            let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
-            let p = &mut *p;
-            let builder = match (kind, p.trees.as_mut()) {
-                (BlobKind::Tree, Some(trees)) => trees,
-                _ => &mut p.data,
-            };
-            builder.add(&enc);
-            (builder.len() >= vault.params().pack_target_size as usize).then(|| builder.finish(vault.keys()))
-        };
-        if let Some(pack) = full {
+        if let Some(pack) = self.pack(&enc)? {
             self.send_blocking(pack)?;
         }
         Ok(id)
+    }
+
+    /// Adds an encoded blob to the pack being filled for its kind; returns
+    /// that pack when it is full.
+    fn pack(&self, enc: &codec::EncodedBlob) -> Result<Option<FinishedPack>> {
+        let vault = &self.0.vault;
+        let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
+        let p = &mut *p;
+        let builder = match (enc.kind, p.trees.as_mut()) {
+            (BlobKind::Tree, Some(trees)) => trees,
+            _ => &mut p.data,
+        };
+        builder.add(enc);
+        Ok((builder.len() >= vault.params().pack_target_size as usize).then(|| builder.finish(vault.keys())))
     }
 
     fn send_blocking(&self, pack: FinishedPack) -> Result<()> {
@@ -348,18 +352,7 @@ impl Saver {
             sealed,
         };
         self.0.new_blobs.fetch_add(1, Ordering::Relaxed);
-        let full = {
-            let vault = &self.0.vault;
-            let mut p = self.0.packers.lock().map_err(|_| poisoned())?;
-            let p = &mut *p;
-            let builder = match (kind, p.trees.as_mut()) {
-                (BlobKind::Tree, Some(trees)) => trees,
-                _ => &mut p.data,
-            };
-            builder.add(&enc);
-            (builder.len() >= vault.params().pack_target_size as usize).then(|| builder.finish(vault.keys()))
-        };
-        if let Some(pack) = full {
+        if let Some(pack) = self.pack(&enc)? {
             let tx = self.0.tx.lock().map_err(|_| poisoned())?.clone();
             match tx {
                 Some(tx) => tx.send(pack).await.map_err(|_| self.upload_error())?,

@@ -110,17 +110,9 @@ async fn keys(mem: &MemoryBackend, prefix: &str) -> BTreeSet<String> {
     mem.list(prefix).await.unwrap().into_iter().map(|o| o.key).collect()
 }
 
-/// Incompressible bytes (xorshift), so pack sizes mean something.
+/// Incompressible bytes, so pack sizes mean something.
 fn data(seed: u8, len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::random_bytes(u64::from(seed) + 1, len)
 }
 
 async fn ack(vault: &Vault, device: &DeviceId) {

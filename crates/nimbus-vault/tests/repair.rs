@@ -37,17 +37,8 @@ struct Fixture {
     snapshot: CommitId,
 }
 
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+mod common;
+use common::random_bytes as bytes;
 
 fn file_entry(name: &str, content: Vec<BlobId>, size: u64) -> Entry {
     Entry {

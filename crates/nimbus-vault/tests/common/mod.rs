@@ -47,3 +47,17 @@ pub async fn golden_in_memory(name: &str) -> Arc<MemoryBackend> {
     }
     mem
 }
+
+/// Incompressible bytes (xorshift) from a seed, so pack sizes mean
+/// something.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
