@@ -307,6 +307,21 @@ mod tests {
     use super::*;
     use crate::crypto::MasterKey;
 
+    /// A pack holding one blob.
+    fn pack_of(id: PackId, blob: BlobId) -> IndexPack {
+        IndexPack {
+            id,
+            size: 100,
+            blobs: vec![PackEntry {
+                id: blob,
+                kind: BlobKind::Data,
+                offset: 0,
+                length: 10,
+                raw_len: 5,
+            }],
+        }
+    }
+
     fn index_of(blobs: usize) -> IndexFile {
         IndexFile {
             packs: vec![IndexPack {
@@ -332,17 +347,7 @@ mod tests {
     fn the_newest_index_object_places_a_blob() {
         use std::time::{Duration, UNIX_EPOCH};
         let blob = Id::random();
-        let pack_with = |id: PackId| IndexPack {
-            id,
-            size: 100,
-            blobs: vec![PackEntry {
-                id: blob,
-                kind: BlobKind::Data,
-                offset: 0,
-                length: 10,
-                raw_len: 5,
-            }],
-        };
+        let pack_with = |id: PackId| pack_of(id, blob);
         let (old, new) = (pack_with(Id::random()), pack_with(Id::random()));
         let t = |s| Some(UNIX_EPOCH + Duration::from_secs(s));
         for order in [[(&old, t(10)), (&new, t(20))], [(&new, t(20)), (&old, t(10))]] {
@@ -368,17 +373,7 @@ mod tests {
     #[test]
     fn condemned_places_come_last_and_deleted_ones_go() {
         let blob = Id::random();
-        let pack_with = |id: PackId| IndexPack {
-            id,
-            size: 100,
-            blobs: vec![PackEntry {
-                id: blob,
-                kind: BlobKind::Data,
-                offset: 0,
-                length: 10,
-                raw_len: 5,
-            }],
-        };
+        let pack_with = |id: PackId| pack_of(id, blob);
         let (a, b) = (pack_with(Id::random()), pack_with(Id::random()));
         let mut m = MasterIndex::default();
         m.add_pack(&a);
